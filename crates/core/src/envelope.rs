@@ -1,0 +1,194 @@
+//! The one parser: bytes become a typed envelope here, with every length
+//! checked before any key is touched. Nothing downstream re-checks.
+use crate::{
+    format::*,
+    keys::Kid,
+    Error, Malformed,
+};
+
+/// Envelope kinds of format v1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// 'S': made with a public key.
+    Sealed,
+    /// 'K': made by the server with a tenant DEK.
+    Keyed,
+    /// 'G': an ML-DSA-65 signature.
+    Signature,
+}
+
+impl Kind {
+    /// The name used in reports (`pq_inspect`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Sealed => "sealed",
+            Kind::Keyed => "keyed",
+            Kind::Signature => "signature",
+        }
+    }
+}
+
+/// A well-formed v1 envelope.
+#[derive(Clone, Copy, Debug)]
+pub enum Envelope<'a> {
+    /// Sealed to an ML-KEM-768 key.
+    Sealed(SealedEnvelope<'a>),
+    /// Encrypted under a DEK.
+    Keyed(KeyedEnvelope<'a>),
+    /// A signature.
+    Signature(SignatureEnvelope<'a>),
+}
+
+/// A sealed envelope: header (1118 bytes) then ciphertext and tag.
+#[derive(Clone, Copy, Debug)]
+pub struct SealedEnvelope<'a>(&'a [u8]);
+
+/// A keyed envelope: header (46 bytes) then ciphertext and tag.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyedEnvelope<'a>(&'a [u8]);
+
+/// A signature envelope: exactly 3327 bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct SignatureEnvelope<'a>(&'a [u8]);
+
+impl<'a> Envelope<'a> {
+    /// Checks version, kind and exact lengths. Anything else is [`Error::Malformed`].
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+        let (&version, rest) = bytes.split_first().ok_or(Malformed::Truncated)?;
+        if version != VERSION_1 {
+            return Err(Malformed::UnknownVersion(version).into());
+        }
+        let &kind = rest.first().ok_or(Malformed::Truncated)?;
+        match kind {
+            KIND_SEALED if bytes.len() >= SEALED_HEADER_LEN + TAG_LEN => {
+                Ok(Envelope::Sealed(SealedEnvelope(bytes)))
+            }
+            KIND_KEYED if bytes.len() >= KEYED_HEADER_LEN + TAG_LEN => {
+                Ok(Envelope::Keyed(KeyedEnvelope(bytes)))
+            }
+            KIND_SIGNATURE if bytes.len() == SIGNATURE_ENVELOPE_LEN => {
+                Ok(Envelope::Signature(SignatureEnvelope(bytes)))
+            }
+            KIND_SEALED | KIND_KEYED => Err(Malformed::Truncated.into()),
+            KIND_SIGNATURE => Err(Malformed::WrongLength.into()),
+            other => Err(Malformed::UnknownKind(other).into()),
+        }
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Envelope::Sealed(_) => Kind::Sealed,
+            Envelope::Keyed(_) => Kind::Keyed,
+            Envelope::Signature(_) => Kind::Signature,
+        }
+    }
+
+    /// The key id it names.
+    pub fn kid(&self) -> Kid {
+        kid_at(self.bytes())
+    }
+
+    /// All bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        match self {
+            Envelope::Sealed(e) => e.0,
+            Envelope::Keyed(e) => e.0,
+            Envelope::Signature(e) => e.0,
+        }
+    }
+
+    /// Length of the plaintext it carries (0 for a signature).
+    pub fn plaintext_len(&self) -> usize {
+        match self {
+            Envelope::Sealed(e) => e.body().len() - TAG_LEN,
+            Envelope::Keyed(e) => e.body().len() - TAG_LEN,
+            Envelope::Signature(_) => 0,
+        }
+    }
+
+    /// A sealed envelope, or [`Malformed::WrongKind`].
+    pub fn into_sealed(self) -> Result<SealedEnvelope<'a>, Error> {
+        match self {
+            Envelope::Sealed(e) => Ok(e),
+            _ => Err(Malformed::WrongKind.into()),
+        }
+    }
+
+    /// A keyed envelope, or [`Malformed::WrongKind`].
+    pub fn into_keyed(self) -> Result<KeyedEnvelope<'a>, Error> {
+        match self {
+            Envelope::Keyed(e) => Ok(e),
+            _ => Err(Malformed::WrongKind.into()),
+        }
+    }
+
+    /// A signature envelope, or [`Malformed::WrongKind`].
+    pub fn into_signature(self) -> Result<SignatureEnvelope<'a>, Error> {
+        match self {
+            Envelope::Signature(e) => Ok(e),
+            _ => Err(Malformed::WrongKind.into()),
+        }
+    }
+}
+
+fn kid_at(bytes: &[u8]) -> Kid {
+    let mut kid = [0u8; KID_LEN];
+    kid.copy_from_slice(&bytes[KID_OFFSET..KID_OFFSET + KID_LEN]);
+    Kid(kid)
+}
+
+fn array_at<const N: usize>(bytes: &[u8], offset: usize) -> &[u8; N] {
+    // Lengths were checked by `Envelope::parse`; a failure here is a bug in
+    // this module's offsets, which the tests would catch.
+    bytes[offset..offset + N].try_into().expect("offsets checked at parse")
+}
+
+impl<'a> SealedEnvelope<'a> {
+    /// Recipient key id.
+    pub fn kid(&self) -> Kid {
+        kid_at(self.0)
+    }
+    pub(crate) fn kem_ciphertext(&self) -> &'a [u8; KEM_CIPHERTEXT_LEN] {
+        array_at(self.0, SEALED_KEM_CT_OFFSET)
+    }
+    pub(crate) fn nonce(&self) -> &'a [u8; NONCE_LEN] {
+        array_at(self.0, SEALED_NONCE_OFFSET)
+    }
+    pub(crate) fn header(&self) -> &'a [u8] {
+        &self.0[..SEALED_HEADER_LEN]
+    }
+    pub(crate) fn body(&self) -> &'a [u8] {
+        &self.0[SEALED_HEADER_LEN..]
+    }
+}
+
+impl<'a> KeyedEnvelope<'a> {
+    /// Key id of the tenant key version whose DEK made it.
+    pub fn kid(&self) -> Kid {
+        kid_at(self.0)
+    }
+    pub(crate) fn salt(&self) -> &'a [u8; SALT_LEN] {
+        array_at(self.0, KEYED_SALT_OFFSET)
+    }
+    pub(crate) fn nonce(&self) -> &'a [u8; NONCE_LEN] {
+        array_at(self.0, KEYED_NONCE_OFFSET)
+    }
+    pub(crate) fn header(&self) -> &'a [u8] {
+        &self.0[..KEYED_HEADER_LEN]
+    }
+    pub(crate) fn body(&self) -> &'a [u8] {
+        &self.0[KEYED_HEADER_LEN..]
+    }
+}
+
+impl<'a> SignatureEnvelope<'a> {
+    /// `kid(pk)` of the signing key.
+    pub fn kid(&self) -> Kid {
+        kid_at(self.0)
+    }
+    /// The raw FIPS 204 signature.
+    pub fn signature(&self) -> &'a [u8] {
+        &self.0[SIGNATURE_OFFSET..]
+    }
+}

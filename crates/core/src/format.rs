@@ -1,0 +1,75 @@
+//! Sizes, tags and domain-separation strings of format v1 (docs/FORMAT.md).
+//! Every constant of the byte format is defined here and nowhere else.
+
+/// The only envelope version this crate reads or writes.
+pub const VERSION_1: u8 = 0x01;
+/// Kind byte of a sealed envelope ('S').
+pub const KIND_SEALED: u8 = 0x53;
+/// Kind byte of a keyed envelope ('K').
+pub const KIND_KEYED: u8 = 0x4B;
+/// Kind byte of a signature envelope ('G').
+pub const KIND_SIGNATURE: u8 = 0x47;
+
+/// Length of a key id: the first 16 bytes of SHA-256 of the public key.
+pub const KID_LEN: usize = 16;
+
+/// ML-KEM-768 encapsulation key.
+pub const KEM_PUBLIC_KEY_LEN: usize = 1184;
+/// ML-KEM-768 key generation seed `d || z`.
+pub const KEM_SEED_LEN: usize = 64;
+/// ML-KEM-768 expanded decapsulation key (accepted on input only).
+pub const KEM_EXPANDED_KEY_LEN: usize = 2400;
+/// ML-KEM-768 ciphertext.
+pub const KEM_CIPHERTEXT_LEN: usize = 1088;
+/// ML-KEM-768 shared secret.
+pub const KEM_SHARED_SECRET_LEN: usize = 32;
+
+/// ML-DSA-65 public (verifying) key.
+pub const DSA_PUBLIC_KEY_LEN: usize = 1952;
+/// ML-DSA-65 key generation seed `ξ`.
+pub const DSA_SEED_LEN: usize = 32;
+/// ML-DSA-65 signature.
+pub const DSA_SIGNATURE_LEN: usize = 3309;
+/// Longest FIPS 204 context string.
+pub const DSA_MAX_CONTEXT_LEN: usize = 255;
+
+/// ChaCha20-Poly1305 and DEK key length.
+pub const KEY_LEN: usize = 32;
+/// ChaCha20-Poly1305 nonce.
+pub const NONCE_LEN: usize = 12;
+/// Poly1305 tag.
+pub const TAG_LEN: usize = 16;
+/// Per-value salt of a keyed envelope.
+pub const SALT_LEN: usize = 16;
+
+/// Offset of the kid in every envelope.
+pub const KID_OFFSET: usize = 2;
+/// Sealed: offset of the ML-KEM ciphertext.
+pub const SEALED_KEM_CT_OFFSET: usize = KID_OFFSET + KID_LEN;
+/// Sealed: offset of the nonce.
+pub const SEALED_NONCE_OFFSET: usize = SEALED_KEM_CT_OFFSET + KEM_CIPHERTEXT_LEN;
+/// Sealed: header length (everything before the AEAD ciphertext) = 1118.
+pub const SEALED_HEADER_LEN: usize = SEALED_NONCE_OFFSET + NONCE_LEN;
+/// Keyed: offset of the salt.
+pub const KEYED_SALT_OFFSET: usize = KID_OFFSET + KID_LEN;
+/// Keyed: offset of the nonce.
+pub const KEYED_NONCE_OFFSET: usize = KEYED_SALT_OFFSET + SALT_LEN;
+/// Keyed: header length = 46.
+pub const KEYED_HEADER_LEN: usize = KEYED_NONCE_OFFSET + NONCE_LEN;
+/// Signature envelope: offset of the signature.
+pub const SIGNATURE_OFFSET: usize = KID_OFFSET + KID_LEN;
+/// Signature envelope: total length = 3327.
+pub const SIGNATURE_ENVELOPE_LEN: usize = SIGNATURE_OFFSET + DSA_SIGNATURE_LEN;
+
+/// HKDF info of the sealed envelope key.
+pub const INFO_SEALED: &[u8] = b"apg-pq v1 sealed";
+/// HKDF info prefix of the keyed envelope key (the salt follows it).
+pub const INFO_KEYED: &[u8] = b"apg-pq v1 keyed";
+/// User AAD of the DEK sealed to its own key version.
+pub const AAD_DEK: &[u8] = b"apg-pq v1 dek";
+/// Prefix of the AAD of a secret wrapped under the master data key.
+pub const AAD_WRAP: &[u8] = b"apg-pq v1 wrap";
+
+const _: () = assert!(SEALED_HEADER_LEN == 1118);
+const _: () = assert!(KEYED_HEADER_LEN == 46);
+const _: () = assert!(SIGNATURE_ENVELOPE_LEN == 3327);

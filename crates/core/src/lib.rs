@@ -1,0 +1,38 @@
+//! Pure-Rust core of apg_pqcrypto: the v1 envelope formats, key types and the
+//! post-quantum primitives behind them. No PostgreSQL here, so everything is
+//! testable, benchmarkable and fuzzable with plain `cargo`.
+//!
+//! The byte layouts are specified in `docs/FORMAT.md`; the constants of that
+//! document live in [`format`].
+//!
+//! Entry points:
+//! - [`Envelope::parse`] turns bytes into a typed envelope (the only parser).
+//! - [`KemPublicKey`] / [`KemSecretKey`]: sealed envelopes ([`sealed`]).
+//! - [`KeyedCipher`]: keyed envelopes under a DEK ([`keyed`]).
+//! - [`SigningKey`] / [`VerifyingKey`]: ML-DSA-65 signatures and signature envelopes.
+//! - [`MasterDataKey`]: wrapping of tenant secrets; [`TenantKeys`]: a new key version.
+
+mod aead;
+pub mod backend;
+mod envelope;
+mod error;
+pub mod format;
+mod keyed;
+mod keys;
+mod rng;
+mod secret;
+pub mod sealed;
+mod signature;
+mod tenant;
+mod wrap;
+
+pub use envelope::{Envelope, Kind, KeyedEnvelope, SealedEnvelope, SignatureEnvelope};
+pub use error::{Error, Malformed};
+pub use keyed::KeyedCipher;
+pub use keys::{KemPublicKey, KemSecretKey, Kid, SigningKey, VerifyingKey};
+pub use secret::{Dek, DsaSeed, KemSeed, Plaintext};
+pub use tenant::{open_dek, seal_dek, TenantKeys};
+pub use wrap::{MasterDataKey, Purpose, WrapContext};
+
+#[cfg(test)]
+mod test_rng;
