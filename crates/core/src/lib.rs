@@ -35,4 +35,6 @@ pub use tenant::{open_dek, seal_dek, TenantKeys};
 pub use wrap::{MasterDataKey, Purpose, WrapContext};
 
 #[cfg(test)]
+mod kat;
+#[cfg(test)]
 mod test_rng;

@@ -3,6 +3,7 @@
 use crate::{rng::RandomSource, Error};
 use sha2::{Digest, Sha256};
 
+#[derive(Clone)]
 pub(crate) struct SeededRandom {
     seed: [u8; 32],
     counter: u64,
@@ -24,6 +25,16 @@ impl RandomSource for SeededRandom {
             self.counter += 1;
             chunk.copy_from_slice(&block[..chunk.len()]);
         }
+        Ok(())
+    }
+}
+
+/// A source of zero bytes: ML-DSA's deterministic variant (rnd = 0^32).
+pub(crate) struct ZeroRandom;
+
+impl RandomSource for ZeroRandom {
+    fn fill(&mut self, out: &mut [u8]) -> Result<(), Error> {
+        out.fill(0);
         Ok(())
     }
 }

@@ -7,6 +7,7 @@
 //!            || u32be(version) || u8(len(purpose)) || purpose
 //! ```
 use crate::{
+    rng::{OsRandom, RandomSource},
     format::AAD_WRAP, keys::Kid, secret::Plaintext, Dek, Envelope, Error, KeyedCipher,
 };
 use core::fmt;
@@ -47,7 +48,7 @@ pub struct WrapContext<'a> {
 }
 
 impl WrapContext<'_> {
-    fn aad(&self) -> Vec<u8> {
+    pub(crate) fn aad(&self) -> Vec<u8> {
         let purpose = self.purpose.label().as_bytes();
         let mut aad = Vec::with_capacity(AAD_WRAP.len() + 10 + self.tenant.len() + purpose.len());
         aad.extend_from_slice(AAD_WRAP);
@@ -79,7 +80,16 @@ impl MasterDataKey {
 
     /// Wraps `secret` for the place `context` names.
     pub fn wrap(&self, secret: &[u8], context: &WrapContext<'_>) -> Result<Vec<u8>, Error> {
-        self.cipher.encrypt(secret, &context.aad())
+        self.wrap_from(&mut OsRandom, secret, context)
+    }
+
+    pub(crate) fn wrap_from(
+        &self,
+        rng: &mut impl RandomSource,
+        secret: &[u8],
+        context: &WrapContext<'_>,
+    ) -> Result<Vec<u8>, Error> {
+        self.cipher.encrypt_from(rng, secret, &context.aad())
     }
 
     /// Unwraps a secret; fails with [`Error::DecryptionFailed`] under another

@@ -1,0 +1,282 @@
+//! Round trips, tampering, truncation, wrong keys and wrong AAD for every
+//! envelope kind. The sweeps over single-bit flips and truncations are
+//! exhaustive for one envelope of each kind; proptest covers random sizes
+//! (0..64 KiB) and random AAD.
+
+use pqcore::{
+    open_dek, sealed, Dek, Envelope, Error, KemSecretKey, KeyedCipher, Kid, Malformed,
+    MasterDataKey, Purpose, SigningKey, TenantKeys, WrapContext,
+};
+use proptest::prelude::*;
+use std::sync::OnceLock;
+
+struct Fixture {
+    kem: KemSecretKey,
+    other_kem: KemSecretKey,
+    cipher: KeyedCipher,
+    other_cipher: KeyedCipher,
+    signing: SigningKey,
+    other_signing: SigningKey,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let kid = Kid([7; 16]);
+        Fixture {
+            kem: KemSecretKey::generate().unwrap().1,
+            other_kem: KemSecretKey::generate().unwrap().1,
+            cipher: KeyedCipher::new(&Dek::generate().unwrap(), kid),
+            // Same kid, different DEK: only the authentication can tell.
+            other_cipher: KeyedCipher::new(&Dek::generate().unwrap(), kid),
+            signing: SigningKey::generate().unwrap().1,
+            other_signing: SigningKey::generate().unwrap().1,
+        }
+    })
+}
+
+fn open_sealed(key: &KemSecretKey, bytes: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+    let env = Envelope::parse(bytes)?.into_sealed()?;
+    Ok(sealed::open(key, &env, aad)?.expose().to_vec())
+}
+
+fn open_keyed(cipher: &KeyedCipher, bytes: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+    let env = Envelope::parse(bytes)?.into_keyed()?;
+    Ok(cipher.decrypt(&env, aad)?.expose().to_vec())
+}
+
+fn verify_sig(signing: &SigningKey, bytes: &[u8], msg: &[u8], ctx: &[u8]) -> Result<bool, Error> {
+    let env = Envelope::parse(bytes)?.into_signature()?;
+    signing.verifying_key().verify_envelope(&env, msg, ctx)
+}
+
+/// Every single-bit flip of `good` must be rejected by `open`.
+fn assert_every_flip_rejected(good: &[u8], open: impl Fn(&[u8]) -> bool) {
+    let mut bytes = good.to_vec();
+    for i in 0..bytes.len() {
+        for bit in 0..8 {
+            bytes[i] ^= 1 << bit;
+            assert!(!open(&bytes), "flip of byte {i} bit {bit} accepted");
+            bytes[i] ^= 1 << bit;
+        }
+    }
+    assert!(open(&bytes));
+}
+
+/// Every proper prefix of `good` must be rejected by `open`.
+fn assert_every_truncation_rejected(good: &[u8], open: impl Fn(&[u8]) -> bool) {
+    for len in 0..good.len() {
+        assert!(!open(&good[..len]), "truncation to {len} accepted");
+    }
+}
+
+#[test]
+fn sealed_flips_and_truncations() {
+    let f = fixture();
+    let env = sealed::seal(f.kem.public_key(), b"db password", b"key").unwrap();
+    let ok = |b: &[u8]| open_sealed(&f.kem, b, b"key").is_ok();
+    assert_every_flip_rejected(&env, ok);
+    assert_every_truncation_rejected(&env, ok);
+}
+
+#[test]
+fn keyed_flips_and_truncations() {
+    let f = fixture();
+    let env = f.cipher.encrypt(b"db password", b"key").unwrap();
+    let ok = |b: &[u8]| open_keyed(&f.cipher, b, b"key").is_ok();
+    assert_every_flip_rejected(&env, ok);
+    assert_every_truncation_rejected(&env, ok);
+}
+
+#[test]
+fn signature_flips_and_truncations() {
+    let f = fixture();
+    let env = f.signing.sign_envelope(b"config", b"ctx").unwrap();
+    let ok = |b: &[u8]| verify_sig(&f.signing, b, b"config", b"ctx").unwrap_or(false);
+    assert_every_flip_rejected(&env, ok);
+    assert_every_truncation_rejected(&env, ok);
+}
+
+#[test]
+fn errors_are_malformed_or_opaque() {
+    let f = fixture();
+    let env = f.cipher.encrypt(b"v", b"").unwrap();
+    assert_eq!(open_keyed(&f.cipher, &[], b""), Err(Error::Malformed(Malformed::Truncated)));
+    let mut v2 = env.clone();
+    v2[0] = 2;
+    assert_eq!(open_keyed(&f.cipher, &v2, b""), Err(Error::Malformed(Malformed::UnknownVersion(2))));
+    let mut kind = env.clone();
+    kind[1] = b'X';
+    assert_eq!(open_keyed(&f.cipher, &kind, b""), Err(Error::Malformed(Malformed::UnknownKind(b'X'))));
+    assert_eq!(open_keyed(&f.cipher, &env[..61], b""), Err(Error::Malformed(Malformed::Truncated)));
+    // Wrong key, wrong AAD, a flipped tag: one and the same error.
+    assert_eq!(open_keyed(&f.other_cipher, &env, b""), Err(Error::DecryptionFailed));
+    assert_eq!(open_keyed(&f.cipher, &env, b"x"), Err(Error::DecryptionFailed));
+    let mut tag = env.clone();
+    *tag.last_mut().unwrap() ^= 1;
+    assert_eq!(open_keyed(&f.cipher, &tag, b""), Err(Error::DecryptionFailed));
+    // A keyed envelope is not a sealed one.
+    assert_eq!(open_sealed(&f.kem, &env, b""), Err(Error::Malformed(Malformed::WrongKind)));
+    let sig = f.signing.sign_envelope(b"m", b"").unwrap();
+    assert_eq!(Envelope::parse(&sig[..3326]).unwrap_err(), Error::Malformed(Malformed::WrongLength));
+    assert_eq!(
+        Envelope::parse(&[sig.clone(), vec![0]].concat()).unwrap_err(),
+        Error::Malformed(Malformed::WrongLength)
+    );
+}
+
+#[test]
+fn raw_key_inputs() {
+    let (seed, key) = KemSecretKey::generate().unwrap();
+    assert_eq!(KemSecretKey::from_slice(seed.expose()).unwrap().kid(), key.kid());
+    for len in [0, 32, 63, 65, 1184, 2399, 2401] {
+        assert_eq!(KemSecretKey::from_slice(&vec![1u8; len]).unwrap_err(), Error::InvalidKey);
+    }
+    // A random 2400-byte string is not a valid expanded key (hash check).
+    assert_eq!(KemSecretKey::from_slice(&[1u8; 2400]).unwrap_err(), Error::InvalidKey);
+    assert_eq!(SigningKey::from_slice(&[0u8; 31]).unwrap_err(), Error::InvalidKey);
+    let signing = SigningKey::from_slice(&[9u8; 32]).unwrap();
+    assert_eq!(signing.sign(b"m", &[0u8; 256]).unwrap_err(), Error::ContextTooLong);
+    assert!(signing.sign(b"m", &[0u8; 255]).is_ok());
+    assert!(!signing.verifying_key().verify(b"m", b"", &[0u8; 12]).unwrap());
+}
+
+#[test]
+fn tenant_keys_and_wrapping() {
+    let keys = TenantKeys::generate().unwrap();
+    assert_eq!(open_dek(&keys.kem, &keys.sealed_dek).unwrap(), keys.dek);
+    let other = TenantKeys::generate().unwrap();
+    assert_eq!(open_dek(&other.kem, &keys.sealed_dek).unwrap_err(), Error::DecryptionFailed);
+    // The DEK is sealed with its own AAD; a plain sealed envelope is not a DEK.
+    let plain = sealed::seal(keys.kem.public_key(), keys.dek.expose(), b"").unwrap();
+    assert_eq!(open_dek(&keys.kem, &plain).unwrap_err(), Error::DecryptionFailed);
+
+    let mdk = MasterDataKey::new(Kid([1; 16]), &Dek::generate().unwrap());
+    let here = WrapContext { tenant: "acme", version: 3, purpose: Purpose::KemSeed };
+    let wrapped = mdk.wrap(keys.kem_seed.expose(), &here).unwrap();
+    assert_eq!(mdk.unwrap(&wrapped, &here).unwrap().expose(), keys.kem_seed.expose());
+    for elsewhere in [
+        WrapContext { tenant: "acme2", ..here },
+        WrapContext { version: 4, ..here },
+        WrapContext { purpose: Purpose::DsaSeed, ..here },
+    ] {
+        assert_eq!(mdk.unwrap(&wrapped, &elsewhere).unwrap_err(), Error::DecryptionFailed);
+    }
+    let other_mdk = MasterDataKey::new(Kid([1; 16]), &Dek::generate().unwrap());
+    assert_eq!(other_mdk.unwrap(&wrapped, &here).unwrap_err(), Error::DecryptionFailed);
+}
+
+#[test]
+fn debug_output_has_no_secret_bytes() {
+    let keys = TenantKeys::generate().unwrap();
+    let mdk_key = Dek::generate().unwrap();
+    let mdk = MasterDataKey::new(Kid([1; 16]), &mdk_key);
+    let plaintext = keys.keyed_cipher().decrypt(
+        &Envelope::parse(&keys.keyed_cipher().encrypt(b"hunter2-hunter2", b"").unwrap())
+            .unwrap()
+            .into_keyed()
+            .unwrap(),
+        b"",
+    );
+    let plaintext = plaintext.unwrap();
+    let secrets: Vec<&[u8]> = vec![
+        keys.kem_seed.expose(),
+        keys.dsa_seed.expose(),
+        keys.dek.expose(),
+        mdk_key.expose(),
+        plaintext.expose(),
+    ];
+    let outputs = [
+        format!("{:?}", keys.kem_seed),
+        format!("{:?}", keys.dsa_seed),
+        format!("{:?}", keys.dek),
+        format!("{:?}", keys.kem),
+        format!("{:?}", keys.signing),
+        format!("{:?}", keys.keyed_cipher()),
+        format!("{:?}", keys),
+        format!("{:?}", mdk),
+        format!("{:?}", mdk_key),
+        format!("{:?}", plaintext),
+        format!("{:#?}", keys.kem_seed),
+    ];
+    for out in &outputs {
+        assert!(out.contains("redacted"), "{out}");
+        for secret in &secrets {
+            let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            let upper = hex.to_uppercase();
+            let list = format!("{:?}", secret);
+            let inner = list.trim_matches(|c| c == '[' || c == ']');
+            assert!(!out.contains(&hex[..8]), "hex of a secret in {out}");
+            assert!(!out.contains(&upper[..8]), "HEX of a secret in {out}");
+            assert!(!out.contains(inner), "bytes of a secret in {out}");
+            assert!(!out.contains("hunter2"));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn keyed_round_trip(pt in prop::collection::vec(any::<u8>(), 0..65536), aad in prop::collection::vec(any::<u8>(), 0..300)) {
+        let f = fixture();
+        let env = f.cipher.encrypt(&pt, &aad).unwrap();
+        prop_assert_eq!(env.len(), pt.len() + 62);
+        prop_assert_eq!(open_keyed(&f.cipher, &env, &aad).unwrap(), pt.clone());
+        prop_assert_eq!(open_keyed(&f.other_cipher, &env, &aad), Err(Error::DecryptionFailed));
+        let mut wrong = aad.clone();
+        wrong.push(0);
+        prop_assert_eq!(open_keyed(&f.cipher, &env, &wrong), Err(Error::DecryptionFailed));
+    }
+
+    #[test]
+    fn sealed_round_trip(pt in prop::collection::vec(any::<u8>(), 0..65536), aad in prop::collection::vec(any::<u8>(), 0..300)) {
+        let f = fixture();
+        let env = sealed::seal(f.kem.public_key(), &pt, &aad).unwrap();
+        prop_assert_eq!(env.len(), pt.len() + 1134);
+        prop_assert_eq!(open_sealed(&f.kem, &env, &aad).unwrap(), pt.clone());
+        prop_assert_eq!(open_sealed(&f.other_kem, &env, &aad), Err(Error::DecryptionFailed));
+        let mut wrong = aad.clone();
+        wrong.push(0);
+        prop_assert_eq!(open_sealed(&f.kem, &env, &wrong), Err(Error::DecryptionFailed));
+    }
+
+    #[test]
+    fn signature_round_trip(msg in prop::collection::vec(any::<u8>(), 0..65536), ctx in prop::collection::vec(any::<u8>(), 0..=255)) {
+        let f = fixture();
+        let env = f.signing.sign_envelope(&msg, &ctx).unwrap();
+        prop_assert!(verify_sig(&f.signing, &env, &msg, &ctx).unwrap());
+        prop_assert!(!verify_sig(&f.other_signing, &env, &msg, &ctx).unwrap());
+        let mut other = ctx.clone();
+        other.push(1);
+        prop_assert!(!verify_sig(&f.signing, &env, &msg, &other).unwrap_or(false));
+    }
+
+    #[test]
+    fn random_flip_rejected(pt in prop::collection::vec(any::<u8>(), 0..2048), pos in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let f = fixture();
+        let mut env = f.cipher.encrypt(&pt, b"a").unwrap();
+        let i = pos.index(env.len());
+        env[i] ^= 1 << bit;
+        prop_assert!(open_keyed(&f.cipher, &env, b"a").is_err());
+        let mut env = sealed::seal(f.kem.public_key(), &pt, b"a").unwrap();
+        let i = pos.index(env.len());
+        env[i] ^= 1 << bit;
+        prop_assert!(open_sealed(&f.kem, &env, b"a").is_err());
+    }
+
+    #[test]
+    fn parse_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..4000), prefix in 0usize..3) {
+        let mut bytes = bytes;
+        let heads: [&[u8]; 3] = [b"\x01S", b"\x01K", b"\x01G"];
+        if bytes.len() >= 2 { bytes[..2].copy_from_slice(heads[prefix]); }
+        if let Ok(env) = Envelope::parse(&bytes) {
+            let f = fixture();
+            let _ = env.kid();
+            let _ = env.plaintext_len();
+            let _ = open_sealed(&f.kem, &bytes, b"");
+            let _ = open_keyed(&f.cipher, &bytes, b"");
+            let _ = verify_sig(&f.signing, &bytes, b"", b"");
+        }
+    }
+}
