@@ -1,1 +1,95 @@
-fn main(){}
+//! Criterion benches of the core: `cargo bench -p apg-pqcrypto-core`.
+//! Results and the machine are recorded in docs/PERFORMANCE.md.
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use pqcore::backend::{KemBackend, LibcruxKem, RustCryptoKem};
+use pqcore::{sealed, Dek, Envelope, KemSecretKey, KeyedCipher, Kid, SigningKey};
+
+const SIZES: [(&str, usize); 2] = [("40B", 40), ("4KiB", 4096)];
+
+fn kem_backend<B: KemBackend>(c: &mut Criterion) {
+    let seed = [3u8; 64];
+    let (dk, ek_bytes) = B::from_seed(&seed);
+    let ek = B::encapsulation_key(&ek_bytes).unwrap();
+    let (ct, _) = B::encapsulate(&ek, &[5u8; 32]);
+    let mut g = c.benchmark_group(format!("ml-kem-768/{}", B::NAME));
+    g.bench_function("keygen_from_seed", |b| b.iter(|| B::from_seed(black_box(&seed))));
+    g.bench_function("parse_ek", |b| b.iter(|| B::encapsulation_key(black_box(&ek_bytes))));
+    g.bench_function("encapsulate", |b| b.iter(|| B::encapsulate(&ek, black_box(&[5u8; 32]))));
+    g.bench_function("decapsulate", |b| b.iter(|| B::decapsulate(&dk, black_box(&ct))));
+    g.finish();
+}
+
+fn envelopes(c: &mut Criterion) {
+    let (_, kem) = KemSecretKey::generate().unwrap();
+    let dek = Dek::generate().unwrap();
+    let cipher = KeyedCipher::new(&dek, Kid([1; 16]));
+    let mut g = c.benchmark_group("envelope");
+    for (name, size) in SIZES {
+        let pt = vec![0x61u8; size];
+        let keyed = cipher.encrypt(&pt, b"database_url").unwrap();
+        let sealed_env = sealed::seal(kem.public_key(), &pt, b"database_url").unwrap();
+        g.bench_with_input(BenchmarkId::new("keyed_encrypt", name), &pt, |b, pt| {
+            b.iter(|| cipher.encrypt(black_box(pt), b"database_url").unwrap())
+        });
+        g.bench_with_input(BenchmarkId::new("keyed_decrypt", name), &keyed, |b, env| {
+            b.iter(|| {
+                let env = Envelope::parse(black_box(env)).unwrap().into_keyed().unwrap();
+                cipher.decrypt(&env, b"database_url").unwrap()
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("seal", name), &pt, |b, pt| {
+            b.iter(|| sealed::seal(kem.public_key(), black_box(pt), b"database_url").unwrap())
+        });
+        g.bench_with_input(BenchmarkId::new("open", name), &sealed_env, |b, env| {
+            b.iter(|| {
+                let env = Envelope::parse(black_box(env)).unwrap().into_sealed().unwrap();
+                sealed::open(&kem, &env, b"database_url").unwrap()
+            })
+        });
+    }
+    g.bench_function("keyed_cipher_setup", |b| b.iter(|| KeyedCipher::new(black_box(&dek), Kid([1; 16]))));
+    g.finish();
+}
+
+fn keys(c: &mut Criterion) {
+    let mut g = c.benchmark_group("keys");
+    g.bench_function("ml-kem-768_generate", |b| b.iter(|| KemSecretKey::generate().unwrap()));
+    g.bench_function("ml-dsa-65_generate", |b| b.iter(|| SigningKey::generate().unwrap()));
+    g.bench_function("ml-kem-768_parse_public", |b| {
+        let (_, k) = KemSecretKey::generate().unwrap();
+        let bytes = k.public_key().as_bytes().to_vec();
+        b.iter(|| pqcore::KemPublicKey::from_slice(black_box(&bytes)).unwrap())
+    });
+    g.finish();
+}
+
+fn signatures(c: &mut Criterion) {
+    let (_, key) = SigningKey::generate().unwrap();
+    let msg = vec![0x61u8; 40];
+    let sig = key.sign(&msg, b"").unwrap();
+    let mut g = c.benchmark_group("ml-dsa-65");
+    g.bench_function("sign_40B", |b| b.iter(|| key.sign(black_box(&msg), b"").unwrap()));
+    g.bench_function("verify_40B", |b| {
+        b.iter(|| key.verifying_key().verify(black_box(&msg), b"", &sig).unwrap())
+    });
+    g.bench_function("parse_verifying_key", |b| {
+        let pk = key.verifying_key().as_bytes().to_vec();
+        b.iter(|| pqcore::VerifyingKey::from_slice(black_box(&pk)).unwrap())
+    });
+    g.finish();
+}
+
+fn all(c: &mut Criterion) {
+    kem_backend::<LibcruxKem>(c);
+    kem_backend::<RustCryptoKem>(c);
+    envelopes(c);
+    keys(c);
+    signatures(c);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
+    targets = all
+}
+criterion_main!(benches);
