@@ -23,6 +23,9 @@ pub enum Purpose {
     DsaSeed,
     /// The audit signing key's ML-DSA-65 seed.
     AuditSeed,
+    /// The master data key itself, wrapped by a provider's key (the tenant
+    /// field then holds the MDK id in hex).
+    MasterDataKey,
 }
 
 impl Purpose {
@@ -32,6 +35,7 @@ impl Purpose {
             Purpose::KemSeed => "ml-kem-768 seed",
             Purpose::DsaSeed => "ml-dsa-65 seed",
             Purpose::AuditSeed => "audit ml-dsa-65 seed",
+            Purpose::MasterDataKey => "master data key",
         }
     }
 }

@@ -1,0 +1,45 @@
+# Throwaway PostgreSQL 15 clusters for the demo, the tests and the benchmark.
+# Source this file, then:
+#   cluster_start DIR PORT [extra postgresql.conf lines...]
+#   cluster_psql PORT [psql args...]
+#   cluster_stop DIR
+# Clusters run as the postgres OS user (PostgreSQL refuses root), listen on
+# 127.0.0.1 only, and preload apg_pqcrypto.
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi
+}
+
+cluster_start() {
+  local dir=$1 port=$2; shift 2
+  cluster_stop "$dir" 2>/dev/null || true
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+  as_postgres "$PGBIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log"; return 1; }
+  {
+    echo "port = $port"
+    echo "listen_addresses = '127.0.0.1'"
+    echo "unix_socket_directories = '$dir'"
+    echo "shared_preload_libraries = 'apg_pqcrypto'"
+    echo "fsync = off"
+    echo "log_min_messages = info"
+    echo "log_statement = 'all'"
+    for line in "$@"; do echo "$line"; done
+  } | as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null
+  as_postgres "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+    || { cat "$dir/server.log"; return 1; }
+}
+
+cluster_psql() {
+  local port=$1; shift
+  psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"
+}
+
+cluster_stop() {
+  local dir=$1
+  [ -f "$dir/data/postmaster.pid" ] || return 0
+  as_postgres "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+}

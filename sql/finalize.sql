@@ -1,0 +1,21 @@
+-- Runs after every function exists: the pq_envelope domain and privileges.
+
+CREATE DOMAIN pq_envelope AS bytea CHECK (pq_envelope_check(VALUE));
+COMMENT ON DOMAIN pq_envelope IS 'A well-formed apg_pqcrypto v1 envelope; anything else fails with 22023';
+
+-- Key administration.
+REVOKE ALL ON FUNCTION pq.create_tenant(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq.grant_tenant(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq.revoke_tenant(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.create_tenant(text), pq.grant_tenant(text, text),
+                          pq.revoke_tenant(text, text) TO pq_admin;
+
+-- Tenant-key functions: pq_user, and a pq.grant_tenant for the tenant.
+REVOKE ALL ON FUNCTION pq_encrypt(text, text, text), pq_encrypt(text, bytea, bytea),
+                       pq_decrypt(bytea, bytea), pq_decrypt_text(bytea, text),
+                       pq_sign(text, bytea, bytea), pq_verify(text, bytea, bytea, bytea)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq_encrypt(text, text, text), pq_encrypt(text, bytea, bytea),
+                          pq_decrypt(bytea, bytea), pq_decrypt_text(bytea, text),
+                          pq_sign(text, bytea, bytea), pq_verify(text, bytea, bytea, bytea)
+    TO pq_user;

@@ -1,0 +1,59 @@
+//! Every setting of the extension (DESIGN.md §5) and a typed getter for each.
+//! Settings that locate key material are reloadable only (postgresql.conf
+//! and SIGHUP), so a session cannot point the server at a file of its choice.
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::CString;
+
+static MASTER_KEY_PROVIDER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"file"));
+static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static KEY_CACHE_TTL: GucSetting<i32> = GucSetting::<i32>::new(300);
+
+pub fn init() {
+    GucRegistry::define_string_guc(
+        c"apg_pqcrypto.master_key_provider",
+        c"Where the key-encryption key is held: file, pkcs11 or aws_kms.",
+        c"Only 'file' is available in this version.",
+        &MASTER_KEY_PROVIDER,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_string_guc(
+        c"apg_pqcrypto.master_key_file",
+        c"Path of the 32-byte key-encryption key file (mode 0600).",
+        c"When unset, a development key is created under the data directory on first use.",
+        &MASTER_KEY_FILE,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_int_guc(
+        c"apg_pqcrypto.key_cache_ttl",
+        c"Seconds an unwrapped key stays cached in a backend.",
+        c"0 disables caching: every call unwraps its keys again.",
+        &KEY_CACHE_TTL,
+        0,
+        86_400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+}
+
+/// `apg_pqcrypto.master_key_provider`.
+pub fn master_key_provider() -> String {
+    MASTER_KEY_PROVIDER
+        .get()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into())
+}
+
+/// `apg_pqcrypto.master_key_file`, if set.
+pub fn master_key_file() -> Option<String> {
+    MASTER_KEY_FILE
+        .get()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// `apg_pqcrypto.key_cache_ttl`.
+pub fn key_cache_ttl() -> std::time::Duration {
+    std::time::Duration::from_secs(KEY_CACHE_TTL.get().max(0) as u64)
+}

@@ -1,0 +1,82 @@
+//! Signatures and raw keys: `pq_sign`, `pq_verify`, `pq_sign_with`,
+//! `pq_verify_with`, `pq_generate_keypair`.
+use crate::{
+    errors::{OrRaise, PqError, PqResult},
+    keystore,
+};
+use pgrx::prelude::*;
+use pqcore::{Envelope, KemSecretKey, SigningKey, VerifyingKey};
+
+fn sign(tenant: &str, message: &[u8], context: &[u8]) -> PqResult<Vec<u8>> {
+    let keys = keystore::active_version(tenant)?;
+    let signing = keystore::signing_key(&keys)?;
+    Ok(signing.sign_envelope(message, context)?)
+}
+
+fn verify(tenant: &str, message: &[u8], signature: &[u8], context: &[u8]) -> PqResult<bool> {
+    let env = Envelope::parse(signature)?.into_signature()?;
+    match keystore::verifying_key(tenant, env.kid())? {
+        Some(key) => Ok(key.verify_envelope(&env, message, context)?),
+        None => Ok(false),
+    }
+}
+
+type KeyPair = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+fn generate(algorithm: &str) -> PqResult<KeyPair> {
+    match algorithm.to_ascii_lowercase().as_str() {
+        "ml-kem-768" => {
+            let (seed, key) = KemSecretKey::generate()?;
+            let public = key.public_key();
+            Ok((public.as_bytes().to_vec(), seed.expose().to_vec(), public.kid().as_bytes().to_vec()))
+        }
+        "ml-dsa-65" => {
+            let (seed, key) = SigningKey::generate()?;
+            let public = key.verifying_key();
+            Ok((public.as_bytes().to_vec(), seed.expose().to_vec(), public.kid().as_bytes().to_vec()))
+        }
+        other => Err(PqError::InvalidParameter(format!(
+            "unknown algorithm \"{other}\": use 'ml-kem-768' or 'ml-dsa-65'"
+        ))),
+    }
+}
+
+/// Signature envelope over `message` with the tenant's active ML-DSA-65 key.
+#[pg_extern(volatile, strict, parallel_restricted)]
+pub fn pq_sign(tenant: &str, message: &[u8], context: default!(&[u8], "''")) -> Vec<u8> {
+    sign(tenant, message, context).or_raise()
+}
+
+/// True if `signature` (an envelope from `pq_sign`) is valid for `message`
+/// under any non-destroyed key version of the tenant.
+#[pg_extern(stable, strict, parallel_restricted)]
+pub fn pq_verify(tenant: &str, message: &[u8], signature: &[u8], context: default!(&[u8], "''")) -> bool {
+    verify(tenant, message, signature, context).or_raise()
+}
+
+/// Raw FIPS 204 signature (3309 bytes) with a 32-byte ML-DSA-65 seed.
+#[pg_extern(volatile, strict, parallel_safe)]
+pub fn pq_sign_with(secret_key: &[u8], message: &[u8], context: default!(&[u8], "''")) -> Vec<u8> {
+    SigningKey::from_slice(secret_key)
+        .and_then(|key| key.sign(message, context))
+        .map_err(PqError::from)
+        .or_raise()
+}
+
+/// Checks a raw FIPS 204 signature with a 1952-byte ML-DSA-65 public key.
+#[pg_extern(immutable, strict, parallel_safe)]
+pub fn pq_verify_with(public_key: &[u8], message: &[u8], signature: &[u8], context: default!(&[u8], "''")) -> bool {
+    VerifyingKey::from_slice(public_key)
+        .and_then(|key| key.verify(message, context, signature))
+        .map_err(PqError::from)
+        .or_raise()
+}
+
+/// A new key pair: ML-KEM-768 (secret key = 64-byte seed) or ML-DSA-65
+/// (secret key = 32-byte seed), with the kid of the public key.
+#[pg_extern(volatile, strict, parallel_safe)]
+pub fn pq_generate_keypair(
+    algorithm: default!(&str, "'ml-kem-768'"),
+) -> TableIterator<'static, (name!(public_key, Vec<u8>), name!(secret_key, Vec<u8>), name!(kid, Vec<u8>))> {
+    TableIterator::once(generate(algorithm).or_raise())
+}
