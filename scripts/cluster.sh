@@ -19,7 +19,13 @@ cluster_start() {
   [ "$(id -u)" = 0 ] && chown postgres: "$dir"
   as_postgres "$PGBIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log"; return 1; }
+  # A real key file, as production has (the development key path is tested
+  # on its own in tests/integration.sh).
+  head -c 32 /dev/urandom > "$dir/master.key"
+  chmod 600 "$dir/master.key"
+  [ "$(id -u)" = 0 ] && chown postgres: "$dir/master.key"
   {
+    echo "apg_pqcrypto.master_key_file = '$dir/master.key'"
     echo "port = $port"
     echo "listen_addresses = '127.0.0.1'"
     echo "unix_socket_directories = '$dir'"

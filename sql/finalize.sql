@@ -3,6 +3,17 @@
 CREATE DOMAIN pq_envelope AS bytea CHECK (pq_envelope_check(VALUE));
 COMMENT ON DOMAIN pq_envelope IS 'A well-formed apg_pqcrypto v1 envelope; anything else fails with 22023';
 
+-- Any change to a key table drops every backend's cached keys at commit.
+CREATE TRIGGER key_cache_invalidation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pq.master_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION pq_key_tables_changed();
+CREATE TRIGGER key_cache_invalidation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pq.tenants
+    FOR EACH STATEMENT EXECUTE FUNCTION pq_key_tables_changed();
+CREATE TRIGGER key_cache_invalidation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pq.tenant_key_versions
+    FOR EACH STATEMENT EXECUTE FUNCTION pq_key_tables_changed();
+CREATE TRIGGER key_cache_invalidation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pq.tenant_grants
+    FOR EACH STATEMENT EXECUTE FUNCTION pq_key_tables_changed();
+REVOKE ALL ON FUNCTION pq_key_tables_changed() FROM PUBLIC;
+
 -- Key administration.
 REVOKE ALL ON FUNCTION pq.create_tenant(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq.grant_tenant(text, text) FROM PUBLIC;

@@ -93,13 +93,18 @@ pub fn take_stale() -> bool {
     STALE.replace(false)
 }
 
-/// Tells every backend (at commit) that `table`'s contents changed.
-pub fn invalidate(table: &str) -> PqResult<()> {
-    let oid = table_oid(table)?;
-    // SAFETY: queues a transactional relcache invalidation for an existing relation.
-    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(oid) };
+/// Statement trigger on every key table: whoever changes the rows (our
+/// functions, a DBA, pg_restore), every backend drops its cached keys and
+/// access decisions at commit, through a relcache invalidation.
+#[pg_trigger]
+fn pq_key_tables_changed<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
+    let relid = trigger.relid()?;
+    // SAFETY: queues a transactional relcache invalidation for the trigger's own relation.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
     STALE.set(true);
-    Ok(())
+    Ok(None)
 }
 
 /// The oid of one of the extension's tables, e.g. `pq.tenant_grants`.

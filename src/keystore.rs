@@ -234,7 +234,6 @@ fn active_mdk_for_write() -> PqResult<Rc<MasterDataKey>> {
             wrapped.as_slice().into(),
         ],
     )?;
-    catalog::invalidate("pq.master_keys")?;
     Ok(Rc::new(MasterDataKey::new(id, &key)))
 }
 
@@ -423,7 +422,6 @@ pub fn insert_version(tenant: &str, version: i32) -> PqResult<Kid> {
             keys.signing.verifying_key().as_bytes().as_slice().into(),
         ],
     )?;
-    catalog::invalidate("pq.tenant_key_versions")?;
     Ok(kid)
 }
 

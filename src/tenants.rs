@@ -49,7 +49,6 @@ fn create_tenant(tenant: &str) -> PqResult<(String, i32, Vec<u8>)> {
             return Err(PqError::DuplicateTenant(tenant.to_owned()));
         }
         let kid = keystore::insert_version(tenant, 1)?;
-        catalog::invalidate("pq.tenants")?;
         Ok((tenant.to_owned(), 1, kid.as_bytes().to_vec()))
     })
 }
@@ -81,7 +80,6 @@ fn set_grant(tenant: &str, role: &str, grant: bool) -> PqResult<bool> {
                         RETURNING true) SELECT EXISTS (SELECT 1 FROM g)"
         };
         let changed = catalog::one::<bool>(query, &[tenant.into(), role.into()])?.unwrap_or(false);
-        catalog::invalidate("pq.tenant_grants")?;
         Ok(changed)
     })
 }

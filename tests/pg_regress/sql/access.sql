@@ -1,0 +1,46 @@
+-- Tenants are isolated by grants: a role granted acme cannot use globex.
+CREATE TABLE shared_secrets (tenant text, name text, value bytea);
+GRANT SELECT, INSERT ON shared_secrets TO PUBLIC;
+SET ROLE regress_app_a;
+INSERT INTO shared_secrets VALUES ('acme', 'db', pq_encrypt('acme', 'a-secret', 'db'));
+SELECT pq_decrypt_text(value, name) FROM shared_secrets WHERE tenant = 'acme';
+SELECT try($$ SELECT pq_encrypt('globex', 'x') $$);
+SELECT try($$ SELECT pq_sign('globex', 'm') $$);
+RESET ROLE;
+SET ROLE regress_app_b;
+INSERT INTO shared_secrets VALUES ('globex', 'db', pq_encrypt('globex', 'b-secret', 'db'));
+-- B cannot open A's ciphertext, and pq_inspect does not name A's tenant to B.
+SELECT try($$ SELECT pq_decrypt_text(value, name) FROM shared_secrets WHERE tenant = 'acme' $$);
+SELECT pq_inspect(value) ? 'tenant' AS names_tenant FROM shared_secrets WHERE tenant = 'acme';
+SELECT pq_inspect(value)->>'tenant' FROM shared_secrets WHERE tenant = 'globex';
+-- B cannot read the key tables, nor administer keys.
+SELECT try($$ SELECT * FROM pq.tenant_key_versions $$);
+SELECT try($$ SELECT * FROM pq.master_keys $$);
+SELECT try($$ SELECT pq.create_tenant('b-corp') $$);
+SELECT count(*) AS visible_versions FROM pq.tenant_keys;
+RESET ROLE;
+-- A role with no grant and no pq_user membership may not call the tenant functions at all.
+SET ROLE regress_nobody;
+SELECT try($$ SELECT pq_encrypt('acme', 'x') $$);
+-- Raw-key functions are open to everyone.
+SELECT pq_verify_with(public_key, 'm', pq_sign_with(secret_key, 'm')) FROM pq_generate_keypair('ml-dsa-65');
+RESET ROLE;
+-- pq_admin members administer; a grant, once revoked, is gone in this session too.
+SET ROLE regress_admin;
+SELECT tenant, version FROM pq.create_tenant('initech');
+SELECT pq.grant_tenant('initech', 'regress_app_a');
+RESET ROLE;
+SET ROLE regress_app_a;
+SELECT pq_decrypt_text(pq_encrypt('initech', 'i-secret')) AS granted;
+RESET ROLE;
+SELECT pq.revoke_tenant('initech', 'regress_app_a');
+SELECT pq.revoke_tenant('initech', 'regress_app_a') AS revoked_twice;
+SET ROLE regress_app_a;
+SELECT try($$ SELECT pq_encrypt('initech', 'x') $$);
+RESET ROLE;
+-- Membership counts: a member of a granted role may use the tenant.
+CREATE ROLE regress_app_a_member NOLOGIN IN ROLE regress_app_a;
+SET ROLE regress_app_a_member;
+SELECT pq_decrypt_text(pq_encrypt('acme', 'via membership')) AS member;
+RESET ROLE;
+DROP TABLE shared_secrets;
