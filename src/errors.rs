@@ -43,7 +43,7 @@ impl From<pgrx::spi::SpiError> for PqError {
     }
 }
 
-const fn sqlstate(code: &[u8; 5]) -> c_int {
+pub const fn sqlstate_code(code: &[u8; 5]) -> c_int {
     // MAKE_SQLSTATE: six bits per character, first character lowest.
     let mut v = 0;
     let mut i = 0;
@@ -109,7 +109,7 @@ impl PqError {
         // on the backend's main thread (every #[pg_extern] is).
         unsafe {
             if errstart(pgrx::pg_sys::PGERROR as c_int, std::ptr::null()) {
-                errcode(sqlstate(code));
+                errcode(sqlstate_code(code));
                 errmsg(c"%s".as_ptr(), message.as_ptr());
                 if let Some(hint) = &hint {
                     errhint(c"%s".as_ptr(), hint.as_ptr());

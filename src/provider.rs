@@ -140,7 +140,7 @@ fn read_key_file(path: &str) -> PqResult<Dek> {
 }
 
 /// 32 raw bytes, or 64 hex digits with optional surrounding white space.
-fn parse_key(bytes: &[u8]) -> Option<Dek> {
+pub fn parse_key(bytes: &[u8]) -> Option<Dek> {
     if bytes.len() == 32 {
         return Dek::from_slice(bytes).ok();
     }

@@ -1,0 +1,46 @@
+\pset footer off
+\set VERBOSITY default
+\echo '== 1. Install the extension and create a tenant (ML-KEM-768 + ML-DSA-65 keys, a DEK)'
+CREATE EXTENSION apg_pqcrypto;
+SELECT tenant, version, encode(kid, 'hex') AS kid FROM pq.create_tenant('acme');
+SELECT tenant, version, state, encode(kid, 'hex') AS kid, length(public_key) AS ek_bytes
+  FROM pq.tenant_keys;
+
+\echo '== 2. Encrypt a configuration value bound to its key name, store it, read it back'
+CREATE TABLE app_config (name text PRIMARY KEY, value pq_envelope NOT NULL);
+INSERT INTO app_config VALUES
+  ('database_url', pq_encrypt('acme', 'postgres://app:s3cret@db.internal/app', 'database_url')),
+  ('smtp_password', pq_encrypt('acme', 'hunter2', 'smtp_password'));
+SELECT name, length(value) AS envelope_bytes, left(encode(value, 'hex'), 36) || '…' AS stored
+  FROM app_config ORDER BY name;
+SELECT name, pq_decrypt_text(value, name) AS plaintext FROM app_config ORDER BY name;
+
+\echo '== 3. The same ciphertext under another key name does not decrypt (SQLSTATE PQ001)'
+\set ON_ERROR_STOP 0
+SELECT pq_decrypt_text(value, 'database_url') FROM app_config WHERE name = 'smtp_password';
+\echo '   and a non-envelope is refused at INSERT (SQLSTATE 22023):'
+INSERT INTO app_config VALUES ('api_key', convert_to('plaintext by mistake', 'UTF8'));
+\set ON_ERROR_STOP 1
+
+\echo '== 4. A client seals with the tenant public key; the server opens it'
+SELECT pq_decrypt_text(pq_seal(pq.tenant_public_key('acme'), 'sk_live_from_a_client', 'api_key'), 'api_key') AS opened;
+
+\echo '== 5. Sign and verify a configuration snapshot (ML-DSA-65)'
+SELECT length(pq_sign('acme', 'config v42')) AS signature_envelope_bytes,
+       pq_verify('acme', 'config v42', pq_sign('acme', 'config v42')) AS valid,
+       pq_verify('acme', 'config v43', pq_sign('acme', 'config v42')) AS tampered;
+
+\echo '== 6. pq_inspect: what an envelope is, never what it holds'
+SELECT name, jsonb_pretty(pq_inspect(value)) AS inspect FROM app_config WHERE name = 'database_url';
+
+\echo '== 7. Tenants are isolated: a role granted acme cannot use globex (SQLSTATE 42501)'
+SELECT tenant FROM pq.create_tenant('globex');
+CREATE ROLE demo_app NOLOGIN IN ROLE pq_user;
+SELECT pq.grant_tenant('acme', 'demo_app');
+GRANT SELECT ON app_config TO demo_app;
+SET ROLE demo_app;
+SELECT pq_decrypt_text(value, name) AS as_demo_app FROM app_config WHERE name = 'database_url';
+\set ON_ERROR_STOP 0
+SELECT pq_encrypt('globex', 'not mine');
+\set ON_ERROR_STOP 1
+RESET ROLE;
