@@ -21,7 +21,6 @@ use pqcore::{
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Instant;
 
 /// Lifecycle state of a key version (the `state` column).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +53,7 @@ pub struct VersionKeys {
     pub cipher: KeyedCipher,
     mdk_id: Kid,
     signing: RefCell<Option<Rc<SigningKey>>>,
-    loaded: Instant,
+    loaded: Micros,
 }
 
 impl VersionKeys {
@@ -63,24 +62,47 @@ impl VersionKeys {
     }
 }
 
+/// Microseconds since 2000-01-01: PostgreSQL's statement start time, which
+/// costs no system call to read (the per-value path must stay cheap).
+type Micros = i64;
+
+fn now() -> Micros {
+    // SAFETY: reads a backend global set at statement start.
+    unsafe { pg_sys::GetCurrentStatementStartTimestamp() }
+}
+
+fn ttl_micros() -> Micros {
+    gucs::key_cache_ttl().as_micros() as Micros
+}
+
 #[derive(Default)]
 struct Cache {
-    mdks: HashMap<Kid, (Rc<MasterDataKey>, Instant)>,
+    mdks: HashMap<Kid, (Rc<MasterDataKey>, Micros)>,
     versions: HashMap<Kid, Rc<VersionKeys>>,
     active: HashMap<String, Kid>,
     verifying: HashMap<Kid, (String, Rc<VerifyingKey>)>,
-    access: HashMap<(pg_sys::Oid, String), bool>,
+    /// Per role: tenants it may use (true) or may not (false).
+    access: HashMap<pg_sys::Oid, HashMap<String, bool>>,
+    last_sweep: Micros,
     exit_hook: bool,
+}
+
+impl Cache {
+    fn fresh(&self, loaded: Micros, now: Micros) -> bool {
+        now - loaded < ttl_micros()
+    }
 }
 
 thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
 }
 
-/// Drops what is stale or expired; called at the start of every lookup.
+/// Drops everything after a key-table change, and wipes expired keys at
+/// most once a second; called at the start of every lookup. Lookups also
+/// check the age of what they find, so nothing older than the TTL is used.
 fn refresh() {
-    let ttl = gucs::key_cache_ttl();
     let stale = catalog::take_stale();
+    let now = now();
     CACHE.with_borrow_mut(|c| {
         if stale {
             c.mdks.clear();
@@ -90,8 +112,13 @@ fn refresh() {
             c.access.clear();
             return;
         }
-        c.mdks.retain(|_, (_, at)| at.elapsed() < ttl);
-        c.versions.retain(|_, v| v.loaded.elapsed() < ttl);
+        if now - c.last_sweep < 1_000_000 {
+            return;
+        }
+        c.last_sweep = now;
+        let ttl = ttl_micros();
+        c.mdks.retain(|_, (_, at)| now - *at < ttl);
+        c.versions.retain(|_, v| now - v.loaded < ttl);
         let versions = &c.versions;
         c.active.retain(|_, kid| versions.contains_key(kid));
     });
@@ -134,8 +161,7 @@ fn bytes_to_kid(bytes: &[u8]) -> PqResult<Kid> {
 pub fn check_access(tenant: &str) -> PqResult<()> {
     refresh();
     let role = catalog::caller();
-    let key = (role, tenant.to_owned());
-    let cached = CACHE.with_borrow(|c| c.access.get(&key).copied());
+    let cached = CACHE.with_borrow(|c| c.access.get(&role).and_then(|t| t.get(tenant)).copied());
     let allowed = match cached {
         Some(allowed) => allowed,
         None => {
@@ -160,7 +186,7 @@ pub fn check_access(tenant: &str) -> PqResult<()> {
                 .unwrap_or(false))
             })?;
             if cache_enabled() {
-                remember(|c| c.access.insert(key, allowed));
+                remember(|c| c.access.entry(role).or_default().insert(tenant.to_owned(), allowed));
             }
             allowed
         }
@@ -184,7 +210,9 @@ fn watch_tables() -> PqResult<()> {
 
 /// The MDK with this id (read path: never creates anything).
 fn mdk(id: Kid) -> PqResult<Rc<MasterDataKey>> {
-    if let Some(mdk) = CACHE.with_borrow(|c| c.mdks.get(&id).map(|(m, _)| m.clone())) {
+    let now = now();
+    let hit = CACHE.with_borrow(|c| c.mdks.get(&id).filter(|(_, at)| c.fresh(*at, now)).map(|(m, _)| m.clone()));
+    if let Some(mdk) = hit {
         return Ok(mdk);
     }
     let row = catalog::row(
@@ -210,7 +238,7 @@ fn mdk(id: Kid) -> PqResult<Rc<MasterDataKey>> {
     let key = provider.unwrap(id, &wrapped)?;
     let mdk = Rc::new(MasterDataKey::new(id, &key));
     if cache_enabled() {
-        remember(|c| c.mdks.insert(id, (mdk.clone(), Instant::now())));
+        remember(|c| c.mdks.insert(id, (mdk.clone(), now)));
     }
     Ok(mdk)
 }
@@ -287,7 +315,7 @@ fn load_version(query: &str, arg: pgrx::datum::DatumWithOid<'_>) -> PqResult<Opt
         cipher,
         mdk_id,
         signing: RefCell::new(None),
-        loaded: Instant::now(),
+        loaded: now(),
     })))
 }
 
@@ -305,7 +333,10 @@ fn cache_version(keys: &Rc<VersionKeys>) {
 /// The active version of `tenant`, for encrypting and signing.
 pub fn active_version(tenant: &str) -> PqResult<Rc<VersionKeys>> {
     check_access(tenant)?;
-    let hit = CACHE.with_borrow(|c| c.active.get(tenant).and_then(|kid| c.versions.get(kid)).cloned());
+    let now = now();
+    let hit = CACHE.with_borrow(|c| {
+        c.active.get(tenant).and_then(|kid| c.versions.get(kid)).filter(|v| c.fresh(v.loaded, now)).cloned()
+    });
     if let Some(keys) = hit {
         return Ok(keys);
     }
@@ -321,7 +352,8 @@ pub fn active_version(tenant: &str) -> PqResult<Rc<VersionKeys>> {
 /// version has it; 42501 when it belongs to a tenant the caller may not use.
 pub fn version_by_kid(kid: Kid) -> PqResult<Rc<VersionKeys>> {
     refresh();
-    let hit = CACHE.with_borrow(|c| c.versions.get(&kid).cloned());
+    let now = now();
+    let hit = CACHE.with_borrow(|c| c.versions.get(&kid).filter(|v| c.fresh(v.loaded, now)).cloned());
     let keys = match hit {
         Some(keys) => keys,
         None => {

@@ -27,6 +27,16 @@ pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     catalog::register_callbacks();
+    // Backends are forked from the postmaster: a child must never reuse the
+    // parent's read-ahead random bytes (salts and nonces).
+    // SAFETY: registers a plain function; it touches only this thread's pool.
+    if unsafe { libc::pthread_atfork(None, None, Some(discard_random_pool)) } == 0 {
+        pqcore::rng::fork_handler_installed();
+    }
+}
+
+extern "C" fn discard_random_pool() {
+    pqcore::rng::discard_pool();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -19,7 +19,7 @@ mod error;
 pub mod format;
 mod keyed;
 mod keys;
-mod rng;
+pub mod rng;
 mod secret;
 pub mod sealed;
 mod signature;

@@ -1,5 +1,7 @@
+//! Randomness: the OS CSPRNG behind a small read-ahead pool.
 use crate::Error;
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use zeroize::Zeroize;
 
 /// Where randomness comes from. Production code uses [`OsRandom`]; tests and
@@ -22,9 +24,30 @@ pub(crate) trait RandomSource {
 /// A getrandom call costs ~350 ns, more than encrypting a short value, and a
 /// keyed envelope needs a salt and a nonce. So small requests are served
 /// from a per-thread block of getrandom output. Each byte is handed out once
-/// and wiped as it leaves the block. The block is tagged with the process id
-/// and dropped unused after a fork, so two processes never share bytes.
+/// and wiped as it leaves the block. After a fork the block must not be used
+/// by both processes: by default every draw compares the process id (a
+/// getpid call); a program that instead runs [`discard_pool`] in every forked
+/// child (pthread_atfork) says so with [`fork_handler_installed`].
 pub(crate) struct OsRandom;
+
+static FORK_HANDLED: AtomicBool = AtomicBool::new(false);
+
+/// Drops the calling thread's unused random bytes. Run it in a forked child
+/// before anything else draws randomness.
+pub fn discard_pool() {
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        pool.bytes.zeroize();
+        pool.pos = POOL_LEN;
+        pool.pid = 0;
+    });
+}
+
+/// Declares that [`discard_pool`] runs in every child this process forks,
+/// so draws need not check the process id.
+pub fn fork_handler_installed() {
+    FORK_HANDLED.store(true, Ordering::Relaxed);
+}
 
 const POOL_LEN: usize = 4096;
 /// Requests larger than this go straight to getrandom.
@@ -53,7 +76,7 @@ impl RandomSource for OsRandom {
         }
         POOL.with(|pool| {
             let mut pool = pool.borrow_mut();
-            let pid = std::process::id();
+            let pid = if FORK_HANDLED.load(Ordering::Relaxed) { 1 } else { std::process::id() };
             if pool.pid != pid || pool.pos + out.len() > POOL_LEN {
                 getrandom::fill(&mut pool.bytes[..]).map_err(|_| Error::RandomUnavailable)?;
                 pool.pid = pid;
@@ -82,5 +105,14 @@ mod tests {
         }
         let big: [u8; 100] = OsRandom.array().unwrap();
         assert_ne!(big, [0u8; 100]);
+    }
+
+    #[test]
+    fn discarded_pool_is_refilled() {
+        let a: [u8; 16] = OsRandom.array().unwrap();
+        discard_pool();
+        let b: [u8; 16] = OsRandom.array().unwrap();
+        assert_ne!(a, b);
+        POOL.with(|p| assert_eq!(p.borrow().pos, 16));
     }
 }

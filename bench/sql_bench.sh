@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Side-by-side SQL benchmark: apg_pqcrypto against pgcrypto on one server in
+# one run, over the same ~40-byte values. Prints rows/s and ratios.
+#   bench/sql_bench.sh [ROWS]      (default 100000)
+# Builds and installs the release extension, starts a throwaway cluster,
+# generates an RSA-3072 OpenPGP key with gpg for pgp_pub_*, stops the cluster.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+rows=${1:-100000}
+scripts/setup.sh
+cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null
+source scripts/cluster.sh
+dir=$(mktemp -d /tmp/apg_pq_bench.XXXXXX)
+chmod 755 "$dir"
+port=${APG_PQ_BENCH_PORT:-54350}
+trap 'cluster_stop "$dir/cluster"' EXIT
+cluster_start "$dir/cluster" "$port" "log_statement = 'none'" "shared_buffers = '256MB'"
+
+export GNUPGHOME="$dir/gnupg"
+mkdir -m 700 "$GNUPGHOME"
+gpg --batch --quiet --gen-key 2>/dev/null <<'KEY'
+Key-Type: RSA
+Key-Length: 3072
+Subkey-Type: RSA
+Subkey-Length: 3072
+Name-Real: apg_pqcrypto bench
+Expire-Date: 0
+%no-protection
+%commit
+KEY
+pub=$(gpg --export | od -An -tx1 -v | tr -d ' \n')
+sec=$(gpg --export-secret-keys | od -An -tx1 -v | tr -d ' \n')
+
+cluster_psql "$port" -q -v rows="$rows" -v pub="$pub" -v sec="$sec" -f bench/sql_bench.sql
