@@ -166,3 +166,13 @@ pub fn row<R>(
         f(&table.first()).map(Some)
     })
 }
+
+/// 42704 unless `tenant` exists. Call as owner.
+pub fn require_tenant(tenant: &str) -> PqResult<()> {
+    let exists = one::<bool>("SELECT EXISTS (SELECT 1 FROM pq.tenants WHERE name = $1)", &[tenant.into()])?;
+    if exists == Some(true) {
+        Ok(())
+    } else {
+        Err(PqError::UnknownTenant(tenant.to_owned()))
+    }
+}

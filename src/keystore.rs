@@ -83,6 +83,9 @@ struct Cache {
     verifying: HashMap<Kid, (String, Rc<VerifyingKey>)>,
     /// Per role: tenants it may use (true) or may not (false).
     access: HashMap<pg_sys::Oid, HashMap<String, bool>>,
+    /// The last (role, tenant) found allowed: the common case of one
+    /// application role using one tenant skips the hash lookup.
+    last_allowed: Option<(pg_sys::Oid, String)>,
     last_sweep: Micros,
     exit_hook: bool,
 }
@@ -110,6 +113,7 @@ fn refresh() {
             c.active.clear();
             c.verifying.clear();
             c.access.clear();
+            c.last_allowed = None;
             return;
         }
         if now - c.last_sweep < 1_000_000 {
@@ -160,21 +164,22 @@ fn bytes_to_kid(bytes: &[u8]) -> PqResult<Kid> {
 /// 42704 for an unknown tenant, 42501 without a grant.
 pub fn check_access(tenant: &str) -> PqResult<()> {
     refresh();
+    check_access_now(tenant)
+}
+
+/// `check_access` for callers that have just refreshed the cache.
+fn check_access_now(tenant: &str) -> PqResult<()> {
     let role = catalog::caller();
-    let cached = CACHE.with_borrow(|c| c.access.get(&role).and_then(|t| t.get(tenant)).copied());
+    let cached = CACHE.with_borrow(|c| match &c.last_allowed {
+        Some((r, t)) if *r == role && t == tenant => Some(true),
+        _ => c.access.get(&role).and_then(|t| t.get(tenant)).copied(),
+    });
     let allowed = match cached {
         Some(allowed) => allowed,
         None => {
             let allowed = catalog::as_owner(|| {
                 watch_tables()?;
-                let exists = catalog::one::<bool>(
-                    "SELECT EXISTS (SELECT 1 FROM pq.tenants WHERE name = $1)",
-                    &[tenant.into()],
-                )?
-                .unwrap_or(false);
-                if !exists {
-                    return Err(PqError::UnknownTenant(tenant.to_owned()));
-                }
+                catalog::require_tenant(tenant)?;
                 if catalog::is_superuser(role) {
                     return Ok(true);
                 }
@@ -192,6 +197,13 @@ pub fn check_access(tenant: &str) -> PqResult<()> {
         }
     };
     if allowed {
+        if cache_enabled() {
+            CACHE.with_borrow_mut(|c| {
+                if !matches!(&c.last_allowed, Some((r, t)) if *r == role && t == tenant) {
+                    c.last_allowed = Some((role, tenant.to_owned()));
+                }
+            });
+        }
         Ok(())
     } else {
         Err(PqError::PermissionDenied(format!("permission denied for the keys of tenant \"{tenant}\"")))
@@ -332,7 +344,8 @@ fn cache_version(keys: &Rc<VersionKeys>) {
 
 /// The active version of `tenant`, for encrypting and signing.
 pub fn active_version(tenant: &str) -> PqResult<Rc<VersionKeys>> {
-    check_access(tenant)?;
+    refresh();
+    check_access_now(tenant)?;
     let now = now();
     let hit = CACHE.with_borrow(|c| {
         c.active.get(tenant).and_then(|kid| c.versions.get(kid)).filter(|v| c.fresh(v.loaded, now)).cloned()
@@ -372,7 +385,7 @@ pub fn version_by_kid(kid: Kid) -> PqResult<Rc<VersionKeys>> {
             return Ok(keys);
         }
     };
-    check_access(&keys.tenant)?;
+    check_access_now(&keys.tenant)?;
     Ok(keys)
 }
 

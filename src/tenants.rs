@@ -56,14 +56,7 @@ fn create_tenant(tenant: &str) -> PqResult<(String, i32, Vec<u8>)> {
 fn set_grant(tenant: &str, role: &str, grant: bool) -> PqResult<bool> {
     require_admin("grant tenant keys")?;
     catalog::as_owner(|| {
-        let exists = catalog::one::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pq.tenants WHERE name = $1)",
-            &[tenant.into()],
-        )?
-        .unwrap_or(false);
-        if !exists {
-            return Err(PqError::UnknownTenant(tenant.to_owned()));
-        }
+        catalog::require_tenant(tenant)?;
         let role_exists = catalog::one::<bool>(
             "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)",
             &[role.into()],
@@ -93,16 +86,8 @@ fn public_key(tenant: &str, column: &str) -> PqResult<Vec<u8>> {
         match key {
             Some(key) => Ok(key),
             None => {
-                let exists = catalog::one::<bool>(
-                    "SELECT EXISTS (SELECT 1 FROM pq.tenants WHERE name = $1)",
-                    &[tenant.into()],
-                )?
-                .unwrap_or(false);
-                if exists {
-                    Err(PqError::KeyState(format!("tenant \"{tenant}\" has no active key version")))
-                } else {
-                    Err(PqError::UnknownTenant(tenant.to_owned()))
-                }
+                catalog::require_tenant(tenant)?;
+                Err(PqError::KeyState(format!("tenant \"{tenant}\" has no active key version")))
             }
         }
     })
