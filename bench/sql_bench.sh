@@ -14,7 +14,7 @@ source scripts/cluster.sh
 dir=$(mktemp -d /tmp/apg_pq_bench.XXXXXX)
 chmod 755 "$dir"
 port=${APG_PQ_BENCH_PORT:-54350}
-trap 'cluster_stop "$dir/cluster"' EXIT
+trap 'cluster_stop "$dir/cluster"; GNUPGHOME="$dir/gnupg" gpgconf --kill gpg-agent 2>/dev/null' EXIT
 cluster_start "$dir/cluster" "$port" "log_statement = 'none'" "shared_buffers = '256MB'"
 
 export GNUPGHOME="$dir/gnupg"
