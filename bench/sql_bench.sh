@@ -11,8 +11,7 @@ rows=${1:-100000}
 scripts/setup.sh
 cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null
 source scripts/cluster.sh
-dir=$(mktemp -d /tmp/apg_pq_bench.XXXXXX)
-chmod 755 "$dir"
+dir=$(cluster_scratch bench)
 port=${APG_PQ_BENCH_PORT:-54350}
 trap 'cluster_stop "$dir/cluster"; GNUPGHOME="$dir/gnupg" gpgconf --kill gpg-agent 2>/dev/null' EXIT
 cluster_start "$dir/cluster" "$port" "log_statement = 'none'" "shared_buffers = '256MB'"

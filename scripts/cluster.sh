@@ -1,11 +1,20 @@
 # Throwaway PostgreSQL 15 clusters for the demo, the tests and the benchmark.
 # Source this file, then:
+#   cluster_scratch NAME      -> a new directory for clusters
 #   cluster_start DIR PORT [extra postgresql.conf lines...]
 #   cluster_psql PORT [psql args...]
 #   cluster_stop DIR
 # Clusters run as the postgres OS user (PostgreSQL refuses root), listen on
 # 127.0.0.1 only, and preload apg_pqcrypto.
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+
+# A fresh directory under /tmp that the postgres user can enter.
+cluster_scratch() {
+  local d
+  d=$(mktemp -d "/tmp/apg_pq_$1.XXXXXX")
+  chmod 755 "$d"
+  echo "$d"
+}
 
 as_postgres() {
   if [ "$(id -u)" = 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi

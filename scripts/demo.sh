@@ -9,8 +9,7 @@ scripts/setup.sh
 echo "== building and installing apg_pqcrypto (release)"
 cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null
 source scripts/cluster.sh
-dir=$(mktemp -d /tmp/apg_pq_demo.XXXXXX)
-chmod 755 "$dir"
+dir=$(cluster_scratch demo)
 port=${APG_PQ_DEMO_PORT:-54330}
 trap 'cluster_stop "$dir/cluster"' EXIT
 echo "== starting a throwaway cluster on 127.0.0.1:$port (data in $dir/cluster)"

@@ -10,8 +10,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/setup.sh
 source scripts/cluster.sh
-work=$(mktemp -d /tmp/apg_pq_test.XXXXXX)
-chmod 755 "$work"
+work=$(cluster_scratch test)
 port=${APG_PQ_TEST_PORT:-54331}
 trap 'cluster_stop "$work/regress" 2>/dev/null; true' EXIT
 

@@ -5,8 +5,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/cluster.sh"
-base=$(mktemp -d /tmp/apg_pq_it.XXXXXX)
-chmod 755 "$base"
+base=$(cluster_scratch it)
 port=${APG_PQ_IT_PORT:-54341}
 passed=0
 failed=0
