@@ -171,9 +171,11 @@ pub fn check_access(tenant: &str) -> PqResult<()> {
 fn check_access_now(tenant: &str) -> PqResult<()> {
     let role = catalog::caller();
     let cached = CACHE.with_borrow(|c| match &c.last_allowed {
-        Some((r, t)) if *r == role && t == tenant => Some(true),
-        _ => c.access.get(&role).and_then(|t| t.get(tenant)).copied(),
+        // The per-row case: the same role and tenant as last time.
+        Some((r, t)) if *r == role && t == tenant => None,
+        _ => Some(c.access.get(&role).and_then(|t| t.get(tenant)).copied()),
     });
+    let Some(cached) = cached else { return Ok(()) };
     let allowed = match cached {
         Some(allowed) => allowed,
         None => {
@@ -196,21 +198,17 @@ fn check_access_now(tenant: &str) -> PqResult<()> {
             allowed
         }
     };
-    if allowed {
-        if cache_enabled() {
-            CACHE.with_borrow_mut(|c| {
-                if !matches!(&c.last_allowed, Some((r, t)) if *r == role && t == tenant) {
-                    c.last_allowed = Some((role, tenant.to_owned()));
-                }
-            });
-        }
-        Ok(())
-    } else {
-        Err(PqError::PermissionDenied(format!("permission denied for the keys of tenant \"{tenant}\"")))
+    if !allowed {
+        return Err(PqError::PermissionDenied(format!("permission denied for the keys of tenant \"{tenant}\"")));
     }
+    if cache_enabled() {
+        CACHE.with_borrow_mut(|c| c.last_allowed = Some((role, tenant.to_owned())));
+    }
+    Ok(())
 }
 
-/// Registers the key and grant tables for invalidation (cheap, idempotent).
+/// Registers the key and grant tables for invalidation (idempotent; runs on
+/// access-cache misses only, so a recreated extension's tables are watched too).
 fn watch_tables() -> PqResult<()> {
     for table in ["pq.tenant_grants", "pq.tenant_key_versions", "pq.master_keys", "pq.tenants"] {
         catalog::watch(catalog::table_oid(table)?);
