@@ -60,10 +60,10 @@ impl<'a> Envelope<'a> {
         }
         let &kind = rest.first().ok_or(Malformed::Truncated)?;
         match kind {
-            KIND_SEALED if bytes.len() >= SEALED_HEADER_LEN + TAG_LEN => {
+            KIND_SEALED if bytes.len() >= SEALED_OVERHEAD => {
                 Ok(Envelope::Sealed(SealedEnvelope(bytes)))
             }
-            KIND_KEYED if bytes.len() >= KEYED_HEADER_LEN + TAG_LEN => {
+            KIND_KEYED if bytes.len() >= KEYED_OVERHEAD => {
                 Ok(Envelope::Keyed(KeyedEnvelope(bytes)))
             }
             KIND_SIGNATURE if bytes.len() == SIGNATURE_ENVELOPE_LEN => {
@@ -101,8 +101,8 @@ impl<'a> Envelope<'a> {
     /// Length of the plaintext it carries (0 for a signature).
     pub fn plaintext_len(&self) -> usize {
         match self {
-            Envelope::Sealed(e) => e.body().len() - TAG_LEN,
-            Envelope::Keyed(e) => e.body().len() - TAG_LEN,
+            Envelope::Sealed(e) => e.plaintext_len(),
+            Envelope::Keyed(e) => e.plaintext_len(),
             Envelope::Signature(_) => 0,
         }
     }
@@ -155,11 +155,18 @@ impl<'a> SealedEnvelope<'a> {
     pub(crate) fn nonce(&self) -> &'a [u8; NONCE_LEN] {
         array_at(self.0, SEALED_NONCE_OFFSET)
     }
+    /// Length of the plaintext it carries.
+    pub fn plaintext_len(&self) -> usize {
+        self.0.len() - SEALED_OVERHEAD
+    }
     pub(crate) fn header(&self) -> &'a [u8] {
         &self.0[..SEALED_HEADER_LEN]
     }
-    pub(crate) fn body(&self) -> &'a [u8] {
-        &self.0[SEALED_HEADER_LEN..]
+    pub(crate) fn ciphertext(&self) -> &'a [u8] {
+        &self.0[SEALED_HEADER_LEN..self.0.len() - TAG_LEN]
+    }
+    pub(crate) fn tag(&self) -> &'a [u8; TAG_LEN] {
+        array_at(self.0, self.0.len() - TAG_LEN)
     }
 }
 
@@ -174,11 +181,18 @@ impl<'a> KeyedEnvelope<'a> {
     pub(crate) fn nonce(&self) -> &'a [u8; NONCE_LEN] {
         array_at(self.0, KEYED_NONCE_OFFSET)
     }
+    /// Length of the plaintext it carries.
+    pub fn plaintext_len(&self) -> usize {
+        self.0.len() - KEYED_OVERHEAD
+    }
     pub(crate) fn header(&self) -> &'a [u8] {
         &self.0[..KEYED_HEADER_LEN]
     }
-    pub(crate) fn body(&self) -> &'a [u8] {
-        &self.0[KEYED_HEADER_LEN..]
+    pub(crate) fn ciphertext(&self) -> &'a [u8] {
+        &self.0[KEYED_HEADER_LEN..self.0.len() - TAG_LEN]
+    }
+    pub(crate) fn tag(&self) -> &'a [u8; TAG_LEN] {
+        array_at(self.0, self.0.len() - TAG_LEN)
     }
 }
 

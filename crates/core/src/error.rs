@@ -15,6 +15,10 @@ pub enum Error {
     DecryptionFailed,
     /// The operating system's random source failed.
     RandomUnavailable,
+    /// Memory for a value of the caller's size could not be allocated.
+    OutOfMemory,
+    /// An output buffer of the wrong length was passed (a bug in the caller).
+    OutputLength,
 }
 
 /// What is structurally wrong with an envelope (lengths and tags only; these
@@ -43,6 +47,8 @@ impl fmt::Display for Error {
             Error::ContextTooLong => f.write_str("context string longer than 255 bytes"),
             Error::DecryptionFailed => f.write_str("decryption failed"),
             Error::RandomUnavailable => f.write_str("random number generator unavailable"),
+            Error::OutOfMemory => f.write_str("out of memory"),
+            Error::OutputLength => f.write_str("output buffer of the wrong length"),
         }
     }
 }

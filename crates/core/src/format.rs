@@ -61,14 +61,27 @@ pub const SIGNATURE_OFFSET: usize = KID_OFFSET + KID_LEN;
 /// Signature envelope: total length = 3327.
 pub const SIGNATURE_ENVELOPE_LEN: usize = SIGNATURE_OFFSET + DSA_SIGNATURE_LEN;
 
+// Labels are ASCII, used without a terminator or length prefix.
+
 /// HKDF info of the sealed envelope key.
 pub const INFO_SEALED: &[u8] = b"apg-pq v1 sealed";
+/// HKDF info of the key of a DEK sealed to its own key version: a sealed
+/// envelope with this label instead of [`INFO_SEALED`], so that no function
+/// that opens sealed envelopes can ever open a stored DEK.
+pub const INFO_DEK: &[u8] = b"apg-pq v1 dek";
 /// HKDF info prefix of the keyed envelope key (the salt follows it).
 pub const INFO_KEYED: &[u8] = b"apg-pq v1 keyed";
-/// User AAD of the DEK sealed to its own key version.
-pub const AAD_DEK: &[u8] = b"apg-pq v1 dek";
 /// Prefix of the AAD of a secret wrapped under the master data key.
 pub const AAD_WRAP: &[u8] = b"apg-pq v1 wrap";
+/// Prefix hashed with the master data key to give its id.
+pub const LABEL_MDK_ID: &[u8] = b"apg-pq v1 mdk";
+/// Prefix hashed with a file provider's key-encryption key to give its id.
+pub const LABEL_KEK_ID: &[u8] = b"apg-pq v1 kek";
+
+/// Bytes a keyed envelope adds to its plaintext (header and tag) = 62.
+pub const KEYED_OVERHEAD: usize = KEYED_HEADER_LEN + TAG_LEN;
+/// Bytes a sealed envelope adds to its plaintext (header and tag) = 1134.
+pub const SEALED_OVERHEAD: usize = SEALED_HEADER_LEN + TAG_LEN;
 
 const _: () = assert!(SEALED_HEADER_LEN == 1118);
 const _: () = assert!(KEYED_HEADER_LEN == 46);

@@ -1,19 +1,22 @@
-//! Known-answer vectors for every envelope kind, with every intermediate
-//! value, committed as `tests/data/kat/v1.json` and explained in
-//! docs/FORMAT.md. This test rebuilds them from a fixed seed and compares;
-//! `APG_PQ_WRITE_KAT=1 cargo test -p apg-pqcrypto-core kat` rewrites the file
-//! after an intended change (which for a v1 format must never happen).
+//! Known-answer vectors for every envelope kind and every stored layout,
+//! with every intermediate value, committed as `tests/data/kat/v1.json`
+//! and explained in docs/FORMAT.md §7. This test rebuilds them from a fixed
+//! seed and compares; `APG_PQ_WRITE_KAT=1 cargo test -p apg-pqcrypto-core kat`
+//! rewrites the file after an intended change (which for a released v1
+//! format must never happen).
 use crate::{
     backend::{ActiveKem, KemBackend},
     format::*,
+    kek_id,
     keyed::KeyedCipher,
+    mdk_id,
     rng::RandomSource,
     sealed,
     test_rng::{SeededRandom, ZeroRandom},
     Dek, DsaSeed, Envelope, KemSecretKey, KemSeed, Kid, MasterDataKey, Purpose, SigningKey,
     WrapContext,
 };
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -23,7 +26,15 @@ fn concat(a: &[u8], b: &[u8]) -> Vec<u8> {
     [a, b].concat()
 }
 
-fn sealed_case(rng: &mut SeededRandom, plaintext: &[u8], user_aad: &[u8]) -> Value {
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+/// A sealed envelope with label `info` (INFO_SEALED or INFO_DEK).
+fn sealed_case(rng: &mut SeededRandom, id: &str, info: &[u8], plaintext: &[u8], user_aad: &[u8]) -> Value {
     let seed = KemSeed::generate_from(rng).unwrap();
     let key = KemSecretKey::from_seed(&seed).unwrap();
     let ek = key.public_key();
@@ -31,14 +42,16 @@ fn sealed_case(rng: &mut SeededRandom, plaintext: &[u8], user_aad: &[u8]) -> Val
     let m: [u8; 32] = peek.array().unwrap();
     let nonce: [u8; NONCE_LEN] = peek.array().unwrap();
     let (kem_ct, shared) = ActiveKem::encapsulate(ek.parsed(), &m);
-    let derived = sealed::derive_key(&shared).unwrap();
-    let envelope = sealed::seal_from(rng, ek, plaintext, user_aad).unwrap();
+    let derived = sealed::derive_key(&shared, info).unwrap();
+    let envelope = sealed::seal_from(rng, ek, info, plaintext, user_aad).unwrap();
     assert_eq!(&envelope[SEALED_KEM_CT_OFFSET..SEALED_NONCE_OFFSET], &kem_ct[..]);
     let header = &envelope[..SEALED_HEADER_LEN];
     let parsed = Envelope::parse(&envelope).unwrap().into_sealed().unwrap();
-    assert_eq!(sealed::open(&key, &parsed, user_aad).unwrap().expose(), plaintext);
+    let opened = sealed::open_labeled(&key, &parsed, info, user_aad).unwrap();
+    assert_eq!(opened.expose(), plaintext);
     json!({
-        "kind": "sealed",
+        "id": id,
+        "kind": if info == INFO_DEK { "sealed-dek" } else { "sealed" },
         "kem_seed": hex(seed.expose()),
         "ek": hex(ek.as_bytes()),
         "kid": hex(ek.kid().as_bytes()),
@@ -46,7 +59,7 @@ fn sealed_case(rng: &mut SeededRandom, plaintext: &[u8], user_aad: &[u8]) -> Val
         "kem_ct": hex(&kem_ct[..]),
         "shared_secret": hex(shared.expose()),
         "hkdf_salt": "",
-        "hkdf_info": hex(INFO_SEALED),
+        "hkdf_info": hex(info),
         "key": hex(derived.expose()),
         "nonce": hex(&nonce),
         "plaintext": hex(plaintext),
@@ -56,10 +69,8 @@ fn sealed_case(rng: &mut SeededRandom, plaintext: &[u8], user_aad: &[u8]) -> Val
     })
 }
 
-fn keyed_case(rng: &mut SeededRandom, plaintext: &[u8], user_aad: &[u8]) -> Value {
-    let dek = Dek::generate_from(rng).unwrap();
-    let kid = Kid(rng.array().unwrap());
-    let cipher = KeyedCipher::new(&dek, kid);
+/// The fields of a keyed envelope made by `cipher` (whose key the caller lists).
+fn keyed_fields(rng: &mut SeededRandom, cipher: &KeyedCipher, plaintext: &[u8], user_aad: &[u8]) -> Value {
     let mut peek = rng.clone();
     let salt: [u8; SALT_LEN] = peek.array().unwrap();
     let nonce: [u8; NONCE_LEN] = peek.array().unwrap();
@@ -68,21 +79,26 @@ fn keyed_case(rng: &mut SeededRandom, plaintext: &[u8], user_aad: &[u8]) -> Valu
     let parsed = Envelope::parse(&envelope).unwrap().into_keyed().unwrap();
     assert_eq!(cipher.decrypt(&parsed, user_aad).unwrap().expose(), plaintext);
     json!({
-        "kind": "keyed",
-        "dek": hex(dek.expose()),
-        "kid": hex(kid.as_bytes()),
+        "kid": hex(cipher.kid().as_bytes()),
         "salt": hex(&salt),
         "hkdf_info": hex(&concat(INFO_KEYED, &salt)),
         "key": hex(derived.expose()),
         "nonce": hex(&nonce),
-        "plaintext": hex(plaintext),
         "user_aad": hex(user_aad),
         "aad": hex(&concat(&envelope[..KEYED_HEADER_LEN], user_aad)),
         "envelope": hex(&envelope),
     })
 }
 
-fn signature_case(rng: &mut SeededRandom, message: &[u8], context: &[u8], hedged: bool) -> Value {
+fn keyed_case(rng: &mut SeededRandom, id: &str, plaintext: &[u8], user_aad: &[u8]) -> Value {
+    let dek = Dek::generate_from(rng).unwrap();
+    let kid = Kid(rng.array().unwrap());
+    let cipher = KeyedCipher::new(&dek, kid);
+    let fields = keyed_fields(rng, &cipher, plaintext, user_aad);
+    merge(json!({ "id": id, "kind": "keyed", "dek": hex(dek.expose()), "plaintext": hex(plaintext) }), fields)
+}
+
+fn signature_case(rng: &mut SeededRandom, id: &str, message: &[u8], context: &[u8], hedged: bool) -> Value {
     let seed = DsaSeed::generate_from(rng).unwrap();
     let key = SigningKey::from_seed(&seed);
     let (rnd, envelope) = if hedged {
@@ -94,6 +110,7 @@ fn signature_case(rng: &mut SeededRandom, message: &[u8], context: &[u8], hedged
     let parsed = Envelope::parse(&envelope).unwrap().into_signature().unwrap();
     assert!(key.verifying_key().verify_envelope(&parsed, message, context).unwrap());
     json!({
+        "id": id,
         "kind": "signature",
         "dsa_seed": hex(seed.expose()),
         "pk": hex(key.verifying_key().as_bytes()),
@@ -106,58 +123,129 @@ fn signature_case(rng: &mut SeededRandom, message: &[u8], context: &[u8], hedged
     })
 }
 
+/// A version's DEK sealed to its own key, exactly as `TenantKeys` makes it.
 fn dek_case(rng: &mut SeededRandom) -> Value {
+    let mut twin = rng.clone();
     let keys = crate::TenantKeys::generate_from(rng).unwrap();
     assert_eq!(crate::open_dek(&keys.kem, &keys.sealed_dek).unwrap(), keys.dek);
+    // Replay TenantKeys::generate_from: KEM seed, DSA seed, DEK, then the seal.
+    let _ = KemSeed::generate_from(&mut twin).unwrap();
+    let _ = DsaSeed::generate_from(&mut twin).unwrap();
+    let _ = Dek::generate_from(&mut twin).unwrap();
+    let case = sealed_case_for(&mut twin, &keys.kem, keys.dek.expose());
+    assert_eq!(case["envelope"], Value::String(hex(&keys.sealed_dek)));
+    merge(
+        json!({ "id": "sealed-dek", "kind": "sealed-dek", "kem_seed": hex(keys.kem_seed.expose()), "dek": hex(keys.dek.expose()) }),
+        case,
+    )
+}
+
+/// The intermediates of sealing `dek` to `key` with label INFO_DEK.
+fn sealed_case_for(rng: &mut SeededRandom, key: &KemSecretKey, dek: &[u8]) -> Value {
+    let ek = key.public_key();
+    let mut peek = rng.clone();
+    let m: [u8; 32] = peek.array().unwrap();
+    let nonce: [u8; NONCE_LEN] = peek.array().unwrap();
+    let (kem_ct, shared) = ActiveKem::encapsulate(ek.parsed(), &m);
+    let derived = sealed::derive_key(&shared, INFO_DEK).unwrap();
+    let envelope = sealed::seal_from(rng, ek, INFO_DEK, dek, b"").unwrap();
     json!({
-        "kind": "sealed-dek",
-        "kem_seed": hex(keys.kem_seed.expose()),
-        "kid": hex(keys.kem.kid().as_bytes()),
-        "dek": hex(keys.dek.expose()),
-        "user_aad": hex(AAD_DEK),
-        "envelope": hex(&keys.sealed_dek),
+        "ek": hex(ek.as_bytes()),
+        "kid": hex(ek.kid().as_bytes()),
+        "m": hex(&m),
+        "kem_ct": hex(&kem_ct[..]),
+        "shared_secret": hex(shared.expose()),
+        "hkdf_salt": "",
+        "hkdf_info": hex(INFO_DEK),
+        "key": hex(derived.expose()),
+        "nonce": hex(&nonce),
+        "plaintext": hex(dek),
+        "user_aad": "",
+        "aad": hex(&envelope[..SEALED_HEADER_LEN]),
+        "envelope": hex(&envelope),
     })
 }
 
-fn wrap_case(rng: &mut SeededRandom) -> Value {
+/// A tenant version's ML-KEM seed wrapped under the MDK.
+fn mdk_wrap_case(rng: &mut SeededRandom) -> Value {
     let mdk_bytes = Dek::generate_from(rng).unwrap();
-    let id = Kid(rng.array().unwrap());
-    let mdk = MasterDataKey::new(id, &mdk_bytes);
+    let mdk = MasterDataKey::from_mdk(&mdk_bytes);
     let secret = KemSeed::generate_from(rng).unwrap();
     let context = WrapContext { tenant: "acme", version: 1, purpose: Purpose::KemSeed };
-    let wrapped = mdk.wrap_from(rng, secret.expose(), &context).unwrap();
+    let mut replay = rng.clone();
+    let cipher = KeyedCipher::new(&mdk_bytes, mdk.id());
+    let fields = keyed_fields(rng, &cipher, secret.expose(), &context.aad());
+    let wrapped = mdk.wrap_from(&mut replay, secret.expose(), &context).unwrap();
+    assert_eq!(Value::String(hex(&wrapped)), fields["envelope"]);
     assert_eq!(mdk.unwrap(&wrapped, &context).unwrap().expose(), secret.expose());
-    json!({
-        "kind": "mdk-wrap",
-        "mdk": hex(mdk_bytes.expose()),
-        "mdk_id": hex(id.as_bytes()),
-        "tenant": context.tenant,
-        "version": context.version,
-        "purpose": context.purpose.label(),
-        "user_aad": hex(&context.aad()),
-        "secret": hex(secret.expose()),
-        "envelope": hex(&wrapped),
-    })
+    merge(
+        json!({
+            "id": "mdk-wrap-kem-seed",
+            "kind": "mdk-wrap",
+            "mdk": hex(mdk_bytes.expose()),
+            "mdk_id": hex(mdk_id(&mdk_bytes).as_bytes()),
+            "tenant": context.tenant,
+            "version": context.version,
+            "purpose": context.purpose.label(),
+            "plaintext": hex(secret.expose()),
+        }),
+        fields,
+    )
+}
+
+/// The MDK wrapped under a file provider's KEK.
+fn kek_wrap_case(rng: &mut SeededRandom) -> Value {
+    let kek_bytes = Dek::generate_from(rng).unwrap();
+    let kek = MasterDataKey::from_kek(&kek_bytes);
+    let mdk = Dek::generate_from(rng).unwrap();
+    let id = mdk_id(&mdk);
+    let id_hex = id.to_hex();
+    let context = WrapContext::master_data_key(&id_hex);
+    let mut replay = rng.clone();
+    let cipher = KeyedCipher::new(&kek_bytes, kek_id(&kek_bytes));
+    let fields = keyed_fields(rng, &cipher, mdk.expose(), &context.aad());
+    let wrapped = kek.wrap_mdk_from(&mut replay, &mdk).unwrap();
+    assert_eq!(Value::String(hex(&wrapped)), fields["envelope"]);
+    assert_eq!(kek.unwrap_mdk(&wrapped, id).unwrap(), mdk);
+    merge(
+        json!({
+            "id": "kek-wrap-mdk",
+            "kind": "kek-wrap",
+            "kek": hex(kek_bytes.expose()),
+            "kek_id": hex(kek.id().as_bytes()),
+            "mdk_id": id_hex,
+            "tenant": context.tenant,
+            "version": context.version,
+            "purpose": context.purpose.label(),
+            "plaintext": hex(mdk.expose()),
+        }),
+        fields,
+    )
 }
 
 fn build() -> Value {
     let mut rng = SeededRandom::new("apg-pq v1 known-answer vectors");
     let config = b"postgres://app:s3cret@db.internal:5432/app";
     let cases = vec![
-        sealed_case(&mut rng, b"", b""),
-        sealed_case(&mut rng, config, b"database_url"),
-        keyed_case(&mut rng, b"", b""),
-        keyed_case(&mut rng, config, b"database_url"),
-        keyed_case(&mut rng, &[0xA5; 100], b""),
-        signature_case(&mut rng, b"", b"", false),
-        signature_case(&mut rng, config, b"config v7", true),
+        sealed_case(&mut rng, "sealed-empty", INFO_SEALED, b"", b""),
+        sealed_case(&mut rng, "sealed-config", INFO_SEALED, config, b"database_url"),
+        keyed_case(&mut rng, "keyed-empty", b"", b""),
+        keyed_case(&mut rng, "keyed-config", config, b"database_url"),
+        keyed_case(&mut rng, "keyed-100", &[0xA5; 100], b""),
+        signature_case(&mut rng, "signature-deterministic", b"", b"", false),
+        signature_case(&mut rng, "signature-hedged", config, b"config v7", true),
         dek_case(&mut rng),
-        wrap_case(&mut rng),
+        mdk_wrap_case(&mut rng),
+        kek_wrap_case(&mut rng),
     ];
-    json!({
-        "description": "apg_pqcrypto format v1 known-answer vectors; hex strings; see docs/FORMAT.md",
-        "cases": cases,
-    })
+    let mut top = Map::new();
+    top.insert(
+        "description".into(),
+        json!("apg_pqcrypto format v1 known-answer vectors; byte fields in lower-case hex; schema in docs/FORMAT.md section 7"),
+    );
+    top.insert("case_count".into(), json!(cases.len()));
+    top.insert("cases".into(), Value::Array(cases));
+    Value::Object(top)
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod error;
 pub mod format;
 mod keyed;
 mod keys;
+pub mod redact;
 pub mod rng;
 mod secret;
 pub mod sealed;
@@ -28,11 +29,11 @@ mod wrap;
 
 pub use envelope::{Envelope, Kind, KeyedEnvelope, SealedEnvelope, SignatureEnvelope};
 pub use error::{Error, Malformed};
-pub use keyed::KeyedCipher;
+pub use keyed::{keyed_len, KeyedCipher};
 pub use keys::{KemPublicKey, KemSecretKey, Kid, SigningKey, VerifyingKey};
 pub use secret::{Dek, DsaSeed, KemSeed, Plaintext};
 pub use tenant::{open_dek, seal_dek, TenantKeys};
-pub use wrap::{MasterDataKey, Purpose, WrapContext};
+pub use wrap::{kek_id, mdk_id, MasterDataKey, Purpose, WrapContext};
 
 #[cfg(test)]
 mod kat;

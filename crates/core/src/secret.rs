@@ -103,8 +103,14 @@ secret_bytes!(
 pub struct Plaintext(Zeroizing<Vec<u8>>);
 
 impl Plaintext {
-    pub(crate) fn new(bytes: Vec<u8>) -> Self {
-        Self(Zeroizing::new(bytes))
+    /// `len` zero bytes, allocated fallibly (the length is the caller's).
+    pub(crate) fn zeroed(len: usize) -> Result<Self, Error> {
+        Ok(Self(Zeroizing::new(zeroed_vec(len)?)))
+    }
+
+    /// `a || b`, wiped when dropped (for hashing a label with a key).
+    pub(crate) fn concat(a: &[u8], b: &[u8]) -> Self {
+        Self(Zeroizing::new([a, b].concat()))
     }
 
     /// The plaintext bytes.
@@ -121,6 +127,14 @@ impl Plaintext {
     pub(crate) fn expose_mut(&mut self) -> &mut [u8] {
         &mut self.0
     }
+}
+
+/// `len` zero bytes, or [`Error::OutOfMemory`] instead of aborting the process.
+pub(crate) fn zeroed_vec(len: usize) -> Result<Vec<u8>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| Error::OutOfMemory)?;
+    v.resize(len, 0);
+    Ok(v)
 }
 
 impl fmt::Debug for Plaintext {

@@ -1,7 +1,8 @@
 //! A tenant key version: ML-KEM-768 seed, ML-DSA-65 seed, and a DEK sealed
-//! to the version's own encapsulation key with user AAD "apg-pq v1 dek".
+//! to the version's own encapsulation key under the HKDF label
+//! "apg-pq v1 dek" (empty user AAD), which no data-plane function uses.
 use crate::{
-    format::AAD_DEK,
+    format::INFO_DEK,
     rng::{OsRandom, RandomSource},
     sealed, Dek, DsaSeed, Envelope, Error, KemPublicKey, KemSecretKey, KemSeed, KeyedCipher,
     SigningKey,
@@ -34,7 +35,7 @@ impl TenantKeys {
         let (kem_seed, kem) = KemSecretKey::generate_from(rng)?;
         let (dsa_seed, signing) = SigningKey::generate_from(rng)?;
         let dek = Dek::generate_from(rng)?;
-        let sealed_dek = sealed::seal_from(rng, kem.public_key(), dek.expose(), AAD_DEK)?;
+        let sealed_dek = sealed::seal_from(rng, kem.public_key(), INFO_DEK, dek.expose(), b"")?;
         Ok(Self { kem_seed, dsa_seed, kem, signing, dek, sealed_dek })
     }
 
@@ -52,12 +53,12 @@ impl fmt::Debug for TenantKeys {
 
 /// Seals a DEK to its version's own public key.
 pub fn seal_dek(public: &KemPublicKey, dek: &Dek) -> Result<Vec<u8>, Error> {
-    sealed::seal(public, dek.expose(), AAD_DEK)
+    sealed::seal_from(&mut OsRandom, public, INFO_DEK, dek.expose(), b"")
 }
 
 /// Opens a stored sealed DEK with its version's secret key.
 pub fn open_dek(key: &KemSecretKey, sealed_dek: &[u8]) -> Result<Dek, Error> {
     let envelope = Envelope::parse(sealed_dek)?.into_sealed()?;
-    let plaintext = sealed::open(key, &envelope, AAD_DEK)?;
+    let plaintext = sealed::open_labeled(key, &envelope, INFO_DEK, b"")?;
     Dek::from_slice(plaintext.expose()).map_err(|_| Error::DecryptionFailed)
 }

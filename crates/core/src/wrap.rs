@@ -1,14 +1,20 @@
-//! Wrapping of secrets (seeds, audit keys) under the master data key (MDK).
+//! Wrapping of secrets (seeds, audit keys) under the master data key (MDK),
+//! and of the MDK under a file provider's key-encryption key (KEK).
 //! Not part of the public contract, but documented in docs/FORMAT.md §6:
-//! a keyed envelope with the MDK id as kid and
+//! a keyed envelope with the wrapping key's id as kid and
 //!
 //! ```text
 //! user_aad = "apg-pq v1 wrap" || 0x00 || u32be(len(tenant)) || tenant
 //!            || u32be(version) || u8(len(purpose)) || purpose
 //! ```
+//! Key ids are `SHA-256(label || key)[0..16]` ("apg-pq v1 mdk" for an MDK,
+//! "apg-pq v1 kek" for a KEK), so whoever holds a key can check its id.
 use crate::{
+    format::{AAD_WRAP, LABEL_KEK_ID, LABEL_MDK_ID},
+    keys::Kid,
     rng::{OsRandom, RandomSource},
-    format::AAD_WRAP, keys::Kid, secret::Plaintext, Dek, Envelope, Error, KeyedCipher,
+    secret::Plaintext,
+    Dek, Envelope, Error, KeyedCipher,
 };
 use core::fmt;
 
@@ -66,15 +72,66 @@ impl WrapContext<'_> {
     }
 }
 
-/// The 32-byte master data key with its id.
+impl<'a> WrapContext<'a> {
+    /// The place of an MDK wrapped by a KEK: the MDK id in lower-case hex
+    /// as tenant, version 0.
+    pub fn master_data_key(mdk_id_hex: &'a str) -> Self {
+        WrapContext { tenant: mdk_id_hex, version: 0, purpose: Purpose::MasterDataKey }
+    }
+}
+
+/// `SHA-256("apg-pq v1 mdk" || mdk)[0..16]`.
+pub fn mdk_id(mdk: &Dek) -> Kid {
+    Kid::of(Plaintext::concat(LABEL_MDK_ID, mdk.expose()).expose())
+}
+
+/// `SHA-256("apg-pq v1 kek" || kek)[0..16]`.
+pub fn kek_id(kek: &Dek) -> Kid {
+    Kid::of(Plaintext::concat(LABEL_KEK_ID, kek.expose()).expose())
+}
+
+/// A 32-byte wrapping key with its id: the master data key, or a file
+/// provider's key-encryption key.
 pub struct MasterDataKey {
     cipher: KeyedCipher,
 }
 
 impl MasterDataKey {
-    /// The MDK `key` known by `id` (a random 16-byte id stored beside it).
+    /// The key `key` known by `id`.
     pub fn new(id: Kid, key: &Dek) -> Self {
         Self { cipher: KeyedCipher::new(key, id) }
+    }
+
+    /// The master data key `mdk`, known by [`mdk_id`].
+    pub fn from_mdk(mdk: &Dek) -> Self {
+        Self::new(mdk_id(mdk), mdk)
+    }
+
+    /// A key-encryption key, known by [`kek_id`].
+    pub fn from_kek(kek: &Dek) -> Self {
+        Self::new(kek_id(kek), kek)
+    }
+
+    /// Wraps the master data key `mdk` under this key (a KEK).
+    pub fn wrap_mdk(&self, mdk: &Dek) -> Result<Vec<u8>, Error> {
+        self.wrap_mdk_from(&mut OsRandom, mdk)
+    }
+
+    pub(crate) fn wrap_mdk_from(&self, rng: &mut impl RandomSource, mdk: &Dek) -> Result<Vec<u8>, Error> {
+        let id = mdk_id(mdk).to_hex();
+        self.wrap_from(rng, mdk.expose(), &WrapContext::master_data_key(&id))
+    }
+
+    /// Unwraps the master data key known as `id`, and checks that the key
+    /// has that id. Anything else is [`Error::DecryptionFailed`].
+    pub fn unwrap_mdk(&self, wrapped: &[u8], id: Kid) -> Result<Dek, Error> {
+        let hex = id.to_hex();
+        let plain = self.unwrap(wrapped, &WrapContext::master_data_key(&hex))?;
+        let mdk = Dek::from_slice(plain.expose()).map_err(|_| Error::DecryptionFailed)?;
+        if mdk_id(&mdk) != id {
+            return Err(Error::DecryptionFailed);
+        }
+        Ok(mdk)
     }
 
     /// The MDK id.

@@ -4,8 +4,8 @@
 //! (0..64 KiB) and random AAD.
 
 use pqcore::{
-    open_dek, sealed, Dek, Envelope, Error, KemSecretKey, KeyedCipher, Kid, Malformed,
-    MasterDataKey, Purpose, SigningKey, TenantKeys, WrapContext,
+    keyed_len, mdk_id, open_dek, sealed, Dek, Envelope, Error, KemSecretKey, KeyedCipher, Kid,
+    Malformed, MasterDataKey, Purpose, SigningKey, TenantKeys, WrapContext,
 };
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -147,9 +147,13 @@ fn tenant_keys_and_wrapping() {
     assert_eq!(open_dek(&keys.kem, &keys.sealed_dek).unwrap(), keys.dek);
     let other = TenantKeys::generate().unwrap();
     assert_eq!(open_dek(&other.kem, &keys.sealed_dek).unwrap_err(), Error::DecryptionFailed);
-    // The DEK is sealed with its own AAD; a plain sealed envelope is not a DEK.
+    // The DEK is sealed under its own HKDF label; a plain sealed envelope is
+    // not a DEK, and no AAD opens a stored DEK as a plain sealed envelope.
     let plain = sealed::seal(keys.kem.public_key(), keys.dek.expose(), b"").unwrap();
     assert_eq!(open_dek(&keys.kem, &plain).unwrap_err(), Error::DecryptionFailed);
+    for aad in [&b""[..], b"apg-pq v1 dek", b"apg-pq v1 sealed"] {
+        assert_eq!(open_sealed(&keys.kem, &keys.sealed_dek, aad).unwrap_err(), Error::DecryptionFailed);
+    }
 
     let mdk = MasterDataKey::new(Kid([1; 16]), &Dek::generate().unwrap());
     let here = WrapContext { tenant: "acme", version: 3, purpose: Purpose::KemSeed };
@@ -164,6 +168,44 @@ fn tenant_keys_and_wrapping() {
     }
     let other_mdk = MasterDataKey::new(Kid([1; 16]), &Dek::generate().unwrap());
     assert_eq!(other_mdk.unwrap(&wrapped, &here).unwrap_err(), Error::DecryptionFailed);
+}
+
+#[test]
+fn master_data_key_under_a_kek_checks_its_id() {
+    let kek = MasterDataKey::from_kek(&Dek::generate().unwrap());
+    let mdk = Dek::generate().unwrap();
+    let wrapped = kek.wrap_mdk(&mdk).unwrap();
+    assert_eq!(kek.unwrap_mdk(&wrapped, mdk_id(&mdk)).unwrap(), mdk);
+    assert_eq!(MasterDataKey::from_mdk(&mdk).id(), mdk_id(&mdk));
+    // Another id: another AAD, and the recovered key would not match it.
+    assert_eq!(kek.unwrap_mdk(&wrapped, Kid([0; 16])).unwrap_err(), Error::DecryptionFailed);
+    let other = MasterDataKey::from_kek(&Dek::generate().unwrap());
+    assert_eq!(other.unwrap_mdk(&wrapped, mdk_id(&mdk)).unwrap_err(), Error::DecryptionFailed);
+}
+
+#[test]
+fn in_place_apis_check_lengths_and_wipe_on_failure() {
+    let f = fixture();
+    let mut out = vec![0u8; keyed_len(3).unwrap()];
+    f.cipher.encrypt_to(b"abc", b"k", &mut out).unwrap();
+    assert_eq!(open_keyed(&f.cipher, &out, b"k").unwrap(), b"abc");
+    let mut short = vec![0u8; 64];
+    assert_eq!(f.cipher.encrypt_to(b"abc", b"k", &mut short).unwrap_err(), Error::OutputLength);
+    let env = Envelope::parse(&out).unwrap().into_keyed().unwrap();
+    let mut plain = [0xEEu8; 3];
+    assert_eq!(f.cipher.decrypt_to(&env, b"wrong", &mut plain).unwrap_err(), Error::DecryptionFailed);
+    assert_eq!(plain, [0; 3], "a failed decryption leaves no unauthenticated bytes");
+    assert_eq!(f.cipher.decrypt_to(&env, b"k", &mut [0u8; 4]).unwrap_err(), Error::OutputLength);
+
+    let mut sealed_out = vec![0u8; sealed::sealed_len(2).unwrap()];
+    sealed::seal_to(f.kem.public_key(), b"xy", b"", &mut sealed_out).unwrap();
+    let env = Envelope::parse(&sealed_out).unwrap().into_sealed().unwrap();
+    let mut plain = [0u8; 2];
+    sealed::open_to(&f.kem, &env, b"", &mut plain).unwrap();
+    assert_eq!(&plain, b"xy");
+    assert_eq!(sealed::open_to(&f.kem, &env, b"a", &mut plain).unwrap_err(), Error::DecryptionFailed);
+    assert_eq!(plain, [0; 2]);
+    assert_eq!(keyed_len(usize::MAX).unwrap_err(), Error::OutOfMemory);
 }
 
 #[test]
