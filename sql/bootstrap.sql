@@ -52,22 +52,21 @@ CREATE TABLE pq.tenant_key_versions (
 );
 CREATE UNIQUE INDEX tenant_key_versions_one_active ON pq.tenant_key_versions (tenant) WHERE state = 'active';
 
+-- A grant counts while the role has both the OID and the name it had when
+-- granted: a dropped role's grant never passes to a new role of the same
+-- name, nor to an unrelated role that later gets its OID. regrole is dumped
+-- and replicated as the role's name, so a restore or a subscriber maps it
+-- to its own role of that name.
 CREATE TABLE pq.tenant_grants (
     tenant     text NOT NULL REFERENCES pq.tenants (name) ON DELETE CASCADE,
+    role       regrole NOT NULL,
     role_name  name NOT NULL,
     granted_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant, role_name)
+    PRIMARY KEY (tenant, role)
 );
-
--- No secret columns: what a DBA and an application may see.
-CREATE VIEW pq.tenant_keys AS
-SELECT tenant, version, state, kid, signing_kid, public_key, verifying_key,
-       created_at, activated_at, retired_at
-  FROM pq.tenant_key_versions;
 
 REVOKE ALL ON ALL TABLES IN SCHEMA pq FROM PUBLIC;
 GRANT USAGE ON SCHEMA pq TO pq_admin, pq_user;
-GRANT SELECT ON pq.tenant_keys TO pq_admin, pq_user;
 GRANT SELECT ON pq.tenants, pq.tenant_grants TO pq_admin;
 
 -- pg_dump keeps the rows of these tables, so a restored database decrypts.

@@ -1,9 +1,22 @@
--- Runs after every function exists: the pq_envelope domain and privileges.
+-- Runs after every function exists: the pq_envelope domain, the view of
+-- tenant keys, the invalidation triggers and privileges.
 
 CREATE DOMAIN pq_envelope AS bytea CHECK (pq_envelope_check(VALUE));
 COMMENT ON DOMAIN pq_envelope IS 'A well-formed apg_pqcrypto v1 envelope; anything else fails with 22023';
 
+-- No secret columns, and only the tenants the caller sees: those it may
+-- use (pq_admin members and superusers see all). security_barrier keeps
+-- the filter ahead of any function a caller adds to the query.
+CREATE VIEW pq.tenant_keys WITH (security_barrier) AS
+SELECT tenant, version, state, kid, signing_kid, public_key, verifying_key,
+       created_at, activated_at, retired_at
+  FROM pq.tenant_key_versions
+ WHERE pq.tenant_visible(tenant);
+GRANT SELECT ON pq.tenant_keys TO pq_admin, pq_user;
+
 -- Any change to a key table drops every backend's cached keys at commit.
+-- ENABLE ALWAYS: also when rows arrive by logical replication
+-- (session_replication_role = replica), so a subscriber sees revocations.
 CREATE TRIGGER key_cache_invalidation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pq.master_keys
     FOR EACH STATEMENT EXECUTE FUNCTION pq_key_tables_changed();
 CREATE TRIGGER key_cache_invalidation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pq.tenants
@@ -12,6 +25,10 @@ CREATE TRIGGER key_cache_invalidation AFTER INSERT OR UPDATE OR DELETE OR TRUNCA
     FOR EACH STATEMENT EXECUTE FUNCTION pq_key_tables_changed();
 CREATE TRIGGER key_cache_invalidation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pq.tenant_grants
     FOR EACH STATEMENT EXECUTE FUNCTION pq_key_tables_changed();
+ALTER TABLE pq.master_keys ENABLE ALWAYS TRIGGER key_cache_invalidation;
+ALTER TABLE pq.tenants ENABLE ALWAYS TRIGGER key_cache_invalidation;
+ALTER TABLE pq.tenant_key_versions ENABLE ALWAYS TRIGGER key_cache_invalidation;
+ALTER TABLE pq.tenant_grants ENABLE ALWAYS TRIGGER key_cache_invalidation;
 REVOKE ALL ON FUNCTION pq_key_tables_changed() FROM PUBLIC;
 
 -- Key administration.
@@ -24,9 +41,17 @@ GRANT EXECUTE ON FUNCTION pq.create_tenant(text), pq.grant_tenant(text, text),
 -- Tenant-key functions: pq_user, and a pq.grant_tenant for the tenant.
 REVOKE ALL ON FUNCTION pq_encrypt(text, text, text), pq_encrypt(text, bytea, bytea),
                        pq_decrypt(bytea, bytea), pq_decrypt_text(bytea, text),
+                       pq_unseal(bytea, bytea), pq_unseal_text(bytea, text),
                        pq_sign(text, bytea, bytea), pq_verify(text, bytea, bytea, bytea)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq_encrypt(text, text, text), pq_encrypt(text, bytea, bytea),
                           pq_decrypt(bytea, bytea), pq_decrypt_text(bytea, text),
+                          pq_unseal(bytea, bytea), pq_unseal_text(bytea, text),
                           pq_sign(text, bytea, bytea), pq_verify(text, bytea, bytea, bytea)
     TO pq_user;
+
+-- Tenant public keys: to roles that see the tenant (checked inside).
+REVOKE ALL ON FUNCTION pq.tenant_public_key(text), pq.tenant_verifying_key(text), pq.tenant_visible(text)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.tenant_public_key(text), pq.tenant_verifying_key(text), pq.tenant_visible(text)
+    TO pq_admin, pq_user;

@@ -1,12 +1,15 @@
 //! Access to the extension's own tables from SQL functions that run as the
-//! caller: reads and writes happen as the extension's owner with a pinned
-//! search_path, and other backends learn of key and grant changes through
-//! PostgreSQL's relcache invalidation (broadcast at commit).
-use crate::errors::{PqError, PqResult};
+//! caller: queries run as the extension's owner with a pinned search_path.
+//! Reads are read-only SPI queries, which assign no transaction id, so every
+//! lookup works in a read-only transaction and on a hot standby; only the
+//! functions that change keys and grants write.
+use crate::{
+    cache,
+    errors::{PqError, PqResult},
+};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::cell::Cell;
 
 /// The role calling the SQL function.
 pub fn caller() -> pg_sys::Oid {
@@ -20,10 +23,23 @@ pub fn is_superuser(role: pg_sys::Oid) -> bool {
     unsafe { pg_sys::superuser_arg(role) }
 }
 
+/// True if `role` has the privileges of `pq_admin` (membership with inherit).
+pub fn is_admin(role: pg_sys::Oid) -> bool {
+    // SAFETY: syscache lookups; missing_ok turns an absent role into InvalidOid.
+    unsafe {
+        let admin = pg_sys::get_role_oid(c"pq_admin".as_ptr(), true);
+        admin != pg_sys::Oid::INVALID && pg_sys::has_privs_of_role(role, admin)
+    }
+}
+
+/// True on a hot standby.
+pub fn in_recovery() -> bool {
+    // SAFETY: reads shared state; never raises.
+    unsafe { pg_sys::RecoveryInProgress() }
+}
+
 thread_local! {
     static OWNER: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
-    static WATCHED: RefCell<HashSet<pg_sys::Oid>> = RefCell::new(HashSet::new());
-    static STALE: Cell<bool> = const { Cell::new(false) };
 }
 
 fn extension_owner() -> PqResult<pg_sys::Oid> {
@@ -34,7 +50,7 @@ fn extension_owner() -> PqResult<pg_sys::Oid> {
         "SELECT extowner FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'apg_pqcrypto'",
         &[],
     )?
-    .ok_or_else(|| PqError::Internal("extension apg_pqcrypto is not installed in this database".into()))?;
+    .ok_or_else(|| PqError::internal("extension apg_pqcrypto is not installed in this database", String::new()))?;
     OWNER.set(Some(owner));
     Ok(owner)
 }
@@ -83,19 +99,11 @@ pub fn as_owner<R>(f: impl FnOnce() -> PqResult<R>) -> PqResult<R> {
     f()
 }
 
-/// Remembers a table whose changes must drop this backend's caches.
-pub fn watch(table: pg_sys::Oid) {
-    WATCHED.with_borrow_mut(|w| w.insert(table));
-}
-
-/// True once since the last call if a watched table or role membership changed.
-pub fn take_stale() -> bool {
-    STALE.replace(false)
-}
-
 /// Statement trigger on every key table: whoever changes the rows (our
-/// functions, a DBA, pg_restore), every backend drops its cached keys and
-/// access decisions at commit, through a relcache invalidation.
+/// functions, a DBA, pg_restore, a logical-replication apply worker), every
+/// backend drops its cached keys and access decisions at commit, through a
+/// relcache invalidation. The triggers are ENABLE ALWAYS, so they fire
+/// under session_replication_role = replica too.
 #[pg_trigger]
 fn pq_key_tables_changed<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
@@ -103,48 +111,33 @@ fn pq_key_tables_changed<'a>(
     let relid = trigger.relid()?;
     // SAFETY: queues a transactional relcache invalidation for the trigger's own relation.
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
-    STALE.set(true);
+    cache::mark_changed();
     Ok(None)
 }
 
-/// The oid of one of the extension's tables, e.g. `pq.tenant_grants`.
-pub fn table_oid(table: &str) -> PqResult<pg_sys::Oid> {
-    one::<pg_sys::Oid>("SELECT $1::pg_catalog.regclass::pg_catalog.oid", &[table.into()])?
-        .ok_or_else(|| PqError::Internal(format!("table {table} is missing")))
-}
+/// The key and grant tables, whose changes drop every backend's cache.
+pub const KEY_TABLES: [&std::ffi::CStr; 4] = [c"master_keys", c"tenants", c"tenant_key_versions", c"tenant_grants"];
 
-#[pg_guard]
-unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    if relid == pg_sys::Oid::INVALID || WATCHED.with_borrow(|w| w.contains(&relid)) {
-        STALE.set(true);
-    }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn membership_changed(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
-    STALE.set(true);
-}
-
-/// Registers the invalidation callbacks; called once per process from _PG_init.
-pub fn register_callbacks() {
-    // SAFETY: registers plain functions that only set a flag; they never error.
+/// Registers the key tables for invalidation (cheap syscache lookups; run
+/// on cache misses, so a recreated extension's tables are watched too).
+pub fn watch_key_tables() {
+    // SAFETY: syscache lookups with missing_ok; InvalidOid when absent.
     unsafe {
-        pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), pg_sys::Datum::from(0));
-        pg_sys::CacheRegisterSyscacheCallback(
-            pg_sys::SysCacheIdentifier::AUTHMEMMEMROLE as i32,
-            Some(membership_changed),
-            pg_sys::Datum::from(0),
-        );
-        pg_sys::CacheRegisterSyscacheCallback(
-            pg_sys::SysCacheIdentifier::AUTHOID as i32,
-            Some(membership_changed),
-            pg_sys::Datum::from(0),
-        );
+        let schema = pg_sys::get_namespace_oid(c"pq".as_ptr(), true);
+        if schema == pg_sys::Oid::INVALID {
+            return;
+        }
+        for table in KEY_TABLES {
+            let oid = pg_sys::get_relname_relid(table.as_ptr(), schema);
+            if oid != pg_sys::Oid::INVALID {
+                cache::watch(oid);
+            }
+        }
     }
 }
 
-/// The first column of the first row of `query`, or None when there is no
-/// row (pgrx's `Spi::get_one` treats that as an error) or the value is NULL.
+/// The first column of the first row of a read-only `query`, or None when
+/// there is no row or the value is NULL.
 pub fn one<T: pgrx::FromDatum + pgrx::IntoDatum>(
     query: &str,
     args: &[pgrx::datum::DatumWithOid<'_>],
@@ -152,14 +145,16 @@ pub fn one<T: pgrx::FromDatum + pgrx::IntoDatum>(
     row(query, args, |row| Ok(row.get::<T>(1)?)).map(Option::flatten)
 }
 
-/// Applies `f` to the first row of `query`, if there is one.
+/// Applies `f` to the first row of a read-only `query`, if there is one.
+/// Read-only: no transaction id is assigned (pgrx runs it read-only unless
+/// the transaction has already written).
 pub fn row<R>(
     query: &str,
     args: &[pgrx::datum::DatumWithOid<'_>],
     f: impl FnOnce(&pgrx::spi::SpiTupleTable<'_>) -> PqResult<R>,
 ) -> PqResult<Option<R>> {
-    Spi::connect_mut(|client| {
-        let table = client.update(query, Some(1), args)?;
+    Spi::connect(|client| {
+        let table = client.select(query, Some(1), args)?;
         if table.is_empty() {
             return Ok(None);
         }
@@ -167,12 +162,16 @@ pub fn row<R>(
     })
 }
 
-/// 42704 unless `tenant` exists. Call as owner.
-pub fn require_tenant(tenant: &str) -> PqResult<()> {
-    let exists = one::<bool>("SELECT EXISTS (SELECT 1 FROM pq.tenants WHERE name = $1)", &[tenant.into()])?;
-    if exists == Some(true) {
-        Ok(())
-    } else {
-        Err(PqError::UnknownTenant(tenant.to_owned()))
-    }
+/// As [`one`], for a statement that writes.
+pub fn write_one<T: pgrx::FromDatum + pgrx::IntoDatum>(
+    query: &str,
+    args: &[pgrx::datum::DatumWithOid<'_>],
+) -> PqResult<Option<T>> {
+    Spi::connect_mut(|client| {
+        let table = client.update(query, Some(1), args)?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        Ok(table.first().get::<T>(1)?)
+    })
 }

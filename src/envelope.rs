@@ -1,38 +1,60 @@
 //! The data plane's encryption: `pq_encrypt`, `pq_decrypt`,
-//! `pq_decrypt_text`, `pq_seal`, `pq_open`, `pq_inspect`, and the check
-//! behind the `pq_envelope` domain.
+//! `pq_decrypt_text`, `pq_unseal`, `pq_unseal_text`, `pq_seal`, `pq_open`,
+//! `pq_inspect`, and the check behind the `pq_envelope` domain.
+//!
+//! What each opener proves (docs/FORMAT.md §8):
+//! - `pq_decrypt` opens *keyed* envelopes only. Only a holder of the
+//!   tenant's DEK (the server, for roles granted the tenant) can make one,
+//!   so a keyed envelope that opens was made by the server.
+//! - `pq_unseal` opens envelopes *sealed* to a tenant's public key. Anyone
+//!   with the public key can make one: it is confidential, but proves
+//!   nothing about its maker (pair it with a signature where origin matters).
+//!
+//! Results are written straight into the returned datum (`datum.rs`).
 use crate::{
+    datum::{PgBytea, PgText},
     errors::{OrRaise, PqError, PqResult},
     keystore,
 };
 use pgrx::prelude::*;
-use pqcore::{sealed, Envelope, KemPublicKey, KemSecretKey, Plaintext};
+use pqcore::{keyed_len, sealed, Envelope, KemPublicKey, KemSecretKey, Kind};
 use serde_json::json;
 
-fn encrypt(tenant: &str, plaintext: &[u8], aad: &[u8]) -> PqResult<Vec<u8>> {
-    let keys = keystore::active_version(tenant)?;
-    Ok(keys.cipher.encrypt(plaintext, aad)?)
+fn encrypt(tenant: &str, plaintext: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
+    let keys = keystore::active_version(tenant, "encrypt")?;
+    PgBytea::build(keyed_len(plaintext.len())?, |out| Ok(keys.cipher.encrypt_to(plaintext, aad, out)?))
 }
 
-fn decrypt(envelope: &[u8], aad: &[u8]) -> PqResult<Plaintext> {
+/// Parses `envelope` and requires `kind` before any key is looked up.
+fn expect_kind<'a>(envelope: &'a [u8], kind: Kind, function: &'static str) -> PqResult<Envelope<'a>> {
     let parsed = Envelope::parse(envelope)?;
-    let keys = keystore::version_by_kid(parsed.kid())?;
-    match parsed {
-        Envelope::Keyed(env) => Ok(keys.cipher.decrypt(&env, aad)?),
-        Envelope::Sealed(env) => Ok(sealed::open(&keys.kem, &env, aad)?),
-        Envelope::Signature(_) => Err(pqcore::Error::Malformed(pqcore::Malformed::WrongKind).into()),
+    if parsed.kind() != kind {
+        return Err(PqError::WrongKind { found: parsed.kind(), function });
     }
+    Ok(parsed)
 }
 
-fn seal(public_key: &[u8], plaintext: &[u8], aad: &[u8]) -> PqResult<Vec<u8>> {
+fn decrypt(envelope: &[u8], aad: &[u8], function: &'static str) -> PqResult<PgBytea> {
+    let env = expect_kind(envelope, Kind::Keyed, function)?.into_keyed()?;
+    let keys = keystore::version_by_kid(env.kid())?;
+    PgBytea::build(env.plaintext_len(), |out| Ok(keys.cipher.decrypt_to(&env, aad, out)?))
+}
+
+fn unseal(envelope: &[u8], aad: &[u8], function: &'static str) -> PqResult<PgBytea> {
+    let env = expect_kind(envelope, Kind::Sealed, function)?.into_sealed()?;
+    let keys = keystore::version_by_kid(env.kid())?;
+    PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&keys.kem, &env, aad, out)?))
+}
+
+fn seal(public_key: &[u8], plaintext: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
     let key = KemPublicKey::from_slice(public_key)?;
-    Ok(sealed::seal(&key, plaintext, aad)?)
+    PgBytea::build(sealed::sealed_len(plaintext.len())?, |out| Ok(sealed::seal_to(&key, plaintext, aad, out)?))
 }
 
-fn open(secret_key: &[u8], envelope: &[u8], aad: &[u8]) -> PqResult<Plaintext> {
+fn open(secret_key: &[u8], envelope: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
+    let env = expect_kind(envelope, Kind::Sealed, "pq_open")?.into_sealed()?;
     let key = KemSecretKey::from_slice(secret_key)?;
-    let env = Envelope::parse(envelope)?.into_sealed()?;
-    Ok(sealed::open(&key, &env, aad)?)
+    PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&key, &env, aad, out)?))
 }
 
 fn inspect(envelope: &[u8]) -> PqResult<serde_json::Value> {
@@ -43,7 +65,7 @@ fn inspect(envelope: &[u8]) -> PqResult<serde_json::Value> {
         "kid": parsed.kid().to_hex(),
         "envelope_length": envelope.len(),
     });
-    if parsed.kind() != pqcore::Kind::Signature {
+    if parsed.kind() != Kind::Signature {
         out["plaintext_length"] = json!(parsed.plaintext_len());
     }
     if let Some((tenant, version)) = keystore::describe_kid(parsed.kid(), parsed.kind())? {
@@ -56,54 +78,60 @@ fn inspect(envelope: &[u8]) -> PqResult<serde_json::Value> {
 /// Keyed envelope of a text value under the tenant's active key; `aad`
 /// (typically the configuration key's name) must be given again to decrypt.
 #[pg_extern(volatile, strict, parallel_restricted)]
-pub fn pq_encrypt(tenant: &str, plaintext: &str, aad: default!(&str, "''")) -> Vec<u8> {
+pub fn pq_encrypt(tenant: &str, plaintext: &str, aad: default!(&str, "''")) -> PgBytea {
     encrypt(tenant, plaintext.as_bytes(), aad.as_bytes()).or_raise()
 }
 
 /// Keyed envelope of a bytea value.
 #[pg_extern(volatile, strict, parallel_restricted, name = "pq_encrypt")]
-pub fn pq_encrypt_bytea(tenant: &str, plaintext: &[u8], aad: default!(&[u8], "''")) -> Vec<u8> {
+pub fn pq_encrypt_bytea(tenant: &str, plaintext: &[u8], aad: default!(&[u8], "''")) -> PgBytea {
     encrypt(tenant, plaintext, aad).or_raise()
 }
 
-/// Opens a keyed or sealed envelope of any key version the caller may use.
+/// Opens a keyed envelope of any key version the caller may use.
 #[pg_extern(stable, strict, parallel_restricted)]
-pub fn pq_decrypt(envelope: &[u8], aad: default!(&[u8], "''")) -> Vec<u8> {
-    decrypt(envelope, aad).map(Plaintext::into_bytes).or_raise()
+pub fn pq_decrypt(envelope: &[u8], aad: default!(&[u8], "''")) -> PgBytea {
+    decrypt(envelope, aad, "pq_decrypt").or_raise()
 }
 
-/// As `pq_decrypt`, for values that are UTF-8 text.
+/// As `pq_decrypt`, for values that are text in the database encoding.
 #[pg_extern(stable, strict, parallel_restricted)]
-pub fn pq_decrypt_text(envelope: &[u8], aad: default!(&str, "''")) -> String {
-    decrypt(envelope, aad.as_bytes())
-        .and_then(|p| String::from_utf8(p.into_bytes()).map_err(|e| {
-            let mut bytes = e.into_bytes();
-            zeroize::Zeroize::zeroize(&mut bytes);
-            PqError::NotUtf8
-        }))
-        .or_raise()
+pub fn pq_decrypt_text(envelope: &[u8], aad: default!(&str, "''")) -> PgText {
+    decrypt(envelope, aad.as_bytes(), "pq_decrypt_text").and_then(PgBytea::into_text).or_raise()
+}
+
+/// Opens an envelope sealed to a tenant key version's public key.
+#[pg_extern(stable, strict, parallel_restricted)]
+pub fn pq_unseal(envelope: &[u8], aad: default!(&[u8], "''")) -> PgBytea {
+    unseal(envelope, aad, "pq_unseal").or_raise()
+}
+
+/// As `pq_unseal`, for values that are text in the database encoding.
+#[pg_extern(stable, strict, parallel_restricted)]
+pub fn pq_unseal_text(envelope: &[u8], aad: default!(&str, "''")) -> PgText {
+    unseal(envelope, aad.as_bytes(), "pq_unseal_text").and_then(PgBytea::into_text).or_raise()
 }
 
 /// Sealed envelope to a raw ML-KEM-768 public key (1184 bytes).
 #[pg_extern(volatile, strict, parallel_safe)]
-pub fn pq_seal(public_key: &[u8], plaintext: &str, aad: default!(&str, "''")) -> Vec<u8> {
+pub fn pq_seal(public_key: &[u8], plaintext: &str, aad: default!(&str, "''")) -> PgBytea {
     seal(public_key, plaintext.as_bytes(), aad.as_bytes()).or_raise()
 }
 
 /// Sealed envelope of a bytea value.
 #[pg_extern(volatile, strict, parallel_safe, name = "pq_seal")]
-pub fn pq_seal_bytea(public_key: &[u8], plaintext: &[u8], aad: default!(&[u8], "''")) -> Vec<u8> {
+pub fn pq_seal_bytea(public_key: &[u8], plaintext: &[u8], aad: default!(&[u8], "''")) -> PgBytea {
     seal(public_key, plaintext, aad).or_raise()
 }
 
 /// Opens a sealed envelope with a raw secret key (64-byte seed or 2400-byte expanded key).
 #[pg_extern(immutable, strict, parallel_safe)]
-pub fn pq_open(secret_key: &[u8], envelope: &[u8], aad: default!(&[u8], "''")) -> Vec<u8> {
-    open(secret_key, envelope, aad).map(Plaintext::into_bytes).or_raise()
+pub fn pq_open(secret_key: &[u8], envelope: &[u8], aad: default!(&[u8], "''")) -> PgBytea {
+    open(secret_key, envelope, aad).or_raise()
 }
 
 /// What an envelope is: version, kind, kid, sizes, and the tenant and key
-/// version when the caller may use that tenant. Never secrets.
+/// version when the caller sees that tenant. Never secrets.
 #[pg_extern(stable, strict, parallel_restricted)]
 pub fn pq_inspect(envelope: &[u8]) -> pgrx::JsonB {
     pgrx::JsonB(inspect(envelope).or_raise())

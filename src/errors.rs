@@ -1,6 +1,9 @@
 //! The one mapping from failures to SQLSTATEs (DESIGN.md §4), and the one
-//! place that raises them. Messages never carry secrets or plaintext.
-use pqcore::{Error as CoreError, Malformed};
+//! place that raises them. Messages never carry secrets or plaintext, echo
+//! at most [`ECHO_MAX`] characters of a string the caller passed, and never
+//! name a tenant the caller did not name; details that would (paths, key
+//! ids) go to the server log only, through `errdetail_log`.
+use pqcore::{Error as CoreError, Kind, Malformed};
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
 
@@ -9,27 +12,56 @@ use std::os::raw::{c_char, c_int};
 pub enum PqError {
     /// From the core crate.
     Core(CoreError),
+    /// 22023: a well-formed envelope of a kind this function does not take.
+    WrongKind { found: Kind, function: &'static str },
     /// 22023: a bad argument other than an envelope (algorithm name, length…).
     InvalidParameter(String),
-    /// 22021: decrypted bytes are not valid UTF-8 (pq_decrypt_text).
-    NotUtf8,
+    /// 22021: decrypted bytes are not valid text in the database encoding.
+    NotText,
     /// PQ002: no key version has this kid.
     UnknownKid,
     /// PQ003: the key state forbids the operation.
     KeyState(String),
-    /// PQ004: master key provider unavailable or misconfigured.
-    Provider { message: String, hint: Option<String> },
+    /// PQ004: master key provider unavailable or misconfigured. `detail_log`
+    /// (paths, key ids, OS errors) goes to the server log only.
+    Provider { message: String, hint: Option<String>, detail_log: Option<String> },
     /// 42501: the role may not use this tenant's keys (or run this admin function).
     PermissionDenied(String),
-    /// 42704: unknown tenant.
+    /// 42704: unknown tenant (shown only to roles that see every tenant).
     UnknownTenant(String),
     /// 42710: the tenant exists already.
     DuplicateTenant(String),
-    /// XX000: a bug or an unexpected catalog state; the message says which.
-    Internal(String),
+    /// 25006: an operation that needs the primary, run on a hot standby.
+    ReadOnly(&'static str),
+    /// 54000: a value larger than a bytea can hold.
+    TooLarge,
+    /// 53200: memory for a value of the caller's size could not be allocated.
+    OutOfMemory,
+    /// XX000: a bug or a damaged key table; `detail_log` says which, in the log.
+    Internal { message: String, detail_log: Option<String> },
 }
 
 pub type PqResult<T> = Result<T, PqError>;
+
+/// The most characters of a caller's string that a message repeats.
+pub const ECHO_MAX: usize = 64;
+
+/// `s` as a message may repeat it: at most [`ECHO_MAX`] characters, control
+/// characters replaced.
+pub fn echo(s: &str) -> String {
+    let mut out: String = s.chars().take(ECHO_MAX).map(|c| if c.is_control() { '?' } else { c }).collect();
+    if s.chars().nth(ECHO_MAX).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+impl PqError {
+    /// XX000 with a public message and the details for the log.
+    pub fn internal(message: &str, detail_log: String) -> Self {
+        PqError::Internal { message: message.into(), detail_log: Some(detail_log) }
+    }
+}
 
 impl From<CoreError> for PqError {
     fn from(e: CoreError) -> Self {
@@ -39,7 +71,7 @@ impl From<CoreError> for PqError {
 
 impl From<pgrx::spi::SpiError> for PqError {
     fn from(e: pgrx::spi::SpiError) -> Self {
-        PqError::Internal(format!("catalog query failed: {e}"))
+        PqError::internal("catalog query failed", e.to_string())
     }
 }
 
@@ -54,40 +86,67 @@ pub const fn sqlstate_code(code: &[u8; 5]) -> c_int {
     v
 }
 
+/// What to do instead, for an envelope kind given to the wrong function.
+fn kind_hint(found: Kind) -> &'static str {
+    match found {
+        Kind::Sealed => "envelopes sealed to a tenant's public key are opened with pq_unseal; to a raw key, with pq_open",
+        Kind::Keyed => "keyed envelopes are opened with pq_decrypt",
+        Kind::Signature => "signature envelopes are checked with pq_verify",
+    }
+}
+
+struct Parts {
+    code: &'static [u8; 5],
+    message: String,
+    hint: Option<String>,
+    detail_log: Option<String>,
+}
+
+fn parts(code: &'static [u8; 5], message: impl Into<String>) -> Parts {
+    Parts { code, message: message.into(), hint: None, detail_log: None }
+}
+
+impl Parts {
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
 impl PqError {
-    fn parts(&self) -> (&'static [u8; 5], String, Option<String>) {
+    fn parts(self) -> Parts {
         match self {
-            PqError::Core(CoreError::DecryptionFailed) => (b"PQ001", "decryption failed".into(), None),
+            PqError::Core(CoreError::DecryptionFailed) => parts(b"PQ001", "decryption failed"),
             PqError::Core(CoreError::Malformed(Malformed::WrongKind)) => {
-                (b"22023", "envelope of the wrong kind for this function".into(), None)
+                parts(b"22023", "envelope of the wrong kind for this function")
             }
-            PqError::Core(e @ CoreError::Malformed(_)) => (
-                b"22023",
-                e.to_string(),
-                Some("a v1 envelope starts with 0x01 followed by 'S', 'K' or 'G'".into()),
+            PqError::Core(e @ CoreError::Malformed(_)) => parts(b"22023", e.to_string())
+                .hint("a v1 envelope starts with 0x01 followed by 'S', 'K' or 'G' and has the length of its kind"),
+            PqError::Core(CoreError::InvalidKey) => parts(b"22023", "invalid key: wrong length or encoding").hint(
+                "ML-KEM-768 keys: public 1184 bytes, secret 64 (seed) or 2400 bytes; ML-DSA-65 keys: public 1952 bytes, secret 32 bytes (seed)",
             ),
-            PqError::Core(CoreError::InvalidKey) => (
-                b"22023",
-                "invalid key: wrong length or encoding".into(),
-                Some("ML-KEM-768 keys: public 1184 bytes, secret 64 (seed) or 2400 bytes; ML-DSA-65 keys: public 1952 bytes, secret 32 bytes (seed)".into()),
-            ),
-            PqError::Core(CoreError::ContextTooLong) => {
-                (b"22023", "context string longer than 255 bytes".into(), None)
+            PqError::Core(CoreError::ContextTooLong) => parts(b"22023", "context string longer than 255 bytes"),
+            PqError::Core(CoreError::OutOfMemory) | PqError::OutOfMemory => {
+                parts(b"53200", "out of memory for a value of this size")
             }
-            PqError::Core(e) => (b"58000", e.to_string(), None),
-            PqError::InvalidParameter(m) => (b"22023", m.clone(), None),
-            PqError::NotUtf8 => (
-                b"22021",
-                "decrypted value is not valid UTF-8".into(),
-                Some("use pq_decrypt for binary values".into()),
-            ),
-            PqError::UnknownKid => (b"PQ002", "unknown key id".into(), None),
-            PqError::KeyState(m) => (b"PQ003", m.clone(), None),
-            PqError::Provider { message, hint } => (b"PQ004", message.clone(), hint.clone()),
-            PqError::PermissionDenied(m) => (b"42501", m.clone(), None),
-            PqError::UnknownTenant(t) => (b"42704", format!("tenant \"{t}\" does not exist"), None),
-            PqError::DuplicateTenant(t) => (b"42710", format!("tenant \"{t}\" already exists"), None),
-            PqError::Internal(m) => (b"XX000", m.clone(), None),
+            PqError::Core(CoreError::RandomUnavailable) => parts(b"58000", "random number generator unavailable"),
+            PqError::Core(e) => parts(b"XX000", e.to_string()),
+            PqError::WrongKind { found, function } => {
+                parts(b"22023", format!("{function} does not take {} envelopes", found.name())).hint(kind_hint(found))
+            }
+            PqError::InvalidParameter(m) => parts(b"22023", m),
+            PqError::NotText => parts(b"22021", "decrypted value is not valid text in the database encoding")
+                .hint("use pq_decrypt (or pq_unseal) for binary values"),
+            PqError::UnknownKid => parts(b"PQ002", "unknown key id"),
+            PqError::KeyState(m) => parts(b"PQ003", m),
+            PqError::Provider { message, hint, detail_log } => Parts { code: b"PQ004", message, hint, detail_log },
+            PqError::PermissionDenied(m) => parts(b"42501", m),
+            PqError::UnknownTenant(t) => parts(b"42704", format!("tenant \"{t}\" does not exist")),
+            PqError::DuplicateTenant(t) => parts(b"42710", format!("tenant \"{t}\" already exists")),
+            PqError::ReadOnly(what) => parts(b"25006", format!("cannot {what} during recovery"))
+                .hint("run it on the primary; a hot standby only decrypts and verifies"),
+            PqError::TooLarge => parts(b"54000", "the result would exceed the maximum bytea size (1 GB)"),
+            PqError::Internal { message, detail_log } => Parts { code: b"XX000", message, hint: None, detail_log },
         }
     }
 
@@ -95,24 +154,24 @@ impl PqError {
     ///
     /// pgrx's `ereport!` only takes the SQLSTATEs of its enum, and DESIGN.md's
     /// PQ00x codes are custom, so this calls the ereport functions directly.
-    /// Call it only at the top of a `#[pg_extern]` function, once every Rust
-    /// value holding secrets has been dropped: the ERROR longjmps past any
-    /// frame still live.
+    /// errfinish longjmps and never returns: every Rust value must be gone
+    /// by then. Callers raise at the top of a `#[pg_extern]` function, once
+    /// their own values are dropped; here each string is freed as soon as
+    /// PostgreSQL has copied it into its error data.
     pub fn raise(self) -> ! {
-        let (code, message, hint) = self.parts();
-        drop(self);
-        let message = to_cstring(message);
-        let hint = hint.map(to_cstring);
-        // SAFETY: the err* functions are PostgreSQL's ereport API; the
-        // format strings are "%s" with NUL-terminated arguments that stay
-        // alive until errfinish, which does not return at ERROR level. We are
-        // on the backend's main thread (every #[pg_extern] is).
+        let Parts { code, message, hint, detail_log } = self.parts();
+        // SAFETY: PostgreSQL's ereport API on the backend's main thread
+        // (every #[pg_extern] runs there). Each err* call copies its "%s"
+        // argument into ErrorContext before the Rust string is dropped.
         unsafe {
             if errstart(pgrx::pg_sys::PGERROR as c_int, std::ptr::null()) {
                 errcode(sqlstate_code(code));
-                errmsg(c"%s".as_ptr(), message.as_ptr());
-                if let Some(hint) = &hint {
-                    errhint(c"%s".as_ptr(), hint.as_ptr());
+                with_cstring(message, |m| errmsg(c"%s".as_ptr(), m));
+                if let Some(hint) = hint {
+                    with_cstring(hint, |h| errhint(c"%s".as_ptr(), h));
+                }
+                if let Some(detail) = detail_log {
+                    with_cstring(detail, |d| errdetail_log(c"%s".as_ptr(), d));
                 }
                 errfinish(c"apg_pqcrypto".as_ptr(), 0, c"apg_pqcrypto".as_ptr());
             }
@@ -122,8 +181,10 @@ impl PqError {
     }
 }
 
-fn to_cstring(s: String) -> CString {
-    CString::new(s.replace('\0', " ")).unwrap_or_default()
+/// Calls `f` with `s` as a C string, and frees it before returning.
+fn with_cstring(s: String, f: impl FnOnce(*const c_char) -> c_int) {
+    let c = CString::new(s.replace('\0', " ")).unwrap_or_default();
+    f(c.as_ptr());
 }
 
 // SAFETY: these are PostgreSQL's exported ereport functions (elog.h), left
@@ -133,6 +194,7 @@ unsafe extern "C-unwind" {
     fn errcode(sqlerrcode: c_int) -> c_int;
     fn errmsg(fmt: *const c_char, ...) -> c_int;
     fn errhint(fmt: *const c_char, ...) -> c_int;
+    fn errdetail_log(fmt: *const c_char, ...) -> c_int;
     fn errfinish(filename: *const c_char, lineno: c_int, funcname: *const c_char);
 }
 
@@ -150,4 +212,3 @@ impl<T> OrRaise<T> for PqResult<T> {
         }
     }
 }
-

@@ -7,6 +7,7 @@ use std::ffi::CString;
 static MASTER_KEY_PROVIDER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"file"));
 static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static KEY_CACHE_TTL: GucSetting<i32> = GucSetting::<i32>::new(300);
+static REDACT_STATEMENT_LOG: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 pub fn init() {
     GucRegistry::define_string_guc(
@@ -35,6 +36,14 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
+    GucRegistry::define_bool_guc(
+        c"apg_pqcrypto.redact_statement_log",
+        c"Removes the arguments of this extension's functions from statements in the server log.",
+        c"Covers STATEMENT lines, log_statement, duration logs, bind parameters and PL/pgSQL context.",
+        &REDACT_STATEMENT_LOG,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
 }
 
 /// `apg_pqcrypto.master_key_provider`.
@@ -51,6 +60,11 @@ pub fn master_key_file() -> Option<String> {
         .get()
         .map(|s| s.to_string_lossy().into_owned())
         .filter(|s| !s.is_empty())
+}
+
+/// `apg_pqcrypto.redact_statement_log`.
+pub fn redact_statement_log() -> bool {
+    REDACT_STATEMENT_LOG.get()
 }
 
 /// `apg_pqcrypto.key_cache_ttl`.

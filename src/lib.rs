@@ -3,20 +3,34 @@
 //! arguments, calls the core crate (`crates/core`), and maps errors.
 //!
 //! Where to find a SQL function's Rust: `envelope.rs` (encrypt, decrypt,
-//! seal, open, inspect), `sign.rs` (signatures, key pairs), `tenants.rs`
-//! (tenants and grants); `keystore.rs` caches keys, `provider.rs` holds the
-//! master key, `catalog.rs` reaches the key tables, `gucs.rs` the settings,
-//! `errors.rs` the SQLSTATEs.
+//! unseal, seal, open, inspect), `sign.rs` (signatures, key pairs),
+//! `tenants.rs` (tenants and grants). Beneath them: `access.rs` decides who
+//! may use and see a tenant, `keystore.rs` loads and unwraps keys,
+//! `cache.rs` keeps them per backend, `secure_mem.rs` locks them in memory,
+//! `provider.rs` holds the master key, `catalog.rs` reaches the key
+//! tables, `datum.rs` builds results in place, `log_redaction.rs` keeps
+//! arguments out of the server log, `gucs.rs` the settings, `errors.rs`
+//! the SQLSTATEs.
 use pgrx::prelude::*;
 
+mod access;
+mod cache;
 mod catalog;
+mod datum;
 mod envelope;
 mod errors;
 mod gucs;
 mod keystore;
+mod log_redaction;
 mod provider;
+mod secure_mem;
 mod sign;
 mod tenants;
+
+/// Rust allocations go to the system allocator, except those made while
+/// unwrapping keys, which go to locked, undumpable memory (secure_mem.rs).
+#[global_allocator]
+static ALLOCATOR: secure_mem::Router = secure_mem::Router;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -26,7 +40,8 @@ pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
-    catalog::register_callbacks();
+    cache::register_callbacks();
+    log_redaction::install();
     // Backends are forked from the postmaster: a child must never reuse the
     // parent's read-ahead random bytes (salts and nonces).
     // SAFETY: registers a plain function; it touches only this thread's pool.

@@ -1,43 +1,49 @@
 //! Signatures and raw keys: `pq_sign`, `pq_verify`, `pq_sign_with`,
 //! `pq_verify_with`, `pq_generate_keypair`.
 use crate::{
+    datum::PgBytea,
     errors::{OrRaise, PqError, PqResult},
     keystore,
 };
 use pgrx::prelude::*;
-use pqcore::{Envelope, KemSecretKey, SigningKey, VerifyingKey};
+use pqcore::{Envelope, KemSecretKey, Kind, SigningKey, VerifyingKey};
 
 fn sign(tenant: &str, message: &[u8], context: &[u8]) -> PqResult<Vec<u8>> {
-    let keys = keystore::active_version(tenant)?;
+    let keys = keystore::active_version(tenant, "sign")?;
     let signing = keystore::signing_key(&keys)?;
     Ok(signing.sign_envelope(message, context)?)
 }
 
 fn verify(tenant: &str, message: &[u8], signature: &[u8], context: &[u8]) -> PqResult<bool> {
-    let env = Envelope::parse(signature)?.into_signature()?;
+    let parsed = Envelope::parse(signature)?;
+    if parsed.kind() != Kind::Signature {
+        return Err(PqError::WrongKind { found: parsed.kind(), function: "pq_verify" });
+    }
+    let env = parsed.into_signature()?;
     match keystore::verifying_key(tenant, env.kid())? {
         Some(key) => Ok(key.verify_envelope(&env, message, context)?),
         None => Ok(false),
     }
 }
 
-type KeyPair = (Vec<u8>, Vec<u8>, Vec<u8>);
+/// Public key, secret key (a seed, copied from zeroizing memory straight
+/// into the result), kid.
+type KeyPair = (Vec<u8>, PgBytea, Vec<u8>);
 
 fn generate(algorithm: &str) -> PqResult<KeyPair> {
-    match algorithm.to_ascii_lowercase().as_str() {
-        "ml-kem-768" => {
-            let (seed, key) = KemSecretKey::generate()?;
-            let public = key.public_key();
-            Ok((public.as_bytes().to_vec(), seed.expose().to_vec(), public.kid().as_bytes().to_vec()))
-        }
-        "ml-dsa-65" => {
-            let (seed, key) = SigningKey::generate()?;
-            let public = key.verifying_key();
-            Ok((public.as_bytes().to_vec(), seed.expose().to_vec(), public.kid().as_bytes().to_vec()))
-        }
-        other => Err(PqError::InvalidParameter(format!(
-            "unknown algorithm \"{other}\": use 'ml-kem-768' or 'ml-dsa-65'"
-        ))),
+    if algorithm.eq_ignore_ascii_case("ml-kem-768") {
+        let (seed, key) = KemSecretKey::generate()?;
+        let public = key.public_key();
+        Ok((public.as_bytes().to_vec(), PgBytea::copy_of(seed.expose())?, public.kid().as_bytes().to_vec()))
+    } else if algorithm.eq_ignore_ascii_case("ml-dsa-65") {
+        let (seed, key) = SigningKey::generate()?;
+        let public = key.verifying_key();
+        Ok((public.as_bytes().to_vec(), PgBytea::copy_of(seed.expose())?, public.kid().as_bytes().to_vec()))
+    } else {
+        Err(PqError::InvalidParameter(format!(
+            "unknown algorithm \"{}\": use 'ml-kem-768' or 'ml-dsa-65'",
+            crate::errors::echo(algorithm)
+        )))
     }
 }
 
@@ -77,6 +83,6 @@ pub fn pq_verify_with(public_key: &[u8], message: &[u8], signature: &[u8], conte
 #[pg_extern(volatile, strict, parallel_safe)]
 pub fn pq_generate_keypair(
     algorithm: default!(&str, "'ml-kem-768'"),
-) -> TableIterator<'static, (name!(public_key, Vec<u8>), name!(secret_key, Vec<u8>), name!(kid, Vec<u8>))> {
+) -> TableIterator<'static, (name!(public_key, Vec<u8>), name!(secret_key, PgBytea), name!(kid, Vec<u8>))> {
     TableIterator::once(generate(algorithm).or_raise())
 }

@@ -1,8 +1,10 @@
 //! Tenants and their grants: `pq.create_tenant`, `pq.grant_tenant`,
-//! `pq.revoke_tenant`, `pq.tenant_public_key`, `pq.tenant_verifying_key`.
+//! `pq.revoke_tenant`, `pq.tenant_public_key`, `pq.tenant_verifying_key`,
+//! and `pq.tenant_visible` (the filter of the `pq.tenant_keys` view).
 use crate::{
+    access::{self, MAX_TENANT_LEN},
     catalog,
-    errors::{PqError, PqResult},
+    errors::{echo, PqError, PqResult},
     keystore,
 };
 use pgrx::prelude::*;
@@ -10,15 +12,7 @@ use pgrx::prelude::*;
 /// Superusers and members of `pq_admin` administer keys.
 pub fn require_admin(what: &str) -> PqResult<()> {
     let role = catalog::caller();
-    if catalog::is_superuser(role) {
-        return Ok(());
-    }
-    let member = catalog::one::<bool>(
-        "SELECT pg_catalog.pg_has_role($1, 'pq_admin', 'USAGE')",
-        &[role.into()],
-    )?
-    .unwrap_or(false);
-    if member {
+    if catalog::is_superuser(role) || catalog::is_admin(role) {
         Ok(())
     } else {
         Err(PqError::PermissionDenied(format!("permission denied to {what}: requires membership in pq_admin")))
@@ -26,10 +20,10 @@ pub fn require_admin(what: &str) -> PqResult<()> {
 }
 
 fn check_tenant_name(tenant: &str) -> PqResult<()> {
-    if tenant.is_empty() || tenant.len() > 200 || tenant.chars().any(char::is_control) {
-        return Err(PqError::InvalidParameter(
-            "tenant names are 1 to 200 bytes without control characters".into(),
-        ));
+    if tenant.is_empty() || tenant.len() > MAX_TENANT_LEN || tenant.chars().any(char::is_control) {
+        return Err(PqError::InvalidParameter(format!(
+            "tenant names are 1 to {MAX_TENANT_LEN} bytes without control characters"
+        )));
     }
     Ok(())
 }
@@ -38,59 +32,65 @@ fn create_tenant(tenant: &str) -> PqResult<(String, i32, Vec<u8>)> {
     require_admin("create tenants")?;
     check_tenant_name(tenant)?;
     catalog::as_owner(|| {
-        let inserted = catalog::one::<bool>(
-            "WITH t AS (INSERT INTO pq.tenants (name, created_by) VALUES ($1, session_user)
-                        ON CONFLICT (name) DO NOTHING RETURNING true)
-             SELECT EXISTS (SELECT 1 FROM t)",
+        let inserted = catalog::write_one::<bool>(
+            "INSERT INTO pq.tenants (name, created_by) VALUES ($1, session_user)
+             ON CONFLICT (name) DO NOTHING RETURNING true",
             &[tenant.into()],
         )?
         .unwrap_or(false);
         if !inserted {
-            return Err(PqError::DuplicateTenant(tenant.to_owned()));
+            return Err(PqError::DuplicateTenant(echo(tenant)));
         }
         let kid = keystore::insert_version(tenant, 1)?;
         Ok((tenant.to_owned(), 1, kid.as_bytes().to_vec()))
     })
 }
 
+/// The OID of the role named exactly `name`, if there is one.
+fn role_oid(name: &str) -> PqResult<Option<pg_sys::Oid>> {
+    let name = std::ffi::CString::new(name)
+        .map_err(|_| PqError::InvalidParameter("role names contain no NUL character".into()))?;
+    // SAFETY: a syscache lookup; missing_ok returns InvalidOid for no such role.
+    let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
+    Ok((oid != pg_sys::Oid::INVALID).then_some(oid))
+}
+
+/// Grants are kept by role OID and the role's name at grant time; see access.rs.
 fn set_grant(tenant: &str, role: &str, grant: bool) -> PqResult<bool> {
     require_admin("grant tenant keys")?;
+    access::require_visible(tenant)?;
+    let oid = role_oid(role)?;
     catalog::as_owner(|| {
-        catalog::require_tenant(tenant)?;
-        let role_exists = catalog::one::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)",
-            &[role.into()],
-        )?
-        .unwrap_or(false);
-        if grant && !role_exists {
-            return Err(PqError::InvalidParameter(format!("role \"{role}\" does not exist")));
-        }
-        let query = if grant {
-            "WITH g AS (INSERT INTO pq.tenant_grants (tenant, role_name) VALUES ($1, $2)
-                        ON CONFLICT DO NOTHING RETURNING true) SELECT EXISTS (SELECT 1 FROM g)"
-        } else {
-            "WITH g AS (DELETE FROM pq.tenant_grants WHERE tenant = $1 AND role_name = $2
-                        RETURNING true) SELECT EXISTS (SELECT 1 FROM g)"
+        let changed = match (grant, oid) {
+            (true, None) => return Err(PqError::InvalidParameter(format!("role \"{}\" does not exist", echo(role)))),
+            (true, Some(oid)) => catalog::write_one::<bool>(
+                "INSERT INTO pq.tenant_grants (tenant, role, role_name) VALUES ($1, $2::pg_catalog.regrole, $3)
+                 ON CONFLICT (tenant, role) DO UPDATE SET role_name = EXCLUDED.role_name, granted_at = now()
+                  WHERE tenant_grants.role_name <> EXCLUDED.role_name
+                 RETURNING true",
+                &[tenant.into(), oid.into(), role.into()],
+            )?,
+            // By OID, and by name for the grants of a role that was dropped.
+            (false, oid) => catalog::write_one::<bool>(
+                "WITH g AS (DELETE FROM pq.tenant_grants WHERE tenant = $1 AND (role = $2 OR role_name = $3)
+                            RETURNING true)
+                 SELECT EXISTS (SELECT 1 FROM g)",
+                &[tenant.into(), oid.unwrap_or(pg_sys::Oid::INVALID).into(), role.into()],
+            )?,
         };
-        let changed = catalog::one::<bool>(query, &[tenant.into(), role.into()])?.unwrap_or(false);
-        Ok(changed)
+        Ok(changed.unwrap_or(false))
     })
 }
 
 fn public_key(tenant: &str, column: &str) -> PqResult<Vec<u8>> {
+    access::require_visible(tenant)?;
     catalog::as_owner(|| {
-        let key = catalog::one::<Vec<u8>>(
+        catalog::one::<Vec<u8>>(
             &format!("SELECT {column} FROM pq.tenant_key_versions WHERE tenant = $1 AND state = 'active'"),
             &[tenant.into()],
-        )?;
-        match key {
-            Some(key) => Ok(key),
-            None => {
-                catalog::require_tenant(tenant)?;
-                Err(PqError::KeyState(format!("tenant \"{tenant}\" has no active key version")))
-            }
-        }
-    })
+        )
+    })?
+    .ok_or_else(|| PqError::KeyState(format!("tenant \"{}\" has no active key version", echo(tenant))))
 }
 
 #[pg_schema]
@@ -129,5 +129,12 @@ pub mod pq {
     #[pg_extern(stable, strict, parallel_restricted)]
     pub fn tenant_verifying_key(tenant: &str) -> Vec<u8> {
         public_key(tenant, "verifying_key").or_raise()
+    }
+
+    /// True if the calling role sees `tenant` (it may use it, or it is a
+    /// member of pq_admin or a superuser). The row filter of `pq.tenant_keys`.
+    #[pg_extern(stable, strict, parallel_restricted)]
+    pub fn tenant_visible(tenant: &str) -> bool {
+        access::visible(tenant).or_raise()
     }
 }

@@ -1,7 +1,7 @@
 // In-process tests (`cargo pgrx test`): internals the SQL suite cannot see.
 // Included into `mod tests` in lib.rs (pgrx needs the module inline).
 use crate::errors::PqError;
-use crate::{catalog, keystore, provider};
+use crate::{cache, catalog, keystore, provider, secure_mem};
 use pgrx::prelude::*;
 
 fn setup_tenant(name: &str) {
@@ -15,13 +15,15 @@ fn sqlstates_match_postgres_encoding() {
     assert_eq!(crate::errors::sqlstate_code(b"22023"), C::ERRCODE_INVALID_PARAMETER_VALUE as i32);
     assert_eq!(crate::errors::sqlstate_code(b"42501"), C::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
     assert_eq!(crate::errors::sqlstate_code(b"42704"), C::ERRCODE_UNDEFINED_OBJECT as i32);
+    assert_eq!(crate::errors::sqlstate_code(b"25006"), C::ERRCODE_READ_ONLY_SQL_TRANSACTION as i32);
+    assert_eq!(crate::errors::sqlstate_code(b"53200"), C::ERRCODE_OUT_OF_MEMORY as i32);
 }
 
 #[pg_test]
 fn cache_serves_repeated_calls_without_reloading() {
     setup_tenant("cached");
-    let first = keystore::active_version("cached").unwrap();
-    let second = keystore::active_version("cached").unwrap();
+    let first = keystore::active_version("cached", "encrypt").unwrap();
+    let second = keystore::active_version("cached", "encrypt").unwrap();
     // The same unwrapped keys: no second unwrap or ML-KEM expansion.
     assert!(std::rc::Rc::ptr_eq(&first, &second));
     let env = first.cipher.encrypt(b"v", b"").unwrap();
@@ -34,28 +36,101 @@ fn cache_serves_repeated_calls_without_reloading() {
 #[pg_test]
 fn key_table_change_drops_cached_keys() {
     setup_tenant("stale");
-    let first = keystore::active_version("stale").unwrap();
+    let first = keystore::active_version("stale", "encrypt").unwrap();
     // Any statement on a key table marks this backend's caches stale.
     Spi::run("UPDATE pq.tenants SET created_by = created_by WHERE name = 'stale'").unwrap();
-    let second = keystore::active_version("stale").unwrap();
+    let second = keystore::active_version("stale", "encrypt").unwrap();
     assert!(!std::rc::Rc::ptr_eq(&first, &second));
     assert_eq!(first.kid(), second.kid());
 }
 
 #[pg_test]
-fn ttl_zero_disables_caching() {
+fn ttl_zero_leaves_nothing_behind() {
     setup_tenant("nocache");
     Spi::run("SET apg_pqcrypto.key_cache_ttl = 0").unwrap();
-    let first = keystore::active_version("nocache").unwrap();
-    let second = keystore::active_version("nocache").unwrap();
+    cache::clear();
+    let first = keystore::active_version("nocache", "encrypt").unwrap();
+    let second = keystore::active_version("nocache", "encrypt").unwrap();
     assert!(!std::rc::Rc::ptr_eq(&first, &second));
+    Spi::run("SELECT pq_decrypt(pq_encrypt('nocache', 'v')), pq_verify('nocache', 'm', pq_sign('nocache', 'm'))").unwrap();
+    assert_eq!(cache::entries(), 0, "no key or access decision is kept");
+}
+
+#[pg_test]
+fn expired_entries_are_wiped_at_transaction_end() {
+    setup_tenant("expiry");
+    let keys = keystore::active_version("expiry", "encrypt").unwrap();
+    drop(keys);
+    assert!(cache::entries() > 0);
+    let ttl = crate::gucs::key_cache_ttl().as_micros() as i64;
+    // Not yet expired: kept.
+    cache::end_of_transaction(cache::now() + ttl - 1_000_000);
+    assert!(cache::entries() > 0);
+    // Expired: gone, without any lookup.
+    cache::end_of_transaction(cache::now() + ttl + 1);
+    assert_eq!(cache::entries(), 0);
+}
+
+#[pg_test]
+fn an_invalidation_during_a_transaction_drops_everything_at_its_end() {
+    setup_tenant("snap");
+    keystore::active_version("snap", "encrypt").unwrap();
+    // A lookup after an invalidation may have read an old snapshot: what it
+    // cached does not survive the transaction, however fresh.
+    cache::mark_changed();
+    cache::refresh();
+    keystore::active_version("snap", "encrypt").unwrap();
+    assert!(cache::entries() > 0);
+    cache::end_of_transaction(cache::now());
+    assert_eq!(cache::entries(), 0);
+}
+
+#[pg_test]
+fn cached_keys_live_in_locked_undumpable_memory() {
+    setup_tenant("locked");
+    let keys = keystore::active_version("locked", "encrypt").unwrap();
+    let signing = keystore::signing_key(&keys).unwrap();
+    assert!(secure_mem::contains(std::rc::Rc::as_ptr(&keys).cast()));
+    assert!(secure_mem::contains(std::rc::Rc::as_ptr(&signing).cast()));
+    let (used, locked) = secure_mem::stats();
+    assert!(used > 0 && locked >= used, "arena used {used}, locked {locked}");
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let base = std::rc::Rc::as_ptr(&keys) as usize;
+    let region = smaps
+        .lines()
+        .scan(None, |current: &mut Option<(usize, usize)>, line| {
+            if let Some((range, _)) = line.split_once(' ') {
+                if let Some((a, b)) = range.split_once('-') {
+                    if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                        *current = Some((a, b));
+                    }
+                }
+            }
+            Some((*current, line.to_owned()))
+        })
+        .filter(|(range, _)| range.is_some_and(|(a, b)| a <= base && base < b))
+        .map(|(_, line)| line)
+        .collect::<Vec<_>>();
+    let flags = region.iter().find(|l| l.starts_with("VmFlags:")).expect("VmFlags of the arena");
+    assert!(flags.split_whitespace().any(|f| f == "dd"), "arena not excluded from core dumps: {flags}");
+    let locked_kb = region.iter().find(|l| l.starts_with("Locked:")).expect("Locked of the arena");
+    assert!(!locked_kb.contains(" 0 kB"), "arena not locked: {locked_kb}");
 }
 
 #[pg_test]
 fn unknown_tenant_and_kid() {
     Spi::run("CREATE EXTENSION IF NOT EXISTS apg_pqcrypto").unwrap();
-    assert!(matches!(keystore::active_version("nobody"), Err(PqError::UnknownTenant(_))));
+    // The test runs as a superuser, who sees every tenant: 42704.
+    assert!(matches!(keystore::active_version("nobody", "encrypt"), Err(PqError::UnknownTenant(_))));
     assert!(matches!(keystore::version_by_kid(pqcore::Kid([9; 16])), Err(PqError::UnknownKid)));
+}
+
+#[pg_test]
+fn messages_echo_a_bounded_part_of_caller_strings() {
+    let long = "x".repeat(10_000);
+    let shown = crate::errors::echo(&long);
+    assert!(shown.chars().count() <= crate::errors::ECHO_MAX + 1);
+    assert_eq!(crate::errors::echo("a\nb"), "a?b");
 }
 
 #[pg_test]
@@ -63,13 +138,25 @@ fn as_owner_restores_the_caller() {
     Spi::run("CREATE EXTENSION IF NOT EXISTS apg_pqcrypto").unwrap();
     let before = catalog::caller();
     let path_before = Spi::get_one::<String>("SHOW search_path").unwrap();
-    let inside = catalog::as_owner(|| {
-        Ok(catalog::one::<String>("SHOW search_path", &[])?)
-    })
-    .unwrap();
+    let inside = catalog::as_owner(|| Ok(catalog::one::<String>("SHOW search_path", &[])?)).unwrap();
     assert_eq!(inside.as_deref(), Some("pg_catalog, pq, pg_temp"));
     assert_eq!(catalog::caller(), before);
     assert_eq!(Spi::get_one::<String>("SHOW search_path").unwrap(), path_before);
+}
+
+#[pg_test]
+fn reads_assign_no_transaction_id() {
+    setup_tenant("noxid");
+    Spi::run("SELECT 1").unwrap();
+    // SAFETY: reads the current transaction's xid, if it has one.
+    let xid_before = unsafe { pg_sys::GetCurrentTransactionIdIfAny() };
+    // create_tenant wrote, so this transaction has an id; a fresh lookup in
+    // a transaction without one is what a standby needs: checked by the
+    // integration tests against a real standby. Here: reads use read-only SPI.
+    cache::clear();
+    keystore::version_by_kid(keystore::active_version("noxid", "encrypt").unwrap().kid()).unwrap();
+    // SAFETY: as above.
+    assert_eq!(xid_before, unsafe { pg_sys::GetCurrentTransactionIdIfAny() });
 }
 
 #[pg_test]
@@ -80,4 +167,5 @@ fn key_file_contents() {
     assert!(provider::parse_key(b"short").is_none());
     assert!(provider::parse_key(&[7u8; 33]).is_none());
     assert!(provider::parse_key("zz".repeat(32).as_bytes()).is_none());
+    assert!(provider::parse_key("+1".repeat(32).as_bytes()).is_none());
 }

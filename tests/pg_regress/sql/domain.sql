@@ -9,5 +9,7 @@ SELECT try($$ INSERT INTO config VALUES ('short', '\x014b00'::bytea) $$);
 SELECT try($$ INSERT INTO config VALUES ('v2', '\x024b' || decode(repeat('00', 70), 'hex')) $$);
 SELECT try($$ UPDATE config SET value = '\x00'::bytea WHERE name = 'db' $$);
 SELECT name, pq_inspect(value)->>'kind' AS kind FROM config ORDER BY name;
-SELECT pq_decrypt_text(value, name) FROM config WHERE name IN ('db', 'api') ORDER BY name;
+SELECT name, CASE pq_inspect(value)->>'kind' WHEN 'keyed' THEN pq_decrypt_text(value, name)
+                                             WHEN 'sealed' THEN pq_unseal_text(value, name) END
+  FROM config WHERE name IN ('db', 'api') ORDER BY name;
 DROP TABLE config;

@@ -19,11 +19,14 @@ SELECT try($$ SELECT pq_decrypt(set_bit(e, 20, 1 - get_bit(e, 20)), 'k'::bytea) 
 -- Wrong AAD: PQ001, the same error as a wrong key.
 SELECT try($$ SELECT pq_decrypt(e, 'K'::bytea) FROM good $$);
 SELECT try($$ SELECT pq_decrypt(e) FROM good $$);
--- Unknown tenant: 42704.
+-- Unknown tenant: 42704 to a superuser (who sees every tenant); others get
+-- 42501 (access.sql). Messages repeat at most 64 characters of a name.
 SELECT try($$ SELECT pq_encrypt('nobody', 'x') $$);
 SELECT try($$ SELECT pq.tenant_public_key('nobody') $$);
--- A signature envelope does not decrypt.
+SELECT try($$ SELECT pq_encrypt(repeat('n', 100000), 'x') $$);
+-- A signature envelope does not decrypt: the kind is checked before any key lookup.
 SELECT try($$ SELECT pq_decrypt(pq_sign('acme', 'm')) $$);
+SELECT try($$ SELECT pq_decrypt('\x0147' || decode(repeat('00', 3325), 'hex')) $$);
 -- Binary plaintext through pq_decrypt_text: 22021.
 SELECT try($$ SELECT pq_decrypt_text(pq_encrypt('acme', '\xff00'::bytea)) $$);
 -- Admin input checks.
@@ -45,3 +48,5 @@ UPDATE pq.tenant_key_versions
    SET state = 'destroyed', wrapped_kem_seed = NULL, wrapped_dsa_seed = NULL, sealed_dek = NULL
  WHERE tenant = 'umbrella';
 SELECT try($$ SELECT pq_decrypt_text(e, 'k') FROM old $$);
+-- Not text in the database encoding (NUL included): 22021.
+SELECT try($$ SELECT pq_decrypt_text(pq_encrypt('acme', '\x610062'::bytea)) $$);

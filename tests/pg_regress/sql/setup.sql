@@ -1,15 +1,17 @@
 -- Installs the extension, the roles the suite uses, and a helper that shows
 -- a statement's SQLSTATE and message instead of aborting the script.
 SET client_min_messages = warning;
-DROP ROLE IF EXISTS regress_admin, regress_app_a, regress_app_b, regress_app_a_member, regress_nobody;
+DROP ROLE IF EXISTS regress_admin, regress_app_a, regress_app_b, regress_app_a_member, regress_nobody, regress_reborn;
 RESET client_min_messages;
 CREATE EXTENSION apg_pqcrypto;
 CREATE FUNCTION try(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE hint text;
 BEGIN
     EXECUTE q;
     RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
+    GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
+    RETURN SQLSTATE || ': ' || SQLERRM || coalesce(nullif(' (hint: ' || hint || ')', ' (hint: )'), '');
 END
 $$;
 GRANT EXECUTE ON FUNCTION try(text) TO PUBLIC;

@@ -1,0 +1,250 @@
+//! The per-backend cache of unwrapped keys and access decisions, and the
+//! rules that keep it honest:
+//!
+//! - **Invalidation.** Any change to a key or grant table (our functions,
+//!   a DBA by hand, pg_restore, a logical-replication apply worker) and any
+//!   change of role membership reaches every backend as a relcache or
+//!   syscache invalidation; the next lookup then starts from nothing.
+//! - **Snapshots.** A lookup right after an invalidation may still read the
+//!   key tables through an older snapshot (a REPEATABLE READ or
+//!   SERIALIZABLE transaction's, or a statement's taken just before the
+//!   invalidation arrived), and would cache what that snapshot shows. So
+//!   at the end of every transaction in which an invalidation arrived,
+//!   everything is dropped again: no decision outlives the transaction that
+//!   read it from an old snapshot, and the next transaction reads afresh.
+//! - **Expiry.** Entries live `apg_pqcrypto.key_cache_ttl` seconds; expired
+//!   ones are wiped at the end of every transaction, and never used after
+//!   expiry. With a TTL of 0 nothing is kept after a call.
+//!
+//! Secrets in entries are zeroized when dropped, live in locked memory
+//! (`secure_mem`), and are wiped at backend exit.
+use crate::{gucs, keystore::VersionKeys, secure_mem};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pqcore::{Kid, MasterDataKey, VerifyingKey};
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+/// Microseconds since 2000-01-01, PostgreSQL's timestamp unit.
+pub type Micros = i64;
+
+/// The statement's start time: costs no system call on the per-row path.
+pub fn now() -> Micros {
+    // SAFETY: reads a backend global set at statement start.
+    unsafe { pg_sys::GetCurrentStatementStartTimestamp() }
+}
+
+fn ttl_micros() -> Micros {
+    gucs::key_cache_ttl().as_micros() as Micros
+}
+
+pub fn enabled() -> bool {
+    !gucs::key_cache_ttl().is_zero()
+}
+
+/// What a role may do with a tenant, as read from the tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TenantAccess {
+    pub exists: bool,
+    pub granted: bool,
+}
+
+/// Beyond this many remembered decisions, the map starts afresh (callers
+/// choose tenant names, so it must not grow without bound).
+const MAX_DECISIONS: usize = 4096;
+
+#[derive(Default)]
+pub struct Cache {
+    pub mdks: HashMap<Kid, (Rc<MasterDataKey>, Micros)>,
+    pub versions: HashMap<Kid, Rc<VersionKeys>>,
+    pub active: HashMap<String, Kid>,
+    pub verifying: HashMap<Kid, (String, Rc<VerifyingKey>, Micros)>,
+    /// Per role, per tenant name.
+    pub access: HashMap<pg_sys::Oid, HashMap<String, (TenantAccess, Micros)>>,
+    decisions: usize,
+    /// The last (role, tenant) found allowed: the common case of one
+    /// application role using one tenant skips the hash lookup.
+    pub last_allowed: Option<(pg_sys::Oid, String)>,
+    exit_hook: bool,
+}
+
+impl Cache {
+    pub fn fresh(&self, loaded: Micros, now: Micros) -> bool {
+        now - loaded < ttl_micros()
+    }
+
+    /// The decision for `role` and `tenant`, if it has not expired.
+    pub fn access(&self, role: pg_sys::Oid, tenant: &str, now: Micros) -> Option<TenantAccess> {
+        let (access, at) = self.access.get(&role)?.get(tenant)?;
+        self.fresh(*at, now).then_some(*access)
+    }
+
+    pub fn remember_access(&mut self, role: pg_sys::Oid, tenant: &str, access: TenantAccess, now: Micros) {
+        if self.decisions >= MAX_DECISIONS {
+            self.access.clear();
+            self.decisions = 0;
+        }
+        if self.access.entry(role).or_default().insert(tenant.to_owned(), (access, now)).is_none() {
+            self.decisions += 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.mdks.is_empty()
+            && self.versions.is_empty()
+            && self.verifying.is_empty()
+            && self.access.is_empty()
+            && self.last_allowed.is_none()
+    }
+
+    fn drop_all(&mut self) {
+        self.mdks.clear();
+        self.versions.clear();
+        self.active.clear();
+        self.verifying.clear();
+        self.access.clear();
+        self.decisions = 0;
+        self.last_allowed = None;
+    }
+
+    /// Drops every entry older than the TTL at `now`.
+    fn sweep(&mut self, now: Micros) {
+        let ttl = ttl_micros();
+        self.mdks.retain(|_, (_, at)| now - *at < ttl);
+        self.versions.retain(|_, v| now - v.loaded < ttl);
+        let versions = &self.versions;
+        self.active.retain(|_, kid| versions.contains_key(kid));
+        self.verifying.retain(|_, (_, _, at)| now - *at < ttl);
+        for tenants in self.access.values_mut() {
+            tenants.retain(|_, (_, at)| now - *at < ttl);
+        }
+        self.access.retain(|_, tenants| !tenants.is_empty());
+        self.decisions = self.access.values().map(HashMap::len).sum();
+        let access = &self.access;
+        if self.last_allowed.as_ref().is_some_and(|(r, t)| !access.get(r).is_some_and(|m| m.contains_key(t))) {
+            self.last_allowed = None;
+        }
+    }
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+    static WATCHED: RefCell<HashSet<pg_sys::Oid>> = RefCell::new(HashSet::new());
+    /// An invalidation arrived since the last lookup.
+    static STALE: Cell<bool> = const { Cell::new(false) };
+    /// An invalidation arrived during the current transaction.
+    static CHANGED_IN_XACT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Reads the cache.
+pub fn with<R>(f: impl FnOnce(&Cache) -> R) -> R {
+    CACHE.with_borrow(f)
+}
+
+/// Writes the cache (when caching is enabled; callers check).
+pub fn with_mut<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
+    CACHE.with_borrow_mut(|c| {
+        if !c.exit_hook {
+            // SAFETY: registers a callback that only drops Rust values.
+            unsafe { pg_sys::on_proc_exit(Some(on_exit), pg_sys::Datum::from(0)) };
+            c.exit_hook = true;
+        }
+        f(c)
+    })
+}
+
+/// Starts a lookup: if anything changed since the last one, forget everything.
+pub fn refresh() {
+    if STALE.replace(false) {
+        CACHE.with_borrow_mut(Cache::drop_all);
+    }
+}
+
+/// Wipes every cached key and decision.
+pub fn clear() {
+    CACHE.with_borrow_mut(Cache::drop_all);
+}
+
+/// Records that key tables or role memberships changed.
+pub fn mark_changed() {
+    STALE.set(true);
+    CHANGED_IN_XACT.set(true);
+}
+
+/// Remembers a table whose changes must drop this backend's caches.
+pub fn watch(table: pg_sys::Oid) {
+    WATCHED.with_borrow_mut(|w| w.insert(table));
+}
+
+/// Number of cached keys and decisions (for tests).
+#[cfg(any(test, feature = "pg_test"))]
+pub fn entries() -> usize {
+    with(|c| c.mdks.len() + c.versions.len() + c.verifying.len() + c.decisions + c.last_allowed.iter().len())
+}
+
+/// End of a transaction: drop what may have been read from an old
+/// snapshot, then what has expired.
+pub fn end_of_transaction(now: Micros) {
+    secure_mem::reset_scope();
+    let changed = CHANGED_IN_XACT.replace(false);
+    CACHE.with_borrow_mut(|c| {
+        if c.is_empty() {
+            return;
+        }
+        if changed || !enabled() {
+            c.drop_all();
+        } else {
+            c.sweep(now);
+        }
+    });
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_exit(_code: i32, _arg: pg_sys::Datum) {
+    clear();
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    if relid == pg_sys::Oid::INVALID || WATCHED.with_borrow(|w| w.contains(&relid)) {
+        mark_changed();
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn membership_changed(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
+    mark_changed();
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn transaction_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    if matches!(
+        event,
+        XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE
+    ) {
+        // SAFETY: a clock read; never raises.
+        end_of_transaction(unsafe { pg_sys::GetCurrentTimestamp() });
+    }
+}
+
+/// Registers the invalidation and transaction callbacks; once per process, from _PG_init.
+pub fn register_callbacks() {
+    // SAFETY: registers plain functions that only set flags or drop Rust
+    // values; they never raise.
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), pg_sys::Datum::from(0));
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::AUTHMEMMEMROLE as i32,
+            Some(membership_changed),
+            pg_sys::Datum::from(0),
+        );
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::AUTHOID as i32,
+            Some(membership_changed),
+            pg_sys::Datum::from(0),
+        );
+        pg_sys::RegisterXactCallback(Some(transaction_event), std::ptr::null_mut());
+    }
+}

@@ -1,0 +1,128 @@
+//! Result values built in place: a `bytea` or `text` datum allocated in
+//! PostgreSQL memory before the cryptography runs, so that ciphertexts are
+//! written and plaintexts decrypted straight into the value the function
+//! returns. No Rust copy of a plaintext or secret key is left behind, and
+//! the per-row path makes one allocation instead of two.
+//!
+//! The allocation is fallible (`MCXT_ALLOC_NO_OOM`): a value whose size the
+//! caller chose and the server cannot hold is an ERROR, never an aborted
+//! process. A buffer that is dropped without being returned (a failed
+//! decryption) is wiped and freed.
+use crate::errors::{PqError, PqResult};
+use pgrx::callconv::{BoxRet, FcInfo};
+use pgrx::datum::Datum;
+use pgrx::pg_sys;
+use pgrx::IntoDatum;
+use std::ptr::NonNull;
+
+/// Largest varlena payload (MaxAllocSize - VARHDRSZ).
+const MAX_PAYLOAD: usize = 0x3fff_ffff - pg_sys::VARHDRSZ;
+
+/// A palloc'd varlena of a fixed length, written in place, then returned.
+pub struct Varlena {
+    ptr: NonNull<pg_sys::varlena>,
+    len: usize,
+}
+
+/// A `bytea` result.
+pub struct PgBytea(Varlena);
+
+/// A `text` result (checked against the database encoding before it is returned).
+pub struct PgText(Varlena);
+
+impl Varlena {
+    fn new(len: usize) -> PqResult<Self> {
+        if len > MAX_PAYLOAD {
+            return Err(PqError::TooLarge);
+        }
+        let total = len + pg_sys::VARHDRSZ;
+        // SAFETY: palloc_extended in the current memory context (the
+        // function's, which PostgreSQL frees); NO_OOM returns null instead
+        // of raising, which we turn into our own 53200.
+        let raw = unsafe { pg_sys::palloc_extended(total, pg_sys::MCXT_ALLOC_NO_OOM as i32) };
+        let ptr = NonNull::new(raw.cast::<pg_sys::varlena>()).ok_or(PqError::OutOfMemory)?;
+        // SAFETY: `ptr` has `total` writable bytes; SET_VARSIZE writes the
+        // 4-byte header of a plain (uncompressed, 4-byte-header) varlena.
+        unsafe { pgrx::set_varsize_4b(ptr.as_ptr(), total as i32) };
+        Ok(Self { ptr, len })
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: the payload follows the header and is `len` bytes, all ours.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast::<u8>().add(pg_sys::VARHDRSZ), self.len) }
+    }
+
+    fn into_datum(self) -> pg_sys::Datum {
+        let datum = pg_sys::Datum::from(self.ptr.as_ptr());
+        std::mem::forget(self);
+        datum
+    }
+}
+
+impl Drop for Varlena {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(self.as_mut_slice());
+        // SAFETY: allocated by palloc_extended above and never handed out.
+        unsafe { pg_sys::pfree(self.ptr.as_ptr().cast()) };
+    }
+}
+
+impl PgBytea {
+    /// `len` bytes to be filled by `fill`, which writes every byte. If
+    /// `fill` fails, the bytes are wiped and freed.
+    pub fn build(len: usize, fill: impl FnOnce(&mut [u8]) -> PqResult<()>) -> PqResult<Self> {
+        let mut v = Varlena::new(len)?;
+        fill(v.as_mut_slice())?;
+        Ok(Self(v))
+    }
+
+    /// A copy of `bytes` (for secret keys held in zeroizing Rust memory).
+    pub fn copy_of(bytes: &[u8]) -> PqResult<Self> {
+        Self::build(bytes.len(), |out| {
+            out.copy_from_slice(bytes);
+            Ok(())
+        })
+    }
+
+    /// The same bytes as `text`, if they are valid in the database
+    /// encoding (which also excludes NUL); otherwise 22021, and the bytes
+    /// are wiped.
+    pub fn into_text(self) -> PqResult<PgText> {
+        let PgBytea(mut v) = self;
+        let bytes = v.as_mut_slice();
+        // SAFETY: pg_verifymbstr reads `len` bytes and, with noError, returns
+        // false instead of raising.
+        let valid = unsafe { pg_sys::pg_verifymbstr(bytes.as_ptr().cast(), bytes.len() as i32, true) };
+        if !valid {
+            return Err(PqError::NotText);
+        }
+        Ok(PgText(v))
+    }
+}
+
+macro_rules! returned_varlena {
+    ($ty:ty, $sql:literal, $oid:expr) => {
+        impl IntoDatum for $ty {
+            fn into_datum(self) -> Option<pg_sys::Datum> {
+                Some(self.0.into_datum())
+            }
+            fn type_oid() -> pg_sys::Oid {
+                $oid
+            }
+        }
+
+        // SAFETY: returns the datum of a varlena palloc'd in the function's
+        // memory context, as PostgreSQL expects of a by-reference result.
+        unsafe impl BoxRet for $ty {
+            unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+                // SAFETY: a valid datum of the function's declared type.
+                unsafe { fcinfo.return_raw_datum(self.0.into_datum()) }
+            }
+        }
+
+        pgrx::impl_sql_translatable!($ty, $sql);
+    };
+}
+
+returned_varlena!(PgBytea, "bytea", pg_sys::BYTEAOID);
+returned_varlena!(PgText, "text", pg_sys::TEXTOID);
