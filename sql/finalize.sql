@@ -15,8 +15,11 @@ SELECT tenant, version, state, kid, signing_kid, public_key, verifying_key,
 GRANT SELECT ON pq.tenant_keys TO pq_admin, pq_user;
 
 -- Any change to a key table drops every backend's cached keys at commit.
--- ENABLE ALWAYS: also when rows arrive by logical replication
--- (session_replication_role = replica), so a subscriber sees revocations.
+-- Statement triggers, ENABLE ALWAYS, cover our functions, a DBA's edits,
+-- pg_restore and TRUNCATE, also under session_replication_role = replica.
+-- A logical-replication apply worker fires only row triggers for the rows
+-- it applies, so row triggers, ENABLE REPLICA, cover a subscriber: its
+-- sessions see revocations and rotations made on the publisher.
 CREATE TRIGGER key_cache_invalidation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pq.master_keys
     FOR EACH STATEMENT EXECUTE FUNCTION pq_key_tables_changed();
 CREATE TRIGGER key_cache_invalidation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pq.tenants
@@ -25,10 +28,22 @@ CREATE TRIGGER key_cache_invalidation AFTER INSERT OR UPDATE OR DELETE OR TRUNCA
     FOR EACH STATEMENT EXECUTE FUNCTION pq_key_tables_changed();
 CREATE TRIGGER key_cache_invalidation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pq.tenant_grants
     FOR EACH STATEMENT EXECUTE FUNCTION pq_key_tables_changed();
-ALTER TABLE pq.master_keys ENABLE ALWAYS TRIGGER key_cache_invalidation;
-ALTER TABLE pq.tenants ENABLE ALWAYS TRIGGER key_cache_invalidation;
-ALTER TABLE pq.tenant_key_versions ENABLE ALWAYS TRIGGER key_cache_invalidation;
-ALTER TABLE pq.tenant_grants ENABLE ALWAYS TRIGGER key_cache_invalidation;
+CREATE TRIGGER key_cache_invalidation_replica AFTER INSERT OR UPDATE OR DELETE ON pq.master_keys
+    FOR EACH ROW EXECUTE FUNCTION pq_key_tables_changed();
+CREATE TRIGGER key_cache_invalidation_replica AFTER INSERT OR UPDATE OR DELETE ON pq.tenants
+    FOR EACH ROW EXECUTE FUNCTION pq_key_tables_changed();
+CREATE TRIGGER key_cache_invalidation_replica AFTER INSERT OR UPDATE OR DELETE ON pq.tenant_key_versions
+    FOR EACH ROW EXECUTE FUNCTION pq_key_tables_changed();
+CREATE TRIGGER key_cache_invalidation_replica AFTER INSERT OR UPDATE OR DELETE ON pq.tenant_grants
+    FOR EACH ROW EXECUTE FUNCTION pq_key_tables_changed();
+ALTER TABLE pq.master_keys ENABLE ALWAYS TRIGGER key_cache_invalidation,
+                           ENABLE REPLICA TRIGGER key_cache_invalidation_replica;
+ALTER TABLE pq.tenants ENABLE ALWAYS TRIGGER key_cache_invalidation,
+                       ENABLE REPLICA TRIGGER key_cache_invalidation_replica;
+ALTER TABLE pq.tenant_key_versions ENABLE ALWAYS TRIGGER key_cache_invalidation,
+                                   ENABLE REPLICA TRIGGER key_cache_invalidation_replica;
+ALTER TABLE pq.tenant_grants ENABLE ALWAYS TRIGGER key_cache_invalidation,
+                             ENABLE REPLICA TRIGGER key_cache_invalidation_replica;
 REVOKE ALL ON FUNCTION pq_key_tables_changed() FROM PUBLIC;
 
 -- Key administration.

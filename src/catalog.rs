@@ -99,11 +99,12 @@ pub fn as_owner<R>(f: impl FnOnce() -> PqResult<R>) -> PqResult<R> {
     f()
 }
 
-/// Statement trigger on every key table: whoever changes the rows (our
-/// functions, a DBA, pg_restore, a logical-replication apply worker), every
-/// backend drops its cached keys and access decisions at commit, through a
-/// relcache invalidation. The triggers are ENABLE ALWAYS, so they fire
-/// under session_replication_role = replica too.
+/// Trigger on every key table: whoever changes the rows (our functions, a
+/// DBA, pg_restore, a logical-replication apply worker), every backend
+/// drops its cached keys and access decisions at commit, through a
+/// relcache invalidation. Statement triggers are ENABLE ALWAYS; row
+/// triggers, ENABLE REPLICA, cover rows applied by logical replication
+/// (sql/finalize.sql).
 #[pg_trigger]
 fn pq_key_tables_changed<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,

@@ -24,17 +24,32 @@ pub fn mentions_functions(text: &[u8]) -> bool {
 
 /// `text` with the argument lists of the extension's function calls
 /// replaced by [`REDACTED`], or `None` when there was nothing to redact.
+///
+/// Two passes: one reads `text` as SQL (double quotes delimit identifiers),
+/// one as prose that quotes SQL in double quotes, as PostgreSQL's context
+/// lines do (`SQL statement "SELECT …"`). What either pass leaves is gone.
 pub fn redact_calls(text: &str) -> Option<String> {
     if !mentions_functions(text.as_bytes()) {
         return None;
     }
-    let out = Scanner::new(text).redact();
+    let sql = Scanner::new(text, Mode::Sql).redact();
+    let out = Scanner::new(&sql, Mode::Prose).redact();
     (out != text).then_some(out)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `"` delimits an identifier.
+    Sql,
+    /// `"` is punctuation that may surround SQL; it neither starts a token
+    /// nor interrupts a call.
+    Prose,
 }
 
 struct Scanner<'a> {
     s: &'a str,
     b: &'a [u8],
+    mode: Mode,
     out: String,
     /// An argument list did not end: everything after it was dropped.
     truncated: bool,
@@ -49,13 +64,22 @@ fn is_ident_char(c: u8) -> bool {
 }
 
 impl<'a> Scanner<'a> {
-    fn new(s: &'a str) -> Self {
-        Self { s, b: s.as_bytes(), out: String::with_capacity(s.len()), truncated: false }
+    fn new(s: &'a str, mode: Mode) -> Self {
+        Self { s, b: s.as_bytes(), mode, out: String::with_capacity(s.len()), truncated: false }
+    }
+
+    /// The byte after position `end`, looking through a `"` in prose.
+    fn next_significant(&self, end: usize) -> Option<&u8> {
+        match self.b.get(end) {
+            Some(b'"') if self.mode == Mode::Prose => self.b.get(end + 1),
+            other => other,
+        }
     }
 
     fn redact(self) -> String {
         self.redact_flagged().0
     }
+
 
     /// The redacted text, and whether it was cut short.
     fn redact_flagged(mut self) -> (String, bool) {
@@ -110,6 +134,10 @@ impl<'a> Scanner<'a> {
                         i += 1;
                     }
                 },
+                b'"' if self.mode == Mode::Prose => {
+                    self.out.push('"');
+                    i += 1;
+                }
                 b'"' => {
                     let end = self.quoted_ident_end(i);
                     let closed = end - 1 > i && self.b[end - 1] == b'"';
@@ -127,7 +155,7 @@ impl<'a> Scanner<'a> {
                     let word = &self.b[i..end];
                     let lower_pq_ = word.len() > 3 && word[..3].eq_ignore_ascii_case(b"pq_");
                     pending_call = lower_pq_ || qualifier_pq;
-                    qualifier_pq = word.eq_ignore_ascii_case(b"pq") && self.b.get(end) == Some(&b'.');
+                    qualifier_pq = word.eq_ignore_ascii_case(b"pq") && self.next_significant(end) == Some(&b'.');
                     self.out.push_str(&self.s[i..end]);
                     i = end;
                 }
@@ -227,12 +255,12 @@ impl<'a> Scanner<'a> {
             self.out.push_str(body);
         } else if backslash_escapes {
             // Escapes make the body hard to unquote: cut it at the first call.
-            let (cut, truncated) = cut_at_first_call(body);
+            let (cut, truncated) = cut_at_first_call(body, self.mode);
             self.out.push_str(&cut);
             self.truncated |= truncated;
         } else {
             let inner = body.replace("''", "'");
-            let (redacted, truncated) = Scanner::new(&inner).redact_flagged();
+            let (redacted, truncated) = Scanner::new(&inner, self.mode).redact_flagged();
             self.out.push_str(&redacted.replace('\'', "''"));
             self.truncated |= truncated;
         }
@@ -269,7 +297,7 @@ impl<'a> Scanner<'a> {
         let body = &self.s[body_start..close.unwrap_or(self.s.len())];
         self.out.push_str(tag);
         if mentions_functions(body.as_bytes()) {
-            let (redacted, truncated) = Scanner::new(body).redact_flagged();
+            let (redacted, truncated) = Scanner::new(body, self.mode).redact_flagged();
             self.out.push_str(&redacted);
             self.truncated |= truncated;
         } else {
@@ -307,7 +335,7 @@ impl<'a> Scanner<'a> {
                     j = self.string_end(j, escapes)?;
                     continue;
                 }
-                b'"' => {
+                b'"' if self.mode == Mode::Sql => {
                     j = self.quoted_ident_end(j);
                     continue;
                 }
@@ -328,8 +356,8 @@ impl<'a> Scanner<'a> {
 
 /// `body` up to its first call of one of our functions, then
 /// `<redacted>)`; and whether that call's argument list was unterminated.
-fn cut_at_first_call(body: &str) -> (String, bool) {
-    let (redacted, truncated) = Scanner::new(body).redact_flagged();
+fn cut_at_first_call(body: &str, mode: Mode) -> (String, bool) {
+    let (redacted, truncated) = Scanner::new(body, mode).redact_flagged();
     match redacted.find(REDACTED) {
         Some(p) => (format!("{}{REDACTED})", &redacted[..p]), truncated),
         None => (redacted, truncated),
@@ -390,6 +418,15 @@ mod tests {
     }
 
     #[test]
+    fn prose_quoting_sql_in_double_quotes() {
+        assert_eq!(
+            r("SQL statement \"SELECT pq_encrypt('nope', 'secret')\"\nPL/pgSQL function inline_code_block line 1"),
+            "SQL statement \"SELECT pq_encrypt(<redacted>)\"\nPL/pgSQL function inline_code_block line 1"
+        );
+        assert_eq!(r("x \"select \"pq\".\"rewrap\"(e, 'k')\""), "x \"select \"pq\".\"rewrap\"(<redacted>)\"");
+    }
+
+    #[test]
     fn unterminated_text_is_cut() {
         assert_eq!(r("select pq_encrypt('a', 'sec"), "select pq_encrypt(<redacted>");
         assert_eq!(r("select pq_encrypt('a', (1"), "select pq_encrypt(<redacted>");
@@ -424,6 +461,7 @@ mod tests {
             };
             for text in [
                 format!("{prefix} {func}('t', {arg})"),
+                format!("SQL statement \"SELECT {func}('t', {arg})\""),
                 format!("select try('select {func}(''t'', {})')", arg.replace('\'', "''")),
                 format!("do $$ begin perform {func}('t', {arg}); end $$"),
             ] {

@@ -1,0 +1,48 @@
+# The server log at its most talkative (log_statement = 'all', every
+# duration, the STATEMENT of every error) holds no plaintext and no key:
+# the extension's function calls lose their arguments, bind parameters of
+# statements that call them are dropped. The same calls with redaction
+# switched off do show the canaries, so these checks can fail.
+dir="$base/logs"
+port=$port_logs
+cluster_start "$dir" "$port" "log_statement = 'all'" "log_min_duration_statement = 0" "log_min_error_statement = 'error'" || return 1
+q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('acme')" \
+  -c "CREATE ROLE it_plain LOGIN IN ROLE pq_user" -c "SELECT pq.grant_tenant('acme', 'it_plain')" >/dev/null
+
+calls() { # calls TAG: succeeding and failing calls carrying canary-TAG-N
+  local t=$1
+  q "$port" -c "SELECT pq_decrypt_text(pq_encrypt('acme', 'canary-$t-1', 'k'), 'k')" >/dev/null
+  q "$port" -c "SELECT pq_encrypt('unknown_tenant', 'canary-$t-2')" >/dev/null
+  q "$port" -c "SELECT pq_decrypt_text(pq_encrypt('acme', 'canary-$t-3', 'k'), 'wrong')" >/dev/null
+  q "$port" -c "DO \$\$ BEGIN PERFORM pq_encrypt('nope', 'canary-$t-4'); END \$\$" >/dev/null
+  q "$port" -c "DO \$\$ BEGIN EXECUTE 'SELECT pq_encrypt(''nope'', ''canary-$t-5'')'; END \$\$" >/dev/null
+  qas "$port" it_plain -c "SELECT pq_seal(pq.tenant_public_key('acme'), 'canary-$t-6')" >/dev/null
+  # Extended protocol: the plaintext travels as a bind parameter.
+  printf "SELECT pq_encrypt('acme', :secret);\nSELECT pq_encrypt('nope', :secret);\n" >"$base/bind.sql"
+  pgbench -n -M extended -t 1 -D secret="canary-$t-7" -f "$base/bind.sql" -h 127.0.0.1 -p "$port" -U postgres postgres >/dev/null 2>&1
+}
+
+calls on
+log=$(cat "$dir/server.log")
+check_contains "the statements were logged" "pq_encrypt(<redacted>)" "$log"
+check_contains "the STATEMENT of a failing call was logged" "STATEMENT:  SELECT pq_encrypt(<redacted>)" "$log"
+check_contains "bind parameters were logged, redacted" "parameters: <redacted by apg_pqcrypto>" "$log"
+check_contains "PL/pgSQL context was logged" "PL/pgSQL function inline_code_block" "$log"
+for n in 1 2 3 4 5 6 7; do
+  check_absent "no plaintext in the log (canary $n)" "canary-on-$n" "$log"
+done
+kek_hex=$(od -An -tx1 "$dir/master.key" | tr -d ' \n')
+check_absent "no key-file bytes in the log" "${kek_hex:0:16}" "$log"
+check_contains "the errors themselves are logged" "decryption failed" "$log"
+check "redaction cannot be switched off by an ordinary role" "42501" \
+  "$(sqlstate "$port" "SET apg_pqcrypto.redact_statement_log = off" it_plain)"
+
+# The control: without redaction, the same calls leave their plaintexts.
+echo "apg_pqcrypto.redact_statement_log = off" | as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null
+q "$port" -c "SELECT pg_reload_conf()" >/dev/null
+calls off
+log=$(cat "$dir/server.log")
+for n in 1 2 3 4 5 6 7; do
+  check_contains "control: with redaction off canary $n is logged" "canary-off-$n" "$log"
+done
+cluster_stop "$dir"
