@@ -6,7 +6,7 @@
 #   cluster_stop DIR
 # Clusters run as the postgres OS user (PostgreSQL refuses root), listen on
 # 127.0.0.1 only, and preload apg_pqcrypto.
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 # A fresh directory under /tmp that the postgres user can enter.
 cluster_scratch() {

@@ -5,9 +5,11 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+source scripts/env.sh
+require_root
 scripts/setup.sh
 echo "== building and installing apg_pqcrypto (release)"
-cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null
+cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 source scripts/cluster.sh
 dir=$(cluster_scratch demo)
 port=${APG_PQ_DEMO_PORT:-54330}

@@ -1,27 +1,33 @@
 #!/usr/bin/env bash
 # Installs what building and testing apg_pqcrypto needs, when it is missing:
-# Debian packages (PostgreSQL 15 server and headers, clang for bindgen, sudo),
-# cargo-pgrx 0.18.1, and `cargo pgrx init` against the system PostgreSQL 15.
-# Safe to run again: it only installs what is absent.
+# Debian packages (PostgreSQL 15 server and headers, clang for bindgen,
+# pkg-config and OpenSSL headers for cargo-pgrx, sudo, gnupg, Python's venv),
+# cargo-pgrx 0.18.1 and `cargo pgrx init` against the system PostgreSQL 15,
+# and a Python virtual environment with the test tools. Safe to run again:
+# it only installs what is absent. Run as root.
 set -euo pipefail
-PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+source "$(dirname "$0")/env.sh"
+require_root
 
-packages=(postgresql-15 postgresql-contrib postgresql-server-dev-15 postgresql-client-15 libclang-dev clang sudo gnupg)
+packages=(postgresql-15 postgresql-contrib postgresql-server-dev-15 postgresql-client-15
+          libclang-dev clang pkg-config libssl-dev sudo gnupg python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# tests/verify_kat.py checks the known-answer vectors with an independent implementation.
-if ! python3 -c "import cryptography" 2>/dev/null; then
-  echo "== installing the Python cryptography package"
-  python3 -m pip install -q cryptography
+# tests/verify_kat.py: the vectors against implementations that share no
+# code with ours (kyber-py for ML-KEM, dilithium-py for ML-DSA, cryptography).
+if ! "$APG_PQ_VENV/bin/python" -c "import cryptography, kyber_py, dilithium_py" 2>/dev/null; then
+  echo "== Python test tools in $APG_PQ_VENV"
+  python3 -m venv "$APG_PQ_VENV"
+  "$APG_PQ_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    'cryptography>=42' 'kyber-py==1.2.0' 'dilithium-py==1.5.1'
 fi
 
 if ! cargo pgrx --version 2>/dev/null | grep -q "0.18.1"; then

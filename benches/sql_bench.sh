@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Side-by-side SQL benchmark: apg_pqcrypto against pgcrypto on one server in
 # one run, over the same ~40-byte values. Prints rows/s and ratios.
-#   bench/sql_bench.sh [ROWS]      (default 100000)
+#   benches/sql_bench.sh [ROWS]      (default 100000)
 # Builds and installs the release extension, starts a throwaway cluster,
 # generates an RSA-3072 OpenPGP key with gpg for pgp_pub_*, stops the cluster.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 rows=${1:-100000}
+source scripts/env.sh
+require_root
 scripts/setup.sh
-cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null
+cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 source scripts/cluster.sh
 dir=$(cluster_scratch bench)
 port=${APG_PQ_BENCH_PORT:-54350}
@@ -31,4 +33,4 @@ KEY
 pub=$(gpg --export | od -An -tx1 -v | tr -d ' \n')
 sec=$(gpg --export-secret-keys | od -An -tx1 -v | tr -d ' \n')
 
-cluster_psql "$port" -q -v rows="$rows" -v pub="$pub" -v sec="$sec" -f bench/sql_bench.sql
+cluster_psql "$port" -q -v rows="$rows" -v pub="$pub" -v sec="$sec" -f benches/sql_bench.sql

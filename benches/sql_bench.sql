@@ -44,7 +44,7 @@ INSERT INTO results SELECT * FROM bench('pq_decrypt (keyed)', 'SELECT count(pq_d
 INSERT INTO results SELECT * FROM bench('pgcrypto decrypt aes', 'SELECT count(decrypt(aes, (SELECT aes FROM keys), ''aes'')) FROM enc', :rows);
 INSERT INTO results SELECT * FROM bench('pq_seal', 'SELECT count(pq_seal((SELECT ek FROM keys), v)) FROM data WHERE i <= 20000', least(:rows, 20000));
 INSERT INTO results SELECT * FROM bench('pgp_pub_encrypt rsa3072', 'SELECT count(pgp_pub_encrypt(v, (SELECT pub FROM keys))) FROM data WHERE i <= 2000', 2000);
-INSERT INTO results SELECT * FROM bench('pq_decrypt (sealed)', 'SELECT count(pq_decrypt(pq_sealed)) FROM sealed', least(:rows, 20000));
+INSERT INTO results SELECT * FROM bench('pq_unseal', 'SELECT count(pq_unseal(pq_sealed)) FROM sealed', least(:rows, 20000));
 INSERT INTO results SELECT * FROM bench('pgp_pub_decrypt rsa3072', 'SELECT count(pgp_pub_decrypt(pgp, (SELECT sec FROM keys))) FROM pgp', 200, 1);
 INSERT INTO results SELECT * FROM bench('pq_sign', 'SELECT count(pq_sign(''bench'', convert_to(v, ''UTF8''))) FROM data WHERE i <= 500', 500, 1);
 
@@ -57,7 +57,7 @@ SELECT c.what, round(a.x / b.x, 2) AS ratio, c.target
     ('pq_encrypt / encrypt aes', 'pq_encrypt (keyed)', 'pgcrypto encrypt aes', '>= 1.0'),
     ('pq_decrypt / decrypt aes', 'pq_decrypt (keyed)', 'pgcrypto decrypt aes', '>= 1.0'),
     ('pq_seal / pgp_pub_encrypt', 'pq_seal', 'pgp_pub_encrypt rsa3072', '>= 2'),
-    ('sealed decrypt / pgp_pub_decrypt', 'pq_decrypt (sealed)', 'pgp_pub_decrypt rsa3072', '>= 100'),
+    ('pq_unseal / pgp_pub_decrypt', 'pq_unseal', 'pgp_pub_decrypt rsa3072', '>= 100'),
     ('pq_encrypt / digest floor', 'pq_encrypt (keyed)', 'digest sha256 (floor)', '>= 0.5')
   ) AS c(what, num, den, target)
   JOIN r a ON a.op = c.num JOIN r b ON b.op = c.den;
