@@ -22,8 +22,13 @@ SELECT pq_decrypt_text(value, 'database_url') FROM app_config WHERE name = 'smtp
 INSERT INTO app_config VALUES ('api_key', convert_to('plaintext by mistake', 'UTF8'));
 \set ON_ERROR_STOP 1
 
-\echo '== 4. A client seals with the tenant public key; the server opens it'
-SELECT pq_decrypt_text(pq_seal(pq.tenant_public_key('acme'), 'sk_live_from_a_client', 'api_key'), 'api_key') AS opened;
+\echo '== 4. A client seals with the tenant public key; pq_unseal opens it'
+\echo '   (sealed envelopes are confidential but anyone with the public key can make one,'
+\echo '    so pq_decrypt, which opens only what the server made, refuses them: SQLSTATE 22023)'
+SELECT pq_unseal_text(pq_seal(pq.tenant_public_key('acme'), 'sk_live_from_a_client', 'api_key'), 'api_key') AS opened;
+\set ON_ERROR_STOP 0
+SELECT pq_decrypt_text(pq_seal(pq.tenant_public_key('acme'), 'planted by a writer', 'api_key'), 'api_key');
+\set ON_ERROR_STOP 1
 
 \echo '== 5. Sign and verify a configuration snapshot (ML-DSA-65)'
 SELECT length(pq_sign('acme', 'config v42')) AS signature_envelope_bytes,
@@ -33,14 +38,16 @@ SELECT length(pq_sign('acme', 'config v42')) AS signature_envelope_bytes,
 \echo '== 6. pq_inspect: what an envelope is, never what it holds'
 SELECT name, jsonb_pretty(pq_inspect(value)) AS inspect FROM app_config WHERE name = 'database_url';
 
-\echo '== 7. Tenants are isolated: a role granted acme cannot use globex (SQLSTATE 42501)'
+\echo '== 7. Tenants are isolated: a role granted acme cannot use globex, nor see it (SQLSTATE 42501)'
 SELECT tenant FROM pq.create_tenant('globex');
 CREATE ROLE demo_app NOLOGIN IN ROLE pq_user;
 SELECT pq.grant_tenant('acme', 'demo_app');
 GRANT SELECT ON app_config TO demo_app;
 SET ROLE demo_app;
 SELECT pq_decrypt_text(value, name) AS as_demo_app FROM app_config WHERE name = 'database_url';
+SELECT tenant, version FROM pq.tenant_keys;
 \set ON_ERROR_STOP 0
 SELECT pq_encrypt('globex', 'not mine');
+SELECT pq_encrypt('no-such-tenant', 'same error as a forbidden tenant');
 \set ON_ERROR_STOP 1
 RESET ROLE;

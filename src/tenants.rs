@@ -48,6 +48,9 @@ fn create_tenant(tenant: &str) -> PqResult<(String, i32, Vec<u8>)> {
 
 /// The OID of the role named exactly `name`, if there is one.
 fn role_oid(name: &str) -> PqResult<Option<pg_sys::Oid>> {
+    if name.len() >= pg_sys::NAMEDATALEN as usize {
+        return Ok(None);
+    }
     let name = std::ffi::CString::new(name)
         .map_err(|_| PqError::InvalidParameter("role names contain no NUL character".into()))?;
     // SAFETY: a syscache lookup; missing_ok returns InvalidOid for no such role.

@@ -52,3 +52,11 @@ check "the server still answers" "1" "$(q "$port" -c "SELECT 1")"
 check "no backend crashed" "" "$(grep -E 'terminated by signal|reinitializing' "$dir/server.log")"
 q "$port" -c "DROP TABLE big" >/dev/null
 cluster_stop "$dir"
+
+echo "# no locked memory allowed (ulimit -l 0): keys still work, one WARNING per backend"
+as_postgres bash -c "ulimit -l 0; exec $PGBIN/pg_ctl -D '$dir/data' -l '$dir/server.log' -w -t 60 start" >/dev/null
+out=$(q "$port" -c "SELECT pq_decrypt_text(pq_encrypt('acme', 'unlocked'))" \
+  -c "SET apg_pqcrypto.key_cache_ttl = 0" -c "SELECT pq_decrypt_text(pq_encrypt('acme', 'again'))")
+check_contains "unlocked keys still work" "again" "$out"
+check "one WARNING about locking" "1" "$(echo "$out" | grep -c 'could not lock its cached keys')"
+cluster_stop "$dir"

@@ -6,8 +6,8 @@
 //! that lives in schema `pq` loses its argument list. The scanner knows
 //! SQL's comments, quoted identifiers, standard and escape strings and
 //! dollar quoting; calls inside string literals and dollar-quoted bodies
-//! (a `DO` block, a function body, a string passed to `EXECUTE`) are
-//! redacted too. Where the text cannot be parsed (an unterminated string or
+//! (a `DO` block, a function body, a string passed to `EXECUTE`) and inside
+//! comments are redacted too. Where the text cannot be parsed (an unterminated string or
 //! argument list), everything from the call on is redacted: this errs on
 //! the side of removing too much, never too little.
 
@@ -111,7 +111,7 @@ impl<'a> Scanner<'a> {
                 continue;
             }
             if let Some(end) = self.comment_end(i) {
-                self.out.push_str(&self.s[i..end]);
+                self.comment(i, end);
                 i = end;
                 continue;
             }
@@ -211,6 +211,21 @@ impl<'a> Scanner<'a> {
             return Some(b.len());
         }
         None
+    }
+
+    /// Copies the comment `s[start..end)`, redacting calls written inside
+    /// it (a commented-out call still carries its arguments).
+    fn comment(&mut self, start: usize, end: usize) {
+        let text = &self.s[start..end];
+        if !mentions_functions(text.as_bytes()) {
+            self.out.push_str(text);
+            return;
+        }
+        let (marker, body) = text.split_at(2);
+        let (redacted, truncated) = Scanner::new(body, self.mode).redact_flagged();
+        self.out.push_str(marker);
+        self.out.push_str(&redacted);
+        self.truncated |= truncated;
     }
 
     /// The end of a quoted identifier starting at `i` (`""` escapes a quote).
@@ -435,7 +450,9 @@ mod tests {
 
     #[test]
     fn comments_and_positional_parameters() {
-        assert_eq!(r("-- pq_encrypt('a','s')\nselect 1"), "-- pq_encrypt('a','s')\nselect 1");
+        assert_eq!(r("-- pq_encrypt('a','s')\nselect 1"), "-- pq_encrypt(<redacted>)\nselect 1");
+        assert_eq!(r("/* old: pq_seal(k, 's') */ select 1"), "/* old: pq_seal(<redacted>) */ select 1");
+        assert_eq!(r("/* unterminated\nselect pq_seal(k, 's')"), "/* unterminated\nselect pq_seal(<redacted>)");
         assert_eq!(r("select pq_encrypt($1, $2)"), "select pq_encrypt(<redacted>)");
     }
 
@@ -461,6 +478,7 @@ mod tests {
             };
             for text in [
                 format!("{prefix} {func}('t', {arg})"),
+                format!("/* {prefix}\n{func}('t', {arg})"),
                 format!("SQL statement \"SELECT {func}('t', {arg})\""),
                 format!("select try('select {func}(''t'', {})')", arg.replace('\'', "''")),
                 format!("do $$ begin perform {func}('t', {arg}); end $$"),

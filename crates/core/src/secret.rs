@@ -118,12 +118,6 @@ impl Plaintext {
         &self.0
     }
 
-    /// Hands the bytes over, e.g. to be copied into a SQL value; the caller
-    /// takes on wiping them.
-    pub fn into_bytes(mut self) -> Vec<u8> {
-        std::mem::take(&mut *self.0)
-    }
-
     pub(crate) fn expose_mut(&mut self) -> &mut [u8] {
         &mut self.0
     }

@@ -73,4 +73,17 @@ RESET ROLE;
 SELECT role::oid <> 'regress_reborn'::regrole::oid AS stale_oid, role_name FROM pq.tenant_grants WHERE role_name = 'regress_reborn';
 SELECT pq.revoke_tenant('acme', 'regress_reborn') AS revoked_stale;
 DROP ROLE regress_reborn;
+-- Renaming a granted role suspends its grant until it is granted again.
+CREATE ROLE regress_renamed NOLOGIN IN ROLE pq_user;
+SELECT pq.grant_tenant('acme', 'regress_renamed');
+ALTER ROLE regress_renamed RENAME TO regress_renamed2;
+SET ROLE regress_renamed2;
+SELECT try($$ SELECT pq_encrypt('acme', 'x') $$) AS renamed;
+RESET ROLE;
+SELECT pq.grant_tenant('acme', 'regress_renamed2') AS granted_again;
+SET ROLE regress_renamed2;
+SELECT length(pq_encrypt('acme', 'x')) > 0 AS works_again;
+RESET ROLE;
+SELECT pq.revoke_tenant('acme', 'regress_renamed2');
+DROP ROLE regress_renamed2;
 DROP TABLE shared_secrets;

@@ -1,7 +1,7 @@
 -- Installs the extension, the roles the suite uses, and a helper that shows
 -- a statement's SQLSTATE and message instead of aborting the script.
 SET client_min_messages = warning;
-DROP ROLE IF EXISTS regress_admin, regress_app_a, regress_app_b, regress_app_a_member, regress_nobody, regress_reborn;
+DROP ROLE IF EXISTS regress_admin, regress_app_a, regress_app_b, regress_app_a_member, regress_nobody, regress_reborn, regress_renamed, regress_renamed2;
 RESET client_min_messages;
 CREATE EXTENSION apg_pqcrypto;
 CREATE FUNCTION try(q text) RETURNS text LANGUAGE plpgsql AS $$

@@ -1,0 +1,1 @@
+SELECT pq_encrypt('acme', 'x', 'k')

@@ -1,0 +1,1 @@
+DO $$ BEGIN EXECUTE 'SELECT pq_seal(''a'', ''b'')'; END $$
