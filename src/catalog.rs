@@ -163,13 +163,16 @@ pub fn row<R>(
     })
 }
 
-/// As [`one`], for a statement that writes.
+/// As [`one`], for a statement that writes. It runs to completion (no row
+/// limit): a DML statement stopped at its first RETURNING row would skip
+/// its AFTER STATEMENT triggers, the ones that invalidate every backend's
+/// key cache.
 pub fn write_one<T: pgrx::FromDatum + pgrx::IntoDatum>(
     query: &str,
     args: &[pgrx::datum::DatumWithOid<'_>],
 ) -> PqResult<Option<T>> {
     Spi::connect_mut(|client| {
-        let table = client.update(query, Some(1), args)?;
+        let table = client.update(query, None, args)?;
         if table.is_empty() {
             return Ok(None);
         }

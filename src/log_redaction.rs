@@ -12,7 +12,7 @@
 //! backend that has not loaded it yet logs its first statement unredacted).
 use crate::gucs;
 use pgrx::pg_sys;
-use pqcore::redact::{mentions_functions, redact_calls};
+use pqcore::redact::{mentions_functions, redact_calls_and_prepared};
 use std::ffi::{c_char, CStr};
 use std::ptr;
 
@@ -52,13 +52,12 @@ unsafe extern "C-unwind" fn emit_log(edata: *mut pg_sys::ErrorData) {
     }
 }
 
-/// A text's redacted form, if it needs one.
+/// The redacted form of a text that belongs to a statement calling the
+/// extension's functions, if it changes: their calls lose their arguments,
+/// and so does `EXECUTE name(…)` (the values of a prepared statement).
 fn redacted(text: &[u8]) -> Option<String> {
-    if !mentions_functions(text) {
-        return None;
-    }
     match std::str::from_utf8(text) {
-        Ok(s) if s.len() <= MAX_PARSED => redact_calls(s),
+        Ok(s) if s.len() <= MAX_PARSED => redact_calls_and_prepared(s),
         _ => Some(WHOLE.to_owned()),
     }
 }
@@ -73,23 +72,25 @@ unsafe fn redact_error(edata: *mut pg_sys::ErrorData) {
     // palloc'd copies in `assoc_context`, owned by the error data.
     unsafe {
         let e = &mut *edata;
-        let statement = bytes(pg_sys::debug_query_string).is_some_and(mentions_functions);
-        let calls_ours = statement || bytes(e.message).is_some_and(mentions_functions);
+        let mentions = |p: *const c_char| bytes(p).is_some_and(mentions_functions);
+        // Does this line belong to a statement that calls our functions
+        // (directly, or through a prepared statement named in the detail)?
+        let ours = mentions(pg_sys::debug_query_string)
+            || [e.message, e.detail, e.detail_log, e.context, e.internalquery].into_iter().any(|p| mentions(p));
+        if !ours {
+            return;
+        }
         for field in [&mut e.message, &mut e.context, &mut e.internalquery] {
             if let Some(new) = bytes(*field).and_then(redacted) {
                 replace(field, &new, e.assoc_context);
             }
         }
-        if calls_ours {
-            for field in [&mut e.detail, &mut e.detail_log, &mut e.context] {
-                if let Some(new) = bytes(*field).and_then(without_parameters) {
-                    replace(field, &new, e.assoc_context);
-                }
+        for field in [&mut e.detail, &mut e.detail_log, &mut e.context] {
+            if let Some(new) = bytes(*field).and_then(without_parameters) {
+                replace(field, &new, e.assoc_context);
             }
         }
-        if statement {
-            redact_statement();
-        }
+        redact_statement();
     }
 }
 

@@ -45,6 +45,24 @@ fn key_table_change_drops_cached_keys() {
 }
 
 #[pg_test]
+fn every_write_of_our_functions_invalidates() {
+    setup_tenant("writes");
+    Spi::run("CREATE ROLE writes_role").unwrap();
+    for statement in [
+        "SELECT pq.grant_tenant('writes', 'writes_role')",
+        "SELECT pq.revoke_tenant('writes', 'writes_role')",
+        "SELECT pq.create_tenant('writes2')",
+    ] {
+        keystore::active_version("writes", "encrypt").unwrap();
+        assert!(cache::entries() > 0);
+        Spi::run(statement).unwrap();
+        // The statement trigger fired: the next lookup starts from nothing.
+        cache::refresh();
+        assert_eq!(cache::entries(), 0, "{statement} left the cache in place");
+    }
+}
+
+#[pg_test]
 fn ttl_zero_leaves_nothing_behind() {
     setup_tenant("nocache");
     Spi::run("SET apg_pqcrypto.key_cache_ttl = 0").unwrap();

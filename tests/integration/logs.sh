@@ -17,6 +17,8 @@ calls() { # calls TAG: succeeding and failing calls carrying canary-TAG-N
   q "$port" -c "DO \$\$ BEGIN PERFORM pq_encrypt('nope', 'canary-$t-4'); END \$\$" >/dev/null
   q "$port" -c "DO \$\$ BEGIN EXECUTE 'SELECT pq_encrypt(''nope'', ''canary-$t-5'')'; END \$\$" >/dev/null
   qas "$port" it_plain -c "SELECT pq_seal(pq.tenant_public_key('acme'), 'canary-$t-6')" >/dev/null
+  # A prepared statement: the values travel in EXECUTE's argument list.
+  q "$port" -c "PREPARE p(text) AS SELECT pq_encrypt('acme', \$1)" -c "EXECUTE p('canary-$t-8')" >/dev/null
   # Extended protocol: the plaintext travels as a bind parameter.
   printf "SELECT pq_encrypt('acme', :secret);\nSELECT pq_encrypt('nope', :secret);\n" >"$base/bind.sql"
   pgbench -n -M extended -t 1 -D secret="canary-$t-7" -f "$base/bind.sql" -h 127.0.0.1 -p "$port" -U postgres postgres >/dev/null 2>&1
@@ -28,7 +30,7 @@ check_contains "the statements were logged" "pq_encrypt(<redacted>)" "$log"
 check_contains "the STATEMENT of a failing call was logged" "STATEMENT:  SELECT pq_encrypt(<redacted>)" "$log"
 check_contains "bind parameters were logged, redacted" "parameters: <redacted by apg_pqcrypto>" "$log"
 check_contains "PL/pgSQL context was logged" "PL/pgSQL function inline_code_block" "$log"
-for n in 1 2 3 4 5 6 7; do
+for n in 1 2 3 4 5 6 7 8; do
   check_absent "no plaintext in the log (canary $n)" "canary-on-$n" "$log"
 done
 kek_hex=$(od -An -tx1 "$dir/master.key" | tr -d ' \n')
@@ -42,7 +44,7 @@ echo "apg_pqcrypto.redact_statement_log = off" | as_postgres tee -a "$dir/data/p
 q "$port" -c "SELECT pg_reload_conf()" >/dev/null
 calls off
 log=$(cat "$dir/server.log")
-for n in 1 2 3 4 5 6 7; do
+for n in 1 2 3 4 5 6 7 8; do
   check_contains "control: with redaction off canary $n is logged" "canary-off-$n" "$log"
 done
 cluster_stop "$dir"

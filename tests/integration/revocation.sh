@@ -30,6 +30,16 @@ SQL
   [ "$next" -ge 2 ] && ok "$iso: 42501 after the revocation" || fail "$iso: 42501 after the revocation: $out"
 done
 
+echo "# and the other way: a tenant created and granted elsewhere reaches a session that was refused"
+out=$(qas "$port" it_app -v VERBOSITY=verbose <<SQL
+SELECT 'before', length(pq_encrypt('newco', 'x')) > 0;
+\! psql -X -At -q -h 127.0.0.1 -p $port -U postgres -c "SELECT pq.create_tenant('newco')" -c "SELECT pq.grant_tenant('newco', 'it_app')" postgres >/dev/null
+SELECT 'after', length(pq_encrypt('newco', 'x')) > 0;
+SQL
+)
+check_contains "refused before the tenant existed" "42501" "$out"
+check_contains "a new tenant and grant reach the session" "after|t" "$out"
+
 echo "# a destroyed version's verifying key is not kept either"
 q "$port" -c "SELECT pq.create_tenant('signer')" -c "SELECT pq.grant_tenant('signer', 'it_app')" \
   -c "CREATE TABLE sigs AS SELECT pq_sign('signer', 'm') AS s; GRANT SELECT ON sigs TO it_app" >/dev/null

@@ -33,10 +33,17 @@ fn merge(mut a: Value, b: Value) -> Value {
     a
 }
 
-/// A sealed envelope with label `info` (INFO_SEALED or INFO_DEK).
+/// A sealed envelope with label `info` (INFO_SEALED or INFO_DEK), to a new key.
 fn sealed_case(rng: &mut SeededRandom, id: &str, info: &[u8], plaintext: &[u8], user_aad: &[u8]) -> Value {
     let seed = KemSeed::generate_from(rng).unwrap();
     let key = KemSecretKey::from_seed(&seed).unwrap();
+    let fields = sealed_fields(rng, &key, info, plaintext, user_aad);
+    merge(json!({ "id": id, "kind": "sealed", "kem_seed": hex(seed.expose()) }), fields)
+}
+
+/// The fields of sealing `plaintext` to `key` with label `info`, every
+/// intermediate included; checks that it opens again.
+fn sealed_fields(rng: &mut SeededRandom, key: &KemSecretKey, info: &[u8], plaintext: &[u8], user_aad: &[u8]) -> Value {
     let ek = key.public_key();
     let mut peek = rng.clone();
     let m: [u8; 32] = peek.array().unwrap();
@@ -45,14 +52,9 @@ fn sealed_case(rng: &mut SeededRandom, id: &str, info: &[u8], plaintext: &[u8], 
     let derived = sealed::derive_key(&shared, info).unwrap();
     let envelope = sealed::seal_from(rng, ek, info, plaintext, user_aad).unwrap();
     assert_eq!(&envelope[SEALED_KEM_CT_OFFSET..SEALED_NONCE_OFFSET], &kem_ct[..]);
-    let header = &envelope[..SEALED_HEADER_LEN];
     let parsed = Envelope::parse(&envelope).unwrap().into_sealed().unwrap();
-    let opened = sealed::open_labeled(&key, &parsed, info, user_aad).unwrap();
-    assert_eq!(opened.expose(), plaintext);
+    assert_eq!(sealed::open_labeled(key, &parsed, info, user_aad).unwrap().expose(), plaintext);
     json!({
-        "id": id,
-        "kind": if info == INFO_DEK { "sealed-dek" } else { "sealed" },
-        "kem_seed": hex(seed.expose()),
         "ek": hex(ek.as_bytes()),
         "kid": hex(ek.kid().as_bytes()),
         "m": hex(&m),
@@ -64,7 +66,7 @@ fn sealed_case(rng: &mut SeededRandom, id: &str, info: &[u8], plaintext: &[u8], 
         "nonce": hex(&nonce),
         "plaintext": hex(plaintext),
         "user_aad": hex(user_aad),
-        "aad": hex(&concat(header, user_aad)),
+        "aad": hex(&concat(&envelope[..SEALED_HEADER_LEN], user_aad)),
         "envelope": hex(&envelope),
     })
 }
@@ -132,38 +134,12 @@ fn dek_case(rng: &mut SeededRandom) -> Value {
     let _ = KemSeed::generate_from(&mut twin).unwrap();
     let _ = DsaSeed::generate_from(&mut twin).unwrap();
     let _ = Dek::generate_from(&mut twin).unwrap();
-    let case = sealed_case_for(&mut twin, &keys.kem, keys.dek.expose());
-    assert_eq!(case["envelope"], Value::String(hex(&keys.sealed_dek)));
+    let fields = sealed_fields(&mut twin, &keys.kem, INFO_DEK, keys.dek.expose(), b"");
+    assert_eq!(fields["envelope"], Value::String(hex(&keys.sealed_dek)));
     merge(
         json!({ "id": "sealed-dek", "kind": "sealed-dek", "kem_seed": hex(keys.kem_seed.expose()), "dek": hex(keys.dek.expose()) }),
-        case,
+        fields,
     )
-}
-
-/// The intermediates of sealing `dek` to `key` with label INFO_DEK.
-fn sealed_case_for(rng: &mut SeededRandom, key: &KemSecretKey, dek: &[u8]) -> Value {
-    let ek = key.public_key();
-    let mut peek = rng.clone();
-    let m: [u8; 32] = peek.array().unwrap();
-    let nonce: [u8; NONCE_LEN] = peek.array().unwrap();
-    let (kem_ct, shared) = ActiveKem::encapsulate(ek.parsed(), &m);
-    let derived = sealed::derive_key(&shared, INFO_DEK).unwrap();
-    let envelope = sealed::seal_from(rng, ek, INFO_DEK, dek, b"").unwrap();
-    json!({
-        "ek": hex(ek.as_bytes()),
-        "kid": hex(ek.kid().as_bytes()),
-        "m": hex(&m),
-        "kem_ct": hex(&kem_ct[..]),
-        "shared_secret": hex(shared.expose()),
-        "hkdf_salt": "",
-        "hkdf_info": hex(INFO_DEK),
-        "key": hex(derived.expose()),
-        "nonce": hex(&nonce),
-        "plaintext": hex(dek),
-        "user_aad": "",
-        "aad": hex(&envelope[..SEALED_HEADER_LEN]),
-        "envelope": hex(&envelope),
-    })
 }
 
 /// A tenant version's ML-KEM seed wrapped under the MDK.

@@ -32,8 +32,20 @@ pub fn redact_calls(text: &str) -> Option<String> {
     if !mentions_functions(text.as_bytes()) {
         return None;
     }
-    let sql = Scanner::new(text, Mode::Sql).redact();
-    let out = Scanner::new(&sql, Mode::Prose).redact();
+    redact_with(text, false)
+}
+
+/// As [`redact_calls`], and the arguments of `EXECUTE name(…)` go too: for
+/// the text of a statement that runs a prepared statement which calls the
+/// extension's functions (`PREPARE p AS SELECT pq_encrypt($1, $2);
+/// EXECUTE p('acme', 'the secret')`).
+pub fn redact_calls_and_prepared(text: &str) -> Option<String> {
+    redact_with(text, true)
+}
+
+fn redact_with(text: &str, prepared: bool) -> Option<String> {
+    let sql = Scanner::new(text, Mode::Sql, prepared).redact();
+    let out = Scanner::new(&sql, Mode::Prose, prepared).redact();
     (out != text).then_some(out)
 }
 
@@ -50,6 +62,8 @@ struct Scanner<'a> {
     s: &'a str,
     b: &'a [u8],
     mode: Mode,
+    /// Also redact the arguments of `EXECUTE name(…)`.
+    prepared: bool,
     out: String,
     /// An argument list did not end: everything after it was dropped.
     truncated: bool,
@@ -64,8 +78,13 @@ fn is_ident_char(c: u8) -> bool {
 }
 
 impl<'a> Scanner<'a> {
-    fn new(s: &'a str, mode: Mode) -> Self {
-        Self { s, b: s.as_bytes(), mode, out: String::with_capacity(s.len()), truncated: false }
+    fn new(s: &'a str, mode: Mode, prepared: bool) -> Self {
+        Self { s, b: s.as_bytes(), mode, prepared, out: String::with_capacity(s.len()), truncated: false }
+    }
+
+    /// A scanner for text nested in this one (a string, a body, a comment).
+    fn nested<'b>(&self, s: &'b str) -> Scanner<'b> {
+        Scanner::new(s, self.mode, self.prepared)
     }
 
     /// The byte after position `end`, looking through a `"` in prose.
@@ -88,6 +107,8 @@ impl<'a> Scanner<'a> {
         // one of our functions, and where it ended.
         let mut pending_call = false;
         let mut qualifier_pq = false;
+        // The last word was EXECUTE (with `prepared`: its statement's name follows).
+        let mut after_execute = false;
         while i < self.b.len() {
             let c = self.b[i];
             if c == b'(' && pending_call {
@@ -142,8 +163,9 @@ impl<'a> Scanner<'a> {
                     let end = self.quoted_ident_end(i);
                     let closed = end - 1 > i && self.b[end - 1] == b'"';
                     let name = &self.s[i + 1..if closed { end - 1 } else { end }];
-                    pending_call = name.starts_with("pq_") || qualifier_pq;
+                    pending_call = name.starts_with("pq_") || qualifier_pq || after_execute;
                     qualifier_pq = name == "pq" && self.b.get(end) == Some(&b'.');
+                    after_execute = false;
                     self.out.push_str(&self.s[i..end]);
                     i = end;
                 }
@@ -154,8 +176,9 @@ impl<'a> Scanner<'a> {
                     }
                     let word = &self.b[i..end];
                     let lower_pq_ = word.len() > 3 && word[..3].eq_ignore_ascii_case(b"pq_");
-                    pending_call = lower_pq_ || qualifier_pq;
+                    pending_call = lower_pq_ || qualifier_pq || after_execute;
                     qualifier_pq = word.eq_ignore_ascii_case(b"pq") && self.next_significant(end) == Some(&b'.');
+                    after_execute = self.prepared && word.eq_ignore_ascii_case(b"execute");
                     self.out.push_str(&self.s[i..end]);
                     i = end;
                 }
@@ -172,6 +195,7 @@ impl<'a> Scanner<'a> {
                     i += 1;
                     pending_call = false;
                     qualifier_pq = false;
+                    after_execute = false;
                 }
             }
             if self.truncated {
@@ -222,7 +246,7 @@ impl<'a> Scanner<'a> {
             return;
         }
         let (marker, body) = text.split_at(2);
-        let (redacted, truncated) = Scanner::new(body, self.mode).redact_flagged();
+        let (redacted, truncated) = self.nested(body).redact_flagged();
         self.out.push_str(marker);
         self.out.push_str(&redacted);
         self.truncated |= truncated;
@@ -270,12 +294,12 @@ impl<'a> Scanner<'a> {
             self.out.push_str(body);
         } else if backslash_escapes {
             // Escapes make the body hard to unquote: cut it at the first call.
-            let (cut, truncated) = cut_at_first_call(body, self.mode);
+            let (cut, truncated) = cut_at_first_call(self.nested(body));
             self.out.push_str(&cut);
             self.truncated |= truncated;
         } else {
             let inner = body.replace("''", "'");
-            let (redacted, truncated) = Scanner::new(&inner, self.mode).redact_flagged();
+            let (redacted, truncated) = self.nested(&inner).redact_flagged();
             self.out.push_str(&redacted.replace('\'', "''"));
             self.truncated |= truncated;
         }
@@ -312,7 +336,7 @@ impl<'a> Scanner<'a> {
         let body = &self.s[body_start..close.unwrap_or(self.s.len())];
         self.out.push_str(tag);
         if mentions_functions(body.as_bytes()) {
-            let (redacted, truncated) = Scanner::new(body, self.mode).redact_flagged();
+            let (redacted, truncated) = self.nested(body).redact_flagged();
             self.out.push_str(&redacted);
             self.truncated |= truncated;
         } else {
@@ -371,8 +395,8 @@ impl<'a> Scanner<'a> {
 
 /// `body` up to its first call of one of our functions, then
 /// `<redacted>)`; and whether that call's argument list was unterminated.
-fn cut_at_first_call(body: &str, mode: Mode) -> (String, bool) {
-    let (redacted, truncated) = Scanner::new(body, mode).redact_flagged();
+fn cut_at_first_call(scanner: Scanner<'_>) -> (String, bool) {
+    let (redacted, truncated) = scanner.redact_flagged();
     match redacted.find(REDACTED) {
         Some(p) => (format!("{}{REDACTED})", &redacted[..p]), truncated),
         None => (redacted, truncated),
@@ -439,6 +463,15 @@ mod tests {
             "SQL statement \"SELECT pq_encrypt(<redacted>)\"\nPL/pgSQL function inline_code_block line 1"
         );
         assert_eq!(r("x \"select \"pq\".\"rewrap\"(e, 'k')\""), "x \"select \"pq\".\"rewrap\"(<redacted>)\"");
+    }
+
+    #[test]
+    fn prepared_statement_arguments() {
+        let execute = "statement: EXECUTE p('acme', 'secret')";
+        assert_eq!(redact_calls(execute), None);
+        assert_eq!(redact_calls_and_prepared(execute).unwrap(), "statement: EXECUTE p(<redacted>)");
+        assert_eq!(redact_calls_and_prepared("execute \"P\" ('s')").unwrap(), "execute \"P\" (<redacted>)");
+        assert_eq!(redact_calls_and_prepared("select f('x')"), None);
     }
 
     #[test]
