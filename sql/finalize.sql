@@ -9,7 +9,7 @@ COMMENT ON DOMAIN pq_envelope IS 'A well-formed apg_pqcrypto v1 envelope; anythi
 -- the filter ahead of any function a caller adds to the query.
 CREATE VIEW pq.tenant_keys WITH (security_barrier) AS
 SELECT tenant, version, state, kid, signing_kid, public_key, verifying_key,
-       created_at, activated_at, retired_at
+       created_at, activated_at, retired_at, disabled_at, destroyed_at
   FROM pq.tenant_key_versions
  WHERE pq.tenant_visible(tenant);
 GRANT SELECT ON pq.tenant_keys TO pq_admin, pq_user;
@@ -44,6 +44,13 @@ ALTER TABLE pq.tenant_key_versions ENABLE ALWAYS TRIGGER key_cache_invalidation,
                                    ENABLE REPLICA TRIGGER key_cache_invalidation_replica;
 ALTER TABLE pq.tenant_grants ENABLE ALWAYS TRIGGER key_cache_invalidation,
                              ENABLE REPLICA TRIGGER key_cache_invalidation_replica;
+-- A policy's max_key_age decides whether a version may still encrypt.
+CREATE TRIGGER key_cache_invalidation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pq.tenant_policies
+    FOR EACH STATEMENT EXECUTE FUNCTION pq_key_tables_changed();
+CREATE TRIGGER key_cache_invalidation_replica AFTER INSERT OR UPDATE OR DELETE ON pq.tenant_policies
+    FOR EACH ROW EXECUTE FUNCTION pq_key_tables_changed();
+ALTER TABLE pq.tenant_policies ENABLE ALWAYS TRIGGER key_cache_invalidation,
+                               ENABLE REPLICA TRIGGER key_cache_invalidation_replica;
 REVOKE ALL ON FUNCTION pq_key_tables_changed() FROM PUBLIC;
 
 -- Key administration.
@@ -70,3 +77,60 @@ REVOKE ALL ON FUNCTION pq.tenant_public_key(text), pq.tenant_verifying_key(text)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq.tenant_public_key(text), pq.tenant_verifying_key(text), pq.tenant_visible(text)
     TO pq_admin, pq_user;
+
+-- Key lifecycle (0.2.0).
+
+-- Re-encryption jobs, like pg_stat_progress_*: counters, rate and ETA.
+CREATE VIEW pq.jobs AS
+SELECT j.id, j.kind, t.relid AS table_name, t.column_name, coalesce(j.tenant, t.tenant) AS tenant, j.state,
+       j.rows_total, j.rows_done, j.rows_failed,
+       CASE WHEN j.state = 'completed' THEN 100.0
+            WHEN j.rows_total > 0 THEN round(100.0 * least(j.rows_done + j.rows_failed, j.rows_total) / j.rows_total, 1)
+       END AS percent,
+       r.rows_per_second,
+       CASE WHEN j.state = 'running' AND r.rows_per_second > 0 AND j.rows_total IS NOT NULL
+            THEN j.updated_at + make_interval(secs => greatest(j.rows_total - j.rows_done - j.rows_failed, 0) / r.rows_per_second)
+       END AS eta,
+       j.pass, j.batch_size, j.last_error, j.created_at, j.created_by, j.started_at, j.updated_at, j.finished_at
+  FROM pq.job_queue j
+  JOIN pq.tracked_columns t ON t.id = j.tracked_id
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN j.started_at IS NOT NULL AND j.rows_done > 0
+                THEN round(j.rows_done / greatest(extract(epoch FROM coalesce(j.finished_at, j.updated_at) - j.started_at), 0.001), 1)
+           END AS rows_per_second) r;
+
+-- Each tenant's policy and when its next rotation, notification and
+-- max_key_age fall.
+CREATE VIEW pq.policies AS
+SELECT p.tenant, p.rotation_interval, p.overlap_period, p.notification_before, p.auto_rotation, p.max_key_age,
+       v.version AS active_version, v.activated_at,
+       CASE WHEN p.auto_rotation THEN v.activated_at + make_interval(secs => p.rotation_interval) END AS next_rotation_at,
+       CASE WHEN p.auto_rotation AND p.notification_before IS NOT NULL
+            THEN v.activated_at + make_interval(secs => p.rotation_interval - p.notification_before) END AS notify_at,
+       CASE WHEN p.max_key_age IS NOT NULL THEN v.activated_at + make_interval(secs => p.max_key_age) END AS max_age_at,
+       p.updated_at, p.updated_by
+  FROM pq.tenant_policies p
+  LEFT JOIN pq.tenant_key_versions v ON v.tenant = p.tenant AND v.state = 'active';
+
+-- Ciphertexts per tenant, key version and tracked column (scans them all).
+CREATE VIEW pq.key_usage AS SELECT * FROM pq.key_usage_counts();
+
+GRANT SELECT ON pq.jobs, pq.policies, pq.key_usage TO pq_admin;
+
+REVOKE ALL ON FUNCTION pq.rotate_tenant_key(text, text, text), pq.disable_key_version(text, integer, boolean),
+                       pq.enable_key_version(text, integer), pq.destroy_key_version(text, integer, text, boolean),
+                       pq.set_min_decryption_version(text, integer, boolean), pq.rotate_master_key(),
+                       pq.track_column(regclass, text, text, text, text), pq.untrack_column(regclass, text),
+                       pq.key_usage_counts(), pq.reencrypt(regclass, text, integer), pq.reencrypt_tenant(text, integer),
+                       pq.pause_job(bigint), pq.resume_job(bigint), pq.cancel_job(bigint), pq.set_policy(text, jsonb),
+                       pq.rewrap(bytea, bytea)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.rotate_tenant_key(text, text, text), pq.disable_key_version(text, integer, boolean),
+                          pq.enable_key_version(text, integer), pq.destroy_key_version(text, integer, text, boolean),
+                          pq.set_min_decryption_version(text, integer, boolean), pq.rotate_master_key(),
+                          pq.track_column(regclass, text, text, text, text), pq.untrack_column(regclass, text),
+                          pq.key_usage_counts(), pq.reencrypt(regclass, text, integer), pq.reencrypt_tenant(text, integer),
+                          pq.pause_job(bigint), pq.resume_job(bigint), pq.cancel_job(bigint), pq.set_policy(text, jsonb)
+    TO pq_admin;
+-- rewrap opens and makes envelopes of a tenant: like pq_decrypt, it needs a grant on it.
+GRANT EXECUTE ON FUNCTION pq.rewrap(bytea, bytea) TO pq_user, pq_admin;

@@ -16,15 +16,41 @@
 //!   ones are wiped at the end of every transaction, and never used after
 //!   expiry. With a TTL of 0 nothing is kept after a call.
 //!
+//! - **Generation.** With the library preloaded, a counter in shared memory
+//!   goes up when a transaction that changed the key tables commits (a
+//!   rotation, say); every backend compares it at each lookup, so the next
+//!   encryption anywhere uses the new version without waiting for its
+//!   transaction to end. Without preloading, the invalidations do the same
+//!   at each backend's next transaction.
+//!
 //! Secrets in entries are zeroized when dropped, live in locked memory
 //! (`secure_mem`), and are wiped at backend exit.
 use crate::{gucs, keystore::VersionKeys, secure_mem};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pqcore::{Kid, MasterDataKey, VerifyingKey};
+use pgrx::{pg_shmem_init, PgAtomic};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Bumped after every commit that changed the key tables (shared memory).
+static GENERATION: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"apg_pqcrypto_key_generation") };
+/// Set in _PG_init when the library is preloaded (then GENERATION exists).
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+/// Creates the shared generation counter; from _PG_init, when preloading.
+pub fn init_shared_memory() {
+    pg_shmem_init!(GENERATION);
+    PRELOADED.store(true, Ordering::Relaxed);
+}
+
+/// True when the library was loaded by shared_preload_libraries (shared
+/// memory and the background worker exist).
+pub fn preloaded() -> bool {
+    PRELOADED.load(Ordering::Relaxed)
+}
 
 /// Microseconds since 2000-01-01, PostgreSQL's timestamp unit.
 pub type Micros = i64;
@@ -135,6 +161,10 @@ thread_local! {
     static STALE: Cell<bool> = const { Cell::new(false) };
     /// An invalidation arrived during the current transaction.
     static CHANGED_IN_XACT: Cell<bool> = const { Cell::new(false) };
+    /// This transaction wrote the key tables: bump the generation at commit.
+    static WROTE_IN_XACT: Cell<bool> = const { Cell::new(false) };
+    /// The generation this backend's cache was filled under.
+    static SEEN_GENERATION: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Reads the cache.
@@ -156,6 +186,12 @@ pub fn with_mut<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
 
 /// Starts a lookup: if anything changed since the last one, forget everything.
 pub fn refresh() {
+    if preloaded() {
+        let generation = GENERATION.get().load(Ordering::Acquire);
+        if SEEN_GENERATION.replace(generation) != generation {
+            mark_changed();
+        }
+    }
     if STALE.replace(false) {
         CACHE.with_borrow_mut(Cache::drop_all);
     }
@@ -170,6 +206,12 @@ pub fn clear() {
 pub fn mark_changed() {
     STALE.set(true);
     CHANGED_IN_XACT.set(true);
+}
+
+/// Records that this transaction wrote the key tables (the trigger).
+pub fn key_tables_written() {
+    WROTE_IN_XACT.set(true);
+    mark_changed();
 }
 
 /// Remembers a table whose changes must drop this backend's caches.
@@ -224,6 +266,10 @@ unsafe extern "C-unwind" fn transaction_event(event: pg_sys::XactEvent::Type, _a
         event,
         XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE
     ) {
+        // After the commit is visible to others: they then read the new state.
+        if WROTE_IN_XACT.replace(false) && event == XACT_EVENT_COMMIT && preloaded() {
+            GENERATION.get().fetch_add(1, Ordering::AcqRel);
+        }
         // SAFETY: a clock read; never raises.
         end_of_transaction(unsafe { pg_sys::GetCurrentTimestamp() });
     }

@@ -112,12 +112,13 @@ fn pq_key_tables_changed<'a>(
     let relid = trigger.relid()?;
     // SAFETY: queues a transactional relcache invalidation for the trigger's own relation.
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
-    cache::mark_changed();
+    cache::key_tables_written();
     Ok(None)
 }
 
 /// The key and grant tables, whose changes drop every backend's cache.
-pub const KEY_TABLES: [&std::ffi::CStr; 4] = [c"master_keys", c"tenants", c"tenant_key_versions", c"tenant_grants"];
+pub const KEY_TABLES: [&std::ffi::CStr; 5] =
+    [c"master_keys", c"tenants", c"tenant_key_versions", c"tenant_grants", c"tenant_policies"];
 
 /// Registers the key tables for invalidation (cheap syscache lookups; run
 /// on cache misses, so a recreated extension's tables are watched too).
@@ -163,19 +164,43 @@ pub fn row<R>(
     })
 }
 
-/// As [`one`], for a statement that writes. It runs to completion (no row
-/// limit): a DML statement stopped at its first RETURNING row would skip
-/// its AFTER STATEMENT triggers, the ones that invalidate every backend's
-/// key cache.
+/// As [`one`], for a statement that writes (or locks rows).
 pub fn write_one<T: pgrx::FromDatum + pgrx::IntoDatum>(
     query: &str,
     args: &[pgrx::datum::DatumWithOid<'_>],
 ) -> PqResult<Option<T>> {
+    write_row(query, args, |row| Ok(row.get::<T>(1)?)).map(Option::flatten)
+}
+
+/// As [`row`], for a statement that writes (or locks rows).
+pub fn write_row<R>(
+    query: &str,
+    args: &[pgrx::datum::DatumWithOid<'_>],
+    f: impl FnOnce(&pgrx::spi::SpiTupleTable<'_>) -> PqResult<R>,
+) -> PqResult<Option<R>> {
+    let mut f = Some(f);
+    let mut rows = write_rows(query, args, |row| match f.take() {
+        Some(f) => f(row).map(Some),
+        None => Ok(None),
+    })?;
+    Ok(if rows.is_empty() { None } else { rows.swap_remove(0) })
+}
+
+/// `f` applied to every row of a statement that writes (or locks rows). It
+/// runs to completion (no row limit): a DML statement stopped at its first
+/// RETURNING row would skip its AFTER STATEMENT triggers, the ones that
+/// invalidate every backend's key cache.
+pub fn write_rows<R>(
+    query: &str,
+    args: &[pgrx::datum::DatumWithOid<'_>],
+    mut f: impl FnMut(&pgrx::spi::SpiTupleTable<'_>) -> PqResult<R>,
+) -> PqResult<Vec<R>> {
     Spi::connect_mut(|client| {
-        let table = client.update(query, None, args)?;
-        if table.is_empty() {
-            return Ok(None);
+        let mut table = client.update(query, None, args)?;
+        let mut out = Vec::with_capacity(table.len());
+        while table.next().is_some() {
+            out.push(f(&table)?);
         }
-        Ok(table.first().get::<T>(1)?)
+        Ok(out)
     })
 }

@@ -22,6 +22,8 @@ pub enum PqError {
     UnknownKid,
     /// PQ003: the key state forbids the operation.
     KeyState(String),
+    /// PQ003 with a hint saying what to do.
+    KeyStateHint(String, &'static str),
     /// PQ004: master key provider unavailable or misconfigured. `detail_log`
     /// (paths, key ids, OS errors) goes to the server log only.
     Provider { message: String, hint: Option<String>, detail_log: Option<String> },
@@ -37,6 +39,12 @@ pub enum PqError {
     TooLarge,
     /// 53200: memory for a value of the caller's size could not be allocated.
     OutOfMemory,
+    /// A PostgreSQL-standard SQLSTATE about the caller's tables and columns
+    /// (42703 undefined column, 42804 wrong type, 42P16 no key to claim
+    /// rows by, 42809 not a table, 42P01 table gone).
+    Sql { code: &'static [u8; 5], message: String, hint: Option<String> },
+    /// 55000: needs shared_preload_libraries (the worker or shared memory).
+    NeedsPreload(&'static str),
     /// XX000: a bug or a damaged key table; `detail_log` says which, in the log.
     Internal { message: String, detail_log: Option<String> },
 }
@@ -139,6 +147,7 @@ impl PqError {
                 .hint("use pq_decrypt (or pq_unseal) for binary values"),
             PqError::UnknownKid => parts(b"PQ002", "unknown key id"),
             PqError::KeyState(m) => parts(b"PQ003", m),
+            PqError::KeyStateHint(m, hint) => parts(b"PQ003", m).hint(hint),
             PqError::Provider { message, hint, detail_log } => Parts { code: b"PQ004", message, hint, detail_log },
             PqError::PermissionDenied(m) => parts(b"42501", m),
             PqError::UnknownTenant(t) => parts(b"42704", format!("tenant \"{t}\" does not exist")),
@@ -146,8 +155,18 @@ impl PqError {
             PqError::ReadOnly(what) => parts(b"25006", format!("cannot {what} during recovery"))
                 .hint("run it on the primary; a hot standby only decrypts and verifies"),
             PqError::TooLarge => parts(b"54000", "the result would exceed the maximum bytea size (1 GB)"),
+            PqError::Sql { code, message, hint } => Parts { code, message, hint, detail_log: None },
+            PqError::NeedsPreload(what) => parts(b"55000", format!("{what} needs the apg_pqcrypto background worker"))
+                .hint("add apg_pqcrypto to shared_preload_libraries and restart the server"),
             PqError::Internal { message, detail_log } => Parts { code: b"XX000", message, hint: None, detail_log },
         }
+    }
+
+    /// "SQLSTATE: message", for errors reported other than by raising (the
+    /// worker's log lines and job records).
+    pub fn describe(self) -> String {
+        let Parts { code, message, .. } = self.parts();
+        format!("{}: {message}", String::from_utf8_lossy(code))
     }
 
     /// Raises this error as a PostgreSQL ERROR with its own SQLSTATE.

@@ -8,6 +8,8 @@ static MASTER_KEY_PROVIDER: GucSetting<Option<CString>> = GucSetting::<Option<CS
 static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static KEY_CACHE_TTL: GucSetting<i32> = GucSetting::<i32>::new(300);
 static REDACT_STATEMENT_LOG: GucSetting<bool> = GucSetting::<bool>::new(true);
+static WORKER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
+static WORKER_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(10);
 
 pub fn init() {
     GucRegistry::define_string_guc(
@@ -36,6 +38,24 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
+    GucRegistry::define_string_guc(
+        c"apg_pqcrypto.worker_database",
+        c"Database the background worker connects to (rotation policies, re-encryption jobs).",
+        c"Read when the worker starts; it needs apg_pqcrypto installed there.",
+        &WORKER_DATABASE,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"apg_pqcrypto.worker_naptime",
+        c"Seconds the background worker sleeps when it has nothing to do.",
+        c"Jobs with work run batch after batch without sleeping.",
+        &WORKER_NAPTIME,
+        1,
+        3600,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
     GucRegistry::define_bool_guc(
         c"apg_pqcrypto.redact_statement_log",
         c"Removes the arguments of this extension's functions from statements in the server log.",
@@ -60,6 +80,19 @@ pub fn master_key_file() -> Option<String> {
         .get()
         .map(|s| s.to_string_lossy().into_owned())
         .filter(|s| !s.is_empty())
+}
+
+/// `apg_pqcrypto.worker_database`.
+pub fn worker_database() -> String {
+    WORKER_DATABASE
+        .get()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "postgres".into())
+}
+
+/// `apg_pqcrypto.worker_naptime`.
+pub fn worker_naptime() -> std::time::Duration {
+    std::time::Duration::from_secs(WORKER_NAPTIME.get().max(1) as u64)
 }
 
 /// `apg_pqcrypto.redact_statement_log`.

@@ -11,6 +11,7 @@ use crate::{
     errors::{PqError, PqResult},
     provider, secure_mem,
 };
+use pgrx::prelude::*;
 use pqcore::{
     mdk_id, open_dek, Dek, DsaSeed, KemSecretKey, KemSeed, KeyedCipher, Kid, MasterDataKey, Purpose, SigningKey,
     VerifyingKey, WrapContext,
@@ -25,15 +26,19 @@ pub enum KeyState {
     Active,
     /// Decrypts and verifies only.
     Retired,
-    /// Secrets erased; nothing works.
+    /// Refuses everything (PQ003) until enabled again.
+    Disabled,
+    /// Secrets erased; nothing decrypts. Signatures still verify (the
+    /// verifying key is public).
     Destroyed,
 }
 
 impl KeyState {
-    fn parse(s: &str) -> PqResult<Self> {
+    pub fn parse(s: &str) -> PqResult<Self> {
         match s {
             "active" => Ok(KeyState::Active),
             "retired" => Ok(KeyState::Retired),
+            "disabled" => Ok(KeyState::Disabled),
             "destroyed" => Ok(KeyState::Destroyed),
             other => Err(PqError::internal("a key version has an unknown state", format!("state {other}"))),
         }
@@ -50,6 +55,9 @@ pub struct VersionKeys {
     mdk_id: Kid,
     signing: RefCell<Option<Rc<SigningKey>>>,
     pub loaded: cache::Micros,
+    /// When the version passes its tenant's max_key_age (no encryption or
+    /// signing after it), if the tenant's policy sets one.
+    expires: Option<cache::Micros>,
 }
 
 impl VersionKeys {
@@ -115,9 +123,15 @@ fn mdk(id: Kid) -> PqResult<Rc<MasterDataKey>> {
 /// The active MDK, created (and wrapped by the provider) on first use. Call as owner.
 fn active_mdk_for_write() -> PqResult<Rc<MasterDataKey>> {
     let existing = catalog::one::<Vec<u8>>("SELECT id FROM pq.master_keys WHERE state = 'active'", &[])?;
-    if let Some(id) = existing {
-        return mdk(stored_kid(&id)?);
+    match existing {
+        Some(id) => mdk(stored_kid(&id)?),
+        None => create_mdk(),
     }
+}
+
+/// A new MDK, wrapped by the configured provider and stored as the active
+/// one (there must be no active one). Call as owner.
+fn create_mdk() -> PqResult<Rc<MasterDataKey>> {
     let (mdk, id, wrapped, provider_name, provider_key_id) = unwrapping(|| {
         let provider = provider::current(true)?;
         let key = Dek::generate()?;
@@ -136,10 +150,70 @@ fn active_mdk_for_write() -> PqResult<Rc<MasterDataKey>> {
     Ok(mdk)
 }
 
+/// Retires the active MDK, creates a new one, and rewraps every tenant
+/// version's seeds under it. Returns (old id, new id, versions rewrapped).
+/// Call as owner, with pq.master_keys locked.
+pub fn rotate_master_data_key() -> PqResult<(Option<Kid>, Kid, i32)> {
+    let old = catalog::write_one::<Vec<u8>>(
+        "UPDATE pq.master_keys SET state = 'retired' WHERE state = 'active' RETURNING id",
+        &[],
+    )?
+    .map(|id| stored_kid(&id))
+    .transpose()?;
+    let new = create_mdk()?;
+    let rows: Vec<(String, i32, Vec<u8>, Vec<u8>, Vec<u8>)> = Spi::connect(|client| {
+        let mut out = Vec::new();
+        let rows = client.select(
+            "SELECT tenant, version, mdk_id, wrapped_kem_seed, wrapped_dsa_seed FROM pq.tenant_key_versions
+              WHERE wrapped_kem_seed IS NOT NULL ORDER BY tenant, version",
+            None,
+            &[],
+        )?;
+        for row in rows {
+            out.push((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<i32>(2)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(3)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(5)?.unwrap_or_default(),
+            ));
+        }
+        Ok::<_, PqError>(out)
+    })?;
+    for (tenant, version, old_id, kem, dsa) in &rows {
+        let from = mdk(stored_kid(old_id)?)?;
+        let (kem, dsa) = unwrapping(|| {
+            let rewrap = |wrapped: &[u8], purpose| {
+                let context = WrapContext { tenant, version: *version as u32, purpose };
+                let secret = from.unwrap(wrapped, &context).map_err(|_| {
+                    PqError::internal("a stored tenant key is damaged", format!("tenant {tenant} version {version}: a seed does not unwrap"))
+                })?;
+                Ok::<_, PqError>(new.wrap(secret.expose(), &context)?)
+            };
+            Ok((rewrap(kem, Purpose::KemSeed)?, rewrap(dsa, Purpose::DsaSeed)?))
+        })?;
+        catalog::write_one::<bool>(
+            "UPDATE pq.tenant_key_versions SET wrapped_kem_seed = $3, wrapped_dsa_seed = $4, mdk_id = $5
+              WHERE tenant = $1 AND version = $2 RETURNING true",
+            &[
+                tenant.as_str().into(),
+                (*version).into(),
+                kem.as_slice().into(),
+                dsa.as_slice().into(),
+                new.id().as_bytes().as_slice().into(),
+            ],
+        )?;
+    }
+    Ok((old, new.id(), rows.len() as i32))
+}
+
 // ---------------------------------------------------------------- tenant key versions
 
-const VERSION_COLUMNS: &str =
-    "tenant, version, state, kid, mdk_id, wrapped_kem_seed, sealed_dek FROM pq.tenant_key_versions";
+/// The columns `load_version` reads; `expires` is activated_at + max_key_age
+/// in PostgreSQL's microseconds since 2000-01-01.
+const VERSION_COLUMNS: &str = "v.tenant, v.version, v.state, v.kid, v.mdk_id, v.wrapped_kem_seed, v.sealed_dek,
+    ((extract(epoch FROM v.activated_at) - 946684800) * 1000000)::bigint + p.max_key_age * 1000000
+    FROM pq.tenant_key_versions v LEFT JOIN pq.tenant_policies p ON p.tenant = v.tenant";
 
 /// Loads and unwraps the version a query selects (as owner), if any.
 /// Errors name no tenant: the caller may have reached it through a kid.
@@ -153,12 +227,16 @@ fn load_version(query: &str, arg: pgrx::datum::DatumWithOid<'_>) -> PqResult<Opt
             row.get::<Vec<u8>>(5)?.unwrap_or_default(),
             row.get::<Vec<u8>>(6)?,
             row.get::<Vec<u8>>(7)?,
+            row.get::<i64>(8)?,
         ))
     })?;
-    let Some((tenant, version, state, kid, mdk_id, wrapped_seed, sealed_dek)) = row else {
+    let Some((tenant, version, state, kid, mdk_id, wrapped_seed, sealed_dek, expires)) = row else {
         return Ok(None);
     };
     let state = KeyState::parse(&state)?;
+    if state == KeyState::Disabled {
+        return Err(PqError::KeyState("the key version of this envelope is disabled".into()));
+    }
     let (Some(wrapped_seed), Some(sealed_dek), false) = (wrapped_seed, sealed_dek, state == KeyState::Destroyed) else {
         return Err(PqError::KeyState("the key version of this envelope is destroyed".into()));
     };
@@ -185,6 +263,7 @@ fn load_version(query: &str, arg: pgrx::datum::DatumWithOid<'_>) -> PqResult<Opt
             mdk_id: mdk.id(),
             signing: RefCell::new(None),
             loaded: cache::now(),
+            expires,
         }))
     })?;
     Ok(Some(keys))
@@ -212,15 +291,24 @@ pub fn active_version(tenant: &str, what: &'static str) -> PqResult<Rc<VersionKe
     let hit = cache::with(|c| {
         c.active.get(tenant).and_then(|kid| c.versions.get(kid)).filter(|v| c.fresh(v.loaded, now)).cloned()
     });
-    if let Some(keys) = hit {
-        return Ok(keys);
+    let keys = match hit {
+        Some(keys) => keys,
+        None => {
+            let keys = catalog::as_owner(|| {
+                load_version("WHERE v.tenant = $1 AND v.state = 'active'", tenant.into())?.ok_or_else(|| {
+                    PqError::KeyState(format!("tenant \"{}\" has no active key version", crate::errors::echo(tenant)))
+                })
+            })?;
+            cache_version(&keys);
+            keys
+        }
+    };
+    if keys.expires.is_some_and(|at| now >= at) {
+        return Err(PqError::KeyStateHint(
+            format!("the active key version of tenant \"{}\" is older than its max_key_age", crate::errors::echo(tenant)),
+            "rotate it: SELECT * FROM pq.rotate_tenant_key(tenant, reason)",
+        ));
     }
-    let keys = catalog::as_owner(|| {
-        load_version("WHERE tenant = $1 AND state = 'active'", tenant.into())?.ok_or_else(|| {
-            PqError::KeyState(format!("tenant \"{}\" has no active key version", crate::errors::echo(tenant)))
-        })
-    })?;
-    cache_version(&keys);
     Ok(keys)
 }
 
@@ -239,7 +327,8 @@ pub fn version_by_kid(kid: Kid) -> PqResult<Rc<VersionKeys>> {
     })?
     .ok_or(PqError::UnknownKid)?;
     access::require_usable_unnamed(&tenant)?;
-    let keys = catalog::as_owner(|| load_version("WHERE kid = $1", kid.as_bytes().as_slice().into())?.ok_or(PqError::UnknownKid))?;
+    let keys =
+        catalog::as_owner(|| load_version("WHERE v.kid = $1", kid.as_bytes().as_slice().into())?.ok_or(PqError::UnknownKid))?;
     cache_version(&keys);
     Ok(keys)
 }
@@ -272,7 +361,8 @@ pub fn signing_key(keys: &VersionKeys) -> PqResult<Rc<SigningKey>> {
 }
 
 /// The verifying key of `tenant`'s version with ML-DSA kid `signing_kid`, if
-/// there is one (any state but destroyed).
+/// there is one: active, retired and destroyed versions verify (the key is
+/// public); a disabled one is PQ003.
 pub fn verifying_key(tenant: &str, signing_kid: Kid) -> PqResult<Option<Rc<VerifyingKey>>> {
     access::require_usable(tenant)?;
     let now = cache::now();
@@ -285,14 +375,17 @@ pub fn verifying_key(tenant: &str, signing_kid: Kid) -> PqResult<Option<Rc<Verif
     if hit.is_some() {
         return Ok(hit);
     }
-    let bytes = catalog::as_owner(|| {
-        catalog::one::<Vec<u8>>(
-            "SELECT verifying_key FROM pq.tenant_key_versions
-              WHERE tenant = $1 AND signing_kid = $2 AND state <> 'destroyed'",
+    let row = catalog::as_owner(|| {
+        catalog::row(
+            "SELECT verifying_key, state FROM pq.tenant_key_versions WHERE tenant = $1 AND signing_kid = $2",
             &[tenant.into(), signing_kid.as_bytes().as_slice().into()],
+            |row| Ok((row.get::<Vec<u8>>(1)?, row.get::<String>(2)?)),
         )
     })?;
-    let Some(bytes) = bytes else { return Ok(None) };
+    let Some((Some(bytes), Some(state))) = row else { return Ok(None) };
+    if KeyState::parse(&state)? == KeyState::Disabled {
+        return Err(PqError::KeyState("the key version that made this signature is disabled".into()));
+    }
     let key = Rc::new(VerifyingKey::from_slice(&bytes)?);
     if cache::enabled() {
         cache::with_mut(|c| c.verifying.insert(signing_kid, (tenant.to_owned(), key.clone(), now)));
@@ -338,10 +431,10 @@ pub fn insert_version(tenant: &str, version: i32) -> PqResult<Kid> {
 /// The tenant and version a kid belongs to, if the caller sees that tenant
 /// (pq_inspect shows nothing about other tenants' keys).
 pub fn describe_kid(kid: Kid, kind: pqcore::Kind) -> PqResult<Option<(String, i32)>> {
-    let column = if kind == pqcore::Kind::Signature { "signing_kid" } else { "kid" };
+    let column = if kind == pqcore::Kind::Signature { "v.signing_kid" } else { "v.kid" };
     let row = catalog::as_owner(|| {
         catalog::row(
-            &format!("SELECT tenant, version FROM pq.tenant_key_versions WHERE {column} = $1"),
+            &format!("SELECT v.tenant, v.version FROM pq.tenant_key_versions v WHERE {column} = $1"),
             &[kid.as_bytes().as_slice().into()],
             |row| Ok((row.get::<String>(1)?, row.get::<i32>(2)?)),
         )

@@ -4,7 +4,11 @@
 //!
 //! Where to find a SQL function's Rust: `envelope.rs` (encrypt, decrypt,
 //! unseal, seal, open, inspect), `sign.rs` (signatures, key pairs),
-//! `tenants.rs` (tenants and grants). Beneath them: `access.rs` decides who
+//! `tenants.rs` (tenants and grants), `lifecycle.rs` (rotation, version
+//! states, rewrap, master key rotation), `tracking.rs` (tracked columns,
+//! key usage), `jobs.rs` (re-encryption jobs), `policy.rs` (rotation
+//! policies); `worker.rs` is the background worker and `events.rs` the
+//! lifecycle event log. Beneath them: `access.rs` decides who
 //! may use and see a tenant, `keystore.rs` loads and unwraps keys,
 //! `cache.rs` keeps them per backend, `secure_mem.rs` locks them in memory,
 //! `provider.rs` holds the master key, `catalog.rs` reaches the key
@@ -19,13 +23,19 @@ mod catalog;
 mod datum;
 mod envelope;
 mod errors;
+mod events;
 mod gucs;
+mod jobs;
 mod keystore;
+mod lifecycle;
 mod log_redaction;
+mod policy;
 mod provider;
 mod secure_mem;
 mod sign;
 mod tenants;
+mod tracking;
+mod worker;
 
 /// Rust allocations go to the system allocator, except those made while
 /// unwrapping keys, which go to locked, undumpable memory (secure_mem.rs).
@@ -42,6 +52,11 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     cache::register_callbacks();
     log_redaction::install();
+    // SAFETY: reads a postmaster global that is set while preloading.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        cache::init_shared_memory();
+        worker::register();
+    }
     // Backends are forked from the postmaster: a child must never reuse the
     // parent's read-ahead random bytes (salts and nonces).
     // SAFETY: registers a plain function; it touches only this thread's pool.
