@@ -80,7 +80,15 @@ unsafe fn redact_error(edata: *mut pg_sys::ErrorData) {
         if !ours {
             return;
         }
-        for field in [&mut e.message, &mut e.context, &mut e.internalquery] {
+        // Statement echoes (log_statement, durations, bind and execute
+        // lines) are LOG messages; an error's own message goes to the
+        // client too and names no argument values of ours, so it stays.
+        if e.elevel < pg_sys::PGERROR as i32 {
+            if let Some(new) = bytes(e.message).and_then(redacted) {
+                replace(&mut e.message, &new, e.assoc_context);
+            }
+        }
+        for field in [&mut e.context, &mut e.internalquery] {
             if let Some(new) = bytes(*field).and_then(redacted) {
                 replace(field, &new, e.assoc_context);
             }
