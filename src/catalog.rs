@@ -120,6 +120,18 @@ fn pq_key_tables_changed<'a>(
 pub const KEY_TABLES: [&std::ffi::CStr; 5] =
     [c"master_keys", c"tenants", c"tenant_key_versions", c"tenant_grants", c"tenant_policies"];
 
+/// True if the extension's table `pq.<table>` exists. Between installing a
+/// new library and `ALTER EXTENSION apg_pqcrypto UPDATE`, the library runs
+/// against the previous version's tables: code that reads a table added
+/// later asks first.
+pub fn pq_table_exists(table: &std::ffi::CStr) -> bool {
+    // SAFETY: syscache lookups with missing_ok; InvalidOid when absent.
+    unsafe {
+        let schema = pg_sys::get_namespace_oid(c"pq".as_ptr(), true);
+        schema != pg_sys::Oid::INVALID && pg_sys::get_relname_relid(table.as_ptr(), schema) != pg_sys::Oid::INVALID
+    }
+}
+
 /// Registers the key tables for invalidation (cheap syscache lookups; run
 /// on cache misses, so a recreated extension's tables are watched too).
 pub fn watch_key_tables() {

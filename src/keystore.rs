@@ -214,11 +214,15 @@ pub fn rotate_master_data_key() -> PqResult<(Option<Kid>, Kid, i32)> {
 const VERSION_COLUMNS: &str = "v.tenant, v.version, v.state, v.kid, v.mdk_id, v.wrapped_kem_seed, v.sealed_dek,
     ((extract(epoch FROM v.activated_at) - 946684800) * 1000000)::bigint + p.max_key_age * 1000000
     FROM pq.tenant_key_versions v LEFT JOIN pq.tenant_policies p ON p.tenant = v.tenant";
+/// The same before `ALTER EXTENSION UPDATE` to 0.2.0 (no policies yet).
+const VERSION_COLUMNS_0_1: &str = "v.tenant, v.version, v.state, v.kid, v.mdk_id, v.wrapped_kem_seed, v.sealed_dek,
+    NULL::bigint FROM pq.tenant_key_versions v";
 
 /// Loads and unwraps the version a query selects (as owner), if any.
 /// Errors name no tenant: the caller may have reached it through a kid.
 fn load_version(query: &str, arg: pgrx::datum::DatumWithOid<'_>) -> PqResult<Option<Rc<VersionKeys>>> {
-    let row = catalog::row(&format!("SELECT {VERSION_COLUMNS} {query}"), &[arg], |row| {
+    let columns = if catalog::pq_table_exists(c"tenant_policies") { VERSION_COLUMNS } else { VERSION_COLUMNS_0_1 };
+    let row = catalog::row(&format!("SELECT {columns} {query}"), &[arg], |row| {
         Ok((
             row.get::<String>(1)?.unwrap_or_default(),
             row.get::<i32>(2)?.unwrap_or_default(),

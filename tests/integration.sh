@@ -18,6 +18,9 @@ port_replication=$((port0 + 8))
 port_crash=$((port0 + 10))
 port_memory=$((port0 + 12))
 port_logs=$((port0 + 14))
+port_upgrade=$((port0 + 16))
+port_worker=$((port0 + 18))
+port_stress=$((port0 + 20))
 
 cleanup() {
   for d in "$base"/*/; do
@@ -28,7 +31,7 @@ cleanup() {
 trap cleanup EXIT
 
 topics=("$@")
-[ ${#topics[@]} -gt 0 ] || topics=(keyfile revocation dump_restore standby replication crash memory logs)
+[ ${#topics[@]} -gt 0 ] || topics=(keyfile revocation dump_restore standby replication crash memory logs upgrade worker stress)
 for topic in "${topics[@]}"; do
   echo "# --- $topic"
   source "$root/tests/integration/$topic.sh" || fail "$topic: could not start its clusters"
