@@ -1,0 +1,43 @@
+# Eight clients encrypting, decrypting and updating a tracked table for
+# 60 s while the tenant key rotates every few seconds and re-encryption
+# jobs run: no error, no deadlock, every row decrypts afterwards.
+dir="$base/stress"
+port=$port_stress
+seconds=${APG_PQ_STRESS_SECONDS:-60}
+cluster_start "$dir" "$port" "${quiet[@]}" "apg_pqcrypto.worker_naptime = 1" || return 1
+q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('busy')" \
+  -c "CREATE TABLE tracked (id int PRIMARY KEY, name text NOT NULL, v bytea)" \
+  -c "INSERT INTO tracked SELECT i, 'n' || i, pq_encrypt('busy', 'value-' || i, 'n' || i) FROM generate_series(1, 10000) i" \
+  -c "SELECT pq.track_column('tracked', 'v', tenant => 'busy', aad_column => 'name')" >/dev/null
+cat >"$base/stress.sql" <<'SQL'
+\set id random(1, 10000)
+SELECT pq_decrypt_text(v, name) FROM tracked WHERE id = :id;
+UPDATE tracked SET v = pq_encrypt('busy', 'value-' || :id, name) WHERE id = :id;
+SELECT pq_decrypt_text(pq_encrypt('busy', 'x', 'k'), 'k');
+SQL
+(
+  end=$((SECONDS + seconds))
+  while [ $SECONDS -lt "$end" ]; do
+    sleep 3
+    q "$port" -c "SELECT pq.rotate_tenant_key('busy', 'stress')" -c "SELECT count(*) FROM pq.reencrypt_tenant('busy', 500)" >/dev/null
+  done
+) &
+rotator=$!
+out=$(pgbench -n -c 8 -j 2 -T "$seconds" -f "$base/stress.sql" -h 127.0.0.1 -p "$port" -U postgres postgres 2>&1)
+wait "$rotator"
+check_absent "no client aborted" "aborted" "$out"
+check_contains "no transaction failed" "number of failed transactions: 0 " "$out"
+echo "# $(echo "$out" | grep -E '^number of transactions actually processed|^tps' | tr '\n' ' ')"
+rotations=$(q "$port" -c "SELECT count(*) FROM pq.key_events WHERE event = 'key_rotated' AND tenant = 'busy'")
+[ "$rotations" -ge $((seconds / 4)) ] && ok "$rotations rotations ran meanwhile" || fail "only $rotations rotations ran"
+for _ in $(seq 1 120); do
+  [ "$(q "$port" -c "SELECT count(*) FROM pq.job_queue WHERE state IN ('queued', 'running')")" = 0 ] && break
+  sleep 0.5
+done
+check "the last re-encryption job finished" "0" "$(q "$port" -c "SELECT count(*) FROM pq.job_queue WHERE state NOT IN ('completed', 'cancelled')")"
+check "no row failed to re-encrypt" "0" "$(q "$port" -c "SELECT count(*) FROM pq.job_failures")"
+check "every row decrypts" "10000" "$(q "$port" -c "SELECT count(*) FROM tracked WHERE pq_decrypt_text(v, name) = 'value-' || id")"
+check "every row is under the active version" "t" \
+  "$(q "$port" -c "SELECT bool_and(substr(v, 3, 16) = (SELECT kid FROM pq.tenant_key_versions WHERE tenant = 'busy' AND state = 'active')) FROM tracked")"
+check "no deadlock, no error in the server log" "" "$(grep -E 'deadlock|ERROR' "$dir/server.log" | head -3)"
+cluster_stop "$dir"

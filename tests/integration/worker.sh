@@ -1,0 +1,115 @@
+# The background worker and the lifecycle under crashes: scheduled rotation
+# with its notification first, a 100,000-row re-encryption job that
+# survives kill -9 of the worker, kill -9 in the middle of a tenant key and
+# a master key rotation, and the shared generation counter.
+dir="$base/worker"
+port=$port_worker
+cluster_start "$dir" "$port" "${quiet[@]}" "apg_pqcrypto.worker_naptime = 1" || return 1
+q "$port" -c "CREATE EXTENSION apg_pqcrypto" >/dev/null
+worker_pid() { q "$port" -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'apg_pqcrypto worker'"; }
+wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'apg_pqcrypto worker'" \
+  && ok "the worker runs, visible in pg_stat_activity" || fail "the worker runs"
+
+echo "# a 2-second rotation policy: rotated on schedule, announced before"
+q "$port" -c "SELECT pq.create_tenant('sched')" >/dev/null
+listen=$(psql -X -At -q -h 127.0.0.1 -p "$port" -U postgres postgres 2>&1 <<SQL
+LISTEN pq_key_rotation;
+SELECT pq.set_policy('sched', '{"rotation_interval": 2, "notification_before": 1, "auto_rotation": true}') IS NOT NULL;
+$(for _ in $(seq 1 40); do echo "SELECT 'active ' || version FROM pq.tenant_keys WHERE tenant = 'sched' AND state = 'active'; SELECT pg_sleep(0.15);"; done)
+SQL
+)
+first_note=$(echo "$listen" | grep -n 'Asynchronous notification "pq_key_rotation"' | head -1 | cut -d: -f1)
+first_v2=$(echo "$listen" | grep -n '^active 2$' | head -1 | cut -d: -f1)
+[ -n "$first_note" ] && [ -n "$first_v2" ] && [ "$first_note" -lt "$first_v2" ] \
+  && ok "the LISTEN client was notified before the rotation" || fail "notification before rotation: $listen"
+check_contains "the notification names tenant and version" '"tenant":"sched","version":1' "$(echo "$listen" | grep -m1 Asynchronous)"
+late=$(q "$port" -c "SELECT extract(epoch FROM e.at - v.activated_at) BETWEEN 2 AND 4.5 FROM pq.key_events e
+                      JOIN pq.tenant_key_versions v ON v.tenant = 'sched' AND v.version = 1
+                     WHERE e.event = 'key_rotated' AND e.tenant = 'sched' AND e.version = 2")
+check "rotated 2 s (plus at most the naptime) after activation" "t" "$late"
+q "$port" -c "SELECT pq.set_policy('sched', '{\"auto_rotation\": false}')" >/dev/null
+
+echo "# a 100,000-row re-encryption job survives kill -9 of the worker"
+q "$port" -c "SELECT pq.create_tenant('jobt')" \
+  -c "CREATE TABLE big (id int PRIMARY KEY, name text NOT NULL, v bytea)" \
+  -c "INSERT INTO big SELECT i, 'n' || i, pq_encrypt('jobt', 'value-' || i, 'n' || i) FROM generate_series(1, 100000) i" \
+  -c "SELECT pq.track_column('big', 'v', tenant => 'jobt', aad_column => 'name')" \
+  -c "SELECT pq.rotate_tenant_key('jobt', 'before the job')" >/dev/null
+job=$(q "$port" -c "SELECT pq.reencrypt('big', 'v', batch_size => 500)")
+wait_for "$port" "SELECT rows_done >= 10000 FROM pq.jobs WHERE id = $job" || fail "the job started"
+done_before=$(q "$port" -c "SELECT rows_done FROM pq.jobs WHERE id = $job")
+pid=$(worker_pid)
+kill -9 "$pid" && ok "killed the worker (pid $pid) at $done_before rows" || fail "kill the worker"
+for _ in $(seq 1 60); do q "$port" -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
+check_contains "the server went through crash recovery" "all server processes terminated; reinitializing" "$(cat "$dir/server.log")"
+for _ in $(seq 1 240); do [ "$(q "$port" -c "SELECT state FROM pq.jobs WHERE id = $job")" = completed ] && break; sleep 0.5; done
+check "the job completed after the worker restarted" "completed|100000|0" \
+  "$(q "$port" -c "SELECT state, rows_done, rows_failed FROM pq.jobs WHERE id = $job")"
+check "the worker came back" "1" "$(q "$port" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'apg_pqcrypto worker'")"
+check "every row decrypts to its value" "100000" "$(q "$port" -c "SELECT count(*) FROM big WHERE pq_decrypt_text(v, name) = 'value-' || id")"
+check "every row is under the new version" "2|100000" "$(q "$port" -c "SELECT version, ciphertexts FROM pq.key_usage WHERE tenant = 'jobt'")"
+check "the job's events" "job_queued job_started job_completed" \
+  "$(q "$port" -c "SELECT string_agg(event, ' ' ORDER BY id) FROM pq.key_events WHERE event LIKE 'job%' AND details->>'job' = '$job'")"
+
+echo "# a failing row is recorded with its reason, and the job goes on"
+q "$port" -c "SELECT pq.rotate_tenant_key('jobt', 'again')" \
+  -c "UPDATE big SET name = 'moved' WHERE id = 7" -c "UPDATE big SET v = '\\x0102'::bytea WHERE id = 8" \
+  -c "UPDATE big SET v = pq_encrypt('sched', 'foreign', 'n9') WHERE id = 9" >/dev/null
+job=$(q "$port" -c "SELECT pq.reencrypt('big', 'v', batch_size => 5000)")
+for _ in $(seq 1 120); do [ "$(q "$port" -c "SELECT state FROM pq.jobs WHERE id = $job")" = completed ] && break; sleep 0.5; done
+check "completed with three failures" "completed|99997|3" "$(q "$port" -c "SELECT state, rows_done, rows_failed FROM pq.jobs WHERE id = $job")"
+check "each failure has its reason" \
+  "7|authentication failed (wrong AAD or damaged value),8|not a v1 envelope,9|an envelope of another tenant" \
+  "$(q "$port" -c "SELECT string_agg(row_key || '|' || reason, ',' ORDER BY row_key) FROM pq.job_failures WHERE job_id = $job")"
+check_absent "no plaintext in the failures" "value-" "$(q "$port" -c "SELECT string_agg(reason, ' ') FROM pq.job_failures")"
+
+echo "# kill -9 in the middle of a tenant key rotation"
+q "$port" -c "SELECT pq.create_tenant('crash')" -c "CREATE TABLE c (id int PRIMARY KEY, v bytea)" \
+  -c "INSERT INTO c SELECT i, pq_encrypt('crash', 'c-' || i) FROM generate_series(1, 50) i" >/dev/null
+# Hold the event log, so the rotation stops after retiring and creating versions, before it commits.
+psql -X -q -h 127.0.0.1 -p "$port" -U postgres postgres -c "BEGIN" -c "LOCK TABLE pq.key_events IN EXCLUSIVE MODE" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'" || fail "the lock holder started"
+psql -X -q -h 127.0.0.1 -p "$port" -U postgres postgres -c "SELECT pq.rotate_tenant_key('crash', 'interrupted')" >/dev/null 2>&1 &
+wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pq.rotate_tenant_key(''crash''%' AND wait_event_type = 'Lock'" \
+  && ok "the rotation is waiting halfway" || fail "the rotation is waiting halfway"
+kill -9 "$(q "$port" -c "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pq.rotate_tenant_key(''crash''%'")"
+wait 2>/dev/null
+for _ in $(seq 1 60); do q "$port" -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
+check "after the crash: exactly one active version, the old one" "1|1" \
+  "$(q "$port" -c "SELECT count(*), max(version) FROM pq.tenant_key_versions WHERE tenant = 'crash' AND state = 'active'")"
+check "after the crash: everything decrypts" "50" "$(q "$port" -c "SELECT count(*) FROM c WHERE pq_decrypt_text(v) = 'c-' || id")"
+check "after the crash: rotation works" "2" "$(q "$port" -c "SELECT new_version FROM pq.rotate_tenant_key('crash', 'again')")"
+
+echo "# kill -9 in the middle of a master key rotation"
+q "$port" -c "SELECT pq.create_tenant('zzz')" >/dev/null
+mdk_before=$(q "$port" -c "SELECT encode(id, 'hex') FROM pq.master_keys WHERE state = 'active'")
+# Hold the last tenant's key row, so the rotation stops after rewrapping the others.
+psql -X -q -h 127.0.0.1 -p "$port" -U postgres postgres -c "BEGIN" \
+  -c "SELECT 1 FROM pq.tenant_key_versions WHERE tenant = 'zzz' FOR UPDATE" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'" || fail "the lock holder started"
+psql -X -q -h 127.0.0.1 -p "$port" -U postgres postgres -c "SELECT pq.rotate_master_key()" >/dev/null 2>&1 &
+wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pq.rotate_master_key()%' AND wait_event_type = 'Lock'" \
+  && ok "the master key rotation is waiting halfway" || fail "the master key rotation is waiting halfway"
+kill -9 "$(q "$port" -c "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pq.rotate_master_key()%'")"
+wait 2>/dev/null
+for _ in $(seq 1 60); do q "$port" -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
+check "after the crash: the same single active master key" "$mdk_before|1" \
+  "$(q "$port" -c "SELECT encode(id, 'hex'), (SELECT count(*) FROM pq.master_keys WHERE state = 'active') FROM pq.master_keys WHERE state = 'active'")"
+check "after the crash: every version under it" "t" \
+  "$(q "$port" -c "SELECT bool_and(encode(mdk_id, 'hex') = '$mdk_before') FROM pq.tenant_key_versions WHERE wrapped_kem_seed IS NOT NULL")"
+check "after the crash: everything decrypts" "50|99997" \
+  "$(q "$port" -c "SELECT (SELECT count(*) FROM c WHERE pq_decrypt_text(v) = 'c-' || id), (SELECT count(*) FROM big WHERE id NOT IN (7, 8, 9) AND pq_decrypt_text(v, name) = 'value-' || id)")"
+check "after the crash: the master key rotates" "t" "$(q "$port" -c "SELECT versions_rewrapped > 0 FROM pq.rotate_master_key()")"
+check "and everything still decrypts" "50" "$(q "$port" -c "SELECT count(*) FROM c WHERE pq_decrypt_text(v) = 'c-' || id")"
+
+echo "# the shared generation: a rotation reaches another session's next encryption, mid-transaction"
+out=$(psql -X -At -q -h 127.0.0.1 -p "$port" -U postgres postgres 2>&1 <<SQL
+BEGIN;
+SELECT 'before ' || (pq_inspect(pq_encrypt('crash', 'x'))->>'key_version');
+\! psql -X -At -q -h 127.0.0.1 -p $port -U postgres -c "SELECT pq.rotate_tenant_key('crash', 'generation')" postgres >/dev/null
+SELECT 'after ' || (pq_inspect(pq_encrypt('crash', 'x'))->>'key_version');
+COMMIT;
+SQL
+)
+check "the next encryption in the same transaction uses the new version" "before 2 after 3" "$(echo $out)"
+cluster_stop "$dir"
