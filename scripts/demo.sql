@@ -51,3 +51,21 @@ SELECT pq_encrypt('globex', 'not mine');
 SELECT pq_encrypt('no-such-tenant', 'same error as a forbidden tenant');
 \set ON_ERROR_STOP 1
 RESET ROLE;
+
+\echo '== 8. Rotate the tenant key: new values use version 2, old ones still decrypt'
+SELECT success, new_version, old_key_archived FROM pq.rotate_tenant_key('acme', 'demo rotation');
+SELECT name, pq_inspect(value)->>'key_version' AS stored_under, pq_decrypt_text(value, name) AS plaintext
+  FROM app_config ORDER BY name;
+
+\echo '== 9. The background worker re-encrypts the stored values under version 2'
+SELECT pq.track_column('app_config', 'value', tenant => 'acme', aad_column => 'name') AS tracked;
+SELECT pq.reencrypt('app_config', 'value') AS job \gset
+DO $$ BEGIN
+  FOR i IN 1..100 LOOP
+    EXIT WHEN (SELECT state FROM pq.jobs ORDER BY id DESC LIMIT 1) = 'completed';
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
+SELECT id, state, rows_done, rows_failed, percent FROM pq.jobs WHERE id = :job;
+SELECT tenant, version, state, table_name, column_name, ciphertexts FROM pq.key_usage;
+SELECT event, version, actor FROM pq.key_events WHERE tenant = 'acme' ORDER BY id;

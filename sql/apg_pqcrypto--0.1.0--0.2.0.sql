@@ -122,23 +122,54 @@ ALTER TABLE pq.tenant_policies ENABLE ALWAYS TRIGGER key_cache_invalidation,
 
 -- New functions (as cargo-pgrx generates them for 0.2.0).
 
--- apg_pqcrypto::policy::pq::set_policy
-CREATE  FUNCTION pq."set_policy"(
-	"tenant" TEXT, /* & str */
-	"policy" jsonb /* pgrx :: JsonB */
-) RETURNS jsonb /* pgrx :: JsonB */
-STRICT VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'set_policy_wrapper';
-
--- apg_pqcrypto::tracking::pq::untrack_column
-CREATE  FUNCTION pq."untrack_column"(
-	"table" regclass, /* PgRelation */
-	"column" TEXT /* & str */
+-- apg_pqcrypto::jobs::pq::cancel_job
+CREATE  FUNCTION pq."cancel_job"(
+	"job" bigint /* i64 */
 ) RETURNS bool /* bool */
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'untrack_column_wrapper';
+AS 'MODULE_PATHNAME', 'cancel_job_wrapper';
+
+-- apg_pqcrypto::lifecycle::pq::destroy_key_version
+CREATE  FUNCTION pq."destroy_key_version"(
+	"tenant" TEXT, /* & str */
+	"version" INT, /* i32 */
+	"confirm" TEXT, /* & str */
+	"force" bool DEFAULT false /* bool */
+) RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'destroy_key_version_wrapper';
+
+-- apg_pqcrypto::lifecycle::pq::disable_key_version
+CREATE  FUNCTION pq."disable_key_version"(
+	"tenant" TEXT, /* & str */
+	"version" INT, /* i32 */
+	"force" bool DEFAULT false /* bool */
+) RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'disable_key_version_wrapper';
+
+-- apg_pqcrypto::lifecycle::pq::enable_key_version
+CREATE  FUNCTION pq."enable_key_version"(
+	"tenant" TEXT, /* & str */
+	"version" INT /* i32 */
+) RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'enable_key_version_wrapper';
+
+-- apg_pqcrypto::jobs::pq::job_rewrap
+CREATE  FUNCTION pq."job_rewrap"(
+	"value" bytea, /* & [u8] */
+	"aad" bytea, /* & [u8] */
+	"tenant" TEXT, /* & str */
+	"row_key" TEXT /* & str */
+) RETURNS bytea /* PgBytea */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'job_rewrap_wrapper';
 
 -- apg_pqcrypto::tracking::pq::key_usage_counts
 CREATE  FUNCTION pq."key_usage_counts"() RETURNS TABLE (
@@ -153,25 +184,22 @@ STRICT STABLE PARALLEL RESTRICTED
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'key_usage_counts_wrapper';
 
--- apg_pqcrypto::tracking::pq::track_column
-CREATE  FUNCTION pq."track_column"(
-	"table" regclass, /* Option < PgRelation > */
-	"column" TEXT, /* Option < & str > */
-	"tenant" TEXT DEFAULT NULL, /* Option < & str > */
-	"tenant_column" TEXT DEFAULT NULL, /* Option < & str > */
-	"aad_column" TEXT DEFAULT NULL /* Option < & str > */
-) RETURNS INT /* i32 */
-VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'track_column_wrapper';
-
--- apg_pqcrypto::jobs::pq::cancel_job
-CREATE  FUNCTION pq."cancel_job"(
+-- apg_pqcrypto::jobs::pq::pause_job
+CREATE  FUNCTION pq."pause_job"(
 	"job" bigint /* i64 */
 ) RETURNS bool /* bool */
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'cancel_job_wrapper';
+AS 'MODULE_PATHNAME', 'pause_job_wrapper';
+
+-- apg_pqcrypto::jobs::pq::reencrypt_tenant
+CREATE  FUNCTION pq."reencrypt_tenant"(
+	"tenant" TEXT, /* & str */
+	"batch_size" INT DEFAULT 1000 /* i32 */
+) RETURNS SETOF bigint /* i64 */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'reencrypt_tenant_wrapper';
 
 -- apg_pqcrypto::jobs::pq::reencrypt
 CREATE  FUNCTION pq."reencrypt"(
@@ -183,15 +211,6 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'reencrypt_wrapper';
 
--- apg_pqcrypto::jobs::pq::reencrypt_tenant
-CREATE  FUNCTION pq."reencrypt_tenant"(
-	"tenant" TEXT, /* & str */
-	"batch_size" INT DEFAULT 1000 /* i32 */
-) RETURNS SETOF bigint /* i64 */
-STRICT VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'reencrypt_tenant_wrapper';
-
 -- apg_pqcrypto::jobs::pq::resume_job
 CREATE  FUNCTION pq."resume_job"(
 	"job" bigint /* i64 */
@@ -199,24 +218,6 @@ CREATE  FUNCTION pq."resume_job"(
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'resume_job_wrapper';
-
--- apg_pqcrypto::jobs::pq::pause_job
-CREATE  FUNCTION pq."pause_job"(
-	"job" bigint /* i64 */
-) RETURNS bool /* bool */
-STRICT VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'pause_job_wrapper';
-
--- apg_pqcrypto::lifecycle::pq::disable_key_version
-CREATE  FUNCTION pq."disable_key_version"(
-	"tenant" TEXT, /* & str */
-	"version" INT, /* i32 */
-	"force" bool DEFAULT false /* bool */
-) RETURNS bool /* bool */
-STRICT VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'disable_key_version_wrapper';
 
 -- apg_pqcrypto::lifecycle::pq::rewrap
 CREATE  FUNCTION pq."rewrap"(
@@ -227,16 +228,6 @@ STRICT VOLATILE PARALLEL RESTRICTED
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'rewrap_wrapper';
 
--- apg_pqcrypto::lifecycle::pq::set_min_decryption_version
-CREATE  FUNCTION pq."set_min_decryption_version"(
-	"tenant" TEXT, /* & str */
-	"version" INT, /* i32 */
-	"force" bool DEFAULT false /* bool */
-) RETURNS INT /* i32 */
-STRICT VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'set_min_decryption_version_wrapper';
-
 -- apg_pqcrypto::lifecycle::pq::rotate_master_key
 CREATE  FUNCTION pq."rotate_master_key"() RETURNS TABLE (
 	"mdk_id" bytea,  /* Vec < u8 > */
@@ -245,26 +236,6 @@ CREATE  FUNCTION pq."rotate_master_key"() RETURNS TABLE (
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'rotate_master_key_wrapper';
-
--- apg_pqcrypto::lifecycle::pq::destroy_key_version
-CREATE  FUNCTION pq."destroy_key_version"(
-	"tenant" TEXT, /* & str */
-	"version" INT, /* i32 */
-	"confirm" TEXT, /* & str */
-	"force" bool DEFAULT false /* bool */
-) RETURNS bool /* bool */
-STRICT VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'destroy_key_version_wrapper';
-
--- apg_pqcrypto::lifecycle::pq::enable_key_version
-CREATE  FUNCTION pq."enable_key_version"(
-	"tenant" TEXT, /* & str */
-	"version" INT /* i32 */
-) RETURNS bool /* bool */
-STRICT VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'enable_key_version_wrapper';
 
 -- apg_pqcrypto::lifecycle::pq::rotate_tenant_key
 CREATE  FUNCTION pq."rotate_tenant_key"(
@@ -280,6 +251,46 @@ CREATE  FUNCTION pq."rotate_tenant_key"(
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'rotate_tenant_key_wrapper';
+
+-- apg_pqcrypto::lifecycle::pq::set_min_decryption_version
+CREATE  FUNCTION pq."set_min_decryption_version"(
+	"tenant" TEXT, /* & str */
+	"version" INT, /* i32 */
+	"force" bool DEFAULT false /* bool */
+) RETURNS INT /* i32 */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'set_min_decryption_version_wrapper';
+
+-- apg_pqcrypto::policy::pq::set_policy
+CREATE  FUNCTION pq."set_policy"(
+	"tenant" TEXT, /* & str */
+	"policy" jsonb /* pgrx :: JsonB */
+) RETURNS jsonb /* pgrx :: JsonB */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'set_policy_wrapper';
+
+-- apg_pqcrypto::tracking::pq::track_column
+CREATE  FUNCTION pq."track_column"(
+	"table" regclass, /* Option < PgRelation > */
+	"column" TEXT, /* Option < & str > */
+	"tenant" TEXT DEFAULT NULL, /* Option < & str > */
+	"tenant_column" TEXT DEFAULT NULL, /* Option < & str > */
+	"aad_column" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS INT /* i32 */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'track_column_wrapper';
+
+-- apg_pqcrypto::tracking::pq::untrack_column
+CREATE  FUNCTION pq."untrack_column"(
+	"table" regclass, /* PgRelation */
+	"column" TEXT /* & str */
+) RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'untrack_column_wrapper';
 
 -- Key lifecycle (0.2.0).
 
@@ -335,5 +346,7 @@ GRANT EXECUTE ON FUNCTION pq.rotate_tenant_key(text, text, text), pq.disable_key
                           pq.key_usage_counts(), pq.reencrypt(regclass, text, integer), pq.reencrypt_tenant(text, integer),
                           pq.pause_job(bigint), pq.resume_job(bigint), pq.cancel_job(bigint), pq.set_policy(text, jsonb)
     TO pq_admin;
+-- The worker's per-value step: superusers only.
+REVOKE ALL ON FUNCTION pq.job_rewrap(bytea, bytea, text, text) FROM PUBLIC;
 -- rewrap opens and makes envelopes of a tenant: like pq_decrypt, it needs a grant on it.
 GRANT EXECUTE ON FUNCTION pq.rewrap(bytea, bytea) TO pq_user, pq_admin;

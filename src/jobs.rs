@@ -15,6 +15,7 @@
 //! and otherwise starts another pass for the rows that were locked.
 use crate::{
     cache, catalog,
+    datum::PgBytea,
     errors::{PqError, PqResult},
     events, keystore, tenants,
     tracking::{self, quote_ident, Tracked},
@@ -43,6 +44,7 @@ fn queue(tracked_id: i32, tenant: Option<&str>, batch_size: i32, actor: &str) ->
         &[tracked_id.into(), tenant.into(), batch_size.into(), actor.into()],
     )?
     .ok_or_else(|| PqError::internal("queueing a job returned nothing", String::new()))?;
+    crate::worker::wake_at_commit();
     events::record(
         "job_queued",
         tenant.or(t.tenant.as_deref()),
@@ -155,37 +157,52 @@ pub fn runnable() -> PqResult<Vec<i64>> {
 
 /// The condition "this row is not under its tenant's active version", and
 /// the tenant expression of a row.
+/// The table is aliased `t` in both.
 fn needs_work(t: &Tracked) -> (String, String) {
     let col = quote_ident(&t.column);
     let tenant_expr = match &t.tenant_column {
-        Some(tc) => format!("{}::text", quote_ident(tc)),
+        Some(tc) => format!("t.{}::text", quote_ident(tc)),
         None => "$2::text".to_owned(),
     };
     let condition = format!(
-        "{col} IS NOT NULL AND substr({col}, 3, 16) IS DISTINCT FROM
-            (SELECT v.kid FROM pq.tenant_key_versions v WHERE v.tenant = {tenant_expr} AND v.state = 'active')"
+        "t.{col} IS NOT NULL AND substr(t.{col}, 3, 16) IS DISTINCT FROM
+            (SELECT kv.kid FROM pq.tenant_key_versions kv WHERE kv.tenant = {tenant_expr} AND kv.state = 'active')"
     );
     (condition, tenant_expr)
 }
 
+/// The keys of the rows job `id` recorded as failed (few; they are
+/// skipped as a filter, which keeps the claim an ordered index scan that
+/// stops at the batch size, where NOT EXISTS would become an anti-join over
+/// the whole table).
+fn failed_keys(id: i64) -> PqResult<Vec<String>> {
+    Spi::connect(|client| {
+        client
+            .select("SELECT row_key FROM pq.job_failures WHERE job_id = $1", None, &[id.into()])?
+            .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(PqError::from)
+    })
+}
+
 /// Rows that still need work, not counting recorded failures.
-fn remaining(job: i64, t: &Tracked, tenant: &str, only_tenant: Option<&str>) -> PqResult<i64> {
+fn remaining(t: &Tracked, tenant: &str, only_tenant: Option<&str>, failed: &[String]) -> PqResult<i64> {
     let (condition, tenant_expr) = needs_work(t);
     let key = quote_ident(&t.key_column);
     let only = if only_tenant.is_some() { format!(" AND {tenant_expr} = $2") } else { String::new() };
     Ok(catalog::one::<i64>(
         &format!(
-            "SELECT count(*) FROM {table} WHERE {condition}{only}
-               AND NOT EXISTS (SELECT 1 FROM pq.job_failures f WHERE f.job_id = $1 AND f.row_key = {key}::text)",
+            "SELECT count(*) FROM {table} AS t WHERE {condition}{only} AND NOT (t.{key}::text = ANY($1))",
             table = t.table
         ),
-        &[job.into(), tenant.into()],
+        &[failed.to_vec().into(), tenant.into()],
     )?
     .unwrap_or(0))
 }
 
-/// Re-encrypts one value for `tenant`, or says why not (never with the plaintext).
-fn reencrypt_value(value: &[u8], aad: &[u8], tenant: &str) -> Result<Vec<u8>, &'static str> {
+/// Re-encrypts one value for `tenant` straight into a result datum, or
+/// says why not (never with the plaintext).
+fn reencrypt_value(value: &[u8], aad: &[u8], tenant: &str) -> Result<PgBytea, &'static str> {
     let parsed = Envelope::parse(value).map_err(|_| "not a v1 envelope")?;
     if parsed.kind() == Kind::Signature {
         return Err("a signature envelope, not a ciphertext");
@@ -199,20 +216,37 @@ fn reencrypt_value(value: &[u8], aad: &[u8], tenant: &str) -> Result<Vec<u8>, &'
         return Err("an envelope of another tenant");
     }
     let active = keystore::active_version(tenant, "re-encrypt").map_err(|_| "the tenant has no usable active version")?;
-    match parsed {
+    let failed = "authentication failed (wrong AAD or damaged value)";
+    let built = match parsed {
         Envelope::Keyed(env) => {
-            let plain = old.cipher.decrypt(&env, aad).map_err(|_| "authentication failed (wrong AAD or damaged value)")?;
-            let mut out = vec![0u8; keyed_len(plain.expose().len()).map_err(|_| "too large")?];
-            active.cipher.encrypt_to(plain.expose(), aad, &mut out).map_err(|_| "encryption failed")?;
-            Ok(out)
+            let plain = old.cipher.decrypt(&env, aad).map_err(|_| failed)?;
+            let len = keyed_len(plain.expose().len()).map_err(|_| "too large")?;
+            PgBytea::build(len, |out| Ok(active.cipher.encrypt_to(plain.expose(), aad, out)?))
         }
         Envelope::Sealed(env) => {
-            let plain = sealed::open(&old.kem, &env, aad).map_err(|_| "authentication failed (wrong AAD or damaged value)")?;
-            let mut out = vec![0u8; sealed::sealed_len(plain.expose().len()).map_err(|_| "too large")?];
-            sealed::seal_to(active.kem.public_key(), plain.expose(), aad, &mut out).map_err(|_| "encryption failed")?;
-            Ok(out)
+            let plain = sealed::open(&old.kem, &env, aad).map_err(|_| failed)?;
+            let len = sealed::sealed_len(plain.expose().len()).map_err(|_| "too large")?;
+            PgBytea::build(len, |out| Ok(sealed::seal_to(active.kem.public_key(), plain.expose(), aad, out)?))
         }
-        Envelope::Signature(_) => Err("a signature envelope, not a ciphertext"),
+        Envelope::Signature(_) => return Err("a signature envelope, not a ciphertext"),
+    };
+    built.map_err(|_| "out of memory")
+}
+
+thread_local! {
+    /// Rows `job_rewrap` could not re-encrypt in the current batch: (key, reason).
+    static FAILURES: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One value of a batch: re-encrypted, or left as it is with the reason
+/// recorded for `run_batch` to write to pq.job_failures.
+fn job_rewrap(value: &[u8], aad: &[u8], tenant: &str, row_key: &str) -> PqResult<PgBytea> {
+    match reencrypt_value(value, aad, tenant) {
+        Ok(new) => Ok(new),
+        Err(reason) => {
+            FAILURES.with_borrow_mut(|f| f.push((row_key.to_owned(), reason.to_owned())));
+            PgBytea::copy_of(value)
+        }
     }
 }
 
@@ -237,8 +271,9 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
     let t = tracking::load(tracked_id)?;
     let fixed_tenant = t.tenant.clone().unwrap_or_default();
     let tenant_arg = only_tenant.clone().unwrap_or_else(|| fixed_tenant.clone());
+    let failed = failed_keys(id)?;
     if state == "queued" {
-        let total = remaining(id, &t, &tenant_arg, only_tenant.as_deref())?;
+        let total = remaining(&t, &tenant_arg, only_tenant.as_deref(), &failed)?;
         catalog::write_one::<bool>(
             "UPDATE pq.job_queue SET state = 'running', started_at = now(), updated_at = now(), rows_total = $2
               WHERE id = $1 RETURNING true",
@@ -250,35 +285,40 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
     let (condition, tenant_expr) = needs_work(&t);
     let key = quote_ident(&t.key_column);
     let only = if only_tenant.is_some() { format!(" AND {tenant_expr} = $2") } else { String::new() };
-    let after = if cursor.is_some() { format!(" AND {key} > CAST($3 AS {})", t.key_type) } else { String::new() };
-    let claim = format!(
-        "SELECT {key}::text, {col}, {aad}, {tenant_expr}
-           FROM {table}
-          WHERE {condition}{only}{after}
-            AND NOT EXISTS (SELECT 1 FROM pq.job_failures f WHERE f.job_id = $1 AND f.row_key = {key}::text)
-          ORDER BY {key}
-          LIMIT {batch_size}
-          FOR UPDATE SKIP LOCKED",
+    let after = if cursor.is_some() { format!(" AND t.{key} > CAST($3 AS {})", t.key_type) } else { String::new() };
+    // One statement per batch: the CTE claims rows in key order after the
+    // cursor (an ordered index scan that stops at the batch size), and the
+    // UPDATE rewrites them by ctid (which cannot change while this
+    // statement holds their locks), calling job_rewrap on each value.
+    Spi::run("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")?;
+    let batch = format!(
+        "WITH claimed AS (
+            SELECT t.ctid AS tid, t.{key} AS k FROM {table} AS t
+             WHERE {condition}{only}{after} AND NOT (t.{key}::text = ANY($1))
+             ORDER BY t.{key}
+             LIMIT {batch_size}
+             FOR UPDATE OF t SKIP LOCKED),
+         updated AS (
+            UPDATE {table} AS t SET {col} = pq.job_rewrap(t.{col}, {aad}, {tenant_expr}, t.{key}::text)
+              FROM claimed c WHERE t.ctid = c.tid
+            RETURNING 1)
+         SELECT (SELECT count(*) FROM updated), (SELECT max(k)::text FROM claimed)",
         col = quote_ident(&t.column),
         aad = t.aad_expr,
         table = t.table,
     );
-    let rows: Vec<(String, Vec<u8>, Vec<u8>, String)> = catalog::write_rows(
-        &claim,
-        &[id.into(), tenant_arg.as_str().into(), cursor.clone().unwrap_or_default().as_str().into()],
-        |row| {
-            Ok((
-                row.get::<String>(1)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(2)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(3)?.unwrap_or_default(),
-                row.get::<String>(4)?.unwrap_or_default(),
-            ))
-        },
-    )?;
+    FAILURES.with_borrow_mut(Vec::clear);
+    let (claimed, last) = catalog::write_row(
+        &batch,
+        &[failed.clone().into(), tenant_arg.as_str().into(), cursor.clone().unwrap_or_default().as_str().into()],
+        |row| Ok((row.get::<i64>(1)?.unwrap_or(0), row.get::<String>(2)?)),
+    )?
+    .unwrap_or_default();
+    let failures = FAILURES.with_borrow_mut(std::mem::take);
 
-    if rows.is_empty() {
+    if claimed == 0 {
         // The end of a pass: done, or another pass for rows that were locked.
-        if remaining(id, &t, &tenant_arg, only_tenant.as_deref())? == 0 {
+        if remaining(&t, &tenant_arg, only_tenant.as_deref(), &failed)? == 0 {
             catalog::write_one::<bool>(
                 "UPDATE pq.job_queue SET state = 'completed', finished_at = now(), updated_at = now(), cursor_key = NULL
                   WHERE id = $1 RETURNING true",
@@ -307,35 +347,8 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
         return Ok(Batch::Worked);
     }
 
-    let mut keys = Vec::with_capacity(rows.len());
-    let mut values = Vec::with_capacity(rows.len());
-    let mut failed_keys = Vec::new();
-    let mut reasons = Vec::new();
-    for (row_key, value, aad, row_tenant) in &rows {
-        match reencrypt_value(value, aad, row_tenant) {
-            Ok(new) => {
-                keys.push(row_key.clone());
-                values.push(new);
-            }
-            Err(reason) => {
-                failed_keys.push(row_key.clone());
-                reasons.push(reason.to_owned());
-            }
-        }
-    }
-    if !keys.is_empty() {
-        Spi::run_with_args(
-            &format!(
-                "UPDATE {table} AS t SET {col} = u.v
-                   FROM unnest($1::text[], $2::bytea[]) AS u(k, v)
-                  WHERE t.{key} = CAST(u.k AS {key_type})",
-                table = t.table,
-                col = quote_ident(&t.column),
-                key_type = t.key_type,
-            ),
-            &[keys.clone().into(), values.into()],
-        )?;
-    }
+    let done = claimed - failures.len() as i64;
+    let (failed_keys, reasons): (Vec<String>, Vec<String>) = failures.into_iter().unzip();
     if !failed_keys.is_empty() {
         Spi::run_with_args(
             "INSERT INTO pq.job_failures (job_id, row_key, reason)
@@ -343,14 +356,14 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
             &[id.into(), failed_keys.clone().into(), reasons.into()],
         )?;
     }
-    let last = rows.last().map(|r| r.0.clone()).unwrap_or_default();
+    let last = last.unwrap_or_default();
     catalog::write_one::<bool>(
         "UPDATE pq.job_queue SET rows_done = rows_done + $2, rows_failed = rows_failed + $3, cursor_key = $4,
                 updated_at = now(), batch_errors = 0, last_error = CASE WHEN $3 > 0 THEN $5 ELSE last_error END
           WHERE id = $1 RETURNING true",
         &[
             id.into(),
-            (keys.len() as i64).into(),
+            done.into(),
             (failed_keys.len() as i64).into(),
             last.as_str().into(),
             format!("{} rows could not be re-encrypted (see pq.job_failures)", failed_keys.len()).as_str().into(),
@@ -410,6 +423,14 @@ pub mod pq {
     #[pg_extern(volatile, strict, parallel_unsafe)]
     pub fn resume_job(job: i64) -> bool {
         control(job, "running", &["paused"], "job_resumed").or_raise()
+    }
+
+    /// The background worker's per-value step inside a batch (superusers
+    /// only): the value re-encrypted under its tenant's active version, or
+    /// unchanged if it cannot be, with the reason kept for pq.job_failures.
+    #[pg_extern(volatile, strict, parallel_unsafe)]
+    pub fn job_rewrap(value: &[u8], aad: &[u8], tenant: &str, row_key: &str) -> PgBytea {
+        super::job_rewrap(value, aad, tenant, row_key).or_raise()
     }
 
     /// Cancels a job that has not finished. True if it was cancelled now.

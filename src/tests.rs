@@ -190,3 +190,27 @@ fn key_file_contents() {
     assert!(provider::parse_key("zz".repeat(32).as_bytes()).is_none());
     assert!(provider::parse_key("+1".repeat(32).as_bytes()).is_none());
 }
+
+#[pg_test]
+fn policies_merge_and_validate() {
+    use serde_json::json;
+    let p = crate::policy::parse(json!({"rotation_interval": 86400, "auto_rotation": true})).unwrap();
+    assert_eq!(p.rotation_interval, Some(86400));
+    assert!(p.auto_rotation);
+    // Only the keys given change; null clears.
+    let q = p.merged(&json!({"max_key_age": 100, "rotation_interval": null, "auto_rotation": false})).unwrap();
+    assert_eq!((q.rotation_interval, q.max_key_age, q.auto_rotation), (None, Some(100), false));
+    for bad in [
+        json!({"rotation_interval": 0}),
+        json!({"overlap_period": -1}),
+        json!({"max_key_age": 1.5}),
+        json!({"auto_rotation": "yes"}),
+        json!({"auto_rotation": true}),
+        json!({"rotation_interval": 10, "notification_before": 10}),
+        json!({"interval": 10}),
+        json!([]),
+    ] {
+        assert!(matches!(crate::policy::parse(bad.clone()), Err(PqError::InvalidParameter(_))), "{bad} accepted");
+    }
+    assert_eq!(crate::policy::parse(json!({"overlap_period": 0})).unwrap().overlap_period, Some(0));
+}

@@ -16,14 +16,57 @@ use crate::{
 };
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
 use pgrx::prelude::*;
+use pgrx::{pg_shmem_init, PgAtomic};
+use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
+
+/// The worker's PGPROC number, so a backend that queued a job can set its
+/// latch at commit instead of waiting for the naptime (-1: not running).
+static WORKER_PROC: PgAtomic<AtomicI32> = unsafe { PgAtomic::new(c"apg_pqcrypto_worker_proc") };
+
+thread_local! {
+    /// This transaction queued work for the worker.
+    static WAKE_AT_COMMIT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Asks for the worker to be woken when this transaction commits.
+pub fn wake_at_commit() {
+    if crate::cache::preloaded() {
+        WAKE_AT_COMMIT.set(true);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn transaction_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    if !matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE) {
+        return;
+    }
+    if WAKE_AT_COMMIT.replace(false) && event == XACT_EVENT_COMMIT {
+        let procno = WORKER_PROC.get().load(Ordering::Acquire);
+        // SAFETY: procno was published by the running worker and indexes
+        // ProcGlobal->allProcs; SetLatch on another process's latch is how
+        // PostgreSQL wakes it, and is safe if that process has exited.
+        unsafe {
+            if procno >= 0 && !pg_sys::ProcGlobal.is_null() {
+                let proc = (*pg_sys::ProcGlobal).allProcs.add(procno as usize);
+                pg_sys::SetLatch(&raw mut (*proc).procLatch);
+            }
+        }
+    }
+}
 
 /// How the worker appears in pg_stat_activity.backend_type and in events.
 pub const NAME: &str = "apg_pqcrypto worker";
 
-/// Registers the worker; from _PG_init while preloading.
+/// Registers the worker, its shared memory and its wake-up at commit;
+/// from _PG_init while preloading.
 pub fn register() {
+    pg_shmem_init!(WORKER_PROC = AtomicI32::new(-1));
+    // SAFETY: registers a function that only reads shared memory and sets a latch.
+    unsafe { pg_sys::RegisterXactCallback(Some(transaction_event), std::ptr::null_mut()) };
     BackgroundWorkerBuilder::new(NAME)
         .set_function("apg_pqcrypto_worker_main")
         .set_library("apg_pqcrypto")
@@ -81,15 +124,18 @@ fn round() -> bool {
     }
     let mut worked = false;
     for id in in_transaction(jobs::runnable).unwrap_or_default() {
-        if BackgroundWorker::sigterm_received() {
-            break;
-        }
-        match in_transaction(|| jobs::run_batch(id, NAME)) {
-            Ok(Batch::Worked) => worked = true,
-            Ok(Batch::Completed | Batch::Idle) => {}
-            Err(e) => {
-                warning!("apg_pqcrypto worker: a batch of job {id} failed: {e}");
-                let _ = in_transaction(|| jobs::record_error(id, &e, NAME));
+        // Batch after batch of one job for up to a second (each batch its
+        // own transaction), then on to the next job and the policies.
+        let until = std::time::Instant::now() + Duration::from_secs(1);
+        while !BackgroundWorker::sigterm_received() && std::time::Instant::now() < until {
+            match in_transaction(|| jobs::run_batch(id, NAME)) {
+                Ok(Batch::Worked) => worked = true,
+                Ok(Batch::Completed | Batch::Idle) => break,
+                Err(e) => {
+                    warning!("apg_pqcrypto worker: a batch of job {id} failed: {e}");
+                    let _ = in_transaction(|| jobs::record_error(id, &e, NAME));
+                    break;
+                }
             }
         }
     }
@@ -102,6 +148,8 @@ pub extern "C-unwind" fn apg_pqcrypto_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let database = gucs::worker_database();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    // SAFETY: MyProc is this process's own PGPROC once connected.
+    WORKER_PROC.get().store(unsafe { (*pg_sys::MyProc).pgprocno }, Ordering::Release);
     log!("{NAME} started in database \"{database}\"");
     let mut busy = false;
     loop {
@@ -115,5 +163,6 @@ pub extern "C-unwind" fn apg_pqcrypto_worker_main(_arg: pg_sys::Datum) {
         }
         busy = round();
     }
+    WORKER_PROC.get().store(-1, Ordering::Release);
     log!("{NAME} stopping");
 }
