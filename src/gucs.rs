@@ -11,7 +11,21 @@ static REDACT_STATEMENT_LOG: GucSetting<bool> = GucSetting::<bool>::new(true);
 static WORKER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
 static WORKER_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(10);
 
-pub fn init() {
+/// Registers every setting. `worker_database` is a postmaster setting, which
+/// PostgreSQL accepts only while preloading (a library loaded later by a
+/// backend would fail the session), so it exists only when preloaded; the
+/// worker that reads it exists only then too.
+pub fn init(preloading: bool) {
+    if preloading {
+        GucRegistry::define_string_guc(
+            c"apg_pqcrypto.worker_database",
+            c"Database the background worker connects to (rotation policies, re-encryption jobs).",
+            c"Read when the worker starts; it needs apg_pqcrypto installed there.",
+            &WORKER_DATABASE,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+    }
     GucRegistry::define_string_guc(
         c"apg_pqcrypto.master_key_provider",
         c"Where the key-encryption key is held: file, pkcs11 or aws_kms.",
@@ -37,14 +51,6 @@ pub fn init() {
         86_400,
         GucContext::Suset,
         GucFlags::UNIT_S,
-    );
-    GucRegistry::define_string_guc(
-        c"apg_pqcrypto.worker_database",
-        c"Database the background worker connects to (rotation policies, re-encryption jobs).",
-        c"Read when the worker starts; it needs apg_pqcrypto installed there.",
-        &WORKER_DATABASE,
-        GucContext::Postmaster,
-        GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"apg_pqcrypto.worker_naptime",

@@ -49,11 +49,12 @@ pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    gucs::init();
+    // SAFETY: reads a postmaster global that is set while preloading.
+    let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
+    gucs::init(preloading);
     cache::register_callbacks();
     log_redaction::install();
-    // SAFETY: reads a postmaster global that is set while preloading.
-    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+    if preloading {
         cache::init_shared_memory();
         worker::register();
     }
