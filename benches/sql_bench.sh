@@ -15,7 +15,7 @@ cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 source scripts/cluster.sh
 dir=$(cluster_scratch bench)
 port=${APG_PQ_BENCH_PORT:-54350}
-trap 'cluster_stop "$dir/cluster"; GNUPGHOME="$dir/gnupg" gpgconf --kill gpg-agent 2>/dev/null' EXIT
+trap 'GNUPGHOME="$dir/gnupg" gpgconf --kill gpg-agent 2>/dev/null; cluster_discard "$dir"' EXIT
 cluster_start "$dir/cluster" "$port" "log_statement = 'none'" "shared_buffers = '256MB'"
 
 export GNUPGHOME="$dir/gnupg"

@@ -22,7 +22,7 @@ source scripts/cluster.sh
 dir=$(cluster_scratch instr)
 port=${APG_PQ_BENCH_PORT:-54360}
 cluster_start "$dir/c" "$port" "log_statement = 'none'"
-trap 'cluster_stop "$dir/c"' EXIT
+trap 'cluster_discard "$dir"' EXIT
 cluster_psql "$port" -q <<SQL >/dev/null
 CREATE EXTENSION apg_pqcrypto;
 CREATE EXTENSION pgcrypto;
@@ -36,7 +36,7 @@ SELECT v, k, pq_encrypt('bench', v, 'k') AS e, encrypt(convert_to(v, 'UTF8'), k,
 SELECT count(pq_decrypt(e, 'k'::bytea)) FROM enc;
 SQL
 cluster_stop "$dir/c"
-trap - EXIT
+trap 'rm -rf "$dir"' EXIT
 
 # instructions SQL: total instructions of a single-user backend running SQL.
 instructions() {

@@ -4,6 +4,7 @@
 #   cluster_start DIR PORT [extra postgresql.conf lines...]
 #   cluster_psql PORT [psql args...]
 #   cluster_stop DIR
+#   cluster_discard SCRATCH   -> stops every cluster under SCRATCH and removes it
 # Clusters run as the postgres OS user (PostgreSQL refuses root), listen on
 # 127.0.0.1 only, and preload apg_pqcrypto.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -57,4 +58,12 @@ cluster_stop() {
   local dir=$1
   [ -f "$dir/data/postmaster.pid" ] || return 0
   as_postgres "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+}
+
+cluster_discard() {
+  local scratch=$1 pid
+  while read -r pid; do
+    as_postgres "$PGBIN/pg_ctl" -D "$(dirname "$pid")" -m immediate -w stop >/dev/null 2>&1
+  done < <(find "$scratch" -maxdepth 5 -name postmaster.pid 2>/dev/null)
+  rm -rf "$scratch"
 }

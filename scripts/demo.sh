@@ -13,7 +13,7 @@ cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 source scripts/cluster.sh
 dir=$(cluster_scratch demo)
 port=${APG_PQ_DEMO_PORT:-54330}
-trap 'cluster_stop "$dir/cluster"' EXIT
+trap 'cluster_discard "$dir"' EXIT
 echo "== starting a throwaway cluster on 127.0.0.1:$port (data in $dir/cluster)"
 cluster_start "$dir/cluster" "$port" "log_statement = 'none'"
 cluster_psql "$port" -q -f scripts/demo.sql

@@ -17,7 +17,7 @@ scripts/setup.sh
 source scripts/cluster.sh
 work=$(cluster_scratch test)
 port=${APG_PQ_TEST_PORT:-54331}
-trap 'cluster_stop "$work/regress" 2>/dev/null; true' EXIT
+trap 'cluster_discard "$work"' EXIT
 
 echo "== 1/4 core crate"
 cargo test -p apg-pqcrypto-core

@@ -26,6 +26,7 @@ cleanup() {
   for d in "$base"/*/; do
     [ -f "$d/data/postmaster.pid" ] && as_postgres "$PGBIN/pg_ctl" -D "$d/data" -m immediate -w stop >/dev/null 2>&1
   done
+  if [ "$failed" = 0 ]; then rm -rf "$base"; else echo "# logs kept in $base"; fi
   true
 }
 trap cleanup EXIT

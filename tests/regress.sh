@@ -17,5 +17,8 @@ if [ -n "${APG_PQ_ACCEPT:-}" ]; then
   echo "expected output updated from $out/results"
 elif [ "$status" != 0 ]; then
   cat "$out/regression.diffs" 2>/dev/null | head -200
+  echo "results kept in $out"
 fi
+[ "$status" = 0 ] && [ -z "${APG_PQ_ACCEPT:-}" ] && rm -rf "$out"
+
 exit "$status"
