@@ -132,7 +132,5 @@ GRANT EXECUTE ON FUNCTION pq.rotate_tenant_key(text, text, text), pq.disable_key
                           pq.key_usage_counts(), pq.reencrypt(regclass, text, integer), pq.reencrypt_tenant(text, integer),
                           pq.pause_job(bigint), pq.resume_job(bigint), pq.cancel_job(bigint), pq.set_policy(text, jsonb)
     TO pq_admin;
--- The worker's per-value step: superusers only.
-REVOKE ALL ON FUNCTION pq.job_rewrap(bytea, bytea, text, text) FROM PUBLIC;
 -- rewrap opens and makes envelopes of a tenant: like pq_decrypt, it needs a grant on it.
 GRANT EXECUTE ON FUNCTION pq.rewrap(bytea, bytea) TO pq_user, pq_admin;

@@ -56,15 +56,15 @@ fn extension_owner() -> PqResult<pg_sys::Oid> {
 }
 
 /// Restores the caller's identity and settings, also when `f` unwinds.
-struct OwnerScope {
+struct RoleScope {
     user: pg_sys::Oid,
     context: i32,
     guc_level: i32,
 }
 
-impl Drop for OwnerScope {
+impl Drop for RoleScope {
     fn drop(&mut self) {
-        // SAFETY: undoes exactly what `as_owner` did, in reverse order.
+        // SAFETY: undoes exactly what `as_role` did, in reverse order.
         unsafe {
             pg_sys::AtEOXact_GUC(true, self.guc_level);
             pg_sys::SetUserIdAndSecContext(self.user, self.context);
@@ -72,21 +72,30 @@ impl Drop for OwnerScope {
     }
 }
 
-/// Runs `f` as the extension's owner with `search_path = pg_catalog, pq, pg_temp`,
-/// the way a SECURITY DEFINER function would, but only around the catalog
-/// work, so that the fast paths (cache hits) pay nothing.
-pub fn as_owner<R>(f: impl FnOnce() -> PqResult<R>) -> PqResult<R> {
-    let owner = extension_owner()?;
+/// Runs `f` as `role` with `search_path`, the way a SECURITY DEFINER
+/// function would; with `restricted`, also as a security-restricted
+/// operation (what PostgreSQL does for maintenance of a user's table:
+/// no SET ROLE, no temporary objects, no escaping the owner's rights).
+pub fn as_role<R>(
+    role: pg_sys::Oid,
+    restricted: bool,
+    search_path: &std::ffi::CStr,
+    f: impl FnOnce() -> PqResult<R>,
+) -> PqResult<R> {
     let mut user = pg_sys::Oid::INVALID;
     let mut context = 0;
-    // SAFETY: the standard pattern of fmgr_security_definer; restored by OwnerScope.
+    // SAFETY: the standard pattern of fmgr_security_definer; restored by RoleScope.
     let _scope = unsafe {
         pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-        pg_sys::SetUserIdAndSecContext(owner, context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+        let mut flags = context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32;
+        if restricted {
+            flags |= pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
+        }
+        pg_sys::SetUserIdAndSecContext(role, flags);
         let guc_level = pg_sys::NewGUCNestLevel();
         pg_sys::set_config_option(
             c"search_path".as_ptr(),
-            c"pg_catalog, pq, pg_temp".as_ptr(),
+            search_path.as_ptr(),
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
             pg_sys::GucAction::GUC_ACTION_SAVE,
@@ -94,9 +103,16 @@ pub fn as_owner<R>(f: impl FnOnce() -> PqResult<R>) -> PqResult<R> {
             0,
             false,
         );
-        OwnerScope { user, context, guc_level }
+        RoleScope { user, context, guc_level }
     };
     f()
+}
+
+/// Runs `f` as the extension's owner with `search_path = pg_catalog, pq, pg_temp`,
+/// the way a SECURITY DEFINER function would, but only around the catalog
+/// work, so that the fast paths (cache hits) pay nothing.
+pub fn as_owner<R>(f: impl FnOnce() -> PqResult<R>) -> PqResult<R> {
+    as_role(extension_owner()?, false, c"pg_catalog, pq, pg_temp", f)
 }
 
 /// Trigger on every key table: whoever changes the rows (our functions, a

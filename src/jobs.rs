@@ -6,7 +6,8 @@
 //! not under their tenant's active version, in key order after the job's
 //! cursor, with FOR UPDATE SKIP LOCKED (so the application's own writes
 //! wait at most one batch, and rows it holds are left for a later pass);
-//! re-encrypts them in the server; writes them back with one UPDATE;
+//! re-encrypts them in the server; writes them back with one UPDATE (the
+//! table is read and written as its owner, see `TableSql`);
 //! records rows that fail (with the reason, never a plaintext); and moves
 //! the job's counters and cursor, all in that same transaction. A crash
 //! loses at most the batch in flight, which the next run redoes; rows
@@ -15,7 +16,6 @@
 //! and otherwise starts another pass for the rows that were locked.
 use crate::{
     cache, catalog,
-    datum::PgBytea,
     errors::{PqError, PqResult},
     events, keystore, tenants,
     tracking::{self, quote_ident, Tracked},
@@ -35,9 +35,14 @@ fn check_batch(batch_size: i32) -> PqResult<()> {
 }
 
 /// Queues a job for a tracked column (restricted to `tenant`'s rows where
-/// the column has a tenant column). Call as owner.
-fn queue(tracked_id: i32, tenant: Option<&str>, batch_size: i32, actor: &str) -> PqResult<i64> {
+/// the column has a tenant column), if `role` (the caller; None for the
+/// worker's own policy jobs) has the rights an UPDATE of the column takes.
+/// Call as owner.
+fn queue(tracked_id: i32, tenant: Option<&str>, batch_size: i32, actor: &str, role: Option<pg_sys::Oid>) -> PqResult<i64> {
     let t = tracking::load(tracked_id)?;
+    if let Some(role) = role {
+        tracking::require_rights(&t, role)?;
+    }
     let id = catalog::write_one::<i64>(
         "INSERT INTO pq.job_queue (kind, tracked_id, tenant, batch_size, created_by)
          VALUES ('reencrypt', $1, $2, $3, $4) RETURNING id",
@@ -57,8 +62,9 @@ fn queue(tracked_id: i32, tenant: Option<&str>, batch_size: i32, actor: &str) ->
 }
 
 /// Queues re-encryption of every tracked column of `tenant`, unless one is
-/// already pending. Call as owner (the worker does too).
-pub fn queue_for_tenant(tenant: &str, batch_size: i32, actor: &str) -> PqResult<Vec<i64>> {
+/// already pending, checking `role`'s rights on each (None: the worker's
+/// own jobs, for columns tracked by someone who had them). Call as owner.
+pub fn queue_for_tenant(tenant: &str, batch_size: i32, actor: &str, role: Option<pg_sys::Oid>) -> PqResult<Vec<i64>> {
     let mut ids = Vec::new();
     for tracked_id in tracking::ids_for_tenant(tenant)? {
         let pending = catalog::one::<bool>(
@@ -71,7 +77,7 @@ pub fn queue_for_tenant(tenant: &str, batch_size: i32, actor: &str) -> PqResult<
         if !pending {
             let fixed = catalog::one::<bool>("SELECT tenant IS NOT NULL FROM pq.tracked_columns WHERE id = $1", &[tracked_id.into()])?
                 .unwrap_or(false);
-            ids.push(queue(tracked_id, (!fixed).then_some(tenant), batch_size, actor)?);
+            ids.push(queue(tracked_id, (!fixed).then_some(tenant), batch_size, actor, role)?);
         }
     }
     Ok(ids)
@@ -92,13 +98,14 @@ fn reencrypt(relid: pg_sys::Oid, column: &str, batch_size: i32) -> PqResult<i64>
     check_batch(batch_size)?;
     require_worker("re-encryption")?;
     let actor = events::session_user();
+    let caller = catalog::caller();
     catalog::as_owner(|| {
         let id = tracking::ids_for_column(relid, column)?.ok_or_else(|| PqError::Sql {
             code: b"55000",
             message: "the column is not tracked".into(),
             hint: Some("track it first: SELECT pq.track_column(table, column, tenant => …)".into()),
         })?;
-        queue(id, None, batch_size, &actor)
+        queue(id, None, batch_size, &actor, Some(caller))
     })
 }
 
@@ -108,7 +115,8 @@ fn reencrypt_tenant(tenant: &str, batch_size: i32) -> PqResult<Vec<i64>> {
     check_batch(batch_size)?;
     require_worker("re-encryption")?;
     let actor = events::session_user();
-    catalog::as_owner(|| queue_for_tenant(tenant, batch_size, &actor))
+    let caller = catalog::caller();
+    catalog::as_owner(|| queue_for_tenant(tenant, batch_size, &actor, Some(caller)))
 }
 
 /// Pause, resume or cancel: the state moves only from the listed ones.
@@ -155,20 +163,132 @@ pub fn runnable() -> PqResult<Vec<i64>> {
     })
 }
 
-/// The condition "this row is not under its tenant's active version", and
-/// the tenant expression of a row.
-/// The table is aliased `t` in both.
-fn needs_work(t: &Tracked) -> (String, String) {
-    let col = quote_ident(&t.column);
-    let tenant_expr = match &t.tenant_column {
-        Some(tc) => format!("t.{}::text", quote_ident(tc)),
-        None => "$2::text".to_owned(),
-    };
-    let condition = format!(
-        "t.{col} IS NOT NULL AND substr(t.{col}, 3, 16) IS DISTINCT FROM
-            (SELECT kv.kid FROM pq.tenant_key_versions kv WHERE kv.tenant = {tenant_expr} AND kv.state = 'active')"
-    );
-    (condition, tenant_expr)
+/// The statements of a batch that touch the tracked table. They run as the
+/// table's owner, as a security-restricted operation with a safe
+/// search_path and row_security off (what PostgreSQL does for maintenance
+/// of a user's table): the table's triggers, index expressions, defaults
+/// and policies never run with the worker's superuser rights, and a policy
+/// that would hide rows from the owner stops the batch instead of letting
+/// a job finish with rows it never saw. They read no table of ours: the
+/// active key ids come in as parameters ($4 tenants, $5 their kids), with
+/// $1 the failed row keys, $2 the tenant and $3 the cursor.
+struct TableSql<'a> {
+    t: &'a Tracked,
+    /// "this row is not under its tenant's active version" (table alias `t`)
+    /// plus the job's tenant restriction and the failed rows.
+    condition: String,
+    tenant_expr: String,
+}
+
+impl<'a> TableSql<'a> {
+    fn new(t: &'a Tracked, only_tenant: bool) -> Self {
+        let col = quote_ident(&t.column);
+        let key = quote_ident(&t.key_column);
+        let tenant_expr = match &t.tenant_column {
+            Some(tc) => format!("t.{}::text", quote_ident(tc)),
+            None => "$2::text".to_owned(),
+        };
+        let only = if only_tenant { format!(" AND {tenant_expr} = $2") } else { String::new() };
+        let condition = format!(
+            "t.{col} IS NOT NULL
+             AND substr(t.{col}, 3, 16) IS DISTINCT FROM ($5::bytea[])[array_position($4::text[], {tenant_expr})]
+             {only} AND NOT (t.{key}::text = ANY($1::text[]))"
+        );
+        TableSql { t, condition, tenant_expr }
+    }
+
+    fn as_owner<R>(&self, f: impl FnOnce() -> PqResult<R>) -> PqResult<R> {
+        catalog::as_role(self.t.owner, true, c"pg_catalog, pg_temp", || {
+            Spi::run("SET LOCAL row_security = off")?;
+            f()
+        })
+    }
+
+    /// Rows that still need work, not counting recorded failures.
+    fn remaining(&self, args: &BatchArgs) -> PqResult<i64> {
+        let query = format!("SELECT count(*) FROM {} AS t WHERE {}", self.t.table, self.condition);
+        self.as_owner(|| Ok(catalog::one::<i64>(&query, &args.datums())?.unwrap_or(0)))
+    }
+
+    /// Locks up to `limit` rows that need work, in key order after the
+    /// cursor (an ordered index scan that stops at the limit), skipping rows
+    /// others hold: (key as text, ctid as text, value, AAD, tenant).
+    fn claim(&self, args: &BatchArgs, limit: i32) -> PqResult<Vec<Claimed>> {
+        let key = quote_ident(&self.t.key_column);
+        let after = if args.cursor.is_some() { format!(" AND t.{key} > CAST($3 AS {})", self.t.key_type) } else { String::new() };
+        let query = format!(
+            "SELECT t.{key}::text, t.ctid::text, t.{col}, {aad}, {tenant}
+               FROM {table} AS t
+              WHERE {condition}{after}
+              ORDER BY t.{key}
+              LIMIT {limit}
+              FOR UPDATE OF t SKIP LOCKED",
+            col = quote_ident(&self.t.column),
+            aad = self.t.aad_expr,
+            tenant = self.tenant_expr,
+            table = self.t.table,
+            condition = self.condition,
+        );
+        self.as_owner(|| {
+            catalog::write_rows(&query, &args.datums(), |row| {
+                Ok(Claimed {
+                    key: row.get::<String>(1)?.unwrap_or_default(),
+                    tid: row.get::<String>(2)?.unwrap_or_default(),
+                    value: row.get::<Vec<u8>>(3)?.unwrap_or_default(),
+                    aad: row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+                    tenant: row.get::<String>(5)?,
+                })
+            })
+        })
+    }
+
+    /// Writes the new values back by ctid (which cannot change while this
+    /// transaction holds the rows' locks). Returns the rows written.
+    fn write_back(&self, tids: Vec<String>, values: Vec<Vec<u8>>) -> PqResult<usize> {
+        let query = format!(
+            "UPDATE {table} AS t SET {col} = u.v
+               FROM unnest($1::text[], $2::bytea[]) AS u(tid, v)
+              WHERE t.ctid = u.tid::tid
+             RETURNING 1",
+            table = self.t.table,
+            col = quote_ident(&self.t.column),
+        );
+        self.as_owner(|| {
+            // A nested loop of TID look-ups, not a scan of the whole table.
+            Spi::run("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")?;
+            Ok(catalog::write_rows(&query, &[tids.into(), values.into()], |_| Ok(()))?.len())
+        })
+    }
+}
+
+/// The parameters of a batch's table statements (see [`TableSql`]).
+struct BatchArgs {
+    failed: Vec<String>,
+    tenant: String,
+    cursor: Option<String>,
+    active_tenants: Vec<String>,
+    active_kids: Vec<Vec<u8>>,
+}
+
+impl BatchArgs {
+    fn datums(&self) -> Vec<pgrx::datum::DatumWithOid<'_>> {
+        vec![
+            self.failed.clone().into(),
+            self.tenant.as_str().into(),
+            self.cursor.as_deref().unwrap_or_default().into(),
+            self.active_tenants.clone().into(),
+            self.active_kids.clone().into(),
+        ]
+    }
+}
+
+/// A row claimed by a batch.
+struct Claimed {
+    key: String,
+    tid: String,
+    value: Vec<u8>,
+    aad: Vec<u8>,
+    tenant: Option<String>,
 }
 
 /// The keys of the rows job `id` recorded as failed (few; they are
@@ -185,24 +305,26 @@ fn failed_keys(id: i64) -> PqResult<Vec<String>> {
     })
 }
 
-/// Rows that still need work, not counting recorded failures.
-fn remaining(t: &Tracked, tenant: &str, only_tenant: Option<&str>, failed: &[String]) -> PqResult<i64> {
-    let (condition, tenant_expr) = needs_work(t);
-    let key = quote_ident(&t.key_column);
-    let only = if only_tenant.is_some() { format!(" AND {tenant_expr} = $2") } else { String::new() };
-    Ok(catalog::one::<i64>(
-        &format!(
-            "SELECT count(*) FROM {table} AS t WHERE {condition}{only} AND NOT (t.{key}::text = ANY($1))",
-            table = t.table
-        ),
-        &[failed.to_vec().into(), tenant.into()],
-    )?
-    .unwrap_or(0))
+/// The active key id of every tenant (of `tenant` alone when given).
+fn active_kids(tenant: Option<&str>) -> PqResult<(Vec<String>, Vec<Vec<u8>>)> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT tenant, kid FROM pq.tenant_key_versions WHERE state = 'active' AND ($1::text IS NULL OR tenant = $1)",
+            None,
+            &[tenant.into()],
+        )?;
+        let mut out = (Vec::new(), Vec::new());
+        for row in rows {
+            out.0.push(row.get::<String>(1)?.unwrap_or_default());
+            out.1.push(row.get::<Vec<u8>>(2)?.unwrap_or_default());
+        }
+        Ok(out)
+    })
 }
 
-/// Re-encrypts one value for `tenant` straight into a result datum, or
-/// says why not (never with the plaintext).
-fn reencrypt_value(value: &[u8], aad: &[u8], tenant: &str) -> Result<PgBytea, &'static str> {
+/// Re-encrypts one value for `tenant`, or says why not (never with the
+/// plaintext).
+fn reencrypt_value(value: &[u8], aad: &[u8], tenant: &str) -> Result<Vec<u8>, &'static str> {
     let parsed = Envelope::parse(value).map_err(|_| "not a v1 envelope")?;
     if parsed.kind() == Kind::Signature {
         return Err("a signature envelope, not a ciphertext");
@@ -217,41 +339,32 @@ fn reencrypt_value(value: &[u8], aad: &[u8], tenant: &str) -> Result<PgBytea, &'
     }
     let active = keystore::active_version(tenant, "re-encrypt").map_err(|_| "the tenant has no usable active version")?;
     let failed = "authentication failed (wrong AAD or damaged value)";
-    let built = match parsed {
+    let too_large = "too large";
+    let buffer = |len: usize| -> Result<Vec<u8>, &'static str> {
+        let mut out = Vec::new();
+        out.try_reserve_exact(len).map_err(|_| "out of memory")?;
+        out.resize(len, 0);
+        Ok(out)
+    };
+    match parsed {
         Envelope::Keyed(env) => {
             let plain = old.cipher.decrypt(&env, aad).map_err(|_| failed)?;
-            let len = keyed_len(plain.expose().len()).map_err(|_| "too large")?;
-            PgBytea::build(len, |out| Ok(active.cipher.encrypt_to(plain.expose(), aad, out)?))
+            let mut out = buffer(keyed_len(plain.expose().len()).map_err(|_| too_large)?)?;
+            active.cipher.encrypt_to(plain.expose(), aad, &mut out).map_err(|_| too_large)?;
+            Ok(out)
         }
         Envelope::Sealed(env) => {
             let plain = sealed::open(&old.kem, &env, aad).map_err(|_| failed)?;
-            let len = sealed::sealed_len(plain.expose().len()).map_err(|_| "too large")?;
-            PgBytea::build(len, |out| Ok(sealed::seal_to(active.kem.public_key(), plain.expose(), aad, out)?))
+            let mut out = buffer(sealed::sealed_len(plain.expose().len()).map_err(|_| too_large)?)?;
+            sealed::seal_to(active.kem.public_key(), plain.expose(), aad, &mut out).map_err(|_| too_large)?;
+            Ok(out)
         }
-        Envelope::Signature(_) => return Err("a signature envelope, not a ciphertext"),
-    };
-    built.map_err(|_| "out of memory")
-}
-
-thread_local! {
-    /// Rows `job_rewrap` could not re-encrypt in the current batch: (key, reason).
-    static FAILURES: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// One value of a batch: re-encrypted, or left as it is with the reason
-/// recorded for `run_batch` to write to pq.job_failures.
-fn job_rewrap(value: &[u8], aad: &[u8], tenant: &str, row_key: &str) -> PqResult<PgBytea> {
-    match reencrypt_value(value, aad, tenant) {
-        Ok(new) => Ok(new),
-        Err(reason) => {
-            FAILURES.with_borrow_mut(|f| f.push((row_key.to_owned(), reason.to_owned())));
-            PgBytea::copy_of(value)
-        }
+        Envelope::Signature(_) => Err("a signature envelope, not a ciphertext"),
     }
 }
 
 /// One batch of job `id`, in the caller's transaction (the worker's, as
-/// superuser).
+/// superuser; the tracked table itself is touched as its owner).
 pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
     let job = catalog::write_row(
         "SELECT tracked_id, tenant, batch_size, state, cursor_key FROM pq.job_queue
@@ -269,11 +382,12 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
     )?;
     let Some((tracked_id, only_tenant, batch_size, state, cursor)) = job else { return Ok(Batch::Idle) };
     let t = tracking::load(tracked_id)?;
-    let fixed_tenant = t.tenant.clone().unwrap_or_default();
-    let tenant_arg = only_tenant.clone().unwrap_or_else(|| fixed_tenant.clone());
-    let failed = failed_keys(id)?;
+    let sql = TableSql::new(&t, only_tenant.is_some());
+    let tenant = only_tenant.clone().or_else(|| t.tenant.clone());
+    let (active_tenants, active_kids) = active_kids(tenant.as_deref())?;
+    let args = BatchArgs { failed: failed_keys(id)?, tenant: tenant.unwrap_or_default(), cursor, active_tenants, active_kids };
     if state == "queued" {
-        let total = remaining(&t, &tenant_arg, only_tenant.as_deref(), &failed)?;
+        let total = sql.remaining(&args)?;
         catalog::write_one::<bool>(
             "UPDATE pq.job_queue SET state = 'running', started_at = now(), updated_at = now(), rows_total = $2
               WHERE id = $1 RETURNING true",
@@ -282,43 +396,28 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
         events::record("job_started", only_tenant.as_deref().or(t.tenant.as_deref()), None, actor, None, json!({ "job": id, "rows": total }))?;
     }
 
-    let (condition, tenant_expr) = needs_work(&t);
-    let key = quote_ident(&t.key_column);
-    let only = if only_tenant.is_some() { format!(" AND {tenant_expr} = $2") } else { String::new() };
-    let after = if cursor.is_some() { format!(" AND t.{key} > CAST($3 AS {})", t.key_type) } else { String::new() };
-    // One statement per batch: the CTE claims rows in key order after the
-    // cursor (an ordered index scan that stops at the batch size), and the
-    // UPDATE rewrites them by ctid (which cannot change while this
-    // statement holds their locks), calling job_rewrap on each value.
-    Spi::run("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")?;
-    let batch = format!(
-        "WITH claimed AS (
-            SELECT t.ctid AS tid, t.{key} AS k FROM {table} AS t
-             WHERE {condition}{only}{after} AND NOT (t.{key}::text = ANY($1))
-             ORDER BY t.{key}
-             LIMIT {batch_size}
-             FOR UPDATE OF t SKIP LOCKED),
-         updated AS (
-            UPDATE {table} AS t SET {col} = pq.job_rewrap(t.{col}, {aad}, {tenant_expr}, t.{key}::text)
-              FROM claimed c WHERE t.ctid = c.tid
-            RETURNING 1)
-         SELECT (SELECT count(*) FROM updated), (SELECT max(k)::text FROM claimed)",
-        col = quote_ident(&t.column),
-        aad = t.aad_expr,
-        table = t.table,
-    );
-    FAILURES.with_borrow_mut(Vec::clear);
-    let (claimed, last) = catalog::write_row(
-        &batch,
-        &[failed.clone().into(), tenant_arg.as_str().into(), cursor.clone().unwrap_or_default().as_str().into()],
-        |row| Ok((row.get::<i64>(1)?.unwrap_or(0), row.get::<String>(2)?)),
-    )?
-    .unwrap_or_default();
-    let failures = FAILURES.with_borrow_mut(std::mem::take);
+    let rows = sql.claim(&args, batch_size)?;
+    let claimed = rows.len() as i64;
+    let last = rows.last().map(|r| r.key.clone());
+    let mut tids = Vec::with_capacity(rows.len());
+    let mut values = Vec::with_capacity(rows.len());
+    let mut failures: Vec<(String, String)> = Vec::new();
+    for row in rows {
+        let tenant = row.tenant.as_deref().unwrap_or_default();
+        match reencrypt_value(&row.value, &row.aad, tenant) {
+            Ok(new) => {
+                tids.push(row.tid);
+                values.push(new);
+            }
+            Err(reason) => failures.push((row.key, reason.to_owned())),
+        }
+    }
+    let written = if tids.is_empty() { 0 } else { sql.write_back(tids, values)? };
+    let done = written as i64;
 
     if claimed == 0 {
         // The end of a pass: done, or another pass for rows that were locked.
-        if remaining(&t, &tenant_arg, only_tenant.as_deref(), &failed)? == 0 {
+        if sql.remaining(&args)? == 0 {
             catalog::write_one::<bool>(
                 "UPDATE pq.job_queue SET state = 'completed', finished_at = now(), updated_at = now(), cursor_key = NULL
                   WHERE id = $1 RETURNING true",
@@ -347,7 +446,6 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
         return Ok(Batch::Worked);
     }
 
-    let done = claimed - failures.len() as i64;
     let (failed_keys, reasons): (Vec<String>, Vec<String>) = failures.into_iter().unzip();
     if !failed_keys.is_empty() {
         Spi::run_with_args(
@@ -357,6 +455,13 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
         )?;
     }
     let last = last.unwrap_or_default();
+    if done + failed_keys.len() as i64 != claimed {
+        return Err(PqError::Sql {
+            code: b"55000",
+            message: "the write-back of a batch changed fewer rows than it re-encrypted".into(),
+            hint: Some("a BEFORE UPDATE trigger on the table may be skipping rows".into()),
+        });
+    }
     catalog::write_one::<bool>(
         "UPDATE pq.job_queue SET rows_done = rows_done + $2, rows_failed = rows_failed + $3, cursor_key = $4,
                 updated_at = now(), batch_errors = 0, last_error = CASE WHEN $3 > 0 THEN $5 ELSE last_error END
@@ -423,14 +528,6 @@ pub mod pq {
     #[pg_extern(volatile, strict, parallel_unsafe)]
     pub fn resume_job(job: i64) -> bool {
         control(job, "running", &["paused"], "job_resumed").or_raise()
-    }
-
-    /// The background worker's per-value step inside a batch (superusers
-    /// only): the value re-encrypted under its tenant's active version, or
-    /// unchanged if it cannot be, with the reason kept for pq.job_failures.
-    #[pg_extern(volatile, strict, parallel_unsafe)]
-    pub fn job_rewrap(value: &[u8], aad: &[u8], tenant: &str, row_key: &str) -> PgBytea {
-        super::job_rewrap(value, aad, tenant, row_key).or_raise()
     }
 
     /// Cancels a job that has not finished. True if it was cancelled now.

@@ -208,7 +208,7 @@ pub fn run_due(actor: &str) -> PqResult<usize> {
             continue;
         }
         if d.reencrypt {
-            let queued = jobs::queue_for_tenant(&d.tenant, jobs::DEFAULT_BATCH, actor)?;
+            let queued = jobs::queue_for_tenant(&d.tenant, jobs::DEFAULT_BATCH, actor, None)?;
             catalog::write_one::<bool>(
                 "UPDATE pq.tenant_policies SET reencrypted_version = $2 WHERE tenant = $1 RETURNING true",
                 &[d.tenant.as_str().into(), d.version.into()],

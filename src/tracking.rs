@@ -13,15 +13,19 @@ use serde_json::json;
 
 /// A tracked column, resolved against the catalog as it is now.
 pub struct Tracked {
-    /// The table as SQL text (schema-qualified and quoted as needed).
+    pub relid: pg_sys::Oid,
+    /// The table's owner: re-encryption touches the table with its rights.
+    pub owner: pg_sys::Oid,
+    /// The table as SQL text, schema-qualified and quoted.
     pub table: String,
     pub column: String,
     pub tenant: Option<String>,
     pub tenant_column: Option<String>,
+    pub aad_column: Option<String>,
     /// SQL expression giving the AAD bytes of a row (`''` without an AAD column).
     pub aad_expr: String,
     pub key_column: String,
-    /// The key column's type, for casting a cursor given as text.
+    /// The key column's type, schema-qualified, for casting a cursor given as text.
     pub key_type: String,
 }
 
@@ -53,9 +57,11 @@ fn wrong_type(column: &str, want: &str) -> PqError {
 /// unique, non-partial index on one NOT NULL column.
 fn key_column(relid: pg_sys::Oid) -> PqResult<(String, String)> {
     catalog::row(
-        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)
+        "SELECT a.attname::text, quote_ident(tn.nspname) || '.' || quote_ident(ty.typname)
            FROM pg_catalog.pg_index i
            JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+           JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+           JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
           WHERE i.indrelid = $1 AND i.indnkeyatts = 1 AND i.indisunique AND i.indisvalid
             AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attnotnull
           ORDER BY i.indisprimary DESC, i.indexrelid
@@ -78,10 +84,17 @@ fn resolve(
     tenant_column: Option<String>,
     aad_column: Option<String>,
 ) -> PqResult<Tracked> {
-    let (table, kind) = catalog::row(
-        "SELECT c.oid::pg_catalog.regclass::text, c.relkind::text FROM pg_catalog.pg_class c WHERE c.oid = $1",
+    let (table, kind, owner) = catalog::row(
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind::text, c.relowner
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
         &[relid.into()],
-        |row| Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<String>(2)?.unwrap_or_default())),
+        |row| {
+            Ok((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?.unwrap_or_default(),
+                row.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::Oid::INVALID),
+            ))
+        },
     )?
     .ok_or_else(|| PqError::Sql { code: b"42P01", message: "the tracked table no longer exists".into(), hint: None })?;
     if kind != "r" && kind != "p" {
@@ -111,7 +124,32 @@ fn resolve(
         }
     };
     let (key_column, key_type) = key_column(relid)?;
-    Ok(Tracked { table, column: column.to_owned(), tenant, tenant_column, aad_expr, key_column, key_type })
+    Ok(Tracked { relid, owner, table, column: column.to_owned(), tenant, tenant_column, aad_column, aad_expr, key_column, key_type })
+}
+
+/// Refuses (42501) unless `role` may read every column a job reads (key,
+/// value, tenant and AAD columns) and update the tracked one: a job
+/// rewrites the table, so tracking a column and queueing its
+/// re-encryption take the rights an UPDATE of it would.
+pub fn require_rights(t: &Tracked, role: pg_sys::Oid) -> PqResult<()> {
+    let mut reads = vec![t.key_column.clone(), t.column.clone()];
+    reads.extend(t.tenant_column.clone());
+    reads.extend(t.aad_column.clone());
+    let allowed = catalog::one::<bool>(
+        "SELECT bool_and(pg_catalog.has_column_privilege($1, $2, c, 'SELECT'))
+                AND pg_catalog.has_column_privilege($1, $2, $4, 'UPDATE')
+           FROM unnest($3::text[]) AS c",
+        &[role.into(), t.relid.into(), reads.into(), t.column.as_str().into()],
+    )?
+    .unwrap_or(false);
+    if allowed {
+        return Ok(());
+    }
+    Err(PqError::PermissionDenied(format!(
+        "re-encrypting {}.{} needs SELECT on its key, value, tenant and AAD columns and UPDATE on the value column",
+        echo(&t.table),
+        echo(&t.column)
+    )))
 }
 
 /// The tracked column with this id, resolved. Call as owner.
@@ -200,6 +238,7 @@ fn track(
     if let Some(t) = tenant {
         access::require_visible(t)?;
     }
+    let caller = catalog::caller();
     catalog::as_owner(|| {
         let t = resolve(
             relid,
@@ -208,6 +247,7 @@ fn track(
             tenant_column.map(str::to_owned),
             aad_column.map(str::to_owned),
         )?;
+        require_rights(&t, caller)?;
         let id = catalog::write_one::<i32>(
             "INSERT INTO pq.tracked_columns (relid, column_name, tenant, tenant_column, aad_column, key_column)
              VALUES ($1, $2, $3, $4, $5, $6)

@@ -160,9 +160,16 @@ pub extern "C-unwind" fn apg_pqcrypto_worker_main(_arg: pg_sys::Datum) {
         if BackgroundWorker::sighup_received() {
             // SAFETY: the documented way for a background worker to reload settings.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            log!("{NAME} reloaded its settings (naptime {} s)", gucs::worker_naptime().as_secs());
         }
         busy = round();
     }
     WORKER_PROC.get().store(-1, Ordering::Release);
     log!("{NAME} stopping");
+    // SIGTERM arrives between batches (each is its own transaction, so
+    // nothing is half done). Exit code 1 asks the postmaster to start the
+    // worker again after the restart time: pg_terminate_backend restarts
+    // it; at shutdown the postmaster starts nothing.
+    // SAFETY: the standard exit of a background worker, outside any transaction.
+    unsafe { pg_sys::proc_exit(1) };
 }

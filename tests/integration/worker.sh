@@ -63,6 +63,29 @@ check "each failure has its reason" \
   "$(q "$port" -c "SELECT string_agg(row_key || '|' || reason, ',' ORDER BY row_key) FROM pq.job_failures WHERE job_id = $job")"
 check_absent "no plaintext in the failures" "value-" "$(q "$port" -c "SELECT string_agg(reason, ' ') FROM pq.job_failures")"
 
+echo "# the worker touches a tracked table with its owner's rights, never a superuser's"
+q "$port" -c "SELECT pq.create_tenant('own')" -c "CREATE ROLE tbl_owner" \
+  -c "CREATE TABLE public.seen (who text, su text)" -c "CREATE TABLE public.owned (id int PRIMARY KEY, v bytea)" \
+  -c "INSERT INTO owned SELECT i, pq_encrypt('own', 'o-' || i) FROM generate_series(1, 20) i" \
+  -c "CREATE FUNCTION public.note() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN
+        INSERT INTO public.seen SELECT current_user, rolsuper::text FROM pg_roles WHERE rolname = current_user; RETURN NEW; END\$\$" \
+  -c "CREATE TRIGGER note BEFORE UPDATE ON owned FOR EACH ROW EXECUTE FUNCTION public.note()" \
+  -c "ALTER TABLE owned OWNER TO tbl_owner" -c "ALTER TABLE seen OWNER TO tbl_owner" \
+  -c "SELECT pq.track_column('owned', 'v', tenant => 'own')" -c "SELECT pq.rotate_tenant_key('own', 'owner rights')" >/dev/null
+job=$(q "$port" -c "SELECT pq.reencrypt('owned', 'v')")
+for _ in $(seq 1 60); do [ "$(q "$port" -c "SELECT state FROM pq.jobs WHERE id = $job")" = completed ] && break; sleep 0.5; done
+check "the job completed" "completed|20|0" "$(q "$port" -c "SELECT state, rows_done, rows_failed FROM pq.jobs WHERE id = $job")"
+check "the table's trigger ran as the table's owner, not as a superuser" "20|tbl_owner|false" \
+  "$(q "$port" -c "SELECT count(*), string_agg(DISTINCT who, ','), string_agg(DISTINCT su, ',') FROM seen")"
+check "every row decrypts" "20" "$(q "$port" -c "SELECT count(*) FROM owned WHERE pq_decrypt_text(v) = 'o-' || id")"
+q "$port" -c "ALTER TABLE owned ENABLE ROW LEVEL SECURITY" -c "ALTER TABLE owned FORCE ROW LEVEL SECURITY" \
+  -c "CREATE POLICY some ON owned USING (id > 5)" -c "SELECT pq.rotate_tenant_key('own', 'hidden rows')" >/dev/null
+job=$(q "$port" -c "SELECT pq.reencrypt('owned', 'v')")
+for _ in $(seq 1 60); do [ "$(q "$port" -c "SELECT state FROM pq.jobs WHERE id = $job")" = failed ] && break; sleep 0.5; done
+check "a policy that hides rows from the owner fails the job instead of skipping them" "failed|0" \
+  "$(q "$port" -c "SELECT state, rows_done FROM pq.jobs WHERE id = $job")"
+check_contains "and says why" "row-level security" "$(q "$port" -c "SELECT last_error FROM pq.jobs WHERE id = $job")"
+
 echo "# kill -9 in the middle of a tenant key rotation"
 q "$port" -c "SELECT pq.create_tenant('crash')" -c "CREATE TABLE c (id int PRIMARY KEY, v bytea)" \
   -c "INSERT INTO c SELECT i, pq_encrypt('crash', 'c-' || i) FROM generate_series(1, 50) i" >/dev/null
@@ -112,4 +135,16 @@ COMMIT;
 SQL
 )
 check "the next encryption in the same transaction uses the new version" "before 2 after 3" "$(echo $out)"
+
+echo "# signals: SIGHUP reloads the worker's settings, SIGTERM stops it between batches and it comes back"
+q "$port" -c "ALTER SYSTEM SET apg_pqcrypto.worker_naptime = 3" -c "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 1 50); do grep -q "apg_pqcrypto worker reloaded its settings (naptime 3 s)" "$dir/server.log" && break; sleep 0.2; done
+check_contains "SIGHUP: the worker reloaded the new naptime" "reloaded its settings (naptime 3 s)" "$(cat "$dir/server.log")"
+old_pid=$(worker_pid)
+q "$port" -c "SELECT pg_terminate_backend($old_pid)" >/dev/null
+wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'apg_pqcrypto worker' AND pid <> $old_pid" \
+  && ok "SIGTERM: the worker stopped and the postmaster started it again" || fail "the worker restarts after pg_terminate_backend"
+check_contains "SIGTERM: it said it was stopping" "apg_pqcrypto worker stopping" "$(cat "$dir/server.log")"
+check_absent "SIGTERM: no crash, no reinitialisation after the first kill -9" "terminated by signal 15" "$(cat "$dir/server.log")"
 cluster_stop "$dir"
+check "a fast shutdown stops the worker cleanly" "2" "$(grep -c "apg_pqcrypto worker stopping" "$dir/server.log")"

@@ -92,6 +92,24 @@ SELECT try($$ SELECT pq.track_column('tracked', 'value', tenant => 'tr', tenant_
        try($$ SELECT pq.track_column('tracked', 'value', tenant => 'nobody') $$) AS unknown_tenant,
        try($$ SELECT pq.track_column('tracked', 'value', tenant => 'tr', aad_column => 'id') $$) AS aad_type;
 SELECT try($$ SELECT pq.track_column('nope_table', 'value', tenant => 'tr') $$) AS unknown_table;
+-- Tracking and re-encrypting take the rights an UPDATE of the column takes:
+-- a pq_admin member cannot have the worker rewrite a table it may not update.
+CREATE TABLE not_yours (id int PRIMARY KEY, value bytea);
+GRANT SELECT ON not_yours TO regress_admin;
+SET ROLE regress_admin;
+SELECT try($$ SELECT pq.track_column('not_yours', 'value', tenant => 'tr') $$) AS without_update;
+RESET ROLE;
+GRANT UPDATE (value) ON not_yours TO regress_admin;
+SET ROLE regress_admin;
+SELECT pq.track_column('not_yours', 'value', tenant => 'tr') > 0 AS with_update;
+RESET ROLE;
+REVOKE UPDATE (value) ON not_yours FROM regress_admin;
+SET ROLE regress_admin;
+SELECT try($$ SELECT pq.reencrypt('not_yours', 'value') $$) AS after_revoke,
+       try($$ SELECT count(*) FROM pq.reencrypt_tenant('tr') $$) AS tenant_after_revoke;
+RESET ROLE;
+SELECT pq.untrack_column('not_yours', 'value') AS untracked;
+DROP TABLE not_yours;
 SELECT count(*) AS tracked_columns FROM pq.tracked_columns;
 
 -- Jobs: queued for the worker, controlled, visible in pq.jobs.
