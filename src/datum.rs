@@ -16,7 +16,7 @@ use pgrx::IntoDatum;
 use std::ptr::NonNull;
 
 /// Largest varlena payload (MaxAllocSize - VARHDRSZ).
-const MAX_PAYLOAD: usize = 0x3fff_ffff - pg_sys::VARHDRSZ;
+pub const MAX_PAYLOAD: usize = 0x3fff_ffff - pg_sys::VARHDRSZ;
 
 /// A palloc'd varlena of a fixed length, written in place, then returned.
 pub struct Varlena {

@@ -17,12 +17,12 @@
 use crate::{
     cache, catalog,
     errors::{PqError, PqResult},
-    events, keystore, tenants,
+    events, keystore, lifecycle, tenants,
     tracking::{self, quote_ident, Tracked},
 };
 use pgrx::prelude::*;
 use pgrx::PgRelation;
-use pqcore::{keyed_len, sealed, Envelope, Kind};
+use pqcore::{Envelope, Kind};
 use serde_json::json;
 
 pub const DEFAULT_BATCH: i32 = 1000;
@@ -322,8 +322,8 @@ fn active_kids(tenant: Option<&str>) -> PqResult<(Vec<String>, Vec<Vec<u8>>)> {
     })
 }
 
-/// Re-encrypts one value for `tenant`, or says why not (never with the
-/// plaintext).
+/// Re-encrypts one value for `tenant` (see [`lifecycle::reencrypt`]), or
+/// says why not (never with the plaintext).
 fn reencrypt_value(value: &[u8], aad: &[u8], tenant: &str) -> Result<Vec<u8>, &'static str> {
     let parsed = Envelope::parse(value).map_err(|_| "not a v1 envelope")?;
     if parsed.kind() == Kind::Signature {
@@ -338,29 +338,22 @@ fn reencrypt_value(value: &[u8], aad: &[u8], tenant: &str) -> Result<Vec<u8>, &'
         return Err("an envelope of another tenant");
     }
     let active = keystore::active_version(tenant, "re-encrypt").map_err(|_| "the tenant has no usable active version")?;
-    let failed = "authentication failed (wrong AAD or damaged value)";
-    let too_large = "too large";
-    let buffer = |len: usize| -> Result<Vec<u8>, &'static str> {
+    let buffer = |len: usize, fill: &mut dyn FnMut(&mut [u8]) -> PqResult<()>| {
+        if len > crate::datum::MAX_PAYLOAD {
+            return Err(PqError::TooLarge);
+        }
         let mut out = Vec::new();
-        out.try_reserve_exact(len).map_err(|_| "out of memory")?;
+        out.try_reserve_exact(len).map_err(|_| PqError::OutOfMemory)?;
         out.resize(len, 0);
+        fill(&mut out)?;
         Ok(out)
     };
-    match parsed {
-        Envelope::Keyed(env) => {
-            let plain = old.cipher.decrypt(&env, aad).map_err(|_| failed)?;
-            let mut out = buffer(keyed_len(plain.expose().len()).map_err(|_| too_large)?)?;
-            active.cipher.encrypt_to(plain.expose(), aad, &mut out).map_err(|_| too_large)?;
-            Ok(out)
-        }
-        Envelope::Sealed(env) => {
-            let plain = sealed::open(&old.kem, &env, aad).map_err(|_| failed)?;
-            let mut out = buffer(sealed::sealed_len(plain.expose().len()).map_err(|_| too_large)?)?;
-            sealed::seal_to(active.kem.public_key(), plain.expose(), aad, &mut out).map_err(|_| too_large)?;
-            Ok(out)
-        }
-        Envelope::Signature(_) => Err("a signature envelope, not a ciphertext"),
-    }
+    lifecycle::reencrypt(parsed, aad, &old, &active, buffer).map_err(|e| match e {
+        PqError::Core(pqcore::Error::DecryptionFailed) => "authentication failed (wrong AAD or damaged value)",
+        PqError::OutOfMemory | PqError::Core(pqcore::Error::OutOfMemory) => "out of memory",
+        PqError::TooLarge => "too large",
+        _ => "it could not be re-encrypted",
+    })
 }
 
 /// One batch of job `id`, in the caller's transaction (the worker's, as

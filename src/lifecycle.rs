@@ -13,7 +13,7 @@ use crate::{
     datum::PgBytea,
     errors::{echo, PqError, PqResult},
     events,
-    keystore::{self, KeyState},
+    keystore::{self, KeyState, VersionKeys},
     tenants, tracking,
 };
 use pgrx::prelude::*;
@@ -205,10 +205,35 @@ fn set_min_decryption_version(tenant: &str, minimum: i32, force: bool) -> PqResu
     })
 }
 
-/// Re-encrypts an envelope under its tenant's active version, keeping its
-/// kind: keyed stays keyed (made by the server), sealed stays sealed (to the
-/// active public key: it still proves nothing about its maker). The
-/// plaintext never leaves the server; it lives in a zeroizing buffer.
+/// The plaintext of `parsed` (keyed or sealed, under `old`) made again
+/// under `active`, keeping its kind: keyed stays keyed (made by the
+/// server), sealed stays sealed (to the active public key: it still proves
+/// nothing about its maker). `build(len, fill)` makes the output (a result
+/// datum for `pq.rewrap`, a Rust buffer for a job's batch). The plaintext
+/// never leaves the server; it lives in a zeroizing buffer.
+pub fn reencrypt<T>(
+    parsed: Envelope<'_>,
+    aad: &[u8],
+    old: &VersionKeys,
+    active: &VersionKeys,
+    build: impl FnOnce(usize, &mut dyn FnMut(&mut [u8]) -> PqResult<()>) -> PqResult<T>,
+) -> PqResult<T> {
+    match parsed {
+        Envelope::Keyed(env) => {
+            let plain = old.cipher.decrypt(&env, aad)?;
+            build(keyed_len(plain.expose().len())?, &mut |out| Ok(active.cipher.encrypt_to(plain.expose(), aad, out)?))
+        }
+        Envelope::Sealed(env) => {
+            let plain = sealed::open(&old.kem, &env, aad)?;
+            build(sealed::sealed_len(plain.expose().len())?, &mut |out| {
+                Ok(sealed::seal_to(active.kem.public_key(), plain.expose(), aad, out)?)
+            })
+        }
+        Envelope::Signature(_) => Err(PqError::WrongKind { found: Kind::Signature, function: "pq.rewrap" }),
+    }
+}
+
+/// `pq.rewrap`: an envelope under its tenant's active version (see [`reencrypt`]).
 pub fn rewrap(envelope: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
     let parsed = Envelope::parse(envelope)?;
     if parsed.kind() == Kind::Signature {
@@ -216,24 +241,10 @@ pub fn rewrap(envelope: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
     }
     let old = keystore::version_by_kid(parsed.kid())?;
     let active = keystore::active_version(&old.tenant, "rewrap")?;
-    match parsed {
-        Envelope::Keyed(env) => {
-            if env.kid() == active.kid() {
-                return PgBytea::copy_of(envelope);
-            }
-            let plain = old.cipher.decrypt(&env, aad)?;
-            PgBytea::build(keyed_len(plain.expose().len())?, |out| Ok(active.cipher.encrypt_to(plain.expose(), aad, out)?))
-        }
-        Envelope::Sealed(env) => {
-            if env.kid() == active.kid() {
-                return PgBytea::copy_of(envelope);
-            }
-            let plain = sealed::open(&old.kem, &env, aad)?;
-            let len = sealed::sealed_len(plain.expose().len())?;
-            PgBytea::build(len, |out| Ok(sealed::seal_to(active.kem.public_key(), plain.expose(), aad, out)?))
-        }
-        Envelope::Signature(_) => Err(PqError::WrongKind { found: Kind::Signature, function: "pq.rewrap" }),
+    if parsed.kid() == active.kid() {
+        return PgBytea::copy_of(envelope);
     }
+    reencrypt(parsed, aad, &old, &active, |len, fill| PgBytea::build(len, fill))
 }
 
 /// A new master data key; every tenant secret is rewrapped under it in this
