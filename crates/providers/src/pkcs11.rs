@@ -1,0 +1,468 @@
+//! The `pkcs11` provider: the KEK is an AES-256 key inside a PKCS#11 token,
+//! sensitive and not extractable; the MDK is wrapped and unwrapped inside the
+//! token, through the `cryptoki` crate.
+//!
+//! Mechanism: AES-GCM (`CKM_AES_GCM`, 96-bit IV drawn by us, 128-bit tag, the
+//! binding as AAD) when the token offers it, else AES key wrap with padding
+//! (`CKM_AES_KEY_WRAP_PAD`, RFC 5649). GCM is preferred: its 128-bit tag
+//! authenticates the blob *and* the binding (MDK id, system identifier),
+//! while RFC 5649 has a 32-bit integrity check value and no associated data
+//! (the MDK id check after unwrapping then carries the binding). The blob
+//! starts with a byte naming the mechanism (docs/FORMAT.md §6.2), so a token
+//! that offers both unwraps either.
+//!
+//! Sessions: the module is initialised once per process (`C_Initialize` with
+//! OS locking) and one session per provider is opened, logged in and reused.
+//! After a `fork()` the child must not use its parent's PKCS#11 state: a
+//! context or session made by another process id is forgotten (never
+//! finalised or closed, which would act on the parent's state) and the module
+//! is initialised again, finalising first if it reports that it already is.
+//!
+//! Every call runs on a short-lived helper thread that owns the session while
+//! it works; the caller waits at most [`CallLimits::timeout`] and polls
+//! [`CallLimits::cancelled`]. A call that is abandoned keeps its session (it
+//! is closed when the module returns); the next call opens a new one.
+use crate::{check_id, secure_file::SecretFile, Binding, CallLimits, ErrorKind, KeyProvider, ProviderError, Result};
+use cryptoki::{
+    context::{CInitializeArgs, CInitializeFlags, Pkcs11},
+    error::{Error as CkError, RvError},
+    mechanism::{aead::GcmParams, Mechanism, MechanismType},
+    object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle},
+    session::{Session, UserType},
+    slot::Slot,
+    types::AuthPin,
+};
+use pqcore::Dek;
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+/// Which settings configure the provider; all required.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Pkcs11Config {
+    /// Path of the PKCS#11 module (`apg_pqcrypto.pkcs11_module`).
+    pub module: String,
+    /// Label of the token (`pkcs11_token_label`).
+    pub token_label: String,
+    /// File holding the user PIN (`pkcs11_pin_file`), mode 0600.
+    pub pin_file: String,
+    /// Label of the AES-256 key (`pkcs11_key_label`).
+    pub key_label: String,
+}
+
+/// The wrapping mechanism of a blob; its first byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WrapMechanism {
+    /// `0x01 || iv (12) || AES-256-GCM(mdk) || tag (16)`: 61 bytes.
+    AesGcm,
+    /// `0x02 || AES-KWP(mdk)`: 41 bytes.
+    AesKeyWrapPad,
+}
+
+const TAG_GCM: u8 = 0x01;
+const TAG_KWP: u8 = 0x02;
+const GCM_IV_LEN: usize = 12;
+/// Length of a GCM blob: tag byte, IV, 32-byte MDK, 16-byte tag.
+pub const GCM_BLOB_LEN: usize = 1 + GCM_IV_LEN + 32 + 16;
+/// Length of a KWP blob: tag byte, RFC 5649 output for 32 bytes.
+pub const KWP_BLOB_LEN: usize = 1 + 40;
+const MAX_PIN_LEN: usize = 256;
+const PIN_FILE: SecretFile<'static> = SecretFile { what: "PKCS#11 PIN file", setting: "apg_pqcrypto.pkcs11_pin_file" };
+
+/// An open, logged-in session with the key found.
+struct Open {
+    session: Session,
+    key: ObjectHandle,
+    mechanism: WrapMechanism,
+    pid: u32,
+}
+
+pub struct Pkcs11Provider {
+    config: Pkcs11Config,
+    open: Option<Open>,
+    /// Use this mechanism for new wraps instead of the token's best (tests).
+    force: Option<WrapMechanism>,
+}
+
+impl Pkcs11Provider {
+    /// Nothing is loaded or opened until the first call.
+    pub fn new(config: Pkcs11Config) -> Self {
+        Self { config, open: None, force: None }
+    }
+
+    /// Wraps with `mechanism` even if the token offers a better one (for
+    /// tests of both blob kinds).
+    pub fn with_mechanism(config: Pkcs11Config, mechanism: WrapMechanism) -> Self {
+        Self { config, open: None, force: Some(mechanism) }
+    }
+
+    /// The mechanism new wraps use, opening the session if needed.
+    pub fn mechanism(&mut self, limits: &CallLimits) -> Result<WrapMechanism> {
+        self.call(limits, |open| Ok(open.mechanism))
+    }
+
+    /// Runs `op` on a helper thread with an open session (opening one first
+    /// if needed), waiting within `limits`.
+    fn call<T: Send + 'static>(
+        &mut self,
+        limits: &CallLimits,
+        op: impl FnOnce(&Open) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let pid = std::process::id();
+        let previous = self.open.take();
+        let previous = match previous {
+            Some(open) if open.pid != pid => {
+                // Opened by the parent before a fork: not ours to close.
+                std::mem::forget(open);
+                None
+            }
+            other => other,
+        };
+        let config = self.config.clone();
+        let force = self.force;
+        let (tx, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new().name("apg-pq-pkcs11".into()).spawn(move || {
+            crate::block_signals();
+            let open = match previous {
+                Some(open) => Ok(open),
+                None => open_session(&config, force),
+            };
+            let reply = match open {
+                Ok(open) => {
+                    let result = op(&open);
+                    // A session that failed for another reason than a wrong
+                    // blob is not reused.
+                    let keep = match &result {
+                        Ok(_) => true,
+                        Err(e) => e.kind == ErrorKind::WrongKey,
+                    };
+                    (keep.then_some(open), result)
+                }
+                Err(e) => (None, Err(e)),
+            };
+            let _ = tx.send(reply);
+        });
+        if let Err(e) = spawned {
+            return Err(ProviderError::new(
+                ErrorKind::Unavailable,
+                "the pkcs11 master key provider cannot be called",
+                None,
+                format!("pkcs11: cannot start a thread: {e}"),
+            ));
+        }
+        let deadline = Instant::now() + limits.timeout;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(20));
+            match rx.recv_timeout(wait) {
+                Ok((open, result)) => {
+                    self.open = open;
+                    return result;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(ProviderError::new(
+                        ErrorKind::Unavailable,
+                        "the pkcs11 master key provider failed",
+                        None,
+                        "pkcs11: the call ended without an answer",
+                    ))
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if (limits.cancelled)() {
+                        return Err(ProviderError::cancelled("pkcs11"));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(ProviderError::timed_out("pkcs11", limits));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl KeyProvider for Pkcs11Provider {
+    fn name(&self) -> &'static str {
+        "pkcs11"
+    }
+
+    /// An RFC 7512 URI of the key: `pkcs11:token=…;object=…;type=secret-key`.
+    fn key_ref(&self) -> String {
+        format!(
+            "pkcs11:token={};object={};type=secret-key",
+            uri_escape(&self.config.token_label),
+            uri_escape(&self.config.key_label)
+        )
+    }
+
+    fn wrap(&mut self, mdk: &Dek, binding: &Binding, limits: &CallLimits) -> Result<Vec<u8>> {
+        let mdk = Zeroizing::new(mdk.expose().to_vec());
+        let aad = binding.aad();
+        let mut iv = [0u8; GCM_IV_LEN];
+        getrandom::fill(&mut iv)
+            .map_err(|_| ProviderError::new(ErrorKind::Unavailable, "no random numbers", None, "getrandom failed"))?;
+        self.call(limits, move |open| {
+            let mut iv = iv;
+            match open.mechanism {
+                WrapMechanism::AesGcm => {
+                    let params = GcmParams::new(&mut iv, &aad, 128.into()).map_err(|e| ck_error("wrap", &e))?;
+                    let sealed = open.session.encrypt(&Mechanism::AesGcm(params), open.key, &mdk).map_err(|e| ck_error("wrap", &e))?;
+                    let mut blob = Vec::with_capacity(GCM_BLOB_LEN);
+                    blob.push(TAG_GCM);
+                    blob.extend_from_slice(&iv);
+                    blob.extend_from_slice(&sealed);
+                    Ok(blob)
+                }
+                WrapMechanism::AesKeyWrapPad => {
+                    let object = open
+                        .session
+                        .create_object(&secret_template(Some(mdk.to_vec())))
+                        .map_err(|e| ck_error("wrap", &e))?;
+                    let wrapped = open.session.wrap_key(&Mechanism::AesKeyWrapPad, open.key, object);
+                    let _ = open.session.destroy_object(object);
+                    let wrapped = wrapped.map_err(|e| ck_error("wrap", &e))?;
+                    let mut blob = Vec::with_capacity(KWP_BLOB_LEN);
+                    blob.push(TAG_KWP);
+                    blob.extend_from_slice(&wrapped);
+                    Ok(blob)
+                }
+            }
+        })
+    }
+
+    fn unwrap(&mut self, wrapped: &[u8], binding: &Binding, limits: &CallLimits) -> Result<Dek> {
+        let mechanism = match (wrapped.first(), wrapped.len()) {
+            (Some(&TAG_GCM), GCM_BLOB_LEN) => WrapMechanism::AesGcm,
+            (Some(&TAG_KWP), KWP_BLOB_LEN) => WrapMechanism::AesKeyWrapPad,
+            _ => {
+                return Err(ProviderError::wrong_key(
+                    "pkcs11",
+                    format!("pkcs11: the wrapped master data key {} is not a pkcs11 blob", binding.mdk_id.to_hex()),
+                ))
+            }
+        };
+        let blob = wrapped.to_vec();
+        let aad = binding.aad();
+        let key = self.call(limits, move |open| {
+            let plain = match mechanism {
+                WrapMechanism::AesGcm => {
+                    let mut iv = [0u8; GCM_IV_LEN];
+                    iv.copy_from_slice(&blob[1..1 + GCM_IV_LEN]);
+                    let params = GcmParams::new(&mut iv, &aad, 128.into()).map_err(|e| ck_error("unwrap", &e))?;
+                    Zeroizing::new(
+                        open.session
+                            .decrypt(&Mechanism::AesGcm(params), open.key, &blob[1 + GCM_IV_LEN..])
+                            .map_err(|e| ck_error("unwrap", &e))?,
+                    )
+                }
+                WrapMechanism::AesKeyWrapPad => {
+                    let object = open
+                        .session
+                        .unwrap_key(&Mechanism::AesKeyWrapPad, open.key, &blob[1..], &secret_template(None))
+                        .map_err(|e| ck_error("unwrap", &e))?;
+                    let value = open.session.get_attributes(object, &[AttributeType::Value]);
+                    let _ = open.session.destroy_object(object);
+                    match value.map_err(|e| ck_error("unwrap", &e))?.pop() {
+                        Some(Attribute::Value(v)) => Zeroizing::new(v),
+                        _ => return Err(ck_error("unwrap", &CkError::NotSupported)),
+                    }
+                }
+            };
+            Dek::from_slice(&plain).map_err(|_| ProviderError::wrong_key("pkcs11", "pkcs11: the unwrapped key is not 32 bytes"))
+        })?;
+        check_id("pkcs11", key, binding)
+    }
+}
+
+/// A session object holding the MDK for RFC 5649 wrapping: not on the
+/// token, extractable (so it can be wrapped or read back), destroyed at once.
+fn secret_template(value: Option<Vec<u8>>) -> Vec<Attribute> {
+    let mut t = vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::Token(false),
+        Attribute::Sensitive(false),
+        Attribute::Extractable(true),
+    ];
+    if let Some(v) = value {
+        t.push(Attribute::Value(v));
+    }
+    t
+}
+
+/// The process's PKCS#11 contexts, one per module, with the process id
+/// that initialised each.
+static CONTEXTS: Mutex<Vec<(String, u32, Pkcs11)>> = Mutex::new(Vec::new());
+
+/// The initialised context of `module` in this process.
+fn context(module: &str) -> Result<Pkcs11> {
+    let pid = std::process::id();
+    let mut contexts = CONTEXTS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(i) = contexts.iter().position(|(m, _, _)| m == module) {
+        if contexts[i].1 == pid {
+            return Ok(contexts[i].2.clone());
+        }
+        // Inherited through fork(): forget it without finalising.
+        let (_, _, inherited) = contexts.swap_remove(i);
+        std::mem::forget(inherited);
+    }
+    let ctx = Pkcs11::new(module).map_err(|e| {
+        ProviderError::new(
+            ErrorKind::Misconfigured,
+            "the PKCS#11 module cannot be loaded",
+            Some("set apg_pqcrypto.pkcs11_module to the path of the token's PKCS#11 library (the server log has the error)"),
+            format!("pkcs11 module \"{module}\": {e}"),
+        )
+    })?;
+    let args = || CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK);
+    match ctx.initialize(args()) {
+        Ok(()) => {}
+        Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
+            // State inherited from a parent process (or initialised by
+            // another library in this one): start over, as PKCS#11 requires
+            // of a child.
+            let _ = ctx.clone().finalize();
+            ctx.initialize(args()).map_err(|e| ck_error("initialise", &e))?;
+        }
+        Err(e) => return Err(ck_error("initialise", &e)),
+    }
+    contexts.push((module.to_owned(), pid, ctx.clone()));
+    Ok(ctx)
+}
+
+fn open_session(config: &Pkcs11Config, force: Option<WrapMechanism>) -> Result<Open> {
+    let misconfigured = |message: &str, hint: &str, detail: String| {
+        ProviderError::new(ErrorKind::Misconfigured, message, Some(hint), detail)
+    };
+    let ctx = context(&config.module)?;
+    let slot = find_slot(&ctx, &config.token_label)?.ok_or_else(|| {
+        misconfigured(
+            "the PKCS#11 token was not found",
+            "set apg_pqcrypto.pkcs11_token_label to the label of an initialised token of the module",
+            format!("pkcs11: no token labelled \"{}\" in module \"{}\"", config.token_label, config.module),
+        )
+    })?;
+    let pin_bytes = PIN_FILE.read(&config.pin_file, MAX_PIN_LEN)?;
+    let pin_text = std::str::from_utf8(&pin_bytes).map_err(|_| {
+        misconfigured(
+            "the PKCS#11 PIN file does not hold a PIN",
+            "the file holds the user PIN as text",
+            format!("pkcs11 pin file \"{}\" is not UTF-8", config.pin_file),
+        )
+    })?;
+    let pin = AuthPin::from(pin_text.trim_end_matches(['\n', '\r']).to_owned());
+    let session = ctx.open_ro_session(slot).map_err(|e| ck_error("open a session", &e))?;
+    match session.login(UserType::User, Some(&pin)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+        Err(e) => return Err(ck_error("log in", &e)),
+    }
+    drop(pin);
+    let template = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Label(config.key_label.as_bytes().to_vec()),
+    ];
+    let keys = session.find_objects(&template).map_err(|e| ck_error("find the key", &e))?;
+    let key = match keys.as_slice() {
+        [key] => *key,
+        [] => {
+            return Err(misconfigured(
+                "the PKCS#11 key was not found",
+                "set apg_pqcrypto.pkcs11_key_label to the label of an AES-256 key in the token (docs/PROVIDERS.md shows how to create one)",
+                format!("pkcs11: no AES key labelled \"{}\" in token \"{}\"", config.key_label, config.token_label),
+            ))
+        }
+        _ => {
+            return Err(misconfigured(
+                "several PKCS#11 keys have the configured label",
+                "give the key-encryption key a label of its own",
+                format!("pkcs11: {} AES keys labelled \"{}\"", keys.len(), config.key_label),
+            ))
+        }
+    };
+    let attrs = session
+        .get_attributes(key, &[AttributeType::Sensitive, AttributeType::Extractable, AttributeType::ValueLen])
+        .map_err(|e| ck_error("read the key's attributes", &e))?;
+    let (mut sensitive, mut extractable, mut len) = (false, true, 0u64);
+    for attr in attrs {
+        match attr {
+            Attribute::Sensitive(v) => sensitive = v,
+            Attribute::Extractable(v) => extractable = v,
+            Attribute::ValueLen(v) => len = *v as u64,
+            _ => {}
+        }
+    }
+    if !sensitive || extractable || len != 32 {
+        return Err(misconfigured(
+            "the PKCS#11 key must be a sensitive, non-extractable AES-256 key",
+            "create the key with CKA_SENSITIVE true, CKA_EXTRACTABLE false and 32 bytes (docs/PROVIDERS.md)",
+            format!("pkcs11: key \"{}\": sensitive={sensitive} extractable={extractable} length={len}", config.key_label),
+        ));
+    }
+    let offered = ctx.get_mechanism_list(slot).map_err(|e| ck_error("list mechanisms", &e))?;
+    let best = if offered.contains(&MechanismType::AES_GCM) {
+        WrapMechanism::AesGcm
+    } else if offered.contains(&MechanismType::AES_KEY_WRAP_PAD) {
+        WrapMechanism::AesKeyWrapPad
+    } else {
+        return Err(misconfigured(
+            "the PKCS#11 token offers neither AES-GCM nor AES key wrap with padding",
+            "use a token that supports CKM_AES_GCM or CKM_AES_KEY_WRAP_PAD",
+            format!("pkcs11: token \"{}\" mechanisms: {offered:?}", config.token_label),
+        ));
+    };
+    Ok(Open { session, key, mechanism: force.unwrap_or(best), pid: std::process::id() })
+}
+
+fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Option<Slot>> {
+    for slot in ctx.get_slots_with_token().map_err(|e| ck_error("list tokens", &e))? {
+        let info = ctx.get_token_info(slot).map_err(|e| ck_error("read token information", &e))?;
+        if info.label().trim_end() == label {
+            return Ok(Some(slot));
+        }
+    }
+    Ok(None)
+}
+
+/// A cryptoki error as a provider error: its kind from the return value,
+/// the value itself in the log detail only.
+fn ck_error(doing: &str, e: &CkError) -> ProviderError {
+    let detail = format!("pkcs11: cannot {doing}: {e}");
+    let (kind, message, hint) = match e {
+        CkError::Pkcs11(rv, _) => match rv {
+            RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange | RvError::PinExpired | RvError::PinLocked => (
+                ErrorKind::Misconfigured,
+                "the PKCS#11 token refused the PIN",
+                Some("put the token's user PIN in the file named by apg_pqcrypto.pkcs11_pin_file"),
+            ),
+            RvError::EncryptedDataInvalid
+            | RvError::EncryptedDataLenRange
+            | RvError::WrappedKeyInvalid
+            | RvError::WrappedKeyLenRange
+            | RvError::GeneralError
+                if doing == "unwrap" =>
+            {
+                return ProviderError::wrong_key("pkcs11", detail)
+            }
+            RvError::KeyFunctionNotPermitted | RvError::KeyTypeInconsistent | RvError::MechanismInvalid => (
+                ErrorKind::Misconfigured,
+                "the PKCS#11 key may not be used to wrap the master data key",
+                Some("the key needs CKA_ENCRYPT and CKA_DECRYPT (AES-GCM) or CKA_WRAP and CKA_UNWRAP (key wrap); see docs/PROVIDERS.md"),
+            ),
+            _ => (ErrorKind::Unavailable, "the PKCS#11 token failed", Some("the server log has the token's error")),
+        },
+        _ => (ErrorKind::Unavailable, "the PKCS#11 token failed", Some("the server log has the token's error")),
+    };
+    ProviderError::new(kind, message, hint, detail)
+}
+
+/// Percent-encodes what RFC 7512 does not allow in a path attribute value.
+fn uri_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,143 @@
+//! Real components for the provider tests: a SoftHSM2 token in the target
+//! directory, and moto_server (a KMS-compatible server) on a loopback port.
+//! The tools come from Debian's softhsm2 and opensc and from PyPI's
+//! moto[server] (scripts/setup.sh installs them); a missing tool fails the
+//! test rather than skipping it.
+#![allow(dead_code)]
+use pqprovider::{kms::KmsConfig, pkcs11::Pkcs11Config, Binding, CallLimits};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const TOKEN: &str = "apg-test";
+pub const PIN: &str = "4321-secret-pin";
+/// A token that is never logged into with the right PIN in the test process
+/// (PKCS#11 logins are per token and process).
+pub const PIN_TOKEN: &str = "apg-pin-test";
+
+pub fn limits() -> CallLimits {
+    CallLimits::timeout(Duration::from_secs(5))
+}
+
+pub fn binding(seed: u8) -> Binding {
+    let key = pqcore::Dek::from_slice(&[seed; 32]).unwrap();
+    Binding { mdk_id: pqcore::mdk_id(&key), system_identifier: "7302000000000000001".into() }
+}
+
+pub fn mdk(seed: u8) -> pqcore::Dek {
+    pqcore::Dek::from_slice(&[seed; 32]).unwrap()
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/setup.sh installs softhsm2 and opensc)"));
+    assert!(out.status.success(), "{cmd:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+/// The SoftHSM2 directory, made once per test process: tokens `apg-test`
+/// (keys `kek`, `other-kek`, `extractable-kek`) and `apg-pin-test` (key
+/// `kek`), and PIN files.
+pub fn softhsm() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("softhsm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tokens")).unwrap();
+        let conf = dir.join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", dir.join("tokens").display()),
+        )
+        .unwrap();
+        // SAFETY of set_var: done once, before any thread of ours loads the module.
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        for token in [TOKEN, PIN_TOKEN] {
+            run(Command::new("softhsm2-util").args(["--init-token", "--free", "--label", token, "--so-pin", "0000", "--pin", PIN]));
+        }
+        let keygen = |token: &str, label: &str, extra: &[&str]| {
+            run(Command::new("pkcs11-tool")
+                .args(["--module", MODULE, "--token-label", token, "--login", "--pin", PIN])
+                .args(["--keygen", "--key-type", "AES:32", "--label", label])
+                .args(extra)
+                .stdout(Stdio::null()));
+        };
+        keygen(TOKEN, "kek", &["--sensitive"]);
+        keygen(TOKEN, "other-kek", &["--sensitive"]);
+        keygen(TOKEN, "extractable-kek", &["--sensitive", "--extractable"]);
+        keygen(PIN_TOKEN, "kek", &["--sensitive"]);
+        for (name, pin) in [("pin", PIN), ("wrong-pin", "0000-not-the-pin")] {
+            let path = dir.join(name);
+            std::fs::write(&path, format!("{pin}\n")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        dir
+    })
+}
+
+pub fn pkcs11_config(token: &str, key_label: &str, pin_file: &str) -> Pkcs11Config {
+    let dir = softhsm();
+    Pkcs11Config {
+        module: MODULE.into(),
+        token_label: token.into(),
+        pin_file: dir.join(pin_file).display().to_string(),
+        key_label: key_label.into(),
+    }
+}
+
+/// A moto_server on a free loopback port, killed when dropped.
+pub struct Moto {
+    pub child: Child,
+    pub endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn moto() -> Moto {
+    static CREDENTIALS: OnceLock<()> = OnceLock::new();
+    CREDENTIALS.get_or_init(|| {
+        // Requests must be signed; moto accepts any credentials.
+        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    });
+    let server = std::env::var("APG_PQ_MOTO_SERVER").unwrap_or_else(|_| "/var/tmp/apg_pqcrypto-venv/bin/moto_server".into());
+    let port = free_port();
+    let child = Command::new(&server)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{server}: {e} (scripts/setup.sh installs moto[server]; APG_PQ_MOTO_SERVER names another)"));
+    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    moto
+}
+
+pub fn kms_config(moto: &Moto, key_id: &str) -> KmsConfig {
+    KmsConfig { key_id: key_id.into(), region: Some("us-east-1".into()), endpoint: Some(moto.endpoint.clone()) }
+}
+
+/// Creates a symmetric KMS key and returns its id.
+pub fn create_kms_key(moto: &Moto) -> String {
+    let mut p = pqprovider::kms::KmsProvider::new(kms_config(moto, "unused"));
+    let (rt, client) = p.client(&limits()).unwrap();
+    let out = rt.block_on(client.create_key().description("apg_pqcrypto test KEK").send()).unwrap();
+    out.key_metadata().unwrap().key_id().to_string()
+}
