@@ -5,6 +5,7 @@
 #   cluster_psql PORT [psql args...]
 #   cluster_stop DIR
 #   cluster_discard SCRATCH   -> stops every cluster under SCRATCH and removes it
+#   CLUSTER_ENV=(VAR=value ...) -> environment of the clusters started next
 # Clusters run as the postgres OS user (PostgreSQL refuses root), listen on
 # 127.0.0.1 only, and preload apg_pqcrypto.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -45,7 +46,7 @@ cluster_start() {
     echo "log_statement = 'all'"
     for line in "$@"; do echo "$line"; done
   } | as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null
-  as_postgres "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+  as_postgres env ${CLUSTER_ENV[@]+"${CLUSTER_ENV[@]}"} "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
     || { cat "$dir/server.log"; return 1; }
 }
 
@@ -60,10 +61,19 @@ cluster_stop() {
   as_postgres "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
 }
 
+# Stops the test servers started beside clusters (scripts/providers.sh).
+cluster_discard_servers() {
+  local pid
+  while read -r pid; do
+    kill -CONT "$(cat "$pid")" 2>/dev/null; kill "$(cat "$pid")" 2>/dev/null; rm -f "$pid"
+  done < <(find "$1" -maxdepth 5 -name moto.pid 2>/dev/null)
+}
+
 cluster_discard() {
   local scratch=$1 pid
   while read -r pid; do
     as_postgres "$PGBIN/pg_ctl" -D "$(dirname "$pid")" -m immediate -w stop >/dev/null 2>&1
   done < <(find "$scratch" -maxdepth 5 -name postmaster.pid 2>/dev/null)
+  cluster_discard_servers "$scratch"
   rm -rf "$scratch"
 }

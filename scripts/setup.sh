@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing apg_pqcrypto needs, when it is missing:
 # Debian packages (PostgreSQL 15 server and headers, clang for bindgen,
-# pkg-config and OpenSSL headers for cargo-pgrx, sudo, gnupg, Python's venv),
+# pkg-config and OpenSSL headers for cargo-pgrx, sudo, gnupg, Python's venv,
+# SoftHSM2 and OpenSC's pkcs11-tool for the PKCS#11 provider's tests),
 # cargo-pgrx 0.18.1 and `cargo pgrx init` against the system PostgreSQL 15,
 # and a Python virtual environment with the test tools. Safe to run again:
 # it only installs what is absent. Run as root.
@@ -10,7 +11,8 @@ source "$(dirname "$0")/env.sh"
 require_root
 
 packages=(postgresql-15 postgresql-contrib postgresql-server-dev-15 postgresql-client-15
-          libclang-dev clang pkg-config libssl-dev sudo gnupg python3 python3-venv)
+          libclang-dev clang pkg-config libssl-dev sudo gnupg python3 python3-venv
+          softhsm2 opensc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,11 +25,14 @@ fi
 
 # tests/verify_kat.py: the vectors against implementations that share no
 # code with ours (kyber-py for ML-KEM, dilithium-py for ML-DSA, cryptography).
-if ! "$APG_PQ_VENV/bin/python" -c "import cryptography, kyber_py, dilithium_py" 2>/dev/null; then
+# moto_server: a KMS-compatible server for the aws_kms provider's tests
+# (boto3 comes with it and creates the test keys).
+if ! "$APG_PQ_VENV/bin/python" -c "import cryptography, kyber_py, dilithium_py, moto, boto3" 2>/dev/null \
+   || [ ! -x "$APG_PQ_VENV/bin/moto_server" ]; then
   echo "== Python test tools in $APG_PQ_VENV"
   python3 -m venv "$APG_PQ_VENV"
   "$APG_PQ_VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    'cryptography>=42' 'kyber-py==1.2.0' 'dilithium-py==1.5.1'
+    'cryptography>=42' 'kyber-py==1.2.0' 'dilithium-py==1.5.1' 'moto[server]==5.2.5'
 fi
 
 if ! cargo pgrx --version 2>/dev/null | grep -q "0.18.1"; then

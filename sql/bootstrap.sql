@@ -22,7 +22,10 @@ CREATE TABLE pq.master_keys (
     provider_key_id text NOT NULL,
     wrapped_key     bytea NOT NULL,
     state           text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired')),
-    created_at      timestamptz NOT NULL DEFAULT now()
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    -- The database system identifier the wrap is bound to (PKCS#11 AES-GCM
+    -- AAD, KMS encryption context); NULL for file wraps made before 0.3.0.
+    system_identifier text
 );
 CREATE UNIQUE INDEX master_keys_one_active ON pq.master_keys ((true)) WHERE state = 'active';
 

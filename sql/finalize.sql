@@ -119,7 +119,8 @@ GRANT SELECT ON pq.jobs, pq.policies, pq.key_usage TO pq_admin;
 
 REVOKE ALL ON FUNCTION pq.rotate_tenant_key(text, text, text), pq.disable_key_version(text, integer, boolean),
                        pq.enable_key_version(text, integer), pq.destroy_key_version(text, integer, text, boolean),
-                       pq.set_min_decryption_version(text, integer, boolean), pq.rotate_master_key(),
+                       pq.set_min_decryption_version(text, integer, boolean), pq.rotate_master_key(text),
+                       pq.master_key_status(),
                        pq.track_column(regclass, text, text, text, text), pq.untrack_column(regclass, text),
                        pq.key_usage_counts(), pq.reencrypt(regclass, text, integer), pq.reencrypt_tenant(text, integer),
                        pq.pause_job(bigint), pq.resume_job(bigint), pq.cancel_job(bigint), pq.set_policy(text, jsonb),
@@ -127,7 +128,8 @@ REVOKE ALL ON FUNCTION pq.rotate_tenant_key(text, text, text), pq.disable_key_ve
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq.rotate_tenant_key(text, text, text), pq.disable_key_version(text, integer, boolean),
                           pq.enable_key_version(text, integer), pq.destroy_key_version(text, integer, text, boolean),
-                          pq.set_min_decryption_version(text, integer, boolean), pq.rotate_master_key(),
+                          pq.set_min_decryption_version(text, integer, boolean), pq.rotate_master_key(text),
+                          pq.master_key_status(),
                           pq.track_column(regclass, text, text, text, text), pq.untrack_column(regclass, text),
                           pq.key_usage_counts(), pq.reencrypt(regclass, text, integer), pq.reencrypt_tenant(text, integer),
                           pq.pause_job(bigint), pq.resume_job(bigint), pq.cancel_job(bigint), pq.set_policy(text, jsonb)

@@ -165,6 +165,11 @@ thread_local! {
     static WROTE_IN_XACT: Cell<bool> = const { Cell::new(false) };
     /// The generation this backend's cache was filled under.
     static SEEN_GENERATION: Cell<u64> = const { Cell::new(0) };
+    /// The backend's first lookup found key tables written since the
+    /// server started: this transaction's snapshot may predate a change.
+    static FIRST_LOOKUP_IN_XACT: Cell<bool> = const { Cell::new(false) };
+    /// No lookup has run in this backend yet.
+    static NEVER_LOOKED: Cell<bool> = const { Cell::new(true) };
 }
 
 /// Reads the cache.
@@ -188,8 +193,17 @@ pub fn with_mut<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
 pub fn refresh() {
     if preloaded() {
         let generation = GENERATION.get().load(Ordering::Acquire);
+        let first = NEVER_LOOKED.replace(false);
         if SEEN_GENERATION.replace(generation) != generation {
-            mark_changed();
+            if first {
+                // Whatever was cached before is dropped now, and what this
+                // transaction loads at its end, but for master data keys
+                // (see end_of_transaction).
+                STALE.set(true);
+                FIRST_LOOKUP_IN_XACT.set(true);
+            } else {
+                mark_changed();
+            }
         }
     }
     if STALE.replace(false) {
@@ -230,12 +244,22 @@ pub fn entries() -> usize {
 pub fn end_of_transaction(now: Micros) {
     secure_mem::reset_scope();
     let changed = CHANGED_IN_XACT.replace(false);
+    let first_lookup = FIRST_LOOKUP_IN_XACT.replace(false);
     CACHE.with_borrow_mut(|c| {
         if c.is_empty() {
             return;
         }
         if changed || !enabled() {
             c.drop_all();
+        } else if first_lookup {
+            // A master data key is known by the hash of its bytes (checked
+            // when it was unwrapped): no snapshot makes it stale, and
+            // keeping it spares the provider a second call. Versions and
+            // access decisions may come from an old snapshot: dropped.
+            let mdks = std::mem::take(&mut c.mdks);
+            c.drop_all();
+            c.mdks = mdks;
+            c.sweep(now);
         } else {
             c.sweep(now);
         }

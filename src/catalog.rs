@@ -148,6 +148,20 @@ pub fn pq_table_exists(table: &std::ffi::CStr) -> bool {
     }
 }
 
+/// True if table pq.`table` has column `column` (a version before
+/// `ALTER EXTENSION UPDATE` may not have it yet).
+pub fn pq_column_exists(table: &std::ffi::CStr, column: &std::ffi::CStr) -> bool {
+    // SAFETY: syscache lookups with missing_ok; InvalidOid / 0 when absent.
+    unsafe {
+        let schema = pg_sys::get_namespace_oid(c"pq".as_ptr(), true);
+        if schema == pg_sys::Oid::INVALID {
+            return false;
+        }
+        let relid = pg_sys::get_relname_relid(table.as_ptr(), schema);
+        relid != pg_sys::Oid::INVALID && pg_sys::get_attnum(relid, column.as_ptr()) > 0
+    }
+}
+
 /// Registers the key tables for invalidation (cheap syscache lookups; run
 /// on cache misses, so a recreated extension's tables are watched too).
 pub fn watch_key_tables() {

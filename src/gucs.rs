@@ -6,6 +6,14 @@ use std::ffi::CString;
 
 static MASTER_KEY_PROVIDER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"file"));
 static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static PKCS11_MODULE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static PKCS11_TOKEN_LABEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static PKCS11_PIN_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static PKCS11_KEY_LABEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static KMS_KEY_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static KMS_REGION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static KMS_ENDPOINT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static PROVIDER_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 static KEY_CACHE_TTL: GucSetting<i32> = GucSetting::<i32>::new(300);
 static REDACT_STATEMENT_LOG: GucSetting<bool> = GucSetting::<bool>::new(true);
 static WORKER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
@@ -29,7 +37,7 @@ pub fn init(preloading: bool) {
     GucRegistry::define_string_guc(
         c"apg_pqcrypto.master_key_provider",
         c"Where the key-encryption key is held: file, pkcs11 or aws_kms.",
-        c"Only 'file' is available in this version.",
+        c"New master data keys are wrapped by this provider (pq.rotate_master_key's default); each existing one is unwrapped by the provider recorded beside it in pq.master_keys.",
         &MASTER_KEY_PROVIDER,
         GucContext::Sighup,
         GucFlags::SUPERUSER_ONLY,
@@ -41,6 +49,53 @@ pub fn init(preloading: bool) {
         &MASTER_KEY_FILE,
         GucContext::Sighup,
         GucFlags::SUPERUSER_ONLY,
+    );
+    // Settings that point at key material or credentials' locations are
+    // reloadable only and superuser-only, like master_key_file.
+    let location = |name: &'static std::ffi::CStr, short: &'static std::ffi::CStr, long: &'static std::ffi::CStr, setting| {
+        GucRegistry::define_string_guc(name, short, long, setting, GucContext::Sighup, GucFlags::SUPERUSER_ONLY);
+    };
+    location(
+        c"apg_pqcrypto.pkcs11_module",
+        c"Path of the PKCS#11 library of the token holding the key-encryption key.",
+        c"For SoftHSM2: /usr/lib/softhsm/libsofthsm2.so.",
+        &PKCS11_MODULE,
+    );
+    location(c"apg_pqcrypto.pkcs11_token_label", c"Label of the PKCS#11 token.", c"", &PKCS11_TOKEN_LABEL);
+    location(
+        c"apg_pqcrypto.pkcs11_pin_file",
+        c"File holding the PKCS#11 user PIN (mode 0600, owned by the server's user).",
+        c"The PIN itself is never a setting.",
+        &PKCS11_PIN_FILE,
+    );
+    location(
+        c"apg_pqcrypto.pkcs11_key_label",
+        c"Label of the AES-256 key-encryption key in the token (sensitive, not extractable).",
+        c"",
+        &PKCS11_KEY_LABEL,
+    );
+    location(
+        c"apg_pqcrypto.kms_key_id",
+        c"AWS KMS key (id, ARN or alias) that wraps the master data key.",
+        c"Credentials come from the server's standard AWS chain, never from a setting.",
+        &KMS_KEY_ID,
+    );
+    location(c"apg_pqcrypto.kms_region", c"AWS region of the KMS key.", c"When unset, the AWS chain's region (AWS_REGION).", &KMS_REGION);
+    location(
+        c"apg_pqcrypto.kms_endpoint",
+        c"URL of a KMS-compatible endpoint.",
+        c"When unset, AWS's own endpoint for the region (or AWS_ENDPOINT_URL_KMS).",
+        &KMS_ENDPOINT,
+    );
+    GucRegistry::define_int_guc(
+        c"apg_pqcrypto.provider_timeout",
+        c"Longest a call to the master key provider may take.",
+        c"A statement cancel also ends the wait.",
+        &PROVIDER_TIMEOUT,
+        100,
+        600_000,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
     );
     GucRegistry::define_int_guc(
         c"apg_pqcrypto.key_cache_ttl",
@@ -109,4 +164,23 @@ pub fn redact_statement_log() -> bool {
 /// `apg_pqcrypto.key_cache_ttl`.
 pub fn key_cache_ttl() -> std::time::Duration {
     std::time::Duration::from_secs(KEY_CACHE_TTL.get().max(0) as u64)
+}
+
+fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
+    setting.get().map(|s| s.to_string_lossy().into_owned()).filter(|s| !s.is_empty())
+}
+
+/// The pkcs11 settings, in order: module, token label, PIN file, key label.
+pub fn pkcs11() -> [Option<String>; 4] {
+    [string(&PKCS11_MODULE), string(&PKCS11_TOKEN_LABEL), string(&PKCS11_PIN_FILE), string(&PKCS11_KEY_LABEL)]
+}
+
+/// The aws_kms settings, in order: key id, region, endpoint.
+pub fn kms() -> [Option<String>; 3] {
+    [string(&KMS_KEY_ID), string(&KMS_REGION), string(&KMS_ENDPOINT)]
+}
+
+/// `apg_pqcrypto.provider_timeout`.
+pub fn provider_timeout() -> std::time::Duration {
+    std::time::Duration::from_millis(PROVIDER_TIMEOUT.get().max(100) as u64)
 }

@@ -82,85 +82,115 @@ fn unwrapping<R>(f: impl FnOnce() -> PqResult<R>) -> PqResult<R> {
 
 // ---------------------------------------------------------------- master data key
 
-/// The MDK with this id (read path: never creates anything). Call as owner.
+/// The MDK with this id (read path: never creates anything), unwrapped by
+/// the provider that pq.master_keys says wrapped it. Call as owner.
 fn mdk(id: Kid) -> PqResult<Rc<MasterDataKey>> {
     let now = cache::now();
     let hit = cache::with(|c| c.mdks.get(&id).filter(|(_, at)| c.fresh(*at, now)).map(|(m, _)| m.clone()));
     if let Some(mdk) = hit {
         return Ok(mdk);
     }
-    let row = catalog::row(
-        "SELECT provider, provider_key_id, wrapped_key FROM pq.master_keys WHERE id = $1",
-        &[id.as_bytes().as_slice().into()],
-        |row| Ok((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<Vec<u8>>(3)?)),
-    )?;
-    let Some((Some(provider_name), Some(key_id), Some(wrapped))) = row else {
-        return Err(PqError::internal("the master data key is missing", format!("master data key {}", id.to_hex())));
-    };
-    let mdk = unwrapping(|| {
-        let provider = provider::current(false)?;
-        if provider.name() != provider_name || provider.key_id() != key_id {
-            return Err(PqError::Provider {
-                message: "the master data key was wrapped by another master key than the configured one".into(),
-                hint: Some("configure the master key provider and key the master data key was created with; the server log names both".into()),
-                detail_log: Some(format!(
-                    "master data key {} is wrapped by {provider_name} key {key_id}; the configured provider is {} with key {}",
-                    id.to_hex(),
-                    provider.name(),
-                    provider.key_id()
-                )),
-            });
-        }
-        let key = provider.unwrap(id, &wrapped)?;
-        Ok(Rc::new(MasterDataKey::from_mdk(&key)))
-    })?;
+    let key = unwrap_stored(id)?;
+    let mdk = unwrapping(|| Ok(Rc::new(MasterDataKey::from_mdk(&key))))?;
+    drop(key);
     if cache::enabled() {
         cache::with_mut(|c| c.mdks.insert(id, (mdk.clone(), now)));
     }
     Ok(mdk)
 }
 
-/// The active MDK, created (and wrapped by the provider) on first use. Call as owner.
+/// Reads the MDK `id` from pq.master_keys and unwraps it through the
+/// provider recorded there (a provider call; no cache). Call as owner.
+fn unwrap_stored(id: Kid) -> PqResult<Dek> {
+    let system_identifier =
+        if catalog::pq_column_exists(c"master_keys", c"system_identifier") { "system_identifier" } else { "NULL::text" };
+    let row = catalog::row(
+        &format!("SELECT provider, provider_key_id, wrapped_key, {system_identifier} FROM pq.master_keys WHERE id = $1"),
+        &[id.as_bytes().as_slice().into()],
+        |row| Ok((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<Vec<u8>>(3)?, row.get::<String>(4)?)),
+    )?;
+    let Some((Some(provider_name), Some(key_ref), Some(wrapped), system_identifier)) = row else {
+        return Err(PqError::internal("the master data key is missing", format!("master data key {}", id.to_hex())));
+    };
+    provider::unwrap(&provider_name, &key_ref, &wrapped, &provider::binding(id, system_identifier))
+}
+
+/// The active MDK's id, if there is one.
+pub fn active_mdk_id() -> PqResult<Option<Kid>> {
+    catalog::one::<Vec<u8>>("SELECT id FROM pq.master_keys WHERE state = 'active'", &[])?
+        .map(|id| stored_kid(&id))
+        .transpose()
+}
+
+/// Asks the provider of MDK `id` to unwrap it, leaving the cache as it is
+/// (pq.master_key_status). Call as owner.
+pub fn probe_mdk(id: Kid) -> PqResult<()> {
+    unwrap_stored(id).map(drop)
+}
+
+/// How long ago the MDK `id` was unwrapped into this backend's cache.
+pub fn mdk_cached_at(id: Kid) -> Option<cache::Micros> {
+    cache::with(|c| c.mdks.get(&id).map(|(_, at)| *at))
+}
+
+/// The active MDK, created (and wrapped by the configured provider) on
+/// first use. Call as owner.
 fn active_mdk_for_write() -> PqResult<Rc<MasterDataKey>> {
-    let existing = catalog::one::<Vec<u8>>("SELECT id FROM pq.master_keys WHERE state = 'active'", &[])?;
-    match existing {
-        Some(id) => mdk(stored_kid(&id)?),
-        None => create_mdk(),
+    match active_mdk_id()? {
+        Some(id) => mdk(id),
+        None => create_mdk(provider::configured()?),
     }
 }
 
-/// A new MDK, wrapped by the configured provider and stored as the active
+/// A new MDK, wrapped by provider `provider_name` and stored as the active
 /// one (there must be no active one). Call as owner.
-fn create_mdk() -> PqResult<Rc<MasterDataKey>> {
-    let (mdk, id, wrapped, provider_name, provider_key_id) = unwrapping(|| {
-        let provider = provider::current(true)?;
-        let key = Dek::generate()?;
-        let wrapped = provider.wrap(&key)?;
-        Ok((Rc::new(MasterDataKey::from_mdk(&key)), mdk_id(&key), wrapped, provider.name(), provider.key_id()))
-    })?;
+fn create_mdk(provider_name: &'static str) -> PqResult<Rc<MasterDataKey>> {
+    let key = unwrapping(|| Ok(Dek::generate()?))?;
+    let id = mdk_id(&key);
+    let binding = provider::binding(id, Some(provider::system_identifier()));
+    let (wrapped, key_ref) = provider::wrap(provider_name, &key, &binding)?;
+    let mdk = unwrapping(|| Ok(Rc::new(MasterDataKey::from_mdk(&key))))?;
+    drop(key);
+    // Before ALTER EXTENSION UPDATE to 0.3.0 there is no system_identifier
+    // column; only file wraps (which do not use it) can be made then.
+    let (columns, values) = if catalog::pq_column_exists(c"master_keys", c"system_identifier") {
+        ("id, provider, provider_key_id, wrapped_key, system_identifier", "$1, $2, $3, $4, $5")
+    } else if provider_name == "file" {
+        ("id, provider, provider_key_id, wrapped_key", "$1, $2, $3, $4")
+    } else {
+        return Err(PqError::Provider {
+            message: format!("the {provider_name} master key provider needs apg_pqcrypto 0.3.0"),
+            hint: Some("run ALTER EXTENSION apg_pqcrypto UPDATE".into()),
+            detail_log: None,
+        });
+    };
+    let mut args: Vec<pgrx::datum::DatumWithOid<'_>> =
+        vec![id.as_bytes().as_slice().into(), provider_name.into(), key_ref.into(), wrapped.as_slice().into()];
+    if values.ends_with("$5") {
+        args.push(binding.system_identifier.as_str().into());
+    }
     catalog::write_one::<bool>(
-        "INSERT INTO pq.master_keys (id, provider, provider_key_id, wrapped_key) VALUES ($1, $2, $3, $4) RETURNING true",
-        &[
-            id.as_bytes().as_slice().into(),
-            provider_name.into(),
-            provider_key_id.into(),
-            wrapped.as_slice().into(),
-        ],
+        &format!("INSERT INTO pq.master_keys ({columns}) VALUES ({values}) RETURNING true"),
+        &args,
     )?;
+    if cache::enabled() {
+        cache::with_mut(|c| c.mdks.insert(id, (mdk.clone(), cache::now())));
+    }
     Ok(mdk)
 }
 
-/// Retires the active MDK, creates a new one, and rewraps every tenant
-/// version's seeds under it. Returns (old id, new id, versions rewrapped).
-/// Call as owner, with pq.master_keys locked.
-pub fn rotate_master_data_key() -> PqResult<(Option<Kid>, Kid, i32)> {
+/// Retires the active MDK, creates a new one wrapped by provider
+/// `provider_name`, and rewraps every tenant version's seeds under it.
+/// Returns (old id, new id, versions rewrapped). Call as owner, with
+/// pq.master_keys locked.
+pub fn rotate_master_data_key(provider_name: &'static str) -> PqResult<(Option<Kid>, Kid, i32)> {
     let old = catalog::write_one::<Vec<u8>>(
         "UPDATE pq.master_keys SET state = 'retired' WHERE state = 'active' RETURNING id",
         &[],
     )?
     .map(|id| stored_kid(&id))
     .transpose()?;
-    let new = create_mdk()?;
+    let new = create_mdk(provider_name)?;
     let rows: Vec<(String, i32, Vec<u8>, Vec<u8>, Vec<u8>)> = Spi::connect(|client| {
         let mut out = Vec::new();
         let rows = client.select(

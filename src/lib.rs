@@ -5,13 +5,14 @@
 //! Where to find a SQL function's Rust: `envelope.rs` (encrypt, decrypt,
 //! unseal, seal, open, inspect), `sign.rs` (signatures, key pairs),
 //! `tenants.rs` (tenants and grants), `lifecycle.rs` (rotation, version
-//! states, rewrap, master key rotation), `tracking.rs` (tracked columns,
+//! states, rewrap), `master_keys.rs` (master key rotation between
+//! providers, provider status), `tracking.rs` (tracked columns,
 //! key usage), `jobs.rs` (re-encryption jobs), `policy.rs` (rotation
 //! policies); `worker.rs` is the background worker and `events.rs` the
 //! lifecycle event log. Beneath them: `access.rs` decides who
 //! may use and see a tenant, `keystore.rs` loads and unwraps keys,
 //! `cache.rs` keeps them per backend, `secure_mem.rs` locks them in memory,
-//! `provider.rs` holds the master key, `catalog.rs` reaches the key
+//! `provider.rs` calls the master key providers (crates/providers), `catalog.rs` reaches the key
 //! tables, `datum.rs` builds results in place, `log_redaction.rs` keeps
 //! arguments out of the server log, `gucs.rs` the settings, `errors.rs`
 //! the SQLSTATEs.
@@ -29,6 +30,7 @@ mod jobs;
 mod keystore;
 mod lifecycle;
 mod log_redaction;
+mod master_keys;
 mod policy;
 mod provider;
 mod secure_mem;

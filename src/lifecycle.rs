@@ -1,7 +1,7 @@
 //! Key lifecycle: `pq.rotate_tenant_key`, the version states
 //! (`pq.disable_key_version`, `pq.enable_key_version`,
 //! `pq.destroy_key_version`, `pq.set_min_decryption_version`),
-//! `pq.rewrap` and `pq.rotate_master_key`. Each runs in the caller's
+//! and `pq.rewrap`. Each runs in the caller's
 //! transaction, so a crash at any moment leaves the state before or after,
 //! never between; each records its event (events.rs).
 //!
@@ -247,30 +247,6 @@ pub fn rewrap(envelope: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
     reencrypt(parsed, aad, &old, &active, |len, fill| PgBytea::build(len, fill))
 }
 
-/// A new master data key; every tenant secret is rewrapped under it in this
-/// transaction. Ciphertexts are untouched (they depend on DEKs, which do
-/// not change). Returns the new MDK id and how many versions were rewrapped.
-fn rotate_master_key() -> PqResult<(Vec<u8>, i32)> {
-    tenants::require_admin("rotate the master key")?;
-    if catalog::in_recovery() {
-        return Err(PqError::ReadOnly("rotate the master key"));
-    }
-    let actor = events::session_user();
-    catalog::as_owner(|| {
-        Spi::run("LOCK TABLE pq.master_keys IN EXCLUSIVE MODE")?;
-        let (old, new, rewrapped) = keystore::rotate_master_data_key()?;
-        events::record(
-            "master_key_rotated",
-            None,
-            None,
-            &actor,
-            None,
-            json!({ "old_mdk_id": old.map(|k| k.to_hex()), "new_mdk_id": new.to_hex(), "versions_rewrapped": rewrapped }),
-        )?;
-        Ok((new.as_bytes().to_vec(), rewrapped))
-    })
-}
-
 #[pg_schema]
 pub mod pq {
     use super::*;
@@ -321,11 +297,5 @@ pub mod pq {
     #[pg_extern(volatile, strict, parallel_restricted)]
     pub fn rewrap(envelope: &[u8], aad: default!(&[u8], "''")) -> PgBytea {
         super::rewrap(envelope, aad).or_raise()
-    }
-
-    /// A new master data key, with every tenant secret rewrapped under it.
-    #[pg_extern(volatile, parallel_unsafe)]
-    pub fn rotate_master_key() -> TableIterator<'static, (name!(mdk_id, Vec<u8>), name!(versions_rewrapped, i32))> {
-        TableIterator::once(super::rotate_master_key().or_raise())
     }
 }

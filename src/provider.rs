@@ -1,243 +1,245 @@
-//! Master key providers: they hold the key-encryption key (KEK) and wrap and
-//! unwrap the master data key (MDK). This version has the `file` provider.
+//! The extension's side of the master key providers (crates/providers):
+//! which provider a call goes to, built from the settings and kept per
+//! backend (a PKCS#11 session, a KMS client and its runtime are reused);
+//! the bounds of each call (`apg_pqcrypto.provider_timeout`, statement
+//! cancel); and what `pq.master_key_status()` reports (calls made, last
+//! success, last error, in this backend).
 //!
-//! PQ004 messages say what failed without paths or key ids; those go to the
-//! server log only (`errdetail_log`).
+//! PQ004 messages say what failed without paths, PINs, key references or
+//! credentials; those go to the server log only (`errdetail_log`).
 use crate::{
     errors::{PqError, PqResult},
-    gucs,
+    gucs, secure_mem,
 };
-use pqcore::{Dek, Kid, MasterDataKey};
-use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use zeroize::Zeroizing;
+use pqcore::{Dek, Kid};
+use pqprovider::{
+    file::FileProvider,
+    kms::{KmsConfig, KmsProvider},
+    pkcs11::{Pkcs11Config, Pkcs11Provider},
+    secure_file, Binding, CallLimits, ErrorKind, KeyProvider, ProviderError,
+};
+use std::cell::RefCell;
 
-/// What every provider does.
-pub trait KeyProvider {
-    /// `file`, `pkcs11`, `aws_kms`.
-    fn name(&self) -> &'static str;
-    /// Identifies the KEK (never the key itself), stored beside each wrapped MDK.
-    fn key_id(&self) -> String;
-    /// Wraps the MDK.
-    fn wrap(&self, mdk: &Dek) -> PqResult<Vec<u8>>;
-    /// Unwraps the MDK known as `mdk_id` and checks that it has that id.
-    fn unwrap(&self, mdk_id: Kid, wrapped: &[u8]) -> PqResult<Dek>;
-}
-
-/// The configured provider. `for_write` allows creating the development key
-/// file; a read path never creates key material.
-pub fn current(for_write: bool) -> PqResult<Box<dyn KeyProvider>> {
-    match gucs::master_key_provider().as_str() {
-        "file" => Ok(Box::new(FileProvider::open(for_write)?)),
-        other @ ("pkcs11" | "aws_kms") => Err(provider_error(
-            format!("master key provider \"{other}\" is not available in this version"),
-            "set apg_pqcrypto.master_key_provider = 'file'",
-            None,
-        )),
-        other => Err(provider_error(
-            format!("unknown master key provider \"{}\"", crate::errors::echo(other)),
-            "apg_pqcrypto.master_key_provider is one of: file, pkcs11, aws_kms",
-            None,
-        )),
-    }
-}
-
-fn provider_error(message: String, hint: &str, detail_log: Option<String>) -> PqError {
-    PqError::Provider { message, hint: Some(hint.into()), detail_log }
-}
-
-/// The KEK is 32 bytes in a file readable by the server's OS user only.
-pub struct FileProvider {
-    kek: MasterDataKey,
-}
+/// The providers this version knows.
+pub const NAMES: [&str; 3] = ["file", "pkcs11", "aws_kms"];
 
 const DEV_KEY_NAME: &str = "apg_pqcrypto_dev_master.key";
-/// 64 hex digits and some white space; anything longer is not a key file.
-const MAX_KEY_FILE_LEN: usize = 128;
 
-impl FileProvider {
-    fn open(for_write: bool) -> PqResult<Self> {
-        let (path, configured) = match gucs::master_key_file() {
-            Some(path) => (path, true),
-            None => (format!("{}/{DEV_KEY_NAME}", data_dir()?), false),
+/// What a backend remembers of one provider.
+#[derive(Default, Clone)]
+pub struct Status {
+    /// Provider calls (wrap, unwrap) made by this backend.
+    pub calls: i64,
+    /// When the last call succeeded (PostgreSQL microseconds).
+    pub last_success: Option<i64>,
+    /// The client-safe message of the last failure, if the last call failed.
+    pub last_error: Option<String>,
+}
+
+/// A provider built from the settings in force when it was made.
+struct Built {
+    name: &'static str,
+    settings: Vec<Option<String>>,
+    provider: Box<dyn KeyProvider>,
+}
+
+thread_local! {
+    static BUILT: RefCell<Vec<Built>> = const { RefCell::new(Vec::new()) };
+    static STATUS: RefCell<Vec<(&'static str, Status)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// This backend's record of `name`.
+pub fn status(name: &str) -> Status {
+    STATUS.with(|s| s.borrow().iter().find(|(n, _)| *n == name).map(|(_, st)| st.clone()).unwrap_or_default())
+}
+
+fn record(name: &'static str, outcome: Result<(), &ProviderError>) {
+    STATUS.with(|s| {
+        let mut s = s.borrow_mut();
+        let i = match s.iter().position(|(n, _)| *n == name) {
+            Some(i) => i,
+            None => {
+                s.push((name, Status::default()));
+                s.len() - 1
+            }
         };
-        if !configured && for_write && std::fs::symlink_metadata(&path).is_err() {
-            create_dev_key(&path)?;
+        let st = &mut s[i].1;
+        st.calls += 1;
+        match outcome {
+            Ok(()) => {
+                // SAFETY: reads the clock; no preconditions.
+                st.last_success = Some(unsafe { pgrx::pg_sys::GetCurrentTimestamp() });
+                st.last_error = None;
+            }
+            Err(e) => st.last_error = Some(e.message.clone()),
         }
-        let kek = read_key_file(&path)?;
-        Ok(Self { kek: MasterDataKey::from_kek(&kek) })
+    });
+}
+
+/// The canonical name of a provider, or 22023 for anything else.
+pub fn canonical(name: &str) -> PqResult<&'static str> {
+    NAMES.iter().copied().find(|n| *n == name).ok_or_else(|| {
+        PqError::Provider {
+            message: format!("unknown master key provider \"{}\"", crate::errors::echo(name)),
+            hint: Some("the providers are: file, pkcs11, aws_kms".into()),
+            detail_log: None,
+        }
+    })
+}
+
+/// The provider that wraps new master data keys
+/// (`apg_pqcrypto.master_key_provider`).
+pub fn configured() -> PqResult<&'static str> {
+    canonical(&gucs::master_key_provider())
+}
+
+/// Where the database system identifier binds a wrap.
+pub fn system_identifier() -> String {
+    // SAFETY: set from pg_control at startup; no preconditions.
+    unsafe { pgrx::pg_sys::GetSystemIdentifier() }.to_string()
+}
+
+/// True while PostgreSQL has a cancel or termination request pending. Read
+/// on the backend's main thread while a provider call waits; the caller
+/// then processes the interrupt.
+fn interrupt_pending() -> bool {
+    // SAFETY: plain reads of sig_atomic_t flags that signal handlers set.
+    unsafe {
+        std::ptr::read_volatile(&raw const pgrx::pg_sys::QueryCancelPending) != 0
+            || std::ptr::read_volatile(&raw const pgrx::pg_sys::ProcDiePending) != 0
     }
 }
 
-impl KeyProvider for FileProvider {
-    fn name(&self) -> &'static str {
-        "file"
-    }
+fn limits() -> CallLimits {
+    CallLimits { timeout: gucs::provider_timeout(), cancelled: interrupt_pending }
+}
 
-    fn key_id(&self) -> String {
-        self.kek.id().to_hex()
-    }
-
-    fn wrap(&self, mdk: &Dek) -> PqResult<Vec<u8>> {
-        Ok(self.kek.wrap_mdk(mdk)?)
-    }
-
-    fn unwrap(&self, mdk_id: Kid, wrapped: &[u8]) -> PqResult<Dek> {
-        self.kek.unwrap_mdk(wrapped, mdk_id).map_err(|_| {
-            provider_error(
-                "the master key file does not unwrap the master data key".into(),
-                "apg_pqcrypto.master_key_file must name the key file the master data key was created with",
-                Some(format!("master data key {} under key-encryption key {}", mdk_id.to_hex(), self.key_id())),
-            )
-        })
+fn missing(name: &str, setting: &str) -> PqError {
+    PqError::Provider {
+        message: format!("the {name} master key provider is not configured"),
+        hint: Some(format!("set apg_pqcrypto.{setting} (docs/PROVIDERS.md)")),
+        detail_log: None,
     }
 }
 
-fn data_dir() -> PqResult<String> {
+fn settings_of(name: &str) -> Vec<Option<String>> {
+    match name {
+        "pkcs11" => gucs::pkcs11().to_vec(),
+        "aws_kms" => gucs::kms().to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+fn build(name: &'static str, settings: &[Option<String>]) -> PqResult<Box<dyn KeyProvider>> {
+    let need = |i: usize, setting: &str| settings[i].clone().ok_or_else(|| missing(name, setting));
+    Ok(match name {
+        "pkcs11" => Box::new(Pkcs11Provider::new(Pkcs11Config {
+            module: need(0, "pkcs11_module")?,
+            token_label: need(1, "pkcs11_token_label")?,
+            pin_file: need(2, "pkcs11_pin_file")?,
+            key_label: need(3, "pkcs11_key_label")?,
+        })),
+        "aws_kms" => Box::new(KmsProvider::new(KmsConfig {
+            key_id: need(0, "kms_key_id")?,
+            region: settings[1].clone(),
+            endpoint: settings[2].clone(),
+        })),
+        _ => unreachable!("the file provider is opened per call"),
+    })
+}
+
+/// The key file's path; a development key is created under the data
+/// directory when no file is configured and `create` is set.
+fn key_file(create: bool) -> PqResult<String> {
+    if let Some(path) = gucs::master_key_file() {
+        return Ok(path);
+    }
     // SAFETY: DataDir is set before any backend runs SQL and never freed.
     let dir = unsafe { pgrx::pg_sys::DataDir };
     if dir.is_null() {
         return Err(PqError::internal("data directory unknown", String::new()));
     }
     // SAFETY: a NUL-terminated C string owned by the backend.
-    Ok(unsafe { std::ffi::CStr::from_ptr(dir) }.to_string_lossy().into_owned())
-}
-
-/// A PQ004 about the key file: `what` for the client, the path and the OS
-/// error for the server log.
-fn key_file_error(what: &str, hint: &str, path: &str, cause: Option<&std::io::Error>) -> PqError {
-    let detail = match cause {
-        Some(e) => format!("master key file \"{path}\": {e}"),
-        None => format!("master key file \"{path}\""),
-    };
-    provider_error(format!("the master key file {what}"), hint, Some(detail))
-}
-
-/// Creates the development key atomically: a complete, synced temporary
-/// file is linked into place, so a crash never leaves an empty or partial
-/// key. If another backend linked its key first, that one is used.
-fn create_dev_key(path: &str) -> PqResult<()> {
-    let fail = |e: &std::io::Error| {
-        key_file_error("cannot be created", "check the data directory's permissions", path, Some(e))
-    };
-    let key = Dek::generate()?;
-    let tmp = format!("{path}.tmp.{}", std::process::id());
-    let _ = std::fs::remove_file(&tmp);
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(key.expose()).and_then(|_| f.sync_all()));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(fail(&e));
+    let path = format!("{}/{DEV_KEY_NAME}", unsafe { std::ffi::CStr::from_ptr(dir) }.to_string_lossy());
+    if create && std::fs::symlink_metadata(&path).is_err() && secure_file::create_key_file(&path).map_err(convert)? {
+        pgrx::warning!(
+            "apg_pqcrypto created a development master key file in the data directory; set apg_pqcrypto.master_key_file (or another provider) for production"
+        );
     }
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
-            if let Some(dir) = std::path::Path::new(path).parent() {
-                File::open(dir).and_then(|d| d.sync_all()).map_err(|e| fail(&e))?;
-            }
-            pgrx::warning!(
-                "apg_pqcrypto created a development master key file in the data directory; set apg_pqcrypto.master_key_file (or another provider) for production"
-            );
-            Ok(())
+    Ok(path)
+}
+
+/// Runs `f` on provider `name` as configured now. The file provider reads
+/// its key file for each call, in locked memory; the others are built once
+/// per backend and settings, and rebuilt when the settings change.
+fn with_provider<R>(
+    name: &'static str,
+    create_dev_key: bool,
+    f: impl FnOnce(&mut dyn KeyProvider, &CallLimits) -> Result<R, ProviderError>,
+) -> PqResult<R> {
+    let limits = limits();
+    let result = if name == "file" {
+        let path = key_file(create_dev_key)?;
+        secure_mem::scope(|| FileProvider::open(&path).and_then(|mut p| f(&mut p, &limits)))
+    } else {
+        let settings = settings_of(name);
+        let mut entry = BUILT.with(|b| {
+            let mut b = b.borrow_mut();
+            b.iter().position(|e| e.name == name).map(|i| b.swap_remove(i))
+        });
+        if entry.as_ref().is_some_and(|e| e.settings != settings) {
+            entry = None; // settings changed (SIGHUP): dropped, rebuilt below
         }
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(fail(&e)),
-    }
-}
-
-/// Opens the key file once, without following a symbolic link, checks the
-/// open descriptor (regular file, owned by the server's user, no group or
-/// other access) and reads at most a few bytes.
-fn read_key_file(path: &str) -> PqResult<Dek> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            let (what, hint) = match (e.kind(), e.raw_os_error()) {
-                (ErrorKind::NotFound, _) => ("does not exist", "set apg_pqcrypto.master_key_file to the key file's path"),
-                (_, Some(libc::ELOOP)) => ("is a symbolic link", "point apg_pqcrypto.master_key_file at the file itself"),
-                (ErrorKind::PermissionDenied, _) => {
-                    ("cannot be read by the server", "the file must be readable by the server's operating-system user")
-                }
-                _ => ("cannot be opened", "check apg_pqcrypto.master_key_file"),
-            };
-            key_file_error(what, hint, path, Some(&e))
-        })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| key_file_error("cannot be examined", "check apg_pqcrypto.master_key_file", path, Some(&e)))?;
-    if !meta.file_type().is_file() {
-        return Err(key_file_error("is not a regular file", "point apg_pqcrypto.master_key_file at a regular file", path, None));
-    }
-    // SAFETY: geteuid never fails.
-    if meta.uid() != unsafe { libc::geteuid() } {
-        return Err(key_file_error(
-            "is not owned by the server's operating-system user",
-            "chown the key file to the user the server runs as",
-            path,
-            None,
-        ));
-    }
-    if meta.mode() & 0o077 != 0 {
-        return Err(key_file_error(
-            "is accessible by group or others",
-            "run chmod 600 on the file named by apg_pqcrypto.master_key_file (the server log has its path)",
-            path,
-            None,
-        ));
-    }
-    let mut buf = Zeroizing::new([0u8; MAX_KEY_FILE_LEN + 1]);
-    let mut len = 0;
-    let mut reader = file.take((MAX_KEY_FILE_LEN + 1) as u64);
-    loop {
-        match reader.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(key_file_error("cannot be read", "check the key file", path, Some(&e))),
-        }
-        if len == buf.len() {
-            break;
-        }
-    }
-    let malformed = || {
-        key_file_error(
-            "does not hold a 32-byte key",
-            "the file holds 32 raw bytes, or 64 hexadecimal digits; create one with: head -c 32 /dev/urandom > FILE; chmod 600 FILE",
-            path,
-            None,
-        )
+        let mut entry = match entry {
+            Some(e) => e,
+            None => Built { name, provider: build(name, &settings)?, settings },
+        };
+        let result = f(entry.provider.as_mut(), &limits);
+        BUILT.with(|b| b.borrow_mut().push(entry));
+        result
     };
-    if len > MAX_KEY_FILE_LEN {
-        return Err(malformed());
-    }
-    parse_key(&buf[..len]).ok_or_else(malformed)
+    record(name, result.as_ref().map(|_| ()));
+    result.map_err(|e| {
+        if e.kind == ErrorKind::Cancelled {
+            pgrx::check_for_interrupts!();
+        }
+        convert(e)
+    })
 }
 
-/// 32 raw bytes, or 64 hex digits with optional surrounding white space.
-pub fn parse_key(bytes: &[u8]) -> Option<Dek> {
-    if bytes.len() == 32 {
-        return Dek::from_slice(bytes).ok();
-    }
-    let text = std::str::from_utf8(bytes).ok()?.trim();
-    if text.len() != 64 {
-        return None;
-    }
-    let mut raw = Zeroizing::new([0u8; 32]);
-    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    for (i, pair) in text.as_bytes().chunks(2).enumerate() {
-        let hex = std::str::from_utf8(pair).ok()?;
-        raw[i] = u8::from_str_radix(hex, 16).ok()?;
-    }
-    Dek::from_slice(&raw[..]).ok()
+fn convert(e: ProviderError) -> PqError {
+    PqError::Provider { message: e.message, hint: e.hint, detail_log: Some(e.detail) }
+}
+
+/// Wraps `mdk` with provider `name`; returns the blob and the key reference.
+pub fn wrap(name: &'static str, mdk: &Dek, binding: &Binding) -> PqResult<(Vec<u8>, String)> {
+    with_provider(name, true, |p, limits| Ok((p.wrap(mdk, binding, limits)?, p.key_ref())))
+}
+
+/// Unwraps the MDK that pq.master_keys says provider `name` wrapped with
+/// key `key_ref`. A provider now configured with another key is PQ004
+/// before any call (the log names both keys).
+pub fn unwrap(name: &str, key_ref: &str, wrapped: &[u8], binding: &Binding) -> PqResult<Dek> {
+    let name = canonical(name)?;
+    with_provider(name, false, |p, limits| {
+        if p.key_ref() != key_ref {
+            return Err(ProviderError::new(
+                ErrorKind::Misconfigured,
+                "the master data key was wrapped by another key than the one configured",
+                Some("configure the provider with the key the master data key was wrapped by; the server log names both"),
+                format!(
+                    "master data key {} is wrapped by {name} key {key_ref}; {name} is configured with {}",
+                    binding.mdk_id.to_hex(),
+                    p.key_ref()
+                ),
+            ));
+        }
+        p.unwrap(wrapped, binding, limits)
+    })
+}
+
+/// The binding of a stored MDK: rows made before 0.3.0 have no system
+/// identifier (file wraps never used it).
+pub fn binding(mdk_id: Kid, system_identifier: Option<String>) -> Binding {
+    Binding { mdk_id, system_identifier: system_identifier.unwrap_or_default() }
 }

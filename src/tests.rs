@@ -181,17 +181,6 @@ fn reads_assign_no_transaction_id() {
 }
 
 #[pg_test]
-fn key_file_contents() {
-    assert!(provider::parse_key(&[7u8; 32]).is_some());
-    let hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
-    assert_eq!(provider::parse_key(hex.as_bytes()).unwrap().expose()[1], 0x11);
-    assert!(provider::parse_key(b"short").is_none());
-    assert!(provider::parse_key(&[7u8; 33]).is_none());
-    assert!(provider::parse_key("zz".repeat(32).as_bytes()).is_none());
-    assert!(provider::parse_key("+1".repeat(32).as_bytes()).is_none());
-}
-
-#[pg_test]
 fn policies_merge_and_validate() {
     use serde_json::json;
     let p = crate::policy::parse(json!({"rotation_interval": 86400, "auto_rotation": true})).unwrap();

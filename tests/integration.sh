@@ -21,18 +21,21 @@ port_logs=$((port0 + 14))
 port_upgrade=$((port0 + 16))
 port_worker=$((port0 + 18))
 port_stress=$((port0 + 20))
+port_providers=$((port0 + 22))
+port_providers_restore=$((port0 + 23))
 
 cleanup() {
   for d in "$base"/*/; do
     [ -f "$d/data/postmaster.pid" ] && as_postgres "$PGBIN/pg_ctl" -D "$d/data" -m immediate -w stop >/dev/null 2>&1
   done
+  cluster_discard_servers "$base"
   if [ "$failed" = 0 ]; then rm -rf "$base"; else echo "# logs kept in $base"; fi
   true
 }
 trap cleanup EXIT
 
 topics=("$@")
-[ ${#topics[@]} -gt 0 ] || topics=(keyfile revocation dump_restore standby replication crash memory logs upgrade worker stress)
+[ ${#topics[@]} -gt 0 ] || topics=(keyfile revocation dump_restore standby replication crash memory logs upgrade worker stress providers)
 for topic in "${topics[@]}"; do
   echo "# --- $topic"
   source "$root/tests/integration/$topic.sh" || fail "$topic: could not start its clusters"

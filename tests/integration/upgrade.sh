@@ -1,39 +1,49 @@
-# The released 0.1.0, filled with data, updated with ALTER EXTENSION: every
-# old value still opens, rotation works, and the result is the same
-# extension as a fresh install of this version (objects, columns,
-# constraints, functions, views, triggers, privileges, dump settings).
+# Each released version (0.1.0, 0.2.0), filled with data, updated with
+# ALTER EXTENSION: every old value still opens, rotation and the master key
+# providers work, and the result is the same extension as a fresh install
+# of this version (objects, columns, constraints, functions, views,
+# triggers, privileges, dump settings).
 dir="$base/upgrade"
 port=$port_upgrade
 extdir="$("$PG_CONFIG" --sharedir)/extension"
-cp "$root/sql/archive/apg_pqcrypto--0.1.0.sql" "$extdir/"   # as a server that ran 0.1.0 has it
+cp "$root"/sql/archive/apg_pqcrypto--*.sql "$extdir/"   # as a server that ran them has them
 current=$(sed -n "s/^version = \"\(.*\)\"/\1/p" "$root/Cargo.toml" | head -1)
 cluster_start "$dir" "$port" "${quiet[@]}" || return 1
-q "$port" -c "CREATE DATABASE upgraded" -c "CREATE DATABASE fresh" -c "CREATE ROLE it_app LOGIN" >/dev/null
-q "$port" -d upgraded -c "CREATE EXTENSION apg_pqcrypto VERSION '0.1.0'" -c "GRANT pq_user TO it_app" \
-  -c "SELECT pq.create_tenant('acme'), pq.create_tenant('globex')" -c "SELECT pq.grant_tenant('acme', 'it_app')" \
-  -c "CREATE TABLE app (name text PRIMARY KEY, keyed pq_envelope, sealed bytea, signature bytea)" \
-  -c "INSERT INTO app SELECT 'k' || i, pq_encrypt('acme', 'value-' || i, 'k' || i),
-                           pq_seal(pq.tenant_public_key('globex'), 'sealed-' || i, 'k' || i), pq_sign('acme', convert_to('k' || i, 'UTF8'))
-        FROM generate_series(1, 100) i" -c "GRANT SELECT ON app TO it_app" >/dev/null
-check "0.1.0 installed" "0.1.0" "$(q "$port" -d upgraded -c "SELECT extversion FROM pg_extension WHERE extname = 'apg_pqcrypto'")"
-out=$(q "$port" -d upgraded -c "ALTER EXTENSION apg_pqcrypto UPDATE")
-check "ALTER EXTENSION UPDATE succeeds" "" "$out"
-check "updated to $current" "$current" "$(q "$port" -d upgraded -c "SELECT extversion FROM pg_extension WHERE extname = 'apg_pqcrypto'")"
-check "old keyed values decrypt" "100" \
-  "$(q "$port" -d upgraded -c "SELECT count(*) FROM app WHERE pq_decrypt_text(keyed, name) = 'value-' || substr(name, 2)")"
-check "old sealed values open" "100" \
-  "$(q "$port" -d upgraded -c "SELECT count(*) FROM app WHERE pq_unseal_text(sealed, name) = 'sealed-' || substr(name, 2)")"
-check "old signatures verify" "100" \
-  "$(q "$port" -d upgraded -c "SELECT count(*) FROM app WHERE pq_verify('acme', convert_to(name, 'UTF8'), signature)")"
-check "grants survive" "value-7" "$(psql -X -At -q -h 127.0.0.1 -p "$port" -U it_app upgraded -c "SELECT pq_decrypt_text(keyed, name) FROM app WHERE name = 'k7'" 2>&1)"
-check "rotation works after the update" "2|t" \
-  "$(q "$port" -d upgraded -c "SELECT new_version, old_key_archived FROM pq.rotate_tenant_key('acme', 'after update')")"
-check "new values use the new version, old ones still open" "2|100" \
-  "$(q "$port" -d upgraded -c "SELECT pq_inspect(pq_encrypt('acme', 'x'))->>'key_version', (SELECT count(*) FROM app WHERE pq_decrypt_text(keyed, name) LIKE 'value-%')")"
-check "the upgraded lifecycle works: track, usage, rewrap" "100|2" \
-  "$(q "$port" -d upgraded -c "SELECT pq.track_column('app', 'keyed', tenant => 'acme', aad_column => 'name') > 0" \
-       -c "SELECT count(*), max((pq_inspect(pq.rewrap(keyed, convert_to(name, 'UTF8')))->>'key_version')::int) FROM app" | tail -1)"
-
+q "$port" -c "CREATE DATABASE fresh" -c "CREATE ROLE it_app LOGIN" >/dev/null
+for from in 0.1.0 0.2.0; do
+  db=upgraded_${from//./_}
+  q "$port" -c "CREATE DATABASE $db" >/dev/null
+  q "$port" -d "$db" -c "CREATE EXTENSION apg_pqcrypto VERSION '$from'" -c "GRANT pq_user TO it_app" \
+    -c "SELECT pq.create_tenant('acme'), pq.create_tenant('globex')" -c "SELECT pq.grant_tenant('acme', 'it_app')" \
+    -c "CREATE TABLE app (name text PRIMARY KEY, keyed pq_envelope, sealed bytea, signature bytea)" \
+    -c "INSERT INTO app SELECT 'k' || i, pq_encrypt('acme', 'value-' || i, 'k' || i),
+                             pq_seal(pq.tenant_public_key('globex'), 'sealed-' || i, 'k' || i), pq_sign('acme', convert_to('k' || i, 'UTF8'))
+          FROM generate_series(1, 100) i" -c "GRANT SELECT ON app TO it_app" >/dev/null
+  check "$from installed" "$from" "$(q "$port" -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'apg_pqcrypto'")"
+  out=$(q "$port" -d "$db" -c "ALTER EXTENSION apg_pqcrypto UPDATE")
+  check "from $from: ALTER EXTENSION UPDATE succeeds" "" "$out"
+  check "from $from: updated to $current" "$current" "$(q "$port" -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'apg_pqcrypto'")"
+  check "from $from: old keyed values decrypt" "100" \
+    "$(q "$port" -d "$db" -c "SELECT count(*) FROM app WHERE pq_decrypt_text(keyed, name) = 'value-' || substr(name, 2)")"
+  check "from $from: old sealed values open" "100" \
+    "$(q "$port" -d "$db" -c "SELECT count(*) FROM app WHERE pq_unseal_text(sealed, name) = 'sealed-' || substr(name, 2)")"
+  check "from $from: old signatures verify" "100" \
+    "$(q "$port" -d "$db" -c "SELECT count(*) FROM app WHERE pq_verify('acme', convert_to(name, 'UTF8'), signature)")"
+  check "from $from: grants survive" "value-7" "$(psql -X -At -q -h 127.0.0.1 -p "$port" -U it_app "$db" -c "SELECT pq_decrypt_text(keyed, name) FROM app WHERE name = 'k7'" 2>&1)"
+  check "from $from: rotation works after the update" "2|t" \
+    "$(q "$port" -d "$db" -c "SELECT new_version, old_key_archived FROM pq.rotate_tenant_key('acme', 'after update')")"
+  check "from $from: new values use the new version, old ones still open" "2|100" \
+    "$(q "$port" -d "$db" -c "SELECT pq_inspect(pq_encrypt('acme', 'x'))->>'key_version', (SELECT count(*) FROM app WHERE pq_decrypt_text(keyed, name) LIKE 'value-%')")"
+  check "from $from: the upgraded lifecycle works: track, usage, rewrap" "100|2" \
+    "$(q "$port" -d "$db" -c "SELECT pq.track_column('app', 'keyed', tenant => 'acme', aad_column => 'name') > 0" \
+         -c "SELECT count(*), max((pq_inspect(pq.rewrap(keyed, convert_to(name, 'UTF8')))->>'key_version')::int) FROM app" | tail -1)"
+  check "from $from: the master key moves to another provider after the update" "file|t" \
+    "$(q "$port" -d "$db" -c "SELECT provider, versions_rewrapped > 0 FROM pq.rotate_master_key('file')")"
+  check "from $from: old rows have no system identifier, new ones do" "1|1" \
+    "$(q "$port" -d "$db" -c "SELECT count(*) FILTER (WHERE system_identifier IS NULL), count(*) FILTER (WHERE system_identifier IS NOT NULL) FROM pq.master_keys")"
+  check "from $from: everything still decrypts under the new master data key" "100" \
+    "$(q "$port" -d "$db" -c "SELECT count(*) FROM app WHERE pq_decrypt_text(keyed, name) LIKE 'value-%'")"
+done
 q "$port" -d fresh -c "CREATE EXTENSION apg_pqcrypto" >/dev/null
 shape="
 SELECT 'object ' || pg_describe_object(classid, objid, objsubid) FROM pg_depend
@@ -65,9 +75,12 @@ SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text
 UNION ALL
 SELECT 'dump ' || unnest(extconfig)::regclass || ' ' FROM pg_extension WHERE extname = 'apg_pqcrypto'
 ORDER BY 1"
-q "$port" -d upgraded -c "SELECT pq.untrack_column('app', 'keyed')" >/dev/null
-q "$port" -d upgraded -c "$shape" >"$base/upgraded.shape"
 q "$port" -d fresh -c "$shape" >"$base/fresh.shape"
-check "the updated extension is the fresh one ($(wc -l <"$base/fresh.shape") facts compared)" "" \
-  "$(diff "$base/fresh.shape" "$base/upgraded.shape" | head -20)"
+for from in 0.1.0 0.2.0; do
+  db=upgraded_${from//./_}
+  q "$port" -d "$db" -c "SELECT pq.untrack_column('app', 'keyed')" >/dev/null
+  q "$port" -d "$db" -c "$shape" >"$base/$db.shape"
+  check "from $from: the updated extension is the fresh one ($(wc -l <"$base/fresh.shape") facts compared)" "" \
+    "$(diff "$base/fresh.shape" "$base/$db.shape" | head -20)"
+done
 cluster_stop "$dir"

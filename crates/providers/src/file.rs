@@ -96,5 +96,6 @@ mod tests {
         assert!(parse_key(&[7u8; 31]).is_none());
         assert!(parse_key("zz".repeat(32).as_bytes()).is_none());
         assert!(parse_key("ab".repeat(33).as_bytes()).is_none());
+        assert!(parse_key("+1".repeat(32).as_bytes()).is_none());
     }
 }

@@ -156,3 +156,19 @@ SELECT event, version, reason FROM pq.key_events WHERE tenant = 'st' ORDER BY id
 SELECT count(*) FILTER (WHERE details::text ~ 'v1|value-') AS plaintext_in_events FROM pq.key_events;
 SELECT pq.untrack_column('tracked', 'value') AS untracked, pq.untrack_column('tracked', 'value') AS untracked_twice;
 DROP TABLE tracked, no_key CASCADE;
+
+-- Master key providers (the pkcs11 and aws_kms ones are tested against a
+-- real token and KMS-compatible server in tests/integration/providers.sh).
+SELECT provider, versions_rewrapped > 0 AS rewrapped FROM pq.rotate_master_key('file');
+SELECT * FROM pq.rotate_master_key('vault');
+SELECT state, provider, length(key_ref) AS key_ref_len, answered, provider_calls > 0 AS called, message
+  FROM pq.master_key_status() ORDER BY state, provider;
+-- An unconfigured provider: PQ004, nothing changed.
+SELECT count(*) AS master_keys_before FROM pq.master_keys;
+SELECT * FROM pq.rotate_master_key('pkcs11');
+SELECT * FROM pq.rotate_master_key('aws_kms');
+SELECT count(*) AS master_keys_after FROM pq.master_keys;
+SELECT pq_decrypt_text(pq_encrypt('tr', 'still works'));
+SET ROLE regress_app_a;
+SELECT * FROM pq.master_key_status();
+RESET ROLE;
