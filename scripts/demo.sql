@@ -69,3 +69,10 @@ END $$;
 SELECT id, state, rows_done, rows_failed, percent FROM pq.jobs WHERE id = :job;
 SELECT tenant, version, state, table_name, column_name, ciphertexts FROM pq.key_usage;
 SELECT event, version, actor FROM pq.key_events WHERE tenant = 'acme' ORDER BY id;
+
+\echo '== 10. Move the master key from the key file into an HSM (a SoftHSM2 token), in one transaction'
+SELECT state, provider, answered FROM pq.master_key_status();
+SELECT provider, key_ref, versions_rewrapped FROM pq.rotate_master_key('pkcs11');
+SELECT state, provider, answered FROM pq.master_key_status();
+\c
+SELECT name, pq_decrypt_text(value, name) AS plaintext_after_the_move FROM app_config ORDER BY name;

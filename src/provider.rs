@@ -212,8 +212,15 @@ fn convert(e: ProviderError) -> PqError {
 }
 
 /// Wraps `mdk` with provider `name`; returns the blob and the key reference.
+/// The development key file is created only when `file` is the configured
+/// provider: a key administrator cannot move the master key out of an HSM
+/// or KMS into a key file the superuser never chose.
 pub fn wrap(name: &'static str, mdk: &Dek, binding: &Binding) -> PqResult<(Vec<u8>, String)> {
-    with_provider(name, true, |p, limits| Ok((p.wrap(mdk, binding, limits)?, p.key_ref())))
+    let dev_key_allowed = configured().is_ok_and(|c| c == name);
+    if name == "file" && !dev_key_allowed && gucs::master_key_file().is_none() {
+        return Err(missing("file", "master_key_file"));
+    }
+    with_provider(name, dev_key_allowed, |p, limits| Ok((p.wrap(mdk, binding, limits)?, p.key_ref())))
 }
 
 /// Unwraps the MDK that pq.master_keys says provider `name` wrapped with

@@ -63,7 +63,7 @@ expect_pq004 "a directory" "is not a regular file" "$base/dir.key"
 
 head -c 4096 /dev/urandom > "$base/big.key"; chmod 600 "$base/big.key"; chown postgres: "$base/big.key"
 use_key_file "$base/big.key"
-expect_pq004 "an oversized file" "does not hold a 32-byte key" "$base/big.key"
+expect_pq004 "an oversized file" "is too long" "$base/big.key"
 
 printf 'short' > "$base/short.key"; chmod 600 "$base/short.key"; chown postgres: "$base/short.key"
 use_key_file "$base/short.key"

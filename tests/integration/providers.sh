@@ -54,6 +54,18 @@ expect_pq004 "a missing module" pkcs11_module "/usr/lib/softhsm/no-such-module.s
 expect_pq004 "a missing token" pkcs11_token_label "no-such-token"
 check "after the fixes: works again without a restart" "secret-2" "$(q "$port" -c "$cold")"
 
+# --- A key administrator cannot move the master key out of the HSM into a
+# development key file that nobody configured.
+q "$port" -c "CREATE ROLE it_keys LOGIN IN ROLE pq_admin" >/dev/null
+set_conf master_key_file ""
+check "no key file configured: moving to file is refused (PQ004)" "PQ004" \
+  "$(sqlstate "$port" "SELECT * FROM pq.rotate_master_key('file')" it_keys)"
+check "...and no development key was created" "f" \
+  "$(q "$port" -c "SELECT count(*) > 0 FROM pg_ls_dir('.') f WHERE f LIKE 'apg_pqcrypto_dev_master%'")"
+reset_conf master_key_file
+check "a key administrator sees the status, without secrets" "active|pkcs11|t" \
+  "$(qas "$port" it_keys -c "SELECT state, provider, answered FROM pq.master_key_status() WHERE state = 'active'")"
+
 # --- Move file -> HSM -> KMS -> file: every value decrypts after each step.
 q "$port" -c "SELECT provider FROM pq.rotate_master_key('file')" >/dev/null
 check "move to file: 10,000 decrypt" "10000" "$(q "$port" -c "$all_decrypt")"
@@ -113,6 +125,17 @@ check_contains "outage: ...long before the provider timeout" "cancel ended the w
 check_contains "outage: back without a restart, same session" "back|10000" "$outage"
 check_absent "outage: no 'expired' row came back" "expired|" "$outage"
 check_absent "outage: the messages do not name the endpoint" "$MOTO_ENDPOINT" "$outage"
+
+# --- Nothing listening at the endpoint (a dead server): PQ004 at once, not after the timeout.
+closed=$("$APG_PQ_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+set_conf kms_endpoint "http://127.0.0.1:$closed"
+start=$(date +%s%N)
+out=$(errtext "$cold")
+took_ms=$((($(date +%s%N) - start) / 1000000))
+check_contains "dead endpoint: PQ004 (unavailable)" "ERROR:  PQ004: the aws_kms master key provider is unavailable" "$out"
+check "dead endpoint: refused within the 5 s timeout" "t" "$([ "$took_ms" -lt 5000 ] && echo t || echo "f ($took_ms ms)")"
+reset_conf kms_endpoint
+check "endpoint back: works without a restart" "secret-2" "$(q "$port" -c "$cold")"
 
 # --- And back to the file: the move works in every direction.
 check "move back to file" "file|2" "$(q "$port" -c "SELECT provider, versions_rewrapped FROM pq.rotate_master_key('file')")"

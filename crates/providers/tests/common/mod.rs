@@ -37,8 +37,8 @@ fn run(cmd: &mut Command) {
 }
 
 /// The SoftHSM2 directory, made once per test process: tokens `apg-test`
-/// (keys `kek`, `other-kek`, `extractable-kek`) and `apg-pin-test` (key
-/// `kek`), and PIN files.
+/// (keys `kek`, `other-kek`, `extractable-kek`, and `vector-kek` with the
+/// value of FORMAT.md's vector) and `apg-pin-test` (key `kek`), and PIN files.
 pub fn softhsm() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -67,6 +67,15 @@ pub fn softhsm() -> &'static PathBuf {
         keygen(TOKEN, "other-kek", &["--sensitive"]);
         keygen(TOKEN, "extractable-kek", &["--sensitive", "--extractable"]);
         keygen(PIN_TOKEN, "kek", &["--sensitive"]);
+        // The KEK of docs/FORMAT.md §6.2's vector, imported (sensitive, not extractable).
+        let vector_kek = dir.join("vector-kek.bin");
+        std::fs::write(&vector_kek, (0u8..32).collect::<Vec<u8>>()).unwrap();
+        run(Command::new("pkcs11-tool")
+            .args(["--module", MODULE, "--token-label", TOKEN, "--login", "--pin", PIN])
+            .args(["--write-object", &vector_kek.display().to_string(), "--type", "secrkey"])
+            .args(["--key-type", "AES:32", "--label", "vector-kek", "--sensitive"])
+            .stdout(Stdio::null()));
+        std::fs::remove_file(&vector_kek).unwrap();
         for (name, pin) in [("pin", PIN), ("wrong-pin", "0000-not-the-pin")] {
             let path = dir.join(name);
             std::fs::write(&path, format!("{pin}\n")).unwrap();
