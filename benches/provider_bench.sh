@@ -36,7 +36,13 @@ for provider in file pkcs11 aws_kms; do
   unwrap=$(psql_ -f - <<SQL | tail -1
 SELECT count(*) FROM pq.master_key_status();
 SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
-SELECT count(*) FROM generate_series(1, $probes) g, LATERAL pq.master_key_status() s WHERE s.answered;
+DO \$\$ BEGIN
+  FOR i IN 1..$probes LOOP
+    IF NOT EXISTS (SELECT 1 FROM pq.master_key_status() WHERE state = 'active' AND answered) THEN
+      RAISE 'the provider did not answer';
+    END IF;
+  END LOOP;
+END \$\$;
 SELECT round(((extract(epoch FROM clock_timestamp()) - :t0) * 1000 / $probes)::numeric, 3);
 SQL
 )
