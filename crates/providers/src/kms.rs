@@ -87,7 +87,11 @@ impl KmsProvider {
             if let Some(endpoint) = &self.config.endpoint {
                 loader = loader.endpoint_url(endpoint);
             }
-            let sdk = runtime.block_on(loader.load());
+            // Loading reads profile files and, without a configured region,
+            // may ask the instance metadata service: bounded like a call.
+            let sdk = runtime
+                .block_on(async { tokio::time::timeout(timeout, loader.load()).await })
+                .map_err(|_| ProviderError::timed_out("aws_kms", limits))?;
             if sdk.region().is_none() {
                 return Err(ProviderError::new(
                     ErrorKind::Misconfigured,
