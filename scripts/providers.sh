@@ -5,6 +5,8 @@
 #                         PIN file, all under DIR and owned by postgres
 #   moto_start DIR     -> moto_server (a KMS-compatible server) on a free
 #                         loopback port, and a KMS key in it
+#   softhsm_keygen LABEL -> another AES-256 key in that token
+#   kms_create_key     -> prints the id of another KMS key
 #   moto_stop DIR      -> stops it (cluster_discard also does)
 #   provider_settings  -> the postgresql.conf lines for both providers
 # Clusters started after these get SOFTHSM2_CONF and dummy AWS credentials
@@ -31,6 +33,20 @@ softhsm_setup() {
   CLUSTER_ENV+=("SOFTHSM2_CONF=$SOFTHSM2_CONF")
 }
 
+softhsm_keygen() {
+  pkcs11-tool --module "$SOFTHSM_MODULE" --token-label apg-pq --login --pin "$SOFTHSM_PIN" \
+    --keygen --key-type AES:32 --label "$1" --sensitive >/dev/null 2>&1
+  [ "$(id -u)" = 0 ] && chown -R postgres: "$SOFTHSM_DIR"
+  return 0
+}
+
+kms_create_key() {
+  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "$APG_PQ_VENV/bin/python" -c '
+import sys, boto3
+kms = boto3.client("kms", region_name="us-east-1", endpoint_url=sys.argv[1])
+print(kms.create_key(Description="apg_pqcrypto test KEK")["KeyMetadata"]["KeyId"])' "$MOTO_ENDPOINT"
+}
+
 moto_start() {
   local dir=$1 port
   mkdir -p "$dir"
@@ -43,10 +59,7 @@ moto_start() {
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.2
   done
-  KMS_KEY_ID=$(AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "$APG_PQ_VENV/bin/python" -c '
-import sys, boto3
-kms = boto3.client("kms", region_name="us-east-1", endpoint_url=sys.argv[1])
-print(kms.create_key(Description="apg_pqcrypto test KEK")["KeyMetadata"]["KeyId"])' "$MOTO_ENDPOINT")
+  KMS_KEY_ID=$(kms_create_key)
   CLUSTER_ENV+=(AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true)
 }
 

@@ -169,11 +169,16 @@ fn key_file(create: bool) -> PqResult<String> {
     Ok(path)
 }
 
-/// Runs `f` on provider `name` as configured now. The file provider reads
-/// its key file for each call, in locked memory; the others are built once
-/// per backend and settings, and rebuilt when the settings change.
+/// At most this many providers (name and settings) are kept per backend:
+/// a rotation between two keys of one provider needs both.
+const MAX_BUILT: usize = 4;
+
+/// Runs `f` on provider `name` with `settings` (pkcs11 and aws_kms), or on
+/// the key file (file). The file provider reads its key file for each call,
+/// in locked memory; the others are built once per backend and settings.
 fn with_provider<R>(
     name: &'static str,
+    settings: Vec<Option<String>>,
     create_dev_key: bool,
     f: impl FnOnce(&mut dyn KeyProvider, &CallLimits) -> Result<R, ProviderError>,
 ) -> PqResult<R> {
@@ -182,20 +187,22 @@ fn with_provider<R>(
         let path = key_file(create_dev_key)?;
         secure_mem::scope(|| FileProvider::open(&path).and_then(|mut p| f(&mut p, &limits)))
     } else {
-        let settings = settings_of(name);
-        let mut entry = BUILT.with(|b| {
+        let entry = BUILT.with(|b| {
             let mut b = b.borrow_mut();
-            b.iter().position(|e| e.name == name).map(|i| b.swap_remove(i))
+            b.iter().position(|e| e.name == name && e.settings == settings).map(|i| b.remove(i))
         });
-        if entry.as_ref().is_some_and(|e| e.settings != settings) {
-            entry = None; // settings changed (SIGHUP): dropped, rebuilt below
-        }
         let mut entry = match entry {
             Some(e) => e,
             None => Built { name, provider: build(name, &settings)?, settings },
         };
         let result = f(entry.provider.as_mut(), &limits);
-        BUILT.with(|b| b.borrow_mut().push(entry));
+        BUILT.with(|b| {
+            let mut b = b.borrow_mut();
+            if b.len() >= MAX_BUILT {
+                b.remove(0); // the least recently used
+            }
+            b.push(entry);
+        });
         result
     };
     record(name, result.as_ref().map(|_| ()));
@@ -220,15 +227,32 @@ pub fn wrap(name: &'static str, mdk: &Dek, binding: &Binding) -> PqResult<(Vec<u
     if name == "file" && !dev_key_allowed && gucs::master_key_file().is_none() {
         return Err(missing("file", "master_key_file"));
     }
-    with_provider(name, dev_key_allowed, |p, limits| Ok((p.wrap(mdk, binding, limits)?, p.key_ref())))
+    with_provider(name, settings_of(name), dev_key_allowed, |p, limits| Ok((p.wrap(mdk, binding, limits)?, p.key_ref())))
 }
 
 /// Unwraps the MDK that pq.master_keys says provider `name` wrapped with
-/// key `key_ref`. A provider now configured with another key is PQ004
-/// before any call (the log names both keys).
+/// key `key_ref`. pkcs11 and aws_kms use the recorded key (a token's key
+/// label, a KMS key id) with the configured module, PIN and endpoint, so a
+/// newly configured key wraps the next MDK while the current one still
+/// unwraps. A key file other than the recorded one is PQ004 before any
+/// call (the log names both keys).
 pub fn unwrap(name: &str, key_ref: &str, wrapped: &[u8], binding: &Binding) -> PqResult<Dek> {
     let name = canonical(name)?;
-    with_provider(name, false, |p, limits| {
+    let settings = match name {
+        "pkcs11" => {
+            let [module, _, pin_file, _] = gucs::pkcs11();
+            let (token, key) = pqprovider::pkcs11::parse_key_ref(key_ref).ok_or_else(|| {
+                PqError::internal("a stored master key reference is damaged", format!("pkcs11 key reference {key_ref}"))
+            })?;
+            vec![module, Some(token), pin_file, Some(key)]
+        }
+        "aws_kms" => {
+            let [_, region, endpoint] = gucs::kms();
+            vec![Some(key_ref.to_owned()), region, endpoint]
+        }
+        _ => Vec::new(),
+    };
+    with_provider(name, settings, false, |p, limits| {
         if p.key_ref() != key_ref {
             return Err(ProviderError::new(
                 ErrorKind::Misconfigured,

@@ -38,20 +38,21 @@ check "status: the token answered, nothing secret shown" "active|pkcs11|t|" \
 # --- Misconfigured token: PQ004 in a new session (cold cache), no secret in the message.
 cold="SELECT pq_decrypt_text(value, id::text) FROM vault WHERE id = 2"
 errtext() { psql -X -At -q -v VERBOSITY=verbose -h 127.0.0.1 -p "$port" -U postgres postgres -c "$1" 2>&1; }
-expect_pq004() { # expect_pq004 NAME SETTING VALUE
+expect_pq004() { # expect_pq004 NAME SETTING VALUE FAILURES: FAILURES of (cold decrypt, wrap) give PQ004
   set_conf "$2" "$3"
   local out
   out=$(errtext "$cold"; errtext "SELECT * FROM pq.rotate_master_key('pkcs11')")
-  check "$1: PQ004 to decrypt (cold cache) and to wrap" "2" "$(grep -c "ERROR:  PQ004" <<<"$out")"
+  check "$1: PQ004 $4 times in (cold decrypt, wrap)" "$4" "$(grep -c "ERROR:  PQ004" <<<"$out")"
   check_absent "$1: the messages have no PIN" "$SOFTHSM_PIN" "$out"
   check_absent "$1: the messages have no path" "$dir" "$out"
   reset_conf "$2"
 }
 printf 'not-the-pin\n' > "$dir/wrong-pin"; chmod 600 "$dir/wrong-pin"; chown postgres: "$dir/wrong-pin"
-expect_pq004 "a wrong PIN" pkcs11_pin_file "$dir/wrong-pin"
-expect_pq004 "a missing key label" pkcs11_key_label "no-such-key"
-expect_pq004 "a missing module" pkcs11_module "/usr/lib/softhsm/no-such-module.so"
-expect_pq004 "a missing token" pkcs11_token_label "no-such-token"
+expect_pq004 "a wrong PIN" pkcs11_pin_file "$dir/wrong-pin" 2
+expect_pq004 "a missing module" pkcs11_module "/usr/lib/softhsm/no-such-module.so" 2
+# The stored MDK names its token and key: only new wraps use the settings'.
+expect_pq004 "a missing key label (decrypts with the recorded key)" pkcs11_key_label "no-such-key" 1
+expect_pq004 "a missing token (decrypts with the recorded token)" pkcs11_token_label "no-such-token" 1
 check "after the fixes: works again without a restart" "secret-2" "$(q "$port" -c "$cold")"
 
 # --- A key administrator cannot move the master key out of the HSM into a
@@ -72,15 +73,31 @@ check "move to file: 10,000 decrypt" "10000" "$(q "$port" -c "$all_decrypt")"
 mdk_file=$(q "$port" -c "SELECT encode(id, 'hex') FROM pq.master_keys WHERE state = 'active'")
 check "move to the HSM" "pkcs11|2" "$(q "$port" -c "SELECT provider, versions_rewrapped FROM pq.rotate_master_key('pkcs11')")"
 check "HSM: 10,000 decrypt" "10000" "$(q "$port" -c "$all_decrypt")"
+# A new key in the same token: the current MDK unwraps with its recorded key.
+softhsm_keygen apg-pq-kek-2
+set_conf pkcs11_key_label apg-pq-kek-2
+check "a new HSM key: the MDK moves to it" "pkcs11|pkcs11:token=apg-pq;object=apg-pq-kek-2;type=secret-key" \
+  "$(q "$port" -c "SELECT provider, key_ref FROM pq.rotate_master_key('pkcs11')")"
+check "new HSM key: 10,000 decrypt" "10000" "$(q "$port" -c "$all_decrypt")"
 check "move to KMS" "aws_kms|$KMS_KEY_ID|2" \
   "$(q "$port" -c "SELECT provider, key_ref, versions_rewrapped FROM pq.rotate_master_key('aws_kms')")"
 check "KMS: 10,000 decrypt" "10000" "$(q "$port" -c "$all_decrypt")"
+# A new KMS key: the same.
+kms_key_1=$KMS_KEY_ID
+KMS_KEY_ID=$(kms_create_key)
+set_conf kms_key_id "$KMS_KEY_ID"
+check "a new KMS key: the MDK moves to it" "aws_kms|$KMS_KEY_ID" \
+  "$(q "$port" -c "SELECT provider, key_ref FROM pq.rotate_master_key('aws_kms')")"
+check "new KMS key: 10,000 decrypt" "10000" "$(q "$port" -c "$all_decrypt")"
+check "the retired KMS-wrapped MDK keeps its own key reference (not probed: no version uses it)" "$kms_key_1|t" \
+  "$(q "$port" -c "SELECT key_ref, answered IS NULL FROM pq.master_key_status() WHERE provider = 'aws_kms' AND state = 'retired'")"
+mapfile -t provider_lines < <(provider_settings)   # the restored cluster uses the new key
 check "KMS: the encryption context binds the MDK id and the system" "t" \
   "$(q "$port" -c "SELECT system_identifier = (SELECT system_identifier::text FROM pg_control_system()) FROM pq.master_keys WHERE state = 'active'")"
-check "KMS: the old file- and HSM-wrapped keys are retired, no version uses them" "pkcs11:retired:0,file:retired:0,pkcs11:retired:0" \
+check "KMS: the old keys are retired, no version uses them" "pkcs11:retired:0,file:retired:0,pkcs11:retired:0,pkcs11:retired:0,aws_kms:retired:0" \
   "$(q "$port" -c "SELECT string_agg(m.provider || ':' || m.state || ':' || (SELECT count(*) FROM pq.tenant_key_versions v WHERE v.mdk_id = m.id), ',' ORDER BY m.created_at)
                     FROM pq.master_keys m WHERE m.state = 'retired'")"
-check "events record each move" "file,pkcs11,aws_kms" \
+check "events record each move" "file,pkcs11,pkcs11,aws_kms,aws_kms" \
   "$(q "$port" -c "SELECT string_agg(details->>'provider', ',' ORDER BY id) FROM pq.key_events WHERE event = 'master_key_rotated'")"
 
 # --- A dump restored into a fresh cluster configured for the same KMS key.

@@ -454,6 +454,37 @@ fn ck_error(doing: &str, e: &CkError) -> ProviderError {
     ProviderError::new(kind, message, hint, detail)
 }
 
+/// The token and key labels of a key reference made by
+/// [`Pkcs11Provider::key_ref`] (`pkcs11:token=…;object=…;type=secret-key`).
+pub fn parse_key_ref(key_ref: &str) -> Option<(String, String)> {
+    let path = key_ref.strip_prefix("pkcs11:")?;
+    let (mut token, mut object) = (None, None);
+    for attr in path.split(';') {
+        let (name, value) = attr.split_once('=')?;
+        match name {
+            "token" => token = Some(uri_unescape(value)?),
+            "object" => object = Some(uri_unescape(value)?),
+            "type" if value == "secret-key" => {}
+            _ => return None,
+        }
+    }
+    Some((token?, object?))
+}
+
+fn uri_unescape(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Percent-encodes what RFC 7512 does not allow in a path attribute value.
 fn uri_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -465,4 +496,26 @@ fn uri_escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_references_round_trip() {
+        for (token, key) in [("apg-pq", "apg-pq-kek"), ("my token;x=1", "kek/2026 é%")] {
+            let p = Pkcs11Provider::new(Pkcs11Config {
+                module: String::new(),
+                token_label: token.into(),
+                pin_file: String::new(),
+                key_label: key.into(),
+            });
+            assert_eq!(parse_key_ref(&p.key_ref()), Some((token.to_string(), key.to_string())));
+        }
+        assert_eq!(parse_key_ref("pkcs11:token=a;object=b;type=secret-key"), Some(("a".into(), "b".into())));
+        for bad in ["", "pkcs11:", "pkcs11:token=a", "file:token=a;object=b", "pkcs11:token=a;object=b;pin=1", "pkcs11:token=%zz;object=b"] {
+            assert_eq!(parse_key_ref(bad), None, "{bad}");
+        }
+    }
 }
