@@ -55,6 +55,37 @@ expect_pq004 "a missing key label (decrypts with the recorded key)" pkcs11_key_l
 expect_pq004 "a missing token (decrypts with the recorded token)" pkcs11_token_label "no-such-token" 1
 check "after the fixes: works again without a restart" "secret-2" "$(q "$port" -c "$cold")"
 
+# --- A token that stops answering: another process holds SoftHSM2's file
+# locks, so every call into the token blocks, as a dead network HSM would.
+"$APG_PQ_VENV/bin/python" -c '
+import fcntl, glob, sys, time
+fs = [open(f, "r+b") for f in glob.glob(sys.argv[1] + "/*/*")]
+[fcntl.lockf(f, fcntl.LOCK_EX) for f in fs]
+print(len(fs), flush=True)
+time.sleep(120)' "$dir/hsm/tokens" >"$dir/locker.out" &
+locker=$!
+for _ in $(seq 1 100); do [ -s "$dir/locker.out" ] && break; sleep 0.1; done
+hung=$(psql -X -At -q -h 127.0.0.1 -p "$port" -U postgres postgres 2>&1 <<SQL
+\set VERBOSITY verbose
+SET apg_pqcrypto.provider_timeout = '1s';
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+SELECT pq_decrypt_text(value, id::text) FROM vault WHERE id = 2;
+SELECT 'hsm: failed within the timeout', extract(epoch FROM clock_timestamp()) - :t0 < 3.5;
+SET apg_pqcrypto.provider_timeout = '60s';
+SET statement_timeout = '1s';
+SELECT extract(epoch FROM clock_timestamp()) AS t1 \gset
+SELECT pq_decrypt_text(value, id::text) FROM vault WHERE id = 2;
+RESET statement_timeout;
+SELECT 'hsm: cancel ended the wait', extract(epoch FROM clock_timestamp()) - :t1 < 5;
+SQL
+)
+kill "$locker" 2>/dev/null; wait "$locker" 2>/dev/null
+check_contains "hung token: PQ004 at the timeout" "ERROR:  PQ004: the pkcs11 master key provider did not answer in time" "$hung"
+check_contains "hung token: ...within it" "hsm: failed within the timeout|t" "$hung"
+check_contains "hung token: a statement cancel ends the wait (57014)" "ERROR:  57014" "$hung"
+check_contains "hung token: ...long before the provider timeout" "hsm: cancel ended the wait|t" "$hung"
+check "token back: works without a restart" "secret-2" "$(q "$port" -c "$cold")"
+
 # --- A key administrator cannot move the master key out of the HSM into a
 # development key file that nobody configured.
 q "$port" -c "CREATE ROLE it_keys LOGIN IN ROLE pq_admin" >/dev/null

@@ -1,0 +1,64 @@
+//! A token that stops answering: another process holds SoftHSM2's file
+//! locks on the token, so every call into it blocks (as a network HSM that
+//! went away would). The provider gives up at its timeout, or at once on a
+//! cancel, and works again when the token does. Alone in its test binary
+//! (its own SoftHSM2 directory), so the locks hold up no other test.
+mod common;
+use common::*;
+use pqprovider::{pkcs11::Pkcs11Provider, CallLimits, ErrorKind, KeyProvider};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Locks every file of every token until killed; returns once they are held.
+fn hold_token_locks() -> std::process::Child {
+    let tokens = softhsm().join("tokens");
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl, glob, sys, time\n\
+             fs = [open(f, 'r+b') for f in glob.glob(sys.argv[1] + '/*/*')]\n\
+             [fcntl.lockf(f, fcntl.LOCK_EX) for f in fs]\n\
+             print(len(fs), flush=True)\n\
+             time.sleep(600)",
+            &tokens.display().to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.trim().parse::<u32>().unwrap() > 0, "no token files locked");
+    child
+}
+
+#[test]
+fn a_hung_token_times_out_is_cancelled_and_recovers() {
+    let mut p = Pkcs11Provider::new(pkcs11_config(TOKEN, "kek", "pin"));
+    let blob = p.wrap(&mdk(7), &binding(7), &limits()).unwrap();
+    let mut locker = hold_token_locks();
+
+    // A fresh provider (a new backend) has to log in: blocked.
+    let mut fresh = Pkcs11Provider::new(pkcs11_config(TOKEN, "kek", "pin"));
+    let start = Instant::now();
+    let e = fresh.unwrap(&blob, &binding(7), &CallLimits::timeout(Duration::from_millis(800))).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TimedOut, "{e:?}");
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(700) && took < Duration::from_secs(3), "{took:?}");
+
+    fn cancel_after_300ms() -> bool {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed() > Duration::from_millis(300)
+    }
+    let start = Instant::now();
+    let e = fresh
+        .unwrap(&blob, &binding(7), &CallLimits { timeout: Duration::from_secs(60), cancelled: cancel_after_300ms })
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Cancelled, "{e:?}");
+    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+
+    let _ = locker.kill();
+    let _ = locker.wait();
+    assert_eq!(fresh.unwrap(&blob, &binding(7), &limits()).unwrap(), mdk(7));
+    assert_eq!(p.unwrap(&blob, &binding(7), &limits()).unwrap(), mdk(7));
+}
