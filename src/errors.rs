@@ -200,6 +200,20 @@ impl PqError {
     }
 }
 
+/// Writes `message` to the server log only (LOG_SERVER_ONLY: never sent to
+/// a client, whatever its client_min_messages), for details such as key
+/// references and endpoints.
+pub fn log_server_only(message: String) {
+    // SAFETY: PostgreSQL's ereport API on the backend's main thread; at a
+    // level below ERROR, errfinish returns normally.
+    unsafe {
+        if errstart(pgrx::pg_sys::LOG_SERVER_ONLY as c_int, std::ptr::null()) {
+            with_cstring(message, |m| errmsg(c"%s".as_ptr(), m));
+            errfinish(c"apg_pqcrypto".as_ptr(), 0, c"apg_pqcrypto".as_ptr());
+        }
+    }
+}
+
 /// Calls `f` with `s` as a C string, and frees it before returning.
 fn with_cstring(s: String, f: impl FnOnce(*const c_char) -> c_int) {
     let c = CString::new(s.replace('\0', " ")).unwrap_or_default();

@@ -119,7 +119,9 @@ fn master_key_status() -> PqResult<Vec<StatusRow>> {
                 Ok(()) => (Some(true), None),
                 Err(PqError::Provider { message, detail_log, .. }) => {
                     if let Some(detail) = detail_log {
-                        pgrx::log!("apg_pqcrypto: master key provider check failed: {detail}");
+                        crate::errors::log_server_only(format!(
+                            "apg_pqcrypto: master key provider check failed: {detail}"
+                        ));
                     }
                     (Some(false), Some(message))
                 }

@@ -130,8 +130,25 @@ fn settings_of(name: &str) -> Vec<Option<String>> {
     }
 }
 
+/// Tells the PKCS#11 provider the status this backend exits with, so that a
+/// backend leaving while a call into a hung token is still in flight exits
+/// with it (see `pqprovider::pkcs11::set_exit_status`).
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn record_exit_status(code: std::ffi::c_int, _arg: pgrx::pg_sys::Datum) {
+    pqprovider::pkcs11::set_exit_status(code);
+}
+
 fn build(name: &'static str, settings: &[Option<String>]) -> PqResult<Box<dyn KeyProvider>> {
     let need = |i: usize, setting: &str| settings[i].clone().ok_or_else(|| missing(name, setting));
+    if name == "pkcs11" {
+        thread_local! {
+            static REGISTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        }
+        if !REGISTERED.replace(true) {
+            // SAFETY: registers a function that only stores an integer.
+            unsafe { pgrx::pg_sys::on_proc_exit(Some(record_exit_status), pgrx::pg_sys::Datum::from(0)) };
+        }
+    }
     Ok(match name {
         "pkcs11" => Box::new(Pkcs11Provider::new(Pkcs11Config {
             module: need(0, "pkcs11_module")?,

@@ -79,7 +79,12 @@ RESET statement_timeout;
 SELECT 'hsm: cancel ended the wait', extract(epoch FROM clock_timestamp()) - :t1 < 5;
 SQL
 )
+# The session has ended while its calls were still blocked in the token.
+sleep 1
 kill "$locker" 2>/dev/null; wait "$locker" 2>/dev/null
+sleep 1
+check_absent "hung token: the backend left cleanly, though its calls were still in the token" \
+  "terminated by signal" "$(cat "$dir/c/server.log")"
 check_contains "hung token: PQ004 at the timeout" "ERROR:  PQ004: the pkcs11 master key provider did not answer in time" "$hung"
 check_contains "hung token: ...within it" "hsm: failed within the timeout|t" "$hung"
 check_contains "hung token: a statement cancel ends the wait (57014)" "ERROR:  57014" "$hung"
@@ -152,7 +157,9 @@ SELECT pg_sleep(3.5);
 SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
 SELECT 'expired', count(*) FROM vault WHERE id <= 100 AND pq_decrypt_text(value, id::text) = 'secret-' || id;
 SELECT 'failed within the timeout', extract(epoch FROM clock_timestamp()) - :t0 < 3.5;
+SET client_min_messages = debug5;
 SELECT 'status', answered, message IS NOT NULL FROM pq.master_key_status() WHERE state = 'active';
+RESET client_min_messages;
 SET apg_pqcrypto.provider_timeout = '60s';
 SET statement_timeout = '1s';
 SELECT extract(epoch FROM clock_timestamp()) AS t1 \gset
@@ -173,6 +180,7 @@ check_contains "outage: ...long before the provider timeout" "cancel ended the w
 check_contains "outage: back without a restart, same session" "back|10000" "$outage"
 check_absent "outage: no 'expired' row came back" "expired|" "$outage"
 check_absent "outage: the messages do not name the endpoint" "$MOTO_ENDPOINT" "$outage"
+check_absent "outage: nor the key, even with client_min_messages = debug5" "$KMS_KEY_ID" "$outage"
 
 # --- Nothing listening at the endpoint (a dead server): PQ004 at once, not after the timeout.
 closed=$("$APG_PQ_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -21,7 +21,10 @@
 //! Every call runs on a short-lived helper thread that owns the session while
 //! it works; the caller waits at most [`CallLimits::timeout`] and polls
 //! [`CallLimits::cancelled`]. A call that is abandoned keeps its session (it
-//! is closed when the module returns); the next call opens a new one.
+//! is closed when the module returns); the next call opens a new one. If the
+//! process exits while such a thread is still inside the module, it ends
+//! with `_exit` before the module's destructors run under that thread
+//! ([`set_exit_status`]).
 use crate::{check_id, secure_file::SecretFile, Binding, CallLimits, ErrorKind, KeyProvider, ProviderError, Result};
 use cryptoki::{
     context::{CInitializeArgs, CInitializeFlags, Pkcs11},
@@ -33,6 +36,7 @@ use cryptoki::{
     types::AuthPin,
 };
 use pqcore::Dek;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
@@ -121,7 +125,10 @@ impl Pkcs11Provider {
         let config = self.config.clone();
         let force = self.force;
         let (tx, rx) = mpsc::channel();
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
         let spawned = std::thread::Builder::new().name("apg-pq-pkcs11".into()).spawn(move || {
+            // Declared first, dropped last: after every use of the module.
+            let _in_flight = InFlight;
             crate::block_signals();
             let open = match previous {
                 Some(open) => Ok(open),
@@ -143,6 +150,7 @@ impl Pkcs11Provider {
             let _ = tx.send(reply);
         });
         if let Err(e) = spawned {
+            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
             return Err(ProviderError::new(
                 ErrorKind::Unavailable,
                 "the pkcs11 master key provider cannot be called",
@@ -288,6 +296,40 @@ fn secret_template(value: Option<Vec<u8>>) -> Vec<Attribute> {
     t
 }
 
+/// Helper threads that have not returned from the module yet (abandoned
+/// at a timeout or cancel, or still working).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+/// The status to exit with if the module's destructors must be skipped.
+static EXIT_STATUS: AtomicI32 = AtomicI32::new(1);
+
+struct InFlight;
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The status the process will exit with (the host records it before it
+/// calls exit(); PostgreSQL: an on_proc_exit callback).
+pub fn set_exit_status(status: i32) {
+    EXIT_STATUS.store(status, Ordering::SeqCst);
+}
+
+/// An atexit handler, registered after each module is loaded, so it runs
+/// before that module's own destructors: if a helper thread is still inside
+/// the module (a hung token), running them under it could crash the
+/// process, so the process ends here with the status it was exiting with.
+extern "C" fn skip_module_destructors_while_in_use() {
+    if IN_FLIGHT.load(Ordering::SeqCst) > 0 {
+        // SAFETY: _exit ends the process at once; nothing runs after it.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::_exit(EXIT_STATUS.load(Ordering::SeqCst))
+        }
+    }
+}
+
 /// The process's PKCS#11 contexts, one per module, with the process id
 /// that initialised each.
 static CONTEXTS: Mutex<Vec<(String, u32, Pkcs11)>> = Mutex::new(Vec::new());
@@ -312,6 +354,11 @@ fn context(module: &str) -> Result<Pkcs11> {
             format!("pkcs11 module \"{module}\": {e}"),
         )
     })?;
+    // SAFETY: registers a plain function; atexit has no other precondition.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::atexit(skip_module_destructors_while_in_use);
+    }
     let args = || CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK);
     match ctx.initialize(args()) {
         Ok(()) => {}

@@ -9,8 +9,19 @@ use pqprovider::{pkcs11::Pkcs11Provider, CallLimits, ErrorKind, KeyProvider};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Locks every file of every token until killed; returns once they are held.
-fn hold_token_locks() -> std::process::Child {
+/// Holds the locks; releases them when dropped (also when a test fails, so
+/// that calls blocked in the token return before the process exits).
+struct Locker(std::process::Child);
+
+impl Drop for Locker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Locks every file of every token until dropped; returns once they are held.
+fn hold_token_locks() -> Locker {
     let tokens = softhsm().join("tokens");
     let mut child = Command::new("python3")
         .args([
@@ -29,14 +40,14 @@ fn hold_token_locks() -> std::process::Child {
     use std::io::BufRead;
     std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
     assert!(line.trim().parse::<u32>().unwrap() > 0, "no token files locked");
-    child
+    Locker(child)
 }
 
 #[test]
 fn a_hung_token_times_out_is_cancelled_and_recovers() {
     let mut p = Pkcs11Provider::new(pkcs11_config(TOKEN, "kek", "pin"));
     let blob = p.wrap(&mdk(7), &binding(7), &limits()).unwrap();
-    let mut locker = hold_token_locks();
+    let locker = hold_token_locks();
 
     // A fresh provider (a new backend) has to log in: blocked.
     let mut fresh = Pkcs11Provider::new(pkcs11_config(TOKEN, "kek", "pin"));
@@ -57,8 +68,45 @@ fn a_hung_token_times_out_is_cancelled_and_recovers() {
     assert_eq!(e.kind, ErrorKind::Cancelled, "{e:?}");
     assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
 
-    let _ = locker.kill();
-    let _ = locker.wait();
+    // A process that exits while a call is still blocked in the module ends
+    // before the module's destructors can run under that call: with the
+    // status it was given (42 here, to tell it from exit(0)).
+    // SAFETY: the child only runs the provider and exits.
+    #[allow(unsafe_code)]
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let mut child = Pkcs11Provider::new(pkcs11_config(TOKEN, "kek", "pin"));
+        let timed_out = child.unwrap(&blob, &binding(7), &CallLimits::timeout(Duration::from_millis(300)));
+        pqprovider::pkcs11::set_exit_status(42);
+        std::process::exit(if matches!(timed_out, Err(ref e) if e.kind == ErrorKind::TimedOut) { 0 } else { 3 });
+    }
+    // Without the handler the child hangs in the module's destructors (or
+    // crashes): wait 10 s at most.
+    let mut status = 0;
+    let start = Instant::now();
+    loop {
+        // SAFETY: polls the child made above.
+        #[allow(unsafe_code)]
+        let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if done == pid {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            // SAFETY: ends and reaps the child made above.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("the child hung at exit with a call still in the token");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(libc::WIFEXITED(status), "child status {status}");
+    assert_eq!(libc::WEXITSTATUS(status), 42, "the atexit handler ended the process");
+
+    drop(locker);
     assert_eq!(fresh.unwrap(&blob, &binding(7), &limits()).unwrap(), mdk(7));
     assert_eq!(p.unwrap(&blob, &binding(7), &limits()).unwrap(), mdk(7));
 }
