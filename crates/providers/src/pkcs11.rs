@@ -149,24 +149,31 @@ impl Pkcs11Provider {
             };
             let _ = tx.send(reply);
         });
-        if let Err(e) = spawned {
-            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-            return Err(ProviderError::new(
-                ErrorKind::Unavailable,
-                "the pkcs11 master key provider cannot be called",
-                None,
-                format!("pkcs11: cannot start a thread: {e}"),
-            ));
-        }
+        let handle = match spawned {
+            Ok(handle) => handle,
+            Err(e) => {
+                IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+                return Err(ProviderError::new(
+                    ErrorKind::Unavailable,
+                    "the pkcs11 master key provider cannot be called",
+                    None,
+                    format!("pkcs11: cannot start a thread: {e}"),
+                ));
+            }
+        };
         let deadline = Instant::now() + limits.timeout;
         loop {
             let wait = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(20));
             match rx.recv_timeout(wait) {
                 Ok((open, result)) => {
+                    // The thread has nothing left to do but end: join it, so
+                    // that no finished call counts as in flight at exit.
+                    let _ = handle.join();
                     self.open = open;
                     return result;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = handle.join();
                     return Err(ProviderError::new(
                         ErrorKind::Unavailable,
                         "the pkcs11 master key provider failed",
@@ -310,6 +317,12 @@ impl Drop for InFlight {
     }
 }
 
+/// Calls that have not returned from the module yet (abandoned ones
+/// included).
+pub fn calls_in_flight() -> usize {
+    IN_FLIGHT.load(Ordering::SeqCst)
+}
+
 /// The status the process will exit with (the host records it before it
 /// calls exit(); PostgreSQL: an on_proc_exit callback).
 pub fn set_exit_status(status: i32) {
@@ -433,6 +446,8 @@ fn open_session(config: &Pkcs11Config, force: Option<WrapMechanism>) -> Result<O
         match attr {
             Attribute::Sensitive(v) => sensitive = v,
             Attribute::Extractable(v) => extractable = v,
+            // CK_ULONG is 32 bits on some platforms.
+            #[allow(clippy::unnecessary_cast)]
             Attribute::ValueLen(v) => len = *v as u64,
             _ => {}
         }

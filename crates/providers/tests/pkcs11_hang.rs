@@ -109,4 +109,10 @@ fn a_hung_token_times_out_is_cancelled_and_recovers() {
     drop(locker);
     assert_eq!(fresh.unwrap(&blob, &binding(7), &limits()).unwrap(), mdk(7));
     assert_eq!(p.unwrap(&blob, &binding(7), &limits()).unwrap(), mdk(7));
+    // The abandoned calls return once the token answers again.
+    let start = Instant::now();
+    while pqprovider::pkcs11::calls_in_flight() > 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "abandoned calls never returned");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
