@@ -58,6 +58,7 @@ pub extern "C-unwind" fn _PG_init() {
     log_redaction::install();
     if preloading {
         cache::init_shared_memory();
+        provider::init_shared_memory();
         worker::register();
     }
     // Backends are forked from the postmaster: a child must never reuse the

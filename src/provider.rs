@@ -18,7 +18,10 @@ use pqprovider::{
     pkcs11::{Pkcs11Config, Pkcs11Provider},
     secure_file, Binding, CallLimits, ErrorKind, KeyProvider, ProviderError,
 };
+use pgrx::prelude::*;
+use pgrx::{pg_shmem_init, PgAtomic};
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// The providers this version knows.
 pub const NAMES: [&str; 3] = ["file", "pkcs11", "aws_kms"];
@@ -30,7 +33,8 @@ const DEV_KEY_NAME: &str = "apg_pqcrypto_dev_master.key";
 pub struct Status {
     /// Provider calls (wrap, unwrap) made by this backend.
     pub calls: i64,
-    /// When the last call succeeded (PostgreSQL microseconds).
+    /// When the last call succeeded (PostgreSQL microseconds): this
+    /// backend's, or the server's in [`status`] when preloaded.
     pub last_success: Option<i64>,
     /// The client-safe message of the last failure, if the last call failed.
     pub last_error: Option<String>,
@@ -48,9 +52,39 @@ thread_local! {
     static STATUS: RefCell<Vec<(&'static str, Status)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// This backend's record of `name`.
+// The last success of each provider in any process of the server (shared
+// memory, when preloaded; PostgreSQL microseconds, 0 for never).
+static LAST_OK_FILE: PgAtomic<AtomicI64> = unsafe { PgAtomic::new(c"apg_pqcrypto_provider_ok_file") };
+static LAST_OK_PKCS11: PgAtomic<AtomicI64> = unsafe { PgAtomic::new(c"apg_pqcrypto_provider_ok_pkcs11") };
+static LAST_OK_KMS: PgAtomic<AtomicI64> = unsafe { PgAtomic::new(c"apg_pqcrypto_provider_ok_aws_kms") };
+
+/// Creates the shared last-success times; from _PG_init, when preloading.
+pub fn init_shared_memory() {
+    pg_shmem_init!(LAST_OK_FILE);
+    pg_shmem_init!(LAST_OK_PKCS11);
+    pg_shmem_init!(LAST_OK_KMS);
+}
+
+fn shared_last_ok(name: &str) -> Option<&'static AtomicI64> {
+    if !crate::cache::preloaded() {
+        return None;
+    }
+    Some(match name {
+        "file" => LAST_OK_FILE.get(),
+        "pkcs11" => LAST_OK_PKCS11.get(),
+        _ => LAST_OK_KMS.get(),
+    })
+}
+
+/// What this backend knows of `name`; `last_success` is the server's (any
+/// backend or the worker) when the library is preloaded.
 pub fn status(name: &str) -> Status {
-    STATUS.with(|s| s.borrow().iter().find(|(n, _)| *n == name).map(|(_, st)| st.clone()).unwrap_or_default())
+    let mut st =
+        STATUS.with(|s| s.borrow().iter().find(|(n, _)| *n == name).map(|(_, st)| st.clone()).unwrap_or_default());
+    if let Some(at) = shared_last_ok(name).map(|a| a.load(Ordering::Relaxed)).filter(|at| *at > 0) {
+        st.last_success = Some(st.last_success.map_or(at, |own| own.max(at)));
+    }
+    st
 }
 
 fn record(name: &'static str, outcome: Result<(), &ProviderError>) {
@@ -68,8 +102,12 @@ fn record(name: &'static str, outcome: Result<(), &ProviderError>) {
         match outcome {
             Ok(()) => {
                 // SAFETY: reads the clock; no preconditions.
-                st.last_success = Some(unsafe { pgrx::pg_sys::GetCurrentTimestamp() });
+                let now = unsafe { pgrx::pg_sys::GetCurrentTimestamp() };
+                st.last_success = Some(now);
                 st.last_error = None;
+                if let Some(shared) = shared_last_ok(name) {
+                    shared.fetch_max(now, Ordering::Relaxed);
+                }
             }
             Err(e) => st.last_error = Some(e.message.clone()),
         }

@@ -160,6 +160,7 @@ SELECT 'failed within the timeout', extract(epoch FROM clock_timestamp()) - :t0 
 SET client_min_messages = debug5;
 SELECT 'status', answered, message IS NOT NULL FROM pq.master_key_status() WHERE state = 'active';
 RESET client_min_messages;
+\! PGOPTIONS='-c apg_pqcrypto.provider_timeout=1000' psql -X -At -q -h 127.0.0.1 -p $port -U postgres postgres -c "SELECT 'other session', answered, last_success IS NOT NULL, provider_calls FROM pq.master_key_status() WHERE state = 'active'"
 SET apg_pqcrypto.provider_timeout = '60s';
 SET statement_timeout = '1s';
 SELECT extract(epoch FROM clock_timestamp()) AS t1 \gset
@@ -175,6 +176,7 @@ check_contains "outage: the cached key keeps working" "cached|100" "$outage"
 check_contains "outage: PQ004 after the cache expires" "ERROR:  PQ004: the aws_kms master key provider did not answer in time" "$outage"
 check_contains "outage: it fails within the timeout" "failed within the timeout|t" "$outage"
 check_contains "outage: the status says the provider did not answer" "status|f|t" "$outage"
+check_contains "outage: a new session sees the server's last success, and its own one call" "other session|f|t|1" "$outage"
 check_contains "outage: a statement cancel ends the wait (57014)" "ERROR:  57014" "$outage"
 check_contains "outage: ...long before the provider timeout" "cancel ended the wait|t" "$outage"
 check_contains "outage: back without a restart, same session" "back|10000" "$outage"
