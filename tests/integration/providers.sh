@@ -71,6 +71,13 @@ SET apg_pqcrypto.provider_timeout = '1s';
 SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
 SELECT pq_decrypt_text(value, id::text) FROM vault WHERE id = 2;
 SELECT 'hsm: failed within the timeout', extract(epoch FROM clock_timestamp()) - :t0 < 3.5;
+SELECT extract(epoch FROM clock_timestamp()) AS t2 \gset
+SELECT pq_decrypt_text(value, id::text) FROM vault WHERE id = 2;
+SELECT 'hsm: the next call fails at once', extract(epoch FROM clock_timestamp()) - :t2 < 0.5;
+SQL
+)
+hung+=$(psql -X -At -q -h 127.0.0.1 -p "$port" -U postgres postgres 2>&1 <<SQL
+\set VERBOSITY verbose
 SET apg_pqcrypto.provider_timeout = '60s';
 SET statement_timeout = '1s';
 SELECT extract(epoch FROM clock_timestamp()) AS t1 \gset
@@ -87,7 +94,10 @@ check_absent "hung token: the backend left cleanly, though its calls were still 
   "terminated by signal" "$(cat "$dir/c/server.log")"
 check_contains "hung token: PQ004 at the timeout" "ERROR:  PQ004: the pkcs11 master key provider did not answer in time" "$hung"
 check_contains "hung token: ...within it" "hsm: failed within the timeout|t" "$hung"
-check_contains "hung token: a statement cancel ends the wait (57014)" "ERROR:  57014" "$hung"
+check_contains "hung token: the backend's next call fails at once (PQ004), no thread piles up" \
+  "ERROR:  PQ004: the PKCS#11 token has not answered an earlier call yet" "$hung"
+check_contains "hung token: ...at once" "hsm: the next call fails at once|t" "$hung"
+check_contains "hung token: in another session, a statement cancel ends the wait (57014)" "ERROR:  57014" "$hung"
 check_contains "hung token: ...long before the provider timeout" "hsm: cancel ended the wait|t" "$hung"
 check "token back: works without a restart" "secret-2" "$(q "$port" -c "$cold")"
 

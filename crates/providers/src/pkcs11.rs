@@ -21,7 +21,8 @@
 //! Every call runs on a short-lived helper thread that owns the session while
 //! it works; the caller waits at most [`CallLimits::timeout`] and polls
 //! [`CallLimits::cancelled`]. A call that is abandoned keeps its session (it
-//! is closed when the module returns); the next call opens a new one. If the
+//! is closed when the module returns); the next call opens a new one, or
+//! fails at once while the abandoned one is still in the module. If the
 //! process exits while such a thread is still inside the module, it ends
 //! with `_exit` before the module's destructors run under that thread
 //! ([`set_exit_status`]).
@@ -86,18 +87,21 @@ pub struct Pkcs11Provider {
     open: Option<Open>,
     /// Use this mechanism for new wraps instead of the token's best (tests).
     force: Option<WrapMechanism>,
+    /// The helper thread of the last call abandoned at a timeout or cancel,
+    /// with the process id that started it.
+    abandoned: Option<(std::thread::JoinHandle<()>, u32)>,
 }
 
 impl Pkcs11Provider {
     /// Nothing is loaded or opened until the first call.
     pub fn new(config: Pkcs11Config) -> Self {
-        Self { config, open: None, force: None }
+        Self { config, open: None, force: None, abandoned: None }
     }
 
     /// Wraps with `mechanism` even if the token offers a better one (for
     /// tests of both blob kinds).
     pub fn with_mechanism(config: Pkcs11Config, mechanism: WrapMechanism) -> Self {
-        Self { config, open: None, force: Some(mechanism) }
+        Self { config, open: None, force: Some(mechanism), abandoned: None }
     }
 
     /// The mechanism new wraps use, opening the session if needed.
@@ -113,6 +117,24 @@ impl Pkcs11Provider {
         op: impl FnOnce(&Open) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let pid = std::process::id();
+        // While an abandoned call is still blocked in the token, fail at
+        // once rather than block another thread behind it: at most one
+        // helper thread per provider waits on a token that does not answer.
+        match self.abandoned.take() {
+            Some((handle, started_by)) if started_by == pid && !handle.is_finished() => {
+                self.abandoned = Some((handle, started_by));
+                return Err(ProviderError::new(
+                    ErrorKind::Unavailable,
+                    "the PKCS#11 token has not answered an earlier call yet",
+                    Some("check the token; apg_pqcrypto.provider_timeout bounds each call"),
+                    "pkcs11: the call abandoned at the last timeout or cancel is still in the module",
+                ));
+            }
+            Some((handle, started_by)) if started_by == pid => {
+                let _ = handle.join();
+            }
+            _ => {} // none, or made before a fork: not ours
+        }
         let previous = self.open.take();
         let previous = match previous {
             Some(open) if open.pid != pid => {
@@ -183,9 +205,11 @@ impl Pkcs11Provider {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if (limits.cancelled)() {
+                        self.abandoned = Some((handle, pid));
                         return Err(ProviderError::cancelled("pkcs11"));
                     }
                     if Instant::now() >= deadline {
+                        self.abandoned = Some((handle, pid));
                         return Err(ProviderError::timed_out("pkcs11", limits));
                     }
                 }

@@ -57,12 +57,23 @@ fn a_hung_token_times_out_is_cancelled_and_recovers() {
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(700) && took < Duration::from_secs(3), "{took:?}");
 
+    // While that call is still stuck, the same provider fails at once
+    // instead of stacking another thread behind it.
+    let start = Instant::now();
+    let e = fresh.unwrap(&blob, &binding(7), &limits()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{e:?}");
+    assert!(e.message.contains("not answered an earlier call"), "{e:?}");
+    assert!(start.elapsed() < Duration::from_millis(500), "{:?}", start.elapsed());
+    assert_eq!(pqprovider::pkcs11::calls_in_flight(), 1);
+
+    // Another provider (another backend's) is cancelled while it waits.
+    let mut other = Pkcs11Provider::new(pkcs11_config(TOKEN, "kek", "pin"));
     fn cancel_after_300ms() -> bool {
         static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
         START.get_or_init(Instant::now).elapsed() > Duration::from_millis(300)
     }
     let start = Instant::now();
-    let e = fresh
+    let e = other
         .unwrap(&blob, &binding(7), &CallLimits { timeout: Duration::from_secs(60), cancelled: cancel_after_300ms })
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Cancelled, "{e:?}");
@@ -107,7 +118,19 @@ fn a_hung_token_times_out_is_cancelled_and_recovers() {
     assert_eq!(libc::WEXITSTATUS(status), 42, "the atexit handler ended the process");
 
     drop(locker);
-    assert_eq!(fresh.unwrap(&blob, &binding(7), &limits()).unwrap(), mdk(7));
+    // Once the token answers, the abandoned calls return and every provider works.
+    let start = Instant::now();
+    let recovered = loop {
+        match fresh.unwrap(&blob, &binding(7), &limits()) {
+            Ok(key) => break key,
+            Err(e) if e.kind == ErrorKind::Unavailable && start.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    assert_eq!(recovered, mdk(7));
+    assert_eq!(other.unwrap(&blob, &binding(7), &limits()).unwrap(), mdk(7));
     assert_eq!(p.unwrap(&blob, &binding(7), &limits()).unwrap(), mdk(7));
     // The abandoned calls return once the token answers again.
     let start = Instant::now();
