@@ -138,59 +138,68 @@ pub fn mdk_cached_at(id: Kid) -> Option<cache::Micros> {
 fn active_mdk_for_write() -> PqResult<Rc<MasterDataKey>> {
     match active_mdk_id()? {
         Some(id) => mdk(id),
-        None => create_mdk(provider::configured()?),
+        None => Ok(create_mdk(provider::configured()?)?.0),
     }
 }
 
 /// A new MDK, wrapped by provider `provider_name` and stored as the active
-/// one (there must be no active one). Call as owner.
-fn create_mdk(provider_name: &'static str) -> PqResult<Rc<MasterDataKey>> {
+/// one (there must be no active one); returns it with the provider's key
+/// reference. Call as owner.
+fn create_mdk(provider_name: &'static str) -> PqResult<(Rc<MasterDataKey>, String)> {
+    // Before ALTER EXTENSION UPDATE to 0.3.0 there is no system_identifier
+    // column; only file wraps (which do not use it) can be made then.
+    let bound = catalog::pq_column_exists(c"master_keys", c"system_identifier");
+    if !bound && provider_name != "file" {
+        return Err(PqError::Provider {
+            message: format!("the {provider_name} master key provider needs apg_pqcrypto 0.3.0"),
+            hint: Some("run ALTER EXTENSION apg_pqcrypto UPDATE".into()),
+            detail_log: None,
+        });
+    }
     let key = unwrapping(|| Ok(Dek::generate()?))?;
     let id = mdk_id(&key);
     let binding = provider::binding(id, Some(provider::system_identifier()));
     let (wrapped, key_ref) = provider::wrap(provider_name, &key, &binding)?;
     let mdk = unwrapping(|| Ok(Rc::new(MasterDataKey::from_mdk(&key))))?;
     drop(key);
-    // Before ALTER EXTENSION UPDATE to 0.3.0 there is no system_identifier
-    // column; only file wraps (which do not use it) can be made then.
-    let (columns, values) = if catalog::pq_column_exists(c"master_keys", c"system_identifier") {
-        ("id, provider, provider_key_id, wrapped_key, system_identifier", "$1, $2, $3, $4, $5")
-    } else if provider_name == "file" {
-        ("id, provider, provider_key_id, wrapped_key", "$1, $2, $3, $4")
-    } else {
-        return Err(PqError::Provider {
-            message: format!("the {provider_name} master key provider needs apg_pqcrypto 0.3.0"),
-            hint: Some("run ALTER EXTENSION apg_pqcrypto UPDATE".into()),
-            detail_log: None,
-        });
-    };
     let mut args: Vec<pgrx::datum::DatumWithOid<'_>> =
-        vec![id.as_bytes().as_slice().into(), provider_name.into(), key_ref.into(), wrapped.as_slice().into()];
-    if values.ends_with("$5") {
+        vec![id.as_bytes().as_slice().into(), provider_name.into(), key_ref.as_str().into(), wrapped.as_slice().into()];
+    let query = if bound {
         args.push(binding.system_identifier.as_str().into());
-    }
-    catalog::write_one::<bool>(
-        &format!("INSERT INTO pq.master_keys ({columns}) VALUES ({values}) RETURNING true"),
-        &args,
-    )?;
+        "INSERT INTO pq.master_keys (id, provider, provider_key_id, wrapped_key, system_identifier)
+         VALUES ($1, $2, $3, $4, $5) RETURNING true"
+    } else {
+        "INSERT INTO pq.master_keys (id, provider, provider_key_id, wrapped_key) VALUES ($1, $2, $3, $4) RETURNING true"
+    };
+    catalog::write_one::<bool>(query, &args)?;
     if cache::enabled() {
         cache::with_mut(|c| c.mdks.insert(id, (mdk.clone(), cache::now())));
     }
-    Ok(mdk)
+    Ok((mdk, key_ref))
+}
+
+/// What [`rotate_master_data_key`] did.
+pub struct MasterRotation {
+    /// The retired MDK's id and provider, if there was an active one.
+    pub old: Option<(Kid, String)>,
+    pub new: Kid,
+    /// The new MDK's key reference in its provider.
+    pub key_ref: String,
+    pub versions_rewrapped: i32,
 }
 
 /// Retires the active MDK, creates a new one wrapped by provider
 /// `provider_name`, and rewraps every tenant version's seeds under it.
-/// Returns (old id, new id, versions rewrapped). Call as owner, with
-/// pq.master_keys locked.
-pub fn rotate_master_data_key(provider_name: &'static str) -> PqResult<(Option<Kid>, Kid, i32)> {
-    let old = catalog::write_one::<Vec<u8>>(
-        "UPDATE pq.master_keys SET state = 'retired' WHERE state = 'active' RETURNING id",
+/// Call as owner, with pq.master_keys locked.
+pub fn rotate_master_data_key(provider_name: &'static str) -> PqResult<MasterRotation> {
+    let old = catalog::write_row(
+        "UPDATE pq.master_keys SET state = 'retired' WHERE state = 'active' RETURNING id, provider",
         &[],
+        |row| Ok((row.get::<Vec<u8>>(1)?.unwrap_or_default(), row.get::<String>(2)?.unwrap_or_default())),
     )?
-    .map(|id| stored_kid(&id))
+    .map(|(id, provider)| Ok::<_, PqError>((stored_kid(&id)?, provider)))
     .transpose()?;
-    let new = create_mdk(provider_name)?;
+    let (new, key_ref) = create_mdk(provider_name)?;
     let rows: Vec<(String, i32, Vec<u8>, Vec<u8>, Vec<u8>)> = Spi::connect(|client| {
         let mut out = Vec::new();
         let rows = client.select(
@@ -234,7 +243,7 @@ pub fn rotate_master_data_key(provider_name: &'static str) -> PqResult<(Option<K
             ],
         )?;
     }
-    Ok((old, new.id(), rows.len() as i32))
+    Ok(MasterRotation { old, new: new.id(), key_ref, versions_rewrapped: rows.len() as i32 })
 }
 
 // ---------------------------------------------------------------- tenant key versions

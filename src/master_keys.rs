@@ -42,13 +42,8 @@ fn rotate_master_key(provider_name: Option<&str>) -> PqResult<Rotated> {
     let actor = events::session_user();
     catalog::as_owner(|| {
         Spi::run("LOCK TABLE pq.master_keys IN EXCLUSIVE MODE")?;
-        let old_provider = catalog::one::<String>("SELECT provider FROM pq.master_keys WHERE state = 'active'", &[])?;
-        let (old, new, rewrapped) = keystore::rotate_master_data_key(provider_name)?;
-        let key_ref = catalog::one::<String>(
-            "SELECT provider_key_id FROM pq.master_keys WHERE id = $1",
-            &[new.as_bytes().as_slice().into()],
-        )?
-        .unwrap_or_default();
+        let r = keystore::rotate_master_data_key(provider_name)?;
+        let (old_id, old_provider) = r.old.map(|(id, p)| (id.to_hex(), p)).unzip();
         events::record(
             "master_key_rotated",
             None,
@@ -56,14 +51,19 @@ fn rotate_master_key(provider_name: Option<&str>) -> PqResult<Rotated> {
             &actor,
             None,
             json!({
-                "old_mdk_id": old.map(|k| k.to_hex()),
-                "new_mdk_id": new.to_hex(),
+                "old_mdk_id": old_id,
+                "new_mdk_id": r.new.to_hex(),
                 "old_provider": old_provider,
                 "provider": provider_name,
-                "versions_rewrapped": rewrapped,
+                "versions_rewrapped": r.versions_rewrapped,
             }),
         )?;
-        Ok(Rotated { mdk_id: new.as_bytes().to_vec(), provider: provider_name.into(), key_ref, versions_rewrapped: rewrapped })
+        Ok(Rotated {
+            mdk_id: r.new.as_bytes().to_vec(),
+            provider: provider_name.into(),
+            key_ref: r.key_ref,
+            versions_rewrapped: r.versions_rewrapped,
+        })
     })
 }
 
