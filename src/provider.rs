@@ -199,7 +199,7 @@ fn build(name: &'static str, settings: &[Option<String>]) -> PqResult<Box<dyn Ke
             region: settings[1].clone(),
             endpoint: settings[2].clone(),
         })),
-        _ => unreachable!("the file provider is opened per call"),
+        _ => return Err(PqError::internal("a key file is not a built provider", format!("provider {name}"))),
     })
 }
 

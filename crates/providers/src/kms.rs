@@ -57,53 +57,48 @@ impl KmsProvider {
     }
 
     fn connect(&mut self, limits: &CallLimits) -> Result<&Connected> {
-        if let Some(c) = self.connected.take() {
-            if c.pid == std::process::id() {
-                self.connected = Some(c);
-            } else {
-                // Made by the parent before a fork: not usable here.
-                std::mem::forget(c);
-            }
+        match self.connected.take() {
+            Some(c) if c.pid == std::process::id() => return Ok(self.connected.insert(c)),
+            // Made by the parent before a fork: not usable here.
+            Some(c) => std::mem::forget(c),
+            None => {}
         }
-        if self.connected.is_none() {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .on_thread_start(crate::block_signals)
-                .build()
-                .map_err(|e| unavailable(format!("aws_kms: cannot start a runtime: {e}")))?;
-            let timeout = limits.timeout;
-            let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                .timeout_config(
-                    TimeoutConfig::builder()
-                        .connect_timeout(timeout)
-                        .operation_attempt_timeout(timeout)
-                        .operation_timeout(timeout)
-                        .build(),
-                )
-                .retry_config(RetryConfig::standard().with_max_attempts(2));
-            if let Some(region) = &self.config.region {
-                loader = loader.region(Region::new(region.clone()));
-            }
-            if let Some(endpoint) = &self.config.endpoint {
-                loader = loader.endpoint_url(endpoint);
-            }
-            // Loading reads profile files and, without a configured region,
-            // may ask the instance metadata service: bounded like a call.
-            let sdk = runtime
-                .block_on(async { tokio::time::timeout(timeout, loader.load()).await })
-                .map_err(|_| ProviderError::timed_out("aws_kms", limits))?;
-            if sdk.region().is_none() {
-                return Err(ProviderError::new(
-                    ErrorKind::Misconfigured,
-                    "no AWS region is configured for the aws_kms master key provider",
-                    Some("set apg_pqcrypto.kms_region, or AWS_REGION in the server's environment"),
-                    "aws_kms: no region",
-                ));
-            }
-            let client = Client::new(&sdk);
-            self.connected = Some(Connected { runtime, client, pid: std::process::id() });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .on_thread_start(crate::block_signals)
+            .build()
+            .map_err(|e| unavailable(format!("aws_kms: cannot start a runtime: {e}")))?;
+        let timeout = limits.timeout;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(timeout)
+                    .operation_attempt_timeout(timeout)
+                    .operation_timeout(timeout)
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(2));
+        if let Some(region) = &self.config.region {
+            loader = loader.region(Region::new(region.clone()));
         }
-        Ok(self.connected.as_ref().expect("connected above"))
+        if let Some(endpoint) = &self.config.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        // Loading reads profile files and, without a configured region,
+        // may ask the instance metadata service: bounded like a call.
+        let sdk = runtime
+            .block_on(async { tokio::time::timeout(timeout, loader.load()).await })
+            .map_err(|_| ProviderError::timed_out("aws_kms", limits))?;
+        if sdk.region().is_none() {
+            return Err(ProviderError::new(
+                ErrorKind::Misconfigured,
+                "no AWS region is configured for the aws_kms master key provider",
+                Some("set apg_pqcrypto.kms_region, or AWS_REGION in the server's environment"),
+                "aws_kms: no region",
+            ));
+        }
+        let client = Client::new(&sdk);
+        Ok(self.connected.insert(Connected { runtime, client, pid: std::process::id() }))
     }
 
     /// Runs a KMS request within `limits`.
