@@ -163,13 +163,12 @@ thread_local! {
     static CHANGED_IN_XACT: Cell<bool> = const { Cell::new(false) };
     /// This transaction wrote the key tables: bump the generation at commit.
     static WROTE_IN_XACT: Cell<bool> = const { Cell::new(false) };
-    /// The generation this backend's cache was filled under.
-    static SEEN_GENERATION: Cell<u64> = const { Cell::new(0) };
+    /// The generation this backend's cache was filled under
+    /// ([`NEVER_LOOKED`] before its first lookup).
+    static SEEN_GENERATION: Cell<u64> = const { Cell::new(NEVER_LOOKED) };
     /// The backend's first lookup found key tables written since the
     /// server started: this transaction's snapshot may predate a change.
     static FIRST_LOOKUP_IN_XACT: Cell<bool> = const { Cell::new(false) };
-    /// No lookup has run in this backend yet.
-    static NEVER_LOOKED: Cell<bool> = const { Cell::new(true) };
 }
 
 /// Reads the cache.
@@ -189,13 +188,16 @@ pub fn with_mut<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
     })
 }
 
+/// No generation yet: the shared counter starts at 0 and only grows.
+const NEVER_LOOKED: u64 = u64::MAX;
+
 /// Starts a lookup: if anything changed since the last one, forget everything.
 pub fn refresh() {
     if preloaded() {
         let generation = GENERATION.get().load(Ordering::Acquire);
-        let first = NEVER_LOOKED.replace(false);
-        if SEEN_GENERATION.replace(generation) != generation {
-            if first {
+        let seen = SEEN_GENERATION.replace(generation);
+        if seen != generation && !(seen == NEVER_LOOKED && generation == 0) {
+            if seen == NEVER_LOOKED {
                 // Whatever was cached before is dropped now, and what this
                 // transaction loads at its end, but for master data keys
                 // (see end_of_transaction).
