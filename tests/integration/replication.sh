@@ -18,7 +18,9 @@ q "$port" -c "SELECT pq.create_tenant('acme')" -c "SELECT pq.grant_tenant('acme'
   -c "INSERT INTO t VALUES ('a', pq_encrypt('acme', 'replicated', 'a'))" \
   -c "CREATE PUBLICATION keys FOR TABLE pq.master_keys, pq.tenants, pq.tenant_key_versions, pq.tenant_grants, t" >/dev/null
 q "$sport" -c "CREATE SUBSCRIPTION keys CONNECTION 'host=127.0.0.1 port=$port user=postgres dbname=postgres' PUBLICATION keys" >/dev/null 2>&1
-wait_for "$sport" "SELECT count(*) = 1 FROM pq.tenant_grants" || fail "subscriber: initial copy"
+# each table is copied by its own sync worker: wait until all are ready
+wait_for "$sport" "SELECT count(*) = 5 AND bool_and(srsubstate = 'r') FROM pg_subscription_rel" \
+  || fail "subscriber: initial copy"
 check "subscriber: the triggers fire under replication" "AAAAARRRRR" \
   "$(q "$sport" -c "SELECT string_agg(tgenabled::text, '' ORDER BY tgname, tgrelid) FROM pg_trigger WHERE tgname LIKE 'key_cache_invalidation%'")"
 check "subscriber: decrypts replicated rows" "replicated" "$(qas "$sport" it_app -c "SELECT pq_decrypt_text(v, name) FROM t")"
