@@ -120,7 +120,7 @@ CREATE TABLE pq.tracked_columns (
 -- Work for the background worker, batch by batch.
 CREATE TABLE pq.job_queue (
     id           bigserial PRIMARY KEY,
-    kind         text NOT NULL CHECK (kind IN ('reencrypt')),
+    kind         text NOT NULL CHECK (kind IN ('reencrypt', 'migrate')),
     tracked_id   integer NOT NULL REFERENCES pq.tracked_columns (id) ON DELETE CASCADE,
     tenant       text,
     batch_size   integer NOT NULL CHECK (batch_size BETWEEN 1 AND 100000),
@@ -137,7 +137,9 @@ CREATE TABLE pq.job_queue (
     created_by   text NOT NULL DEFAULT session_user,
     started_at   timestamptz,
     updated_at   timestamptz NOT NULL DEFAULT now(),
-    finished_at  timestamptz
+    finished_at  timestamptz,
+    -- migrate jobs: the classical kind they read (any: whatever each value is)
+    from_kind    text CHECK (from_kind IN ('pgp_sym', 'pgp_pub', 'raw', 'any'))
 );
 CREATE INDEX job_queue_pending ON pq.job_queue (id) WHERE state IN ('queued', 'running');
 
@@ -156,6 +158,33 @@ GRANT SELECT ON pq.tenants, pq.tenant_grants, pq.key_events, pq.tenant_policies,
                 pq.job_queue, pq.job_failures TO pq_admin;
 
 -- pg_dump keeps the rows of these tables, so a restored database decrypts.
+-- Migration off classical crypto (0.4.0).
+
+-- A tenant's pgcrypto keys: the key (pgp_sym passphrase, pgp_pub secret
+-- key, raw cipher key) and a pgp_pub key's passphrase wrapped under the
+-- master data key (docs/FORMAT.md §6); a pgp_pub public key in clear for
+-- dual-mode writes. Readable by no role but the extension's owner.
+CREATE TABLE pq.classical_keys (
+    id                 serial PRIMARY KEY,
+    tenant             text NOT NULL REFERENCES pq.tenants (name) ON DELETE CASCADE,
+    kind               text NOT NULL CHECK (kind IN ('pgp_sym', 'pgp_pub', 'raw')),
+    options            text NOT NULL DEFAULT '',
+    mdk_id             bytea NOT NULL REFERENCES pq.master_keys (id),
+    wrapped_key        bytea NOT NULL,
+    wrapped_passphrase bytea,
+    public_key         bytea,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    created_by         text NOT NULL DEFAULT session_user
+);
+
+-- Tenants whose migration has started (no row: not_started).
+CREATE TABLE pq.tenant_migrations (
+    tenant       text PRIMARY KEY REFERENCES pq.tenants (name) ON DELETE CASCADE,
+    status       text NOT NULL DEFAULT 'in_progress' CHECK (status IN ('in_progress', 'completed')),
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    completed_at timestamptz
+);
+
 SELECT pg_catalog.pg_extension_config_dump('pq.master_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('pq.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('pq.tenant_key_versions', '');
@@ -165,3 +194,6 @@ SELECT pg_catalog.pg_extension_config_dump('pq.key_events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pq.tenant_policies', '');
 SELECT pg_catalog.pg_extension_config_dump('pq.tracked_columns', '');
 SELECT pg_catalog.pg_extension_config_dump('pq.tracked_columns_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pq.classical_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('pq.classical_keys_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pq.tenant_migrations', '');

@@ -136,3 +136,48 @@ GRANT EXECUTE ON FUNCTION pq.rotate_tenant_key(text, text, text), pq.disable_key
     TO pq_admin;
 -- rewrap opens and makes envelopes of a tenant: like pq_decrypt, it needs a grant on it.
 GRANT EXECUTE ON FUNCTION pq.rewrap(bytea, bytea) TO pq_user, pq_admin;
+
+-- Migration off classical crypto (0.4.0).
+
+-- Registered classical keys, without the keys.
+CREATE VIEW pq.classical_key_list AS
+SELECT id, tenant, kind, options, wrapped_passphrase IS NOT NULL AS has_passphrase,
+       public_key IS NOT NULL AS has_public_key, created_at, created_by
+  FROM pq.classical_keys;
+
+-- Migration jobs (as in pq.jobs) and migrations running in sessions
+-- (pq.migrate_column_now, from shared memory while they run).
+CREATE VIEW pq.migration_progress AS
+SELECT 'job'::text AS source, j.id AS job, NULL::integer AS pid, j.table_name, j.column_name, j.tenant, j.state,
+       j.rows_total, j.rows_done, j.rows_failed, j.percent, j.rows_per_second, j.eta, j.started_at, j.updated_at
+  FROM pq.jobs j
+ WHERE j.kind = 'migrate'
+UNION ALL
+SELECT 'session', s.job, s.pid, s.table_name::regclass, NULL, NULL, 'running',
+       s.rows_total, s.rows_done, s.rows_failed,
+       CASE WHEN s.rows_total > 0 THEN round(100.0 * least(s.rows_done + s.rows_failed, s.rows_total) / s.rows_total, 1) END,
+       NULL, NULL, NULL, s.updated_at
+  FROM pq.migration_sessions() s;
+
+-- Rows a job could not re-encrypt or migrate (their key values), with the
+-- reason; never a value.
+GRANT SELECT ON pq.classical_key_list, pq.migration_progress, pq.job_failures TO pq_admin;
+
+REVOKE ALL ON FUNCTION pq.register_classical_key(text, text, bytea, text, bytea, bytea), pq.drop_classical_key(integer),
+                       pq.migrate_column(regclass, text, text, text, text, integer, text),
+                       pq.migrate_column_now(regclass, text, text, text, text, integer, text),
+                       pq.migration_status(text), pq.classical_counts(text), pq.retry_job(bigint),
+                       pq.migration_sessions(),
+                       pq.decrypt_any(bytea, text, bytea), pq.decrypt_any_text(bytea, text, text),
+                       pq.encrypt_dual_mode(text, bytea, bytea), pq.encrypt_dual_mode(text, text, text)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.register_classical_key(text, text, bytea, text, bytea, bytea), pq.drop_classical_key(integer),
+                          pq.migrate_column(regclass, text, text, text, text, integer, text),
+                          pq.migrate_column_now(regclass, text, text, text, text, integer, text),
+                          pq.migration_status(text), pq.classical_counts(text), pq.retry_job(bigint),
+                          pq.migration_sessions()
+    TO pq_admin;
+-- Like pq_decrypt and pq_encrypt: checked per tenant inside.
+GRANT EXECUTE ON FUNCTION pq.decrypt_any(bytea, text, bytea), pq.decrypt_any_text(bytea, text, text),
+                          pq.encrypt_dual_mode(text, bytea, bytea), pq.encrypt_dual_mode(text, text, text)
+    TO pq_user, pq_admin;

@@ -298,6 +298,7 @@ unsafe extern "C-unwind" fn transaction_event(event: pg_sys::XactEvent::Type, _a
         }
         // SAFETY: a clock read; never raises.
         end_of_transaction(unsafe { pg_sys::GetCurrentTimestamp() });
+        crate::progress::finish();
     }
 }
 

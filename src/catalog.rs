@@ -246,3 +246,48 @@ pub fn write_rows<R>(
         Ok(out)
     })
 }
+
+/// Why [`attempt`] failed: the error PostgreSQL raised inside it.
+pub struct Refused(pub pg_sys::panic::CaughtError);
+
+/// Runs `f` in a subtransaction, as a PL/pgSQL block with an EXCEPTION
+/// clause does: its effects are kept if it returns, rolled back if it
+/// raises an ERROR, which is then returned instead of propagated. A
+/// cancel, a shutdown or an out-of-memory (SQLSTATE classes 57, 53, 58)
+/// is raised again after the rollback: those end the statement.
+pub fn attempt<R>(f: impl FnOnce() -> R) -> Result<R, Refused> {
+    // SAFETY: the sequence of PL/pgSQL's exec_stmt_block: start an internal
+    // subtransaction, stay in the caller's memory context, and after it is
+    // released or rolled back restore that context and resource owner.
+    unsafe {
+        let context = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+        let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(f()))).catch_others(|e| Err(Refused(e))).execute();
+        if result.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(context);
+        pg_sys::CurrentResourceOwner = owner;
+        if let Err(Refused(e)) = result {
+            if ends_statement(&e) {
+                e.rethrow();
+            }
+            return Err(Refused(e));
+        }
+        result
+    }
+}
+
+/// A cancel, a shutdown, insufficient resources or a system error.
+fn ends_statement(e: &pg_sys::panic::CaughtError) -> bool {
+    use pg_sys::panic::CaughtError::*;
+    let code = match e {
+        PostgresError(r) | ErrorReport(r) | RustPanic { ereport: r, .. } => r.sql_error_code() as i32,
+    };
+    let class = code & 0xFFF; // the first two characters, six bits each
+    [b"57000", b"53000", b"58000"].iter().any(|c| crate::errors::sqlstate_code(c) & 0xFFF == class)
+}

@@ -52,6 +52,46 @@ impl Varlena {
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast::<u8>().add(pg_sys::VARHDRSZ), self.len) }
     }
 
+    /// A copy of `bytes`, to pass as a `bytea` or `text` argument to a
+    /// function called through fmgr (`Varlena::datum`); wiped and freed
+    /// when dropped, so a key passed to pgcrypto leaves no copy behind.
+    pub fn argument(bytes: &[u8]) -> PqResult<Self> {
+        let mut v = Self::new(bytes.len())?;
+        v.as_mut_slice().copy_from_slice(bytes);
+        Ok(v)
+    }
+
+    /// The datum of an argument; valid while `self` lives.
+    pub fn datum(&self) -> pg_sys::Datum {
+        pg_sys::Datum::from(self.ptr.as_ptr())
+    }
+
+    /// Takes a varlena a called function returned (palloc'd, not an
+    /// argument): its payload is copied into zeroizing memory, then the
+    /// varlena is wiped and freed.
+    ///
+    /// # Safety
+    /// `datum` points at a varlena in palloc'd memory owned by the caller.
+    pub unsafe fn take_result(datum: pg_sys::Datum) -> PqResult<zeroize::Zeroizing<Vec<u8>>> {
+        // SAFETY: the caller guarantees a varlena; detoasting copies it if
+        // it is compressed or external (then both copies are ours).
+        unsafe {
+            let raw = datum.cast_mut_ptr::<pg_sys::varlena>();
+            let plain = pg_sys::pg_detoast_datum(raw);
+            let len = pgrx::varlena::varsize_any_exhdr(plain);
+            let data = pgrx::varlena::vardata_any(plain) as *mut u8;
+            let mut out = zeroize::Zeroizing::new(Vec::new());
+            out.try_reserve_exact(len).map_err(|_| PqError::OutOfMemory)?;
+            out.extend_from_slice(std::slice::from_raw_parts(data, len));
+            zeroize::Zeroize::zeroize(std::slice::from_raw_parts_mut(data, len));
+            if plain != raw {
+                pg_sys::pfree(plain.cast());
+            }
+            pg_sys::pfree(raw.cast());
+            Ok(out)
+        }
+    }
+
     fn into_datum(self) -> pg_sys::Datum {
         let datum = pg_sys::Datum::from(self.ptr.as_ptr());
         std::mem::forget(self);

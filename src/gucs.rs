@@ -18,6 +18,7 @@ static KEY_CACHE_TTL: GucSetting<i32> = GucSetting::<i32>::new(300);
 static REDACT_STATEMENT_LOG: GucSetting<bool> = GucSetting::<bool>::new(true);
 static WORKER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
 static WORKER_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(10);
+static MIGRATION_BATCH_DELAY: GucSetting<i32> = GucSetting::<i32>::new(20);
 
 /// Registers every setting. `worker_database` is a postmaster setting, which
 /// PostgreSQL accepts only while preloading (a library loaded later by a
@@ -117,6 +118,16 @@ pub fn init(preloading: bool) {
         GucContext::Sighup,
         GucFlags::UNIT_S,
     );
+    GucRegistry::define_int_guc(
+        c"apg_pqcrypto.migration_batch_delay",
+        c"Milliseconds the background worker pauses between two batches of a migration job.",
+        c"Leaves room for production load while a column migrates; pq.migrate_column_now does not pause.",
+        &MIGRATION_BATCH_DELAY,
+        0,
+        60_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
     GucRegistry::define_bool_guc(
         c"apg_pqcrypto.redact_statement_log",
         c"Removes the arguments of this extension's functions from statements in the server log.",
@@ -183,4 +194,9 @@ pub fn kms() -> [Option<String>; 3] {
 /// `apg_pqcrypto.provider_timeout`.
 pub fn provider_timeout() -> std::time::Duration {
     std::time::Duration::from_millis(PROVIDER_TIMEOUT.get().max(100) as u64)
+}
+
+/// The worker's pause between two batches of a migration job.
+pub fn migration_batch_delay() -> std::time::Duration {
+    std::time::Duration::from_millis(MIGRATION_BATCH_DELAY.get().max(0) as u64)
 }

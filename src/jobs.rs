@@ -1,6 +1,9 @@
-//! Re-encryption jobs: `pq.reencrypt`, `pq.reencrypt_tenant`,
-//! `pq.pause_job`, `pq.resume_job`, `pq.cancel_job`, and the batch the
-//! background worker runs (`run_batch`).
+//! Re-encryption and migration jobs: `pq.reencrypt`, `pq.reencrypt_tenant`,
+//! `pq.pause_job`, `pq.resume_job`, `pq.cancel_job`, `pq.retry_job`, and
+//! the batch the background worker runs (`run_batch`). Migration jobs
+//! (migration.rs) are the same batches with another row condition (not
+//! yet under any of the tenant's versions) and another transformation
+//! (classical to post-quantum).
 //!
 //! A batch is one transaction: it claims up to `batch_size` rows that are
 //! not under their tenant's active version, in key order after the job's
@@ -27,28 +30,61 @@ use serde_json::json;
 
 pub const DEFAULT_BATCH: i32 = 1000;
 
-fn check_batch(batch_size: i32) -> PqResult<()> {
+pub fn check_batch(batch_size: i32) -> PqResult<()> {
     if !(1..=100_000).contains(&batch_size) {
         return Err(PqError::InvalidParameter("batch_size is between 1 and 100000".into()));
     }
     Ok(())
 }
 
+/// What a job does to each row it claims.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Work {
+    /// Re-encrypt under the tenant's active version (rows not under it).
+    Reencrypt,
+    /// Decrypt a classical value and encrypt it as a keyed envelope (rows
+    /// not under any of the tenant's versions); `from_kind` restricts it
+    /// to one classical kind.
+    Migrate { from_kind: Option<String> },
+}
+
 /// Queues a job for a tracked column (restricted to `tenant`'s rows where
 /// the column has a tenant column), if `role` (the caller; None for the
 /// worker's own policy jobs) has the rights an UPDATE of the column takes.
 /// Call as owner.
-fn queue(tracked_id: i32, tenant: Option<&str>, batch_size: i32, actor: &str, role: Option<pg_sys::Oid>) -> PqResult<i64> {
+pub fn queue(
+    tracked_id: i32,
+    tenant: Option<&str>,
+    batch_size: i32,
+    actor: &str,
+    role: Option<pg_sys::Oid>,
+    work: &Work,
+) -> PqResult<i64> {
     let t = tracking::load(tracked_id)?;
     if let Some(role) = role {
         tracking::require_rights(&t, role)?;
     }
-    let id = catalog::write_one::<i64>(
-        "INSERT INTO pq.job_queue (kind, tracked_id, tenant, batch_size, created_by)
-         VALUES ('reencrypt', $1, $2, $3, $4) RETURNING id",
-        &[tracked_id.into(), tenant.into(), batch_size.into(), actor.into()],
-    )?
-    .ok_or_else(|| PqError::internal("queueing a job returned nothing", String::new()))?;
+    let (kind, from_kind) = match work {
+        Work::Reencrypt => ("reencrypt", None),
+        Work::Migrate { from_kind } => ("migrate", Some(from_kind.as_deref().unwrap_or("any"))),
+    };
+    let (query, mut args): (&str, Vec<pgrx::datum::DatumWithOid<'_>>) = match from_kind {
+        // Without from_kind, the statement a 0.3.0 job table (before ALTER
+        // EXTENSION UPDATE) also takes.
+        None => (
+            "INSERT INTO pq.job_queue (kind, tracked_id, tenant, batch_size, created_by)
+             VALUES ('reencrypt', $1, $2, $3, $4) RETURNING id",
+            vec![],
+        ),
+        Some(from) => (
+            "INSERT INTO pq.job_queue (kind, tracked_id, tenant, batch_size, created_by, from_kind)
+             VALUES ('migrate', $1, $2, $3, $4, $5) RETURNING id",
+            vec![from.into()],
+        ),
+    };
+    args.splice(0..0, [tracked_id.into(), tenant.into(), batch_size.into(), actor.into()]);
+    let id = catalog::write_one::<i64>(query, &args)?
+        .ok_or_else(|| PqError::internal("queueing a job returned nothing", String::new()))?;
     crate::worker::wake_at_commit();
     events::record(
         "job_queued",
@@ -56,7 +92,7 @@ fn queue(tracked_id: i32, tenant: Option<&str>, batch_size: i32, actor: &str, ro
         None,
         actor,
         None,
-        json!({ "job": id, "kind": "reencrypt", "table": t.table, "column": t.column, "batch_size": batch_size }),
+        json!({ "job": id, "kind": kind, "from_kind": from_kind, "table": t.table, "column": t.column, "batch_size": batch_size }),
     )?;
     Ok(id)
 }
@@ -77,13 +113,13 @@ pub fn queue_for_tenant(tenant: &str, batch_size: i32, actor: &str, role: Option
         if !pending {
             let fixed = catalog::one::<bool>("SELECT tenant IS NOT NULL FROM pq.tracked_columns WHERE id = $1", &[tracked_id.into()])?
                 .unwrap_or(false);
-            ids.push(queue(tracked_id, (!fixed).then_some(tenant), batch_size, actor, role)?);
+            ids.push(queue(tracked_id, (!fixed).then_some(tenant), batch_size, actor, role, &Work::Reencrypt)?);
         }
     }
     Ok(ids)
 }
 
-fn require_worker(what: &'static str) -> PqResult<()> {
+pub fn require_worker(what: &'static str) -> PqResult<()> {
     if !cache::preloaded() {
         return Err(PqError::NeedsPreload(what));
     }
@@ -105,7 +141,7 @@ fn reencrypt(relid: pg_sys::Oid, column: &str, batch_size: i32) -> PqResult<i64>
             message: "the column is not tracked".into(),
             hint: Some("track it first: SELECT pq.track_column(table, column, tenant => …)".into()),
         })?;
-        queue(id, None, batch_size, &actor, Some(caller))
+        queue(id, None, batch_size, &actor, Some(caller), &Work::Reencrypt)
     })
 }
 
@@ -139,27 +175,59 @@ fn control(id: i64, to: &str, from: &[&str], event: &str) -> PqResult<bool> {
     })
 }
 
+/// Forgets job `id`'s recorded failures and queues it again.
+fn retry(id: i64) -> PqResult<bool> {
+    tenants::require_admin("control jobs")?;
+    let actor = events::session_user();
+    catalog::as_owner(|| {
+        let queued = catalog::write_one::<bool>(
+            "WITH u AS (UPDATE pq.job_queue SET state = 'queued', cursor_key = NULL, pass = pass + 1, batch_errors = 0,
+                               rows_failed = 0, last_error = NULL, finished_at = NULL, updated_at = now()
+                         WHERE id = $1 AND state IN ('completed', 'failed', 'cancelled') RETURNING true)
+             SELECT EXISTS (SELECT 1 FROM u)",
+            &[id.into()],
+        )?
+        .unwrap_or(false);
+        if queued {
+            let forgotten = catalog::write_one::<i64>(
+                "WITH d AS (DELETE FROM pq.job_failures WHERE job_id = $1 RETURNING 1) SELECT count(*) FROM d",
+                &[id.into()],
+            )?
+            .unwrap_or(0);
+            crate::worker::wake_at_commit();
+            events::record("job_retried", None, None, &actor, None, json!({ "job": id, "failed_rows": forgotten }))?;
+        }
+        Ok(queued)
+    })
+}
+
 // ---------------------------------------------------------------- the worker's side
 
 /// What one call of `run_batch` did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Batch {
-    /// Rows were claimed (re-encrypted or recorded as failed).
-    Worked,
+    /// This many rows were claimed (transformed or recorded as failed);
+    /// none at the end of a pass that left rows others held.
+    Worked(i64),
     /// The job finished.
     Completed,
     /// Nothing to do now (paused, cancelled, or locked by another worker).
     Idle,
 }
 
-/// Jobs the worker should run, oldest first.
-pub fn runnable() -> PqResult<Vec<i64>> {
+/// Jobs the worker should run, oldest first, and whether each is a migration.
+pub fn runnable() -> PqResult<Vec<(i64, bool)>> {
     Spi::connect(|client| {
-        client
-            .select("SELECT id FROM pq.job_queue WHERE state IN ('queued', 'running') ORDER BY id", None, &[])?
-            .map(|r| r.get::<i64>(1).map(Option::unwrap_or_default))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(PqError::from)
+        let rows = client.select(
+            "SELECT id, kind = 'migrate' FROM pq.job_queue WHERE state IN ('queued', 'running') ORDER BY id",
+            None,
+            &[],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push((row.get::<i64>(1)?.unwrap_or_default(), row.get::<bool>(2)?.unwrap_or(false)));
+        }
+        Ok(out)
     })
 }
 
@@ -170,8 +238,9 @@ pub fn runnable() -> PqResult<Vec<i64>> {
 /// and policies never run with the worker's superuser rights, and a policy
 /// that would hide rows from the owner stops the batch instead of letting
 /// a job finish with rows it never saw. They read no table of ours: the
-/// active key ids come in as parameters ($4 tenants, $5 their kids), with
-/// $1 the failed row keys, $2 the tenant and $3 the cursor.
+/// key ids come in as parameters ($4 tenants, $5 their active kids for a
+/// re-encryption; $5 every kid of the tenants for a migration), with $1
+/// the failed row keys, $2 the tenant and $3 the cursor.
 struct TableSql<'a> {
     t: &'a Tracked,
     /// "this row is not under its tenant's active version" (table alias `t`)
@@ -181,7 +250,7 @@ struct TableSql<'a> {
 }
 
 impl<'a> TableSql<'a> {
-    fn new(t: &'a Tracked, only_tenant: bool) -> Self {
+    fn new(t: &'a Tracked, only_tenant: bool, work: &Work) -> Self {
         let col = quote_ident(&t.column);
         let key = quote_ident(&t.key_column);
         let tenant_expr = match &t.tenant_column {
@@ -189,11 +258,13 @@ impl<'a> TableSql<'a> {
             None => "$2::text".to_owned(),
         };
         let only = if only_tenant { format!(" AND {tenant_expr} = $2") } else { String::new() };
-        let condition = format!(
-            "t.{col} IS NOT NULL
-             AND substr(t.{col}, 3, 16) IS DISTINCT FROM ($5::bytea[])[array_position($4::text[], {tenant_expr})]
-             {only} AND NOT (t.{key}::text = ANY($1::text[]))"
-        );
+        let pending = match work {
+            Work::Reencrypt => format!(
+                "substr(t.{col}, 3, 16) IS DISTINCT FROM ($5::bytea[])[array_position($4::text[], {tenant_expr})]"
+            ),
+            Work::Migrate { .. } => format!("NOT (substr(t.{col}, 3, 16) = ANY($5::bytea[]))"),
+        };
+        let condition = format!("t.{col} IS NOT NULL AND {pending} {only} AND NOT (t.{key}::text = ANY($1::text[]))");
         TableSql { t, condition, tenant_expr }
     }
 
@@ -359,9 +430,12 @@ fn reencrypt_value(value: &[u8], aad: &[u8], tenant: &str) -> Result<Vec<u8>, &'
 /// One batch of job `id`, in the caller's transaction (the worker's, as
 /// superuser; the tracked table itself is touched as its owner).
 pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
+    let from_kind = if catalog::pq_column_exists(c"job_queue", c"from_kind") { "from_kind" } else { "NULL::text" };
     let job = catalog::write_row(
-        "SELECT tracked_id, tenant, batch_size, state, cursor_key FROM pq.job_queue
-          WHERE id = $1 AND state IN ('queued', 'running') FOR UPDATE SKIP LOCKED",
+        &format!(
+            "SELECT tracked_id, tenant, batch_size, state, cursor_key, kind, {from_kind} FROM pq.job_queue
+              WHERE id = $1 AND state IN ('queued', 'running') FOR UPDATE SKIP LOCKED"
+        ),
         &[id.into()],
         |row| {
             Ok((
@@ -370,14 +444,24 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
                 row.get::<i32>(3)?.unwrap_or(DEFAULT_BATCH),
                 row.get::<String>(4)?.unwrap_or_default(),
                 row.get::<String>(5)?,
+                row.get::<String>(6)?.unwrap_or_default(),
+                row.get::<String>(7)?,
             ))
         },
     )?;
-    let Some((tracked_id, only_tenant, batch_size, state, cursor)) = job else { return Ok(Batch::Idle) };
+    let Some((tracked_id, only_tenant, batch_size, state, cursor, kind, from_kind)) = job else { return Ok(Batch::Idle) };
+    let work = if kind == "migrate" {
+        Work::Migrate { from_kind: from_kind.filter(|k| k != "any") }
+    } else {
+        Work::Reencrypt
+    };
     let t = tracking::load(tracked_id)?;
-    let sql = TableSql::new(&t, only_tenant.is_some());
+    let sql = TableSql::new(&t, only_tenant.is_some(), &work);
     let tenant = only_tenant.clone().or_else(|| t.tenant.clone());
-    let (active_tenants, active_kids) = active_kids(tenant.as_deref())?;
+    let (active_tenants, active_kids) = match work {
+        Work::Reencrypt => active_kids(tenant.as_deref())?,
+        Work::Migrate { .. } => (Vec::new(), crate::migration::known_kids(tenant.as_deref())?),
+    };
     let args = BatchArgs { failed: failed_keys(id)?, tenant: tenant.unwrap_or_default(), cursor, active_tenants, active_kids };
     if state == "queued" {
         let total = sql.remaining(&args)?;
@@ -395,14 +479,22 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
     let mut tids = Vec::with_capacity(rows.len());
     let mut values = Vec::with_capacity(rows.len());
     let mut failures: Vec<(String, String)> = Vec::new();
+    let mut migration = match &work {
+        Work::Migrate { from_kind } if !rows.is_empty() => Some(crate::migration::Batch::new(from_kind.as_deref())?),
+        _ => None,
+    };
     for row in rows {
         let tenant = row.tenant.as_deref().unwrap_or_default();
-        match reencrypt_value(&row.value, &row.aad, tenant) {
+        let result = match &mut migration {
+            Some(batch) => batch.migrate(&row.value, &row.aad, tenant)?,
+            None => reencrypt_value(&row.value, &row.aad, tenant).map_err(str::to_owned),
+        };
+        match result {
             Ok(new) => {
                 tids.push(row.tid);
                 values.push(new);
             }
-            Err(reason) => failures.push((row.key, reason.to_owned())),
+            Err(reason) => failures.push((row.key, reason)),
         }
     }
     let written = if tids.is_empty() { 0 } else { sql.write_back(tids, values)? };
@@ -430,13 +522,24 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
                 None,
                 json!({ "job": id, "rows_done": counts.0, "rows_failed": counts.1 }),
             )?;
+            if matches!(work, Work::Migrate { .. }) {
+                // This pass saw every row of the column again: failures that
+                // earlier migrations of it recorded are superseded.
+                Spi::run_with_args(
+                    "DELETE FROM pq.job_failures f USING pq.job_queue j
+                      WHERE f.job_id = j.id AND j.tracked_id = $1 AND j.kind = 'migrate' AND j.id < $2
+                        AND j.state IN ('completed', 'failed', 'cancelled')",
+                    &[tracked_id.into(), id.into()],
+                )?;
+                crate::migration::job_finished(only_tenant.as_deref().or(t.tenant.as_deref()), actor)?;
+            }
             return Ok(Batch::Completed);
         }
         catalog::write_one::<bool>(
             "UPDATE pq.job_queue SET cursor_key = NULL, pass = pass + 1, updated_at = now() WHERE id = $1 RETURNING true",
             &[id.into()],
         )?;
-        return Ok(Batch::Worked);
+        return Ok(Batch::Worked(0));
     }
 
     let (failed_keys, reasons): (Vec<String>, Vec<String>) = failures.into_iter().unzip();
@@ -464,10 +567,15 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
             done.into(),
             (failed_keys.len() as i64).into(),
             last.as_str().into(),
-            format!("{} rows could not be re-encrypted (see pq.job_failures)", failed_keys.len()).as_str().into(),
+            format!("{} rows could not be {} (see pq.job_failures)", failed_keys.len(), match work {
+                Work::Reencrypt => "re-encrypted",
+                Work::Migrate { .. } => "migrated",
+            })
+            .as_str()
+            .into(),
         ],
     )?;
-    Ok(Batch::Worked)
+    Ok(Batch::Worked(claimed))
 }
 
 /// After this many failed batches in a row, a job fails.
@@ -521,6 +629,15 @@ pub mod pq {
     #[pg_extern(volatile, strict, parallel_unsafe)]
     pub fn resume_job(job: i64) -> bool {
         control(job, "running", &["paused"], "job_resumed").or_raise()
+    }
+
+    /// Runs a finished or failed job again over the rows it recorded as
+    /// failed (and any others that still need it), after the cause was
+    /// fixed (a classical key registered, a version enabled). True if it
+    /// was queued again now.
+    #[pg_extern(volatile, strict, parallel_unsafe)]
+    pub fn retry_job(job: i64) -> bool {
+        super::retry(job).or_raise()
     }
 
     /// Cancels a job that has not finished. True if it was cancelled now.

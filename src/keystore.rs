@@ -243,6 +243,7 @@ pub fn rotate_master_data_key(provider_name: &'static str) -> PqResult<MasterRot
             ],
         )?;
     }
+    rewrap_classical(&new)?;
     Ok(MasterRotation { old, new: new.id(), key_ref, versions_rewrapped: rows.len() as i32 })
 }
 
@@ -484,4 +485,137 @@ pub fn describe_kid(kid: Kid, kind: pqcore::Kind) -> PqResult<Option<(String, i3
     })?;
     let Some((Some(tenant), Some(version))) = row else { return Ok(None) };
     Ok(access::visible(&tenant)?.then_some((tenant, version)))
+}
+
+// ---------------------------------------------------------------- classical keys
+
+/// A tenant's classical (pgcrypto) key, unwrapped; wiped when dropped.
+pub struct ClassicalSecret {
+    pub id: i32,
+    /// pgp_sym, pgp_pub or raw.
+    pub kind: String,
+    /// pgcrypto options (pgp kinds) or the raw cipher's settings.
+    pub options: String,
+    pub key: zeroize::Zeroizing<Vec<u8>>,
+    /// The passphrase of a pgp_pub secret key, if it has one.
+    pub passphrase: Option<zeroize::Zeroizing<Vec<u8>>>,
+    /// The public key matching a pgp_pub secret key, for dual-mode writes.
+    pub public_key: Option<Vec<u8>>,
+}
+
+/// Stores a classical key of `tenant`, wrapped under the active MDK, and
+/// returns its id. Call as owner.
+pub fn insert_classical(
+    tenant: &str,
+    kind: &str,
+    options: &str,
+    key: &[u8],
+    passphrase: Option<&[u8]>,
+    public_key: Option<&[u8]>,
+) -> PqResult<i32> {
+    let mdk = active_mdk_for_write()?;
+    let id = catalog::write_one::<i64>("SELECT nextval(pg_catalog.pg_get_serial_sequence('pq.classical_keys', 'id'))", &[])?
+        .ok_or_else(|| PqError::internal("no id for a classical key", String::new()))? as i32;
+    let context = |purpose| WrapContext { tenant, version: id as u32, purpose };
+    let wrapped_key = mdk.wrap(key, &context(Purpose::ClassicalKey))?;
+    let wrapped_passphrase = passphrase.map(|p| mdk.wrap(p, &context(Purpose::ClassicalPassphrase))).transpose()?;
+    catalog::write_one::<bool>(
+        "INSERT INTO pq.classical_keys (id, tenant, kind, options, mdk_id, wrapped_key, wrapped_passphrase, public_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING true",
+        &[
+            id.into(),
+            tenant.into(),
+            kind.into(),
+            options.into(),
+            mdk.id().as_bytes().as_slice().into(),
+            wrapped_key.as_slice().into(),
+            wrapped_passphrase.as_deref().into(),
+            public_key.into(),
+        ],
+    )?;
+    Ok(id)
+}
+
+/// The classical keys of `tenant` (of `kind` alone when given), newest
+/// first, unwrapped. Call as owner.
+pub fn classical_keys(tenant: &str, kind: Option<&str>) -> PqResult<Vec<ClassicalSecret>> {
+    type Row = (i32, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+    let rows: Vec<Row> = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT id, kind, options, mdk_id, wrapped_key, wrapped_passphrase, public_key FROM pq.classical_keys
+              WHERE tenant = $1 AND ($2::text IS NULL OR kind = $2) ORDER BY id DESC",
+            None,
+            &[tenant.into(), kind.into()],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push((
+                row.get::<i32>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?.unwrap_or_default(),
+                row.get::<String>(3)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(5)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(6)?,
+                row.get::<Vec<u8>>(7)?,
+            ));
+        }
+        Ok::<_, PqError>(out)
+    })?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, kind, options, mdk_id, wrapped_key, wrapped_passphrase, public_key) in rows {
+        let mdk = mdk(stored_kid(&mdk_id)?)?;
+        let damaged = || PqError::internal("a stored classical key is damaged", format!("tenant {tenant} classical key {id}"));
+        let unwrap = |wrapped: &[u8], purpose| {
+            mdk.unwrap(wrapped, &WrapContext { tenant, version: id as u32, purpose })
+                .map(|p| zeroize::Zeroizing::new(p.expose().to_vec()))
+                .map_err(|_| damaged())
+        };
+        let key = unwrap(&wrapped_key, Purpose::ClassicalKey)?;
+        let passphrase = wrapped_passphrase.map(|w| unwrap(&w, Purpose::ClassicalPassphrase)).transpose()?;
+        out.push(ClassicalSecret { id, kind, options, key, passphrase, public_key });
+    }
+    Ok(out)
+}
+
+/// Rewraps every classical key under `new` (master key rotation). Call as owner.
+fn rewrap_classical(new: &MasterDataKey) -> PqResult<()> {
+    if !catalog::pq_table_exists(c"classical_keys") {
+        return Ok(());
+    }
+    let rows: Vec<(i32, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>)> = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT id, tenant, mdk_id, wrapped_key, wrapped_passphrase FROM pq.classical_keys ORDER BY id",
+            None,
+            &[],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push((
+                row.get::<i32>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(3)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(5)?,
+            ));
+        }
+        Ok::<_, PqError>(out)
+    })?;
+    for (id, tenant, old_id, key, passphrase) in rows {
+        let from = mdk(stored_kid(&old_id)?)?;
+        let (key, passphrase) = unwrapping(|| {
+            let rewrap = |wrapped: &[u8], purpose| {
+                let context = WrapContext { tenant: &tenant, version: id as u32, purpose };
+                let secret = from.unwrap(wrapped, &context).map_err(|_| {
+                    PqError::internal("a stored classical key is damaged", format!("tenant {tenant} classical key {id}"))
+                })?;
+                Ok::<_, PqError>(new.wrap(secret.expose(), &context)?)
+            };
+            Ok((rewrap(&key, Purpose::ClassicalKey)?, passphrase.map(|p| rewrap(&p, Purpose::ClassicalPassphrase)).transpose()?))
+        })?;
+        catalog::write_one::<bool>(
+            "UPDATE pq.classical_keys SET wrapped_key = $2, wrapped_passphrase = $3, mdk_id = $4 WHERE id = $1 RETURNING true",
+            &[id.into(), key.as_slice().into(), passphrase.as_deref().into(), new.id().as_bytes().as_slice().into()],
+        )?;
+    }
+    Ok(())
 }

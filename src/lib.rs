@@ -8,7 +8,9 @@
 //! states, rewrap), `master_keys.rs` (master key rotation between
 //! providers, provider status), `tracking.rs` (tracked columns,
 //! key usage), `jobs.rs` (re-encryption jobs), `policy.rs` (rotation
-//! policies); `worker.rs` is the background worker and `events.rs` the
+//! policies), `classical.rs` (pgcrypto keys and values: register, classify,
+//! decrypt_any, dual-mode writes), `migration.rs` (migrations off pgcrypto,
+//! their status and trigger), `progress.rs` (in-session migration progress); `worker.rs` is the background worker and `events.rs` the
 //! lifecycle event log. Beneath them: `access.rs` decides who
 //! may use and see a tenant, `keystore.rs` loads and unwraps keys,
 //! `cache.rs` keeps them per backend, `secure_mem.rs` locks them in memory,
@@ -21,6 +23,7 @@ use pgrx::prelude::*;
 mod access;
 mod cache;
 mod catalog;
+mod classical;
 mod datum;
 mod envelope;
 mod errors;
@@ -31,7 +34,9 @@ mod keystore;
 mod lifecycle;
 mod log_redaction;
 mod master_keys;
+mod migration;
 mod policy;
+mod progress;
 mod provider;
 mod secure_mem;
 mod sign;
@@ -59,6 +64,7 @@ pub extern "C-unwind" fn _PG_init() {
     if preloading {
         cache::init_shared_memory();
         provider::init_shared_memory();
+        progress::init_shared_memory();
         worker::register();
     }
     // Backends are forked from the postmaster: a child must never reuse the

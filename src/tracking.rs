@@ -224,7 +224,7 @@ pub fn usage(tenant: &str, kid: &[u8]) -> PqResult<(i64, i64)> {
     Ok((total, columns))
 }
 
-fn track(
+pub fn track(
     relid: pg_sys::Oid,
     column: &str,
     tenant: Option<&str>,

@@ -123,13 +123,20 @@ fn round() -> bool {
         warning!("apg_pqcrypto worker: applying rotation policies failed: {e}");
     }
     let mut worked = false;
-    for id in in_transaction(jobs::runnable).unwrap_or_default() {
+    for (id, migration) in in_transaction(jobs::runnable).unwrap_or_default() {
         // Batch after batch of one job for up to a second (each batch its
-        // own transaction), then on to the next job and the policies.
+        // own transaction), then on to the next job and the policies. A
+        // migration pauses migration_batch_delay between its batches.
         let until = std::time::Instant::now() + Duration::from_secs(1);
         while !BackgroundWorker::sigterm_received() && std::time::Instant::now() < until {
             match in_transaction(|| jobs::run_batch(id, NAME)) {
-                Ok(Batch::Worked) => worked = true,
+                Ok(Batch::Worked(_)) => {
+                    worked = true;
+                    let delay = gucs::migration_batch_delay();
+                    if migration && !delay.is_zero() && !BackgroundWorker::wait_latch(Some(delay)) {
+                        break;
+                    }
+                }
                 Ok(Batch::Completed | Batch::Idle) => break,
                 Err(e) => {
                     warning!("apg_pqcrypto worker: a batch of job {id} failed: {e}");

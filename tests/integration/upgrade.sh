@@ -1,4 +1,4 @@
-# Each released version (0.1.0, 0.2.0), filled with data, updated with
+# Each released version (0.1.0, 0.2.0, 0.3.0), filled with data, updated with
 # ALTER EXTENSION: every old value still opens, rotation and the master key
 # providers work, and the result is the same extension as a fresh install
 # of this version (objects, columns, constraints, functions, views,
@@ -10,7 +10,7 @@ cp "$root"/sql/archive/apg_pqcrypto--*.sql "$extdir/"   # as a server that ran t
 current=$(sed -n "s/^version = \"\(.*\)\"/\1/p" "$root/Cargo.toml" | head -1)
 cluster_start "$dir" "$port" "${quiet[@]}" || return 1
 q "$port" -c "CREATE DATABASE fresh" -c "CREATE ROLE it_app LOGIN" >/dev/null
-for from in 0.1.0 0.2.0; do
+for from in 0.1.0 0.2.0 0.3.0; do
   db=upgraded_${from//./_}
   q "$port" -c "CREATE DATABASE $db" >/dev/null
   q "$port" -d "$db" -c "CREATE EXTENSION apg_pqcrypto VERSION '$from'" -c "GRANT pq_user TO it_app" \
@@ -37,12 +37,20 @@ for from in 0.1.0 0.2.0; do
   check "from $from: the upgraded lifecycle works: track, usage, rewrap" "100|2" \
     "$(q "$port" -d "$db" -c "SELECT pq.track_column('app', 'keyed', tenant => 'acme', aad_column => 'name') > 0" \
          -c "SELECT count(*), max((pq_inspect(pq.rewrap(keyed, convert_to(name, 'UTF8')))->>'key_version')::int) FROM app" | tail -1)"
+  check "from $from: a pgcrypto column migrates after the update" "1|50|0" \
+    "$(q "$port" -d "$db" -c "CREATE EXTENSION pgcrypto" -c "CREATE TABLE legacy (id int PRIMARY KEY, v bytea)" \
+         -c "INSERT INTO legacy SELECT i, pgp_sym_encrypt('legacy-' || i, 'old secret') FROM generate_series(1, 50) i" \
+         -c "SELECT pq.register_classical_key('globex', 'pgp_sym', 'old secret')" \
+         -c "SELECT job, rows_migrated, rows_failed FROM pq.migrate_column_now('legacy', 'v', tenant => 'globex')" 2>&1 | tail -1)"
   check "from $from: the master key moves to another provider after the update" "file|t" \
     "$(q "$port" -d "$db" -c "SELECT provider, versions_rewrapped > 0 FROM pq.rotate_master_key('file')")"
-  check "from $from: old rows have no system identifier, new ones do" "1|1" \
+  bound=$([ "$from" = 0.3.0 ] && echo "0|2" || echo "1|1")   # 0.3.0 binds every wrap already
+  check "from $from: old rows have no system identifier, new ones do" "$bound" \
     "$(q "$port" -d "$db" -c "SELECT count(*) FILTER (WHERE system_identifier IS NULL), count(*) FILTER (WHERE system_identifier IS NOT NULL) FROM pq.master_keys")"
   check "from $from: everything still decrypts under the new master data key" "100" \
     "$(q "$port" -d "$db" -c "SELECT count(*) FROM app WHERE pq_decrypt_text(keyed, name) LIKE 'value-%'")"
+  check "from $from: classical keys move to the new master data key too" "legacy-3" \
+    "$(q "$port" -d "$db" -c "SELECT pq.decrypt_any_text(pgp_sym_encrypt('legacy-3', 'old secret'), 'globex')")"
 done
 q "$port" -d fresh -c "CREATE EXTENSION apg_pqcrypto" >/dev/null
 shape="
@@ -76,9 +84,9 @@ UNION ALL
 SELECT 'dump ' || unnest(extconfig)::regclass || ' ' FROM pg_extension WHERE extname = 'apg_pqcrypto'
 ORDER BY 1"
 q "$port" -d fresh -c "$shape" >"$base/fresh.shape"
-for from in 0.1.0 0.2.0; do
+for from in 0.1.0 0.2.0 0.3.0; do
   db=upgraded_${from//./_}
-  q "$port" -d "$db" -c "SELECT pq.untrack_column('app', 'keyed')" >/dev/null
+  q "$port" -d "$db" -c "SELECT pq.untrack_column('app', 'keyed')" -c "SELECT pq.untrack_column('legacy', 'v')" >/dev/null
   q "$port" -d "$db" -c "$shape" >"$base/$db.shape"
   check "from $from: the updated extension is the fresh one ($(wc -l <"$base/fresh.shape") facts compared)" "" \
     "$(diff "$base/fresh.shape" "$base/$db.shape" | head -20)"

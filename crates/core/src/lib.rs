@@ -14,6 +14,7 @@
 
 mod aead;
 pub mod backend;
+pub mod classical;
 mod envelope;
 mod error;
 pub mod format;

@@ -32,6 +32,12 @@ pub enum Purpose {
     /// The master data key itself, wrapped by a provider's key (the tenant
     /// field then holds the MDK id in hex).
     MasterDataKey,
+    /// A tenant's classical (pgcrypto) key: a pgp_sym passphrase, a
+    /// pgp_pub secret key or a raw cipher key; the version field holds the
+    /// key's id in pq.classical_keys.
+    ClassicalKey,
+    /// The passphrase of a pgp_pub secret key.
+    ClassicalPassphrase,
 }
 
 impl Purpose {
@@ -42,6 +48,8 @@ impl Purpose {
             Purpose::DsaSeed => "ml-dsa-65 seed",
             Purpose::AuditSeed => "audit ml-dsa-65 seed",
             Purpose::MasterDataKey => "master data key",
+            Purpose::ClassicalKey => "classical key",
+            Purpose::ClassicalPassphrase => "classical key passphrase",
         }
     }
 }

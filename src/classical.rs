@@ -1,0 +1,559 @@
+//! Classical (pgcrypto) ciphertexts: `pq.register_classical_key`,
+//! `pq.drop_classical_key`, `pq.classify`, `pq.decrypt_any`,
+//! `pq.encrypt_dual_mode`, and the calls into pgcrypto that migration jobs
+//! (migration.rs) make.
+//!
+//! Classical values are decrypted and written by pgcrypto's own functions,
+//! found in the schema pgcrypto is installed in and called through fmgr,
+//! each call in a subtransaction, so that a wrong key (pgcrypto raises
+//! "Wrong key or corrupt data") is an answer, not an aborted transaction.
+//! Keys are passed in buffers that are wiped when the call returns;
+//! plaintexts come back into zeroizing memory and pgcrypto's copy is wiped.
+use crate::{
+    access, catalog,
+    datum::{PgBytea, PgText, Varlena},
+    errors::{echo, PqError, PqResult},
+    events, keystore,
+    keystore::ClassicalSecret,
+    migration, tenants,
+};
+use pgrx::prelude::*;
+use pqcore::classical::{classify, Class};
+use pqcore::{keyed_len, sealed, Envelope};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+/// The kinds of classical key, as `pq.register_classical_key` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClassicalKind {
+    /// `pgp_sym_encrypt`: the key is the passphrase.
+    PgpSym,
+    /// `pgp_pub_encrypt`: the key is the OpenPGP secret key (binary, as
+    /// `dearmor` returns it).
+    PgpPub,
+    /// `encrypt` / `encrypt_iv` with aes or bf: the key is the raw key.
+    Raw,
+}
+
+impl ClassicalKind {
+    pub fn parse(s: &str) -> PqResult<Self> {
+        match s {
+            "pgp_sym" => Ok(ClassicalKind::PgpSym),
+            "pgp_pub" => Ok(ClassicalKind::PgpPub),
+            "raw" => Ok(ClassicalKind::Raw),
+            _ => Err(PqError::InvalidParameter("a classical key's kind is pgp_sym, pgp_pub or raw".into())),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ClassicalKind::PgpSym => "pgp_sym",
+            ClassicalKind::PgpPub => "pgp_pub",
+            ClassicalKind::Raw => "raw",
+        }
+    }
+
+    pub fn of(class: Class) -> Option<Self> {
+        match class {
+            Class::PgpSym => Some(ClassicalKind::PgpSym),
+            Class::PgpPub => Some(ClassicalKind::PgpPub),
+            Class::Raw => Some(ClassicalKind::Raw),
+            _ => None,
+        }
+    }
+}
+
+/// A raw key's cipher settings, from its options `algorithm=aes|bf,
+/// mode=cbc|ecb, padding=pkcs|none, iv=<hex>` (defaults: aes, cbc, pkcs,
+/// no IV, which is pgcrypto's `encrypt(data, key, 'aes')`).
+pub struct RawOptions {
+    /// pgcrypto's type argument, e.g. `aes-cbc/pad:pkcs`.
+    pub cipher_type: String,
+    pub iv: Option<Vec<u8>>,
+}
+
+impl RawOptions {
+    pub fn parse(options: &str) -> PqResult<Self> {
+        let bad = |what: &str| PqError::InvalidParameter(format!("raw key options: {what}"));
+        let (mut algorithm, mut mode, mut padding, mut iv) = ("aes", "cbc", "pkcs", None);
+        for item in options.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, value) = item.split_once('=').ok_or_else(|| bad("each option is name=value"))?;
+            match (name.trim(), value.trim()) {
+                ("algorithm", v @ ("aes" | "bf")) => algorithm = v,
+                ("mode", v @ ("cbc" | "ecb")) => mode = v,
+                ("padding", v @ ("pkcs" | "none")) => padding = v,
+                ("iv", v) => iv = Some(hex::decode(v.trim_start_matches("\\x")).map_err(|_| bad("iv is hexadecimal"))?),
+                _ => return Err(bad("algorithm is aes or bf, mode cbc or ecb, padding pkcs or none, iv hexadecimal")),
+            }
+        }
+        Ok(RawOptions { cipher_type: format!("{algorithm}-{mode}/pad:{padding}"), iv })
+    }
+}
+
+/// pgcrypto's functions, in the schema it is installed in.
+pub struct Pgcrypto {
+    sym_decrypt: pg_sys::Oid,
+    pub_decrypt: pg_sys::Oid,
+    decrypt: pg_sys::Oid,
+    decrypt_iv: pg_sys::Oid,
+    sym_encrypt: pg_sys::Oid,
+    pub_encrypt: pg_sys::Oid,
+    encrypt: pg_sys::Oid,
+    encrypt_iv: pg_sys::Oid,
+    key_id: pg_sys::Oid,
+}
+
+const SIGNATURES: [&str; 9] = [
+    "pgp_sym_decrypt_bytea(bytea, text, text)",
+    "pgp_pub_decrypt_bytea(bytea, bytea, text, text)",
+    "decrypt(bytea, bytea, text)",
+    "decrypt_iv(bytea, bytea, bytea, text)",
+    "pgp_sym_encrypt_bytea(bytea, text, text)",
+    "pgp_pub_encrypt_bytea(bytea, bytea, text)",
+    "encrypt(bytea, bytea, text)",
+    "encrypt_iv(bytea, bytea, bytea, text)",
+    "pgp_key_id(bytea)",
+];
+
+/// A value pgcrypto refused (wrong key, damaged, not its format).
+pub struct Refused;
+
+impl Pgcrypto {
+    /// pgcrypto's functions, or 55000 with a hint when it is not installed.
+    pub fn find() -> PqResult<Self> {
+        let oids = catalog::one::<Vec<pg_sys::Oid>>(
+            "SELECT array_agg(to_regprocedure(quote_ident(n.nspname) || '.' || s)::oid ORDER BY o)
+               FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace,
+                    unnest($1::text[]) WITH ORDINALITY AS f(s, o)
+              WHERE e.extname = 'pgcrypto'",
+            &[SIGNATURES.to_vec().into()],
+        )?
+        .unwrap_or_default();
+        if oids.len() != SIGNATURES.len() || oids.contains(&pg_sys::Oid::INVALID) {
+            return Err(PqError::Sql {
+                code: b"55000",
+                message: "classical ciphertexts are read and written by pgcrypto, which is not installed in this database".into(),
+                hint: Some("CREATE EXTENSION pgcrypto".into()),
+            });
+        }
+        Ok(Pgcrypto {
+            sym_decrypt: oids[0],
+            pub_decrypt: oids[1],
+            decrypt: oids[2],
+            decrypt_iv: oids[3],
+            sym_encrypt: oids[4],
+            pub_encrypt: oids[5],
+            encrypt: oids[6],
+            encrypt_iv: oids[7],
+            key_id: oids[8],
+        })
+    }
+
+    /// Calls `function` with `args` in a subtransaction; its bytea result.
+    fn call(&self, function: pg_sys::Oid, args: &[&[u8]]) -> PqResult<Result<Zeroizing<Vec<u8>>, Refused>> {
+        let args = args.iter().map(|a| Varlena::argument(a)).collect::<PqResult<Vec<_>>>()?;
+        let d: Vec<pg_sys::Datum> = args.iter().map(Varlena::datum).collect();
+        let result = catalog::attempt(|| {
+            // SAFETY: a strict pgcrypto function of this many bytea/text
+            // arguments, none NULL; it returns a palloc'd varlena.
+            unsafe {
+                let datum = match d.len() {
+                    1 => pg_sys::OidFunctionCall1Coll(function, pg_sys::InvalidOid, d[0]),
+                    3 => pg_sys::OidFunctionCall3Coll(function, pg_sys::InvalidOid, d[0], d[1], d[2]),
+                    4 => pg_sys::OidFunctionCall4Coll(function, pg_sys::InvalidOid, d[0], d[1], d[2], d[3]),
+                    _ => unreachable!("pgcrypto functions take 1, 3 or 4 arguments"),
+                };
+                Varlena::take_result(datum)
+            }
+        });
+        drop(args);
+        match result {
+            Ok(Ok(bytes)) => Ok(Ok(bytes)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Ok(Err(Refused)),
+        }
+    }
+
+    /// The plaintext of `value` under `key`, or `Refused`.
+    pub fn decrypt(&self, key: &ClassicalSecret, value: &[u8]) -> PqResult<Result<Zeroizing<Vec<u8>>, Refused>> {
+        let options = key.options.as_bytes();
+        match ClassicalKind::parse(&key.kind)? {
+            ClassicalKind::PgpSym => self.call(self.sym_decrypt, &[value, &key.key, options]),
+            ClassicalKind::PgpPub => {
+                let passphrase = key.passphrase.as_deref().map(Vec::as_slice).unwrap_or_default();
+                self.call(self.pub_decrypt, &[value, &key.key, passphrase, options])
+            }
+            ClassicalKind::Raw => {
+                let raw = RawOptions::parse(&key.options)?;
+                match &raw.iv {
+                    Some(iv) => self.call(self.decrypt_iv, &[value, &key.key, iv, raw.cipher_type.as_bytes()]),
+                    None => self.call(self.decrypt, &[value, &key.key, raw.cipher_type.as_bytes()]),
+                }
+            }
+        }
+    }
+
+    /// `plaintext` in `key`'s classical format, as the application's own
+    /// pgcrypto call would have written it.
+    pub fn encrypt(&self, key: &ClassicalSecret, plaintext: &[u8]) -> PqResult<Vec<u8>> {
+        let options = key.options.as_bytes();
+        let result = match ClassicalKind::parse(&key.kind)? {
+            ClassicalKind::PgpSym => self.call(self.sym_encrypt, &[plaintext, &key.key, options])?,
+            ClassicalKind::PgpPub => {
+                let Some(public_key) = &key.public_key else {
+                    return Err(PqError::Sql {
+                        code: b"55000",
+                        message: format!("classical key {} has no public key to encrypt with", key.id),
+                        hint: Some("register the key again with public_key => dearmor(…)".into()),
+                    });
+                };
+                self.call(self.pub_encrypt, &[plaintext, public_key, options])?
+            }
+            ClassicalKind::Raw => {
+                let raw = RawOptions::parse(&key.options)?;
+                match &raw.iv {
+                    Some(iv) => self.call(self.encrypt_iv, &[plaintext, &key.key, iv, raw.cipher_type.as_bytes()])?,
+                    None => self.call(self.encrypt, &[plaintext, &key.key, raw.cipher_type.as_bytes()])?,
+                }
+            }
+        };
+        result.map(|c| c.to_vec()).map_err(|_| {
+            PqError::InvalidParameter(format!("pgcrypto could not encrypt with classical key {} (check its options)", key.id))
+        })
+    }
+
+    /// True if pgcrypto reads `key` as an OpenPGP key.
+    fn is_pgp_key(&self, key: &[u8]) -> PqResult<bool> {
+        Ok(self.call(self.key_id, &[key])?.is_ok())
+    }
+}
+
+/// The classical keys of a tenant, loaded once and tried newest first.
+pub struct TenantKeys {
+    pub keys: Vec<ClassicalSecret>,
+    /// The OpenPGP key id of each pgp_pub key (pgcrypto's `pgp_key_id`),
+    /// matched against a message's recipient before the key is tried: a
+    /// passphrase-protected secret key costs its S2K on every attempt.
+    key_ids: Vec<Option<[u8; 8]>>,
+}
+
+impl TenantKeys {
+    /// Loads `tenant`'s keys (the caller has checked access). Call as owner.
+    pub fn load(tenant: &str, pgcrypto: &Pgcrypto) -> PqResult<Self> {
+        let keys = keystore::classical_keys(tenant, None)?;
+        let mut key_ids = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let id = if key.kind == ClassicalKind::PgpPub.name() {
+                pgcrypto.call(pgcrypto.key_id, &[&key.key])?.ok().and_then(|hex_id| {
+                    let mut id = [0u8; 8];
+                    hex::decode_to_slice(hex_id.as_slice(), &mut id).ok().map(|()| id)
+                })
+            } else {
+                None
+            };
+            key_ids.push(id);
+        }
+        Ok(TenantKeys { keys, key_ids })
+    }
+
+    /// The plaintext of a value read as `kind`: Err(reason) names what
+    /// failed, never the value.
+    pub fn decrypt(
+        &self,
+        pgcrypto: &Pgcrypto,
+        kind: ClassicalKind,
+        value: &[u8],
+    ) -> PqResult<Result<Zeroizing<Vec<u8>>, &'static str>> {
+        let mut any = false;
+        let recipient = if kind == ClassicalKind::PgpPub { pqcore::classical::pgp_recipient(value) } else { None };
+        let candidates = self.keys.iter().zip(&self.key_ids).filter(|(k, id)| {
+            k.kind == kind.name() && !matches!((recipient, id), (Some(r), Some(id)) if r != *id)
+        });
+        for (key, _) in candidates {
+            any = true;
+            if let Ok(plaintext) = pgcrypto.decrypt(key, value)? {
+                return Ok(Ok(plaintext));
+            }
+        }
+        Ok(Err(match (any, kind) {
+            (false, ClassicalKind::PgpSym) => "no pgp_sym key is registered for the tenant",
+            (false, ClassicalKind::PgpPub) => "no pgp_pub key is registered for the tenant",
+            (false, ClassicalKind::Raw) => "no raw key is registered for the tenant",
+            (true, ClassicalKind::PgpSym) => "no registered pgp_sym key of the tenant decrypts it",
+            (true, ClassicalKind::PgpPub) => "no registered pgp_pub key of the tenant decrypts it",
+            (true, ClassicalKind::Raw) => "no registered raw key of the tenant decrypts it",
+        }))
+    }
+}
+
+/// What a value is, for `pq.classify`.
+pub fn class_name(value: &[u8]) -> &'static str {
+    classify(value).first().map_or("unknown", |c| c.name())
+}
+
+/// PQ001 saying why no classical key decrypted a value.
+pub fn failed(reason: &str) -> PqError {
+    PqError::Sql { code: b"PQ001", message: format!("decryption failed: {reason}"), hint: None }
+}
+
+fn unrecognised() -> PqError {
+    PqError::InvalidParameter(
+        "the value is neither a post-quantum envelope, an OpenPGP message from pgcrypto, nor raw cipher output".into(),
+    )
+}
+
+/// Decrypts a post-quantum envelope or a classical value of `tenant`.
+fn decrypt_any(value: &[u8], tenant: &str, aad: &[u8]) -> PqResult<PgBytea> {
+    access::require_usable(tenant)?;
+    let classes = classify(value);
+    if classes.is_empty() {
+        return Err(unrecognised());
+    }
+    let mut first_error = None;
+    let mut classical: Option<(Pgcrypto, TenantKeys)> = None;
+    for class in classes {
+        let attempt = match class {
+            Class::PqKeyed | Class::PqSealed => decrypt_envelope(value, tenant, aad),
+            Class::PqSignature => Err(PqError::WrongKind { found: pqcore::Kind::Signature, function: "pq.decrypt_any" }),
+            _ => {
+                let Some(kind) = ClassicalKind::of(class) else { continue };
+                if classical.is_none() {
+                    let pgcrypto = Pgcrypto::find()?;
+                    let keys = catalog::as_owner(|| TenantKeys::load(tenant, &pgcrypto))?;
+                    classical = Some((pgcrypto, keys));
+                }
+                let Some((pgcrypto, keys)) = &classical else { continue };
+                match keys.decrypt(pgcrypto, kind, value)? {
+                    Ok(plaintext) => return PgBytea::copy_of(&plaintext),
+                    Err(reason) => Err(failed(reason)),
+                }
+            }
+        };
+        match attempt {
+            Ok(plaintext) => return Ok(plaintext),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(unrecognised))
+}
+
+/// A keyed or sealed envelope made under one of `tenant`'s versions.
+fn decrypt_envelope(value: &[u8], tenant: &str, aad: &[u8]) -> PqResult<PgBytea> {
+    let parsed = Envelope::parse(value)?;
+    let keys = keystore::version_by_kid(parsed.kid())?;
+    if keys.tenant != tenant {
+        return Err(PqError::Core(pqcore::Error::DecryptionFailed));
+    }
+    match parsed {
+        Envelope::Keyed(env) => PgBytea::build(env.plaintext_len(), |out| Ok(keys.cipher.decrypt_to(&env, aad, out)?)),
+        Envelope::Sealed(env) => PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&keys.kem, &env, aad, out)?)),
+        Envelope::Signature(_) => Err(PqError::WrongKind { found: pqcore::Kind::Signature, function: "pq.decrypt_any" }),
+    }
+}
+
+/// A keyed envelope of `plaintext` under `tenant`'s active version.
+pub fn encrypt_pq(tenant: &str, plaintext: &[u8], aad: &[u8]) -> PqResult<Vec<u8>> {
+    let keys = keystore::active_version(tenant, "encrypt")?;
+    let mut out = vec![0u8; keyed_len(plaintext.len())?];
+    keys.cipher.encrypt_to(plaintext, aad, &mut out)?;
+    Ok(out)
+}
+
+/// As the migration status says: classical (the newest registered key)
+/// before the migration starts, post-quantum once it has.
+fn encrypt_dual_mode(tenant: &str, value: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
+    access::require_usable(tenant)?;
+    if migration::started(tenant)? {
+        let keys = keystore::active_version(tenant, "encrypt")?;
+        return PgBytea::build(keyed_len(value.len())?, |out| Ok(keys.cipher.encrypt_to(value, aad, out)?));
+    }
+    let pgcrypto = Pgcrypto::find()?;
+    let keys = catalog::as_owner(|| TenantKeys::load(tenant, &pgcrypto))?;
+    let Some(newest) = keys.keys.first() else {
+        return Err(PqError::Sql {
+            code: b"55000",
+            message: format!("tenant \"{}\" has not started its migration and has no classical key to write with", echo(tenant)),
+            hint: Some("register its pgcrypto key with pq.register_classical_key, or start the migration".into()),
+        });
+    };
+    let out = pgcrypto.encrypt(newest, value)?;
+    PgBytea::copy_of(&out)
+}
+
+/// Checks and stores a classical key; returns its id.
+fn register(
+    tenant: &str,
+    kind: &str,
+    key: &[u8],
+    options: &str,
+    passphrase: Option<&[u8]>,
+    public_key: Option<&[u8]>,
+) -> PqResult<i32> {
+    tenants::require_admin("register classical keys")?;
+    access::require_visible(tenant)?;
+    let kind = ClassicalKind::parse(kind)?;
+    if key.is_empty() || key.len() > 64 * 1024 {
+        return Err(PqError::InvalidParameter("a classical key is 1 byte to 64 kB".into()));
+    }
+    if options.len() > 1024 || options.chars().any(char::is_control) {
+        return Err(PqError::InvalidParameter("options are at most 1024 characters without control characters".into()));
+    }
+    if passphrase.is_some() && kind != ClassicalKind::PgpPub || public_key.is_some() && kind != ClassicalKind::PgpPub {
+        return Err(PqError::InvalidParameter("passphrase and public_key belong to pgp_pub keys".into()));
+    }
+    let text_ok = |bytes: &[u8]| std::str::from_utf8(bytes).is_ok() && !bytes.contains(&0);
+    let pgcrypto = Pgcrypto::find()?;
+    match kind {
+        ClassicalKind::PgpSym if !text_ok(key) => {
+            return Err(PqError::InvalidParameter("a pgp_sym passphrase is text (UTF-8, no NUL)".into()));
+        }
+        ClassicalKind::PgpPub => {
+            // A secret-key packet (tag 5, either header format) that pgcrypto reads.
+            let secret_packet = matches!(key.first(), Some(0xc5) | Some(0x94..=0x97));
+            if !secret_packet || !pgcrypto.is_pgp_key(key)? {
+                return Err(PqError::InvalidParameter(
+                    "a pgp_pub key is an OpenPGP secret key in binary form (use dearmor() on an armored one)".into(),
+                ));
+            }
+            if passphrase.is_some_and(|p| !text_ok(p)) {
+                return Err(PqError::InvalidParameter("a pgp_pub passphrase is text (UTF-8, no NUL)".into()));
+            }
+            if let Some(public_key) = public_key {
+                if !pgcrypto.is_pgp_key(public_key)? {
+                    return Err(PqError::InvalidParameter("public_key is not an OpenPGP public key".into()));
+                }
+            }
+        }
+        ClassicalKind::Raw => {
+            RawOptions::parse(options)?;
+        }
+        _ => {}
+    }
+    let actor = events::session_user();
+    catalog::as_owner(|| {
+        let probe = ClassicalSecret {
+            id: 0,
+            kind: kind.name().into(),
+            options: options.into(),
+            key: Zeroizing::new(key.to_vec()),
+            passphrase: passphrase.map(|p| Zeroizing::new(p.to_vec())),
+            public_key: public_key.map(<[u8]>::to_vec),
+        };
+        // The options must be ones pgcrypto accepts, and a public key must
+        // belong to the secret key: a round trip through pgcrypto says so.
+        let sample = b"apg_pqcrypto classical key check";
+        if kind != ClassicalKind::PgpPub || public_key.is_some() {
+            let ciphertext = pgcrypto.encrypt(&probe, sample)?;
+            match pgcrypto.decrypt(&probe, &ciphertext)? {
+                Ok(p) if p.as_slice() == sample => {}
+                _ => {
+                    return Err(PqError::InvalidParameter(
+                        "the key does not decrypt what it encrypts (a public key of another key, or a wrong passphrase)".into(),
+                    ))
+                }
+            }
+        }
+        let id = keystore::insert_classical(tenant, kind.name(), options, key, passphrase, public_key)?;
+        events::record(
+            "classical_key_registered",
+            Some(tenant),
+            None,
+            &actor,
+            None,
+            json!({ "classical_key": id, "kind": kind.name(), "options": if kind == ClassicalKind::Raw { options } else { "" } }),
+        )?;
+        Ok(id)
+    })
+}
+
+fn drop_key(id: i32) -> PqResult<bool> {
+    tenants::require_admin("drop classical keys")?;
+    let actor = events::session_user();
+    let tenant = catalog::as_owner(|| catalog::one::<String>("SELECT tenant FROM pq.classical_keys WHERE id = $1", &[id.into()]))?;
+    let Some(tenant) = tenant else { return Ok(false) };
+    access::require_visible(&tenant)?;
+    catalog::as_owner(|| {
+        let (remaining, jobs) = migration::still_classical(&tenant)?;
+        if remaining > 0 || jobs > 0 {
+            return Err(PqError::Sql {
+                code: b"55000",
+                message: format!(
+                    "tenant \"{}\" still needs its classical keys: values not yet post-quantum: {remaining}, unfinished migration jobs: {jobs}",
+                    echo(&tenant)
+                ),
+                hint: Some("finish the migration first (pq.migration_status, pq.job_failures)".into()),
+            });
+        }
+        catalog::write_one::<bool>("DELETE FROM pq.classical_keys WHERE id = $1 RETURNING true", &[id.into()])?;
+        events::record("classical_key_dropped", Some(&tenant), None, &actor, None, json!({ "classical_key": id }))?;
+        Ok(true)
+    })
+}
+
+#[pg_schema]
+pub mod pq {
+    use super::*;
+    use crate::errors::OrRaise;
+
+    /// Stores a tenant's pgcrypto key (pgp_sym passphrase, pgp_pub secret
+    /// key, raw cipher key) wrapped under the master data key, for
+    /// pq.decrypt_any, dual-mode writes and migrations. It is never
+    /// readable back. Returns its id.
+    #[pg_extern(volatile, parallel_unsafe)]
+    pub fn register_classical_key(
+        tenant: Option<&str>,
+        kind: Option<&str>,
+        key: Option<&[u8]>,
+        options: default!(Option<&str>, "''"),
+        passphrase: default!(Option<&[u8]>, "NULL"),
+        public_key: default!(Option<&[u8]>, "NULL"),
+    ) -> i32 {
+        let (Some(tenant), Some(kind), Some(key)) = (tenant, kind, key) else {
+            PqError::InvalidParameter("tenant, kind and key are required".into()).raise()
+        };
+        register(tenant, kind, key, options.unwrap_or_default(), passphrase, public_key).or_raise()
+    }
+
+    /// Drops a classical key, once none of its tenant's values needs one.
+    /// True if it existed.
+    #[pg_extern(volatile, strict, parallel_unsafe)]
+    pub fn drop_classical_key(key_id: i32) -> bool {
+        drop_key(key_id).or_raise()
+    }
+
+    /// What a value is, without decrypting it: pq_keyed, pq_sealed,
+    /// pq_signature, pgp_sym, pgp_pub, raw, or unknown.
+    #[pg_extern(immutable, strict, parallel_safe)]
+    pub fn classify(value: &[u8]) -> &'static str {
+        class_name(value)
+    }
+
+    /// Decrypts a post-quantum envelope of `tenant` or a pgcrypto value
+    /// under one of its registered classical keys. The AAD applies to
+    /// envelopes only (classical formats have none).
+    #[pg_extern(stable, strict, parallel_restricted)]
+    pub fn decrypt_any(value: &[u8], tenant: &str, aad: default!(&[u8], "''")) -> PgBytea {
+        super::decrypt_any(value, tenant, aad).or_raise()
+    }
+
+    /// As pq.decrypt_any, as text.
+    #[pg_extern(stable, strict, parallel_restricted)]
+    pub fn decrypt_any_text(value: &[u8], tenant: &str, aad: default!(&str, "''")) -> PgText {
+        super::decrypt_any(value, tenant, aad.as_bytes()).and_then(PgBytea::into_text).or_raise()
+    }
+
+    /// Writes `value` for `tenant` in the format its migration calls for:
+    /// classical before it starts, a keyed envelope once it has.
+    #[pg_extern(volatile, strict, parallel_unsafe, name = "encrypt_dual_mode")]
+    pub fn encrypt_dual_mode_bytea(tenant: &str, value: &[u8], aad: default!(&[u8], "''")) -> PgBytea {
+        super::encrypt_dual_mode(tenant, value, aad).or_raise()
+    }
+
+    /// As above, for text.
+    #[pg_extern(volatile, strict, parallel_unsafe)]
+    pub fn encrypt_dual_mode(tenant: &str, value: &str, aad: default!(&str, "''")) -> PgBytea {
+        super::encrypt_dual_mode(tenant, value.as_bytes(), aad.as_bytes()).or_raise()
+    }
+}

@@ -1,0 +1,612 @@
+//! Migration off classical crypto: `pq.migrate_column` (a job for the
+//! worker), `pq.migrate_column_now` (the same batches in the caller's
+//! transaction), `pq.migration_status`, `pq.classical_counts`, the
+//! dual-mode trigger `pq.migration_trigger`, and the per-row work of a
+//! migration batch (jobs.rs claims and writes the rows).
+//!
+//! A tenant's migration is not_started until a column of it is queued
+//! (no row in pq.tenant_migrations), then in_progress, and completed when
+//! its last migration job finishes with no value left that is not an
+//! envelope under one of its versions. Rows already under one of the
+//! tenant's versions are never claimed, so a resumed or repeated job
+//! touches each classical value once.
+use crate::{
+    access, catalog,
+    classical::{failed, ClassicalKind, Pgcrypto, TenantKeys},
+    errors::{echo, PqError, PqResult},
+    events,
+    jobs::{self, Work},
+    tenants,
+    tracking::{self, quote_ident},
+};
+use pgrx::prelude::*;
+use pgrx::PgRelation;
+use pqcore::classical::{classify, Class};
+use serde_json::json;
+use std::collections::HashMap;
+
+/// Every kid of `tenant`'s versions (of every tenant when None), any state.
+pub fn known_kids(tenant: Option<&str>) -> PqResult<Vec<Vec<u8>>> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT kid FROM pq.tenant_key_versions WHERE $1::text IS NULL OR tenant = $1",
+            None,
+            &[tenant.into()],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.get::<Vec<u8>>(1)?.unwrap_or_default());
+        }
+        Ok(out)
+    })
+}
+
+/// The per-row work of a migration batch: pgcrypto found once, each
+/// tenant's classical keys loaded once.
+pub struct Batch {
+    pgcrypto: Pgcrypto,
+    from_kind: Option<ClassicalKind>,
+    keys: HashMap<String, TenantKeys>,
+}
+
+impl Batch {
+    pub fn new(from_kind: Option<&str>) -> PqResult<Self> {
+        Ok(Batch {
+            pgcrypto: Pgcrypto::find()?,
+            from_kind: from_kind.map(ClassicalKind::parse).transpose()?,
+            keys: HashMap::new(),
+        })
+    }
+
+    /// `value` (a classical value of `tenant`) as a keyed envelope under the
+    /// tenant's active version, or why not (never with the value). Call as
+    /// owner.
+    pub fn migrate(&mut self, value: &[u8], aad: &[u8], tenant: &str) -> PqResult<Result<Vec<u8>, String>> {
+        if tenant.is_empty() {
+            return Ok(Err("the row names no tenant".into()));
+        }
+        let classes = classify(value);
+        let mut reason: Option<String> = None;
+        for class in &classes {
+            let Some(kind) = ClassicalKind::of(*class) else {
+                reason.get_or_insert_with(|| "a post-quantum envelope under a key of another tenant, or an unknown key".into());
+                continue;
+            };
+            if self.from_kind.is_some_and(|k| k != kind) {
+                continue;
+            }
+            if !self.keys.contains_key(tenant) {
+                self.keys.insert(tenant.to_owned(), TenantKeys::load(tenant, &self.pgcrypto)?);
+            }
+            let Some(keys) = self.keys.get(tenant) else { continue };
+            match keys.decrypt(&self.pgcrypto, kind, value)? {
+                Ok(plaintext) => {
+                    return Ok(crate::classical::encrypt_pq(tenant, &plaintext, aad)
+                        .map_err(|_| "the tenant has no active version that may encrypt".to_owned()));
+                }
+                Err(r) => {
+                    reason.get_or_insert_with(|| r.to_owned());
+                }
+            }
+        }
+        Ok(Err(reason.unwrap_or_else(|| match (classes.is_empty(), self.from_kind) {
+            (true, _) => "neither an envelope, an OpenPGP message nor raw cipher output".into(),
+            (false, Some(k)) => format!("not a {} value", k.name()),
+            (false, None) => "not a classical value".into(),
+        })))
+    }
+}
+
+/// True once `tenant`'s migration has started (dual-mode writes are then
+/// post-quantum).
+pub fn started(tenant: &str) -> PqResult<bool> {
+    if !catalog::pq_table_exists(c"tenant_migrations") {
+        return Ok(false);
+    }
+    catalog::as_owner(|| {
+        Ok(catalog::one::<bool>("SELECT EXISTS (SELECT 1 FROM pq.tenant_migrations WHERE tenant = $1)", &[tenant.into()])?
+            .unwrap_or(false))
+    })
+}
+
+/// Values of each tracked column that are not envelopes under their
+/// tenant's versions: (tenant, table, column, count), for `tenant` alone
+/// when given. Call as owner.
+fn classical_rows(tenant: Option<&str>) -> PqResult<Vec<(String, String, String, i64)>> {
+    let ids: Vec<i32> = match tenant {
+        Some(t) => tracking::ids_for_tenant(t)?,
+        None => Spi::connect(|client| {
+            let rows = client.select("SELECT id FROM pq.tracked_columns ORDER BY id", None, &[])?;
+            rows.map(|r| r.get::<i32>(1).map(Option::unwrap_or_default)).collect::<Result<Vec<_>, _>>()
+        })?,
+    };
+    let mut out = Vec::new();
+    for id in ids {
+        let t = tracking::load(id)?;
+        let tenant_expr = match (&t.tenant, &t.tenant_column) {
+            (Some(_), _) => "$2::text".to_owned(),
+            (None, Some(tc)) => format!("t.{}::text", quote_ident(tc)),
+            (None, None) => continue,
+        };
+        let query = format!(
+            "SELECT {tenant_expr}, count(*) FROM {table} AS t
+              WHERE t.{col} IS NOT NULL AND ($1::text IS NULL OR {tenant_expr} = $1)
+                AND NOT EXISTS (SELECT 1 FROM pq.tenant_key_versions v
+                                 WHERE v.kid = substr(t.{col}, 3, 16) AND v.tenant = {tenant_expr})
+              GROUP BY 1 ORDER BY 1",
+            table = t.table,
+            col = quote_ident(&t.column),
+        );
+        Spi::connect(|client| -> PqResult<()> {
+            for row in client.select(&query, None, &[tenant.into(), t.tenant.as_deref().into()])? {
+                out.push((
+                    row.get::<String>(1)?.unwrap_or_default(),
+                    t.table.clone(),
+                    t.column.clone(),
+                    row.get::<i64>(2)?.unwrap_or(0),
+                ));
+            }
+            Ok(())
+        })?;
+    }
+    Ok(out)
+}
+
+/// (values of `tenant` not yet post-quantum in its tracked columns, its
+/// unfinished migration jobs). Call as owner.
+pub fn still_classical(tenant: &str) -> PqResult<(i64, i64)> {
+    let remaining = classical_rows(Some(tenant))?.iter().map(|r| r.3).sum();
+    let jobs = catalog::one::<i64>(
+        "SELECT count(*) FROM pq.job_queue j JOIN pq.tracked_columns t ON t.id = j.tracked_id
+          WHERE j.kind = 'migrate' AND j.state IN ('queued', 'running', 'paused')
+            AND (coalesce(j.tenant, t.tenant) = $1 OR coalesce(j.tenant, t.tenant) IS NULL)",
+        &[tenant.into()],
+    )?
+    .unwrap_or(0);
+    Ok((remaining, jobs))
+}
+
+/// Records that `tenant`'s migration is under way (again). Call as owner.
+fn mark_started(tenant: &str, actor: &str) -> PqResult<()> {
+    let new = catalog::write_one::<bool>(
+        "INSERT INTO pq.tenant_migrations AS m (tenant) VALUES ($1)
+         ON CONFLICT (tenant) DO UPDATE SET status = 'in_progress', completed_at = NULL
+          WHERE m.status = 'completed'
+         RETURNING xmax = 0",
+        &[tenant.into()],
+    )?;
+    if new == Some(true) {
+        events::record("migration_started", Some(tenant), None, actor, None, json!({}))?;
+    }
+    Ok(())
+}
+
+/// After a migration job finished: each tenant it covered (every tenant in
+/// progress, for a column with a tenant column) is completed once nothing
+/// of it is left classical. Call as owner.
+pub fn job_finished(tenant: Option<&str>, actor: &str) -> PqResult<()> {
+    let tenants: Vec<String> = match tenant {
+        Some(t) => vec![t.to_owned()],
+        None => Spi::connect(|client| {
+            let rows = client.select("SELECT tenant FROM pq.tenant_migrations WHERE status = 'in_progress'", None, &[])?;
+            rows.map(|r| r.get::<String>(1).map(Option::unwrap_or_default)).collect::<Result<Vec<_>, _>>()
+        })?,
+    };
+    for tenant in tenants {
+        if still_classical(&tenant)? == (0, 0) {
+            let done = catalog::write_one::<bool>(
+                "UPDATE pq.tenant_migrations SET status = 'completed', completed_at = now()
+                  WHERE tenant = $1 AND status = 'in_progress' RETURNING true",
+                &[tenant.as_str().into()],
+            )?;
+            if done == Some(true) {
+                events::record("migration_completed", Some(&tenant), None, actor, None, json!({}))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The arguments of pq.migrate_column and pq.migrate_column_now.
+struct Request<'a> {
+    relid: pg_sys::Oid,
+    column: &'a str,
+    tenant: Option<&'a str>,
+    tenant_column: Option<&'a str>,
+    from_kind: Option<&'a str>,
+    aad_column: Option<&'a str>,
+    batch_size: i32,
+}
+
+/// How many classical values a sample takes before a job is queued.
+const SAMPLE: i64 = 20;
+
+/// Checks a request, tracks the column, samples it and queues the job;
+/// returns the job id. Nothing is queued if any check fails.
+fn prepare(r: &Request<'_>, actor: &str) -> PqResult<i64> {
+    tenants::require_admin("migrate columns")?;
+    if r.tenant.is_some() == r.tenant_column.is_some() {
+        return Err(PqError::InvalidParameter("give exactly one of tenant and tenant_column".into()));
+    }
+    if let Some(t) = r.tenant {
+        access::require_visible(t)?;
+    }
+    jobs::check_batch(r.batch_size)?;
+    let from_kind = r.from_kind.filter(|k| *k != "any").map(ClassicalKind::parse).transpose()?;
+    if !catalog::pq_table_exists(c"tenant_migrations") {
+        return Err(PqError::Sql {
+            code: b"55000",
+            message: "migrations need apg_pqcrypto 0.4.0".into(),
+            hint: Some("run ALTER EXTENSION apg_pqcrypto UPDATE".into()),
+        });
+    }
+    Pgcrypto::find()?;
+    let caller = catalog::caller();
+    let tracked_id = tracking::track(r.relid, r.column, r.tenant, r.tenant_column, r.aad_column)?;
+    catalog::as_owner(|| {
+        let t = tracking::load(tracked_id)?;
+        sample(&t, from_kind.map(ClassicalKind::name))?;
+        let started: Vec<String> = match r.tenant {
+            Some(t) => vec![t.to_owned()],
+            None => Spi::connect(|client| {
+                let rows = client.select("SELECT DISTINCT tenant FROM pq.classical_keys ORDER BY 1", None, &[])?;
+                rows.map(|r| r.get::<String>(1).map(Option::unwrap_or_default)).collect::<Result<Vec<_>, _>>()
+            })?,
+        };
+        for tenant in &started {
+            mark_started(tenant, actor)?;
+        }
+        let work = Work::Migrate { from_kind: from_kind.map(|k| k.name().to_owned()) };
+        jobs::queue(tracked_id, None, r.batch_size, actor, Some(caller), &work)
+    })
+}
+
+/// Decrypts (never writes) up to SAMPLE values of the column that still
+/// need migrating: if there are some and none decrypts, the keys or
+/// from_kind are wrong, and nothing is queued (PQ001).
+fn sample(t: &tracking::Tracked, from_kind: Option<&str>) -> PqResult<()> {
+    let tenant_expr = match &t.tenant_column {
+        Some(tc) => format!("t.{}::text", quote_ident(tc)),
+        None => "$1::text".to_owned(),
+    };
+    let query = format!(
+        "SELECT t.{col}, {aad}, {tenant_expr} FROM {table} AS t
+          WHERE t.{col} IS NOT NULL AND NOT (substr(t.{col}, 3, 16) = ANY($2::bytea[]))
+          LIMIT {SAMPLE}",
+        col = quote_ident(&t.column),
+        aad = t.aad_expr,
+        table = t.table,
+    );
+    let kids = known_kids(t.tenant.as_deref())?;
+    let rows: Vec<(Vec<u8>, Vec<u8>, String)> = Spi::connect(|client| {
+        let mut out = Vec::new();
+        for row in client.select(&query, None, &[t.tenant.as_deref().into(), kids.into()])? {
+            out.push((
+                row.get::<Vec<u8>>(1)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(2)?.unwrap_or_default(),
+                row.get::<String>(3)?.unwrap_or_default(),
+            ));
+        }
+        Ok::<_, PqError>(out)
+    })?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut batch = Batch::new(from_kind)?;
+    let mut first_reason = None;
+    for (value, aad, tenant) in &rows {
+        match batch.migrate(value, aad, tenant)? {
+            Ok(_) => return Ok(()),
+            Err(reason) => {
+                first_reason.get_or_insert(reason);
+            }
+        }
+    }
+    Err(PqError::Sql {
+        code: b"PQ001",
+        message: format!(
+            "none of the {} sampled values of {}.{} decrypts with the registered classical keys ({})",
+            rows.len(),
+            echo(&t.table),
+            echo(&t.column),
+            first_reason.unwrap_or_default()
+        ),
+        hint: Some("register the tenant's pgcrypto key with pq.register_classical_key, or check from_kind".into()),
+    })
+}
+
+/// Queues the migration job.
+fn migrate_column(r: &Request<'_>) -> PqResult<i64> {
+    jobs::require_worker("migration jobs")?;
+    let actor = events::session_user();
+    prepare(r, &actor)
+}
+
+/// What pq.migrate_column_now did.
+type NowResult = (i64, i64, i64, i64, String);
+
+/// Runs the migration in the caller's transaction, batch by batch, with a
+/// NOTICE after each.
+fn migrate_column_now(r: &Request<'_>) -> PqResult<NowResult> {
+    if catalog::in_recovery() {
+        return Err(PqError::ReadOnly("migration"));
+    }
+    let actor = events::session_user();
+    let id = prepare(r, &actor)?;
+    let mut idle_passes = 0;
+    loop {
+        pgrx::check_for_interrupts!();
+        let batch = catalog::as_owner(|| jobs::run_batch(id, &actor))?;
+        let (done, failed, total, state) = catalog::as_owner(|| {
+            catalog::row(
+                "SELECT rows_done, rows_failed, coalesce(rows_total, 0), state FROM pq.job_queue WHERE id = $1",
+                &[id.into()],
+                |row| {
+                    Ok((
+                        row.get::<i64>(1)?.unwrap_or(0),
+                        row.get::<i64>(2)?.unwrap_or(0),
+                        row.get::<i64>(3)?.unwrap_or(0),
+                        row.get::<String>(4)?.unwrap_or_default(),
+                    ))
+                },
+            )
+        })?
+        .unwrap_or_default();
+        crate::progress::report(id, r.relid, done, failed, total);
+        match batch {
+            jobs::Batch::Worked(0) => {
+                // A pass ended with rows other sessions hold: try once more,
+                // then leave them to the worker.
+                idle_passes += 1;
+                if idle_passes >= 2 {
+                    pgrx::notice!("job {id}: rows held by other sessions are left to the background worker");
+                    crate::progress::finish();
+                    return Ok((id, done, failed, (total - done - failed).max(0), state));
+                }
+            }
+            jobs::Batch::Worked(_) => {
+                idle_passes = 0;
+                pgrx::notice!("job {id}: {done} of {total} rows migrated, {failed} failed");
+            }
+            jobs::Batch::Completed | jobs::Batch::Idle => {
+                pgrx::notice!("job {id}: {state}, {done} rows migrated, {failed} failed");
+                crate::progress::finish();
+                return Ok((id, done, failed, 0, state));
+            }
+        }
+    }
+}
+
+/// status, tracked columns, classical values, migrated, failed, pending jobs, started, completed.
+type StatusRow = (
+    String,
+    i32,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<pgrx::datum::TimestampWithTimeZone>,
+    Option<pgrx::datum::TimestampWithTimeZone>,
+);
+
+fn status(tenant: &str) -> PqResult<StatusRow> {
+    tenants::require_admin("read migration status")?;
+    access::require_visible(tenant)?;
+    catalog::as_owner(|| {
+        let (stored, started_at, completed_at) = catalog::row(
+            "SELECT status, started_at, completed_at FROM pq.tenant_migrations WHERE tenant = $1",
+            &[tenant.into()],
+            |row| {
+                Ok((
+                    row.get::<String>(1)?,
+                    row.get::<pgrx::datum::TimestampWithTimeZone>(2)?,
+                    row.get::<pgrx::datum::TimestampWithTimeZone>(3)?,
+                ))
+            },
+        )?
+        .unwrap_or((None, None, None));
+        let columns = tracking::ids_for_tenant(tenant)?.len() as i32;
+        let (remaining, pending) = still_classical(tenant)?;
+        let (migrated, failed) = catalog::row(
+            "SELECT coalesce(sum(j.rows_done), 0)::bigint,
+                    (SELECT count(*) FROM pq.job_failures f WHERE f.job_id = ANY(array_agg(j.id)))
+               FROM pq.job_queue j JOIN pq.tracked_columns t ON t.id = j.tracked_id
+              WHERE j.kind = 'migrate' AND (coalesce(j.tenant, t.tenant) = $1 OR coalesce(j.tenant, t.tenant) IS NULL)",
+            &[tenant.into()],
+            |row| Ok((row.get::<i64>(1)?.unwrap_or(0), row.get::<i64>(2)?.unwrap_or(0))),
+        )?
+        .unwrap_or_default();
+        let status = stored.unwrap_or_else(|| "not_started".into());
+        Ok((status, columns, remaining, migrated, failed, pending, started_at, completed_at))
+    })
+}
+
+fn counts(tenant: Option<&str>) -> PqResult<Vec<(String, String, String, i64)>> {
+    tenants::require_admin("read migration counts")?;
+    if let Some(t) = tenant {
+        access::require_visible(t)?;
+    }
+    catalog::as_owner(|| classical_rows(tenant))
+}
+
+/// The dual-mode trigger's decision for one written value: None to keep
+/// it, Some(envelope) to store instead.
+fn convert_for_write(tenant: &str, value: &[u8], aad: &[u8]) -> PqResult<Option<Vec<u8>>> {
+    if tenant.is_empty() || !started(tenant)? {
+        return Ok(None);
+    }
+    let classes = classify(value);
+    if matches!(classes.first(), Some(Class::PqKeyed | Class::PqSealed)) {
+        let kid = value.get(2..18).unwrap_or_default().to_vec();
+        let ours = catalog::as_owner(|| known_kids(Some(tenant)))?.contains(&kid);
+        if ours {
+            return Ok(None);
+        }
+    }
+    access::require_usable(tenant)?;
+    let result = catalog::as_owner(|| Batch::new(None)?.migrate(value, aad, tenant))?;
+    match result {
+        Ok(envelope) => Ok(Some(envelope)),
+        Err(reason) => Err(failed(&format!(
+            "a value written during the migration of tenant \"{}\" is neither its envelope nor a classical value its keys decrypt: {reason}",
+            echo(tenant)
+        ))),
+    }
+}
+
+/// The tracked column's tenant, tenant column and AAD column. Call as owner.
+fn tracked_config(relid: pg_sys::Oid, column: &str) -> PqResult<(Option<String>, Option<String>, Option<String>)> {
+    catalog::row(
+        "SELECT tenant, tenant_column::text, aad_column::text FROM pq.tracked_columns WHERE relid = $1 AND column_name = $2",
+        &[relid.into(), column.into()],
+        |row| Ok((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<String>(3)?)),
+    )?
+    .ok_or_else(|| PqError::Sql {
+        code: b"55000",
+        message: format!("column \"{}\" is not tracked", echo(column)),
+        hint: Some("pq.migrate_column or pq.track_column records its tenant first".into()),
+    })
+}
+
+fn trigger_row<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> PqResult<Option<PgHeapTuple<'a, pgrx::AllocatedByRust>>> {
+    let bad = |m: &str| PqError::InvalidParameter(m.into());
+    let column = trigger
+        .extra_args()
+        .ok()
+        .and_then(|a| a.into_iter().next())
+        .ok_or_else(|| bad("pq.migration_trigger takes the column's name as its argument"))?;
+    let relid = trigger.relid().map_err(|_| bad("pq.migration_trigger is a row trigger"))?;
+    let Some(new) = trigger.new() else {
+        return Err(bad("pq.migration_trigger is a BEFORE INSERT OR UPDATE row trigger"));
+    };
+    let mut tuple = new.into_owned();
+    let value: Option<Vec<u8>> = tuple
+        .get_by_name::<&[u8]>(&column)
+        .map_err(|_| bad("pq.migration_trigger's column is a bytea column of the table"))?
+        .map(<[u8]>::to_vec);
+    let Some(value) = value else { return Ok(Some(tuple)) };
+    let (tenant, tenant_column, aad_column) = catalog::as_owner(|| tracked_config(relid, &column))?;
+    let tenant = match (tenant, tenant_column) {
+        (Some(t), _) => t,
+        (None, Some(tc)) => tuple.get_by_name::<String>(&tc).ok().flatten().unwrap_or_default(),
+        (None, None) => String::new(),
+    };
+    let aad = match aad_column {
+        None => Vec::new(),
+        Some(ac) => match tuple.get_by_name::<&[u8]>(&ac) {
+            Ok(v) => v.map(<[u8]>::to_vec).unwrap_or_default(),
+            Err(_) => tuple.get_by_name::<String>(&ac).ok().flatten().unwrap_or_default().into_bytes(),
+        },
+    };
+    if let Some(envelope) = convert_for_write(&tenant, &value, &aad)? {
+        tuple.set_by_name(&column, envelope).map_err(|_| bad("the migrated value could not be stored"))?;
+    }
+    Ok(Some(tuple))
+}
+
+#[pg_schema]
+pub mod pq {
+    use super::*;
+    use crate::errors::OrRaise;
+
+    /// Queues the migration of a column of pgcrypto ciphertexts to keyed
+    /// envelopes (the background worker runs it, batch by batch). Returns
+    /// the job id.
+    #[pg_extern(volatile, parallel_unsafe)]
+    pub fn migrate_column(
+        table: Option<PgRelation>,
+        column: Option<&str>,
+        tenant: default!(Option<&str>, "NULL"),
+        from_kind: default!(Option<&str>, "NULL"),
+        aad_column: default!(Option<&str>, "NULL"),
+        batch_size: default!(i32, 1000),
+        tenant_column: default!(Option<&str>, "NULL"),
+    ) -> i64 {
+        let (Some(table), Some(column)) = (table, column) else {
+            PqError::InvalidParameter("table and column are required".into()).raise()
+        };
+        let relid = table.oid();
+        drop(table);
+        let request = Request { relid, column, tenant, tenant_column, from_kind, aad_column, batch_size };
+        super::migrate_column(&request).or_raise()
+    }
+
+    /// The same migration in the caller's transaction, with a NOTICE per
+    /// batch; rows other sessions hold are left to the worker.
+    #[pg_extern(volatile, parallel_unsafe)]
+    pub fn migrate_column_now(
+        table: Option<PgRelation>,
+        column: Option<&str>,
+        tenant: default!(Option<&str>, "NULL"),
+        from_kind: default!(Option<&str>, "NULL"),
+        aad_column: default!(Option<&str>, "NULL"),
+        batch_size: default!(i32, 1000),
+        tenant_column: default!(Option<&str>, "NULL"),
+    ) -> TableIterator<
+        'static,
+        (
+            name!(job, i64),
+            name!(rows_migrated, i64),
+            name!(rows_failed, i64),
+            name!(rows_left, i64),
+            name!(state, String),
+        ),
+    > {
+        let (Some(table), Some(column)) = (table, column) else {
+            PqError::InvalidParameter("table and column are required".into()).raise()
+        };
+        let relid = table.oid();
+        drop(table);
+        let request = Request { relid, column, tenant, tenant_column, from_kind, aad_column, batch_size };
+        TableIterator::once(super::migrate_column_now(&request).or_raise())
+    }
+
+    /// A tenant's migration: not_started, in_progress or completed, with
+    /// its counts and times.
+    #[pg_extern(stable, strict, parallel_restricted)]
+    pub fn migration_status(
+        tenant: &str,
+    ) -> TableIterator<
+        'static,
+        (
+            name!(status, String),
+            name!(tracked_columns, i32),
+            name!(classical_values, i64),
+            name!(rows_migrated, i64),
+            name!(rows_failed, i64),
+            name!(jobs_pending, i64),
+            name!(started_at, Option<pgrx::datum::TimestampWithTimeZone>),
+            name!(completed_at, Option<pgrx::datum::TimestampWithTimeZone>),
+        ),
+    > {
+        TableIterator::once(status(tenant).or_raise())
+    }
+
+    /// Values per tenant and tracked column that are not yet envelopes
+    /// under the tenant's keys (classical ciphertexts): what a migration
+    /// still has to do, and the compliance report's count. Scans every
+    /// tracked column of the tenant (all tenants when NULL).
+    #[pg_extern(stable, parallel_restricted)]
+    pub fn classical_counts(
+        tenant: default!(Option<&str>, "NULL"),
+    ) -> TableIterator<
+        'static,
+        (name!(tenant, String), name!(table_name, String), name!(column_name, String), name!(classical_values, i64)),
+    > {
+        TableIterator::new(counts(tenant).or_raise())
+    }
+
+    /// Dual-mode writes during a migration: `CREATE TRIGGER … BEFORE INSERT
+    /// OR UPDATE OF col ON t FOR EACH ROW EXECUTE FUNCTION
+    /// pq.migration_trigger('col')`. Once the tenant's migration has
+    /// started, a classical value written to the (tracked) column is
+    /// stored as a keyed envelope; a value it cannot read is refused (PQ001).
+    #[pg_trigger]
+    pub fn migration_trigger<'a>(
+        trigger: &'a pgrx::PgTrigger<'a>,
+    ) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByRust>>, pgrx::PgTriggerError> {
+        Ok(trigger_row(trigger).or_raise())
+    }
+}
