@@ -149,48 +149,70 @@ impl Pgcrypto {
         })
     }
 
-    /// Calls `function` with `args` in a subtransaction; its bytea result.
-    fn call(&self, function: pg_sys::Oid, args: &[&[u8]]) -> PqResult<Result<Zeroizing<Vec<u8>>, Refused>> {
+    /// Calls `function` with `args`; its bytea result. An ERROR the
+    /// function raises propagates (see [`Pgcrypto::call`]).
+    fn call_raising(&self, function: pg_sys::Oid, args: &[&[u8]]) -> PqResult<Zeroizing<Vec<u8>>> {
         let args = args.iter().map(|a| Varlena::argument(a)).collect::<PqResult<Vec<_>>>()?;
         let d: Vec<pg_sys::Datum> = args.iter().map(Varlena::datum).collect();
-        let result = catalog::attempt(|| {
-            // SAFETY: a strict pgcrypto function of this many bytea/text
-            // arguments, none NULL; it returns a palloc'd varlena.
-            unsafe {
-                let datum = match d.len() {
-                    1 => pg_sys::OidFunctionCall1Coll(function, pg_sys::InvalidOid, d[0]),
-                    3 => pg_sys::OidFunctionCall3Coll(function, pg_sys::InvalidOid, d[0], d[1], d[2]),
-                    4 => pg_sys::OidFunctionCall4Coll(function, pg_sys::InvalidOid, d[0], d[1], d[2], d[3]),
-                    _ => unreachable!("pgcrypto functions take 1, 3 or 4 arguments"),
-                };
-                Varlena::take_result(datum)
-            }
-        });
-        drop(args);
-        match result {
+        // SAFETY: a strict pgcrypto function of this many bytea/text
+        // arguments, none NULL; it returns a palloc'd varlena. The argument
+        // buffers outlive the call and are wiped when `args` drops, also
+        // when the call raises.
+        unsafe {
+            let datum = match d.len() {
+                1 => pg_sys::OidFunctionCall1Coll(function, pg_sys::InvalidOid, d[0]),
+                3 => pg_sys::OidFunctionCall3Coll(function, pg_sys::InvalidOid, d[0], d[1], d[2]),
+                4 => pg_sys::OidFunctionCall4Coll(function, pg_sys::InvalidOid, d[0], d[1], d[2], d[3]),
+                _ => return Err(PqError::internal("a pgcrypto call with an unexpected argument count", String::new())),
+            };
+            Varlena::take_result(datum)
+        }
+    }
+
+    /// Calls `function` with `args` in a subtransaction: an ERROR it
+    /// raises (a wrong key) is `Refused`, not the end of the statement.
+    fn call(&self, function: pg_sys::Oid, args: &[&[u8]]) -> PqResult<Result<Zeroizing<Vec<u8>>, Refused>> {
+        match catalog::attempt(|| self.call_raising(function, args)) {
             Ok(Ok(bytes)) => Ok(Ok(bytes)),
             Ok(Err(e)) => Err(e),
             Err(_) => Ok(Err(Refused)),
         }
     }
 
-    /// The plaintext of `value` under `key`, or `Refused`.
-    pub fn decrypt(&self, key: &ClassicalSecret, value: &[u8]) -> PqResult<Result<Zeroizing<Vec<u8>>, Refused>> {
+    /// Runs `call` with the pgcrypto function and arguments that decrypt
+    /// `value` under `key`.
+    fn decrypt_call<R>(
+        &self,
+        key: &ClassicalSecret,
+        value: &[u8],
+        call: impl FnOnce(pg_sys::Oid, &[&[u8]]) -> PqResult<R>,
+    ) -> PqResult<R> {
         let options = key.options.as_bytes();
         match ClassicalKind::parse(&key.kind)? {
-            ClassicalKind::PgpSym => self.call(self.sym_decrypt, &[value, &key.key, options]),
+            ClassicalKind::PgpSym => call(self.sym_decrypt, &[value, &key.key, options]),
             ClassicalKind::PgpPub => {
                 let passphrase = key.passphrase.as_deref().map(Vec::as_slice).unwrap_or_default();
-                self.call(self.pub_decrypt, &[value, &key.key, passphrase, options])
+                call(self.pub_decrypt, &[value, &key.key, passphrase, options])
             }
             ClassicalKind::Raw => {
                 let raw = RawOptions::parse(&key.options)?;
                 match &raw.iv {
-                    Some(iv) => self.call(self.decrypt_iv, &[value, &key.key, iv, raw.cipher_type.as_bytes()]),
-                    None => self.call(self.decrypt, &[value, &key.key, raw.cipher_type.as_bytes()]),
+                    Some(iv) => call(self.decrypt_iv, &[value, &key.key, iv, raw.cipher_type.as_bytes()]),
+                    None => call(self.decrypt, &[value, &key.key, raw.cipher_type.as_bytes()]),
                 }
             }
         }
+    }
+
+    /// The plaintext of `value` under `key`, or `Refused`.
+    pub fn decrypt(&self, key: &ClassicalSecret, value: &[u8]) -> PqResult<Result<Zeroizing<Vec<u8>>, Refused>> {
+        self.decrypt_call(key, value, |function, args| self.call(function, args))
+    }
+
+    /// The plaintext of `value` under `key`; pgcrypto's ERROR propagates
+    /// (for callers that run many decryptions in one subtransaction).
+    pub fn decrypt_raising(&self, key: &ClassicalSecret, value: &[u8]) -> PqResult<Zeroizing<Vec<u8>>> {
+        self.decrypt_call(key, value, |function, args| self.call_raising(function, args))
     }
 
     /// `plaintext` in `key`'s classical format, as the application's own
@@ -256,6 +278,17 @@ impl TenantKeys {
         Ok(TenantKeys { keys, key_ids })
     }
 
+    /// The keys to try for a value read as `kind`, in order: that kind's
+    /// keys, newest first, without pgp_pub keys whose id differs from the
+    /// recipient the message names.
+    pub fn candidates<'k>(&'k self, kind: ClassicalKind, value: &[u8]) -> impl Iterator<Item = &'k ClassicalSecret> + 'k {
+        let recipient = if kind == ClassicalKind::PgpPub { pqcore::classical::pgp_recipient(value) } else { None };
+        self.keys.iter().zip(&self.key_ids).filter_map(move |(k, id)| {
+            let other = matches!((recipient, id), (Some(r), Some(id)) if r != *id);
+            (k.kind == kind.name() && !other).then_some(k)
+        })
+    }
+
     /// The plaintext of a value read as `kind`: Err(reason) names what
     /// failed, never the value.
     pub fn decrypt(
@@ -265,11 +298,7 @@ impl TenantKeys {
         value: &[u8],
     ) -> PqResult<Result<Zeroizing<Vec<u8>>, &'static str>> {
         let mut any = false;
-        let recipient = if kind == ClassicalKind::PgpPub { pqcore::classical::pgp_recipient(value) } else { None };
-        let candidates = self.keys.iter().zip(&self.key_ids).filter(|(k, id)| {
-            k.kind == kind.name() && !matches!((recipient, id), (Some(r), Some(id)) if r != *id)
-        });
-        for (key, _) in candidates {
+        for key in self.candidates(kind, value) {
             any = true;
             if let Ok(plaintext) = pgcrypto.decrypt(key, value)? {
                 return Ok(Ok(plaintext));

@@ -479,16 +479,20 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
     let mut tids = Vec::with_capacity(rows.len());
     let mut values = Vec::with_capacity(rows.len());
     let mut failures: Vec<(String, String)> = Vec::new();
-    let mut migration = match &work {
-        Work::Migrate { from_kind } if !rows.is_empty() => Some(crate::migration::Batch::new(from_kind.as_deref())?),
-        _ => None,
+    let results: Vec<Result<Vec<u8>, String>> = match &work {
+        Work::Migrate { from_kind } if !rows.is_empty() => {
+            let inputs: Vec<(&[u8], &[u8], &str)> = rows
+                .iter()
+                .map(|r| (r.value.as_slice(), r.aad.as_slice(), r.tenant.as_deref().unwrap_or_default()))
+                .collect();
+            crate::migration::Batch::new(from_kind.as_deref())?.migrate_all(&inputs)?
+        }
+        _ => rows
+            .iter()
+            .map(|r| reencrypt_value(&r.value, &r.aad, r.tenant.as_deref().unwrap_or_default()).map_err(str::to_owned))
+            .collect(),
     };
-    for row in rows {
-        let tenant = row.tenant.as_deref().unwrap_or_default();
-        let result = match &mut migration {
-            Some(batch) => batch.migrate(&row.value, &row.aad, tenant)?,
-            None => reencrypt_value(&row.value, &row.aad, tenant).map_err(str::to_owned),
-        };
+    for (row, result) in rows.into_iter().zip(results) {
         match result {
             Ok(new) => {
                 tids.push(row.tid);

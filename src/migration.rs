@@ -58,6 +58,50 @@ impl Batch {
         })
     }
 
+    /// Every row of a batch as [`Batch::migrate`] would do it, faster when
+    /// nothing fails: first one subtransaction decrypts each row with its
+    /// first candidate key (one subtransaction per batch instead of one per
+    /// row); if pgcrypto refuses any row, that is rolled back and every
+    /// row takes the one-by-one path. Call as owner.
+    pub fn migrate_all(&mut self, rows: &[(&[u8], &[u8], &str)]) -> PqResult<Vec<Result<Vec<u8>, String>>> {
+        for (_, _, tenant) in rows {
+            if !tenant.is_empty() && !self.keys.contains_key(*tenant) {
+                self.keys.insert((*tenant).to_owned(), TenantKeys::load(tenant, &self.pgcrypto)?);
+            }
+        }
+        let plan: Vec<Option<&crate::keystore::ClassicalSecret>> = rows
+            .iter()
+            .map(|(value, _, tenant)| {
+                let kind = classify(value).into_iter().find_map(ClassicalKind::of)?;
+                if self.from_kind.is_some_and(|k| k != kind) {
+                    return None;
+                }
+                self.keys.get(*tenant)?.candidates(kind, value).next()
+            })
+            .collect();
+        let pgcrypto = &self.pgcrypto;
+        let optimistic = catalog::attempt(|| {
+            rows.iter()
+                .zip(&plan)
+                .map(|((value, _, _), key)| key.map(|k| pgcrypto.decrypt_raising(k, value)).transpose())
+                .collect::<PqResult<Vec<_>>>()
+        });
+        let plaintexts = match optimistic {
+            Ok(Ok(plaintexts)) => plaintexts,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => vec![None; rows.len()],
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for ((value, aad, tenant), plaintext) in rows.iter().zip(plaintexts) {
+            out.push(match plaintext {
+                Some(p) => crate::classical::encrypt_pq(tenant, &p, aad)
+                    .map_err(|_| "the tenant has no active version that may encrypt".to_owned()),
+                None => self.migrate(value, aad, tenant)?,
+            });
+        }
+        Ok(out)
+    }
+
     /// `value` (a classical value of `tenant`) as a keyed envelope under the
     /// tenant's active version, or why not (never with the value). Call as
     /// owner.
@@ -113,13 +157,19 @@ pub fn started(tenant: &str) -> PqResult<bool> {
 /// tenant's versions: (tenant, table, column, count), for `tenant` alone
 /// when given. Call as owner.
 fn classical_rows(tenant: Option<&str>) -> PqResult<Vec<(String, String, String, i64)>> {
-    let ids: Vec<i32> = match tenant {
-        Some(t) => tracking::ids_for_tenant(t)?,
-        None => Spi::connect(|client| {
-            let rows = client.select("SELECT id FROM pq.tracked_columns ORDER BY id", None, &[])?;
-            rows.map(|r| r.get::<i32>(1).map(Option::unwrap_or_default)).collect::<Result<Vec<_>, _>>()
-        })?,
-    };
+    // The tracked columns that may hold the tenant's values (every one for
+    // None), skipping tables dropped since they were tracked.
+    let ids: Vec<i32> = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT id FROM pq.tracked_columns t
+              WHERE ($1::text IS NULL OR t.tenant = $1 OR t.tenant_column IS NOT NULL)
+                AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = t.relid)
+              ORDER BY id",
+            None,
+            &[tenant.into()],
+        )?;
+        rows.map(|r| r.get::<i32>(1).map(Option::unwrap_or_default)).collect::<Result<Vec<_>, _>>()
+    })?;
     let mut out = Vec::new();
     for id in ids {
         let t = tracking::load(id)?;

@@ -145,25 +145,37 @@ fn dek_case(rng: &mut SeededRandom) -> Value {
 /// A tenant version's ML-KEM seed wrapped under the MDK.
 fn mdk_wrap_case(rng: &mut SeededRandom) -> Value {
     let mdk_bytes = Dek::generate_from(rng).unwrap();
-    let mdk = MasterDataKey::from_mdk(&mdk_bytes);
     let secret = KemSeed::generate_from(rng).unwrap();
     let context = WrapContext { tenant: "acme", version: 1, purpose: Purpose::KemSeed };
+    wrap_under_mdk(rng, "mdk-wrap-kem-seed", &mdk_bytes, &context, secret.expose())
+}
+
+/// A tenant's classical (pgcrypto) passphrase, classical key id 3, wrapped under the MDK.
+fn classical_wrap_case(rng: &mut SeededRandom) -> Value {
+    let mdk_bytes = Dek::generate_from(rng).unwrap();
+    let context = WrapContext { tenant: "acme", version: 3, purpose: Purpose::ClassicalKey };
+    wrap_under_mdk(rng, "mdk-wrap-classical-key", &mdk_bytes, &context, b"old pgcrypto passphrase")
+}
+
+/// The fields of `secret` wrapped under the MDK `mdk_bytes` for `context`.
+fn wrap_under_mdk(rng: &mut SeededRandom, id: &str, mdk_bytes: &Dek, context: &WrapContext<'_>, secret: &[u8]) -> Value {
+    let mdk = MasterDataKey::from_mdk(mdk_bytes);
     let mut replay = rng.clone();
-    let cipher = KeyedCipher::new(&mdk_bytes, mdk.id());
-    let fields = keyed_fields(rng, &cipher, secret.expose(), &context.aad());
-    let wrapped = mdk.wrap_from(&mut replay, secret.expose(), &context).unwrap();
+    let cipher = KeyedCipher::new(mdk_bytes, mdk.id());
+    let fields = keyed_fields(rng, &cipher, secret, &context.aad());
+    let wrapped = mdk.wrap_from(&mut replay, secret, context).unwrap();
     assert_eq!(Value::String(hex(&wrapped)), fields["envelope"]);
-    assert_eq!(mdk.unwrap(&wrapped, &context).unwrap().expose(), secret.expose());
+    assert_eq!(mdk.unwrap(&wrapped, context).unwrap().expose(), secret);
     merge(
         json!({
-            "id": "mdk-wrap-kem-seed",
+            "id": id,
             "kind": "mdk-wrap",
             "mdk": hex(mdk_bytes.expose()),
-            "mdk_id": hex(mdk_id(&mdk_bytes).as_bytes()),
+            "mdk_id": hex(mdk_id(mdk_bytes).as_bytes()),
             "tenant": context.tenant,
             "version": context.version,
             "purpose": context.purpose.label(),
-            "plaintext": hex(secret.expose()),
+            "plaintext": hex(secret),
         }),
         fields,
     )
@@ -213,6 +225,7 @@ fn build() -> Value {
         dek_case(&mut rng),
         mdk_wrap_case(&mut rng),
         kek_wrap_case(&mut rng),
+        classical_wrap_case(&mut rng),
     ];
     let mut top = Map::new();
     top.insert(
