@@ -45,15 +45,19 @@ update_ms=$((($(date +%s%N) - start) / 1000000))
 psql_ -c "CHECKPOINT" >/dev/null
 
 job=$(psql_ -c "SELECT pq.migrate_column('legacy', 'v', tenant => 'bench', from_kind => 'pgp_sym', batch_size => $batch)")
+# The worker's memory once the job runs (pgcrypto and OpenSSL loaded, the
+# first batches done) and at the end: flat means no growth per batch.
+until [ "$(psql_ -c "SELECT rows_done >= $rows / 10 FROM pq.job_queue WHERE id = $job")" = t ]; do sleep 0.1; done
+rss_running=$(rss "$worker")
 until [ "$(psql_ -c "SELECT state FROM pq.job_queue WHERE id = $job")" = completed ]; do sleep 0.1; done
 run_ms=$(psql_ -c "SELECT round(1000 * extract(epoch FROM finished_at - started_at)) FROM pq.job_queue WHERE id = $job")
 rss_end=$(rss "$worker")
 check=$(psql_ -c "SELECT count(*) FROM legacy WHERE pq.classify(v) = 'pq_keyed'")
-awk -v r="$rows" -v d="$decrypt_ms" -v k="$run_ms" -v u="$update_ms" -v c="$check" -v a="$rss_start" -v b="$rss_end" -v bs="$batch" 'BEGIN {
+awk -v r="$rows" -v d="$decrypt_ms" -v k="$run_ms" -v u="$update_ms" -v c="$check" -v a="$rss_start" -v m="$rss_running" -v b="$rss_end" -v bs="$batch" 'BEGIN {
   d /= 1000; k /= 1000; u /= 1000
   printf "pgp_sym_decrypt alone:          %.0f rows/s (%.1f s)\n", r / d, d
   printf "migration job (batch %d):    %.0f rows/s from its first batch to completion (%.1f s); %d rows now keyed envelopes\n", bs, r / k, k, c
   printf "ratio job / decrypt alone:      %.2f (target >= 0.8)\n", d / k
   printf "one UPDATE doing the same:      %.0f rows/s (%.1f s); ratio job / UPDATE %.2f\n", r / u, u, u / k
-  printf "worker private memory:          %d kB at start, %d kB at end (RssAnon)\n", a, b
+  printf "worker private memory:          %d kB before the job, %d kB at 10%%, %d kB at the end (RssAnon)\n", a, m, b
 }'

@@ -76,3 +76,19 @@ SELECT provider, key_ref, versions_rewrapped FROM pq.rotate_master_key('pkcs11')
 SELECT state, provider, answered FROM pq.master_key_status();
 \c
 SELECT name, pq_decrypt_text(value, name) AS plaintext_after_the_move FROM app_config ORDER BY name;
+
+\echo '== 11. Migrate a column encrypted with pgcrypto to post-quantum envelopes'
+CREATE EXTENSION pgcrypto;
+CREATE TABLE legacy_config (name text PRIMARY KEY, value bytea);
+INSERT INTO legacy_config VALUES
+  ('smtp_password', pgp_sym_encrypt('correct horse battery staple', 'the old passphrase')),
+  ('api_token', pgp_sym_encrypt('tok_live_8f2a', 'the old passphrase', 'cipher-algo=aes256')),
+  ('webhook_secret', NULL);
+SELECT name, pq.classify(value) AS stored_as FROM legacy_config ORDER BY name;
+SELECT pq.register_classical_key('acme', 'pgp_sym', 'the old passphrase') AS classical_key \gset
+\echo registered classical key :classical_key (stored wrapped under the master data key, never readable back)
+SELECT name, pq.decrypt_any_text(value, 'acme') AS read_before FROM legacy_config WHERE value IS NOT NULL ORDER BY name;
+SELECT job, rows_migrated, rows_failed, state FROM pq.migrate_column_now('legacy_config', 'value', tenant => 'acme', aad_column => 'name');
+SELECT name, pq.classify(value) AS stored_as, pq_decrypt_text(value, name) AS plaintext FROM legacy_config ORDER BY name;
+SELECT status, classical_values, rows_migrated FROM pq.migration_status('acme');
+SELECT pq.drop_classical_key(:classical_key) AS classical_key_dropped;

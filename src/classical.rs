@@ -121,10 +121,17 @@ pub struct Refused;
 impl Pgcrypto {
     /// pgcrypto's functions, or 55000 with a hint when it is not installed.
     pub fn find() -> PqResult<Self> {
+        // Only functions that belong to the pgcrypto extension: they run
+        // with the worker's and the extension owner's rights, so a
+        // same-named function of someone else must never be picked.
         let oids = catalog::one::<Vec<pg_sys::Oid>>(
-            "SELECT array_agg(to_regprocedure(quote_ident(n.nspname) || '.' || s)::oid ORDER BY o)
-               FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace,
-                    unnest($1::text[]) WITH ORDINALITY AS f(s, o)
+            "SELECT array_agg(coalesce(d.objid, 0::oid) ORDER BY o)
+               FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+              CROSS JOIN unnest($1::text[]) WITH ORDINALITY AS f(s, o)
+               LEFT JOIN pg_catalog.pg_depend d
+                      ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.refclassid = 'pg_catalog.pg_extension'::regclass
+                     AND d.refobjid = e.oid AND d.deptype = 'e'
+                     AND d.objid = to_regprocedure(quote_ident(n.nspname) || '.' || f.s)::oid
               WHERE e.extname = 'pgcrypto'",
             &[SIGNATURES.to_vec().into()],
         )?

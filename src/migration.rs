@@ -291,6 +291,29 @@ fn prepare(r: &Request<'_>, actor: &str) -> PqResult<i64> {
         });
     }
     Pgcrypto::find()?;
+    // An already tracked column keeps its tenant and AAD: re-encryption
+    // jobs and decryption depend on them, so a request that differs is an
+    // error, not a silent change.
+    let tracked = catalog::as_owner(|| {
+        catalog::row(
+            "SELECT tenant, tenant_column::text, aad_column::text FROM pq.tracked_columns WHERE relid = $1 AND column_name = $2",
+            &[r.relid.into(), r.column.into()],
+            |row| Ok((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<String>(3)?)),
+        )
+    })?;
+    if let Some(stored) = tracked {
+        let asked = (r.tenant.map(str::to_owned), r.tenant_column.map(str::to_owned), r.aad_column.map(str::to_owned));
+        if asked != stored {
+            let arg = |name: &str, v: &Option<String>| v.as_ref().map(|v| format!("{name} => '{}'", echo(v)));
+            let (tenant, tenant_column, aad_column) = &stored;
+            let with = [arg("tenant", tenant), arg("tenant_column", tenant_column), arg("aad_column", aad_column)];
+            return Err(PqError::InvalidParameter(format!(
+                "column \"{}\" is tracked with {}: migrate it with the same",
+                echo(r.column),
+                with.into_iter().flatten().collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
     let caller = catalog::caller();
     let tracked_id = tracking::track(r.relid, r.column, r.tenant, r.tenant_column, r.aad_column)?;
     catalog::as_owner(|| {

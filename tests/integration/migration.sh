@@ -141,7 +141,19 @@ check "the application's own role reads them" "t" \
   "$(qas "$port" live_app -c "SELECT bool_and(pq_decrypt_text(v) = expect) FROM live WHERE id < 100")"
 check "a value no registered key reads is refused by the trigger (PQ001), nothing stored" "PQ001|0" \
   "$(sqlstate "$port" "INSERT INTO live VALUES (-1, 'x', pgp_sym_encrypt('x', 'unknown passphrase'))")|$(q "$port" -c "SELECT count(*) FROM live WHERE expect = 'x'")"
-for secret in "sym passphrase" "mixed passphrase" "key passphrase" "live passphrase"; do
+echo "# a migration run in a session shows its progress to other sessions"
+q "$port" -c "SELECT pq.create_tenant('now')" -c "SELECT pq.register_classical_key('now', 'pgp_sym', 'now passphrase')" \
+  -c "CREATE TABLE nowt (id int PRIMARY KEY, v bytea)" \
+  -c "INSERT INTO nowt SELECT i, pgp_sym_encrypt('now-' || i, 'now passphrase') FROM generate_series(1, 4000) i" >/dev/null
+q "$port" -c "SELECT rows_migrated FROM pq.migrate_column_now('nowt', 'v', tenant => 'now', batch_size => 100)" >"$dir/now.out" 2>&1 &
+now=$!
+wait_for "$port" "SELECT count(*) = 1 FROM pq.migration_progress WHERE source = 'session' AND rows_done > 0 AND rows_total = 4000" \
+  && ok "another session sees the migration's progress while it runs" || fail "the session's progress is shown"
+wait "$now"
+check "the session's migration completed, with a NOTICE per batch" "41|4000" "$(grep -c NOTICE "$dir/now.out")|$(tail -1 "$dir/now.out")"
+check "its progress row is gone at the end" "0" "$(q "$port" -c "SELECT count(*) FROM pq.migration_progress WHERE source = 'session'")"
+
+for secret in "sym passphrase" "mixed passphrase" "key passphrase" "live passphrase" "now passphrase"; do
   check_absent "the server log never holds a registered key ($secret)" "$secret" "$(cat "$dir/server.log")"
 done
 cluster_stop "$dir"

@@ -98,6 +98,25 @@ CREATE TRIGGER dual2 BEFORE INSERT ON untracked FOR EACH ROW EXECUTE FUNCTION pq
 SELECT try($$ INSERT INTO untracked VALUES (2, '\x01') $$);
 DROP TABLE untracked;
 
+-- A column holding several tenants' values, named in another column.
+SELECT tenant FROM pq.create_tenant('mg2');
+SELECT pq.register_classical_key('mg', 'pgp_sym', 'mg passphrase') > 0 AND pq.register_classical_key('mg2', 'pgp_sym', 'mg2 passphrase') > 0 AS registered;
+CREATE TABLE shared (id int PRIMARY KEY, owner text, v bytea);
+INSERT INTO shared SELECT i, CASE WHEN i % 2 = 0 THEN 'mg' ELSE 'mg2' END,
+       pgp_sym_encrypt('s' || i, CASE WHEN i % 2 = 0 THEN 'mg passphrase' ELSE 'mg2 passphrase' END)
+  FROM generate_series(1, 20) i;
+INSERT INTO shared VALUES (21, NULL, pgp_sym_encrypt('s21', 'mg passphrase')), (22, 'mg', pgp_sym_encrypt('s22', 'mg2 passphrase'));
+SET client_min_messages = warning;
+SELECT rows_migrated, rows_failed, state FROM pq.migrate_column_now('shared', 'v', tenant_column => 'owner');
+RESET client_min_messages;
+SELECT row_key, reason FROM pq.job_failures WHERE job_id = (SELECT max(id) FROM pq.job_queue) ORDER BY row_key;
+SELECT owner, count(*) FILTER (WHERE pq_decrypt_text(v) = 's' || id) AS decrypt, count(*) FILTER (WHERE (pq_inspect(v)->>'tenant') = owner) AS own_tenant
+  FROM shared WHERE id <= 20 GROUP BY owner ORDER BY owner;
+SELECT status FROM pq.migration_status('mg2');
+-- A tracked column keeps its tenant and AAD column.
+SELECT try($$ SELECT pq.migrate_column_now('shared', 'v', tenant => 'mg') $$);
+SELECT try($$ SELECT pq.migrate_column_now('legacy', 'v', tenant => 'mg') $$);
+
 -- Bad requests: clear errors, nothing queued.
 SELECT count(*) AS jobs_before FROM pq.job_queue \gset
 CREATE TABLE notbytea (id int PRIMARY KEY, v text);
@@ -119,5 +138,5 @@ SELECT try($$ SELECT * FROM pq.migration_status('acme') $$);
 RESET ROLE;
 SELECT count(*) - :jobs_before AS queued FROM pq.job_queue;
 SELECT count(*) AS tracked FROM pq.tracked_columns WHERE relid IN ('notbytea'::regclass, 'nokey'::regclass, 'wrongkey'::regclass);
-DROP TABLE notbytea, nokey, wrongkey, legacy;
+DROP TABLE notbytea, nokey, wrongkey, legacy, shared;
 DROP EXTENSION pgcrypto;
