@@ -248,7 +248,7 @@ pub fn write_rows<R>(
 }
 
 /// Why [`attempt`] failed: the error PostgreSQL raised inside it.
-pub struct Refused(pub pg_sys::panic::CaughtError);
+pub struct Refused(pub Box<pg_sys::panic::CaughtError>);
 
 /// Runs `f` in a subtransaction, as a PL/pgSQL block with an EXCEPTION
 /// clause does: its effects are kept if it returns, rolled back if it
@@ -264,7 +264,7 @@ pub fn attempt<R>(f: impl FnOnce() -> R) -> Result<R, Refused> {
         let owner = pg_sys::CurrentResourceOwner;
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
         pg_sys::MemoryContextSwitchTo(context);
-        let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(f()))).catch_others(|e| Err(Refused(e))).execute();
+        let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(f()))).catch_others(|e| Err(Refused(Box::new(e)))).execute();
         if result.is_ok() {
             pg_sys::ReleaseCurrentSubTransaction();
         } else {
@@ -274,7 +274,7 @@ pub fn attempt<R>(f: impl FnOnce() -> R) -> Result<R, Refused> {
         pg_sys::CurrentResourceOwner = owner;
         if let Err(Refused(e)) = result {
             if ends_statement(&e) {
-                e.rethrow();
+                (*e).rethrow();
             }
             return Err(Refused(e));
         }

@@ -436,7 +436,7 @@ fn register(
     if options.len() > 1024 || options.chars().any(char::is_control) {
         return Err(PqError::InvalidParameter("options are at most 1024 characters without control characters".into()));
     }
-    if passphrase.is_some() && kind != ClassicalKind::PgpPub || public_key.is_some() && kind != ClassicalKind::PgpPub {
+    if (passphrase.is_some() || public_key.is_some()) && kind != ClassicalKind::PgpPub {
         return Err(PqError::InvalidParameter("passphrase and public_key belong to pgp_pub keys".into()));
     }
     let text_ok = |bytes: &[u8]| std::str::from_utf8(bytes).is_ok() && !bytes.contains(&0);

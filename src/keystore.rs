@@ -178,6 +178,23 @@ fn create_mdk(provider_name: &'static str) -> PqResult<(Rc<MasterDataKey>, Strin
     Ok((mdk, key_ref))
 }
 
+/// `wrapped` (under `from`) wrapped under `new` for the same place; a
+/// secret that does not unwrap is an internal error that `damaged` names
+/// (public message, log detail).
+fn rewrap_secret(
+    from: &MasterDataKey,
+    new: &MasterDataKey,
+    wrapped: &[u8],
+    context: &WrapContext<'_>,
+    damaged: impl FnOnce() -> (&'static str, String),
+) -> PqResult<Vec<u8>> {
+    let secret = from.unwrap(wrapped, context).map_err(|_| {
+        let (message, detail) = damaged();
+        PqError::internal(message, detail)
+    })?;
+    Ok(new.wrap(secret.expose(), context)?)
+}
+
 /// What [`rotate_master_data_key`] did.
 pub struct MasterRotation {
     /// The retired MDK's id and provider, if there was an active one.
@@ -223,11 +240,9 @@ pub fn rotate_master_data_key(provider_name: &'static str) -> PqResult<MasterRot
         let from = mdk(stored_kid(old_id)?)?;
         let (kem, dsa) = unwrapping(|| {
             let rewrap = |wrapped: &[u8], purpose| {
-                let context = WrapContext { tenant, version: *version as u32, purpose };
-                let secret = from.unwrap(wrapped, &context).map_err(|_| {
-                    PqError::internal("a stored tenant key is damaged", format!("tenant {tenant} version {version}: a seed does not unwrap"))
-                })?;
-                Ok::<_, PqError>(new.wrap(secret.expose(), &context)?)
+                rewrap_secret(&from, &new, wrapped, &WrapContext { tenant, version: *version as u32, purpose }, || {
+                    ("a stored tenant key is damaged", format!("tenant {tenant} version {version}: a seed does not unwrap"))
+                })
             };
             Ok((rewrap(kem, Purpose::KemSeed)?, rewrap(dsa, Purpose::DsaSeed)?))
         })?;
@@ -582,7 +597,9 @@ fn rewrap_classical(new: &MasterDataKey) -> PqResult<()> {
     if !catalog::pq_table_exists(c"classical_keys") {
         return Ok(());
     }
-    let rows: Vec<(i32, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>)> = Spi::connect(|client| {
+    /// id, tenant, mdk_id, wrapped key, wrapped passphrase.
+    type Row = (i32, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+    let rows: Vec<Row> = Spi::connect(|client| {
         let rows = client.select(
             "SELECT id, tenant, mdk_id, wrapped_key, wrapped_passphrase FROM pq.classical_keys ORDER BY id",
             None,
@@ -604,11 +621,9 @@ fn rewrap_classical(new: &MasterDataKey) -> PqResult<()> {
         let from = mdk(stored_kid(&old_id)?)?;
         let (key, passphrase) = unwrapping(|| {
             let rewrap = |wrapped: &[u8], purpose| {
-                let context = WrapContext { tenant: &tenant, version: id as u32, purpose };
-                let secret = from.unwrap(wrapped, &context).map_err(|_| {
-                    PqError::internal("a stored classical key is damaged", format!("tenant {tenant} classical key {id}"))
-                })?;
-                Ok::<_, PqError>(new.wrap(secret.expose(), &context)?)
+                rewrap_secret(&from, new, wrapped, &WrapContext { tenant: &tenant, version: id as u32, purpose }, || {
+                    ("a stored classical key is damaged", format!("tenant {tenant} classical key {id}"))
+                })
             };
             Ok((rewrap(&key, Purpose::ClassicalKey)?, passphrase.map(|p| rewrap(&p, Purpose::ClassicalPassphrase)).transpose()?))
         })?;

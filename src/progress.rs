@@ -28,6 +28,7 @@ pub struct Slots([Slot; SLOTS]);
 // SAFETY: plain integers, no pointers.
 unsafe impl PGRXSharedMemory for Slots {}
 
+// SAFETY: a named shared-memory lock, initialised once by pg_shmem_init! while preloading.
 static PROGRESS: PgLwLock<Slots> = unsafe { PgLwLock::new(c"apg_pqcrypto_migration_progress") };
 
 /// From _PG_init while preloading.

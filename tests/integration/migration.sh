@@ -23,13 +23,14 @@ gpg_key() { # gpg_key NAME BITS [PASSPHRASE]
 }
 gpg_key fast 1024
 gpg_key slow 2048 "key passphrase"
+gpgconf --kill all   # the agent gpg started; the keys are exported
 [ -s "$dir/fast.sec" ] && [ -s "$dir/slow.sec" ] && ok "GnuPG made the OpenPGP keys" || fail "GnuPG made the OpenPGP keys"
 pub() { echo "decode('$(cat "$dir/$1.pub")', 'base64')"; }
 sec() { echo "decode('$(cat "$dir/$1.sec")', 'base64')"; }
 raw_key="'\\x000102030405060708090a0b0c0d0e0f'::bytea"
 
 echo "# keys registered, never readable back"
-q "$port" -c "SELECT pq.register_classical_key('acme', 'pgp_sym', 'sym passphrase', 's2k-mode=1')" \
+q "$port" -c "SET log_statement = 'all'" -c "SELECT pq.register_classical_key('acme', 'pgp_sym', 'sym passphrase', 's2k-mode=1')" \
   -c "SELECT pq.register_classical_key('acme', 'pgp_pub', $(sec fast), public_key => $(pub fast))" \
   -c "SELECT pq.register_classical_key('acme', 'raw', $raw_key, 'algorithm=aes, mode=cbc, padding=pkcs')" >/dev/null
 check "three keys, listed without secrets" "pgp_sym,pgp_pub,raw" "$(q "$port" -c "SELECT string_agg(kind, ',' ORDER BY id) FROM pq.classical_key_list")"

@@ -61,7 +61,7 @@ pub fn classify(value: &[u8]) -> Vec<Class> {
     if let Some(class) = openpgp(value) {
         out.push(class);
     }
-    if !value.is_empty() && value.len() % 8 == 0 {
+    if !value.is_empty() && value.len().is_multiple_of(8) {
         out.push(Class::Raw);
     }
     out
@@ -120,7 +120,7 @@ fn openpgp(value: &[u8]) -> Option<Class> {
         (3, [4, cipher, s2k, ..]) if (1..=13).contains(cipher) && matches!(s2k, 0 | 1 | 3) => Some(Class::PgpSym),
         // Public-key encrypted session key, version 3: 8-byte key id, then
         // RSA (1, 2) or Elgamal (16).
-        (1, [3, _, _, _, _, _, _, _, _, algo, ..]) if matches!(algo, 1 | 2 | 16) => Some(Class::PgpPub),
+        (1, [3, _, _, _, _, _, _, _, _, 1 | 2 | 16, ..]) => Some(Class::PgpPub),
         _ => None,
     }
 }
