@@ -246,8 +246,12 @@ impl Pgcrypto {
                 }
             }
         };
-        result.map(|c| c.to_vec()).map_err(|_| {
-            PqError::InvalidParameter(format!("pgcrypto could not encrypt with classical key {} (check its options)", key.id))
+        result.map(|c| c.to_vec()).map_err(|_| PqError::Sql {
+            code: b"22023",
+            message: "pgcrypto refused to encrypt with this classical key and its options".into(),
+            hint: Some(
+                "check the options; Blowfish (bf) needs OpenSSL's legacy provider, which OpenSSL 3 does not load by default".into(),
+            ),
         })
     }
 
@@ -341,7 +345,10 @@ fn unrecognised() -> PqError {
 /// Decrypts a post-quantum envelope or a classical value of `tenant`.
 fn decrypt_any(value: &[u8], tenant: &str, aad: &[u8]) -> PqResult<PgBytea> {
     access::require_usable(tenant)?;
-    let classes = classify(value);
+    // An envelope of a known key is read as nothing else (decrypt_envelope
+    // reports its own error); an unknown kid leaves the classical readings.
+    let known = |kid: &[u8]| pqcore::Kid::from_slice(kid).is_ok_and(|kid| !matches!(keystore::version_by_kid(kid), Err(PqError::UnknownKid)));
+    let classes = pqcore::classical::readings(value, known);
     if classes.is_empty() {
         return Err(unrecognised());
     }

@@ -21,7 +21,7 @@ use crate::{
 };
 use pgrx::prelude::*;
 use pgrx::PgRelation;
-use pqcore::classical::{classify, Class};
+use pqcore::classical::{classify, readings, Class};
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -47,6 +47,8 @@ pub struct Batch {
     pgcrypto: Pgcrypto,
     from_kind: Option<ClassicalKind>,
     keys: HashMap<String, TenantKeys>,
+    /// Every tenant version's kid: a value carrying one is an envelope.
+    kids: std::collections::HashSet<Vec<u8>>,
 }
 
 impl Batch {
@@ -55,6 +57,7 @@ impl Batch {
             pgcrypto: Pgcrypto::find()?,
             from_kind: from_kind.map(ClassicalKind::parse).transpose()?,
             keys: HashMap::new(),
+            kids: known_kids(None)?.into_iter().collect(),
         })
     }
 
@@ -72,7 +75,7 @@ impl Batch {
         let plan: Vec<Option<&crate::keystore::ClassicalSecret>> = rows
             .iter()
             .map(|(value, _, tenant)| {
-                let kind = classify(value).into_iter().find_map(ClassicalKind::of)?;
+                let kind = readings(value, |kid| self.kids.contains(kid)).into_iter().find_map(ClassicalKind::of)?;
                 if self.from_kind.is_some_and(|k| k != kind) {
                     return None;
                 }
@@ -109,7 +112,7 @@ impl Batch {
         if tenant.is_empty() {
             return Ok(Err("the row names no tenant".into()));
         }
-        let classes = classify(value);
+        let classes = readings(value, |kid| self.kids.contains(kid));
         let mut reason: Option<String> = None;
         for class in &classes {
             let Some(kind) = ClassicalKind::of(*class) else {

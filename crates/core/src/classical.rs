@@ -67,6 +67,26 @@ pub fn classify(value: &[u8]) -> Vec<Class> {
     out
 }
 
+/// The readings a decryption may try, in order: those of [`classify`],
+/// except that an envelope whose key id `known_kid` recognises is read as
+/// nothing else (it is an envelope, even if no key of this tenant opens
+/// it), and a value recognised as OpenPGP is not also tried as raw cipher
+/// output. Raw decryption cannot tell a wrong key from a right one (with
+/// `padding=none` every value "decrypts"), so it is tried only where
+/// nothing more specific recognises the value.
+pub fn readings(value: &[u8], known_kid: impl FnOnce(&[u8]) -> bool) -> Vec<Class> {
+    let mut classes = classify(value);
+    if matches!(classes.first(), Some(Class::PqKeyed | Class::PqSealed | Class::PqSignature))
+        && value.get(2..18).is_some_and(known_kid)
+    {
+        classes.truncate(1);
+    }
+    if classes.iter().any(|c| matches!(c, Class::PgpSym | Class::PgpPub)) {
+        classes.retain(|c| *c != Class::Raw);
+    }
+    classes
+}
+
 /// The first packet of an OpenPGP message (RFC 4880 §4.2): its tag and
 /// body, if the header is well formed and leaves bytes after the packet
 /// (a session key packet is always followed by the encrypted data).
@@ -180,6 +200,19 @@ mod tests {
         let classes = classify(&keyed);
         assert_eq!(classes[0], Class::PqKeyed);
         assert_eq!(classes.len(), if keyed.len() % 8 == 0 { 2 } else { 1 });
+    }
+
+    #[test]
+    fn readings_never_guess_raw_for_recognised_values() {
+        let mut keyed = vec![1u8, crate::format::KIND_KEYED];
+        keyed.resize(crate::format::KEYED_OVERHEAD + 2, 0); // 64 bytes: also whole blocks
+        assert_eq!(readings(&keyed, |_| false), vec![Class::PqKeyed, Class::Raw]);
+        assert_eq!(readings(&keyed, |_| true), vec![Class::PqKeyed]);
+        let mut sym = SYM.to_vec();
+        sym.resize(24, 0); // an OpenPGP message of whole blocks
+        assert_eq!(classify(&sym), vec![Class::PgpSym, Class::Raw]);
+        assert_eq!(readings(&sym, |_| false), vec![Class::PgpSym]);
+        assert_eq!(readings(&[0x42; 16], |_| true), vec![Class::Raw]);
     }
 
     #[test]

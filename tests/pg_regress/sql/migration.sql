@@ -49,6 +49,17 @@ SET ROLE regress_app_a;
 SELECT try($$ SELECT pq.decrypt_any(pgp_sym_encrypt('x', 'old passphrase'), 'mg') $$);
 RESET ROLE;
 
+-- Raw output has no integrity check (with padding none, any key
+-- "decrypts" anything): a value recognised as OpenPGP or as an envelope of
+-- a stored key is never guessed to be raw.
+SELECT tenant FROM pq.create_tenant('mg3');
+SELECT pq.register_classical_key('mg3', 'raw', '\x000102030405060708090a0b0c0d0e0f', 'padding=none') > 0 AS registered;
+SELECT pq.classify(v), length(v) % 8 AS blocks, try(format('SELECT pq.decrypt_any(%L::bytea, %L)', v, 'mg3'))
+  FROM (SELECT pgp_sym_encrypt(repeat('x', n), 'unknown') AS v FROM generate_series(1, 16) n) s WHERE length(v) % 8 = 0 LIMIT 1;
+SELECT pq.classify(v), length(v) % 8 AS blocks, try(format('SELECT pq.decrypt_any(%L::bytea, %L)', v, 'mg3'))
+  FROM (SELECT pq_encrypt('acme', 'xx') AS v) s;
+SELECT length(pq.decrypt_any(encrypt('\x00112233445566778899aabbccddeeff', '\x000102030405060708090a0b0c0d0e0f', 'aes-cbc/pad:none'), 'mg3')) AS raw_still_reads;
+
 -- Dual-mode writes: classical (the newest key) before the migration starts.
 SELECT pq.classify(pq.encrypt_dual_mode('mg', 'written')) AS before_start,
        convert_from(decrypt(pq.encrypt_dual_mode('mg', 'written'), '\x000102030405060708090a0b0c0d0e0f', 'aes-ecb/pad:pkcs'), 'UTF8');
