@@ -585,8 +585,10 @@ pub fn classical_keys(tenant: &str, kind: Option<&str>) -> PqResult<Vec<Classica
                 .map(|p| zeroize::Zeroizing::new(p.expose().to_vec()))
                 .map_err(|_| damaged())
         };
-        let key = unwrap(&wrapped_key, Purpose::ClassicalKey)?;
-        let passphrase = wrapped_passphrase.map(|w| unwrap(&w, Purpose::ClassicalPassphrase)).transpose()?;
+        // In locked, undumpable memory, like the tenant keys.
+        let (key, passphrase) = unwrapping(|| {
+            Ok((unwrap(&wrapped_key, Purpose::ClassicalKey)?, wrapped_passphrase.map(|w| unwrap(&w, Purpose::ClassicalPassphrase)).transpose()?))
+        })?;
         out.push(ClassicalSecret { id, kind, options, key, passphrase, public_key });
     }
     Ok(out)
