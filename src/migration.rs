@@ -162,17 +162,10 @@ pub fn started(tenant: &str) -> PqResult<bool> {
 fn classical_rows(tenant: Option<&str>) -> PqResult<Vec<(String, String, String, i64)>> {
     // The tracked columns that may hold the tenant's values (every one for
     // None), skipping tables dropped since they were tracked.
-    let ids: Vec<i32> = Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT id FROM pq.tracked_columns t
-              WHERE ($1::text IS NULL OR t.tenant = $1 OR t.tenant_column IS NOT NULL)
-                AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = t.relid)
-              ORDER BY id",
-            None,
-            &[tenant.into()],
-        )?;
-        rows.map(|r| r.get::<i32>(1).map(Option::unwrap_or_default)).collect::<Result<Vec<_>, _>>()
-    })?;
+    let ids = match tenant {
+        Some(t) => tracking::ids_for_tenant(t)?,
+        None => tracking::ids_existing()?,
+    };
     let mut out = Vec::new();
     for id in ids {
         let t = tracking::load(id)?;

@@ -181,12 +181,17 @@ pub fn ids_for_column(relid: pg_sys::Oid, column: &str) -> PqResult<Option<i32>>
     )
 }
 
+/// Tracked columns whose table still exists (a dropped table holds no
+/// ciphertexts; its row stays until pq.untrack_column).
+const TABLE_EXISTS: &str = "EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = relid)";
+
 /// Every tracked column that may hold `tenant`'s ciphertexts: those fixed
-/// to it and those with a tenant column. Call as owner.
+/// to it and those with a tenant column, in tables that still exist. Call
+/// as owner.
 pub fn ids_for_tenant(tenant: &str) -> PqResult<Vec<i32>> {
     Spi::connect(|client| {
         let rows = client.select(
-            "SELECT id FROM pq.tracked_columns WHERE tenant = $1 OR tenant_column IS NOT NULL ORDER BY id",
+            &format!("SELECT id FROM pq.tracked_columns WHERE (tenant = $1 OR tenant_column IS NOT NULL) AND {TABLE_EXISTS} ORDER BY id"),
             None,
             &[tenant.into()],
         )?;
@@ -197,6 +202,14 @@ pub fn ids_for_tenant(tenant: &str) -> PqResult<Vec<i32>> {
             }
         }
         Ok(ids)
+    })
+}
+
+/// Every tracked column whose table still exists. Call as owner.
+pub fn ids_existing() -> PqResult<Vec<i32>> {
+    Spi::connect(|client| {
+        let rows = client.select(&format!("SELECT id FROM pq.tracked_columns WHERE {TABLE_EXISTS} ORDER BY id"), None, &[])?;
+        rows.map(|r| r.get::<i32>(1).map(Option::unwrap_or_default)).collect::<Result<Vec<_>, _>>().map_err(PqError::from)
     })
 }
 
@@ -294,10 +307,7 @@ type UsageRow = (Option<String>, Option<i32>, Option<String>, String, String, i6
 fn usage_rows() -> PqResult<Vec<UsageRow>> {
     tenants::require_admin("read key usage")?;
     catalog::as_owner(|| {
-        let ids: Vec<i32> = Spi::connect(|client| {
-            let rows = client.select("SELECT id FROM pq.tracked_columns ORDER BY id", None, &[])?;
-            rows.map(|r| r.get::<i32>(1).map(Option::unwrap_or_default)).collect::<Result<Vec<_>, _>>()
-        })?;
+        let ids = ids_existing()?;
         let mut out = Vec::new();
         for id in ids {
             let t = load(id)?;

@@ -1,6 +1,7 @@
 # pg_dump from one cluster, pg_restore into a second, fresh cluster that has
 # the same key file: the same key ids, rows made before the dump decrypt,
-# signatures verify, grants reach the new cluster's roles of the same name.
+# signatures verify, grants reach the new cluster's roles of the same name,
+# classical keys still read pgcrypto values and migration states survive.
 src="$base/dump-src"
 dst="$base/dump-dst"
 port=$port_dump
@@ -12,6 +13,13 @@ q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('acme')
   -c "INSERT INTO app_config VALUES ('sealed', pq_seal(pq.tenant_public_key('globex'), 'sealed-value', 'sealed'))" \
   -c "INSERT INTO app_config VALUES ('signature', pq_sign('globex', 'signed config'))" \
   -c "GRANT SELECT ON app_config TO it_app" >/dev/null
+# A migration off pgcrypto under way: a registered classical key, a migrated
+# column, and a table still in pgcrypto's format.
+q "$port" -c "CREATE EXTENSION pgcrypto" -c "SELECT pq.register_classical_key('acme', 'pgp_sym', 'old passphrase')" \
+  -c "CREATE TABLE legacy (id int PRIMARY KEY, v bytea)" -c "CREATE TABLE migrated (id int PRIMARY KEY, v bytea)" \
+  -c "INSERT INTO legacy SELECT i, pgp_sym_encrypt('legacy-' || i, 'old passphrase') FROM generate_series(1, 10) i" \
+  -c "INSERT INTO migrated SELECT i, pgp_sym_encrypt('migrated-' || i, 'old passphrase') FROM generate_series(1, 10) i" \
+  -c "SELECT rows_migrated FROM pq.migrate_column_now('migrated', 'v', tenant => 'acme')" >/dev/null 2>&1
 keys_sql="SELECT string_agg(tenant || ':' || version || ':' || encode(kid, 'hex') || ':' || encode(signing_kid, 'hex'), ',' ORDER BY tenant, version) FROM pq.tenant_keys"
 mdk_sql="SELECT string_agg(encode(id, 'hex') || ':' || provider_key_id, ',') FROM pq.master_keys"
 keys_before=$(q "$port" -c "$keys_sql")
@@ -41,4 +49,8 @@ check "restored: the signature verifies" "t" \
 check "restored: the grant reaches the role of the same name" "secret-value-7" \
   "$(qas "$port" it_app -c "SELECT pq_decrypt_text(value, name) FROM app_config WHERE name = 'k7'")"
 check "restored: new values encrypt" "new" "$(q "$port" -c "SELECT pq_decrypt_text(pq_encrypt('acme', 'new'))")"
+check "restored: the classical key still reads the pgcrypto values" "10" \
+  "$(q "$port" -c "SELECT count(*) FROM legacy WHERE pq.decrypt_any_text(v, 'acme') = 'legacy-' || id")"
+check "restored: the migration's state and tracked column" "completed|1|10" \
+  "$(q "$port" -c "SELECT status, tracked_columns, (SELECT count(*) FROM migrated WHERE pq_decrypt_text(v) = 'migrated-' || id) FROM pq.migration_status('acme')")"
 cluster_stop "$dst"

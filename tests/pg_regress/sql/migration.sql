@@ -149,5 +149,13 @@ SELECT try($$ SELECT * FROM pq.migration_status('acme') $$);
 RESET ROLE;
 SELECT count(*) - :jobs_before AS queued FROM pq.job_queue;
 SELECT count(*) AS tracked FROM pq.tracked_columns WHERE relid IN ('notbytea'::regclass, 'nokey'::regclass, 'wrongkey'::regclass);
+-- A tracked table dropped without untracking holds nothing: usage, status
+-- and counts go on.
+CREATE TABLE dropped_later (id int PRIMARY KEY, v bytea);
+SELECT pq.track_column('dropped_later', 'v', tenant => 'mg') > 0 AS tracked;
+DROP TABLE dropped_later;
+SELECT count(*) > 0 AS key_usage_works FROM pq.key_usage;
+SELECT status, tracked_columns FROM pq.migration_status('mg');
+SELECT count(*) AS counted FROM pq.classical_counts('mg');
 DROP TABLE notbytea, nokey, wrongkey, legacy, shared;
 DROP EXTENSION pgcrypto;
