@@ -90,6 +90,35 @@ impl RawOptions {
     }
 }
 
+/// A registered classical key as pgcrypto calls use it: its kind and raw
+/// cipher settings parsed once when loaded, not for every value.
+pub struct ClassicalKey {
+    pub secret: ClassicalSecret,
+    pub kind: ClassicalKind,
+    /// The cipher settings of a raw key.
+    raw: Option<RawOptions>,
+    /// The OpenPGP key id of a pgp_pub key (pgcrypto's `pgp_key_id`),
+    /// matched against a message's recipient before the key is tried: a
+    /// passphrase-protected secret key costs its S2K on every attempt.
+    key_id: Option<[u8; 8]>,
+}
+
+impl ClassicalKey {
+    pub fn new(secret: ClassicalSecret, pgcrypto: &Pgcrypto) -> PqResult<Self> {
+        let kind = ClassicalKind::parse(&secret.kind)?;
+        let raw = (kind == ClassicalKind::Raw).then(|| RawOptions::parse(&secret.options)).transpose()?;
+        let key_id = if kind == ClassicalKind::PgpPub {
+            pgcrypto.call(pgcrypto.key_id, &[&secret.key])?.ok().and_then(|hex_id| {
+                let mut id = [0u8; 8];
+                hex::decode_to_slice(hex_id.as_slice(), &mut id).ok().map(|()| id)
+            })
+        } else {
+            None
+        };
+        Ok(ClassicalKey { secret, kind, raw, key_id })
+    }
+}
+
 /// pgcrypto's functions, in the schema it is installed in.
 pub struct Pgcrypto {
     sym_decrypt: pg_sys::Oid,
@@ -190,61 +219,63 @@ impl Pgcrypto {
     /// `value` under `key`.
     fn decrypt_call<R>(
         &self,
-        key: &ClassicalSecret,
+        key: &ClassicalKey,
         value: &[u8],
         call: impl FnOnce(pg_sys::Oid, &[&[u8]]) -> PqResult<R>,
     ) -> PqResult<R> {
-        let options = key.options.as_bytes();
-        match ClassicalKind::parse(&key.kind)? {
-            ClassicalKind::PgpSym => call(self.sym_decrypt, &[value, &key.key, options]),
-            ClassicalKind::PgpPub => {
-                let passphrase = key.passphrase.as_deref().map(Vec::as_slice).unwrap_or_default();
-                call(self.pub_decrypt, &[value, &key.key, passphrase, options])
+        let secret = &key.secret;
+        let options = secret.options.as_bytes();
+        match (key.kind, &key.raw) {
+            (ClassicalKind::PgpSym, _) => call(self.sym_decrypt, &[value, &secret.key, options]),
+            (ClassicalKind::PgpPub, _) => {
+                let passphrase = secret.passphrase.as_deref().map(Vec::as_slice).unwrap_or_default();
+                call(self.pub_decrypt, &[value, &secret.key, passphrase, options])
             }
-            ClassicalKind::Raw => {
-                let raw = RawOptions::parse(&key.options)?;
-                match &raw.iv {
-                    Some(iv) => call(self.decrypt_iv, &[value, &key.key, iv, raw.cipher_type.as_bytes()]),
-                    None => call(self.decrypt, &[value, &key.key, raw.cipher_type.as_bytes()]),
-                }
+            (ClassicalKind::Raw, Some(RawOptions { cipher_type, iv: Some(iv) })) => {
+                call(self.decrypt_iv, &[value, &secret.key, iv, cipher_type.as_bytes()])
             }
+            (ClassicalKind::Raw, Some(RawOptions { cipher_type, iv: None })) => {
+                call(self.decrypt, &[value, &secret.key, cipher_type.as_bytes()])
+            }
+            (ClassicalKind::Raw, None) => Err(PqError::internal("a raw key without its options", String::new())),
         }
     }
 
     /// The plaintext of `value` under `key`, or `Refused`.
-    pub fn decrypt(&self, key: &ClassicalSecret, value: &[u8]) -> PqResult<Result<Zeroizing<Vec<u8>>, Refused>> {
+    pub fn decrypt(&self, key: &ClassicalKey, value: &[u8]) -> PqResult<Result<Zeroizing<Vec<u8>>, Refused>> {
         self.decrypt_call(key, value, |function, args| self.call(function, args))
     }
 
     /// The plaintext of `value` under `key`; pgcrypto's ERROR propagates
     /// (for callers that run many decryptions in one subtransaction).
-    pub fn decrypt_raising(&self, key: &ClassicalSecret, value: &[u8]) -> PqResult<Zeroizing<Vec<u8>>> {
+    pub fn decrypt_raising(&self, key: &ClassicalKey, value: &[u8]) -> PqResult<Zeroizing<Vec<u8>>> {
         self.decrypt_call(key, value, |function, args| self.call_raising(function, args))
     }
 
     /// `plaintext` in `key`'s classical format, as the application's own
     /// pgcrypto call would have written it.
-    pub fn encrypt(&self, key: &ClassicalSecret, plaintext: &[u8]) -> PqResult<Vec<u8>> {
-        let options = key.options.as_bytes();
-        let result = match ClassicalKind::parse(&key.kind)? {
-            ClassicalKind::PgpSym => self.call(self.sym_encrypt, &[plaintext, &key.key, options])?,
-            ClassicalKind::PgpPub => {
-                let Some(public_key) = &key.public_key else {
+    pub fn encrypt(&self, key: &ClassicalKey, plaintext: &[u8]) -> PqResult<Vec<u8>> {
+        let secret = &key.secret;
+        let options = secret.options.as_bytes();
+        let result = match (key.kind, &key.raw) {
+            (ClassicalKind::PgpSym, _) => self.call(self.sym_encrypt, &[plaintext, &secret.key, options])?,
+            (ClassicalKind::PgpPub, _) => {
+                let Some(public_key) = &secret.public_key else {
                     return Err(PqError::Sql {
                         code: b"55000",
-                        message: format!("classical key {} has no public key to encrypt with", key.id),
+                        message: format!("classical key {} has no public key to encrypt with", secret.id),
                         hint: Some("register the key again with public_key => dearmor(…)".into()),
                     });
                 };
                 self.call(self.pub_encrypt, &[plaintext, public_key, options])?
             }
-            ClassicalKind::Raw => {
-                let raw = RawOptions::parse(&key.options)?;
-                match &raw.iv {
-                    Some(iv) => self.call(self.encrypt_iv, &[plaintext, &key.key, iv, raw.cipher_type.as_bytes()])?,
-                    None => self.call(self.encrypt, &[plaintext, &key.key, raw.cipher_type.as_bytes()])?,
-                }
+            (ClassicalKind::Raw, Some(RawOptions { cipher_type, iv: Some(iv) })) => {
+                self.call(self.encrypt_iv, &[plaintext, &secret.key, iv, cipher_type.as_bytes()])?
             }
+            (ClassicalKind::Raw, Some(RawOptions { cipher_type, iv: None })) => {
+                self.call(self.encrypt, &[plaintext, &secret.key, cipher_type.as_bytes()])?
+            }
+            (ClassicalKind::Raw, None) => return Err(PqError::internal("a raw key without its options", String::new())),
         };
         result.map(|c| c.to_vec()).map_err(|_| PqError::Sql {
             code: b"22023",
@@ -263,40 +294,24 @@ impl Pgcrypto {
 
 /// The classical keys of a tenant, loaded once and tried newest first.
 pub struct TenantKeys {
-    pub keys: Vec<ClassicalSecret>,
-    /// The OpenPGP key id of each pgp_pub key (pgcrypto's `pgp_key_id`),
-    /// matched against a message's recipient before the key is tried: a
-    /// passphrase-protected secret key costs its S2K on every attempt.
-    key_ids: Vec<Option<[u8; 8]>>,
+    pub keys: Vec<ClassicalKey>,
 }
 
 impl TenantKeys {
     /// Loads `tenant`'s keys (the caller has checked access). Call as owner.
     pub fn load(tenant: &str, pgcrypto: &Pgcrypto) -> PqResult<Self> {
-        let keys = keystore::classical_keys(tenant, None)?;
-        let mut key_ids = Vec::with_capacity(keys.len());
-        for key in &keys {
-            let id = if key.kind == ClassicalKind::PgpPub.name() {
-                pgcrypto.call(pgcrypto.key_id, &[&key.key])?.ok().and_then(|hex_id| {
-                    let mut id = [0u8; 8];
-                    hex::decode_to_slice(hex_id.as_slice(), &mut id).ok().map(|()| id)
-                })
-            } else {
-                None
-            };
-            key_ids.push(id);
-        }
-        Ok(TenantKeys { keys, key_ids })
+        let keys = keystore::classical_keys(tenant)?.into_iter().map(|s| ClassicalKey::new(s, pgcrypto)).collect::<PqResult<_>>()?;
+        Ok(TenantKeys { keys })
     }
 
     /// The keys to try for a value read as `kind`, in order: that kind's
     /// keys, newest first, without pgp_pub keys whose id differs from the
     /// recipient the message names.
-    pub fn candidates<'k>(&'k self, kind: ClassicalKind, value: &[u8]) -> impl Iterator<Item = &'k ClassicalSecret> + 'k {
+    pub fn candidates<'k>(&'k self, kind: ClassicalKind, value: &[u8]) -> impl Iterator<Item = &'k ClassicalKey> + 'k {
         let recipient = if kind == ClassicalKind::PgpPub { pqcore::classical::pgp_recipient(value) } else { None };
-        self.keys.iter().zip(&self.key_ids).filter_map(move |(k, id)| {
-            let other = matches!((recipient, id), (Some(r), Some(id)) if r != *id);
-            (k.kind == kind.name() && !other).then_some(k)
+        self.keys.iter().filter(move |k| {
+            let other = matches!((recipient, k.key_id), (Some(r), Some(id)) if r != id);
+            k.kind == kind && !other
         })
     }
 
@@ -345,10 +360,7 @@ fn unrecognised() -> PqError {
 /// Decrypts a post-quantum envelope or a classical value of `tenant`.
 fn decrypt_any(value: &[u8], tenant: &str, aad: &[u8]) -> PqResult<PgBytea> {
     access::require_usable(tenant)?;
-    // An envelope of a known key is read as nothing else (decrypt_envelope
-    // reports its own error); an unknown kid leaves the classical readings.
-    let known = |kid: &[u8]| pqcore::Kid::from_slice(kid).is_ok_and(|kid| !matches!(keystore::version_by_kid(kid), Err(PqError::UnknownKid)));
-    let classes = pqcore::classical::readings(value, known);
+    let classes = pqcore::classical::readings(value, |_| false);
     if classes.is_empty() {
         return Err(unrecognised());
     }
@@ -356,7 +368,12 @@ fn decrypt_any(value: &[u8], tenant: &str, aad: &[u8]) -> PqResult<PgBytea> {
     let mut classical: Option<(Pgcrypto, TenantKeys)> = None;
     for class in classes {
         let attempt = match class {
-            Class::PqKeyed | Class::PqSealed => decrypt_envelope(value, tenant, aad),
+            // An envelope of a stored key version is read as nothing else
+            // (FORMAT.md §10): only an unknown kid leaves the other readings.
+            Class::PqKeyed | Class::PqSealed => match decrypt_envelope(value, tenant, aad) {
+                Err(PqError::UnknownKid) => Err(PqError::UnknownKid),
+                done => return done,
+            },
             Class::PqSignature => Err(PqError::WrongKind { found: pqcore::Kind::Signature, function: "pq.decrypt_any" }),
             _ => {
                 let Some(kind) = ClassicalKind::of(class) else { continue };
@@ -476,14 +493,17 @@ fn register(
     }
     let actor = events::session_user();
     catalog::as_owner(|| {
-        let probe = ClassicalSecret {
-            id: 0,
-            kind: kind.name().into(),
-            options: options.into(),
-            key: Zeroizing::new(key.to_vec()),
-            passphrase: passphrase.map(|p| Zeroizing::new(p.to_vec())),
-            public_key: public_key.map(<[u8]>::to_vec),
-        };
+        let probe = ClassicalKey::new(
+            ClassicalSecret {
+                id: 0,
+                kind: kind.name().into(),
+                options: options.into(),
+                key: Zeroizing::new(key.to_vec()),
+                passphrase: passphrase.map(|p| Zeroizing::new(p.to_vec())),
+                public_key: public_key.map(<[u8]>::to_vec),
+            },
+            &pgcrypto,
+        )?;
         // The options must be ones pgcrypto accepts, and a public key must
         // belong to the secret key: a round trip through pgcrypto says so.
         let sample = b"apg_pqcrypto classical key check";

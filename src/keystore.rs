@@ -551,16 +551,15 @@ pub fn insert_classical(
     Ok(id)
 }
 
-/// The classical keys of `tenant` (of `kind` alone when given), newest
-/// first, unwrapped. Call as owner.
-pub fn classical_keys(tenant: &str, kind: Option<&str>) -> PqResult<Vec<ClassicalSecret>> {
+/// The classical keys of `tenant`, newest first, unwrapped. Call as owner.
+pub fn classical_keys(tenant: &str) -> PqResult<Vec<ClassicalSecret>> {
     type Row = (i32, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
     let rows: Vec<Row> = Spi::connect(|client| {
         let rows = client.select(
             "SELECT id, kind, options, mdk_id, wrapped_key, wrapped_passphrase, public_key FROM pq.classical_keys
-              WHERE tenant = $1 AND ($2::text IS NULL OR kind = $2) ORDER BY id DESC",
+              WHERE tenant = $1 ORDER BY id DESC",
             None,
-            &[tenant.into(), kind.into()],
+            &[tenant.into()],
         )?;
         let mut out = Vec::new();
         for row in rows {

@@ -72,7 +72,7 @@ impl Batch {
                 self.keys.insert((*tenant).to_owned(), TenantKeys::load(tenant, &self.pgcrypto)?);
             }
         }
-        let plan: Vec<Option<&crate::keystore::ClassicalSecret>> = rows
+        let plan: Vec<Option<&crate::classical::ClassicalKey>> = rows
             .iter()
             .map(|(value, _, tenant)| {
                 let kind = readings(value, |kid| self.kids.contains(kid)).into_iter().find_map(ClassicalKind::of)?;
