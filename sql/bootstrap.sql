@@ -197,3 +197,147 @@ SELECT pg_catalog.pg_extension_config_dump('pq.tracked_columns_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pq.classical_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('pq.classical_keys_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pq.tenant_migrations', '');
+
+-- Configuration store, audit trail and monitoring (0.5.0).
+-- Canonical encodings and hashes: docs/FORMAT.md §11; what is recorded and
+-- how to verify it: docs/AUDIT.md.
+
+-- Client ML-DSA-65 keys allowed to sign sealed values of a tenant
+-- (pq.config_set_sealed).
+CREATE TABLE pq.config_signers (
+    tenant        text NOT NULL REFERENCES pq.tenants (name) ON DELETE CASCADE,
+    name          text NOT NULL CHECK (length(name) BETWEEN 1 AND 63),
+    public_key    bytea NOT NULL CHECK (length(public_key) = 1952),
+    registered_at timestamptz NOT NULL DEFAULT now(),
+    registered_by text NOT NULL DEFAULT session_user,
+    PRIMARY KEY (tenant, name)
+);
+
+-- Every version of every configuration key: the stored envelope (NULL
+-- for a deletion), the canonical change record's fields, its hash, and
+-- its ML-DSA-65 signature (a signature envelope, whose kid names the
+-- tenant key version that signed). For sealed values, the client's
+-- signer, its public key and its signature. Append-only (see
+-- pq.refuse_change below).
+CREATE TABLE pq.config_records (
+    tenant            text NOT NULL REFERENCES pq.tenants (name),
+    key               text NOT NULL CHECK (octet_length(key) BETWEEN 1 AND 255),
+    version           bigint NOT NULL CHECK (version > 0),
+    op                text NOT NULL CHECK (op IN ('set', 'set_sealed', 'delete')),
+    envelope          bytea,
+    user_id           text NOT NULL,
+    ts                timestamptz NOT NULL,
+    old_hash          bytea CHECK (length(old_hash) = 32),
+    new_hash          bytea CHECK (length(new_hash) = 32),
+    prev_hash         bytea CHECK (length(prev_hash) = 32),
+    record_hash       bytea NOT NULL CHECK (length(record_hash) = 32),
+    signature         bytea NOT NULL,
+    signer            text,
+    signer_public_key bytea,
+    client_signature  bytea,
+    PRIMARY KEY (tenant, key, version),
+    CHECK ((op = 'delete') = (envelope IS NULL)),
+    CHECK ((op = 'set_sealed') = (client_signature IS NOT NULL))
+);
+
+-- The hash-chained audit trail: every key, tenant, grant, config,
+-- provider and master key event. Ids are 1, 2, 3, ... without gaps, in
+-- commit order. Append-only.
+CREATE TABLE pq.audit_log (
+    id        bigint PRIMARY KEY CHECK (id > 0),
+    ts        timestamptz NOT NULL,
+    event     text NOT NULL,
+    tenant    text,
+    actor     text NOT NULL,
+    details   jsonb NOT NULL,
+    prev_hash bytea NOT NULL CHECK (length(prev_hash) = 32),
+    row_hash  bytea NOT NULL UNIQUE CHECK (length(row_hash) = 32)
+);
+CREATE INDEX audit_log_tenant ON pq.audit_log (tenant, ts);
+
+-- The system audit key (DESIGN.md "system keys"): ML-DSA-65 and Ed25519
+-- seeds wrapped under the master data key; the public keys in clear.
+CREATE TABLE pq.audit_keys (
+    kid                  bytea PRIMARY KEY CHECK (length(kid) = 16),
+    state                text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired')),
+    ml_dsa_public_key    bytea NOT NULL CHECK (length(ml_dsa_public_key) = 1952),
+    ed25519_public_key   bytea NOT NULL CHECK (length(ed25519_public_key) = 32),
+    mdk_id               bytea NOT NULL REFERENCES pq.master_keys (id),
+    wrapped_ml_dsa_seed  bytea NOT NULL,
+    wrapped_ed25519_seed bytea NOT NULL,
+    created_at           timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX audit_keys_one_active ON pq.audit_keys ((true)) WHERE state = 'active';
+
+-- Signed heads of the audit chain. Append-only.
+CREATE TABLE pq.audit_checkpoints (
+    id                bigserial PRIMARY KEY,
+    head_id           bigint NOT NULL CHECK (head_id >= 0),
+    head_hash         bytea NOT NULL CHECK (length(head_hash) = 32),
+    ts                timestamptz NOT NULL,
+    key_kid           bytea NOT NULL REFERENCES pq.audit_keys (kid),
+    ml_dsa_signature  bytea NOT NULL CHECK (length(ml_dsa_signature) = 3309),
+    ed25519_signature bytea NOT NULL CHECK (length(ed25519_signature) = 64)
+);
+
+-- Counts of encrypt/decrypt/sign/verify per tenant, role, operation and
+-- minute (apg_pqcrypto.audit_level = all; role '' under keys), flushed
+-- from shared memory by the worker: never a row per call.
+CREATE TABLE pq.usage_counts (
+    tenant    text NOT NULL,
+    role_name text NOT NULL,
+    operation text NOT NULL CHECK (operation IN ('encrypt', 'decrypt', 'sign', 'verify')),
+    minute    timestamptz NOT NULL,
+    count     bigint NOT NULL CHECK (count >= 0),
+    PRIMARY KEY (tenant, role_name, operation, minute)
+);
+
+-- Failed decryptions and signature failures per tenant ('' when the key
+-- id is unknown), role, kind and minute, counted in shared memory also
+-- when the caller's transaction aborts; flushed by the worker.
+CREATE TABLE pq.security_counts (
+    tenant    text NOT NULL,
+    role_name text NOT NULL,
+    kind      text NOT NULL CHECK (kind IN ('failed_decrypt', 'failed_verify')),
+    minute    timestamptz NOT NULL,
+    count     bigint NOT NULL CHECK (count >= 0),
+    alerted   boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (tenant, role_name, kind, minute)
+);
+
+-- UPDATE, DELETE and TRUNCATE of the append-only tables are refused for
+-- every role, the owner included. (A superuser can still bypass triggers;
+-- pq.verify_audit_chain and pq.config_verify detect what that changes.)
+CREATE FUNCTION pq.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'permission denied: % is append-only', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME
+        USING ERRCODE = '42501', HINT = 'Records are never changed; a deleted configuration key is a new record.';
+END
+$$;
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON pq.audit_log
+    FOR EACH ROW EXECUTE FUNCTION pq.refuse_change();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON pq.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION pq.refuse_change();
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON pq.config_records
+    FOR EACH ROW EXECUTE FUNCTION pq.refuse_change();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON pq.config_records
+    FOR EACH STATEMENT EXECUTE FUNCTION pq.refuse_change();
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON pq.audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION pq.refuse_change();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON pq.audit_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION pq.refuse_change();
+REVOKE ALL ON FUNCTION pq.refuse_change() FROM PUBLIC;
+
+REVOKE ALL ON pq.config_signers, pq.config_records, pq.audit_log, pq.audit_keys, pq.audit_checkpoints,
+              pq.usage_counts, pq.security_counts FROM PUBLIC;
+GRANT SELECT ON pq.config_signers, pq.audit_log, pq.audit_checkpoints, pq.usage_counts, pq.security_counts
+    TO pq_admin;
+
+SELECT pg_catalog.pg_extension_config_dump('pq.config_signers', '');
+SELECT pg_catalog.pg_extension_config_dump('pq.config_records', '');
+SELECT pg_catalog.pg_extension_config_dump('pq.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('pq.audit_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('pq.audit_checkpoints', '');
+SELECT pg_catalog.pg_extension_config_dump('pq.audit_checkpoints_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pq.usage_counts', '');
+SELECT pg_catalog.pg_extension_config_dump('pq.security_counts', '');

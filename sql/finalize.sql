@@ -181,3 +181,47 @@ GRANT EXECUTE ON FUNCTION pq.register_classical_key(text, text, bytea, text, byt
 GRANT EXECUTE ON FUNCTION pq.decrypt_any(bytea, text, bytea), pq.decrypt_any_text(bytea, text, text),
                           pq.encrypt_dual_mode(text, bytea, bytea), pq.encrypt_dual_mode(text, text, text)
     TO pq_user, pq_admin;
+
+-- Configuration store, audit trail and monitoring (0.5.0).
+
+-- Keys, versions and metadata of the configuration store, for the tenants
+-- the caller may see: never a value.
+CREATE VIEW pq.config WITH (security_barrier) AS
+SELECT r.tenant, r.key, r.version AS current_version, r.op = 'delete' AS deleted, r.op = 'set_sealed' AS sealed,
+       r.user_id AS updated_by, r.ts AS updated_at, n.versions, f.ts AS created_at
+  FROM (SELECT DISTINCT ON (tenant, key) * FROM pq.config_records ORDER BY tenant, key, version DESC) r
+  JOIN (SELECT tenant, key, count(*) AS versions FROM pq.config_records GROUP BY tenant, key) n USING (tenant, key)
+  JOIN pq.config_records f ON f.tenant = r.tenant AND f.key = r.key AND f.version = 1
+ WHERE pq.tenant_visible(r.tenant);
+
+-- Failed decryptions and signature failures per tenant, role and minute,
+-- with whether the minute raised the alert.
+CREATE VIEW pq.security_events AS
+SELECT tenant, role_name, kind, minute, count, alerted FROM pq.security_counts;
+
+-- The audit key's public half (an auditor's verifying keys).
+CREATE VIEW pq.audit_verifying_keys AS
+SELECT kid, state, ml_dsa_public_key, ed25519_public_key, created_at FROM pq.audit_keys;
+
+GRANT SELECT ON pq.config TO pq_admin, pq_user;
+GRANT SELECT ON pq.security_events, pq.audit_verifying_keys TO pq_admin;
+
+REVOKE ALL ON FUNCTION pq.config_set(text, text, text, text), pq.config_set_sealed(text, text, bytea, bytea, text),
+                       pq.config_delete(text, text, text), pq.config_get(text, text), pq.config_history(text, text),
+                       pq.config_verify(text),
+                       pq.sign_config_change(text, text, bytea, bytea, text, timestamptz, bigint, bytea),
+                       pq.verify_config_signature(text, text, bytea, bytea, text, timestamptz, bytea, bigint, bytea),
+                       pq.config_register_signer(text, text, bytea), pq.config_drop_signer(text, text),
+                       pq.audit_checkpoint(), pq.verify_audit_chain(), pq.flush_counters(),
+                       pq.compliance_report(text, integer)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.config_set(text, text, text, text), pq.config_set_sealed(text, text, bytea, bytea, text),
+                          pq.config_delete(text, text, text), pq.config_get(text, text),
+                          pq.config_history(text, text), pq.config_verify(text),
+                          pq.sign_config_change(text, text, bytea, bytea, text, timestamptz, bigint, bytea),
+                          pq.verify_config_signature(text, text, bytea, bytea, text, timestamptz, bytea, bigint, bytea)
+    TO pq_user, pq_admin;
+GRANT EXECUTE ON FUNCTION pq.config_register_signer(text, text, bytea), pq.config_drop_signer(text, text),
+                          pq.audit_checkpoint(), pq.verify_audit_chain(), pq.flush_counters(),
+                          pq.compliance_report(text, integer)
+    TO pq_admin;

@@ -291,3 +291,74 @@ fn ends_statement(e: &pg_sys::panic::CaughtError) -> bool {
     let class = code & 0xFFF; // the first two characters, six bits each
     [b"57000", b"53000", b"58000"].iter().any(|c| crate::errors::sqlstate_code(c) & 0xFFF == class)
 }
+
+/// One value of the row [`latest_row`] found: the datum and its null flag.
+pub type Column<'a> = &'a dyn Fn(i32) -> (pg_sys::Datum, bool);
+
+/// Applies `f` to the first row of a read-only `query` run under the
+/// *latest* snapshot rather than the transaction's. Under REPEATABLE READ
+/// and SERIALIZABLE the transaction snapshot can predate rows that other
+/// transactions committed since; chain heads (audit log, config records)
+/// are read this way after taking the lock that serialises their writers,
+/// the way PostgreSQL's foreign-key checks read referenced rows. `args`
+/// are (type, datum) pairs, none NULL. Call as owner.
+pub fn latest_row<R>(
+    query: &std::ffi::CStr,
+    args: &[(pg_sys::Oid, pg_sys::Datum)],
+    f: impl FnOnce(Column<'_>) -> PqResult<R>,
+) -> PqResult<Option<R>> {
+    let mut types: Vec<pg_sys::Oid> = args.iter().map(|a| a.0).collect();
+    let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| a.1).collect();
+    let nulls: Vec<std::ffi::c_char> = vec![b' ' as std::ffi::c_char; args.len()];
+    // SAFETY: a connect/finish pair around one prepared, read-only
+    // execution; the tuple is read before SPI_finish frees it, and the
+    // caller's `f` copies what it keeps (FromDatum copies varlenas). An
+    // ERROR longjmps out; transaction abort cleans up SPI and snapshots.
+    unsafe {
+        if pg_sys::SPI_connect() < 0 {
+            return Err(PqError::internal("catalog query failed", "SPI_connect".into()));
+        }
+        let plan = pg_sys::SPI_prepare(query.as_ptr(), types.len() as i32, types.as_mut_ptr());
+        if plan.is_null() {
+            pg_sys::SPI_finish();
+            return Err(PqError::internal("catalog query failed", "SPI_prepare".into()));
+        }
+        let rc = pg_sys::SPI_execute_snapshot(
+            plan,
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            pg_sys::GetLatestSnapshot(),
+            std::ptr::null_mut(),
+            true,
+            false,
+            1,
+        );
+        let result = if rc == pg_sys::SPI_OK_SELECT as i32 && pg_sys::SPI_processed > 0 && !pg_sys::SPI_tuptable.is_null() {
+            let table = pg_sys::SPI_tuptable;
+            let tuple = *(*table).vals;
+            let desc = (*table).tupdesc;
+            let column = move |n: i32| {
+                let mut isnull = false;
+                let datum = pg_sys::SPI_getbinval(tuple, desc, n, &mut isnull);
+                (datum, isnull)
+            };
+            f(&column).map(Some)
+        } else if rc < 0 {
+            Err(PqError::internal("catalog query failed", format!("SPI_execute_snapshot: {rc}")))
+        } else {
+            Ok(None)
+        };
+        pg_sys::SPI_finish();
+        result
+    }
+}
+
+/// Serialises the writers of the audit chain (and of the config records,
+/// which always append to it) until the end of the transaction. Take it
+/// last: after every row lock and key creation the transaction needs, so
+/// that no holder of it waits for a transaction that waits for it.
+pub fn lock_audit_chain() -> PqResult<()> {
+    // 0x70714155 = "pqAU"
+    one::<bool>("SELECT true FROM pg_catalog.pg_advisory_xact_lock(1886470485, 1)", &[])?;
+    Ok(())
+}

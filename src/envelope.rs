@@ -15,6 +15,7 @@ use crate::{
     datum::{PgBytea, PgText},
     errors::{OrRaise, PqError, PqResult},
     keystore,
+    monitor::{self, Counted},
 };
 use pgrx::prelude::*;
 use pqcore::{keyed_len, sealed, Envelope, KemPublicKey, KemSecretKey, Kind};
@@ -22,7 +23,21 @@ use serde_json::json;
 
 fn encrypt(tenant: &str, plaintext: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
     let keys = keystore::active_version(tenant, "encrypt")?;
-    PgBytea::build(keyed_len(plaintext.len())?, |out| Ok(keys.cipher.encrypt_to(plaintext, aad, out)?))
+    let out = PgBytea::build(keyed_len(plaintext.len())?, |out| Ok(keys.cipher.encrypt_to(plaintext, aad, out)?))?;
+    monitor::used(&keys.tenant, Counted::Encrypt);
+    Ok(out)
+}
+
+/// Counts a decryption: used, or failed (wrong key, AAD or data; unknown kid).
+fn counted(result: PqResult<PgBytea>, tenant: Option<&str>) -> PqResult<PgBytea> {
+    match &result {
+        Ok(_) => monitor::used(tenant.unwrap_or_default(), Counted::Decrypt),
+        Err(PqError::Core(pqcore::Error::DecryptionFailed) | PqError::UnknownKid) => {
+            monitor::failed(tenant, Counted::FailedDecrypt)
+        }
+        Err(_) => {}
+    }
+    result
 }
 
 /// Parses `envelope` and requires `kind` before any key is looked up.
@@ -34,16 +49,24 @@ fn expect_kind<'a>(envelope: &'a [u8], kind: Kind, function: &'static str) -> Pq
     Ok(parsed)
 }
 
-fn decrypt(envelope: &[u8], aad: &[u8], function: &'static str) -> PqResult<PgBytea> {
+/// Opens a keyed envelope of a version the caller may use (counted).
+pub fn decrypt(envelope: &[u8], aad: &[u8], function: &'static str) -> PqResult<PgBytea> {
     let env = expect_kind(envelope, Kind::Keyed, function)?.into_keyed()?;
-    let keys = keystore::version_by_kid(env.kid())?;
-    PgBytea::build(env.plaintext_len(), |out| Ok(keys.cipher.decrypt_to(&env, aad, out)?))
+    let keys = match keystore::version_by_kid(env.kid()) {
+        Ok(keys) => keys,
+        Err(e) => return counted(Err(e), None),
+    };
+    counted(PgBytea::build(env.plaintext_len(), |out| Ok(keys.cipher.decrypt_to(&env, aad, out)?)), Some(&keys.tenant))
 }
 
-fn unseal(envelope: &[u8], aad: &[u8], function: &'static str) -> PqResult<PgBytea> {
+/// Opens an envelope sealed to a version the caller may use (counted).
+pub fn unseal(envelope: &[u8], aad: &[u8], function: &'static str) -> PqResult<PgBytea> {
     let env = expect_kind(envelope, Kind::Sealed, function)?.into_sealed()?;
-    let keys = keystore::version_by_kid(env.kid())?;
-    PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&keys.kem, &env, aad, out)?))
+    let keys = match keystore::version_by_kid(env.kid()) {
+        Ok(keys) => keys,
+        Err(e) => return counted(Err(e), None),
+    };
+    counted(PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&keys.kem, &env, aad, out)?)), Some(&keys.tenant))
 }
 
 fn seal(public_key: &[u8], plaintext: &[u8], aad: &[u8]) -> PqResult<PgBytea> {

@@ -1,12 +1,17 @@
 //! The lifecycle event log (`pq.key_events`): rotations, state changes,
 //! policies, jobs, master key rotations. Never a secret: names, versions,
-//! key ids, counts and reasons only.
+//! key ids, counts and reasons only. Every event is also appended to the
+//! hash-chained audit trail (`audit.rs`).
 use crate::{catalog, errors::PqResult};
 use serde_json::Value;
 
 /// One event, written in the caller's transaction (so it commits or rolls
 /// back with what it describes). Call as owner.
+/// Before ALTER EXTENSION UPDATE to 0.2.0 there is no event table and nothing is recorded.
 pub fn record(event: &str, tenant: Option<&str>, version: Option<i32>, actor: &str, reason: Option<&str>, details: Value) -> PqResult<()> {
+    if !catalog::pq_table_exists(c"key_events") {
+        return Ok(());
+    }
     catalog::write_one::<bool>(
         "INSERT INTO pq.key_events (event, tenant, version, actor, reason, details)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING true",
@@ -16,10 +21,19 @@ pub fn record(event: &str, tenant: Option<&str>, version: Option<i32>, actor: &s
             version.into(),
             actor.into(),
             reason.into(),
-            pgrx::JsonB(details).into(),
+            pgrx::JsonB(details.clone()).into(),
         ],
     )?;
-    Ok(())
+    let mut chained = details;
+    if let Value::Object(map) = &mut chained {
+        if let Some(v) = version {
+            map.insert("version".into(), v.into());
+        }
+        if let Some(r) = reason {
+            map.insert("reason".into(), r.into());
+        }
+    }
+    crate::audit::append(event, tenant, actor, &chained)
 }
 
 /// The session user, the default actor of an event.

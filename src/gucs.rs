@@ -19,6 +19,30 @@ static REDACT_STATEMENT_LOG: GucSetting<bool> = GucSetting::<bool>::new(true);
 static WORKER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
 static WORKER_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(10);
 static MIGRATION_BATCH_DELAY: GucSetting<i32> = GucSetting::<i32>::new(20);
+static AUDIT_LEVEL: GucSetting<AuditLevelSetting> = GucSetting::<AuditLevelSetting>::new(AuditLevelSetting::keys);
+static AUDIT_CHECKPOINT_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(3600);
+static ALERT_FAILED_DECRYPTS: GucSetting<i32> = GucSetting::<i32>::new(100);
+
+/// apg_pqcrypto.audit_level as SQL spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, pgrx::PostgresGucEnum)]
+#[allow(non_camel_case_types)]
+enum AuditLevelSetting {
+    none,
+    keys,
+    all,
+}
+
+/// What is counted per call (docs/AUDIT.md). Key, tenant, grant, config,
+/// provider and master key events are chained at every level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditLevel {
+    /// No per-call counts.
+    None,
+    /// Counts per tenant, operation and minute.
+    Keys,
+    /// Counts per tenant, role, operation and minute.
+    All,
+}
 
 /// Registers every setting. `worker_database` is a postmaster setting, which
 /// PostgreSQL accepts only while preloading (a library loaded later by a
@@ -128,6 +152,34 @@ pub fn init(preloading: bool) {
         GucContext::Sighup,
         GucFlags::UNIT_MS,
     );
+    GucRegistry::define_enum_guc(
+        c"apg_pqcrypto.audit_level",
+        c"Per-call accounting of encrypt, decrypt, sign and verify: none, keys (per tenant and minute) or all (also per role).",
+        c"Key, tenant, grant, config, provider and master key events are always chained in pq.audit_log; failed decryptions are always counted.",
+        &AUDIT_LEVEL,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"apg_pqcrypto.audit_checkpoint_interval",
+        c"Seconds between the background worker's signed checkpoints of the audit chain.",
+        c"0 disables the worker's checkpoints (pq.audit_checkpoint() still works).",
+        &AUDIT_CHECKPOINT_INTERVAL,
+        0,
+        31_536_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"apg_pqcrypto.alert_failed_decrypts_per_minute",
+        c"Failed decryptions of one tenant in one minute above which the worker logs a WARNING and sends NOTIFY pq_security_event.",
+        c"0 disables the alert; the counts are kept in pq.security_counts either way.",
+        &ALERT_FAILED_DECRYPTS,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"apg_pqcrypto.redact_statement_log",
         c"Removes the arguments of this extension's functions from statements in the server log.",
@@ -199,4 +251,24 @@ pub fn provider_timeout() -> std::time::Duration {
 /// The worker's pause between two batches of a migration job.
 pub fn migration_batch_delay() -> std::time::Duration {
     std::time::Duration::from_millis(MIGRATION_BATCH_DELAY.get().max(0) as u64)
+}
+
+/// apg_pqcrypto.audit_level.
+pub fn audit_level() -> AuditLevel {
+    match AUDIT_LEVEL.get() {
+        AuditLevelSetting::none => AuditLevel::None,
+        AuditLevelSetting::keys => AuditLevel::Keys,
+        AuditLevelSetting::all => AuditLevel::All,
+    }
+}
+
+/// apg_pqcrypto.audit_checkpoint_interval (None: disabled).
+pub fn audit_checkpoint_interval() -> Option<std::time::Duration> {
+    let secs = AUDIT_CHECKPOINT_INTERVAL.get();
+    (secs > 0).then(|| std::time::Duration::from_secs(secs as u64))
+}
+
+/// apg_pqcrypto.alert_failed_decrypts_per_minute (0: disabled).
+pub fn alert_failed_decrypts_per_minute() -> i32 {
+    ALERT_FAILED_DECRYPTS.get()
 }

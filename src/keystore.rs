@@ -259,6 +259,7 @@ pub fn rotate_master_data_key(provider_name: &'static str) -> PqResult<MasterRot
         )?;
     }
     rewrap_classical(&new)?;
+    rewrap_audit_keys(&new)?;
     Ok(MasterRotation { old, new: new.id(), key_ref, versions_rewrapped: rows.len() as i32 })
 }
 
@@ -631,6 +632,111 @@ fn rewrap_classical(new: &MasterDataKey) -> PqResult<()> {
         catalog::write_one::<bool>(
             "UPDATE pq.classical_keys SET wrapped_key = $2, wrapped_passphrase = $3, mdk_id = $4 WHERE id = $1 RETURNING true",
             &[id.into(), key.as_slice().into(), passphrase.as_deref().into(), new.id().as_bytes().as_slice().into()],
+        )?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- the audit key
+
+/// The active system audit key (ML-DSA-65 + Ed25519), created and wrapped
+/// under the active MDK on first use. Call as owner; writes when it creates.
+pub fn audit_key() -> PqResult<(Kid, pqcore::audit::AuditKey)> {
+    let row = catalog::row(
+        "SELECT kid, mdk_id, wrapped_ml_dsa_seed, wrapped_ed25519_seed FROM pq.audit_keys WHERE state = 'active'",
+        &[],
+        |row| {
+            Ok((
+                row.get::<Vec<u8>>(1)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(2)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(3)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+            ))
+        },
+    )?;
+    let Some((kid, mdk_id, wrapped_dsa, wrapped_ed)) = row else {
+        return create_audit_key();
+    };
+    let kid = stored_kid(&kid)?;
+    let from = mdk(stored_kid(&mdk_id)?)?;
+    let damaged = || PqError::internal("the stored audit key is damaged", format!("audit key {}", kid.to_hex()));
+    let key = unwrapping(|| {
+        let dsa = from.unwrap(&wrapped_dsa, &audit_context(Purpose::AuditSeed)).map_err(|_| damaged())?;
+        let ed = from.unwrap(&wrapped_ed, &audit_context(Purpose::AuditEd25519Seed)).map_err(|_| damaged())?;
+        Ok(pqcore::audit::AuditKey::from_seeds(&DsaSeed::from_slice(dsa.expose())?, ed.expose())?)
+    })?;
+    if key.verifying_key()?.kid() != kid {
+        return Err(damaged());
+    }
+    Ok((kid, key))
+}
+
+/// Audit keys are system keys: no tenant, version 0.
+fn audit_context(purpose: Purpose) -> WrapContext<'static> {
+    WrapContext { tenant: "", version: 0, purpose }
+}
+
+fn create_audit_key() -> PqResult<(Kid, pqcore::audit::AuditKey)> {
+    let mdk = active_mdk_for_write()?;
+    let (key, wrapped_dsa, wrapped_ed) = unwrapping(|| {
+        let (dsa_seed, ed_seed, key) = pqcore::audit::AuditKey::generate()?;
+        let wrapped_dsa = mdk.wrap(dsa_seed.expose(), &audit_context(Purpose::AuditSeed))?;
+        let wrapped_ed = mdk.wrap(&ed_seed[..], &audit_context(Purpose::AuditEd25519Seed))?;
+        Ok((key, wrapped_dsa, wrapped_ed))
+    })?;
+    let public = key.verifying_key()?;
+    catalog::write_one::<bool>(
+        "INSERT INTO pq.audit_keys (kid, ml_dsa_public_key, ed25519_public_key, mdk_id, wrapped_ml_dsa_seed, wrapped_ed25519_seed)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING true",
+        &[
+            public.kid().as_bytes().as_slice().into(),
+            public.ml_dsa().as_bytes().as_slice().into(),
+            public.ed25519().as_slice().into(),
+            mdk.id().as_bytes().as_slice().into(),
+            wrapped_dsa.as_slice().into(),
+            wrapped_ed.as_slice().into(),
+        ],
+    )?;
+    Ok((public.kid(), key))
+}
+
+/// Rewraps the audit keys' seeds under a new MDK (master key rotation).
+fn rewrap_audit_keys(new: &MasterDataKey) -> PqResult<()> {
+    if !catalog::pq_table_exists(c"audit_keys") {
+        return Ok(());
+    }
+    /// kid, mdk_id, wrapped ML-DSA seed, wrapped Ed25519 seed.
+    type Row = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+    let rows: Vec<Row> = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT kid, mdk_id, wrapped_ml_dsa_seed, wrapped_ed25519_seed FROM pq.audit_keys ORDER BY created_at",
+            None,
+            &[],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push((
+                row.get::<Vec<u8>>(1)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(2)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(3)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+            ));
+        }
+        Ok::<_, PqError>(out)
+    })?;
+    for (kid, old_id, dsa, ed) in rows {
+        let from = mdk(stored_kid(&old_id)?)?;
+        let (dsa, ed) = unwrapping(|| {
+            let rewrap = |wrapped: &[u8], purpose| {
+                rewrap_secret(&from, new, wrapped, &audit_context(purpose), || {
+                    ("the stored audit key is damaged", format!("audit key {}", hex::encode(&kid)))
+                })
+            };
+            Ok((rewrap(&dsa, Purpose::AuditSeed)?, rewrap(&ed, Purpose::AuditEd25519Seed)?))
+        })?;
+        catalog::write_one::<bool>(
+            "UPDATE pq.audit_keys SET wrapped_ml_dsa_seed = $2, wrapped_ed25519_seed = $3, mdk_id = $4 WHERE kid = $1 RETURNING true",
+            &[kid.as_slice().into(), dsa.as_slice().into(), ed.as_slice().into(), new.id().as_bytes().as_slice().into()],
         )?;
     }
     Ok(())

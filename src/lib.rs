@@ -21,6 +21,9 @@
 use pgrx::prelude::*;
 
 mod access;
+mod audit;
+mod compliance;
+mod config;
 mod cache;
 mod catalog;
 mod classical;
@@ -35,6 +38,7 @@ mod lifecycle;
 mod log_redaction;
 mod master_keys;
 mod migration;
+mod monitor;
 mod policy;
 mod progress;
 mod provider;
@@ -65,6 +69,7 @@ pub extern "C-unwind" fn _PG_init() {
         cache::init_shared_memory();
         provider::init_shared_memory();
         progress::init_shared_memory();
+        monitor::init_shared_memory();
         worker::register();
     }
     // Backends are forked from the postmaster: a child must never reuse the

@@ -490,7 +490,7 @@ fn status(tenant: &str) -> PqResult<StatusRow> {
     })
 }
 
-fn counts(tenant: Option<&str>) -> PqResult<Vec<(String, String, String, i64)>> {
+pub fn counts(tenant: Option<&str>) -> PqResult<Vec<(String, String, String, i64)>> {
     tenants::require_admin("read migration counts")?;
     if let Some(t) = tenant {
         access::require_visible(t)?;

@@ -4,26 +4,37 @@ use crate::{
     datum::PgBytea,
     errors::{OrRaise, PqError, PqResult},
     keystore,
+    monitor::{self, Counted},
 };
 use pgrx::prelude::*;
 use pqcore::{Envelope, KemSecretKey, Kind, SigningKey, VerifyingKey};
 
-fn sign(tenant: &str, message: &[u8], context: &[u8]) -> PqResult<Vec<u8>> {
+/// A signature envelope over `message` with the tenant's active key.
+pub fn sign(tenant: &str, message: &[u8], context: &[u8]) -> PqResult<Vec<u8>> {
     let keys = keystore::active_version(tenant, "sign")?;
     let signing = keystore::signing_key(&keys)?;
-    Ok(signing.sign_envelope(message, context)?)
+    let signature = signing.sign_envelope(message, context)?;
+    monitor::used(tenant, Counted::Sign);
+    Ok(signature)
 }
 
-fn verify(tenant: &str, message: &[u8], signature: &[u8], context: &[u8]) -> PqResult<bool> {
+/// True if `signature` (an envelope) is valid under a non-destroyed version of the tenant.
+pub fn verify(tenant: &str, message: &[u8], signature: &[u8], context: &[u8]) -> PqResult<bool> {
     let parsed = Envelope::parse(signature)?;
     if parsed.kind() != Kind::Signature {
         return Err(PqError::WrongKind { found: parsed.kind(), function: "pq_verify" });
     }
     let env = parsed.into_signature()?;
-    match keystore::verifying_key(tenant, env.kid())? {
-        Some(key) => Ok(key.verify_envelope(&env, message, context)?),
-        None => Ok(false),
+    let valid = match keystore::verifying_key(tenant, env.kid())? {
+        Some(key) => key.verify_envelope(&env, message, context)?,
+        None => false,
+    };
+    if valid {
+        monitor::used(tenant, Counted::Verify);
+    } else {
+        monitor::failed(Some(tenant), Counted::FailedVerify);
     }
+    Ok(valid)
 }
 
 /// Public key, secret key (a seed, copied from zeroizing memory straight

@@ -5,8 +5,9 @@ use crate::{
     access::{self, MAX_TENANT_LEN},
     catalog,
     errors::{echo, PqError, PqResult},
-    keystore,
+    events, keystore,
 };
+use serde_json::json;
 use pgrx::prelude::*;
 
 /// Superusers and members of `pq_admin` administer keys.
@@ -42,6 +43,7 @@ fn create_tenant(tenant: &str) -> PqResult<(String, i32, Vec<u8>)> {
             return Err(PqError::DuplicateTenant(echo(tenant)));
         }
         let kid = keystore::insert_version(tenant, 1)?;
+        events::record("tenant_created", Some(tenant), Some(1), &events::session_user(), None, json!({ "kid": kid.to_hex() }))?;
         Ok((tenant.to_owned(), 1, kid.as_bytes().to_vec()))
     })
 }
@@ -81,7 +83,12 @@ fn set_grant(tenant: &str, role: &str, grant: bool) -> PqResult<bool> {
                 &[tenant.into(), oid.unwrap_or(pg_sys::Oid::INVALID).into(), role.into()],
             )?,
         };
-        Ok(changed.unwrap_or(false))
+        let changed = changed.unwrap_or(false);
+        if changed {
+            let event = if grant { "tenant_granted" } else { "tenant_revoked" };
+            events::record(event, Some(tenant), None, &events::session_user(), None, json!({ "role": role }))?;
+        }
+        Ok(changed)
     })
 }
 

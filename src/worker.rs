@@ -8,11 +8,11 @@
 //! crash, and a job resumes at its last committed batch. It never touches
 //! PostgreSQL from another thread (it starts none).
 use crate::{
-    catalog,
+    audit, catalog,
     errors::{PqError, PqResult},
     gucs,
     jobs::{self, Batch},
-    policy,
+    monitor, policy,
 };
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
 use pgrx::prelude::*;
@@ -121,6 +121,14 @@ fn round() -> bool {
     }
     if let Err(e) = in_transaction(|| policy::run_due(NAME)) {
         warning!("apg_pqcrypto worker: applying rotation policies failed: {e}");
+    }
+    if let Err(e) = in_transaction(|| catalog::as_owner(monitor::flush)) {
+        warning!("apg_pqcrypto worker: flushing the counters failed: {e}");
+    }
+    if let Some(interval) = gucs::audit_checkpoint_interval() {
+        if let Err(e) = in_transaction(|| catalog::as_owner(|| audit::checkpoint_if_due(interval))) {
+            warning!("apg_pqcrypto worker: the audit checkpoint failed: {e}");
+        }
     }
     let mut worked = false;
     for (id, migration) in in_transaction(jobs::runnable).unwrap_or_default() {

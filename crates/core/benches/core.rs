@@ -1,7 +1,7 @@
 //! Criterion benches of the core: `cargo bench -p apg-pqcrypto-core`.
 //! Results and the machine are recorded in docs/PERFORMANCE.md.
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use pqcore::backend::{KemBackend, LibcruxKem, RustCryptoKem};
+use pqcore::backend::{KemBackend, LibcruxDsa, LibcruxKem, RustCryptoDsa, RustCryptoKem, SignatureBackend};
 use pqcore::{sealed, Dek, Envelope, KemSecretKey, KeyedCipher, Kid, SigningKey};
 
 const SIZES: [(&str, usize); 2] = [("40B", 40), ("4KiB", 4096)];
@@ -79,9 +79,26 @@ fn signatures(c: &mut Criterion) {
     g.finish();
 }
 
+/// ML-DSA-65 sign and verify of a 200-byte message (a config change record) per implementation.
+fn dsa_backend<B: SignatureBackend>(c: &mut Criterion) {
+    let (sk, pk) = B::from_seed(&[7u8; 32]);
+    let vk = B::verifying_key(&pk);
+    let msg = vec![0x42u8; 200];
+    let ctx = b"apg-pq config-change v1";
+    let sig = B::sign(&sk, &msg, ctx, &[1u8; 32]).unwrap();
+    let mut g = c.benchmark_group(format!("ml-dsa-65/{}", B::NAME));
+    g.bench_function("keygen_from_seed", |b| b.iter(|| B::from_seed(black_box(&[7u8; 32]))));
+    g.bench_function("sign_200B", |b| b.iter(|| B::sign(&sk, black_box(&msg), ctx, &[1u8; 32]).unwrap()));
+    g.bench_function("verify_200B", |b| b.iter(|| B::verify(&vk, black_box(&msg), ctx, &sig)));
+    g.bench_function("parse_verifying_key", |b| b.iter(|| B::verifying_key(black_box(&pk))));
+    g.finish();
+}
+
 fn all(c: &mut Criterion) {
     kem_backend::<LibcruxKem>(c);
     kem_backend::<RustCryptoKem>(c);
+    dsa_backend::<LibcruxDsa>(c);
+    dsa_backend::<RustCryptoDsa>(c);
     envelopes(c);
     keys(c);
     signatures(c);

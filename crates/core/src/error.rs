@@ -19,6 +19,8 @@ pub enum Error {
     OutOfMemory,
     /// An output buffer of the wrong length was passed (a bug in the caller).
     OutputLength,
+    /// The signing implementation gave up (a bounded rejection loop; negligible).
+    SigningFailed,
 }
 
 /// What is structurally wrong with an envelope (lengths and tags only; these
@@ -49,6 +51,7 @@ impl fmt::Display for Error {
             Error::RandomUnavailable => f.write_str("random number generator unavailable"),
             Error::OutOfMemory => f.write_str("out of memory"),
             Error::OutputLength => f.write_str("output buffer of the wrong length"),
+            Error::SigningFailed => f.write_str("signing failed; try again"),
         }
     }
 }

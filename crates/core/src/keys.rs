@@ -246,7 +246,7 @@ impl SigningKey {
     ) -> Result<Vec<u8>, Error> {
         check_context(context)?;
         let rnd = zeroize::Zeroizing::new(rng.array::<32>()?);
-        Ok(ActiveSignature::sign(&self.sk, message, context, &rnd).to_vec())
+        ActiveSignature::sign(&self.sk, message, context, &rnd).map(|sig| sig.to_vec()).ok_or(Error::SigningFailed)
     }
 }
 

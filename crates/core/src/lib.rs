@@ -11,8 +11,10 @@
 //! - [`KeyedCipher`]: keyed envelopes under a DEK ([`keyed`]).
 //! - [`SigningKey`] / [`VerifyingKey`]: ML-DSA-65 signatures and signature envelopes.
 //! - [`MasterDataKey`]: wrapping of tenant secrets; [`TenantKeys`]: a new key version.
+//! - [`audit`]: canonical encodings of config changes, audit rows and checkpoints.
 
 mod aead;
+pub mod audit;
 pub mod backend;
 pub mod classical;
 mod envelope;

@@ -29,6 +29,8 @@ pub enum Purpose {
     DsaSeed,
     /// The audit signing key's ML-DSA-65 seed.
     AuditSeed,
+    /// The audit signing key's Ed25519 secret key (the classical hedge).
+    AuditEd25519Seed,
     /// The master data key itself, wrapped by a provider's key (the tenant
     /// field then holds the MDK id in hex).
     MasterDataKey,
@@ -47,6 +49,7 @@ impl Purpose {
             Purpose::KemSeed => "ml-kem-768 seed",
             Purpose::DsaSeed => "ml-dsa-65 seed",
             Purpose::AuditSeed => "audit ml-dsa-65 seed",
+            Purpose::AuditEd25519Seed => "audit ed25519 seed",
             Purpose::MasterDataKey => "master data key",
             Purpose::ClassicalKey => "classical key",
             Purpose::ClassicalPassphrase => "classical key passphrase",

@@ -6,7 +6,7 @@
 //! expected outputs, "invalid" cases are rejected at our input checks or by
 //! the primitive. Cases are counted so that a silently skipped file fails.
 
-use pqcore::backend::{KemBackend, LibcruxKem, RustCryptoKem, RustCryptoDsa, SignatureBackend};
+use pqcore::backend::{KemBackend, LibcruxDsa, LibcruxKem, RustCryptoDsa, RustCryptoKem, SignatureBackend};
 use pqcore::{KemPublicKey, KemSecretKey, SigningKey, VerifyingKey};
 use serde_json::Value;
 
@@ -145,8 +145,11 @@ fn mlkem768_key_types() {
     assert!(rejected >= 12);
 }
 
+/// Both ML-DSA-65 implementations, directly, and the key types (whichever serves).
 #[test]
 fn mldsa65_verify() {
+    dsa_verify::<LibcruxDsa>();
+    dsa_verify::<RustCryptoDsa>();
     for (g, t) in load("mldsa_65_verify_test.json") {
         let msg = bytes(&t["msg"]);
         let ctx = bytes(&t["ctx"]);
@@ -158,8 +161,29 @@ fn mldsa65_verify() {
     }
 }
 
+fn dsa_verify<B: SignatureBackend>() {
+    let mut checked = 0;
+    for (g, t) in load("mldsa_65_verify_test.json") {
+        let (msg, ctx, sig, pk) = (bytes(&t["msg"]), bytes(&t["ctx"]), bytes(&t["sig"]), bytes(&g["publicKey"]));
+        let (Ok(pk), Ok(sig), true) = (<[u8; 1952]>::try_from(&pk[..]), <[u8; 3309]>::try_from(&sig[..]), ctx.len() <= 255)
+        else {
+            assert!(!valid(&t), "{} {}", B::NAME, id(&t));
+            continue;
+        };
+        let ok = B::verify(&B::verifying_key(&pk), &msg, &ctx, &sig);
+        assert_eq!(ok, valid(&t), "{} {}: {}", B::NAME, id(&t), t["comment"]);
+        checked += 1;
+    }
+    assert!(checked >= 50, "{}: only {checked} cases", B::NAME);
+}
+
 #[test]
 fn mldsa65_sign_from_seed() {
+    dsa_sign::<LibcruxDsa>();
+    dsa_sign::<RustCryptoDsa>();
+}
+
+fn dsa_sign<B: SignatureBackend>() {
     let mut checked = 0;
     for (g, t) in load("mldsa_65_sign_seed_test.json") {
         if t["msg"].is_null() {
@@ -180,10 +204,10 @@ fn mldsa65_sign_from_seed() {
             continue;
         }
         let rnd: [u8; 32] = if t["rnd"].is_null() { [0; 32] } else { bytes(&t["rnd"]).try_into().unwrap() };
-        let (sk, pk) = RustCryptoDsa::from_seed(&seed);
-        assert_eq!(&pk[..], &bytes(&g["publicKey"])[..], "{}: pk", id(&t));
-        let sig = RustCryptoDsa::sign(&sk, &msg, &ctx, &rnd);
-        assert_eq!(&sig[..], &bytes(&t["sig"])[..], "{}: sig", id(&t));
+        let (sk, pk) = B::from_seed(&seed);
+        assert_eq!(&pk[..], &bytes(&g["publicKey"])[..], "{} {}: pk", B::NAME, id(&t));
+        let sig = B::sign(&sk, &msg, &ctx, &rnd).unwrap();
+        assert_eq!(&sig[..], &bytes(&t["sig"])[..], "{} {}: sig", B::NAME, id(&t));
         assert!(valid(&t));
         // And our hedged signature over the same input verifies.
         let key = SigningKey::from_slice(&seed).unwrap();
@@ -191,7 +215,31 @@ fn mldsa65_sign_from_seed() {
         assert!(key.verifying_key().verify(&msg, &ctx, &hedged).unwrap());
         checked += 1;
     }
-    assert!(checked >= 80, "only {checked} signing cases ran");
+    assert!(checked >= 80, "{}: only {checked} signing cases ran", B::NAME);
+}
+
+/// Each implementation verifies the other's hedged signatures, and both
+/// derive the same public key and the same deterministic signature.
+#[test]
+fn mldsa65_backends_agree() {
+    for i in 0u8..24 {
+        let seed = [i.wrapping_mul(37).wrapping_add(5); 32];
+        let msg = vec![i; usize::from(i) * 13];
+        let ctx = vec![0xc7; usize::from(i) * 10];
+        let rnd = [i ^ 0x5a; 32];
+        let (lsk, lpk) = LibcruxDsa::from_seed(&seed);
+        let (rsk, rpk) = RustCryptoDsa::from_seed(&seed);
+        assert_eq!(lpk, rpk);
+        let lsig = LibcruxDsa::sign(&lsk, &msg, &ctx, &rnd).unwrap();
+        let rsig = RustCryptoDsa::sign(&rsk, &msg, &ctx, &rnd).unwrap();
+        assert_eq!(lsig, rsig);
+        assert!(RustCryptoDsa::verify(&RustCryptoDsa::verifying_key(&lpk), &msg, &ctx, &lsig));
+        assert!(LibcruxDsa::verify(&LibcruxDsa::verifying_key(&rpk), &msg, &ctx, &rsig));
+        let mut bad = *lsig;
+        bad[i as usize * 7] ^= 1;
+        assert!(!RustCryptoDsa::verify(&RustCryptoDsa::verifying_key(&lpk), &msg, &ctx, &bad));
+        assert!(!LibcruxDsa::verify(&LibcruxDsa::verifying_key(&rpk), &msg, &ctx, &bad));
+    }
 }
 
 #[test]
