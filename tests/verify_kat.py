@@ -26,6 +26,9 @@ import sys
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from dilithium_py.ml_dsa import ML_DSA_65
 from kyber_py.ml_kem import ML_KEM_768
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+import pq_audit_format as fmt
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KAT = os.path.join(HERE, "..", "crates", "core", "tests", "data", "kat", "v1.json")
@@ -138,6 +141,64 @@ def check_signature(c):
     c.expect("envelope", b"\x01G" + kid(pk) + signature)
 
 
+def dsa_sign(seed, message, context, rnd):
+    """(pk, signature): FIPS 204 keygen from the seed, pure ML-DSA signing."""
+    pk, sk = ML_DSA_65._keygen_internal(seed)
+    signature = ML_DSA_65._sign_internal(sk, bytes([0, len(context)]) + context + message, rnd)
+    assert ML_DSA_65.verify(pk, message, signature, context), "verification"
+    return pk, signature
+
+
+def check_config_change(c):
+    tenant, key = c.text("tenant"), c.text("key")
+    c.expect("aad", fmt.config_aad(tenant, key))
+    encoding = fmt.config_change(c.text("op"), tenant, key, c.text("version"),
+                                 hashlib.sha256(c.hex("old_envelope")).digest(),
+                                 hashlib.sha256(c.hex("new_envelope")).digest(),
+                                 c.text("user"), c.text("ts_micros"), c.hex("prev_hash"))
+    c.expect("encoding", encoding)
+    c.expect("record_hash", hashlib.sha256(encoding).digest())
+    c.expect("context", fmt.CONFIG_CHANGE_CONTEXT)
+    pk, signature = dsa_sign(c.hex("dsa_seed"), encoding, fmt.CONFIG_CHANGE_CONTEXT, c.hex("rnd"))
+    c.expect("pk", pk)
+    c.expect("kid", kid(pk))
+    c.expect("signature", signature)
+    c.expect("envelope", b"\x01G" + kid(pk) + signature)
+
+
+def check_config_sealed(c):
+    message = fmt.sealed_value_message(c.text("tenant"), c.text("key"), c.hex("sealed_envelope"))
+    c.expect("message", message)
+    c.expect("context", fmt.CONFIG_SEALED_CONTEXT)
+    pk, signature = dsa_sign(c.hex("dsa_seed"), message, fmt.CONFIG_SEALED_CONTEXT, c.hex("rnd"))
+    c.expect("pk", pk)
+    c.expect("signature", signature)
+
+
+def check_audit_row(c):
+    encoding = fmt.audit_row(c.text("row_id"), c.text("ts_micros"), c.text("event"), c.text("tenant"),
+                             c.text("actor"), c.text("details"))
+    c.expect("encoding", encoding)
+    c.expect("row_hash", fmt.audit_row_hash(c.hex("prev_hash"), encoding))
+    if c.text("row_id") == 1:
+        c.expect("prev_hash", fmt.ZERO)
+
+
+def check_audit_checkpoint(c):
+    encoding = fmt.checkpoint(c.text("head_id"), c.hex("head_hash"), c.text("ts_micros"))
+    c.expect("encoding", encoding)
+    c.expect("context", fmt.CHECKPOINT_CONTEXT)
+    pk, signature = dsa_sign(c.hex("dsa_seed"), encoding, fmt.CHECKPOINT_CONTEXT, c.hex("rnd"))
+    c.expect("pk", pk)
+    c.expect("kid", kid(pk))
+    c.expect("ml_dsa_signature", signature)
+    ed = Ed25519PrivateKey.from_private_bytes(c.hex("ed25519_seed"))
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    c.expect("ed25519_pk", ed.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    c.expect("ed25519_message", fmt.CHECKPOINT_CONTEXT + encoding)
+    c.expect("ed25519_signature", ed.sign(fmt.CHECKPOINT_CONTEXT + encoding))
+
+
 def check(c):
     kind = c.text("kind")
     c.text("id")
@@ -166,6 +227,14 @@ def check(c):
         c.expect("purpose", "master data key")
         c.expect("user_aad", wrap_aad(c.text("tenant").encode(), 0, b"master data key"))
         check_keyed(c, kek, c.hex("kek_id"), mdk)
+    elif kind == "config-change":
+        check_config_change(c)
+    elif kind == "config-sealed":
+        check_config_sealed(c)
+    elif kind == "audit-row":
+        check_audit_row(c)
+    elif kind == "audit-checkpoint":
+        check_audit_checkpoint(c)
     else:
         raise AssertionError(f"{c.raw.get('id')}: unknown kind {kind}")
     left = c.unchecked()

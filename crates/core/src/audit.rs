@@ -351,7 +351,7 @@ mod tests {
         deleted.new_hash = None;
         let d = deleted.encode();
         assert_eq!(d[0], 3);
-        assert_eq!(&d[28 + 32..28 + 64], &[0u8; 32]);
+        assert_eq!(&d[64..96], &[0u8; 32]);
     }
 
     #[test]

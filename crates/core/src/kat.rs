@@ -211,6 +211,151 @@ fn kek_wrap_case(rng: &mut SeededRandom) -> Value {
     )
 }
 
+/// A configuration change record signed by a tenant key (§11.2), as a
+/// signature envelope with a hedged `rnd`, and the config AAD (§11.1).
+fn config_change_case(rng: &mut SeededRandom) -> Value {
+    use crate::audit::{config_aad, sha256, ConfigChange, ConfigOp, CONFIG_CHANGE_CONTEXT};
+    let seed = DsaSeed::generate_from(rng).unwrap();
+    let key = SigningKey::from_seed(&seed);
+    let old_envelope = b"old envelope bytes";
+    let new_envelope = b"new envelope bytes";
+    let prev: [u8; 32] = rng.array().unwrap();
+    let change = ConfigChange {
+        op: ConfigOp::Set,
+        tenant: "acme",
+        key: "db.password",
+        version: 7,
+        old_hash: Some(sha256(old_envelope)),
+        new_hash: Some(sha256(new_envelope)),
+        user: "alice",
+        ts_micros: 1_798_761_600_123_456,
+        prev_hash: Some(prev),
+    };
+    let rnd: [u8; 32] = rng.clone().array().unwrap();
+    let envelope = key.sign_envelope_from(rng, &change.encode(), CONFIG_CHANGE_CONTEXT).unwrap();
+    let parsed = Envelope::parse(&envelope).unwrap().into_signature().unwrap();
+    assert!(key.verifying_key().verify_envelope(&parsed, &change.encode(), CONFIG_CHANGE_CONTEXT).unwrap());
+    json!({
+        "id": "config-change",
+        "kind": "config-change",
+        "tenant": change.tenant,
+        "key": change.key,
+        "aad": hex(&config_aad(change.tenant, change.key)),
+        "op": change.op as u8,
+        "version": change.version,
+        "old_envelope": hex(old_envelope),
+        "new_envelope": hex(new_envelope),
+        "user": change.user,
+        "ts_micros": change.ts_micros,
+        "prev_hash": hex(&prev),
+        "encoding": hex(&change.encode()),
+        "record_hash": hex(&change.record_hash()),
+        "dsa_seed": hex(seed.expose()),
+        "pk": hex(key.verifying_key().as_bytes()),
+        "kid": hex(key.kid().as_bytes()),
+        "context": hex(CONFIG_CHANGE_CONTEXT),
+        "rnd": hex(&rnd),
+        "signature": hex(parsed.signature()),
+        "envelope": hex(&envelope),
+    })
+}
+
+/// A client's signature over a sealed value (§11.3), deterministic variant.
+fn config_sealed_case(rng: &mut SeededRandom) -> Value {
+    use crate::audit::{sealed_value_message, CONFIG_SEALED_CONTEXT};
+    let seed = DsaSeed::generate_from(rng).unwrap();
+    let key = SigningKey::from_seed(&seed);
+    let envelope: Vec<u8> = (0u8..64).collect();
+    let message = sealed_value_message("acme", "api.token", &envelope);
+    let signature = key.sign_from(&mut ZeroRandom, &message, CONFIG_SEALED_CONTEXT).unwrap();
+    json!({
+        "id": "config-sealed",
+        "kind": "config-sealed",
+        "tenant": "acme",
+        "key": "api.token",
+        "sealed_envelope": hex(&envelope),
+        "message": hex(&message),
+        "dsa_seed": hex(seed.expose()),
+        "pk": hex(key.verifying_key().as_bytes()),
+        "context": hex(CONFIG_SEALED_CONTEXT),
+        "rnd": hex(&[0u8; 32]),
+        "signature": hex(&signature),
+    })
+}
+
+/// Two chained audit rows (§11.4), the first of a log and the next.
+fn audit_rows_cases() -> Vec<Value> {
+    use crate::audit::AuditRow;
+    let rows = [
+        AuditRow { id: 1, ts_micros: 1_798_761_600_000_001, event: "tenant_created", tenant: Some("acme"), actor: "postgres", details: r#"{"kid": "00112233445566778899aabbccddeeff", "version": 1}"# },
+        AuditRow { id: 2, ts_micros: 1_798_761_601_000_000, event: "master_key_rotated", tenant: None, actor: "dba", details: "{}" },
+    ];
+    let mut prev = [0u8; 32];
+    rows.iter()
+        .map(|row| {
+            let hash = row.chain_hash(&prev);
+            let case = json!({
+                "id": format!("audit-row-{}", row.id),
+                "kind": "audit-row",
+                "row_id": row.id,
+                "ts_micros": row.ts_micros,
+                "event": row.event,
+                "tenant": row.tenant,
+                "actor": row.actor,
+                "details": row.details,
+                "prev_hash": hex(&prev),
+                "encoding": hex(&row.encode()),
+                "row_hash": hex(&hash),
+            });
+            prev = hash;
+            case
+        })
+        .collect()
+}
+
+/// A checkpoint (§11.5) signed by an audit key: ML-DSA-65 (deterministic
+/// variant, context "apg-pq audit-checkpoint v1") and Ed25519.
+fn audit_checkpoint_case(rng: &mut SeededRandom) -> Value {
+    use crate::audit::{AuditKey, Checkpoint, CHECKPOINT_CONTEXT};
+    let dsa_seed = DsaSeed::generate_from(rng).unwrap();
+    let ed_seed: [u8; 32] = rng.array().unwrap();
+    let head_hash: [u8; 32] = rng.array().unwrap();
+    let cp = Checkpoint { head_id: 2, head_hash, ts_micros: 1_798_761_602_000_000 };
+    let dsa = SigningKey::from_seed(&dsa_seed);
+    let ml_dsa = dsa.sign_from(&mut ZeroRandom, &cp.encode(), CHECKPOINT_CONTEXT).unwrap();
+    let key = AuditKey::from_seeds(&dsa_seed, &ed_seed).unwrap();
+    let hedged = key.sign(&cp).unwrap();
+    let vk = key.verifying_key().unwrap();
+    assert_eq!(vk.verify(&cp, &ml_dsa, &hedged.ed25519), (true, true));
+    assert_eq!(vk.verify(&cp, &hedged.ml_dsa, &hedged.ed25519), (true, true));
+    json!({
+        "id": "audit-checkpoint",
+        "kind": "audit-checkpoint",
+        "head_id": cp.head_id,
+        "head_hash": hex(&head_hash),
+        "ts_micros": cp.ts_micros,
+        "encoding": hex(&cp.encode()),
+        "dsa_seed": hex(dsa_seed.expose()),
+        "pk": hex(vk.ml_dsa().as_bytes()),
+        "kid": hex(vk.kid().as_bytes()),
+        "context": hex(CHECKPOINT_CONTEXT),
+        "rnd": hex(&[0u8; 32]),
+        "ml_dsa_signature": hex(&ml_dsa),
+        "ed25519_seed": hex(&ed_seed),
+        "ed25519_pk": hex(&vk.ed25519()),
+        "ed25519_message": hex(&cp.ed25519_message()),
+        "ed25519_signature": hex(&hedged.ed25519),
+    })
+}
+
+/// The audit key's Ed25519 seed wrapped under the MDK (system key: no tenant, version 0).
+fn audit_wrap_case(rng: &mut SeededRandom) -> Value {
+    let mdk_bytes = Dek::generate_from(rng).unwrap();
+    let secret: [u8; 32] = rng.array().unwrap();
+    let context = WrapContext { tenant: "", version: 0, purpose: Purpose::AuditEd25519Seed };
+    wrap_under_mdk(rng, "mdk-wrap-audit-ed25519-seed", &mdk_bytes, &context, &secret)
+}
+
 fn build() -> Value {
     let mut rng = SeededRandom::new("apg-pq v1 known-answer vectors");
     let config = b"postgres://app:s3cret@db.internal:5432/app";
@@ -226,7 +371,13 @@ fn build() -> Value {
         mdk_wrap_case(&mut rng),
         kek_wrap_case(&mut rng),
         classical_wrap_case(&mut rng),
+        config_change_case(&mut rng),
+        config_sealed_case(&mut rng),
+        audit_checkpoint_case(&mut rng),
+        audit_wrap_case(&mut rng),
     ];
+    let mut cases = cases;
+    cases.extend(audit_rows_cases());
     let mut top = Map::new();
     top.insert(
         "description".into(),
