@@ -218,9 +218,12 @@ CREATE TABLE pq.config_signers (
 -- its ML-DSA-65 signature (a signature envelope, whose kid names the
 -- tenant key version that signed). For sealed values, the client's
 -- signer, its public key and its signature. Append-only (see
--- pq.refuse_change below).
+-- pq.refuse_change below). No foreign key to pq.tenants: its check would
+-- lock the tenant's row while the writer holds the audit chain's lock, and
+-- a key rotation (which locks that row, then appends to the chain) would
+-- wait behind every writer; the functions check the tenant instead.
 CREATE TABLE pq.config_records (
-    tenant            text NOT NULL REFERENCES pq.tenants (name),
+    tenant            text NOT NULL,
     key               text NOT NULL CHECK (octet_length(key) BETWEEN 1 AND 255),
     version           bigint NOT NULL CHECK (version > 0),
     op                text NOT NULL CHECK (op IN ('set', 'set_sealed', 'delete')),
@@ -330,7 +333,7 @@ REVOKE ALL ON FUNCTION pq.refuse_change() FROM PUBLIC;
 
 REVOKE ALL ON pq.config_signers, pq.config_records, pq.audit_log, pq.audit_keys, pq.audit_checkpoints,
               pq.usage_counts, pq.security_counts FROM PUBLIC;
-GRANT SELECT ON pq.config_signers, pq.audit_log, pq.audit_checkpoints, pq.usage_counts, pq.security_counts
+GRANT SELECT ON pq.config_signers, pq.config_records, pq.audit_log, pq.audit_checkpoints, pq.usage_counts, pq.security_counts
     TO pq_admin;
 
 SELECT pg_catalog.pg_extension_config_dump('pq.config_signers', '');

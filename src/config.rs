@@ -87,10 +87,12 @@ struct Stored<'a> {
     signer: Option<(&'a str, &'a [u8], &'a [u8])>,
 }
 
-/// Appends a change of `key`: locks the tenant row (against a concurrent
-/// rotation) and the chain, reads the key's head, signs the record with
-/// the tenant's active key, stores it and chains an audit row. Returns the
-/// new version. The caller has checked the tenant and the key name.
+/// Appends a change of `key`: takes the chain lock (and no row lock: a
+/// rotation, which locks the tenant's row and then appends to the chain,
+/// must never wait for config writers), reads the key's head, signs the
+/// record with the tenant's active key, stores it and chains an audit row.
+/// Returns the new version. The caller has checked the key name;
+/// active_version checks the tenant and the caller's right to it.
 fn append(tenant: &str, key: &str, user: &str, stored: Stored<'_>) -> PqResult<i64> {
     check_user(user)?;
     // The signing key first: it checks the role's right to the tenant and
@@ -104,7 +106,6 @@ fn append(tenant: &str, key: &str, user: &str, stored: Stored<'_>) -> PqResult<i
                 "run ALTER EXTENSION apg_pqcrypto UPDATE",
             ));
         }
-        catalog::write_one::<bool>("SELECT true FROM pq.tenants WHERE name = $1 FOR KEY SHARE", &[tenant.into()])?;
         catalog::lock_audit_chain()?;
         let previous = head(tenant, key)?;
         if stored.op == ConfigOp::Delete && previous.as_ref().is_none_or(|(_, _, new)| new.is_none()) {

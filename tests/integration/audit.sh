@@ -1,0 +1,148 @@
+# The signed configuration store and the audit trail under load and under
+# attack: eight clients writing config values (READ COMMITTED, REPEATABLE
+# READ and SERIALIZABLE) while the tenant key rotates and the worker makes
+# checkpoints leave a chain without gaps or forks that verifies in the
+# server and offline (tests/verify_audit.py, Python's cryptography); failed
+# decryptions in aborted transactions are counted and raise the alert; a
+# superuser who edits, deletes, reorders or truncates rows behind the
+# triggers' back is caught, with the first bad row named.
+dir="$base/audit"
+port=$port_audit
+seconds=${APG_PQ_AUDIT_SECONDS:-30}
+python=${APG_PQ_VENV:-/var/tmp/apg_pqcrypto-venv}/bin/python
+cluster_start "$dir" "$port" "${quiet[@]}" "apg_pqcrypto.worker_naptime = 1" "apg_pqcrypto.audit_checkpoint_interval = 3" \
+  "apg_pqcrypto.alert_failed_decrypts_per_minute = 5" "apg_pqcrypto.audit_level = all" || return 1
+q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('cfg')" -c "CREATE ROLE it_cfg LOGIN IN ROLE pq_user" \
+  -c "CREATE ROLE it_auditor LOGIN IN ROLE pq_admin" -c "SELECT pq.grant_tenant('cfg', 'it_cfg')" >/dev/null
+
+# --- eight writers, three isolation levels, rotations meanwhile
+for level in "READ COMMITTED" "REPEATABLE READ" "SERIALIZABLE"; do
+  f="$base/audit_${level// /_}.sql"
+  printf '%s\n' '\set k random(1, 40)' "BEGIN ISOLATION LEVEL $level;" \
+    "SELECT pq.config_set('cfg', 'key-' || :k, 'value-' || :k || '-' || :client_id || '-' || random(), 'client-' || :client_id);" \
+    "SELECT pq.config_get('cfg', 'key-' || :k);" 'COMMIT;' >"$f"
+done
+(
+  end=$((SECONDS + seconds))
+  while [ $SECONDS -lt "$end" ]; do
+    sleep 4
+    q "$port" -c "SELECT pq.rotate_tenant_key('cfg', 'rotation under load')" >/dev/null
+  done
+) &
+rotator=$!
+out=$(pgbench -n -c 8 -j 2 -T "$seconds" --max-tries=20 -U it_cfg -h 127.0.0.1 -p "$port" \
+  -f "$base/audit_READ_COMMITTED.sql@2" -f "$base/audit_REPEATABLE_READ.sql@1" -f "$base/audit_SERIALIZABLE.sql@1" postgres 2>&1)
+wait "$rotator"
+check_absent "no writer aborted" "aborted" "$out"
+check_contains "no transaction failed (serialization retries allowed)" "number of failed transactions: 0 " "$out"
+echo "# $(echo "$out" | grep -E '^number of transactions actually processed|^tps|^number of transactions retried' | tr '\n' ' ')"
+changes=$(q "$port" -c "SELECT count(*) FROM pq.config_records WHERE tenant = 'cfg'")
+[ "$changes" -ge 100 ] && ok "$changes config changes were written" || fail "only $changes config changes"
+check "every change is in the audit chain once" "$changes" \
+  "$(q "$port" -c "SELECT count(*) FROM pq.audit_log WHERE tenant = 'cfg' AND event = 'config_set'")"
+check "audit ids have no gaps" "t" "$(q "$port" -c "SELECT count(*) = max(id) AND min(id) = 1 FROM pq.audit_log")"
+check "no forks: every row has its own predecessor" "t" \
+  "$(q "$port" -c "SELECT count(DISTINCT prev_hash) = count(*) FROM pq.audit_log")"
+check "rows are in commit order: time never goes back" "t" \
+  "$(q "$port" -c "SELECT bool_and(ts >= prev_ts) FROM (SELECT ts, lag(ts) OVER (ORDER BY id) AS prev_ts FROM pq.audit_log) s WHERE prev_ts IS NOT NULL")"
+check "config versions have no gaps" "t" \
+  "$(q "$port" -c "SELECT bool_and(n = maxv) FROM (SELECT key, count(*) AS n, max(version) AS maxv FROM pq.config_records GROUP BY key) s")"
+rotations=$(q "$port" -c "SELECT count(*) FROM pq.audit_log WHERE event = 'key_rotated'")
+[ "$rotations" -ge 2 ] && ok "$rotations key rotations were chained meanwhile" || fail "only $rotations rotations"
+check "records are signed by more than one key version" "t" \
+  "$(q "$port" -c "SELECT count(DISTINCT substr(signature, 3, 16)) > 1 FROM pq.config_records")"
+check "the config store verifies in the server" "t|$changes" "$(q "$port" -c "SELECT ok, records_checked FROM pq.config_verify('cfg')")"
+wait_for "$port" "SELECT count(*) >= 2 FROM pq.audit_checkpoints" && ok "the worker made checkpoints" || fail "no worker checkpoints"
+check "the audit chain verifies in the server" "t||t" \
+  "$(q "$port" -c "SELECT ok, first_bad_id, last_checkpoint IS NOT NULL FROM pq.verify_audit_chain()")"
+out=$("$python" "$root/tests/verify_audit.py" check --port "$port" --user it_auditor --tenant cfg 2>&1)
+check_contains "verified offline by an auditor role (cryptography: ML-DSA-65, Ed25519)" "verified: " "$out"
+echo "# $out" | tail -1
+check "the application reads every key" "40" \
+  "$(qas "$port" it_cfg -c "SELECT count(*) FROM pq.config WHERE pq.config_get(tenant, key) LIKE 'value-%'")"
+
+# --- failed decryptions in aborted transactions, the alert and its NOTIFY
+( psql -X -h 127.0.0.1 -p "$port" -U postgres postgres -c "LISTEN pq_security_event" -c "SELECT pg_sleep(12)" \
+    -c "SELECT 1" >"$base/audit_listen.out" 2>&1 ) &
+listener=$!
+sleep 1
+for i in $(seq 1 8); do
+  psql -X -q -h 127.0.0.1 -p "$port" -U it_cfg postgres \
+    -c "BEGIN" -c "SELECT pq.config_set('cfg', 'in-aborted-$i', 'x')" -c "SELECT pq_decrypt(pq_encrypt('cfg', 'x', 'right'), 'wrong')" \
+    >/dev/null 2>&1
+done
+wait_for "$port" "SELECT coalesce(sum(count), 0) >= 8 FROM pq.security_events WHERE tenant = 'cfg' AND role_name = 'it_cfg' AND kind = 'failed_decrypt'" \
+  && ok "failed decryptions of aborted transactions are counted" || fail "failed decryptions not counted: $(q "$port" -c "SELECT * FROM pq.security_events")"
+check "nothing of the aborted transactions was stored" "0" "$(q "$port" -c "SELECT count(*) FROM pq.config_records WHERE key LIKE 'in-aborted-%'")"
+wait "$listener"
+check_contains "the burst sent NOTIFY pq_security_event" '"event" : "failed_decrypt_burst", "tenant" : "cfg"' "$(cat "$base/audit_listen.out")"
+check_contains "the burst is a WARNING in the server log" 'failed decryptions for tenant "cfg" in the minute' "$(cat "$dir/server.log")"
+check "usage is counted per role at audit_level = all" "t" \
+  "$(q "$port" -c "SELECT sum(count) > 0 FROM pq.usage_counts WHERE tenant = 'cfg' AND role_name = 'it_cfg' AND operation = 'encrypt'")"
+check_absent "no value in the server log" "value-1-" "$(cat "$dir/server.log")"
+
+# --- tampering by a superuser who bypasses the triggers
+q "$port" -c "ALTER SYSTEM SET apg_pqcrypto.audit_checkpoint_interval = 0" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 2
+q "$port" -c "SELECT head_id FROM pq.audit_checkpoint()" >/dev/null
+q "$port" -c "CREATE TABLE saved_audit AS SELECT * FROM pq.audit_log" \
+  -c "CREATE TABLE saved_records AS SELECT * FROM pq.config_records" >/dev/null
+restore() {
+  q "$port" -c "SET session_replication_role = replica" -c "DELETE FROM pq.audit_log" -c "INSERT INTO pq.audit_log SELECT * FROM saved_audit" \
+    -c "DELETE FROM pq.config_records" -c "INSERT INTO pq.config_records SELECT * FROM saved_records" >/dev/null
+}
+tamper() { q "$port" -c "SET session_replication_role = replica" -c "$1" >/dev/null; }
+chain() { q "$port" -c "SELECT ok, first_bad_id FROM pq.verify_audit_chain()"; }
+offline() { "$python" "$root/tests/verify_audit.py" check --port "$port" --user it_auditor --tenant cfg 2>&1 | tail -1; }
+check "the untampered state verifies" "t|" "$(chain)"
+
+tamper "UPDATE pq.audit_log SET actor = 'mallory' WHERE id = 10"
+check "an edited audit row is named" "f|10" "$(chain)"
+check "... and offline" "FAILED: audit row 10 was changed: its hash does not match its contents" "$(offline)"
+restore
+check "restored, the chain verifies again" "t|" "$(chain)"
+
+tamper "DELETE FROM pq.audit_log WHERE id = 12"
+check "a deleted audit row is named" "f|12" "$(chain)"
+check "... and offline" "FAILED: audit row 12 is missing" "$(offline)"
+restore
+
+tamper "UPDATE pq.audit_log a SET ts = b.ts, event = b.event, tenant = b.tenant, actor = b.actor, details = b.details
+          FROM saved_audit b WHERE (a.id, b.id) IN ((20, 21), (21, 20))"
+check "two reordered audit rows: the first is named" "f|20" "$(chain)"
+check "... and offline" "FAILED: audit row 20 was changed: its hash does not match its contents" "$(offline)"
+restore
+
+head=$(q "$port" -c "SELECT max(head_id) FROM pq.audit_checkpoints")
+tamper "DELETE FROM pq.audit_log WHERE id > $head - 3"
+check "a truncated tail is caught by the last checkpoint" "f|$((head - 2))" "$(chain)"
+check_contains "... and offline" "FAILED: audit rows $((head - 2)) to " "$(offline)"
+restore
+
+tamper "UPDATE pq.audit_checkpoints SET head_hash = '\\x$(printf '0%.0s' $(seq 1 64))' WHERE id = (SELECT max(id) FROM pq.audit_checkpoints)"
+check_contains "a forged checkpoint is caught" "invalid signature" "$(q "$port" -c "SELECT problem FROM pq.verify_audit_chain()")"
+check_contains "... and offline" "signature does not verify" "$(offline)"
+tamper "DELETE FROM pq.audit_checkpoints WHERE id = (SELECT max(id) FROM pq.audit_checkpoints)"
+
+key=$(q "$port" -c "SELECT key FROM pq.config_records WHERE version = 3 ORDER BY key LIMIT 1")
+tamper "UPDATE pq.config_records SET envelope = (SELECT envelope FROM saved_records WHERE key = '$key' AND version = 1)
+          WHERE key = '$key' AND version = 3"
+check "a config value rolled back to an old envelope is named" "f|$key|3" \
+  "$(q "$port" -c "SELECT ok, first_bad_key, first_bad_version FROM pq.config_verify('cfg')")"
+check "... and offline" "FAILED: config record '$key' version 3: the stored value does not match new_hash" "$(offline)"
+restore
+tamper "DELETE FROM pq.config_records WHERE key = '$key' AND version = 2"
+check "a deleted config version is named" "f|$key|3" \
+  "$(q "$port" -c "SELECT ok, first_bad_key, first_bad_version FROM pq.config_verify('cfg')")"
+restore
+tamper "UPDATE pq.config_records a SET op = b.op, envelope = b.envelope, user_id = b.user_id, ts = b.ts, old_hash = b.old_hash,
+                 new_hash = b.new_hash, prev_hash = b.prev_hash, record_hash = b.record_hash, signature = b.signature
+          FROM saved_records b WHERE a.tenant = b.tenant AND a.key = b.key AND a.key = '$key'
+           AND (a.version, b.version) IN ((2, 3), (3, 2))"
+check "two reordered config versions are named" "f|$key|2" \
+  "$(q "$port" -c "SELECT ok, first_bad_key, first_bad_version FROM pq.config_verify('cfg')")"
+restore
+check "restored, everything verifies again" "t|t" \
+  "$(q "$port" -c "SELECT (SELECT ok FROM pq.config_verify('cfg')), (SELECT ok FROM pq.verify_audit_chain())")"
+check "... and offline" "verified:" "$(offline | cut -d' ' -f1)"
+cluster_stop "$dir"
