@@ -1,4 +1,4 @@
-# Each released version (0.1.0, 0.2.0, 0.3.0), filled with data, updated with
+# Each released version (0.1.0 to 0.4.0), filled with data, updated with
 # ALTER EXTENSION: every old value still opens, rotation and the master key
 # providers work, and the result is the same extension as a fresh install
 # of this version (objects, columns, constraints, functions, views,
@@ -10,7 +10,7 @@ cp "$root"/sql/archive/apg_pqcrypto--*.sql "$extdir/"   # as a server that ran t
 current=$(sed -n "s/^version = \"\(.*\)\"/\1/p" "$root/Cargo.toml" | head -1)
 cluster_start "$dir" "$port" "${quiet[@]}" || return 1
 q "$port" -c "CREATE DATABASE fresh" -c "CREATE ROLE it_app LOGIN" >/dev/null
-for from in 0.1.0 0.2.0 0.3.0; do
+for from in 0.1.0 0.2.0 0.3.0 0.4.0; do
   db=upgraded_${from//./_}
   q "$port" -c "CREATE DATABASE $db" >/dev/null
   q "$port" -d "$db" -c "CREATE EXTENSION apg_pqcrypto VERSION '$from'" -c "GRANT pq_user TO it_app" \
@@ -23,6 +23,8 @@ for from in 0.1.0 0.2.0 0.3.0; do
   out=$(q "$port" -d "$db" -c "ALTER EXTENSION apg_pqcrypto UPDATE")
   check "from $from: ALTER EXTENSION UPDATE succeeds" "" "$out"
   check "from $from: updated to $current" "$current" "$(q "$port" -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'apg_pqcrypto'")"
+  check "from $from: the lifecycle events recorded before open the audit chain, which verifies" "t|t" \
+    "$(q "$port" -d "$db" -c "SELECT (SELECT count(*) FROM pq.audit_log) = (SELECT count(*) FROM pq.key_events), (SELECT ok FROM pq.verify_audit_chain())")"
   check "from $from: old keyed values decrypt" "100" \
     "$(q "$port" -d "$db" -c "SELECT count(*) FROM app WHERE pq_decrypt_text(keyed, name) = 'value-' || substr(name, 2)")"
   check "from $from: old sealed values open" "100" \
@@ -44,13 +46,18 @@ for from in 0.1.0 0.2.0 0.3.0; do
          -c "SELECT job, rows_migrated, rows_failed FROM pq.migrate_column_now('legacy', 'v', tenant => 'globex')" 2>&1 | tail -1)"
   check "from $from: the master key moves to another provider after the update" "file|t" \
     "$(q "$port" -d "$db" -c "SELECT provider, versions_rewrapped > 0 FROM pq.rotate_master_key('file')")"
-  bound=$([ "$from" = 0.3.0 ] && echo "0|2" || echo "1|1")   # 0.3.0 binds every wrap already
+  bound=$(case "$from" in 0.1.0|0.2.0) echo "1|1" ;; *) echo "0|2" ;; esac)   # 0.3.0 binds every wrap already
   check "from $from: old rows have no system identifier, new ones do" "$bound" \
     "$(q "$port" -d "$db" -c "SELECT count(*) FILTER (WHERE system_identifier IS NULL), count(*) FILTER (WHERE system_identifier IS NOT NULL) FROM pq.master_keys")"
   check "from $from: everything still decrypts under the new master data key" "100" \
     "$(q "$port" -d "$db" -c "SELECT count(*) FROM app WHERE pq_decrypt_text(keyed, name) LIKE 'value-%'")"
   check "from $from: classical keys move to the new master data key too" "legacy-3" \
     "$(q "$port" -d "$db" -c "SELECT pq.decrypt_any_text(pgp_sym_encrypt('legacy-3', 'old secret'), 'globex')")"
+  check "from $from: the config store and the audit chain work after the update" "2|v2|t|t" \
+    "$(q "$port" -d "$db" -c "SELECT pq.config_set('acme', 'k', 'v1')" -c "SELECT pq.config_set('acme', 'k', 'v2')" \
+         -c "SELECT head_id > 0 FROM pq.audit_checkpoint()" \
+         -c "SELECT (SELECT max(version) FROM pq.config_records), pq.config_get('acme', 'k'), (SELECT ok FROM pq.config_verify('acme')),
+                    (SELECT ok FROM pq.verify_audit_chain())" | tail -1)"
 done
 q "$port" -d fresh -c "CREATE EXTENSION apg_pqcrypto" >/dev/null
 shape="
@@ -84,7 +91,7 @@ UNION ALL
 SELECT 'dump ' || unnest(extconfig)::regclass || ' ' FROM pg_extension WHERE extname = 'apg_pqcrypto'
 ORDER BY 1"
 q "$port" -d fresh -c "$shape" >"$base/fresh.shape"
-for from in 0.1.0 0.2.0 0.3.0; do
+for from in 0.1.0 0.2.0 0.3.0 0.4.0; do
   db=upgraded_${from//./_}
   q "$port" -d "$db" -c "SELECT pq.untrack_column('app', 'keyed')" -c "SELECT pq.untrack_column('legacy', 'v')" >/dev/null
   q "$port" -d "$db" -c "$shape" >"$base/$db.shape"
