@@ -327,7 +327,7 @@ pub mod pq {
                 if !installed() {
                     return Err(PqError::KeyStateHint(
                         "the audit trail needs apg_pqcrypto 0.5.0".into(),
-                        "run ALTER EXTENSION apg_pqcrypto UPDATE".into(),
+                        "run ALTER EXTENSION apg_pqcrypto UPDATE",
                     ));
                 }
                 catalog::as_owner(checkpoint)

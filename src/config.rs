@@ -311,7 +311,9 @@ fn check_records(tenant: &str, only_key: Option<&str>) -> PqResult<Vec<Checked>>
         Ok::<_, PqError>(out)
     })?;
     let mut out = Vec::with_capacity(rows.len());
-    let mut previous: Option<(String, i64, Vec<u8>, Option<Vec<u8>>)> = None;
+    /// The previous record: key, version, record_hash, new_hash.
+    type Previous = (String, i64, Vec<u8>, Option<Vec<u8>>);
+    let mut previous: Option<Previous> = None;
     for (key, version, op, envelope, user, ts, ts_micros, hashes, signature, (signer, signer_key, client_sig)) in rows {
         let [old_hash, new_hash, prev_hash, record_hash] = hashes;
         let mut problems: Vec<String> = Vec::new();
@@ -467,6 +469,7 @@ fn config_verify(tenant: &str) -> PqResult<VerifyRow> {
     })
 }
 
+#[allow(clippy::too_many_arguments)] // the SQL functions' arguments, one to one
 fn change<'a>(
     tenant: &'a str,
     key: &'a str,

@@ -226,44 +226,37 @@ pub fn flush() -> PqResult<u64> {
         warning!("apg_pqcrypto: {dropped} operation counts were lost: more distinct counters than shared memory holds between two flushes");
     }
     // Subtracted from shared memory only when this transaction commits.
-    PENDING.with_borrow_mut(|p| {
-        p.clear();
-        p.extend(taken.iter().map(|t| (t.index, t.tenant.clone(), t.role, t.kind as u8, t.minute, t.count)));
-        p.push((usize::MAX, String::new(), 0, 0, 0, dropped));
-    });
+    PENDING.with_borrow_mut(|p| *p = Some((taken, dropped)));
     Ok(written)
 }
 
 thread_local! {
     /// Counts written by this transaction's flush, subtracted from shared
     /// memory when (and only if) it commits.
-    static PENDING: RefCell<Vec<(usize, String, u32, u8, i64, u64)>> = const { RefCell::new(Vec::new()) };
+    static PENDING: RefCell<Option<(Vec<Taken>, u64)>> = const { RefCell::new(None) };
 }
 
 /// At commit of a transaction that flushed: forget what it wrote; at abort
 /// the counts stay in shared memory for the next flush. Never raises.
 pub fn flush_committed(committed: bool) {
-    let pending = PENDING.with_borrow_mut(std::mem::take);
-    if pending.is_empty() || !committed {
+    let Some((taken, dropped)) = PENDING.with_borrow_mut(Option::take) else { return };
+    if !committed {
         return;
     }
     let mut shared = COUNTERS.exclusive();
-    for (index, tenant, role, kind, minute, count) in pending {
-        if index == usize::MAX {
-            shared.dropped = shared.dropped.saturating_sub(count);
-            continue;
-        }
-        if let Some(slot) = shared.slots.get_mut(index) {
-            if slot.is(tenant.as_bytes(), role, kind, minute) {
-                slot.count -= count.min(slot.count);
+    shared.dropped = shared.dropped.saturating_sub(dropped);
+    for t in taken {
+        if let Some(slot) = shared.slots.get_mut(t.index) {
+            if slot.is(t.tenant.as_bytes(), t.role, t.kind as u8, t.minute) {
+                slot.count -= t.count.min(slot.count);
             }
         }
     }
 }
 
-/// Minutes whose failed decryptions of one tenant passed the threshold:
-/// a WARNING in the server log (tenant, minute, count: no secrets) and a
-/// NOTIFY pq_security_event, once per tenant and minute.
+/// Minutes of the last hour whose failed decryptions of one tenant passed
+/// the threshold: a WARNING in the server log (tenant, minute, count: no
+/// secrets) and a NOTIFY pq_security_event, once per tenant and minute.
 fn alert() -> PqResult<()> {
     let threshold = gucs::alert_failed_decrypts_per_minute();
     if threshold <= 0 {
@@ -272,7 +265,7 @@ fn alert() -> PqResult<()> {
     let bursts = catalog::write_rows(
         "WITH burst AS (
              SELECT tenant, minute, sum(count) AS n FROM pq.security_counts
-              WHERE kind = 'failed_decrypt' GROUP BY tenant, minute
+              WHERE kind = 'failed_decrypt' AND minute >= now() - interval '1 hour' GROUP BY tenant, minute
              HAVING sum(count) > $1 AND NOT bool_or(alerted)),
          marked AS (
              UPDATE pq.security_counts s SET alerted = true FROM burst b
