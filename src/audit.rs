@@ -51,6 +51,23 @@ pub fn installed() -> bool {
     catalog::pq_table_exists(c"audit_log")
 }
 
+/// Takes the chain lock and reads the head: (last id, its hash), or (0,
+/// zeros) for an empty log, under the latest snapshot (catalog::latest_row).
+fn locked_head() -> PqResult<(i64, Hash)> {
+    catalog::lock_audit_chain()?;
+    let head = catalog::latest_row(c"SELECT id, row_hash FROM pq.audit_log ORDER BY id DESC LIMIT 1", &[], |col| {
+        let (id, id_null) = col(1);
+        let (hash, hash_null) = col(2);
+        // SAFETY: the query's columns are bigint and bytea.
+        Ok(unsafe { i64::from_datum(id, id_null).zip(Vec::<u8>::from_datum(hash, hash_null)) })
+    })?
+    .flatten();
+    match head {
+        Some((id, hash)) => Ok((id, hash_of(&hash)?)),
+        None => Ok((0, [0u8; HASH_LEN])),
+    }
+}
+
 /// Appends one row to the chain in the caller's transaction (it commits or
 /// rolls back with what it records). Call as owner. Takes the chain lock
 /// until the end of the transaction.
@@ -58,19 +75,7 @@ pub fn append(event: &str, tenant: Option<&str>, actor: &str, details: &Value) -
     if !installed() {
         return Ok(());
     }
-    catalog::lock_audit_chain()?;
-    let head = catalog::latest_row(c"SELECT id, row_hash FROM pq.audit_log ORDER BY id DESC LIMIT 1", &[], |col| {
-        let (id, id_null) = col(1);
-        let (hash, hash_null) = col(2);
-        // SAFETY: the query's columns are bigint and bytea.
-        let (id, hash) = unsafe { (i64::from_datum(id, id_null), Vec::<u8>::from_datum(hash, hash_null)) };
-        Ok(id.zip(hash))
-    })?
-    .flatten();
-    let (prev_id, prev_hash) = match head {
-        Some((id, hash)) => (id, hash_of(&hash)?),
-        None => (0, [0u8; HASH_LEN]),
-    };
+    let (prev_id, prev_hash) = locked_head()?;
     // The row is written with the details' canonical text; hashing that
     // same text is what a verifier reproduces from `details::text`.
     let details_text = catalog::one::<String>("SELECT $1::jsonb::text", &[pgrx::JsonB(details.clone()).into()])?
@@ -121,18 +126,7 @@ fn make_checkpoint() -> PqResult<Made> {
     // never wait for a holder of the chain lock (the chain lock is always
     // the last lock a transaction takes).
     let (kid, key) = keystore::audit_key()?;
-    catalog::lock_audit_chain()?;
-    let head = catalog::latest_row(c"SELECT id, row_hash FROM pq.audit_log ORDER BY id DESC LIMIT 1", &[], |col| {
-        let (id, id_null) = col(1);
-        let (hash, hash_null) = col(2);
-        // SAFETY: the query's columns are bigint and bytea.
-        Ok(unsafe { i64::from_datum(id, id_null).zip(Vec::<u8>::from_datum(hash, hash_null)) })
-    })?
-    .flatten();
-    let (head_id, head_hash) = match head {
-        Some((id, hash)) => (id, hash_of(&hash)?),
-        None => (0, [0u8; HASH_LEN]),
-    };
+    let (head_id, head_hash) = locked_head()?;
     let ts = now_unix_micros();
     let cp = Checkpoint { head_id: head_id as u64, head_hash, ts_micros: ts };
     let signatures = key.sign(&cp)?;
