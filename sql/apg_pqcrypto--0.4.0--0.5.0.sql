@@ -196,6 +196,139 @@ BEGIN
 END
 $$;
 
+-- apg_pqcrypto::compliance::pq::compliance_report
+CREATE  FUNCTION pq."compliance_report"(
+	"tenant" TEXT, /* & str */
+	"period_days" INT DEFAULT 30 /* i32 */
+) RETURNS jsonb /* pgrx :: JsonB */
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'compliance_report_wrapper';
+
+-- apg_pqcrypto::config::pq::config_register_signer
+CREATE  FUNCTION pq."config_register_signer"(
+	"tenant" TEXT, /* & str */
+	"name" TEXT, /* & str */
+	"public_key" bytea /* & [u8] */
+) RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'config_register_signer_wrapper';
+
+-- apg_pqcrypto::config::pq::config_get
+CREATE  FUNCTION pq."config_get"(
+	"tenant" TEXT, /* & str */
+	"key" TEXT /* & str */
+) RETURNS text /* PgText */
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'config_get_wrapper';
+
+-- apg_pqcrypto::config::pq::config_verify
+CREATE  FUNCTION pq."config_verify"(
+	"tenant" TEXT /* & str */
+) RETURNS TABLE (
+	"ok" bool,  /* bool */
+	"records_checked" bigint,  /* i64 */
+	"first_bad_key" TEXT,  /* Option < String > */
+	"first_bad_version" bigint,  /* Option < i64 > */
+	"problem" TEXT  /* Option < String > */
+)
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'config_verify_wrapper';
+
+-- apg_pqcrypto::config::pq::verify_config_signature
+CREATE  FUNCTION pq."verify_config_signature"(
+	"tenant" TEXT, /* Option < & str > */
+	"config_key" TEXT, /* Option < & str > */
+	"old_value" bytea, /* Option < & [u8] > */
+	"new_value" bytea, /* Option < & [u8] > */
+	"user_id" TEXT, /* Option < & str > */
+	"ts" timestamp with time zone, /* Option < TimestampWithTimeZone > */
+	"signature" bytea, /* Option < & [u8] > */
+	"version" bigint DEFAULT 1, /* Option < i64 > */
+	"prev_hash" bytea DEFAULT NULL /* Option < & [u8] > */
+) RETURNS bool /* bool */
+STABLE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'verify_config_signature_wrapper';
+
+-- apg_pqcrypto::config::pq::config_set
+CREATE  FUNCTION pq."config_set"(
+	"tenant" TEXT, /* & str */
+	"key" TEXT, /* & str */
+	"value" TEXT, /* & str */
+	"user_id" TEXT DEFAULT session_user /* & str */
+) RETURNS bigint /* i64 */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'config_set_wrapper';
+
+-- apg_pqcrypto::config::pq::config_delete
+CREATE  FUNCTION pq."config_delete"(
+	"tenant" TEXT, /* & str */
+	"key" TEXT, /* & str */
+	"user_id" TEXT DEFAULT session_user /* & str */
+) RETURNS bigint /* i64 */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'config_delete_wrapper';
+
+-- apg_pqcrypto::config::pq::config_drop_signer
+CREATE  FUNCTION pq."config_drop_signer"(
+	"tenant" TEXT, /* & str */
+	"name" TEXT /* & str */
+) RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'config_drop_signer_wrapper';
+
+-- apg_pqcrypto::config::pq::config_history
+CREATE  FUNCTION pq."config_history"(
+	"tenant" TEXT, /* & str */
+	"key" TEXT /* & str */
+) RETURNS TABLE (
+	"version" bigint,  /* i64 */
+	"op" TEXT,  /* String */
+	"user_id" TEXT,  /* String */
+	"ts" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"signer" TEXT,  /* Option < String > */
+	"signature_valid" bool,  /* bool */
+	"chain_valid" bool,  /* bool */
+	"problem" TEXT  /* Option < String > */
+)
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'config_history_wrapper';
+
+-- apg_pqcrypto::config::pq::sign_config_change
+CREATE  FUNCTION pq."sign_config_change"(
+	"tenant" TEXT, /* Option < & str > */
+	"config_key" TEXT, /* Option < & str > */
+	"old_value" bytea, /* Option < & [u8] > */
+	"new_value" bytea, /* Option < & [u8] > */
+	"user_id" TEXT, /* Option < & str > */
+	"ts" timestamp with time zone, /* Option < TimestampWithTimeZone > */
+	"version" bigint DEFAULT 1, /* Option < i64 > */
+	"prev_hash" bytea DEFAULT NULL /* Option < & [u8] > */
+) RETURNS bytea /* Vec < u8 > */
+VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'sign_config_change_wrapper';
+
+-- apg_pqcrypto::config::pq::config_set_sealed
+CREATE  FUNCTION pq."config_set_sealed"(
+	"tenant" TEXT, /* & str */
+	"key" TEXT, /* & str */
+	"envelope" bytea, /* & [u8] */
+	"signature" bytea, /* & [u8] */
+	"user_id" TEXT DEFAULT session_user /* & str */
+) RETURNS bigint /* i64 */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'config_set_sealed_wrapper';
+
 -- apg_pqcrypto::audit::pq::verify_audit_chain
 CREATE  FUNCTION pq."verify_audit_chain"() RETURNS TABLE (
 	"ok" bool,  /* bool */
@@ -218,148 +351,12 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'audit_checkpoint_wrapper';
 
--- apg_pqcrypto::compliance::pq::compliance_report
-CREATE  FUNCTION pq."compliance_report"(
-	"tenant" TEXT, /* & str */
-	"period_days" INT DEFAULT 30 /* i32 */
-) RETURNS jsonb /* pgrx :: JsonB */
-STRICT STABLE PARALLEL RESTRICTED
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'compliance_report_wrapper';
-
 -- apg_pqcrypto::monitor::pq::flush_counters
 CREATE  FUNCTION pq."flush_counters"() RETURNS bigint /* i64 */
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'flush_counters_wrapper';
 
--- apg_pqcrypto::config::pq::config_register_signer
-CREATE  FUNCTION pq."config_register_signer"(
-	"tenant" TEXT, /* & str */
-	"name" TEXT, /* & str */
-	"public_key" bytea /* & [u8] */
-) RETURNS bool /* bool */
-STRICT VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'config_register_signer_wrapper';
-
--- apg_pqcrypto::config::pq::config_verify
-CREATE  FUNCTION pq."config_verify"(
-	"tenant" TEXT /* & str */
-) RETURNS TABLE (
-	"ok" bool,  /* bool */
-	"records_checked" bigint,  /* i64 */
-	"first_bad_key" TEXT,  /* Option < String > */
-	"first_bad_version" bigint,  /* Option < i64 > */
-	"problem" TEXT  /* Option < String > */
-)
-STRICT STABLE PARALLEL RESTRICTED
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'config_verify_wrapper';
-
--- apg_pqcrypto::config::pq::verify_config_signature
-CREATE  FUNCTION pq."verify_config_signature"(
-	"tenant" TEXT, /* & str */
-	"config_key" TEXT, /* & str */
-	"old_value" bytea, /* Option < & [u8] > */
-	"new_value" bytea, /* Option < & [u8] > */
-	"user_id" TEXT, /* & str */
-	"ts" timestamp with time zone, /* TimestampWithTimeZone */
-	"signature" bytea, /* & [u8] */
-	"version" bigint DEFAULT 1, /* i64 */
-	"prev_hash" bytea DEFAULT NULL /* Option < & [u8] > */
-) RETURNS bool /* bool */
-STABLE PARALLEL RESTRICTED
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'verify_config_signature_wrapper';
-
--- apg_pqcrypto::config::pq::config_drop_signer
-CREATE  FUNCTION pq."config_drop_signer"(
-	"tenant" TEXT, /* & str */
-	"name" TEXT /* & str */
-) RETURNS bool /* bool */
-STRICT VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'config_drop_signer_wrapper';
-
--- apg_pqcrypto::config::pq::sign_config_change
-CREATE  FUNCTION pq."sign_config_change"(
-	"tenant" TEXT, /* & str */
-	"config_key" TEXT, /* & str */
-	"old_value" bytea, /* Option < & [u8] > */
-	"new_value" bytea, /* Option < & [u8] > */
-	"user_id" TEXT, /* & str */
-	"ts" timestamp with time zone, /* TimestampWithTimeZone */
-	"version" bigint DEFAULT 1, /* i64 */
-	"prev_hash" bytea DEFAULT NULL /* Option < & [u8] > */
-) RETURNS bytea /* Vec < u8 > */
-VOLATILE PARALLEL RESTRICTED
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'sign_config_change_wrapper';
-
--- apg_pqcrypto::config::pq::config_set_sealed
-CREATE  FUNCTION pq."config_set_sealed"(
-	"tenant" TEXT, /* & str */
-	"key" TEXT, /* & str */
-	"envelope" bytea, /* & [u8] */
-	"signature" bytea, /* & [u8] */
-	"user_id" TEXT DEFAULT session_user /* & str */
-) RETURNS bigint /* i64 */
-STRICT VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'config_set_sealed_wrapper';
-
--- apg_pqcrypto::config::pq::config_get
-CREATE  FUNCTION pq."config_get"(
-	"tenant" TEXT, /* & str */
-	"key" TEXT /* & str */
-) RETURNS text /* PgText */
-STRICT STABLE PARALLEL RESTRICTED
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'config_get_wrapper';
-
--- apg_pqcrypto::config::pq::config_delete
-CREATE  FUNCTION pq."config_delete"(
-	"tenant" TEXT, /* & str */
-	"key" TEXT, /* & str */
-	"user_id" TEXT DEFAULT session_user /* & str */
-) RETURNS bigint /* i64 */
-STRICT VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'config_delete_wrapper';
-
--- apg_pqcrypto::config::pq::config_history
-CREATE  FUNCTION pq."config_history"(
-	"tenant" TEXT, /* & str */
-	"key" TEXT /* & str */
-) RETURNS TABLE (
-	"version" bigint,  /* i64 */
-	"op" TEXT,  /* String */
-	"user_id" TEXT,  /* String */
-	"ts" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
-	"signer" TEXT,  /* Option < String > */
-	"signature_valid" bool,  /* bool */
-	"chain_valid" bool,  /* bool */
-	"problem" TEXT  /* Option < String > */
-)
-STRICT STABLE PARALLEL RESTRICTED
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'config_history_wrapper';
-
--- apg_pqcrypto::config::pq::config_set
-CREATE  FUNCTION pq."config_set"(
-	"tenant" TEXT, /* & str */
-	"key" TEXT, /* & str */
-	"value" TEXT, /* & str */
-	"user_id" TEXT DEFAULT session_user /* & str */
-) RETURNS bigint /* i64 */
-STRICT VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'config_set_wrapper';
-
-
--- Keys, versions and metadata of the configuration store, for the tenants
--- the caller may see: never a value.
 CREATE VIEW pq.config WITH (security_barrier) AS
 SELECT r.tenant, r.key, r.version AS current_version, r.op = 'delete' AS deleted, r.op = 'set_sealed' AS sealed,
        r.user_id AS updated_by, r.ts AS updated_at, n.versions, f.ts AS created_at

@@ -469,36 +469,50 @@ fn config_verify(tenant: &str) -> PqResult<VerifyRow> {
     })
 }
 
-#[allow(clippy::too_many_arguments)] // the SQL functions' arguments, one to one
-fn change<'a>(
-    tenant: &'a str,
-    key: &'a str,
-    old: Option<&[u8]>,
-    new: Option<&[u8]>,
-    user: &'a str,
-    ts: TimestampWithTimeZone,
-    version: i64,
-    prev_hash: Option<&[u8]>,
-) -> PqResult<ConfigChange<'a>> {
-    check_key(key)?;
-    check_user(user)?;
-    if version < 1 {
-        return Err(PqError::InvalidParameter("version must be at least 1".into()));
+/// The arguments of pq.sign_config_change / pq.verify_config_signature;
+/// only the values may be NULL (no previous value, a deletion).
+struct Fields<'a> {
+    tenant: Option<&'a str>,
+    key: Option<&'a str>,
+    old: Option<&'a [u8]>,
+    new: Option<&'a [u8]>,
+    user: Option<&'a str>,
+    ts: Option<TimestampWithTimeZone>,
+    version: Option<i64>,
+    prev_hash: Option<&'a [u8]>,
+}
+
+impl<'a> Fields<'a> {
+    /// The tenant and the change record.
+    fn change(&self) -> PqResult<(&'a str, ConfigChange<'a>)> {
+        let (Some(tenant), Some(key), Some(user), Some(ts), Some(version)) = (self.tenant, self.key, self.user, self.ts, self.version)
+        else {
+            return Err(PqError::InvalidParameter(
+                "tenant, config_key, user_id, ts and version must not be NULL (old_value and new_value may)".into(),
+            ));
+        };
+        check_key(key)?;
+        check_user(user)?;
+        if version < 1 {
+            return Err(PqError::InvalidParameter("version must be at least 1".into()));
+        }
+        let prev_hash = self
+            .prev_hash
+            .map(|h| <Hash>::try_from(h).map_err(|_| PqError::InvalidParameter("prev_hash must be 32 bytes".into())))
+            .transpose()?;
+        let change = ConfigChange {
+            op: if self.new.is_some() { ConfigOp::Set } else { ConfigOp::Delete },
+            tenant,
+            key,
+            version: version as u64,
+            old_hash: self.old.map(sha256),
+            new_hash: self.new.map(sha256),
+            user,
+            ts_micros: audit::unix_micros(ts)?,
+            prev_hash,
+        };
+        Ok((tenant, change))
     }
-    let prev_hash = prev_hash
-        .map(|h| <Hash>::try_from(h).map_err(|_| PqError::InvalidParameter("prev_hash must be 32 bytes".into())))
-        .transpose()?;
-    Ok(ConfigChange {
-        op: if new.is_some() { ConfigOp::Set } else { ConfigOp::Delete },
-        tenant,
-        key,
-        version: version as u64,
-        old_hash: old.map(sha256),
-        new_hash: new.map(sha256),
-        user,
-        ts_micros: audit::unix_micros(ts)?,
-        prev_hash,
-    })
 }
 
 fn register_signer(tenant: &str, name: &str, public_key: &[u8]) -> PqResult<bool> {
@@ -653,40 +667,44 @@ pub mod pq {
     /// application keeps in its own tables. NULL old_value: no previous
     /// value; NULL new_value: a deletion.
     #[pg_extern(volatile, parallel_restricted)]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // the record's fields, one SQL argument each
     pub fn sign_config_change(
-        tenant: &str,
-        config_key: &str,
+        tenant: Option<&str>,
+        config_key: Option<&str>,
         old_value: Option<&[u8]>,
         new_value: Option<&[u8]>,
-        user_id: &str,
-        ts: TimestampWithTimeZone,
-        version: default!(i64, 1),
+        user_id: Option<&str>,
+        ts: Option<TimestampWithTimeZone>,
+        version: default!(Option<i64>, 1),
         prev_hash: default!(Option<&[u8]>, "NULL"),
     ) -> Vec<u8> {
-        change(tenant, config_key, old_value, new_value, user_id, ts, version, prev_hash)
-            .and_then(|c| sign::sign(tenant, &c.encode(), CONFIG_CHANGE_CONTEXT))
-            .or_raise()
+        let fields = Fields { tenant, key: config_key, old: old_value, new: new_value, user: user_id, ts, version, prev_hash };
+        fields.change().and_then(|(tenant, c)| sign::sign(tenant, &c.encode(), CONFIG_CHANGE_CONTEXT)).or_raise()
     }
 
     /// True if `signature` (from pq.sign_config_change) is valid for the
     /// change under the tenant's key version it names (retired and
     /// destroyed versions verify too; the verifying key is public).
     #[pg_extern(stable, parallel_restricted)]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // the record's fields, one SQL argument each
     pub fn verify_config_signature(
-        tenant: &str,
-        config_key: &str,
+        tenant: Option<&str>,
+        config_key: Option<&str>,
         old_value: Option<&[u8]>,
         new_value: Option<&[u8]>,
-        user_id: &str,
-        ts: TimestampWithTimeZone,
-        signature: &[u8],
-        version: default!(i64, 1),
+        user_id: Option<&str>,
+        ts: Option<TimestampWithTimeZone>,
+        signature: Option<&[u8]>,
+        version: default!(Option<i64>, 1),
         prev_hash: default!(Option<&[u8]>, "NULL"),
     ) -> bool {
-        change(tenant, config_key, old_value, new_value, user_id, ts, version, prev_hash)
-            .and_then(|c| sign::verify(tenant, &c.encode(), signature, CONFIG_CHANGE_CONTEXT))
+        let fields = Fields { tenant, key: config_key, old: old_value, new: new_value, user: user_id, ts, version, prev_hash };
+        fields
+            .change()
+            .and_then(|(tenant, c)| {
+                let signature = signature.ok_or_else(|| PqError::InvalidParameter("signature must not be NULL".into()))?;
+                sign::verify(tenant, &c.encode(), signature, CONFIG_CHANGE_CONTEXT)
+            })
             .or_raise()
     }
 }

@@ -200,6 +200,9 @@ pub fn flush() -> PqResult<u64> {
             .collect();
         (taken, shared.dropped)
     };
+    if taken.is_empty() && dropped == 0 {
+        return Ok(0); // nothing new: no write, and no new alert possible
+    }
     let mut written = 0u64;
     for t in &taken {
         let (table, column) = if t.kind.is_security() { ("security_counts", "kind") } else { ("usage_counts", "operation") };

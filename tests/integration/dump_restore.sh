@@ -20,6 +20,10 @@ q "$port" -c "CREATE EXTENSION pgcrypto" -c "SELECT pq.register_classical_key('a
   -c "INSERT INTO legacy SELECT i, pgp_sym_encrypt('legacy-' || i, 'old passphrase') FROM generate_series(1, 10) i" \
   -c "INSERT INTO migrated SELECT i, pgp_sym_encrypt('migrated-' || i, 'old passphrase') FROM generate_series(1, 10) i" \
   -c "SELECT rows_migrated FROM pq.migrate_column_now('migrated', 'v', tenant => 'acme')" >/dev/null 2>&1
+# Signed configuration and the audit chain with a checkpoint.
+q "$port" -c "SELECT pq.config_set('acme', 'db.password', 'before-dump', 'alice')" -c "SELECT pq.audit_checkpoint()" >/dev/null
+audit_sql="SELECT count(*) || ':' || max(encode(row_hash, 'hex')) FROM pq.audit_log"
+audit_before=$(q "$port" -c "$audit_sql")
 keys_sql="SELECT string_agg(tenant || ':' || version || ':' || encode(kid, 'hex') || ':' || encode(signing_kid, 'hex'), ',' ORDER BY tenant, version) FROM pq.tenant_keys"
 mdk_sql="SELECT string_agg(encode(id, 'hex') || ':' || provider_key_id, ',') FROM pq.master_keys"
 keys_before=$(q "$port" -c "$keys_sql")
@@ -53,4 +57,11 @@ check "restored: the classical key still reads the pgcrypto values" "10" \
   "$(q "$port" -c "SELECT count(*) FROM legacy WHERE pq.decrypt_any_text(v, 'acme') = 'legacy-' || id")"
 check "restored: the migration's state and tracked column" "completed|1|10" \
   "$(q "$port" -c "SELECT status, tracked_columns, (SELECT count(*) FROM migrated WHERE pq_decrypt_text(v) = 'migrated-' || id) FROM pq.migration_status('acme')")"
+check "restored: the same audit chain" "$audit_before" "$(q "$port" -c "$audit_sql")"
+check "restored: the chain, its checkpoint and the config store verify; config values read; the audit key signs" "t|t|t|before-dump|t" \
+  "$(q "$port" -c "SELECT (SELECT ok FROM pq.verify_audit_chain()), (SELECT last_checkpoint IS NOT NULL FROM pq.verify_audit_chain()),
+                        (SELECT ok FROM pq.config_verify('acme')), pq.config_get('acme', 'db.password'),
+                        (SELECT head_id > 0 FROM pq.audit_checkpoint())")"
+check "restored: new changes extend the same chain" "t|t" \
+  "$(q "$port" -c "SELECT pq.config_set('acme', 'db.password', 'after-restore') = 2" -c "SELECT ok FROM pq.config_verify('acme')" | tr '\n' '|' | sed 's/|$//')"
 cluster_stop "$dst"

@@ -113,6 +113,8 @@ SELECT pq.verify_config_signature('acme', 'app.key', '\x01', '\x02', 'carol', '2
 SELECT try($$ SELECT pq.sign_config_change('acme', 'k', NULL, '\x01', 'u', 'infinity') $$) AS infinite_time;
 SELECT try($$ SELECT pq.sign_config_change('acme', 'k', NULL, '\x01', 'u', now(), 0) $$) AS version_zero;
 SELECT try($$ SELECT pq.sign_config_change('acme', 'k', NULL, '\x01', 'u', now(), 2, '\x00') $$) AS short_prev_hash;
+SELECT try($$ SELECT pq.sign_config_change(NULL, 'k', NULL, '\x01', 'u', now()) $$) AS null_tenant,
+       try($$ SELECT pq.verify_config_signature('acme', 'k', NULL, '\x01', 'u', now(), NULL) $$) AS null_signature;
 
 -- Key rotation: old versions' signatures keep verifying; new changes are signed by the new version.
 SELECT new_version FROM pq.rotate_tenant_key('acme', 'audit test', 'dba');
