@@ -20,7 +20,8 @@ check "standby is in recovery" "t" "$(q "$sport" -c "SELECT pg_is_in_recovery()"
 
 # A tenant created after the standby started.
 q "$port" -c "SELECT pq.create_tenant('late')" -c "SELECT pq.grant_tenant('late', 'it_app')" \
-  -c "INSERT INTO t VALUES ('late', pq_encrypt('late', 'keyed-late', 'late'), NULL, NULL)" >/dev/null
+  -c "INSERT INTO t VALUES ('late', pq_encrypt('late', 'keyed-late', 'late'), NULL, NULL)" \
+  -c "SELECT pq.config_set('acme', 'db.url', 'config-a')" -c "SELECT pq.audit_checkpoint()" >/dev/null
 lsn=$(q "$port" -c "SELECT pg_current_wal_lsn()")
 wait_for "$sport" "SELECT pg_last_wal_replay_lsn() >= '$lsn'" || fail "standby did not replay"
 
@@ -35,6 +36,9 @@ check "standby: with no cache at all" "keyed-a" \
   "$(q "$sport" -c "SET apg_pqcrypto.key_cache_ttl = 0" -c "SELECT pq_decrypt_text(v, name) FROM t WHERE name = 'a'")"
 check "standby: pq_encrypt is 25006" "25006" "$(sqlstate "$sport" "SELECT pq_encrypt('acme', 'x')")"
 check "standby: pq_sign is 25006" "25006" "$(sqlstate "$sport" "SELECT pq_sign('acme', 'x')")"
+check "standby: reads config, verifies the config store and the audit chain" "config-a|t|t" \
+  "$(q "$sport" -c "SELECT pq.config_get('acme', 'db.url'), (SELECT ok FROM pq.config_verify('acme')), (SELECT ok FROM pq.verify_audit_chain())")"
+check "standby: pq.config_set is 25006" "25006" "$(sqlstate "$sport" "SELECT pq.config_set('acme', 'k', 'v')")"
 check "standby: no XX000 anywhere in its log" "" "$(grep -E 'XX000|TransactionIds during recovery' "$standby/server.log")"
 
 echo "# a revocation on the primary reaches a standby session with cached keys"
