@@ -399,6 +399,13 @@ fn decrypt_any(value: &[u8], tenant: &str, aad: &[u8]) -> PqResult<PgBytea> {
     Err(first_error.unwrap_or_else(unrecognised))
 }
 
+/// pq.decrypt_any as the SQL functions call it: failures counted (after
+/// the access check: a refused caller attempted nothing).
+fn counted_decrypt_any(value: &[u8], tenant: &str, aad: &[u8]) -> PqResult<PgBytea> {
+    access::require_usable(tenant)?;
+    crate::monitor::decryption(decrypt_any(value, tenant, aad), Some(tenant))
+}
+
 /// A keyed or sealed envelope made under one of `tenant`'s versions.
 fn decrypt_envelope(value: &[u8], tenant: &str, aad: &[u8]) -> PqResult<PgBytea> {
     let parsed = Envelope::parse(value)?;
@@ -598,13 +605,13 @@ pub mod pq {
     /// envelopes only (classical formats have none).
     #[pg_extern(stable, strict, parallel_restricted)]
     pub fn decrypt_any(value: &[u8], tenant: &str, aad: default!(&[u8], "''")) -> PgBytea {
-        super::decrypt_any(value, tenant, aad).or_raise()
+        counted_decrypt_any(value, tenant, aad).or_raise()
     }
 
     /// As pq.decrypt_any, as text.
     #[pg_extern(stable, strict, parallel_restricted)]
     pub fn decrypt_any_text(value: &[u8], tenant: &str, aad: default!(&str, "''")) -> PgText {
-        super::decrypt_any(value, tenant, aad.as_bytes()).and_then(PgBytea::into_text).or_raise()
+        counted_decrypt_any(value, tenant, aad.as_bytes()).and_then(PgBytea::into_text).or_raise()
     }
 
     /// Writes `value` for `tenant` in the format its migration calls for:

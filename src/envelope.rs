@@ -28,17 +28,6 @@ fn encrypt(tenant: &str, plaintext: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
     Ok(out)
 }
 
-/// Counts a decryption: used, or failed (wrong key, AAD or data; unknown kid).
-fn counted(result: PqResult<PgBytea>, tenant: Option<&str>) -> PqResult<PgBytea> {
-    match &result {
-        Ok(_) => monitor::used(tenant.unwrap_or_default(), Counted::Decrypt),
-        Err(PqError::Core(pqcore::Error::DecryptionFailed) | PqError::UnknownKid) => {
-            monitor::failed(tenant, Counted::FailedDecrypt)
-        }
-        Err(_) => {}
-    }
-    result
-}
 
 /// Parses `envelope` and requires `kind` before any key is looked up.
 fn expect_kind<'a>(envelope: &'a [u8], kind: Kind, function: &'static str) -> PqResult<Envelope<'a>> {
@@ -54,9 +43,9 @@ pub fn decrypt(envelope: &[u8], aad: &[u8], function: &'static str) -> PqResult<
     let env = expect_kind(envelope, Kind::Keyed, function)?.into_keyed()?;
     let keys = match keystore::version_by_kid(env.kid()) {
         Ok(keys) => keys,
-        Err(e) => return counted(Err(e), None),
+        Err(e) => return monitor::decryption(Err(e), None),
     };
-    counted(PgBytea::build(env.plaintext_len(), |out| Ok(keys.cipher.decrypt_to(&env, aad, out)?)), Some(&keys.tenant))
+    monitor::decryption(PgBytea::build(env.plaintext_len(), |out| Ok(keys.cipher.decrypt_to(&env, aad, out)?)), Some(&keys.tenant))
 }
 
 /// Opens an envelope sealed to a version the caller may use (counted).
@@ -64,9 +53,9 @@ pub fn unseal(envelope: &[u8], aad: &[u8], function: &'static str) -> PqResult<P
     let env = expect_kind(envelope, Kind::Sealed, function)?.into_sealed()?;
     let keys = match keystore::version_by_kid(env.kid()) {
         Ok(keys) => keys,
-        Err(e) => return counted(Err(e), None),
+        Err(e) => return monitor::decryption(Err(e), None),
     };
-    counted(PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&keys.kem, &env, aad, out)?)), Some(&keys.tenant))
+    monitor::decryption(PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&keys.kem, &env, aad, out)?)), Some(&keys.tenant))
 }
 
 fn seal(public_key: &[u8], plaintext: &[u8], aad: &[u8]) -> PqResult<PgBytea> {

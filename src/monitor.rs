@@ -133,6 +133,21 @@ pub fn failed(tenant: Option<&str>, kind: Counted) {
     add_local(tenant.unwrap_or(""), unsafe { pg_sys::GetUserId() }.to_u32(), kind);
 }
 
+/// Counts a decryption by its result: used, or failed (PQ001: wrong key,
+/// AAD or data, or no classical key reads it; PQ002: unknown key id).
+/// Other errors (malformed input, permissions, key states) are not
+/// decryption attempts and are not counted.
+pub fn decryption<T>(result: PqResult<T>, tenant: Option<&str>) -> PqResult<T> {
+    use crate::errors::PqError;
+    match &result {
+        Ok(_) => used(tenant.unwrap_or_default(), Counted::Decrypt),
+        Err(PqError::Core(pqcore::Error::DecryptionFailed) | PqError::UnknownKid) => failed(tenant, Counted::FailedDecrypt),
+        Err(PqError::Sql { code: b"PQ001", .. }) => failed(tenant, Counted::FailedDecrypt),
+        Err(_) => {}
+    }
+    result
+}
+
 fn current_minute() -> i64 {
     // SAFETY: a clock read; never raises.
     let now = unsafe { pg_sys::GetCurrentTimestamp() };

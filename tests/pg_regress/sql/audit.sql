@@ -163,6 +163,8 @@ SELECT try($$ SELECT pq_decrypt(pq_encrypt('acme', 'x', 'right'), 'wrong') $$) A
 BEGIN;
 SELECT try($$ SELECT pq_decrypt(pq_encrypt('acme', 'x', 'right'), 'wrong') $$) AS in_aborted_transaction;
 ROLLBACK;
+SELECT try($$ SELECT pq.decrypt_any(pq_encrypt('acme', 'x', 'right'), 'acme', 'wrong') $$) AS decrypt_any_wrong_aad;
+SELECT try($$ SELECT pq.decrypt_any('\x0000', 'acme') $$) AS not_an_attempt;
 SELECT pq_verify('acme', 'm', pq_sign('acme', 'n')) AS wrong_message;
 RESET ROLE;
 SELECT pq.flush_counters() > 0 AS flushed;
