@@ -1,0 +1,184 @@
+//! `apg-pq`: argument parsing only; the commands are in lib.rs.
+use apg_pq::{Algorithm, CliError, PublicKind};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "EXIT CODES:
+  0  success
+  1  verify: the signature is not valid
+  2  usage error (unknown option, missing argument)
+  3  bad input: malformed key file or envelope, key of the wrong type, input over 256 MiB
+  4  open: decryption failed (wrong key, wrong AAD or modified data); nothing is written
+  5  a file could not be read or written (a secret key file is never overwritten)
+  6  fetch-key: the database could not be reached or refused the query
+  7  fetch-key: the key's id differs from --expect-kid; nothing is written
+
+Secrets never come from the command line: secret keys are files (created
+0600), the database password comes from PGPASSWORD or --password-file.
+Outputs go to a temporary file renamed into place when complete.
+Byte formats: docs/FORMAT.md. Client-side encryption: docs/CLIENT.md.";
+
+/// Client-side post-quantum encryption and signatures for apg_pqcrypto:
+/// ML-KEM-768 sealed envelopes a PostgreSQL server opens with pq_unseal,
+/// ML-DSA-65 signatures pq_verify checks, and the reverse.
+#[derive(Parser)]
+#[command(name = "apg-pq", version, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AlgorithmArg {
+    #[value(name = "ml-kem-768")]
+    MlKem768,
+    #[value(name = "ml-dsa-65")]
+    MlDsa65,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KindArg {
+    /// the ML-KEM-768 public key (pq.tenant_public_key), to seal to
+    Kem,
+    /// the ML-DSA-65 verifying key (pq.tenant_verifying_key), to verify pq_sign
+    Dsa,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a key pair: the secret key (seed: 64 bytes for ML-KEM-768, 32
+    /// for ML-DSA-65) to a new 0600 file, the raw public key to another; prints the kid.
+    Keygen {
+        #[arg(long, value_enum, default_value = "ml-kem-768")]
+        algorithm: AlgorithmArg,
+        /// file for the secret key; must not exist
+        #[arg(long)]
+        secret_key: PathBuf,
+        /// file for the public key (1184 or 1952 bytes)
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+    /// Seal a file or stdin to an ML-KEM-768 public key (a tenant's, from
+    /// fetch-key): a sealed envelope (FORMAT.md §3) that pq_unseal opens.
+    Seal {
+        /// the recipient's public key file (1184 bytes)
+        #[arg(long)]
+        public_key: PathBuf,
+        /// associated data bound to the envelope (UTF-8; e.g. the configuration key's name)
+        #[arg(long, default_value = "")]
+        aad: String,
+        /// input file ("-" or absent: stdin)
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+        /// output file ("-" or absent: stdout)
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Open a sealed envelope with an ML-KEM-768 secret key file; the
+    /// plaintext file is created 0600 and only once decryption succeeded.
+    Open {
+        #[arg(long)]
+        secret_key: PathBuf,
+        #[arg(long, default_value = "")]
+        aad: String,
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+        /// output file (must not exist; "-" or absent: stdout)
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Sign a file or stdin with an ML-DSA-65 secret key file: a signature
+    /// envelope (FORMAT.md §5), or with --raw a raw FIPS 204 signature (pq_verify_with).
+    Sign {
+        #[arg(long)]
+        secret_key: PathBuf,
+        /// FIPS 204 context string (UTF-8, at most 255 bytes)
+        #[arg(long, default_value = "")]
+        context: String,
+        #[arg(long)]
+        raw: bool,
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Verify a signature envelope (pq_sign's or sign's) or a raw signature
+    /// over a file or stdin; exit code 0 if valid, 1 if not.
+    Verify {
+        /// the signer's ML-DSA-65 public key file (1952 bytes)
+        #[arg(long)]
+        public_key: PathBuf,
+        #[arg(long)]
+        signature: PathBuf,
+        #[arg(long, default_value = "")]
+        context: String,
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+    },
+    /// Describe an envelope (version, kind, kid, lengths) as JSON, without any key.
+    Inspect {
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+    },
+    /// Fetch a tenant's active public key from a database (plain TCP or a
+    /// Unix socket; the role needs pq_user and a grant on the tenant).
+    FetchKey {
+        /// postgresql://user@host:port/dbname, without a password
+        #[arg(long)]
+        url: String,
+        /// file holding the password (else PGPASSWORD)
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_enum, default_value = "kem")]
+        kind: KindArg,
+        /// refuse the key unless its kid (hex, as pq.tenant_keys shows) is this
+        #[arg(long)]
+        expect_kid: Option<String>,
+        /// file for the public key
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Keygen { algorithm, secret_key, public_key } => {
+            let algorithm = match algorithm {
+                AlgorithmArg::MlKem768 => Algorithm::MlKem768,
+                AlgorithmArg::MlDsa65 => Algorithm::MlDsa65,
+            };
+            println!("{}", apg_pq::keygen(algorithm, &secret_key, &public_key)?);
+        }
+        Command::Seal { public_key, aad, input, output } => {
+            apg_pq::seal(&public_key, aad.as_bytes(), input.as_deref(), output.as_deref())?
+        }
+        Command::Open { secret_key, aad, input, output } => {
+            apg_pq::open(&secret_key, aad.as_bytes(), input.as_deref(), output.as_deref())?
+        }
+        Command::Sign { secret_key, context, raw, input, output } => {
+            apg_pq::sign(&secret_key, context.as_bytes(), raw, input.as_deref(), output.as_deref())?
+        }
+        Command::Verify { public_key, signature, context, input } => {
+            apg_pq::verify(&public_key, &signature, context.as_bytes(), input.as_deref())?
+        }
+        Command::Inspect { input } => println!("{}", apg_pq::inspect(input.as_deref())?),
+        Command::FetchKey { url, password_file, tenant, kind, expect_kid, output } => {
+            let kind = match kind {
+                KindArg::Kem => PublicKind::Kem,
+                KindArg::Dsa => PublicKind::Dsa,
+            };
+            let kid = apg_pq::fetch_key(&url, password_file.as_deref(), &tenant, kind, expect_kid.as_deref(), &output)?;
+            println!("{kid}");
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("apg-pq: {e}");
+        std::process::exit(e.exit_code());
+    }
+}

@@ -1,0 +1,84 @@
+# The apg-pq command line against a running server: a tenant's public key
+# fetched over TCP (and checked against its kid), a file sealed by the CLI
+# opened by pq_unseal, a value sealed by pq_seal opened by the CLI,
+# signatures both ways, inspection, and the documented exit codes for bad
+# input (no partial plaintext written, no secret key overwritten, no
+# password on the command line).
+dir="$base/cli"
+port=$port_cli
+cargo build -q -p apg-pq || { fail "apg-pq does not build"; return 0; }
+cli="${CARGO_TARGET_DIR:-$root/target}/debug/apg-pq"
+work="$base/cli-files"
+mkdir -p "$work"
+cluster_start "$dir" "$port" "${quiet[@]}" || return 1
+q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('acme')" -c "SELECT pq.create_tenant('globex')" \
+  -c "CREATE ROLE it_cli LOGIN IN ROLE pq_user" -c "SELECT pq.grant_tenant('acme', 'it_cli')" >/dev/null
+url="postgresql://it_cli@127.0.0.1:$port/postgres"
+hex() { od -An -tx1 -v "$1" | tr -d ' \n'; }
+unhex() { python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))" >"$1"; }
+code() { "$@" >/dev/null 2>&1; echo $?; }
+
+kid=$(q "$port" -c "SELECT encode(kid, 'hex') FROM pq.tenant_keys WHERE tenant = 'acme'")
+check "fetch-key: the tenant's public key, checked against its kid" "$kid" \
+  "$("$cli" fetch-key --url "$url" --tenant acme --expect-kid "$kid" -o "$work/acme.pk" 2>&1)"
+check "fetch-key: another kid expected: exit 7, nothing written" "7|no" \
+  "$(code "$cli" fetch-key --url "$url" --tenant acme --expect-kid 00112233445566778899aabbccddeeff -o "$work/x.pk")|$([ -e "$work/x.pk" ] && echo yes || echo no)"
+check "fetch-key: a tenant the role may not use: exit 6" "6" "$(code "$cli" fetch-key --url "$url" --tenant globex -o "$work/g.pk")"
+check_contains "... with the server's message" "permission denied" "$("$cli" fetch-key --url "$url" --tenant globex -o "$work/g.pk" 2>&1)"
+check "fetch-key: a password in the URL is refused: exit 3" "3" \
+  "$(code "$cli" fetch-key --url "postgresql://it_cli:secret@127.0.0.1:$port/postgres" --tenant acme -o "$work/p.pk")"
+
+printf 'postgres://app:s3cret@db.internal/app' >"$work/config.txt"
+"$cli" seal --public-key "$work/acme.pk" --aad database_url -i "$work/config.txt" -o "$work/config.sealed"
+check "a file sealed by the CLI is opened by pq_unseal (as the application role)" "postgres://app:s3cret@db.internal/app" \
+  "$(qas "$port" it_cli -c "SELECT pq_unseal_text(decode('$(hex "$work/config.sealed")', 'hex'), 'database_url')")"
+check "... and bound to its AAD" "PQ001" "$(sqlstate "$port" "SELECT pq_unseal(decode('$(hex "$work/config.sealed")', 'hex'), 'other')")"
+python=${APG_PQ_VENV:-/var/tmp/apg_pqcrypto-venv}/bin/python
+printf 'sealed in Python' | "$python" "$root/tests/seal_example.py" "$work/acme.pk" database_url >"$work/python.sealed"
+check "docs/CLIENT.md's Python example seals what pq_unseal opens" "sealed in Python" \
+  "$(qas "$port" it_cli -c "SELECT pq_unseal_text(decode('$(hex "$work/python.sealed")', 'hex'), 'database_url')")"
+check "stdin to stdout works too" "from stdin" \
+  "$(printf 'from stdin' | "$cli" seal --public-key "$work/acme.pk" | od -An -tx1 -v | tr -d ' \n' \
+     | xargs -I{} psql -X -At -q -h 127.0.0.1 -p "$port" -U it_cli postgres -c "SELECT pq_unseal_text(decode('{}', 'hex'))")"
+
+kid_cli=$("$cli" keygen --algorithm ml-kem-768 --secret-key "$work/me.sk" --public-key "$work/me.pk")
+check "keygen: the secret key file is 0600" "600" "$(stat -c %a "$work/me.sk")"
+check "keygen: the kid is the server's kid of that public key" "$kid_cli" \
+  "$(q "$port" -c "SELECT pq_inspect(pq_seal(decode('$(hex "$work/me.pk")', 'hex'), 'x'))->>'kid'")"
+q "$port" -c "SELECT encode(pq_seal(decode('$(hex "$work/me.pk")', 'hex'), 'sealed by the server', 'k1'), 'hex')" | unhex "$work/server.sealed"
+"$cli" open --secret-key "$work/me.sk" --aad k1 -i "$work/server.sealed" -o "$work/server.opened"
+check "a value sealed by pq_seal is opened by the CLI" "sealed by the server" "$(cat "$work/server.opened")"
+check "... into a 0600 file" "600" "$(stat -c %a "$work/server.opened")"
+check "open with the wrong AAD: exit 4 and no output file" "4|no" \
+  "$(code "$cli" open --secret-key "$work/me.sk" --aad k2 -i "$work/server.sealed" -o "$work/wrong.opened")|$([ -e "$work/wrong.opened" ] && echo yes || echo no)"
+head -c 500 "$work/server.sealed" >"$work/truncated.sealed"
+check "open of a truncated envelope: exit 3 and no output file" "3|no" \
+  "$(code "$cli" open --secret-key "$work/me.sk" -i "$work/truncated.sealed" -o "$work/t.opened")|$([ -e "$work/t.opened" ] && echo yes || echo no)"
+head -c 10 /dev/urandom >"$work/garbage.key"
+check "a malformed key file: exit 3" "3" "$(code "$cli" seal --public-key "$work/garbage.key" -i "$work/config.txt")"
+check "a key of the wrong type (the secret key as public key): exit 3" "3" "$(code "$cli" seal --public-key "$work/me.sk" -i "$work/config.txt")"
+check "keygen never overwrites a secret key: exit 5" "5" \
+  "$(code "$cli" keygen --secret-key "$work/me.sk" --public-key "$work/me2.pk")"
+check "open never overwrites a file: exit 5" "5" \
+  "$(code "$cli" open --secret-key "$work/me.sk" --aad k1 -i "$work/server.sealed" -o "$work/server.opened")"
+
+"$cli" keygen --algorithm ml-dsa-65 --secret-key "$work/signer.sk" --public-key "$work/signer.pk" >/dev/null
+"$cli" sign --secret-key "$work/signer.sk" --raw --context "config v7" -i "$work/config.txt" -o "$work/config.rawsig"
+check "a raw CLI signature verifies with pq_verify_with" "t|f" \
+  "$(q "$port" -c "SELECT pq_verify_with(decode('$(hex "$work/signer.pk")', 'hex'), decode('$(hex "$work/config.txt")', 'hex'),
+                                         decode('$(hex "$work/config.rawsig")', 'hex'), 'config v7'),
+                          pq_verify_with(decode('$(hex "$work/signer.pk")', 'hex'), 'other message',
+                                         decode('$(hex "$work/config.rawsig")', 'hex'), 'config v7')" | tr '\n' '|' | sed 's/|$//')"
+"$cli" fetch-key --url "$url" --tenant acme --kind dsa -o "$work/acme.vk" >/dev/null
+q "$port" -c "SELECT encode(pq_sign('acme', decode('$(hex "$work/config.txt")', 'hex'), 'config v7'), 'hex')" | unhex "$work/server.sig"
+check "a pq_sign signature verifies with the CLI (fetched verifying key)" "0" \
+  "$(code "$cli" verify --public-key "$work/acme.vk" --signature "$work/server.sig" --context "config v7" -i "$work/config.txt")"
+check "... and not over another message: exit 1" "1" \
+  "$(printf 'other' | code "$cli" verify --public-key "$work/acme.vk" --signature "$work/server.sig" --context "config v7")"
+check "... nor with another context: exit 1" "1" \
+  "$(code "$cli" verify --public-key "$work/acme.vk" --signature "$work/server.sig" -i "$work/config.txt")"
+check "inspect names the kind and the kid" '"kid":"'"$kid"'"' \
+  "$("$cli" inspect -i "$work/config.sealed" | grep -o '"kid":"[0-9a-f]*"')"
+check_contains "--help documents the exit codes" "7  fetch-key: the key's id differs" "$("$cli" --help)"
+check_absent "no plaintext in the server log" "s3cret@db" "$(cat "$dir/server.log")"
+cluster_stop "$dir"
