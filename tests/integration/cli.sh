@@ -25,6 +25,18 @@ check "fetch-key: another kid expected: exit 7, nothing written" "7|no" \
   "$(code "$cli" fetch-key --url "$url" --tenant acme --expect-kid 00112233445566778899aabbccddeeff -o "$work/x.pk")|$([ -e "$work/x.pk" ] && echo yes || echo no)"
 check "fetch-key: a tenant the role may not use: exit 6" "6" "$(code "$cli" fetch-key --url "$url" --tenant globex -o "$work/g.pk")"
 check_contains "... with the server's message" "permission denied" "$("$cli" fetch-key --url "$url" --tenant globex -o "$work/g.pk" 2>&1)"
+# A role that must give a password (scram), read from a file, never from the command line.
+q "$port" -c "SET password_encryption = 'scram-sha-256'" -c "CREATE ROLE it_pw LOGIN PASSWORD 'correct horse' IN ROLE pq_user" \
+  -c "SELECT pq.grant_tenant('acme', 'it_pw')" >/dev/null
+{ echo "host all it_pw 127.0.0.1/32 scram-sha-256"; cat "$dir/data/pg_hba.conf"; } >"$work/hba" && cat "$work/hba" | as_postgres tee "$dir/data/pg_hba.conf" >/dev/null
+q "$port" -c "SELECT pg_reload_conf()" >/dev/null
+printf 'correct horse\n' >"$work/pw" && chmod 600 "$work/pw"
+check "fetch-key: the password from --password-file" "$kid" \
+  "$("$cli" fetch-key --url "postgresql://it_pw@127.0.0.1:$port/postgres" --password-file "$work/pw" --tenant acme -o "$work/pw.pk" 2>&1)"
+check "fetch-key: the password from PGPASSWORD" "$kid" \
+  "$(PGPASSWORD='correct horse' "$cli" fetch-key --url "postgresql://it_pw@127.0.0.1:$port/postgres" --tenant acme -o "$work/pw2.pk" 2>&1)"
+check "fetch-key: a wrong password: exit 6" "6" \
+  "$(PGPASSWORD=wrong code "$cli" fetch-key --url "postgresql://it_pw@127.0.0.1:$port/postgres" --tenant acme -o "$work/pw3.pk")"
 check "fetch-key: a password in the URL is refused: exit 3" "3" \
   "$(code "$cli" fetch-key --url "postgresql://it_cli:secret@127.0.0.1:$port/postgres" --tenant acme -o "$work/p.pk")"
 
