@@ -403,7 +403,7 @@ fn decrypt_any(value: &[u8], tenant: &str, aad: &[u8]) -> PqResult<PgBytea> {
 /// the access check: a refused caller attempted nothing).
 fn counted_decrypt_any(value: &[u8], tenant: &str, aad: &[u8]) -> PqResult<PgBytea> {
     access::require_usable(tenant)?;
-    crate::monitor::decryption(decrypt_any(value, tenant, aad), Some(tenant))
+    crate::monitor::decryption(decrypt_any(value, tenant, aad), tenant)
 }
 
 /// A keyed or sealed envelope made under one of `tenant`'s versions.

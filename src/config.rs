@@ -396,60 +396,34 @@ fn check_records(tenant: &str, only_key: Option<&str>) -> PqResult<Vec<Checked>>
     Ok(out)
 }
 
-/// The audit rows of the tenant's config changes agree with the records:
-/// the first (key, version, problem) that does not.
-fn check_against_audit(tenant: &str, records: &[Checked]) -> PqResult<Option<(String, i64, String)>> {
-    let audited: Vec<(String, i64, String)> = Spi::connect(|client| {
-        let mut out = Vec::new();
-        for row in client.select(
-            "SELECT a.details->>'key', (a.details->>'version')::bigint, a.details->>'record_hash',
-                    encode(r.record_hash, 'hex')
-               FROM pq.audit_log a
-               LEFT JOIN pq.config_records r
-                 ON r.tenant = a.tenant AND r.key = a.details->>'key' AND r.version = (a.details->>'version')::bigint
-              WHERE a.tenant = $1 AND a.event IN ('config_set', 'config_set_sealed', 'config_deleted')
-              ORDER BY a.id",
-            None,
-            &[tenant.into()],
-        )? {
-            let key = row.get::<String>(1)?.unwrap_or_default();
-            let version = row.get::<i64>(2)?.unwrap_or_default();
-            let audited_hash = row.get::<String>(3)?.unwrap_or_default();
-            match row.get::<String>(4)? {
-                None => out.push((key, version, "the record named by the audit trail is missing".to_owned())),
-                Some(h) if h != audited_hash => out.push((key, version, "the record differs from the audit trail".to_owned())),
-                Some(_) => {}
-            }
-        }
-        Ok::<_, PqError>(out)
-    })?;
-    if let Some(first) = audited.into_iter().next() {
-        return Ok(Some(first));
-    }
-    let counted = catalog::one::<i64>(
-        "SELECT count(*) FROM pq.audit_log WHERE tenant = $1 AND event IN ('config_set', 'config_set_sealed', 'config_deleted')",
+/// The audit rows of the tenant's config changes and its records name each
+/// other, with the same record hash: the first (key, version, problem)
+/// that does not (audit order first, then records without an audit row).
+fn check_against_audit(tenant: &str) -> PqResult<Option<(String, i64, String)>> {
+    catalog::row(
+        "SELECT coalesce(a.key, r.key), coalesce(a.version, r.version),
+                CASE WHEN r.key IS NULL THEN 'the record named by the audit trail is missing'
+                     WHEN a.key IS NULL THEN 'the record is not in the audit trail'
+                     ELSE 'the record differs from the audit trail' END
+           FROM (SELECT id, details->>'key' AS key, (details->>'version')::bigint AS version,
+                        details->>'record_hash' AS hash
+                   FROM pq.audit_log
+                  WHERE tenant = $1 AND event IN ('config_set', 'config_set_sealed', 'config_deleted')) a
+           FULL JOIN (SELECT key, version, encode(record_hash, 'hex') AS hash
+                        FROM pq.config_records WHERE tenant = $1) r
+             ON r.key = a.key AND r.version = a.version
+          WHERE a.key IS NULL OR r.key IS NULL OR a.hash IS DISTINCT FROM r.hash
+          ORDER BY a.id NULLS LAST, r.key, r.version
+          LIMIT 1",
         &[tenant.into()],
-    )?
-    .unwrap_or(0);
-    if counted != records.len() as i64 {
-        // A record without its audit row: name the first such.
-        let in_audit: std::collections::HashSet<(String, i64)> = Spi::connect(|client| {
-            let mut out = std::collections::HashSet::new();
-            for row in client.select(
-                "SELECT details->>'key', (details->>'version')::bigint FROM pq.audit_log
-                  WHERE tenant = $1 AND event IN ('config_set', 'config_set_sealed', 'config_deleted')",
-                None,
-                &[tenant.into()],
-            )? {
-                out.insert((row.get::<String>(1)?.unwrap_or_default(), row.get::<i64>(2)?.unwrap_or_default()));
-            }
-            Ok::<_, PqError>(out)
-        })?;
-        if let Some(r) = records.iter().find(|r| !in_audit.contains(&(r.key.clone(), r.version))) {
-            return Ok(Some((r.key.clone(), r.version, "the record is not in the audit trail".into())));
-        }
-    }
-    Ok(None)
+        |row| {
+            Ok((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<i64>(2)?.unwrap_or_default(),
+                row.get::<String>(3)?.unwrap_or_default(),
+            ))
+        },
+    )
 }
 
 type VerifyRow = (bool, i64, Option<String>, Option<i64>, Option<String>);
@@ -462,7 +436,7 @@ fn config_verify(tenant: &str) -> PqResult<VerifyRow> {
         if let Some(bad) = records.iter().find(|r| r.problem.is_some()) {
             return Ok((false, checked, Some(bad.key.clone()), Some(bad.version), bad.problem.clone()));
         }
-        if let Some((key, version, problem)) = check_against_audit(tenant, &records)? {
+        if let Some((key, version, problem)) = check_against_audit(tenant)? {
             return Ok((false, checked, Some(key), Some(version), Some(problem)));
         }
         Ok((true, checked, None, None, None))

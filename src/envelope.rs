@@ -28,7 +28,6 @@ fn encrypt(tenant: &str, plaintext: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
     Ok(out)
 }
 
-
 /// Parses `envelope` and requires `kind` before any key is looked up.
 fn expect_kind<'a>(envelope: &'a [u8], kind: Kind, function: &'static str) -> PqResult<Envelope<'a>> {
     let parsed = Envelope::parse(envelope)?;
@@ -41,21 +40,15 @@ fn expect_kind<'a>(envelope: &'a [u8], kind: Kind, function: &'static str) -> Pq
 /// Opens a keyed envelope of a version the caller may use (counted).
 pub fn decrypt(envelope: &[u8], aad: &[u8], function: &'static str) -> PqResult<PgBytea> {
     let env = expect_kind(envelope, Kind::Keyed, function)?.into_keyed()?;
-    let keys = match keystore::version_by_kid(env.kid()) {
-        Ok(keys) => keys,
-        Err(e) => return monitor::decryption(Err(e), None),
-    };
-    monitor::decryption(PgBytea::build(env.plaintext_len(), |out| Ok(keys.cipher.decrypt_to(&env, aad, out)?)), Some(&keys.tenant))
+    let keys = keystore::version_by_kid(env.kid()).map_err(|e| monitor::failed_decryption(e, None))?;
+    monitor::decryption(PgBytea::build(env.plaintext_len(), |out| Ok(keys.cipher.decrypt_to(&env, aad, out)?)), &keys.tenant)
 }
 
 /// Opens an envelope sealed to a version the caller may use (counted).
 pub fn unseal(envelope: &[u8], aad: &[u8], function: &'static str) -> PqResult<PgBytea> {
     let env = expect_kind(envelope, Kind::Sealed, function)?.into_sealed()?;
-    let keys = match keystore::version_by_kid(env.kid()) {
-        Ok(keys) => keys,
-        Err(e) => return monitor::decryption(Err(e), None),
-    };
-    monitor::decryption(PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&keys.kem, &env, aad, out)?)), Some(&keys.tenant))
+    let keys = keystore::version_by_kid(env.kid()).map_err(|e| monitor::failed_decryption(e, None))?;
+    monitor::decryption(PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&keys.kem, &env, aad, out)?)), &keys.tenant)
 }
 
 fn seal(public_key: &[u8], plaintext: &[u8], aad: &[u8]) -> PqResult<PgBytea> {

@@ -6,8 +6,9 @@ use crate::{catalog, errors::PqResult};
 use serde_json::Value;
 
 /// One event, written in the caller's transaction (so it commits or rolls
-/// back with what it describes). Call as owner.
-/// Before ALTER EXTENSION UPDATE to 0.2.0 there is no event table and nothing is recorded.
+/// back with what it describes), to pq.key_events and the audit chain.
+/// Call as owner. Before ALTER EXTENSION UPDATE to 0.2.0 there is no event
+/// table and nothing is recorded.
 pub fn record(event: &str, tenant: Option<&str>, version: Option<i32>, actor: &str, reason: Option<&str>, details: Value) -> PqResult<()> {
     if !catalog::pq_table_exists(c"key_events") {
         return Ok(());

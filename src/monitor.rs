@@ -133,19 +133,30 @@ pub fn failed(tenant: Option<&str>, kind: Counted) {
     add_local(tenant.unwrap_or(""), unsafe { pg_sys::GetUserId() }.to_u32(), kind);
 }
 
-/// Counts a decryption by its result: used, or failed (PQ001: wrong key,
-/// AAD or data, or no classical key reads it; PQ002: unknown key id).
-/// Other errors (malformed input, permissions, key states) are not
-/// decryption attempts and are not counted.
-pub fn decryption<T>(result: PqResult<T>, tenant: Option<&str>) -> PqResult<T> {
-    use crate::errors::PqError;
-    match &result {
-        Ok(_) => used(tenant.unwrap_or_default(), Counted::Decrypt),
-        Err(PqError::Core(pqcore::Error::DecryptionFailed) | PqError::UnknownKid) => failed(tenant, Counted::FailedDecrypt),
-        Err(PqError::Sql { code: b"PQ001", .. }) => failed(tenant, Counted::FailedDecrypt),
-        Err(_) => {}
+/// Counts a decryption by its result: used, or failed (see [`failed_decryption`]).
+pub fn decryption<T>(result: PqResult<T>, tenant: &str) -> PqResult<T> {
+    match result {
+        Ok(value) => {
+            used(tenant, Counted::Decrypt);
+            Ok(value)
+        }
+        Err(e) => Err(failed_decryption(e, Some(tenant))),
     }
-    result
+}
+
+/// Counts `e` if it is a failed decryption attempt (PQ001: wrong key, AAD
+/// or data, or no classical key reads the value; PQ002: unknown key id,
+/// tenant None) and returns it. Other errors (malformed input,
+/// permissions, key states) are not attempts and are not counted.
+pub fn failed_decryption(e: crate::errors::PqError, tenant: Option<&str>) -> crate::errors::PqError {
+    use crate::errors::PqError;
+    if matches!(
+        e,
+        PqError::Core(pqcore::Error::DecryptionFailed) | PqError::UnknownKid | PqError::Sql { code: b"PQ001", .. }
+    ) {
+        failed(tenant, Counted::FailedDecrypt);
+    }
+    e
 }
 
 fn current_minute() -> i64 {
