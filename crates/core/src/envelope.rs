@@ -2,6 +2,7 @@
 //! checked before any key is touched. Nothing downstream re-checks.
 use crate::{
     format::*,
+    kem::Suite,
     keys::Kid,
     Error, Malformed,
 };
@@ -9,7 +10,8 @@ use crate::{
 /// Envelope kinds of format v1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// 'S': made with a public key.
+    /// Made with a public key: 'S' (ML-KEM-768), 'X' (X-Wing), and the
+    /// items of a batch, 'B' and 'W'. [`SealedEnvelope`] tells which.
     Sealed,
     /// 'K': made by the server with a tenant DEK.
     Keyed,
@@ -31,7 +33,7 @@ impl Kind {
 /// A well-formed v1 envelope.
 #[derive(Clone, Copy, Debug)]
 pub enum Envelope<'a> {
-    /// Sealed to an ML-KEM-768 key.
+    /// Sealed to an ML-KEM-768 or X-Wing key, alone or as a batch item.
     Sealed(SealedEnvelope<'a>),
     /// Encrypted under a DEK.
     Keyed(KeyedEnvelope<'a>),
@@ -39,9 +41,62 @@ pub enum Envelope<'a> {
     Signature(SignatureEnvelope<'a>),
 }
 
-/// A sealed envelope: header (1118 bytes) then ciphertext and tag.
+/// A sealed envelope: header then ciphertext and tag. The header is
+/// version, kind, kid, (for a batch item: index and count,) KEM ciphertext
+/// and nonce; its length depends on the kind byte.
 #[derive(Clone, Copy, Debug)]
-pub struct SealedEnvelope<'a>(&'a [u8]);
+pub struct SealedEnvelope<'a> {
+    bytes: &'a [u8],
+    layout: SealedLayout,
+}
+
+/// Where the fields of a sealed envelope are, from its kind byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SealedLayout {
+    pub(crate) kind: u8,
+    pub(crate) suite: Suite,
+    pub(crate) batch: bool,
+}
+
+impl SealedLayout {
+    pub(crate) fn of(kind: u8) -> Option<Self> {
+        let (suite, batch) = match kind {
+            KIND_SEALED => (Suite::MlKem768, false),
+            KIND_SEALED_XWING => (Suite::XWing, false),
+            KIND_BATCH => (Suite::MlKem768, true),
+            KIND_BATCH_XWING => (Suite::XWing, true),
+            _ => return None,
+        };
+        Some(Self { kind, suite, batch })
+    }
+
+    pub(crate) fn new(suite: Suite, batch: bool) -> Self {
+        let kind = match (suite, batch) {
+            (Suite::MlKem768, false) => KIND_SEALED,
+            (Suite::XWing, false) => KIND_SEALED_XWING,
+            (Suite::MlKem768, true) => KIND_BATCH,
+            (Suite::XWing, true) => KIND_BATCH_XWING,
+        };
+        Self { kind, suite, batch }
+    }
+
+    pub(crate) fn kem_ct_offset(self) -> usize {
+        if self.batch { BATCH_KEM_CT_OFFSET } else { SEALED_KEM_CT_OFFSET }
+    }
+
+    pub(crate) fn nonce_offset(self) -> usize {
+        self.kem_ct_offset() + self.suite.ciphertext_len()
+    }
+
+    pub(crate) fn header_len(self) -> usize {
+        self.nonce_offset() + NONCE_LEN
+    }
+
+    /// Header and tag: 1134 ('S'), 1166 ('X'), 1142 ('B'), 1174 ('W').
+    pub(crate) fn overhead(self) -> usize {
+        self.header_len() + TAG_LEN
+    }
+}
 
 /// A keyed envelope: header (46 bytes) then ciphertext and tag.
 #[derive(Clone, Copy, Debug)]
@@ -60,8 +115,12 @@ impl<'a> Envelope<'a> {
         }
         let &kind = rest.first().ok_or(Malformed::Truncated)?;
         match kind {
-            KIND_SEALED if bytes.len() >= SEALED_OVERHEAD => {
-                Ok(Envelope::Sealed(SealedEnvelope(bytes)))
+            KIND_SEALED | KIND_SEALED_XWING | KIND_BATCH | KIND_BATCH_XWING => {
+                let layout = SealedLayout::of(kind).ok_or(Malformed::UnknownKind(kind))?;
+                if bytes.len() < layout.overhead() {
+                    return Err(Malformed::Truncated.into());
+                }
+                Ok(Envelope::Sealed(SealedEnvelope { bytes, layout }))
             }
             KIND_KEYED if bytes.len() >= KEYED_OVERHEAD => {
                 Ok(Envelope::Keyed(KeyedEnvelope(bytes)))
@@ -69,7 +128,7 @@ impl<'a> Envelope<'a> {
             KIND_SIGNATURE if bytes.len() == SIGNATURE_ENVELOPE_LEN => {
                 Ok(Envelope::Signature(SignatureEnvelope(bytes)))
             }
-            KIND_SEALED | KIND_KEYED => Err(Malformed::Truncated.into()),
+            KIND_KEYED => Err(Malformed::Truncated.into()),
             KIND_SIGNATURE => Err(Malformed::WrongLength.into()),
             other => Err(Malformed::UnknownKind(other).into()),
         }
@@ -92,7 +151,7 @@ impl<'a> Envelope<'a> {
     /// All bytes.
     pub fn bytes(&self) -> &'a [u8] {
         match self {
-            Envelope::Sealed(e) => e.0,
+            Envelope::Sealed(e) => e.bytes,
             Envelope::Keyed(e) => e.0,
             Envelope::Signature(e) => e.0,
         }
@@ -147,26 +206,46 @@ fn array_at<const N: usize>(bytes: &[u8], offset: usize) -> &[u8; N] {
 impl<'a> SealedEnvelope<'a> {
     /// Recipient key id.
     pub fn kid(&self) -> Kid {
-        kid_at(self.0)
+        kid_at(self.bytes)
     }
-    pub(crate) fn kem_ciphertext(&self) -> &'a [u8; KEM_CIPHERTEXT_LEN] {
-        array_at(self.0, SEALED_KEM_CT_OFFSET)
+    /// The key encapsulation suite (from the kind byte).
+    pub fn suite(&self) -> Suite {
+        self.layout.suite
+    }
+    /// For a batch item: its index and the batch's item count.
+    pub fn batch_position(&self) -> Option<(u32, u32)> {
+        self.layout.batch.then(|| {
+            (
+                u32::from_be_bytes(*array_at(self.bytes, BATCH_INDEX_OFFSET)),
+                u32::from_be_bytes(*array_at(self.bytes, BATCH_COUNT_OFFSET)),
+            )
+        })
+    }
+    /// The kind byte: 'S', 'X', 'B' or 'W'.
+    pub fn kind_byte(&self) -> u8 {
+        self.layout.kind
+    }
+    pub(crate) fn is_batch(&self) -> bool {
+        self.layout.batch
+    }
+    pub(crate) fn kem_ciphertext(&self) -> &'a [u8] {
+        &self.bytes[self.layout.kem_ct_offset()..self.layout.nonce_offset()]
     }
     pub(crate) fn nonce(&self) -> &'a [u8; NONCE_LEN] {
-        array_at(self.0, SEALED_NONCE_OFFSET)
+        array_at(self.bytes, self.layout.nonce_offset())
     }
     /// Length of the plaintext it carries.
     pub fn plaintext_len(&self) -> usize {
-        self.0.len() - SEALED_OVERHEAD
+        self.bytes.len() - self.layout.overhead()
     }
     pub(crate) fn header(&self) -> &'a [u8] {
-        &self.0[..SEALED_HEADER_LEN]
+        &self.bytes[..self.layout.header_len()]
     }
     pub(crate) fn ciphertext(&self) -> &'a [u8] {
-        &self.0[SEALED_HEADER_LEN..self.0.len() - TAG_LEN]
+        &self.bytes[self.layout.header_len()..self.bytes.len() - TAG_LEN]
     }
     pub(crate) fn tag(&self) -> &'a [u8; TAG_LEN] {
-        array_at(self.0, self.0.len() - TAG_LEN)
+        array_at(self.bytes, self.bytes.len() - TAG_LEN)
     }
 }
 

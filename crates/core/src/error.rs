@@ -32,7 +32,7 @@ pub enum Malformed {
     Truncated,
     /// Version byte other than 0x01.
     UnknownVersion(u8),
-    /// Kind byte other than 'S', 'K', 'G'.
+    /// Kind byte other than 'S', 'X', 'B', 'W', 'K', 'G'.
     UnknownKind(u8),
     /// A fixed-size envelope of the wrong length, or an envelope of an
     /// unexpected kind where one kind is required.

@@ -5,6 +5,14 @@
 pub const VERSION_1: u8 = 0x01;
 /// Kind byte of a sealed envelope ('S').
 pub const KIND_SEALED: u8 = 0x53;
+/// Kind byte of a sealed envelope to an X-Wing key ('X').
+pub const KIND_SEALED_XWING: u8 = 0x58;
+/// Kind byte of one item of a batch sealed to an ML-KEM-768 key ('B').
+pub const KIND_BATCH: u8 = 0x42;
+/// Kind byte of one item of a batch sealed to an X-Wing key ('W').
+pub const KIND_BATCH_XWING: u8 = 0x57;
+/// Kind byte of a stream file ('T'), written and read by the command line.
+pub const KIND_STREAM: u8 = 0x54;
 /// Kind byte of a keyed envelope ('K').
 pub const KIND_KEYED: u8 = 0x4B;
 /// Kind byte of a signature envelope ('G').
@@ -23,6 +31,13 @@ pub const KEM_EXPANDED_KEY_LEN: usize = 2400;
 pub const KEM_CIPHERTEXT_LEN: usize = 1088;
 /// ML-KEM-768 shared secret.
 pub const KEM_SHARED_SECRET_LEN: usize = 32;
+
+/// X-Wing encapsulation key: ML-KEM-768 key (1184) then X25519 key (32).
+pub const XWING_PUBLIC_KEY_LEN: usize = 1216;
+/// X-Wing secret key: the 32-byte seed the draft expands with SHAKE256.
+pub const XWING_SEED_LEN: usize = 32;
+/// X-Wing ciphertext: ML-KEM-768 ciphertext (1088) then X25519 share (32).
+pub const XWING_CIPHERTEXT_LEN: usize = 1120;
 
 /// ML-DSA-65 public (verifying) key.
 pub const DSA_PUBLIC_KEY_LEN: usize = 1952;
@@ -50,6 +65,26 @@ pub const SEALED_KEM_CT_OFFSET: usize = KID_OFFSET + KID_LEN;
 pub const SEALED_NONCE_OFFSET: usize = SEALED_KEM_CT_OFFSET + KEM_CIPHERTEXT_LEN;
 /// Sealed: header length (everything before the AEAD ciphertext) = 1118.
 pub const SEALED_HEADER_LEN: usize = SEALED_NONCE_OFFSET + NONCE_LEN;
+/// Batch item: offset of the item's index (u32 big-endian).
+pub const BATCH_INDEX_OFFSET: usize = KID_OFFSET + KID_LEN;
+/// Batch item: offset of the batch's item count (u32 big-endian).
+pub const BATCH_COUNT_OFFSET: usize = BATCH_INDEX_OFFSET + 4;
+/// Batch item: offset of the KEM ciphertext.
+pub const BATCH_KEM_CT_OFFSET: usize = BATCH_COUNT_OFFSET + 4;
+/// Stream: offset of the chunk size (u32 big-endian).
+pub const STREAM_CHUNK_SIZE_OFFSET: usize = KID_OFFSET + KID_LEN;
+/// Stream: offset of the key envelope's length (u32 big-endian).
+pub const STREAM_KEY_LEN_OFFSET: usize = STREAM_CHUNK_SIZE_OFFSET + 4;
+/// Stream: length of the fixed prefix before the key envelope = 26.
+pub const STREAM_PREFIX_LEN: usize = STREAM_KEY_LEN_OFFSET + 4;
+/// Stream: the chunk size this implementation writes (64 KiB).
+pub const STREAM_CHUNK_SIZE: u32 = 65536;
+/// Stream: smallest chunk size a reader accepts.
+pub const STREAM_MIN_CHUNK_SIZE: u32 = 1024;
+/// Stream: largest chunk size a reader accepts (bounds its memory).
+pub const STREAM_MAX_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
+/// Stream: length of the stream key a key envelope carries.
+pub const STREAM_KEY_LEN: usize = 32;
 /// Keyed: offset of the salt.
 pub const KEYED_SALT_OFFSET: usize = KID_OFFSET + KID_LEN;
 /// Keyed: offset of the nonce.
@@ -65,6 +100,10 @@ pub const SIGNATURE_ENVELOPE_LEN: usize = SIGNATURE_OFFSET + DSA_SIGNATURE_LEN;
 
 /// HKDF info of the sealed envelope key.
 pub const INFO_SEALED: &[u8] = b"apg-pq v1 sealed";
+/// HKDF info of the key shared by every item of one batch.
+pub const INFO_BATCH: &[u8] = b"apg-pq v1 batch";
+/// Prefix of the user AAD of a stream's key envelope.
+pub const AAD_STREAM: &[u8] = b"apg-pq v1 stream";
 /// HKDF info of the key of a DEK sealed to its own key version: a sealed
 /// envelope with this label instead of [`INFO_SEALED`], so that no function
 /// that opens sealed envelopes can ever open a stored DEK.
@@ -83,6 +122,16 @@ pub const KEYED_OVERHEAD: usize = KEYED_HEADER_LEN + TAG_LEN;
 /// Bytes a sealed envelope adds to its plaintext (header and tag) = 1134.
 pub const SEALED_OVERHEAD: usize = SEALED_HEADER_LEN + TAG_LEN;
 
+/// Bytes a sealed envelope to an X-Wing key adds = 1166.
+pub const SEALED_XWING_OVERHEAD: usize = KID_OFFSET + KID_LEN + XWING_CIPHERTEXT_LEN + NONCE_LEN + TAG_LEN;
+/// Bytes a batch item adds to its plaintext = 1142 (ML-KEM-768) or 1174 (X-Wing).
+pub const BATCH_OVERHEAD: usize = BATCH_KEM_CT_OFFSET + KEM_CIPHERTEXT_LEN + NONCE_LEN + TAG_LEN;
+/// See [`BATCH_OVERHEAD`].
+pub const BATCH_XWING_OVERHEAD: usize = BATCH_KEM_CT_OFFSET + XWING_CIPHERTEXT_LEN + NONCE_LEN + TAG_LEN;
+
 const _: () = assert!(SEALED_HEADER_LEN == 1118);
+const _: () = assert!(SEALED_XWING_OVERHEAD == 1166);
+const _: () = assert!(BATCH_OVERHEAD == 1142);
+const _: () = assert!(BATCH_XWING_OVERHEAD == 1174);
 const _: () = assert!(KEYED_HEADER_LEN == 46);
 const _: () = assert!(SIGNATURE_ENVELOPE_LEN == 3327);

@@ -13,8 +13,8 @@ use crate::{
     rng::RandomSource,
     sealed,
     test_rng::{SeededRandom, ZeroRandom},
-    Dek, DsaSeed, Envelope, KemSecretKey, KemSeed, Kid, MasterDataKey, Purpose, SigningKey,
-    WrapContext,
+    Dek, DsaSeed, Envelope, KemSecretKey, KemSeed, Kid, MasterDataKey, Purpose, Recipient, RecipientSecret,
+    SigningKey, Suite, WrapContext, XWingSecretKey, XWingSeed,
 };
 use serde_json::{json, Map, Value};
 
@@ -50,10 +50,10 @@ fn sealed_fields(rng: &mut SeededRandom, key: &KemSecretKey, info: &[u8], plaint
     let nonce: [u8; NONCE_LEN] = peek.array().unwrap();
     let (kem_ct, shared) = ActiveKem::encapsulate(ek.parsed(), &m);
     let derived = sealed::derive_key(&shared, info).unwrap();
-    let envelope = sealed::seal_from(rng, ek, info, plaintext, user_aad).unwrap();
+    let envelope = sealed::seal_from(rng, ek.into(), info, plaintext, user_aad).unwrap();
     assert_eq!(&envelope[SEALED_KEM_CT_OFFSET..SEALED_NONCE_OFFSET], &kem_ct[..]);
     let parsed = Envelope::parse(&envelope).unwrap().into_sealed().unwrap();
-    assert_eq!(sealed::open_labeled(key, &parsed, info, user_aad).unwrap().expose(), plaintext);
+    assert_eq!(sealed::open_labeled(key.into(), &parsed, info, user_aad).unwrap().expose(), plaintext);
     json!({
         "ek": hex(ek.as_bytes()),
         "kid": hex(ek.kid().as_bytes()),
@@ -128,13 +128,14 @@ fn signature_case(rng: &mut SeededRandom, id: &str, message: &[u8], context: &[u
 /// A version's DEK sealed to its own key, exactly as `TenantKeys` makes it.
 fn dek_case(rng: &mut SeededRandom) -> Value {
     let mut twin = rng.clone();
-    let keys = crate::TenantKeys::generate_from(rng).unwrap();
+    let keys = crate::TenantKeys::generate_from(rng, Suite::MlKem768).unwrap();
     assert_eq!(crate::open_dek(&keys.kem, &keys.sealed_dek).unwrap(), keys.dek);
     // Replay TenantKeys::generate_from: KEM seed, DSA seed, DEK, then the seal.
     let _ = KemSeed::generate_from(&mut twin).unwrap();
     let _ = DsaSeed::generate_from(&mut twin).unwrap();
     let _ = Dek::generate_from(&mut twin).unwrap();
-    let fields = sealed_fields(&mut twin, &keys.kem, INFO_DEK, keys.dek.expose(), b"");
+    let RecipientSecret::MlKem768(kem) = &keys.kem else { unreachable!("an ML-KEM-768 version") };
+    let fields = sealed_fields(&mut twin, kem, INFO_DEK, keys.dek.expose(), b"");
     assert_eq!(fields["envelope"], Value::String(hex(&keys.sealed_dek)));
     merge(
         json!({ "id": "sealed-dek", "kind": "sealed-dek", "kem_seed": hex(keys.kem_seed.expose()), "dek": hex(keys.dek.expose()) }),
@@ -356,6 +357,152 @@ fn audit_wrap_case(rng: &mut SeededRandom) -> Value {
     wrap_under_mdk(rng, "mdk-wrap-audit-ed25519-seed", &mdk_bytes, &context, &secret)
 }
 
+/// A sealed envelope to an X-Wing key ('X'), every intermediate included.
+fn xwing_sealed_case(rng: &mut SeededRandom) -> Value {
+    let seed = XWingSeed::generate_from(rng).unwrap();
+    let key = XWingSecretKey::from_seed(&seed).unwrap();
+    let pk = key.public_key();
+    let (plaintext, user_aad) = (&b"api_key=sk_live_51H8"[..], &b"stripe"[..]);
+    let mut peek = rng.clone();
+    let eseed: [u8; 64] = peek.array().unwrap();
+    let nonce: [u8; NONCE_LEN] = peek.array().unwrap();
+    let (kem_ct, shared) = Recipient::from(pk).encapsulate(&mut rng.clone()).unwrap();
+    let derived = sealed::derive_key(&shared, INFO_SEALED).unwrap();
+    let envelope = sealed::seal_from(rng, pk.into(), INFO_SEALED, plaintext, user_aad).unwrap();
+    let parsed = Envelope::parse(&envelope).unwrap().into_sealed().unwrap();
+    assert_eq!(sealed::open(&key, &parsed, user_aad).unwrap().expose(), plaintext);
+    let header_len = SEALED_XWING_OVERHEAD - TAG_LEN;
+    json!({
+        "id": "sealed-x-wing",
+        "kind": "sealed-x-wing",
+        "xwing_seed": hex(seed.expose()),
+        "pk": hex(pk.as_bytes()),
+        "kid": hex(pk.kid().as_bytes()),
+        "eseed": hex(&eseed),
+        "kem_ct": hex(&kem_ct),
+        "shared_secret": hex(shared.expose()),
+        "hkdf_salt": "",
+        "hkdf_info": hex(INFO_SEALED),
+        "key": hex(derived.expose()),
+        "nonce": hex(&nonce),
+        "plaintext": hex(plaintext),
+        "user_aad": hex(user_aad),
+        "aad": hex(&concat(&envelope[..header_len], user_aad)),
+        "envelope": hex(&envelope),
+    })
+}
+
+/// Three items of one batch ('B' or 'W'): one encapsulation, the key with
+/// label "apg-pq v1 batch", then each item's nonce, AAD and envelope.
+fn batch_case(rng: &mut SeededRandom, suite: Suite, id: &str) -> Value {
+    let seed = match suite {
+        Suite::MlKem768 => KemSeed::generate_from(rng).unwrap().expose().to_vec(),
+        Suite::XWing => XWingSeed::generate_from(rng).unwrap().expose().to_vec(),
+    };
+    let key = RecipientSecret::from_seed(suite, &seed).unwrap();
+    let pk = key.public_key();
+    let randomness_len = if suite == Suite::XWing { 64 } else { 32 };
+    let mut peek = rng.clone();
+    let mut randomness = vec![0u8; randomness_len];
+    peek.fill(&mut randomness).unwrap();
+    let (kem_ct, shared) = pk.encapsulate(&mut rng.clone()).unwrap();
+    let derived = sealed::derive_key(&shared, INFO_BATCH).unwrap();
+    let values: [(&[u8], &[u8]); 3] = [(b"alpha", b"row 1"), (b"", b""), (b"postgres://db/app", b"row 3")];
+    let mut batch = sealed::BatchSealer::new_from(rng, pk, values.len()).unwrap();
+    assert_eq!(batch.kem_ciphertext(), &kem_ct[..]);
+    let header_len = BATCH_KEM_CT_OFFSET + suite.ciphertext_len() + NONCE_LEN;
+    let items: Vec<Value> = values
+        .iter()
+        .enumerate()
+        .map(|(i, (plaintext, user_aad))| {
+            let nonce: [u8; NONCE_LEN] = rng.clone().array().unwrap();
+            let envelope = batch.seal_from(rng, plaintext, user_aad).unwrap();
+            let parsed = Envelope::parse(&envelope).unwrap().into_sealed().unwrap();
+            assert_eq!(parsed.batch_position(), Some((i as u32, values.len() as u32)));
+            assert_eq!(sealed::open(&key, &parsed, user_aad).unwrap().expose(), *plaintext);
+            json!({
+                "index": i,
+                "count": values.len(),
+                "nonce": hex(&nonce),
+                "plaintext": hex(plaintext),
+                "user_aad": hex(user_aad),
+                "aad": hex(&concat(&envelope[..header_len], user_aad)),
+                "envelope": hex(&envelope),
+            })
+        })
+        .collect();
+    let (seed_field, randomness_field) = match suite {
+        Suite::MlKem768 => ("kem_seed", "m"),
+        Suite::XWing => ("xwing_seed", "eseed"),
+    };
+    let mut case = json!({
+        "id": id,
+        "kind": id,
+        "pk": hex(pk.as_bytes()),
+        "kid": hex(pk.kid().as_bytes()),
+        "kem_ct": hex(&kem_ct),
+        "shared_secret": hex(shared.expose()),
+        "hkdf_salt": "",
+        "hkdf_info": hex(INFO_BATCH),
+        "key": hex(derived.expose()),
+        "items": items,
+    });
+    case[seed_field] = json!(hex(&seed));
+    case[randomness_field] = json!(hex(&randomness));
+    case
+}
+
+/// A stream ('T') of 2,500 bytes in 1,024-byte chunks to an ML-KEM-768 key.
+fn stream_case(rng: &mut SeededRandom) -> Value {
+    let seed = KemSeed::generate_from(rng).unwrap();
+    let key = KemSecretKey::from_seed(&seed).unwrap();
+    let plaintext: Vec<u8> = (0..2500u32).map(|i| (i % 251) as u8).collect();
+    let user_aad = b"backup.tar";
+    let mut peek = rng.clone();
+    let stream_key: [u8; 32] = peek.array().unwrap();
+    let m: [u8; 32] = peek.array().unwrap();
+    let nonce: [u8; NONCE_LEN] = peek.array().unwrap();
+    let mut stream = Vec::new();
+    crate::stream::seal_stream_from(rng, key.public_key().into(), 1024, user_aad, &mut &plaintext[..], &mut stream, &mut |_| {})
+        .unwrap();
+    let key_len = SEALED_OVERHEAD + STREAM_KEY_LEN;
+    let prefix = &stream[..STREAM_PREFIX_LEN];
+    let key_envelope = &stream[STREAM_PREFIX_LEN..STREAM_PREFIX_LEN + key_len];
+    let mut input = &stream[..];
+    let header = crate::stream::StreamHeader::read(&mut input).unwrap();
+    let mut out = Vec::new();
+    header.open(&key, user_aad, &mut input, &mut out, &mut |_| {}).unwrap();
+    assert_eq!(out, plaintext);
+    let chunks: Vec<Value> = stream[STREAM_PREFIX_LEN + key_len..]
+        .chunks(1024 + TAG_LEN)
+        .enumerate()
+        .map(|(i, c)| {
+            let mut nonce = [0u8; NONCE_LEN];
+            nonce[3..11].copy_from_slice(&(i as u64).to_be_bytes());
+            nonce[11] = u8::from(i == 2);
+            json!({ "index": i, "nonce": hex(&nonce), "chunk": hex(c) })
+        })
+        .collect();
+    json!({
+        "id": "stream",
+        "kind": "stream",
+        "kem_seed": hex(seed.expose()),
+        "ek": hex(key.public_key().as_bytes()),
+        "kid": hex(key.kid().as_bytes()),
+        "chunk_size": 1024,
+        "stream_key": hex(&stream_key),
+        "m": hex(&m),
+        "key_envelope_nonce": hex(&nonce),
+        "prefix": hex(prefix),
+        "key_envelope_user_aad": hex(&[AAD_STREAM, prefix, &user_aad[..]].concat()),
+        "key_envelope": hex(key_envelope),
+        "plaintext": hex(&plaintext),
+        "user_aad": hex(user_aad),
+        "chunks": chunks,
+        "stream": hex(&stream),
+    })
+}
+
 fn build() -> Value {
     let mut rng = SeededRandom::new("apg-pq v1 known-answer vectors");
     let config = b"postgres://app:s3cret@db.internal:5432/app";
@@ -378,6 +525,10 @@ fn build() -> Value {
     ];
     let mut cases = cases;
     cases.extend(audit_rows_cases());
+    cases.push(xwing_sealed_case(&mut rng));
+    cases.push(batch_case(&mut rng, Suite::MlKem768, "batch"));
+    cases.push(batch_case(&mut rng, Suite::XWing, "batch-x-wing"));
+    cases.push(stream_case(&mut rng));
     let mut top = Map::new();
     top.insert(
         "description".into(),

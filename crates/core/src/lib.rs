@@ -7,7 +7,9 @@
 //!
 //! Entry points:
 //! - [`Envelope::parse`] turns bytes into a typed envelope (the only parser).
-//! - [`KemPublicKey`] / [`KemSecretKey`]: sealed envelopes ([`sealed`]).
+//! - [`KemPublicKey`] / [`KemSecretKey`], [`XWingPublicKey`] / [`XWingSecretKey`]
+//!   (either as [`RecipientKey`] / [`RecipientSecret`]): sealed envelopes and
+//!   batches ([`sealed`]); large files as streams ([`stream`]).
 //! - [`KeyedCipher`]: keyed envelopes under a DEK ([`keyed`]).
 //! - [`SigningKey`] / [`VerifyingKey`]: ML-DSA-65 signatures and signature envelopes.
 //! - [`MasterDataKey`]: wrapping of tenant secrets; [`TenantKeys`]: a new key version.
@@ -20,6 +22,7 @@ pub mod classical;
 mod envelope;
 mod error;
 pub mod format;
+pub mod kem;
 mod keyed;
 mod keys;
 pub mod redact;
@@ -27,6 +30,7 @@ pub mod rng;
 mod secret;
 pub mod sealed;
 mod signature;
+pub mod stream;
 mod tenant;
 mod wrap;
 
@@ -34,8 +38,9 @@ pub use envelope::{Envelope, Kind, KeyedEnvelope, SealedEnvelope, SignatureEnvel
 pub use error::{Error, Malformed};
 pub use keyed::{keyed_len, KeyedCipher};
 pub use keys::{KemPublicKey, KemSecretKey, Kid, SigningKey, VerifyingKey};
-pub use secret::{Dek, DsaSeed, KemSeed, Plaintext};
-pub use tenant::{open_dek, seal_dek, TenantKeys};
+pub use kem::{Opener, Recipient, RecipientKey, RecipientSecret, Suite, XWingPublicKey, XWingSecretKey};
+pub use secret::{Dek, DsaSeed, KemSeed, Plaintext, SuiteSeed, XWingSeed};
+pub use tenant::{dek_suite, open_dek, seal_dek, TenantKeys};
 pub use wrap::{kek_id, mdk_id, MasterDataKey, Purpose, WrapContext};
 
 #[cfg(test)]

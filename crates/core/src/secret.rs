@@ -1,7 +1,7 @@
 //! Secret byte strings: zeroized on drop, heap-held so that moves do not
 //! leave copies on the stack, `Debug` redacted, compared in constant time.
 use crate::{
-    format::{DSA_SEED_LEN, KEM_SEED_LEN, KEY_LEN},
+    format::{DSA_SEED_LEN, KEM_SEED_LEN, KEY_LEN, XWING_SEED_LEN},
     rng::{OsRandom, RandomSource},
     Error,
 };
@@ -77,6 +77,12 @@ secret_bytes!(
     KEM_SEED_LEN
 );
 secret_bytes!(
+    /// X-Wing secret key: the 32-byte seed the draft expands into an
+    /// ML-KEM-768 and an X25519 key (the stored form of an X-Wing key).
+    XWingSeed,
+    XWING_SEED_LEN
+);
+secret_bytes!(
     /// ML-DSA-65 key generation seed `ξ` (FIPS 204), the stored form of a
     /// signing key.
     DsaSeed,
@@ -98,6 +104,27 @@ secret_bytes!(
     SharedSecret,
     KEY_LEN
 );
+
+/// The stored seed of a KEM key of either suite (64 bytes for ML-KEM-768,
+/// 32 for X-Wing); wiped when dropped, `Debug` redacted.
+pub struct SuiteSeed(Zeroizing<Vec<u8>>);
+
+impl SuiteSeed {
+    pub(crate) fn from_slice(bytes: &[u8]) -> Self {
+        Self(Zeroizing::new(bytes.to_vec()))
+    }
+
+    /// The seed bytes. Callers must not log or display them.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SuiteSeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SuiteSeed(<redacted>)")
+    }
+}
 
 /// Decrypted bytes; wiped when dropped.
 pub struct Plaintext(Zeroizing<Vec<u8>>);

@@ -1,22 +1,23 @@
-//! A tenant key version: ML-KEM-768 seed, ML-DSA-65 seed, and a DEK sealed
-//! to the version's own encapsulation key under the HKDF label
-//! "apg-pq v1 dek" (empty user AAD), which no data-plane function uses.
+//! A tenant key version: KEM seed (ML-KEM-768 or X-Wing), ML-DSA-65 seed,
+//! and a DEK sealed to the version's own encapsulation key under the HKDF
+//! label "apg-pq v1 dek" (empty user AAD), which no data-plane function
+//! uses. The sealed DEK's kind byte ('S' or 'X') records the suite.
 use crate::{
     format::INFO_DEK,
+    kem::{Opener, Recipient, RecipientSecret, Suite},
     rng::{OsRandom, RandomSource},
-    sealed, Dek, DsaSeed, Envelope, Error, KemPublicKey, KemSecretKey, KemSeed, KeyedCipher,
-    SigningKey,
+    sealed, Dek, DsaSeed, Envelope, Error, KeyedCipher, Malformed, SigningKey, SuiteSeed,
 };
 use core::fmt;
 
 /// Fresh key material for one tenant key version.
 pub struct TenantKeys {
-    /// Store wrapped under the MDK.
-    pub kem_seed: KemSeed,
+    /// Store wrapped under the MDK (64 bytes for ML-KEM-768, 32 for X-Wing).
+    pub kem_seed: SuiteSeed,
     /// Store wrapped under the MDK.
     pub dsa_seed: DsaSeed,
-    /// The ML-KEM key (its kid is the version's kid).
-    pub kem: KemSecretKey,
+    /// The KEM key (its kid is the version's kid).
+    pub kem: RecipientSecret,
     /// The signing key.
     pub signing: SigningKey,
     /// The DEK in the clear, for immediate use.
@@ -26,13 +27,13 @@ pub struct TenantKeys {
 }
 
 impl TenantKeys {
-    /// Generates a new version's keys.
-    pub fn generate() -> Result<Self, Error> {
-        Self::generate_from(&mut OsRandom)
+    /// Generates a new version's keys with a KEM key of `suite`.
+    pub fn generate(suite: Suite) -> Result<Self, Error> {
+        Self::generate_from(&mut OsRandom, suite)
     }
 
-    pub(crate) fn generate_from(rng: &mut impl RandomSource) -> Result<Self, Error> {
-        let (kem_seed, kem) = KemSecretKey::generate_from(rng)?;
+    pub(crate) fn generate_from(rng: &mut impl RandomSource, suite: Suite) -> Result<Self, Error> {
+        let (kem_seed, kem) = RecipientSecret::generate_from(rng, suite)?;
         let (dsa_seed, signing) = SigningKey::generate_from(rng)?;
         let dek = Dek::generate_from(rng)?;
         let sealed_dek = sealed::seal_from(rng, kem.public_key(), INFO_DEK, dek.expose(), b"")?;
@@ -52,13 +53,23 @@ impl fmt::Debug for TenantKeys {
 }
 
 /// Seals a DEK to its version's own public key.
-pub fn seal_dek(public: &KemPublicKey, dek: &Dek) -> Result<Vec<u8>, Error> {
-    sealed::seal_from(&mut OsRandom, public, INFO_DEK, dek.expose(), b"")
+pub fn seal_dek<'k>(public: impl Into<Recipient<'k>>, dek: &Dek) -> Result<Vec<u8>, Error> {
+    sealed::seal_from(&mut OsRandom, public.into(), INFO_DEK, dek.expose(), b"")
+}
+
+/// The suite of a version from its stored sealed DEK ('S' or 'X').
+pub fn dek_suite(sealed_dek: &[u8]) -> Result<Suite, Error> {
+    let envelope = Envelope::parse(sealed_dek)?.into_sealed()?;
+    if envelope.batch_position().is_some() {
+        return Err(Malformed::WrongKind.into());
+    }
+    Ok(envelope.suite())
 }
 
 /// Opens a stored sealed DEK with its version's secret key.
-pub fn open_dek(key: &KemSecretKey, sealed_dek: &[u8]) -> Result<Dek, Error> {
+pub fn open_dek<'k>(key: impl Into<Opener<'k>>, sealed_dek: &[u8]) -> Result<Dek, Error> {
+    dek_suite(sealed_dek)?;
     let envelope = Envelope::parse(sealed_dek)?.into_sealed()?;
-    let plaintext = sealed::open_labeled(key, &envelope, INFO_DEK, b"")?;
+    let plaintext = sealed::open_labeled(key.into(), &envelope, INFO_DEK, b"")?;
     Dek::from_slice(plaintext.expose()).map_err(|_| Error::DecryptionFailed)
 }

@@ -25,6 +25,8 @@ use core::fmt;
 pub enum Purpose {
     /// A tenant version's ML-KEM-768 seed.
     KemSeed,
+    /// A tenant version's X-Wing seed.
+    XWingSeed,
     /// A tenant version's ML-DSA-65 seed.
     DsaSeed,
     /// The audit signing key's ML-DSA-65 seed.
@@ -47,6 +49,7 @@ impl Purpose {
     pub fn label(self) -> &'static str {
         match self {
             Purpose::KemSeed => "ml-kem-768 seed",
+            Purpose::XWingSeed => "x-wing seed",
             Purpose::DsaSeed => "ml-dsa-65 seed",
             Purpose::AuditSeed => "audit ml-dsa-65 seed",
             Purpose::AuditEd25519Seed => "audit ed25519 seed",

@@ -5,12 +5,14 @@
 
 use pqcore::{
     keyed_len, mdk_id, open_dek, sealed, Dek, Envelope, Error, KemSecretKey, KeyedCipher, Kid,
-    Malformed, MasterDataKey, Purpose, SigningKey, TenantKeys, WrapContext,
+    Malformed, MasterDataKey, Purpose, RecipientSecret, SigningKey, Suite, TenantKeys, WrapContext,
 };
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
 struct Fixture {
+    xwing: RecipientSecret,
+    other_xwing: RecipientSecret,
     kem: KemSecretKey,
     other_kem: KemSecretKey,
     cipher: KeyedCipher,
@@ -24,6 +26,8 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let kid = Kid([7; 16]);
         Fixture {
+            xwing: RecipientSecret::generate(Suite::XWing).unwrap().1,
+            other_xwing: RecipientSecret::generate(Suite::XWing).unwrap().1,
             kem: KemSecretKey::generate().unwrap().1,
             other_kem: KemSecretKey::generate().unwrap().1,
             cipher: KeyedCipher::new(&Dek::generate().unwrap(), kid),
@@ -35,7 +39,7 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn open_sealed(key: &KemSecretKey, bytes: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+fn open_sealed<'k>(key: impl Into<pqcore::Opener<'k>>, bytes: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
     let env = Envelope::parse(bytes)?.into_sealed()?;
     Ok(sealed::open(key, &env, aad)?.expose().to_vec())
 }
@@ -80,6 +84,72 @@ fn sealed_flips_and_truncations() {
 }
 
 #[test]
+fn xwing_sealed_flips_and_truncations() {
+    let f = fixture();
+    let env = sealed::seal(f.xwing.public_key(), b"db password", b"key").unwrap();
+    assert_eq!((env[1], env.len()), (b'X', 11 + 1166));
+    let ok = |b: &[u8]| open_sealed(&f.xwing, b, b"key").is_ok();
+    assert_every_flip_rejected(&env, ok);
+    assert_every_truncation_rejected(&env, ok);
+}
+
+#[test]
+fn batch_items_flips_and_truncations() {
+    let f = fixture();
+    for (key, kind, overhead) in [(&RecipientSecret::MlKem768(KemSecretKey::from_slice(&[3u8; 64]).unwrap()), b'B', 1142), (&f.xwing, b'W', 1174)] {
+        let values: Vec<&[u8]> = vec![b"one", b"", b"three"];
+        let aads: Vec<&[u8]> = vec![b"r1", b"r2", b"r3"];
+        let items = sealed::seal_batch(key.public_key(), &values, &aads).unwrap();
+        assert_eq!(items.len(), 3);
+        for (i, item) in items.iter().enumerate() {
+            assert_eq!((item[1], item.len()), (kind, values[i].len() + overhead));
+            let env = Envelope::parse(item).unwrap().into_sealed().unwrap();
+            assert_eq!(env.batch_position(), Some((i as u32, 3)));
+            assert_eq!(open_sealed(key, item, aads[i]).unwrap(), values[i]);
+            // Each item binds its own AAD: another item's does not open it.
+            assert_eq!(open_sealed(key, item, aads[(i + 1) % 3]).unwrap_err(), Error::DecryptionFailed);
+        }
+        // One encapsulation: every item carries the same KEM ciphertext.
+        assert_eq!(items[0][26..26 + 1088], items[2][26..26 + 1088]);
+        let ok = |b: &[u8]| open_sealed(key, b, b"r3").is_ok();
+        assert_every_flip_rejected(&items[2], ok);
+        assert_every_truncation_rejected(&items[2], ok);
+    }
+}
+
+#[test]
+fn suites_do_not_mix() {
+    let f = fixture();
+    let x = sealed::seal(f.xwing.public_key(), b"v", b"").unwrap();
+    let m = sealed::seal(f.kem.public_key(), b"v", b"").unwrap();
+    assert_eq!(open_sealed(&f.other_xwing, &x, b"").unwrap_err(), Error::DecryptionFailed);
+    assert_eq!(open_sealed(&f.kem, &x, b"").unwrap_err(), Error::DecryptionFailed);
+    assert_eq!(open_sealed(&f.xwing, &m, b"").unwrap_err(), Error::DecryptionFailed);
+    // Relabelling an 'S' envelope as 'X' (or a single as a batch item) is malformed or fails.
+    let mut relabelled = m.clone();
+    relabelled[1] = b'X';
+    assert!(open_sealed(&f.xwing, &relabelled, b"").is_err());
+    relabelled[1] = b'B';
+    assert!(open_sealed(&f.kem, &relabelled, b"").is_err());
+    // A batch larger than its count refuses a further item.
+    let mut batch = sealed::BatchSealer::new(f.xwing.public_key(), 1).unwrap();
+    batch.seal(b"a", b"").unwrap();
+    assert_eq!(batch.seal(b"b", b"").unwrap_err(), Error::OutputLength);
+}
+
+#[test]
+fn xwing_tenant_keys() {
+    let keys = TenantKeys::generate(Suite::XWing).unwrap();
+    assert_eq!(keys.kem_seed.expose().len(), 32);
+    assert_eq!(pqcore::dek_suite(&keys.sealed_dek).unwrap(), Suite::XWing);
+    assert_eq!(keys.sealed_dek[1], b'X');
+    assert_eq!(open_dek(&keys.kem, &keys.sealed_dek).unwrap(), keys.dek);
+    let again = RecipientSecret::from_seed(Suite::XWing, keys.kem_seed.expose()).unwrap();
+    assert_eq!(again.kid(), keys.kem.kid());
+    assert!(!format!("{:?} {:?}", keys.kem_seed, keys.kem).contains(&hex::encode(keys.kem_seed.expose())));
+}
+
+#[test]
 fn keyed_flips_and_truncations() {
     let f = fixture();
     let env = f.cipher.encrypt(b"db password", b"key").unwrap();
@@ -106,8 +176,8 @@ fn errors_are_malformed_or_opaque() {
     v2[0] = 2;
     assert_eq!(open_keyed(&f.cipher, &v2, b""), Err(Error::Malformed(Malformed::UnknownVersion(2))));
     let mut kind = env.clone();
-    kind[1] = b'X';
-    assert_eq!(open_keyed(&f.cipher, &kind, b""), Err(Error::Malformed(Malformed::UnknownKind(b'X'))));
+    kind[1] = b'Z';
+    assert_eq!(open_keyed(&f.cipher, &kind, b""), Err(Error::Malformed(Malformed::UnknownKind(b'Z'))));
     assert_eq!(open_keyed(&f.cipher, &env[..61], b""), Err(Error::Malformed(Malformed::Truncated)));
     // Wrong key, wrong AAD, a flipped tag: one and the same error.
     assert_eq!(open_keyed(&f.other_cipher, &env, b""), Err(Error::DecryptionFailed));
@@ -143,9 +213,9 @@ fn raw_key_inputs() {
 
 #[test]
 fn tenant_keys_and_wrapping() {
-    let keys = TenantKeys::generate().unwrap();
+    let keys = TenantKeys::generate(Suite::MlKem768).unwrap();
     assert_eq!(open_dek(&keys.kem, &keys.sealed_dek).unwrap(), keys.dek);
-    let other = TenantKeys::generate().unwrap();
+    let other = TenantKeys::generate(Suite::MlKem768).unwrap();
     assert_eq!(open_dek(&other.kem, &keys.sealed_dek).unwrap_err(), Error::DecryptionFailed);
     // The DEK is sealed under its own HKDF label; a plain sealed envelope is
     // not a DEK, and no AAD opens a stored DEK as a plain sealed envelope.
@@ -210,7 +280,7 @@ fn in_place_apis_check_lengths_and_wipe_on_failure() {
 
 #[test]
 fn debug_output_has_no_secret_bytes() {
-    let keys = TenantKeys::generate().unwrap();
+    let keys = TenantKeys::generate(Suite::MlKem768).unwrap();
     let mdk_key = Dek::generate().unwrap();
     let mdk = MasterDataKey::new(Kid([1; 16]), &mdk_key);
     let plaintext = keys.keyed_cipher().decrypt(

@@ -1,0 +1,459 @@
+//! The two key encapsulation suites of sealed envelopes: ML-KEM-768 alone
+//! (FIPS 203) and X-Wing (X25519 + ML-KEM-768, draft-connolly-cfrg-xwing-kem,
+//! from RustCrypto's `x-wing` crate). [`RecipientKey`] and [`RecipientSecret`]
+//! hold a key of either suite; [`Recipient`] and [`Opener`] borrow one, and
+//! are what [`crate::sealed`] takes, so callers holding a concrete key type
+//! pass it as it is.
+use crate::{
+    format::{
+        KEM_CIPHERTEXT_LEN, KEM_EXPANDED_KEY_LEN, KEM_PUBLIC_KEY_LEN, KEM_SEED_LEN, XWING_CIPHERTEXT_LEN,
+        XWING_PUBLIC_KEY_LEN, XWING_SEED_LEN,
+    },
+    backend::{ActiveKem, KemBackend},
+    rng::{OsRandom, RandomSource},
+    secret::{SharedSecret, SuiteSeed, XWingSeed},
+    Error, KemPublicKey, KemSecretKey, KemSeed, Kid,
+};
+use core::fmt;
+use x_wing::{Decapsulate, KeyExport, KeyInit};
+use zeroize::Zeroizing;
+
+/// A key encapsulation suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Suite {
+    /// ML-KEM-768 alone.
+    MlKem768,
+    /// X-Wing: X25519 and ML-KEM-768 combined with SHA3-256.
+    XWing,
+}
+
+impl Suite {
+    /// The name used in SQL and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::MlKem768 => "ml-kem-768",
+            Suite::XWing => "x-wing",
+        }
+    }
+
+    /// Parses [`Suite::name`].
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "ml-kem-768" => Some(Suite::MlKem768),
+            "x-wing" => Some(Suite::XWing),
+            _ => None,
+        }
+    }
+
+    /// Length of the KEM ciphertext in an envelope.
+    pub fn ciphertext_len(self) -> usize {
+        match self {
+            Suite::MlKem768 => KEM_CIPHERTEXT_LEN,
+            Suite::XWing => XWING_CIPHERTEXT_LEN,
+        }
+    }
+
+    /// Length of the public key.
+    pub fn public_key_len(self) -> usize {
+        match self {
+            Suite::MlKem768 => KEM_PUBLIC_KEY_LEN,
+            Suite::XWing => XWING_PUBLIC_KEY_LEN,
+        }
+    }
+
+    /// Length of the stored seed.
+    pub fn seed_len(self) -> usize {
+        match self {
+            Suite::MlKem768 => KEM_SEED_LEN,
+            Suite::XWing => XWING_SEED_LEN,
+        }
+    }
+}
+
+/// A validated X-Wing encapsulation key (1216 bytes).
+pub struct XWingPublicKey {
+    bytes: Box<[u8; XWING_PUBLIC_KEY_LEN]>,
+    parsed: x_wing::EncapsulationKey,
+    kid: Kid,
+}
+
+impl XWingPublicKey {
+    /// Exactly 1216 bytes whose ML-KEM-768 half passes the FIPS 203 modulus
+    /// check, else [`Error::InvalidKey`].
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
+        let array: &[u8; XWING_PUBLIC_KEY_LEN] = bytes.try_into().map_err(|_| Error::InvalidKey)?;
+        let parsed = x_wing::EncapsulationKey::try_from(bytes).map_err(|_| Error::InvalidKey)?;
+        Ok(Self { bytes: Box::new(*array), parsed, kid: Kid::of(bytes) })
+    }
+
+    /// The 1216-byte encoding.
+    pub fn as_bytes(&self) -> &[u8; XWING_PUBLIC_KEY_LEN] {
+        &self.bytes
+    }
+
+    /// `kid(pk)`.
+    pub fn kid(&self) -> Kid {
+        self.kid
+    }
+
+    fn encapsulate(&self, rng: &mut impl RandomSource) -> Result<(Vec<u8>, SharedSecret), Error> {
+        let eseed = Zeroizing::new(rng.array::<64>()?);
+        let (ct, ss) = self.parsed.encapsulate_deterministic(&(*eseed).into());
+        let mut ss: [u8; 32] = ss.into();
+        let shared = SharedSecret::from_array(&ss);
+        zeroize::Zeroize::zeroize(&mut ss);
+        Ok((ct.to_vec(), shared))
+    }
+}
+
+impl fmt::Debug for XWingPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "XWingPublicKey({})", self.kid.to_hex())
+    }
+}
+
+/// An X-Wing decapsulation key (from its 32-byte seed).
+pub struct XWingSecretKey {
+    dk: x_wing::DecapsulationKey,
+    public: XWingPublicKey,
+}
+
+impl XWingSecretKey {
+    /// A new key from a fresh random seed; returns the seed to store.
+    pub fn generate() -> Result<(XWingSeed, Self), Error> {
+        Self::generate_from(&mut OsRandom)
+    }
+
+    pub(crate) fn generate_from(rng: &mut impl RandomSource) -> Result<(XWingSeed, Self), Error> {
+        let seed = XWingSeed::generate_from(rng)?;
+        let key = Self::from_seed(&seed)?;
+        Ok((seed, key))
+    }
+
+    /// The key of a 32-byte seed.
+    pub fn from_seed(seed: &XWingSeed) -> Result<Self, Error> {
+        let dk = x_wing::DecapsulationKey::new(&(*seed.expose()).into());
+        let public = XWingPublicKey::from_slice(&dk.encapsulation_key_bytes())?;
+        Ok(Self { dk, public })
+    }
+
+    /// The matching encapsulation key.
+    pub fn public_key(&self) -> &XWingPublicKey {
+        &self.public
+    }
+
+    /// `kid(pk)`.
+    pub fn kid(&self) -> Kid {
+        self.public.kid
+    }
+
+    fn decapsulate(&self, ct: &[u8]) -> Result<SharedSecret, Error> {
+        let ct: &[u8; XWING_CIPHERTEXT_LEN] = ct.try_into().map_err(|_| Error::DecryptionFailed)?;
+        let mut ss: [u8; 32] = self.dk.decapsulate(&(*ct).into()).into();
+        let shared = SharedSecret::from_array(&ss);
+        zeroize::Zeroize::zeroize(&mut ss);
+        Ok(shared)
+    }
+}
+
+/// The encapsulation key bytes of an X-Wing decapsulation key.
+trait EncapsulationKeyBytes {
+    fn encapsulation_key_bytes(&self) -> [u8; XWING_PUBLIC_KEY_LEN];
+}
+
+impl EncapsulationKeyBytes for x_wing::DecapsulationKey {
+    fn encapsulation_key_bytes(&self) -> [u8; XWING_PUBLIC_KEY_LEN] {
+        use x_wing::Decapsulator;
+        self.encapsulation_key().to_bytes().into()
+    }
+}
+
+impl fmt::Debug for XWingSecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "XWingSecretKey({}, <redacted>)", self.kid().to_hex())
+    }
+}
+
+/// A public key of either suite, parsed from raw bytes.
+#[derive(Debug)]
+pub enum RecipientKey {
+    /// 1184 bytes.
+    MlKem768(KemPublicKey),
+    /// 1216 bytes.
+    XWing(XWingPublicKey),
+}
+
+impl RecipientKey {
+    /// 1184 bytes (ML-KEM-768) or 1216 bytes (X-Wing), validated; anything
+    /// else is [`Error::InvalidKey`].
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
+        match bytes.len() {
+            KEM_PUBLIC_KEY_LEN => Ok(RecipientKey::MlKem768(KemPublicKey::from_slice(bytes)?)),
+            XWING_PUBLIC_KEY_LEN => Ok(RecipientKey::XWing(XWingPublicKey::from_slice(bytes)?)),
+            _ => Err(Error::InvalidKey),
+        }
+    }
+
+    /// The key as [`crate::sealed`] takes it.
+    pub fn recipient(&self) -> Recipient<'_> {
+        match self {
+            RecipientKey::MlKem768(k) => Recipient::MlKem768(k),
+            RecipientKey::XWing(k) => Recipient::XWing(k),
+        }
+    }
+
+    /// Its kid.
+    pub fn kid(&self) -> Kid {
+        self.recipient().kid()
+    }
+
+    /// Its suite.
+    pub fn suite(&self) -> Suite {
+        self.recipient().suite()
+    }
+}
+
+/// A secret key of either suite.
+pub enum RecipientSecret {
+    /// From a 64-byte seed or a 2400-byte expanded key.
+    MlKem768(KemSecretKey),
+    /// From a 32-byte seed.
+    XWing(XWingSecretKey),
+}
+
+impl RecipientSecret {
+    /// A new key of `suite`; returns the seed to store (wiped on drop).
+    pub fn generate(suite: Suite) -> Result<(SuiteSeed, Self), Error> {
+        Self::generate_from(&mut OsRandom, suite)
+    }
+
+    pub(crate) fn generate_from(rng: &mut impl RandomSource, suite: Suite) -> Result<(SuiteSeed, Self), Error> {
+        Ok(match suite {
+            Suite::MlKem768 => {
+                let (seed, key) = KemSecretKey::generate_from(rng)?;
+                (SuiteSeed::from_slice(seed.expose()), RecipientSecret::MlKem768(key))
+            }
+            Suite::XWing => {
+                let (seed, key) = XWingSecretKey::generate_from(rng)?;
+                (SuiteSeed::from_slice(seed.expose()), RecipientSecret::XWing(key))
+            }
+        })
+    }
+
+    /// The key of a stored seed of `suite` (64 or 32 bytes).
+    pub fn from_seed(suite: Suite, seed: &[u8]) -> Result<Self, Error> {
+        match suite {
+            Suite::MlKem768 => Ok(RecipientSecret::MlKem768(KemSecretKey::from_seed(&KemSeed::from_slice(seed)?)?)),
+            Suite::XWing => Ok(RecipientSecret::XWing(XWingSecretKey::from_seed(&XWingSeed::from_slice(seed)?)?)),
+        }
+    }
+
+    /// Raw key input: an ML-KEM-768 seed (64 bytes) or expanded key (2400),
+    /// or an X-Wing seed (32 bytes). Any other length is [`Error::InvalidKey`].
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
+        match bytes.len() {
+            KEM_SEED_LEN | KEM_EXPANDED_KEY_LEN => Ok(RecipientSecret::MlKem768(KemSecretKey::from_slice(bytes)?)),
+            XWING_SEED_LEN => Self::from_seed(Suite::XWing, bytes),
+            _ => Err(Error::InvalidKey),
+        }
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> Recipient<'_> {
+        match self {
+            RecipientSecret::MlKem768(k) => Recipient::MlKem768(k.public_key()),
+            RecipientSecret::XWing(k) => Recipient::XWing(k.public_key()),
+        }
+    }
+
+    /// Its kid.
+    pub fn kid(&self) -> Kid {
+        self.public_key().kid()
+    }
+
+    /// Its suite.
+    pub fn suite(&self) -> Suite {
+        self.public_key().suite()
+    }
+}
+
+impl fmt::Debug for RecipientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RecipientSecret({}, {}, <redacted>)", self.suite().name(), self.kid().to_hex())
+    }
+}
+
+/// A borrowed public key of either suite: what sealing takes.
+#[derive(Clone, Copy, Debug)]
+pub enum Recipient<'a> {
+    /// ML-KEM-768.
+    MlKem768(&'a KemPublicKey),
+    /// X-Wing.
+    XWing(&'a XWingPublicKey),
+}
+
+impl Recipient<'_> {
+    /// Its kid.
+    pub fn kid(&self) -> Kid {
+        match self {
+            Recipient::MlKem768(k) => k.kid(),
+            Recipient::XWing(k) => k.kid(),
+        }
+    }
+
+    /// Its suite.
+    pub fn suite(&self) -> Suite {
+        match self {
+            Recipient::MlKem768(_) => Suite::MlKem768,
+            Recipient::XWing(_) => Suite::XWing,
+        }
+    }
+
+    /// The encoded public key.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Recipient::MlKem768(k) => &k.as_bytes()[..],
+            Recipient::XWing(k) => &k.as_bytes()[..],
+        }
+    }
+
+    /// A fresh KEM ciphertext and the shared secret it carries.
+    pub(crate) fn encapsulate(&self, rng: &mut impl RandomSource) -> Result<(Vec<u8>, SharedSecret), Error> {
+        match self {
+            Recipient::MlKem768(k) => {
+                let m = Zeroizing::new(rng.array::<32>()?);
+                let (ct, ss) = ActiveKem::encapsulate(k.parsed(), &m);
+                Ok((ct.to_vec(), ss))
+            }
+            Recipient::XWing(k) => k.encapsulate(rng),
+        }
+    }
+}
+
+impl<'a> From<&'a KemPublicKey> for Recipient<'a> {
+    fn from(k: &'a KemPublicKey) -> Self {
+        Recipient::MlKem768(k)
+    }
+}
+impl<'a> From<&'a XWingPublicKey> for Recipient<'a> {
+    fn from(k: &'a XWingPublicKey) -> Self {
+        Recipient::XWing(k)
+    }
+}
+impl<'a> From<&'a RecipientKey> for Recipient<'a> {
+    fn from(k: &'a RecipientKey) -> Self {
+        k.recipient()
+    }
+}
+
+/// A borrowed secret key of either suite: what opening takes.
+#[derive(Clone, Copy)]
+pub enum Opener<'a> {
+    /// ML-KEM-768.
+    MlKem768(&'a KemSecretKey),
+    /// X-Wing.
+    XWing(&'a XWingSecretKey),
+}
+
+impl Opener<'_> {
+    pub(crate) fn kid(&self) -> Kid {
+        match self {
+            Opener::MlKem768(k) => k.kid(),
+            Opener::XWing(k) => k.kid(),
+        }
+    }
+
+    pub(crate) fn suite(&self) -> Suite {
+        match self {
+            Opener::MlKem768(_) => Suite::MlKem768,
+            Opener::XWing(_) => Suite::XWing,
+        }
+    }
+
+    /// The shared secret of a KEM ciphertext of this suite.
+    pub(crate) fn decapsulate(&self, ct: &[u8]) -> Result<SharedSecret, Error> {
+        match self {
+            Opener::MlKem768(k) => {
+                let ct: &[u8; KEM_CIPHERTEXT_LEN] = ct.try_into().map_err(|_| Error::DecryptionFailed)?;
+                Ok(ActiveKem::decapsulate(k.parsed(), ct))
+            }
+            Opener::XWing(k) => k.decapsulate(ct),
+        }
+    }
+}
+
+impl<'a> From<&'a KemSecretKey> for Opener<'a> {
+    fn from(k: &'a KemSecretKey) -> Self {
+        Opener::MlKem768(k)
+    }
+}
+impl<'a> From<&'a XWingSecretKey> for Opener<'a> {
+    fn from(k: &'a XWingSecretKey) -> Self {
+        Opener::XWing(k)
+    }
+}
+impl<'a> From<&'a RecipientSecret> for Opener<'a> {
+    fn from(k: &'a RecipientSecret) -> Self {
+        match k {
+            RecipientSecret::MlKem768(k) => Opener::MlKem768(k),
+            RecipientSecret::XWing(k) => Opener::XWing(k),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out fixed bytes: the draft's encapsulation randomness.
+    struct Fixed(Vec<u8>);
+
+    impl RandomSource for Fixed {
+        fn fill(&mut self, out: &mut [u8]) -> Result<(), Error> {
+            let rest = self.0.split_off(out.len());
+            out.copy_from_slice(&self.0);
+            self.0 = rest;
+            Ok(())
+        }
+    }
+
+    fn unhex(s: &serde_json::Value) -> Vec<u8> {
+        hex::decode(s.as_str().unwrap()).unwrap()
+    }
+
+    /// draft-connolly-cfrg-xwing-kem-06's vectors (tests/data/xwing).
+    #[test]
+    fn xwing_draft_vectors() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/xwing/test-vectors.json");
+        let vectors: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let vectors = vectors.as_array().unwrap();
+        assert_eq!(vectors.len(), 3);
+        for v in vectors {
+            let seed = XWingSeed::from_slice(&unhex(&v["sk"])).unwrap();
+            let key = XWingSecretKey::from_seed(&seed).unwrap();
+            assert_eq!(&key.public_key().as_bytes()[..], &unhex(&v["pk"])[..]);
+            assert_eq!(key.kid(), Kid::of(&unhex(&v["pk"])));
+            let public = RecipientKey::from_slice(&unhex(&v["pk"])).unwrap();
+            assert_eq!(public.suite(), Suite::XWing);
+            let (ct, ss) = public.recipient().encapsulate(&mut Fixed(unhex(&v["eseed"]))).unwrap();
+            assert_eq!(ct, unhex(&v["ct"]));
+            assert_eq!(&ss.expose()[..], &unhex(&v["ss"])[..]);
+            let opened = Opener::from(&key).decapsulate(&unhex(&v["ct"])).unwrap();
+            assert_eq!(&opened.expose()[..], &unhex(&v["ss"])[..]);
+            // The raw-key path takes the same 32-byte seed.
+            assert_eq!(RecipientSecret::from_slice(&unhex(&v["sk"])).unwrap().kid(), key.kid());
+        }
+    }
+
+    #[test]
+    fn raw_keys_by_length() {
+        for len in [0, 31, 33, 63, 65, 1183, 1185, 1215, 1217] {
+            assert_eq!(RecipientKey::from_slice(&vec![0u8; len]).unwrap_err(), Error::InvalidKey);
+        }
+        for len in [0, 31, 33, 63, 65, 2399] {
+            assert!(RecipientSecret::from_slice(&vec![1u8; len]).is_err());
+        }
+        // An X-Wing key whose ML-KEM half fails the modulus check.
+        assert_eq!(XWingPublicKey::from_slice(&[0xFF; XWING_PUBLIC_KEY_LEN]).unwrap_err(), Error::InvalidKey);
+    }
+}
