@@ -32,7 +32,9 @@ CREATE UNIQUE INDEX master_keys_one_active ON pq.master_keys ((true)) WHERE stat
 CREATE TABLE pq.tenants (
     name       text PRIMARY KEY,
     created_at timestamptz NOT NULL DEFAULT now(),
-    created_by text NOT NULL DEFAULT session_user
+    created_by text NOT NULL DEFAULT session_user,
+    -- The KEM of every key version (0.6.0): chosen at creation.
+    kem        text NOT NULL DEFAULT 'ml-kem-768' CHECK (kem IN ('ml-kem-768', 'x-wing'))
 );
 
 CREATE TABLE pq.tenant_key_versions (
@@ -45,7 +47,8 @@ CREATE TABLE pq.tenant_key_versions (
     wrapped_kem_seed bytea,
     wrapped_dsa_seed bytea,
     sealed_dek       bytea,
-    public_key       bytea NOT NULL CHECK (length(public_key) = 1184),
+    -- ML-KEM-768 (1184 bytes) or X-Wing (1216 bytes, 0.6.0).
+    public_key       bytea NOT NULL CHECK (length(public_key) IN (1184, 1216)),
     verifying_key    bytea NOT NULL CHECK (length(verifying_key) = 1952),
     created_at       timestamptz NOT NULL DEFAULT now(),
     activated_at     timestamptz NOT NULL DEFAULT now(),

@@ -9,7 +9,8 @@ COMMENT ON DOMAIN pq_envelope IS 'A well-formed apg_pqcrypto v1 envelope; anythi
 -- the filter ahead of any function a caller adds to the query.
 CREATE VIEW pq.tenant_keys WITH (security_barrier) AS
 SELECT tenant, version, state, kid, signing_kid, public_key, verifying_key,
-       created_at, activated_at, retired_at, disabled_at, destroyed_at
+       created_at, activated_at, retired_at, disabled_at, destroyed_at,
+       CASE length(public_key) WHEN 1216 THEN 'x-wing' ELSE 'ml-kem-768' END AS kem
   FROM pq.tenant_key_versions
  WHERE pq.tenant_visible(tenant);
 GRANT SELECT ON pq.tenant_keys TO pq_admin, pq_user;
@@ -54,10 +55,10 @@ ALTER TABLE pq.tenant_policies ENABLE ALWAYS TRIGGER key_cache_invalidation,
 REVOKE ALL ON FUNCTION pq_key_tables_changed() FROM PUBLIC;
 
 -- Key administration.
-REVOKE ALL ON FUNCTION pq.create_tenant(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq.create_tenant(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq.grant_tenant(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq.revoke_tenant(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pq.create_tenant(text), pq.grant_tenant(text, text),
+GRANT EXECUTE ON FUNCTION pq.create_tenant(text, text), pq.grant_tenant(text, text),
                           pq.revoke_tenant(text, text) TO pq_admin;
 
 -- Tenant-key functions: pq_user, and a pq.grant_tenant for the tenant.
@@ -225,3 +226,14 @@ GRANT EXECUTE ON FUNCTION pq.config_register_signer(text, text, bytea), pq.confi
                           pq.audit_checkpoint(), pq.verify_audit_chain(), pq.flush_counters(),
                           pq.compliance_report(text, integer)
     TO pq_admin;
+
+-- Client side and transport (0.6.0): forward-secure sessions. The
+-- functions check the caller's use of the session's tenant inside.
+CREATE VIEW pq.sessions AS SELECT * FROM pq.session_list();
+REVOKE ALL ON FUNCTION pq.session_begin(text, interval), pq.session_end(uuid), pq.session_list(),
+                       pq_session_open(uuid, bytea, bytea), pq_session_open_text(uuid, bytea, text)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.session_begin(text, interval), pq.session_end(uuid), pq.session_list(),
+                          pq_session_open(uuid, bytea, bytea), pq_session_open_text(uuid, bytea, text)
+    TO pq_user, pq_admin;
+GRANT SELECT ON pq.sessions TO pq_user, pq_admin;

@@ -1,6 +1,6 @@
 //! The data plane's encryption: `pq_encrypt`, `pq_decrypt`,
 //! `pq_decrypt_text`, `pq_unseal`, `pq_unseal_text`, `pq_seal`, `pq_open`,
-//! `pq_inspect`, and the check behind the `pq_envelope` domain.
+//! `pq_seal_batch`, `pq_inspect`, and the check behind the `pq_envelope` domain.
 //!
 //! What each opener proves (docs/FORMAT.md §8):
 //! - `pq_decrypt` opens *keyed* envelopes only. Only a holder of the
@@ -18,7 +18,7 @@ use crate::{
     monitor::{self, Counted},
 };
 use pgrx::prelude::*;
-use pqcore::{keyed_len, sealed, Envelope, KemPublicKey, KemSecretKey, Kind};
+use pqcore::{keyed_len, sealed, Envelope, Kind, RecipientKey, RecipientSecret};
 use serde_json::json;
 
 fn encrypt(tenant: &str, plaintext: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
@@ -52,13 +52,41 @@ pub fn unseal(envelope: &[u8], aad: &[u8], function: &'static str) -> PqResult<P
 }
 
 fn seal(public_key: &[u8], plaintext: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
-    let key = KemPublicKey::from_slice(public_key)?;
-    PgBytea::build(sealed::sealed_len(plaintext.len())?, |out| Ok(sealed::seal_to(&key, plaintext, aad, out)?))
+    let key = RecipientKey::from_slice(public_key)?;
+    PgBytea::build(sealed::sealed_len_for(key.suite(), plaintext.len())?, |out| Ok(sealed::seal_to(&key, plaintext, aad, out)?))
+}
+
+/// One batch item per value (NULL stays NULL), all under one key
+/// encapsulation; `aads`, when given, pairs with `values` one to one.
+fn seal_batch(public_key: &[u8], values: &[Option<&[u8]>], aads: Option<&[Option<&[u8]>]>) -> PqResult<Vec<Option<PgBytea>>> {
+    let key = RecipientKey::from_slice(public_key)?;
+    if let Some(aads) = aads {
+        if aads.len() != values.len() {
+            return Err(PqError::InvalidParameter(format!(
+                "aads has {} elements and values {}: pass one AAD per value, or none",
+                aads.len(),
+                values.len()
+            )));
+        }
+    }
+    let mut batch = sealed::BatchSealer::new(&key, values.len())?;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let aad = aads.and_then(|a| a[i]).unwrap_or_default();
+            // The index is used even for a NULL, so items keep their positions.
+            let value = value.unwrap_or_default();
+            let len = sealed::batch_item_len(key.suite(), value.len())?;
+            let item = PgBytea::build(len, |out| Ok(batch.seal_to(value, aad, out)?))?;
+            Ok(values[i].is_some().then_some(item))
+        })
+        .collect()
 }
 
 fn open(secret_key: &[u8], envelope: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
     let env = expect_kind(envelope, Kind::Sealed, "pq_open")?.into_sealed()?;
-    let key = KemSecretKey::from_slice(secret_key)?;
+    let key = RecipientSecret::from_slice(secret_key)?;
     PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&key, &env, aad, out)?))
 }
 
@@ -72,6 +100,13 @@ fn inspect(envelope: &[u8]) -> PqResult<serde_json::Value> {
     });
     if parsed.kind() != Kind::Signature {
         out["plaintext_length"] = json!(parsed.plaintext_len());
+    }
+    if let Envelope::Sealed(sealed) = parsed {
+        out["kem"] = json!(sealed.suite().name());
+        if let Some((index, count)) = sealed.batch_position() {
+            out["batch_index"] = json!(index);
+            out["batch_count"] = json!(count);
+        }
     }
     if let Some((tenant, version)) = keystore::describe_kid(parsed.kid(), parsed.kind())? {
         out["tenant"] = json!(tenant);
@@ -117,7 +152,8 @@ pub fn pq_unseal_text(envelope: &[u8], aad: default!(&str, "''")) -> PgText {
     unseal(envelope, aad.as_bytes(), "pq_unseal_text").and_then(PgBytea::into_text).or_raise()
 }
 
-/// Sealed envelope to a raw ML-KEM-768 public key (1184 bytes).
+/// Sealed envelope to a raw public key: ML-KEM-768 (1184 bytes, kind 'S')
+/// or X-Wing (1216 bytes, kind 'X').
 #[pg_extern(volatile, strict, parallel_safe)]
 pub fn pq_seal(public_key: &[u8], plaintext: &str, aad: default!(&str, "''")) -> PgBytea {
     seal(public_key, plaintext.as_bytes(), aad.as_bytes()).or_raise()
@@ -129,7 +165,24 @@ pub fn pq_seal_bytea(public_key: &[u8], plaintext: &[u8], aad: default!(&[u8], "
     seal(public_key, plaintext, aad).or_raise()
 }
 
-/// Opens a sealed envelope with a raw secret key (64-byte seed or 2400-byte expanded key).
+/// Seals every element of `values` to a raw public key with one key
+/// encapsulation: element i becomes a batch item ('B' or 'W') binding
+/// `aads[i]`, opened by itself with `pq_unseal` (or `pq_open`). NULL
+/// elements stay NULL; `aads` NULL means no AAD.
+#[pg_extern(volatile, parallel_safe)]
+pub fn pq_seal_batch(
+    public_key: Option<&[u8]>,
+    values: Option<Array<&[u8]>>,
+    aads: default!(Option<Array<&[u8]>>, "NULL"),
+) -> Option<Vec<Option<PgBytea>>> {
+    let (public_key, values) = (public_key?, values?);
+    let values: Vec<Option<&[u8]>> = values.iter().collect();
+    let aads: Option<Vec<Option<&[u8]>>> = aads.as_ref().map(|a| a.iter().collect());
+    Some(seal_batch(public_key, &values, aads.as_deref()).or_raise())
+}
+
+/// Opens a sealed envelope with a raw secret key: ML-KEM-768 (64-byte seed
+/// or 2400-byte expanded key) or X-Wing (32-byte seed).
 #[pg_extern(immutable, strict, parallel_safe)]
 pub fn pq_open(secret_key: &[u8], envelope: &[u8], aad: default!(&[u8], "''")) -> PgBytea {
     open(secret_key, envelope, aad).or_raise()

@@ -13,8 +13,8 @@ use crate::{
 };
 use pgrx::prelude::*;
 use pqcore::{
-    mdk_id, open_dek, Dek, DsaSeed, KemSecretKey, KemSeed, KeyedCipher, Kid, MasterDataKey, Purpose, SigningKey,
-    VerifyingKey, WrapContext,
+    dek_suite, mdk_id, open_dek, Dek, DsaSeed, KeyedCipher, Kid, MasterDataKey, Purpose, RecipientSecret, SigningKey,
+    Suite, VerifyingKey, WrapContext,
 };
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -50,7 +50,8 @@ pub struct VersionKeys {
     pub tenant: String,
     pub version: i32,
     pub state: KeyState,
-    pub kem: KemSecretKey,
+    /// ML-KEM-768 or X-Wing, as the tenant chose at creation.
+    pub kem: RecipientSecret,
     pub cipher: KeyedCipher,
     mdk_id: Kid,
     signing: RefCell<Option<Rc<SigningKey>>>,
@@ -217,10 +218,10 @@ pub fn rotate_master_data_key(provider_name: &'static str) -> PqResult<MasterRot
     .map(|(id, provider)| Ok::<_, PqError>((stored_kid(&id)?, provider)))
     .transpose()?;
     let (new, key_ref) = create_mdk(provider_name)?;
-    let rows: Vec<(String, i32, Vec<u8>, Vec<u8>, Vec<u8>)> = Spi::connect(|client| {
+    let rows: Vec<(String, i32, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>)> = Spi::connect(|client| {
         let mut out = Vec::new();
         let rows = client.select(
-            "SELECT tenant, version, mdk_id, wrapped_kem_seed, wrapped_dsa_seed FROM pq.tenant_key_versions
+            "SELECT tenant, version, mdk_id, wrapped_kem_seed, wrapped_dsa_seed, sealed_dek FROM pq.tenant_key_versions
               WHERE wrapped_kem_seed IS NOT NULL ORDER BY tenant, version",
             None,
             &[],
@@ -232,19 +233,23 @@ pub fn rotate_master_data_key(provider_name: &'static str) -> PqResult<MasterRot
                 row.get::<Vec<u8>>(3)?.unwrap_or_default(),
                 row.get::<Vec<u8>>(4)?.unwrap_or_default(),
                 row.get::<Vec<u8>>(5)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(6)?.unwrap_or_default(),
             ));
         }
         Ok::<_, PqError>(out)
     })?;
-    for (tenant, version, old_id, kem, dsa) in &rows {
+    for (tenant, version, old_id, kem, dsa, sealed_dek) in &rows {
         let from = mdk(stored_kid(old_id)?)?;
+        let suite = dek_suite(sealed_dek).map_err(|_| {
+            PqError::internal("a stored tenant key is damaged", format!("tenant {tenant} version {version}: the sealed DEK"))
+        })?;
         let (kem, dsa) = unwrapping(|| {
             let rewrap = |wrapped: &[u8], purpose| {
                 rewrap_secret(&from, &new, wrapped, &WrapContext { tenant, version: *version as u32, purpose }, || {
                     ("a stored tenant key is damaged", format!("tenant {tenant} version {version}: a seed does not unwrap"))
                 })
             };
-            Ok((rewrap(kem, Purpose::KemSeed)?, rewrap(dsa, Purpose::DsaSeed)?))
+            Ok((rewrap(kem, Purpose::kem_seed(suite))?, rewrap(dsa, Purpose::DsaSeed)?))
         })?;
         catalog::write_one::<bool>(
             "UPDATE pq.tenant_key_versions SET wrapped_kem_seed = $3, wrapped_dsa_seed = $4, mdk_id = $5
@@ -305,12 +310,13 @@ fn load_version(query: &str, arg: pgrx::datum::DatumWithOid<'_>) -> PqResult<Opt
     let damaged = |what: &str| {
         PqError::internal("a stored tenant key is damaged", format!("tenant {tenant} version {version}: {what}"))
     };
+    let suite = dek_suite(&sealed_dek).map_err(|_| damaged("the sealed DEK is malformed"))?;
     let keys = unwrapping(|| {
-        let context = WrapContext { tenant: &tenant, version: version as u32, purpose: Purpose::KemSeed };
-        let seed = mdk.unwrap(&wrapped_seed, &context).map_err(|_| damaged("the ML-KEM seed does not unwrap"))?;
-        let kem = KemSecretKey::from_seed(&KemSeed::from_slice(seed.expose())?)?;
+        let context = WrapContext { tenant: &tenant, version: version as u32, purpose: Purpose::kem_seed(suite) };
+        let seed = mdk.unwrap(&wrapped_seed, &context).map_err(|_| damaged("the KEM seed does not unwrap"))?;
+        let kem = RecipientSecret::from_seed(suite, seed.expose())?;
         if kem.kid() != kid {
-            return Err(damaged("the ML-KEM seed does not match the kid"));
+            return Err(damaged("the KEM seed does not match the kid"));
         }
         let dek = open_dek(&kem, &sealed_dek).map_err(|_| damaged("the sealed DEK does not open"))?;
         let cipher = KeyedCipher::new(&dek, kid);
@@ -459,10 +465,11 @@ pub fn verifying_key(tenant: &str, signing_kid: Kid) -> PqResult<Option<Rc<Verif
 /// so); returns its kid. Runs as owner.
 pub fn insert_version(tenant: &str, version: i32) -> PqResult<Kid> {
     let mdk = active_mdk_for_write()?;
+    let suite = tenant_suite(tenant)?;
     let (keys, wrapped_kem, wrapped_dsa) = unwrapping(|| {
-        let keys = pqcore::TenantKeys::generate()?;
+        let keys = pqcore::TenantKeys::generate(suite)?;
         let wrap = |secret: &[u8], purpose| mdk.wrap(secret, &WrapContext { tenant, version: version as u32, purpose });
-        let wrapped_kem = wrap(keys.kem_seed.expose(), Purpose::KemSeed)?;
+        let wrapped_kem = wrap(keys.kem_seed.expose(), Purpose::kem_seed(suite))?;
         let wrapped_dsa = wrap(keys.dsa_seed.expose(), Purpose::DsaSeed)?;
         Ok((keys, wrapped_kem, wrapped_dsa))
     })?;
@@ -481,11 +488,21 @@ pub fn insert_version(tenant: &str, version: i32) -> PqResult<Kid> {
             wrapped_kem.as_slice().into(),
             wrapped_dsa.as_slice().into(),
             keys.sealed_dek.as_slice().into(),
-            keys.kem.public_key().as_bytes().as_slice().into(),
+            keys.kem.public_key().as_bytes().into(),
             keys.signing.verifying_key().as_bytes().as_slice().into(),
         ],
     )?;
     Ok(kid)
+}
+
+/// The KEM suite a tenant chose at creation (ML-KEM-768 before 0.6.0).
+/// Runs as owner.
+pub fn tenant_suite(tenant: &str) -> PqResult<Suite> {
+    if !catalog::pq_column_exists(c"tenants", c"kem") {
+        return Ok(Suite::MlKem768);
+    }
+    let name = catalog::one::<String>("SELECT kem FROM pq.tenants WHERE name = $1", &[tenant.into()])?;
+    Ok(name.as_deref().and_then(Suite::parse).unwrap_or(Suite::MlKem768))
 }
 
 /// The tenant and version a kid belongs to, if the caller sees that tenant

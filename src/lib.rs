@@ -43,6 +43,7 @@ mod policy;
 mod progress;
 mod provider;
 mod secure_mem;
+mod sessions;
 mod sign;
 mod tenants;
 mod tracking;
@@ -70,6 +71,7 @@ pub extern "C-unwind" fn _PG_init() {
         provider::init_shared_memory();
         progress::init_shared_memory();
         monitor::init_shared_memory();
+        sessions::init_shared_memory();
         worker::register();
     }
     // Backends are forked from the postmaster: a child must never reuse the

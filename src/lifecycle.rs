@@ -225,7 +225,8 @@ pub fn reencrypt<T>(
         }
         Envelope::Sealed(env) => {
             let plain = sealed::open(&old.kem, &env, aad)?;
-            build(sealed::sealed_len(plain.expose().len())?, &mut |out| {
+            // A batch item comes back as a single sealed envelope.
+            build(sealed::sealed_len_for(active.kem.suite(), plain.expose().len())?, &mut |out| {
                 Ok(sealed::seal_to(active.kem.public_key(), plain.expose(), aad, out)?)
             })
         }

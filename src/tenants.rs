@@ -7,6 +7,7 @@ use crate::{
     errors::{echo, PqError, PqResult},
     events, keystore,
 };
+use pqcore::Suite;
 use serde_json::json;
 use pgrx::prelude::*;
 
@@ -29,21 +30,25 @@ fn check_tenant_name(tenant: &str) -> PqResult<()> {
     Ok(())
 }
 
-fn create_tenant(tenant: &str) -> PqResult<(String, i32, Vec<u8>)> {
+fn create_tenant(tenant: &str, kem: &str) -> PqResult<(String, i32, Vec<u8>)> {
     require_admin("create tenants")?;
     check_tenant_name(tenant)?;
+    let suite = Suite::parse(kem).ok_or_else(|| {
+        PqError::InvalidParameter(format!("kem must be 'ml-kem-768' or 'x-wing', not \"{}\"", echo(kem)))
+    })?;
     catalog::as_owner(|| {
         let inserted = catalog::write_one::<bool>(
-            "INSERT INTO pq.tenants (name, created_by) VALUES ($1, session_user)
+            "INSERT INTO pq.tenants (name, created_by, kem) VALUES ($1, session_user, $2)
              ON CONFLICT (name) DO NOTHING RETURNING true",
-            &[tenant.into()],
+            &[tenant.into(), suite.name().into()],
         )?
         .unwrap_or(false);
         if !inserted {
             return Err(PqError::DuplicateTenant(echo(tenant)));
         }
         let kid = keystore::insert_version(tenant, 1)?;
-        events::record("tenant_created", Some(tenant), Some(1), &events::session_user(), None, json!({ "kid": kid.to_hex() }))?;
+        let details = json!({ "kid": kid.to_hex(), "kem": suite.name() });
+        events::record("tenant_created", Some(tenant), Some(1), &events::session_user(), None, details)?;
         Ok((tenant.to_owned(), 1, kid.as_bytes().to_vec()))
     })
 }
@@ -108,12 +113,14 @@ pub mod pq {
     use super::*;
     use crate::errors::OrRaise;
 
-    /// Creates a tenant with key version 1 (ML-KEM-768, ML-DSA-65, DEK).
+    /// Creates a tenant with key version 1: a KEM key of `kem` ('ml-kem-768'
+    /// or 'x-wing', kept for every later version), ML-DSA-65, DEK.
     #[pg_extern(volatile, strict, parallel_unsafe)]
     pub fn create_tenant(
         tenant: &str,
+        kem: default!(&str, "'ml-kem-768'"),
     ) -> TableIterator<'static, (name!(tenant, String), name!(version, i32), name!(kid, Vec<u8>))> {
-        TableIterator::once(super::create_tenant(tenant).or_raise())
+        TableIterator::once(super::create_tenant(tenant, kem).or_raise())
     }
 
     /// Lets members of `role` use `tenant`'s keys. True if the grant is new.
@@ -128,8 +135,8 @@ pub mod pq {
         set_grant(tenant, role, false).or_raise()
     }
 
-    /// The ML-KEM-768 encapsulation key of the tenant's active version:
-    /// clients seal to it with any FIPS 203 implementation.
+    /// The encapsulation key of the tenant's active version: ML-KEM-768
+    /// (1184 bytes, any FIPS 203 implementation) or X-Wing (1216 bytes).
     #[pg_extern(stable, strict, parallel_restricted)]
     pub fn tenant_public_key(tenant: &str) -> Vec<u8> {
         public_key(tenant, "public_key").or_raise()

@@ -10,7 +10,7 @@
 use crate::{
     audit, catalog,
     errors::{PqError, PqResult},
-    gucs,
+    gucs, sessions,
     jobs::{self, Batch},
     monitor, policy,
 };
@@ -112,6 +112,7 @@ fn in_transaction<R>(f: impl FnOnce() -> PqResult<R>) -> Result<R, String> {
 /// One round: policies, then a batch of every runnable job. True if any
 /// job did work (then the next round starts at once).
 fn round() -> bool {
+    sessions::sweep();
     let installed = in_transaction(|| {
         Ok(catalog::one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'apg_pqcrypto')", &[])?
             .unwrap_or(false))
@@ -168,7 +169,8 @@ pub extern "C-unwind" fn apg_pqcrypto_worker_main(_arg: pg_sys::Datum) {
     log!("{NAME} started in database \"{database}\"");
     let mut busy = false;
     loop {
-        let nap = if busy { Duration::ZERO } else { gucs::worker_naptime() };
+        // Wake for the next session expiry too, so its key is wiped on time.
+        let nap = if busy { Duration::ZERO } else { gucs::worker_naptime().min(sessions::until_next_expiry()) };
         if !BackgroundWorker::wait_latch(Some(nap)) {
             break;
         }

@@ -29,6 +29,7 @@ from kyber_py.ml_kem import ML_KEM_768
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import pq_audit_format as fmt
+import pq_client_format as client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KAT = os.path.join(HERE, "..", "crates", "core", "tests", "data", "kat", "v1.json")
@@ -199,6 +200,97 @@ def check_audit_checkpoint(c):
     c.expect("ed25519_signature", ed.sign(fmt.CHECKPOINT_CONTEXT + encoding))
 
 
+def check_xwing_sealed(c):
+    """§3.2: X-Wing key from its seed, encapsulation with `eseed`, 'X' envelope."""
+    seed = c.hex("xwing_seed")
+    pk = client.xwing_public_key(seed)
+    c.expect("pk", pk)
+    c.expect("kid", kid(pk))
+    shared, kem_ct = client.xwing_encaps(pk, c.hex("eseed"))
+    c.expect("kem_ct", kem_ct)
+    c.expect("shared_secret", shared)
+    assert client.xwing_decaps(seed, kem_ct) == shared, "decapsulation"
+    c.expect("hkdf_salt", "")
+    c.expect("hkdf_info", INFO_SEALED)
+    key = hkdf(shared, b"", INFO_SEALED)
+    c.expect("key", key)
+    nonce = c.hex("nonce")
+    header = b"\x01X" + kid(pk) + kem_ct + nonce
+    assert len(header) == 1150
+    check_aead(c, key, nonce, header, c.hex("plaintext"))
+    env = client.seal(pk, c.hex("plaintext"), c.hex("user_aad"), c.hex("eseed"), nonce)
+    assert env.hex() == c.raw["envelope"], "pq_client_format.seal"
+
+
+def check_batch(c, xwing):
+    """§3.3: one encapsulation, key with "apg-pq v1 batch", one item per value."""
+    if xwing:
+        seed = c.hex("xwing_seed")
+        pk = client.xwing_public_key(seed)
+        randomness = c.hex("eseed")
+        shared, kem_ct = client.xwing_encaps(pk, randomness)
+        assert client.xwing_decaps(seed, kem_ct) == shared
+    else:
+        seed = c.hex("kem_seed")
+        pk, dk = ML_KEM_768._keygen_internal(seed[:32], seed[32:])
+        randomness = c.hex("m")
+        shared, kem_ct = ML_KEM_768._encaps_internal(pk, randomness)
+        assert ML_KEM_768.decaps(dk, kem_ct) == shared
+    c.expect("pk", pk)
+    c.expect("kid", kid(pk))
+    c.expect("kem_ct", kem_ct)
+    c.expect("shared_secret", shared)
+    c.expect("hkdf_salt", "")
+    c.expect("hkdf_info", b"apg-pq v1 batch")
+    key = hkdf(shared, b"", b"apg-pq v1 batch")
+    c.expect("key", key)
+    items = c.text("items")
+    kind = b"W" if xwing else b"B"
+    rebuilt = client.seal_batch(pk, [(bytes.fromhex(i["plaintext"]), bytes.fromhex(i["user_aad"])) for i in items],
+                                randomness, [bytes.fromhex(i["nonce"]) for i in items])
+    for n, item in enumerate(items):
+        ic = Case(dict(item, id=f"{c.raw['id']}[{n}]"))
+        ic.expect("index", n)
+        ic.expect("count", len(items))
+        nonce = ic.hex("nonce")
+        header = b"\x01" + kind + kid(pk) + n.to_bytes(4, "big") + len(items).to_bytes(4, "big") + kem_ct + nonce
+        check_aead(ic, key, nonce, header, ic.hex("plaintext"))
+        assert rebuilt[n].hex() == item["envelope"], "pq_client_format.seal_batch"
+        left = ic.unchecked() - {"id"}
+        if left:
+            raise AssertionError(f"{ic.raw['id']}: fields not checked: {sorted(left)}")
+
+
+def check_stream(c):
+    """§12: prefix, key envelope of the stream key, chunks with counter nonces."""
+    seed = c.hex("kem_seed")
+    ek, dk = ML_KEM_768._keygen_internal(seed[:32], seed[32:])
+    c.expect("ek", ek)
+    c.expect("kid", kid(ek))
+    size = c.text("chunk_size")
+    prefix = b"\x01T" + kid(ek) + size.to_bytes(4, "big") + (1134 + 32).to_bytes(4, "big")
+    c.expect("prefix", prefix)
+    key_aad = b"apg-pq v1 stream" + prefix + c.hex("user_aad")
+    c.expect("key_envelope_user_aad", key_aad)
+    stream_key, m, nonce = c.hex("stream_key"), c.hex("m"), c.hex("key_envelope_nonce")
+    key_env = client.seal(ek, stream_key, key_aad, m, nonce)
+    c.expect("key_envelope", key_env)
+    shared = ML_KEM_768.decaps(dk, key_env[18:18 + 1088])
+    header = key_env[:1118]
+    opened = ChaCha20Poly1305(hkdf(shared, b"", INFO_SEALED)).decrypt(nonce, key_env[1118:], header + key_aad)
+    assert opened == stream_key, "key envelope opens to the stream key"
+    plaintext = c.hex("plaintext")
+    chunks = c.text("chunks")
+    pieces = [plaintext[i:i + size] for i in range(0, len(plaintext), size)]
+    assert len(pieces) == len(chunks)
+    for n, chunk in enumerate(chunks):
+        want_nonce = client.chunk_nonce(n, n == len(chunks) - 1)
+        assert chunk["index"] == n and chunk["nonce"] == want_nonce.hex(), f"chunk {n} nonce"
+        assert ChaCha20Poly1305(stream_key).encrypt(want_nonce, pieces[n], b"").hex() == chunk["chunk"], f"chunk {n}"
+    stream = client.seal_stream(ek, plaintext, c.hex("user_aad"), size, stream_key, m, nonce)
+    c.expect("stream", stream)
+
+
 def check(c):
     kind = c.text("kind")
     c.text("id")
@@ -235,6 +327,12 @@ def check(c):
         check_audit_row(c)
     elif kind == "audit-checkpoint":
         check_audit_checkpoint(c)
+    elif kind == "sealed-x-wing":
+        check_xwing_sealed(c)
+    elif kind in ("batch", "batch-x-wing"):
+        check_batch(c, kind == "batch-x-wing")
+    elif kind == "stream":
+        check_stream(c)
     else:
         raise AssertionError(f"{c.raw.get('id')}: unknown kind {kind}")
     left = c.unchecked()
@@ -242,7 +340,22 @@ def check(c):
         raise AssertionError(f"{c.raw['id']}: fields not checked: {sorted(left)}")
 
 
+def check_xwing_draft_vectors():
+    """pq_client_format's X-Wing against the draft's own vectors."""
+    path = os.path.join(HERE, "..", "crates", "core", "tests", "data", "xwing", "test-vectors.json")
+    with open(path) as f:
+        vectors = json.load(f)
+    for v in vectors:
+        seed = bytes.fromhex(v["sk"])
+        assert client.xwing_public_key(seed).hex() == v["pk"], "X-Wing public key"
+        ss, ct = client.xwing_encaps(bytes.fromhex(v["pk"]), bytes.fromhex(v["eseed"]))
+        assert (ss.hex(), ct.hex()) == (v["ss"], v["ct"]), "X-Wing encapsulation"
+        assert client.xwing_decaps(seed, ct).hex() == v["ss"], "X-Wing decapsulation"
+    print(f"ok - {len(vectors)} X-Wing draft vectors")
+
+
 def main():
+    check_xwing_draft_vectors()
     data = json.load(open(sys.argv[1] if len(sys.argv) > 1 else KAT))
     cases = data["cases"]
     checked = 0

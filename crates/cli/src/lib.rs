@@ -1,21 +1,28 @@
 //! The commands of `apg-pq`, on the same core as the extension
 //! (`pqcore`): key generation, client-side sealing to a tenant's public
-//! key, opening, signatures, envelope inspection, and fetching a tenant's
-//! public key from a database. `main.rs` only parses arguments.
+//! key (ML-KEM-768 or X-Wing; one value, a batch of values, or a stream of
+//! any size), opening, signatures, envelope inspection, and fetching a
+//! tenant's public key from a database. `main.rs` only parses arguments.
 //!
 //! Secrets never come from the command line: secret keys are files
 //! (created 0600, never overwritten), the database password comes from
 //! `PGPASSWORD` or a file. Outputs are written to a temporary file in the
 //! destination's directory and renamed into place only when complete, so a
 //! failed `open` never leaves a partial plaintext behind.
-use pqcore::{sealed, Envelope, KemPublicKey, KemSecretKey, Kind, SigningKey, VerifyingKey};
+use pqcore::{
+    format::{KIND_STREAM, STREAM_PREFIX_LEN},
+    sealed,
+    stream::{self, StreamError, StreamHeader},
+    Envelope, Kind, RecipientKey, RecipientSecret, SigningKey, Suite, VerifyingKey,
+};
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
-/// Largest input `seal`, `open`, `sign` and `verify` read (values are held
-/// in memory; envelopes are one AEAD message).
+/// Largest input `seal`, `open`, `sign` and `verify` read into memory
+/// (an envelope is one AEAD message); `seal --stream` has no limit, and
+/// `open` of a stream to stdout holds at most this much plaintext.
 pub const MAX_INPUT: u64 = 256 * 1024 * 1024;
 
 /// What went wrong, with the process exit code it maps to (README, `--help`).
@@ -63,6 +70,15 @@ impl fmt::Display for CliError {
     }
 }
 
+impl From<StreamError> for CliError {
+    fn from(e: StreamError) -> Self {
+        match e {
+            StreamError::Crypto(e) => e.into(),
+            StreamError::Io(e) => CliError::Io(e.to_string()),
+        }
+    }
+}
+
 impl From<pqcore::Error> for CliError {
     fn from(e: pqcore::Error) -> Self {
         match e {
@@ -103,9 +119,20 @@ pub fn read_input(path: Option<&Path>) -> Result<Zeroizing<Vec<u8>>> {
 /// renamed into place; `secret` files are created 0600 and never replace
 /// an existing file.
 pub fn write_output(path: Option<&Path>, bytes: &[u8], secret: bool) -> Result<()> {
+    write_output_with(path, secret, |w| w.write_all(bytes).map_err(|e| io("cannot write", path.unwrap_or(Path::new("-")), e)))
+}
+
+/// As [`write_output`], with the content written by `fill`; if `fill`
+/// fails, the temporary file is removed and the destination untouched.
+pub fn write_output_with(
+    path: Option<&Path>,
+    secret: bool,
+    fill: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
     let Some(path) = path.filter(|p| *p != Path::new("-")) else {
-        let mut stdout = std::io::stdout().lock();
-        return stdout.write_all(bytes).and_then(|_| stdout.flush()).map_err(|e| io("cannot write", Path::new("-"), e));
+        let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        fill(&mut stdout)?;
+        return stdout.flush().map_err(|e| io("cannot write", Path::new("-"), e));
     };
     if secret && path.exists() {
         return Err(CliError::Io(format!("{} exists: a secret key is never overwritten", path.display())));
@@ -113,10 +140,21 @@ pub fn write_output(path: Option<&Path>, bytes: &[u8], secret: bool) -> Result<(
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temp: PathBuf = dir.join(format!(".{name}.apg-pq-{}", std::process::id()));
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if secret { 0o600 } else { 0o644 })
+        .open(&temp)
+        .map_err(|e| io("cannot create", &temp, e))?;
+    let mut writer = std::io::BufWriter::with_capacity(1 << 16, file);
+    if let Err(e) = fill(&mut writer) {
+        drop(writer);
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
     let written = (|| {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(if secret { 0o600 } else { 0o644 }).open(&temp)?;
-        f.write_all(bytes)?;
+        let f = writer.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         if secret {
             // link() fails if the target exists: a key never replaces another.
@@ -137,6 +175,7 @@ pub fn write_output(path: Option<&Path>, bytes: &[u8], secret: bool) -> Result<(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
     MlKem768,
+    XWing,
     MlDsa65,
 }
 
@@ -147,8 +186,9 @@ pub fn keygen(algorithm: Algorithm, secret: &Path, public: &Path) -> Result<Stri
         return Err(CliError::Io(format!("{} exists: a secret key is never overwritten", secret.display())));
     }
     let (seed, public_key, kid): (Zeroizing<Vec<u8>>, Vec<u8>, String) = match algorithm {
-        Algorithm::MlKem768 => {
-            let (seed, key) = KemSecretKey::generate()?;
+        Algorithm::MlKem768 | Algorithm::XWing => {
+            let suite = if algorithm == Algorithm::XWing { Suite::XWing } else { Suite::MlKem768 };
+            let (seed, key) = RecipientSecret::generate(suite)?;
             (Zeroizing::new(seed.expose().to_vec()), key.public_key().as_bytes().to_vec(), key.kid().to_hex())
         }
         Algorithm::MlDsa65 => {
@@ -173,36 +213,221 @@ fn wrong_key(path: &Path, want: &str) -> CliError {
     CliError::Input(format!("{} is not {want}", path.display()))
 }
 
-/// Seals `input` to the ML-KEM-768 public key in `public_key` (1184 bytes).
+const PUBLIC_KEM_KEY: &str = "an ML-KEM-768 (1184 bytes) or X-Wing (1216 bytes) public key";
+const SECRET_KEM_KEY: &str = "an ML-KEM-768 (64-byte seed or 2400 bytes) or X-Wing (32-byte seed) secret key";
+
+fn recipient(public_key: &Path) -> Result<RecipientKey> {
+    RecipientKey::from_slice(&read_key_file(public_key)?).map_err(|_| wrong_key(public_key, PUBLIC_KEM_KEY))
+}
+
+fn secret_kem_key(secret_key: &Path) -> Result<RecipientSecret> {
+    RecipientSecret::from_slice(&read_key_file(secret_key)?).map_err(|_| wrong_key(secret_key, SECRET_KEM_KEY))
+}
+
+fn not_this_key(kid: pqcore::Kid, key: &RecipientSecret, path: &Path) -> CliError {
+    CliError::Input(format!("the input was sealed to key {}, not to {} ({})", kid.to_hex(), key.kid().to_hex(), path.display()))
+}
+
+/// Seals `input` to the public key in `public_key` (ML-KEM-768 or X-Wing):
+/// one sealed envelope ('S' or 'X'), which pq_unseal opens.
 pub fn seal(public_key: &Path, aad: &[u8], input: Option<&Path>, output: Option<&Path>) -> Result<()> {
-    let key = KemPublicKey::from_slice(&read_key_file(public_key)?)
-        .map_err(|_| wrong_key(public_key, "an ML-KEM-768 public key (1184 bytes)"))?;
+    let key = recipient(public_key)?;
     let plaintext = read_input(input)?;
     let envelope = sealed::seal(&key, &plaintext, aad)?;
     write_output(output, &envelope, false)
 }
 
-/// Opens a sealed envelope with the ML-KEM-768 secret key in `secret_key`
-/// (64-byte seed or 2400-byte expanded key).
-pub fn open(secret_key: &Path, aad: &[u8], input: Option<&Path>, output: Option<&Path>) -> Result<()> {
-    let key = KemSecretKey::from_slice(&read_key_file(secret_key)?)
-        .map_err(|_| wrong_key(secret_key, "an ML-KEM-768 secret key (64-byte seed or 2400 bytes)"))?;
-    let bytes = read_input(input)?;
+/// A progress bar on standard error for `total` bytes (a spinner when the
+/// size is unknown); indicatif draws nothing when stderr is not a terminal.
+fn progress_bar(total: Option<u64>, quiet: bool) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = match total {
+        Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
+        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+    };
+    let template = if total.is_some() {
+        "{bytes}/{total_bytes} [{wide_bar}] {binary_bytes_per_sec} {eta}"
+    } else {
+        "{spinner} {bytes} {binary_bytes_per_sec}"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn open_input(path: Option<&Path>) -> Result<(Box<dyn Read>, Option<u64>)> {
+    match path.filter(|p| *p != Path::new("-")) {
+        None => Ok((Box::new(std::io::stdin().lock()), None)),
+        Some(p) => {
+            let f = std::fs::File::open(p).map_err(|e| io("cannot read", p, e))?;
+            let len = f.metadata().ok().map(|m| m.len());
+            Ok((Box::new(std::io::BufReader::with_capacity(1 << 16, f)), len))
+        }
+    }
+}
+
+/// Seals `input` of any size as a stream ('T', 64 KiB chunks) to the public
+/// key in `public_key`; `open` reads it back. Not for pq_unseal.
+pub fn seal_stream(public_key: &Path, aad: &[u8], input: Option<&Path>, output: Option<&Path>, quiet: bool) -> Result<u64> {
+    let key = recipient(public_key)?;
+    let (mut reader, total) = open_input(input)?;
+    let bar = progress_bar(total, quiet);
+    let mut done = 0;
+    write_output_with(output, false, |w| {
+        done = stream::seal_stream(&key, aad, &mut reader, &mut WriteRef(w), &mut |n| bar.set_position(n))?;
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    Ok(done)
+}
+
+/// `&mut dyn Write` as a sized `Write`.
+struct WriteRef<'a>(&'a mut dyn Write);
+
+impl Write for WriteRef<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Seals each line of `input` (without its newline) as one item of a batch
+/// to `public_key`: one key encapsulation for all. With `tsv`, a line is
+/// `aad<TAB>value`; otherwise every item binds `aad`. Writes one item per
+/// line as `\x` and lower-case hex, as PostgreSQL reads bytea (COPY … CSV).
+pub fn seal_batch(public_key: &Path, aad: &[u8], tsv: bool, input: Option<&Path>, output: Option<&Path>) -> Result<usize> {
+    let key = recipient(public_key)?;
+    let text = read_input(input)?;
+    let mut values: Vec<&[u8]> = Vec::new();
+    let mut aads: Vec<&[u8]> = Vec::new();
+    let body = text.strip_suffix(b"\n").unwrap_or(&text);
+    let lines = if text.is_empty() { None } else { Some(body.split(|b| *b == b'\n')) };
+    for (n, line) in lines.into_iter().flatten().enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if tsv {
+            let tab = line.iter().position(|b| *b == b'\t').ok_or_else(|| {
+                CliError::Input(format!("line {} has no tab: with --tsv each line is aad<TAB>value", n + 1))
+            })?;
+            aads.push(&line[..tab]);
+            values.push(&line[tab + 1..]);
+        } else {
+            aads.push(aad);
+            values.push(line);
+        }
+    }
+    let items = sealed::seal_batch(&key, &values, &aads)?;
+    write_output_with(output, false, |w| {
+        for item in &items {
+            let mut line = String::with_capacity(3 + 2 * item.len());
+            line.push_str("\\x");
+            line.push_str(&hex::encode(item));
+            line.push('\n');
+            w.write_all(line.as_bytes()).map_err(|e| CliError::Io(e.to_string()))?;
+        }
+        Ok(())
+    })?;
+    Ok(items.len())
+}
+
+/// Reads the first bytes of `input`: a stream's prefix, or the start of an envelope.
+fn read_head(reader: &mut dyn Read) -> Result<Vec<u8>> {
+    let mut head = vec![0u8; STREAM_PREFIX_LEN];
+    let mut n = 0;
+    while n < head.len() {
+        match reader.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(CliError::Io(format!("cannot read: {e}"))),
+        }
+    }
+    head.truncate(n);
+    Ok(head)
+}
+
+fn is_stream(head: &[u8]) -> bool {
+    head.len() == STREAM_PREFIX_LEN && head[0] == pqcore::format::VERSION_1 && head[1] == KIND_STREAM
+}
+
+/// Opens what `seal` made (a sealed envelope or batch item, 'S', 'X', 'B'
+/// or 'W', or a stream 'T') with the secret key in `secret_key`. The
+/// plaintext file is created 0600, and only once everything is authenticated.
+pub fn open(secret_key: &Path, aad: &[u8], input: Option<&Path>, output: Option<&Path>, quiet: bool) -> Result<()> {
+    let key = secret_kem_key(secret_key)?;
+    let (mut reader, total) = open_input(input)?;
+    let head = read_head(&mut reader)?;
+    if is_stream(&head) {
+        let prefix: [u8; STREAM_PREFIX_LEN] = head.as_slice().try_into().map_err(|_| CliError::Input("truncated".into()))?;
+        let header = StreamHeader::from_prefix(prefix, &mut reader)?;
+        if header.kid() != key.kid() {
+            return Err(not_this_key(header.kid(), &key, secret_key));
+        }
+        let bar = progress_bar(total, quiet);
+        let to_stdout = output.is_none_or(|p| p == Path::new("-"));
+        if to_stdout {
+            // Nothing reaches stdout before the whole stream is authenticated.
+            let mut plain = Zeroizing::new(Vec::new());
+            let mut limited = LimitedWriter { inner: &mut plain, left: MAX_INPUT };
+            header.open(&key, aad, &mut reader, &mut limited, &mut |n| bar.set_position(n)).map_err(|e| match e {
+                StreamError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => CliError::Input(format!(
+                    "the stream's plaintext is larger than {} MiB, the most apg-pq holds in memory: open it with --output FILE",
+                    MAX_INPUT >> 20
+                )),
+                other => other.into(),
+            })?;
+            bar.finish_and_clear();
+            return write_output(None, &plain, true);
+        }
+        write_output_with(output, true, |w| {
+            header.open(&key, aad, &mut reader, &mut WriteRef(w), &mut |n| bar.set_position(n))?;
+            Ok(())
+        })?;
+        bar.finish_and_clear();
+        return Ok(());
+    }
+    let mut bytes = Zeroizing::new(head);
+    let limit = MAX_INPUT + 1 - bytes.len() as u64;
+    reader.take(limit).read_to_end(&mut bytes).map_err(|e| CliError::Io(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(CliError::Input(format!("the input is larger than {} MiB and not a stream", MAX_INPUT >> 20)));
+    }
     let parsed = Envelope::parse(&bytes)?;
     if parsed.kind() != Kind::Sealed {
         return Err(CliError::Input(format!("the input is a {} envelope, not a sealed one", parsed.kind().name())));
     }
     let envelope = parsed.into_sealed()?;
     if envelope.kid() != key.kid() {
-        return Err(CliError::Input(format!(
-            "the envelope was sealed to key {}, not to {} ({})",
-            envelope.kid().to_hex(),
-            key.kid().to_hex(),
-            secret_key.display()
-        )));
+        return Err(not_this_key(envelope.kid(), &key, secret_key));
     }
     let plaintext = sealed::open(&key, &envelope, aad)?;
     write_output(output, plaintext.expose(), true)
+}
+
+/// A writer that refuses more than `left` bytes (StorageFull).
+struct LimitedWriter<'a> {
+    inner: &'a mut Vec<u8>,
+    left: u64,
+}
+
+impl Write for LimitedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        }
+        self.left -= buf.len() as u64;
+        self.inner.try_reserve(buf.len()).map_err(|_| std::io::Error::from(std::io::ErrorKind::OutOfMemory))?;
+        self.inner.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A signature envelope (or, with `raw`, a raw FIPS 204 signature) by the
@@ -235,9 +460,29 @@ pub fn verify(public_key: &Path, signature: &Path, context: &[u8], input: Option
     }
 }
 
-/// What an envelope is, as JSON: version, kind, kid, lengths. Never its content.
+/// What an envelope or stream is, as JSON: version, kind, kid, suite,
+/// lengths. Never its content. Reads only a stream's header.
 pub fn inspect(input: Option<&Path>) -> Result<String> {
-    let bytes = read_input(input)?;
+    let (mut reader, total) = open_input(input)?;
+    let head = read_head(&mut reader)?;
+    if is_stream(&head) {
+        let prefix: [u8; STREAM_PREFIX_LEN] = head.as_slice().try_into().map_err(|_| CliError::Input("truncated".into()))?;
+        let header = StreamHeader::from_prefix(prefix, &mut reader)?;
+        let mut out = serde_json::json!({
+            "version": 1,
+            "kind": "stream",
+            "kid": header.kid().to_hex(),
+            "kem": header.suite().name(),
+            "chunk_size": header.chunk_size(),
+            "header_length": header.len(),
+        });
+        if let Some(total) = total {
+            out["stream_length"] = serde_json::json!(total);
+        }
+        return Ok(out.to_string());
+    }
+    let mut bytes = Zeroizing::new(head);
+    reader.take(MAX_INPUT).read_to_end(&mut bytes).map_err(|e| CliError::Io(format!("cannot read: {e}")))?;
     let parsed = Envelope::parse(&bytes)?;
     let mut out = serde_json::json!({
         "version": 1,
@@ -248,13 +493,20 @@ pub fn inspect(input: Option<&Path>) -> Result<String> {
     if parsed.kind() != Kind::Signature {
         out["plaintext_length"] = serde_json::json!(parsed.plaintext_len());
     }
+    if let Envelope::Sealed(sealed) = parsed {
+        out["kem"] = serde_json::json!(sealed.suite().name());
+        if let Some((index, count)) = sealed.batch_position() {
+            out["batch_index"] = serde_json::json!(index);
+            out["batch_count"] = serde_json::json!(count);
+        }
+    }
     Ok(out.to_string())
 }
 
 /// Which public key `fetch-key` reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PublicKind {
-    /// ML-KEM-768 (`pq.tenant_public_key`), to seal to.
+    /// ML-KEM-768 or X-Wing (`pq.tenant_public_key`), to seal to.
     Kem,
     /// ML-DSA-65 (`pq.tenant_verifying_key`), to verify `pq_sign`'s signatures.
     Dsa,
@@ -294,7 +546,7 @@ pub fn fetch_key(
         .map_err(|e| CliError::Database(e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned())))?;
     let key: Vec<u8> = row.get(0);
     let kid = match kind {
-        PublicKind::Kem => KemPublicKey::from_slice(&key)?.kid(),
+        PublicKind::Kem => RecipientKey::from_slice(&key)?.kid(),
         PublicKind::Dsa => VerifyingKey::from_slice(&key)?.kid(),
     }
     .to_hex();
@@ -322,15 +574,15 @@ mod tests {
         assert!(matches!(keygen(Algorithm::MlKem768, &p("kem.sk"), &p("other.pk")), Err(CliError::Io(_))));
         std::fs::write(p("msg"), b"database_url=postgres://x").unwrap();
         seal(&p("kem.pk"), b"aad", Some(&p("msg")), Some(&p("msg.sealed"))).unwrap();
-        open(&p("kem.sk"), b"aad", Some(&p("msg.sealed")), Some(&p("msg.opened"))).unwrap();
+        open(&p("kem.sk"), b"aad", Some(&p("msg.sealed")), Some(&p("msg.opened")), true).unwrap();
         assert_eq!(std::fs::read(p("msg.opened")).unwrap(), b"database_url=postgres://x");
         // A wrong AAD: exit code 4 and no output file at all.
-        let e = open(&p("kem.sk"), b"other", Some(&p("msg.sealed")), Some(&p("bad.opened"))).unwrap_err();
+        let e = open(&p("kem.sk"), b"other", Some(&p("msg.sealed")), Some(&p("bad.opened")), true).unwrap_err();
         assert_eq!(e.exit_code(), 4);
         assert!(!p("bad.opened").exists());
         // Wrong key types are input errors.
         assert_eq!(seal(&p("dsa.pk"), b"", Some(&p("msg")), None).unwrap_err().exit_code(), 3);
-        assert_eq!(open(&p("dsa.sk"), b"", Some(&p("msg.sealed")), None).unwrap_err().exit_code(), 3);
+        assert_eq!(open(&p("dsa.sk"), b"", Some(&p("msg.sealed")), None, true).unwrap_err().exit_code(), 3);
         sign(&p("dsa.sk"), b"ctx", false, Some(&p("msg")), Some(&p("msg.sig"))).unwrap();
         sign(&p("dsa.sk"), b"ctx", true, Some(&p("msg")), Some(&p("msg.rawsig"))).unwrap();
         verify(&p("dsa.pk"), &p("msg.sig"), b"ctx", Some(&p("msg"))).unwrap();
@@ -350,9 +602,69 @@ mod tests {
         let sealed = std::fs::read(p("m.sealed")).unwrap();
         for cut in [0, 1, 2, 100, sealed.len() - 1] {
             std::fs::write(p("cut"), &sealed[..cut]).unwrap();
-            let code = open(&p("k.sk"), b"", Some(&p("cut")), Some(&p("out"))).unwrap_err().exit_code();
+            let code = open(&p("k.sk"), b"", Some(&p("cut")), Some(&p("out")), true).unwrap_err().exit_code();
             assert!(code == 3 || code == 4, "cut {cut}: {code}");
             assert!(!p("out").exists());
+        }
+    }
+
+    #[test]
+    fn x_wing_batch_and_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        keygen(Algorithm::XWing, &p("x.sk"), &p("x.pk")).unwrap();
+        keygen(Algorithm::MlKem768, &p("m.sk"), &p("m.pk")).unwrap();
+        assert_eq!(std::fs::read(p("x.sk")).unwrap().len(), 32);
+        assert_eq!(std::fs::read(p("x.pk")).unwrap().len(), 1216);
+        std::fs::write(p("msg"), b"hello x-wing").unwrap();
+        seal(&p("x.pk"), b"a", Some(&p("msg")), Some(&p("msg.x"))).unwrap();
+        assert_eq!(std::fs::read(p("msg.x")).unwrap()[1], b'X');
+        assert!(inspect(Some(&p("msg.x"))).unwrap().contains("\"kem\":\"x-wing\""));
+        open(&p("x.sk"), b"a", Some(&p("msg.x")), Some(&p("msg.x.out")), true).unwrap();
+        assert_eq!(std::fs::read(p("msg.x.out")).unwrap(), b"hello x-wing");
+        // Sealed to another key: exit 3 before any decryption, no output.
+        assert_eq!(open(&p("m.sk"), b"a", Some(&p("msg.x")), Some(&p("no")), true).unwrap_err().exit_code(), 3);
+        assert!(!p("no").exists());
+
+        // A batch: one item per line, \x-hex out, each opens by itself.
+        std::fs::write(p("lines"), b"row-1\tone\nrow-2\t\nrow-3\tthree\n").unwrap();
+        assert_eq!(seal_batch(&p("x.pk"), b"", true, Some(&p("lines")), Some(&p("items"))).unwrap(), 3);
+        let items = std::fs::read_to_string(p("items")).unwrap();
+        let items: Vec<Vec<u8>> = items.lines().map(|l| hex::decode(l.strip_prefix("\\x").unwrap()).unwrap()).collect();
+        assert_eq!(items.len(), 3);
+        for (i, (item, want)) in items.iter().zip([&b"one"[..], b"", b"three"]).enumerate() {
+            assert_eq!(item[1], b'W');
+            std::fs::write(p("item"), item).unwrap();
+            let out = p(&format!("item{i}.out"));
+            open(&p("x.sk"), format!("row-{}", i + 1).as_bytes(), Some(&p("item")), Some(&out), true).unwrap();
+            assert_eq!(std::fs::read(&out).unwrap(), want);
+        }
+        assert_eq!(seal_batch(&p("x.pk"), b"", true, Some(&p("msg")), None).unwrap_err().exit_code(), 3);
+
+        // A stream of 3 chunks and a bit, to a file; tampering leaves nothing.
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(p("big"), &big).unwrap();
+        for (sk, pk) in [("x.sk", "x.pk"), ("m.sk", "m.pk")] {
+            assert_eq!(seal_stream(&p(pk), b"f", Some(&p("big")), Some(&p("big.t")), true).unwrap(), 200_000);
+            assert!(inspect(Some(&p("big.t"))).unwrap().contains("\"kind\":\"stream\""));
+            let _ = std::fs::remove_file(p("big.out"));
+            open(&p(sk), b"f", Some(&p("big.t")), Some(&p("big.out")), true).unwrap();
+            assert_eq!(std::fs::read(p("big.out")).unwrap(), big);
+            let mut stream = std::fs::read(p("big.t")).unwrap();
+            let n = stream.len();
+            for (what, bytes) in [("truncated", stream[..n - 100].to_vec()), ("cut at a chunk", stream[..n - (200_000 - 3 * 65536) - 16].to_vec())] {
+                std::fs::write(p("bad.t"), bytes).unwrap();
+                let e = open(&p(sk), b"f", Some(&p("bad.t")), Some(&p("bad.out")), true).unwrap_err();
+                assert_eq!(e.exit_code(), 4, "{what}");
+                assert!(!p("bad.out").exists(), "{what}: nothing written");
+            }
+            stream[n / 2] ^= 1;
+            std::fs::write(p("bad.t"), &stream).unwrap();
+            assert_eq!(open(&p(sk), b"f", Some(&p("bad.t")), Some(&p("bad.out")), true).unwrap_err().exit_code(), 4);
+            assert!(!p("bad.out").exists());
+            assert_eq!(open(&p(sk), b"g", Some(&p("big.t")), Some(&p("bad.out")), true).unwrap_err().exit_code(), 4);
+            std::fs::write(p("bad.t"), &stream[..10]).unwrap();
+            assert_eq!(open(&p(sk), b"f", Some(&p("bad.t")), Some(&p("bad.out")), true).unwrap_err().exit_code(), 3);
         }
     }
 }

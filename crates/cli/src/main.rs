@@ -7,20 +7,24 @@ const EXIT_CODES: &str = "EXIT CODES:
   0  success
   1  verify: the signature is not valid
   2  usage error (unknown option, missing argument)
-  3  bad input: malformed key file or envelope, key of the wrong type, input over 256 MiB
-  4  open: decryption failed (wrong key, wrong AAD or modified data); nothing is written
+  3  bad input: malformed key file, envelope or stream, key of the wrong type, sealed
+     to another key, an input over 256 MiB (use seal --stream), a truncated stream header
+  4  open: decryption failed (wrong key, wrong AAD, modified or truncated data); nothing is written
   5  a file could not be read or written (a secret key file is never overwritten)
   6  fetch-key: the database could not be reached or refused the query
   7  fetch-key: the key's id differs from --expect-kid; nothing is written
 
 Secrets never come from the command line: secret keys are files (created
 0600), the database password comes from PGPASSWORD or --password-file.
-Outputs go to a temporary file renamed into place when complete.
+Outputs go to a temporary file renamed into place when complete. Long work
+(seal --stream, open of a stream) shows a progress bar when standard error
+is a terminal (--quiet hides it).
 Byte formats: docs/FORMAT.md. Client-side encryption: docs/CLIENT.md.";
 
 /// Client-side post-quantum encryption and signatures for apg_pqcrypto:
-/// ML-KEM-768 sealed envelopes a PostgreSQL server opens with pq_unseal,
-/// ML-DSA-65 signatures pq_verify checks, and the reverse.
+/// envelopes sealed to ML-KEM-768 or X-Wing keys that a PostgreSQL server
+/// opens with pq_unseal, batches, streams of any size, ML-DSA-65
+/// signatures pq_verify checks, and the reverse.
 #[derive(Parser)]
 #[command(name = "apg-pq", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -32,13 +36,16 @@ struct Cli {
 enum AlgorithmArg {
     #[value(name = "ml-kem-768")]
     MlKem768,
+    /// X25519 + ML-KEM-768 (draft-connolly-cfrg-xwing-kem)
+    #[value(name = "x-wing")]
+    XWing,
     #[value(name = "ml-dsa-65")]
     MlDsa65,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum KindArg {
-    /// the ML-KEM-768 public key (pq.tenant_public_key), to seal to
+    /// the tenant's KEM public key, ML-KEM-768 or X-Wing (pq.tenant_public_key), to seal to
     Kem,
     /// the ML-DSA-65 verifying key (pq.tenant_verifying_key), to verify pq_sign
     Dsa,
@@ -47,26 +54,42 @@ enum KindArg {
 #[derive(Subcommand)]
 enum Command {
     /// Generate a key pair: the secret key (seed: 64 bytes for ML-KEM-768, 32
-    /// for ML-DSA-65) to a new 0600 file, the raw public key to another; prints the kid.
+    /// for X-Wing and ML-DSA-65) to a new 0600 file, the raw public key to
+    /// another; prints the kid.
     Keygen {
         #[arg(long, value_enum, default_value = "ml-kem-768")]
         algorithm: AlgorithmArg,
         /// file for the secret key; must not exist
         #[arg(long)]
         secret_key: PathBuf,
-        /// file for the public key (1184 or 1952 bytes)
+        /// file for the public key (1184, 1216 or 1952 bytes)
         #[arg(long)]
         public_key: PathBuf,
     },
-    /// Seal a file or stdin to an ML-KEM-768 public key (a tenant's, from
-    /// fetch-key): a sealed envelope (FORMAT.md §3) that pq_unseal opens.
+    /// Seal a file or stdin to an ML-KEM-768 or X-Wing public key (a
+    /// tenant's, from fetch-key): a sealed envelope ('S' or 'X', FORMAT.md §3)
+    /// that pq_unseal opens. --batch seals each line as an item of one batch
+    /// (§3.3); --stream seals an input of any size in chunks (§12).
     Seal {
-        /// the recipient's public key file (1184 bytes)
+        /// the recipient's public key file (1184 or 1216 bytes)
         #[arg(long)]
         public_key: PathBuf,
         /// associated data bound to the envelope (UTF-8; e.g. the configuration key's name)
         #[arg(long, default_value = "")]
         aad: String,
+        /// one item per input line (the newline is not sealed), one key
+        /// encapsulation for all; writes one \x-hex item per line (bytea, COPY … CSV)
+        #[arg(long, conflicts_with = "stream")]
+        batch: bool,
+        /// with --batch: each line is aad<TAB>value
+        #[arg(long, requires = "batch")]
+        tsv: bool,
+        /// chunked stream for inputs of any size; opened by `open`, not by pq_unseal
+        #[arg(long)]
+        stream: bool,
+        /// no progress bar
+        #[arg(short, long)]
+        quiet: bool,
         /// input file ("-" or absent: stdin)
         #[arg(short, long)]
         input: Option<PathBuf>,
@@ -74,13 +97,17 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Open a sealed envelope with an ML-KEM-768 secret key file; the
-    /// plaintext file is created 0600 and only once decryption succeeded.
+    /// Open a sealed envelope, batch item or stream with an ML-KEM-768 or
+    /// X-Wing secret key file; the plaintext file is created 0600 and only
+    /// once everything is authenticated.
     Open {
         #[arg(long)]
         secret_key: PathBuf,
         #[arg(long, default_value = "")]
         aad: String,
+        /// no progress bar
+        #[arg(short, long)]
+        quiet: bool,
         #[arg(short, long)]
         input: Option<PathBuf>,
         /// output file (must not exist; "-" or absent: stdout)
@@ -115,7 +142,7 @@ enum Command {
         #[arg(short, long)]
         input: Option<PathBuf>,
     },
-    /// Describe an envelope (version, kind, kid, lengths) as JSON, without any key.
+    /// Describe an envelope or stream (version, kind, kid, suite, lengths) as JSON, without any key.
     Inspect {
         #[arg(short, long)]
         input: Option<PathBuf>,
@@ -147,15 +174,23 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keygen { algorithm, secret_key, public_key } => {
             let algorithm = match algorithm {
                 AlgorithmArg::MlKem768 => Algorithm::MlKem768,
+                AlgorithmArg::XWing => Algorithm::XWing,
                 AlgorithmArg::MlDsa65 => Algorithm::MlDsa65,
             };
             println!("{}", apg_pq::keygen(algorithm, &secret_key, &public_key)?);
         }
-        Command::Seal { public_key, aad, input, output } => {
-            apg_pq::seal(&public_key, aad.as_bytes(), input.as_deref(), output.as_deref())?
+        Command::Seal { public_key, aad, batch, tsv, stream, quiet, input, output } => {
+            let (input, output) = (input.as_deref(), output.as_deref());
+            if batch {
+                apg_pq::seal_batch(&public_key, aad.as_bytes(), tsv, input, output)?;
+            } else if stream {
+                apg_pq::seal_stream(&public_key, aad.as_bytes(), input, output, quiet)?;
+            } else {
+                apg_pq::seal(&public_key, aad.as_bytes(), input, output)?
+            }
         }
-        Command::Open { secret_key, aad, input, output } => {
-            apg_pq::open(&secret_key, aad.as_bytes(), input.as_deref(), output.as_deref())?
+        Command::Open { secret_key, aad, quiet, input, output } => {
+            apg_pq::open(&secret_key, aad.as_bytes(), input.as_deref(), output.as_deref(), quiet)?
         }
         Command::Sign { secret_key, context, raw, input, output } => {
             apg_pq::sign(&secret_key, context.as_bytes(), raw, input.as_deref(), output.as_deref())?

@@ -45,6 +45,14 @@ pub enum Purpose {
 }
 
 impl Purpose {
+    /// The purpose of a tenant version's KEM seed of `suite`.
+    pub fn kem_seed(suite: crate::Suite) -> Self {
+        match suite {
+            crate::Suite::MlKem768 => Purpose::KemSeed,
+            crate::Suite::XWing => Purpose::XWingSeed,
+        }
+    }
+
     /// The bytes that go into the AAD.
     pub fn label(self) -> &'static str {
         match self {

@@ -1,0 +1,125 @@
+"""X-Wing, batch items and streams of apg_pqcrypto, written from
+docs/FORMAT.md §3.2-§3.3 and §12 and draft-connolly-cfrg-xwing-kem-06 alone
+(no code shared with the extension). ML-KEM-768 is kyber-py, X25519 and
+ChaCha20-Poly1305 are Python's `cryptography`, SHA3/SHAKE are hashlib.
+
+Used by tests/verify_kat.py (known-answer vectors) and by
+tests/integration/cli.sh (envelopes sealed here are opened by the server).
+"""
+import hashlib
+import hmac
+import os
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives import serialization
+from kyber_py.ml_kem import ML_KEM_768
+
+XWING_LABEL = b"\\.//^\\"  # the six bytes 5c 2e 2f 2f 5e 5c
+INFO_SEALED = b"apg-pq v1 sealed"
+INFO_BATCH = b"apg-pq v1 batch"
+AAD_STREAM = b"apg-pq v1 stream"
+assert XWING_LABEL.hex() == "5c2e2f2f5e5c"
+
+
+def _raw(public):
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def xwing_expand(seed):
+    """draft-06 §5.2: SHAKE256(seed, 96) -> ML-KEM-768 (d, z), X25519 secret."""
+    expanded = hashlib.shake_256(seed).digest(96)
+    ek_m, dk_m = ML_KEM_768._keygen_internal(expanded[:32], expanded[32:64])
+    sk_x = expanded[64:96]
+    pk_x = _raw(X25519PrivateKey.from_private_bytes(sk_x).public_key())
+    return ek_m, dk_m, sk_x, pk_x
+
+
+def xwing_public_key(seed):
+    ek_m, _, _, pk_x = xwing_expand(seed)
+    return ek_m + pk_x
+
+
+def _combiner(ss_m, ss_x, ct_x, pk_x):
+    return hashlib.sha3_256(ss_m + ss_x + ct_x + pk_x + XWING_LABEL).digest()
+
+
+def xwing_encaps(pk, eseed):
+    """Encapsulate to a 1216-byte key with 64 bytes of randomness."""
+    assert len(pk) == 1216 and len(eseed) == 64
+    pk_m, pk_x = pk[:1184], pk[1184:]
+    ss_m, ct_m = ML_KEM_768._encaps_internal(pk_m, eseed[:32])
+    ek_x = X25519PrivateKey.from_private_bytes(eseed[32:])
+    ct_x = _raw(ek_x.public_key())
+    ss_x = ek_x.exchange(X25519PublicKey.from_public_bytes(pk_x))
+    return _combiner(ss_m, ss_x, ct_x, pk_x), ct_m + ct_x
+
+
+def xwing_decaps(seed, ct):
+    _, dk_m, sk_x, pk_x = xwing_expand(seed)
+    ct_m, ct_x = ct[:1088], ct[1088:]
+    ss_m = ML_KEM_768.decaps(dk_m, ct_m)
+    ss_x = X25519PrivateKey.from_private_bytes(sk_x).exchange(X25519PublicKey.from_public_bytes(ct_x))
+    return _combiner(ss_m, ss_x, ct_x, pk_x)
+
+
+def kid(public_key):
+    return hashlib.sha256(public_key).digest()[:16]
+
+
+def hkdf(ikm, info):
+    """HKDF-SHA256 with an empty salt, L = 32 (one block)."""
+    prk = hmac.new(b"\0" * 32, ikm, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+
+def encapsulate(pk, randomness=None):
+    """(shared_secret, kem_ct) for a 1184-byte ML-KEM-768 or 1216-byte X-Wing key."""
+    if len(pk) == 1216:
+        return xwing_encaps(pk, randomness or os.urandom(64))
+    return ML_KEM_768._encaps_internal(pk, randomness or os.urandom(32))
+
+
+def seal(pk, plaintext, user_aad=b"", randomness=None, nonce=None):
+    """§3 / §3.2: a sealed envelope, 'S' or 'X' by the key's length."""
+    shared, kem_ct = encapsulate(pk, randomness)
+    kind = b"X" if len(pk) == 1216 else b"S"
+    nonce = nonce or os.urandom(12)
+    header = b"\x01" + kind + kid(pk) + kem_ct + nonce
+    key = hkdf(shared, INFO_SEALED)
+    return header + ChaCha20Poly1305(key).encrypt(nonce, plaintext, header + user_aad)
+
+
+def seal_batch(pk, items, randomness=None, nonces=None):
+    """§3.3: items = [(plaintext, user_aad)], one encapsulation; 'B' or 'W'."""
+    shared, kem_ct = encapsulate(pk, randomness)
+    kind = b"W" if len(pk) == 1216 else b"B"
+    key = hkdf(shared, INFO_BATCH)
+    out = []
+    for i, (plaintext, user_aad) in enumerate(items):
+        nonce = nonces[i] if nonces else os.urandom(12)
+        header = (b"\x01" + kind + kid(pk) + i.to_bytes(4, "big") + len(items).to_bytes(4, "big")
+                  + kem_ct + nonce)
+        out.append(header + ChaCha20Poly1305(key).encrypt(nonce, plaintext, header + user_aad))
+    return out
+
+
+def stream_prefix(pk, chunk_size):
+    key_len = (1166 if len(pk) == 1216 else 1134) + 32
+    return b"\x01T" + kid(pk) + chunk_size.to_bytes(4, "big") + key_len.to_bytes(4, "big")
+
+
+def chunk_nonce(index, last):
+    return b"\0\0\0" + index.to_bytes(8, "big") + (b"\x01" if last else b"\x00")
+
+
+def seal_stream(pk, plaintext, user_aad=b"", chunk_size=65536, stream_key=None, randomness=None, nonce=None):
+    """§12: prefix, key envelope, chunks."""
+    stream_key = stream_key or os.urandom(32)
+    prefix = stream_prefix(pk, chunk_size)
+    key_envelope = seal(pk, stream_key, AAD_STREAM + prefix + user_aad, randomness, nonce)
+    chunks = [plaintext[i:i + chunk_size] for i in range(0, len(plaintext), chunk_size)] or [b""]
+    body = b"".join(
+        ChaCha20Poly1305(stream_key).encrypt(chunk_nonce(i, i == len(chunks) - 1), c, b"")
+        for i, c in enumerate(chunks))
+    return prefix + key_envelope + body
