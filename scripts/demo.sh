@@ -11,6 +11,9 @@ require_root
 scripts/setup.sh
 echo "== building and installing apg_pqcrypto (release)"
 cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
+echo "== building the apg-pq command line (release)"
+cargo build --release -p apg-pq
+cli=${CARGO_TARGET_DIR:-$root/target}/release/apg-pq
 source scripts/cluster.sh
 dir=$(cluster_scratch demo)
 port=${APG_PQ_DEMO_PORT:-54330}
@@ -23,4 +26,29 @@ cluster_start "$dir/cluster" "$port" "log_statement = 'none'" \
   "apg_pqcrypto.pkcs11_module = '$SOFTHSM_MODULE'" "apg_pqcrypto.pkcs11_token_label = 'apg-pq'" \
   "apg_pqcrypto.pkcs11_pin_file = '$SOFTHSM_DIR/pin'" "apg_pqcrypto.pkcs11_key_label = 'apg-pq-kek'"
 cluster_psql "$port" -q -f scripts/demo.sql
+echo
+echo "== 13. The client side: apg-pq seals on the client, the server opens"
+files="$dir/client" && mkdir -p "$files"
+url="postgresql://postgres@127.0.0.1:$port/postgres"
+kid=$(cluster_psql "$port" -At -c "SELECT encode(kid, 'hex') FROM pq.tenant_keys WHERE tenant = 'acme' AND state = 'active'")
+echo "\$ apg-pq fetch-key --tenant acme --expect-kid $kid -o acme.pk"
+"$cli" fetch-key --url "$url" --tenant acme --expect-kid "$kid" -o "$files/acme.pk"
+printf 'postgres://app:s3cret@db.internal/app' >"$files/secret.txt"
+echo "\$ apg-pq seal --public-key acme.pk --aad database_url -i secret.txt -o secret.sealed; apg-pq inspect -i secret.sealed"
+"$cli" seal --public-key "$files/acme.pk" --aad database_url -i "$files/secret.txt" -o "$files/secret.sealed"
+"$cli" inspect -i "$files/secret.sealed"; echo
+sealed=$(od -An -tx1 -v "$files/secret.sealed" | tr -d ' \n')
+cluster_psql "$port" -c "SELECT pq_unseal_text(decode('$sealed', 'hex'), 'database_url') AS opened_by_the_server"
+echo "An X-Wing tenant (X25519 + ML-KEM-768), and one batch of three values under one key encapsulation:"
+cluster_psql "$port" -c "SELECT tenant, kem FROM pq.create_tenant('hybrid', kem => 'x-wing') JOIN pq.tenant_keys USING (tenant, version)" \
+  -c "SELECT n, substr(item, 2, 1) AS kind, length(item) AS bytes, pq_unseal_text(item, 'row ' || n) AS opened
+        FROM unnest(pq_seal_batch(pq.tenant_public_key('hybrid'), ARRAY['one', 'two', 'three']::bytea[],
+                                  ARRAY['row 1', 'row 2', 'row 3']::bytea[])) WITH ORDINALITY AS t(item, n)"
+echo "A forward-secure session: its key lives in shared memory only; after pq.session_end nothing opens its envelopes:"
+cluster_psql "$port" -c "CREATE TABLE s AS SELECT * FROM pq.session_begin('acme', '5 minutes')" \
+  -c "CREATE TABLE sv AS SELECT pq_seal(public_key, 'ephemeral', 'k') AS e FROM s" \
+  -c "SELECT pq_session_open_text(session_id, e, 'k') AS before_end FROM s, sv" \
+  -c "SELECT pq.session_end(session_id) FROM s" \
+  -c "DO \$\$ BEGIN PERFORM pq_session_open(session_id, e, 'k') FROM s, sv; EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'after end: % %', SQLSTATE, SQLERRM; END \$\$" \
+  -c "DROP TABLE s, sv"
 echo "== done; stopping the cluster"

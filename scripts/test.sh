@@ -2,7 +2,7 @@
 # Every test of apg_pqcrypto, tier by tier:
 #   1. core crate: Wycheproof vectors, known-answer vectors, property tests,
 #      and the vectors re-derived by an independent implementation; the
-#      apg-pq command line's unit tests;
+#      apg-pq command line's unit tests; docker/ against the install steps;
 #      providers crate: the file, PKCS#11 (a SoftHSM2 token) and AWS KMS
 #      (moto_server on loopback) providers, without PostgreSQL
 #   2. #[pg_test]s inside PostgreSQL (cargo pgrx test)
@@ -11,7 +11,8 @@
 #      dump/restore, hot standby, logical replication, crash recovery,
 #      memory limits, the server log, upgrades, the worker, master keys in
 #      a SoftHSM2 token and a KMS-compatible server, the audit trail, the
-#      apg-pq command line against a server
+#      apg-pq command line against a server (X-Wing, batches, streams,
+#      forward-secure sessions)
 # Installs what it needs first (scripts/setup.sh). Run as root.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,6 +30,7 @@ cargo test -p apg-pqcrypto-core
 "$APG_PQ_VENV/bin/python" tests/verify_kat.py
 APG_PQ_MOTO_SERVER="$APG_PQ_VENV/bin/moto_server" cargo test -p apg-pqcrypto-providers
 cargo test -p apg-pq
+tests/docker_check.sh
 
 echo "== 2/4 #[pg_test] (cargo pgrx test)"
 mkdir -p "$work/pgrx"

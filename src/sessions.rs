@@ -155,10 +155,11 @@ pub fn until_next_expiry() -> std::time::Duration {
     next.map_or(idle, |t| std::time::Duration::from_micros(u64::try_from(t - now).unwrap_or(0) + 1000))
 }
 
-fn ended(id: &pgrx::Uuid) -> PqError {
-    PqError::KeyState(format!(
-        "session {id} has expired or ended: its ephemeral key is gone and its envelopes can never be opened"
-    ))
+fn ended() -> PqError {
+    PqError::KeyState(
+        "the session has expired or ended (or never existed): its ephemeral key is gone and its envelopes can never be opened"
+            .into(),
+    )
 }
 
 fn begin(tenant: &str, lifetime: &Interval) -> PqResult<(pgrx::Uuid, Vec<u8>, Vec<u8>, TimestampWithTimeZone)> {
@@ -217,20 +218,28 @@ fn lookup(id: &pgrx::Uuid) -> PqResult<(String, Suite, Kid, zeroize::Zeroizing<V
     require_preloaded()?;
     let now = now();
     let mut sessions = SESSIONS.exclusive();
-    let slot = sessions.slots.iter_mut().find(|s| s.in_use && s.id == *id.as_bytes()).ok_or_else(|| ended(id))?;
+    let slot = sessions.slots.iter_mut().find(|s| s.in_use && s.id == *id.as_bytes()).ok_or_else(ended)?;
     if slot.expires <= now {
         slot.wipe();
-        return Err(ended(id));
+        return Err(ended());
     }
     slot.opened += 1;
     let seed = zeroize::Zeroizing::new(slot.seed[..usize::from(slot.seed_len)].to_vec());
     Ok((slot.tenant(), slot.suite(), Kid(slot.kid), seed))
 }
 
+/// The tenant of a live session, if any (no counting, no secret).
+fn tenant_of(id: &pgrx::Uuid) -> Option<String> {
+    let sessions = SESSIONS.share();
+    sessions.slots.iter().find(|s| s.in_use && s.id == *id.as_bytes()).map(Slot::tenant)
+}
+
 fn open(id: &pgrx::Uuid, envelope: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
     let env = Envelope::parse(envelope)?.into_sealed()?;
+    require_preloaded()?;
+    // The caller's right to the tenant first: a role without it learns nothing more.
+    access::require_usable(&tenant_of(id).ok_or_else(ended)?)?;
     let (tenant, suite, kid, seed) = lookup(id)?;
-    access::require_usable(&tenant)?;
     if env.kid() != kid {
         return Err(PqError::UnknownKid);
     }
@@ -241,11 +250,7 @@ fn open(id: &pgrx::Uuid, envelope: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
 
 fn end(id: &pgrx::Uuid) -> PqResult<bool> {
     require_preloaded()?;
-    let tenant = {
-        let sessions = SESSIONS.share();
-        sessions.slots.iter().find(|s| s.in_use && s.id == *id.as_bytes()).map(Slot::tenant)
-    };
-    let Some(tenant) = tenant else { return Ok(false) };
+    let Some(tenant) = tenant_of(id) else { return Ok(false) };
     access::require_usable(&tenant)?;
     let mut sessions = SESSIONS.exclusive();
     let mut found = false;

@@ -7,7 +7,7 @@ use crate::{
     monitor::{self, Counted},
 };
 use pgrx::prelude::*;
-use pqcore::{Envelope, KemSecretKey, Kind, SigningKey, VerifyingKey};
+use pqcore::{Envelope, Kind, RecipientSecret, SigningKey, Suite, VerifyingKey};
 
 /// A signature envelope over `message` with the tenant's active key.
 pub fn sign(tenant: &str, message: &[u8], context: &[u8]) -> PqResult<Vec<u8>> {
@@ -42,8 +42,8 @@ pub fn verify(tenant: &str, message: &[u8], signature: &[u8], context: &[u8]) ->
 type KeyPair = (Vec<u8>, PgBytea, Vec<u8>);
 
 fn generate(algorithm: &str) -> PqResult<KeyPair> {
-    if algorithm.eq_ignore_ascii_case("ml-kem-768") {
-        let (seed, key) = KemSecretKey::generate()?;
+    if let Some(suite) = Suite::parse(&algorithm.to_ascii_lowercase()) {
+        let (seed, key) = RecipientSecret::generate(suite)?;
         let public = key.public_key();
         Ok((public.as_bytes().to_vec(), PgBytea::copy_of(seed.expose())?, public.kid().as_bytes().to_vec()))
     } else if algorithm.eq_ignore_ascii_case("ml-dsa-65") {
@@ -52,7 +52,7 @@ fn generate(algorithm: &str) -> PqResult<KeyPair> {
         Ok((public.as_bytes().to_vec(), PgBytea::copy_of(seed.expose())?, public.kid().as_bytes().to_vec()))
     } else {
         Err(PqError::InvalidParameter(format!(
-            "unknown algorithm \"{}\": use 'ml-kem-768' or 'ml-dsa-65'",
+            "unknown algorithm \"{}\": use 'ml-kem-768', 'x-wing' or 'ml-dsa-65'",
             crate::errors::echo(algorithm)
         )))
     }
@@ -89,8 +89,8 @@ pub fn pq_verify_with(public_key: &[u8], message: &[u8], signature: &[u8], conte
         .or_raise()
 }
 
-/// A new key pair: ML-KEM-768 (secret key = 64-byte seed) or ML-DSA-65
-/// (secret key = 32-byte seed), with the kid of the public key.
+/// A new key pair: ML-KEM-768 (secret key = 64-byte seed), X-Wing (32-byte
+/// seed) or ML-DSA-65 (32-byte seed), with the kid of the public key.
 #[pg_extern(volatile, strict, parallel_safe)]
 pub fn pq_generate_keypair(
     algorithm: default!(&str, "'ml-kem-768'"),

@@ -26,6 +26,7 @@ port_providers_restore=$((port0 + 23))
 port_migration=$((port0 + 24))
 port_audit=$((port0 + 26))
 port_cli=$((port0 + 28))
+port_sessions=$((port0 + 30))
 
 cleanup() {
   for d in "$base"/*/; do
@@ -38,7 +39,7 @@ cleanup() {
 trap cleanup EXIT
 
 topics=("$@")
-[ ${#topics[@]} -gt 0 ] || topics=(keyfile revocation dump_restore standby replication crash memory logs upgrade worker stress providers migration audit cli)
+[ ${#topics[@]} -gt 0 ] || topics=(keyfile revocation dump_restore standby replication crash memory logs upgrade worker stress providers migration audit cli sessions)
 for topic in "${topics[@]}"; do
   echo "# --- $topic"
   source "$root/tests/integration/$topic.sh" || fail "$topic: could not start its clusters"

@@ -92,5 +92,65 @@ check "... nor with another context: exit 1" "1" \
 check "inspect names the kind and the kid" '"kid":"'"$kid"'"' \
   "$("$cli" inspect -i "$work/config.sealed" | grep -o '"kid":"[0-9a-f]*"')"
 check_contains "--help documents the exit codes" "7  fetch-key: the key's id differs" "$("$cli" --help)"
+
+# X-Wing (0.6.0): a tenant created with kem => 'x-wing', both directions.
+q "$port" -c "SELECT pq.create_tenant('hybrid', kem => 'x-wing')" -c "SELECT pq.grant_tenant('hybrid', 'it_cli')" >/dev/null
+xkid=$(q "$port" -c "SELECT encode(kid, 'hex') FROM pq.tenant_keys WHERE tenant = 'hybrid'")
+check "fetch-key: an X-Wing tenant's key (1216 bytes), checked against its kid" "$xkid|1216" \
+  "$("$cli" fetch-key --url "$url" --tenant hybrid --expect-kid "$xkid" -o "$work/hybrid.pk")|$(stat -c %s "$work/hybrid.pk")"
+"$cli" seal --public-key "$work/hybrid.pk" --aad database_url -i "$work/config.txt" -o "$work/hybrid.sealed"
+check "X-Wing: a file sealed by the CLI ('X') is opened by pq_unseal" "X|postgres://app:s3cret@db.internal/app" \
+  "$(qas "$port" it_cli -c "SELECT substr(e, 2, 1) || '|' || pq_unseal_text(e, 'database_url') FROM decode('$(hex "$work/hybrid.sealed")', 'hex') e")"
+"$python" -c "
+import sys; sys.path.insert(0, '$root/tests'); import pq_client_format as c
+sys.stdout.buffer.write(c.seal(open('$work/hybrid.pk', 'rb').read(), b'sealed by tests/pq_client_format.py', b'py'))" >"$work/hybrid-py.sealed"
+check "X-Wing: an envelope from FORMAT.md's text alone (tests/pq_client_format.py) opens on the server" "sealed by tests/pq_client_format.py" \
+  "$(qas "$port" it_cli -c "SELECT pq_unseal_text(decode('$(hex "$work/hybrid-py.sealed")', 'hex'), 'py')")"
+"$cli" keygen --algorithm x-wing --secret-key "$work/x.sk" --public-key "$work/x.pk" >/dev/null
+q "$port" -c "SELECT encode(pq_seal(decode('$(hex "$work/x.pk")', 'hex'), 'x-wing by the server', 'k1'), 'hex')" | unhex "$work/x-server.sealed"
+"$cli" open --secret-key "$work/x.sk" --aad k1 -i "$work/x-server.sealed" -o "$work/x-server.opened"
+check "X-Wing: a value pq_seal sealed to a CLI key opens with the CLI" "x-wing by the server" "$(cat "$work/x-server.opened")"
+check "X-Wing: the CLI's X-Wing kid is the server's" "$("$cli" inspect -i "$work/x-server.sealed" | grep -o '"kid":"[0-9a-f]*"')" \
+  "$(q "$port" -c "SELECT '\"kid\":\"' || encode(substr(sha256(decode('$(hex "$work/x.pk")', 'hex')), 1, 16), 'hex') || '\"'")"
+check "X-Wing: an ML-KEM secret key does not open an 'X' envelope: exit 3, nothing written" "3|no" \
+  "$(code "$cli" open --secret-key "$work/me.sk" --aad k1 -i "$work/x-server.sealed" -o "$work/x-wrong")|$([ -e "$work/x-wrong" ] && echo yes || echo no)"
+
+# Batches: the CLI's items each open on the server; the server's open with the CLI.
+printf 'row-1\tfirst value\nrow-2\tsecond value\nrow-3\tthird value\n' >"$work/batch.tsv"
+"$cli" seal --batch --tsv --public-key "$work/hybrid.pk" -i "$work/batch.tsv" -o "$work/batch.items"
+q "$port" -c "CREATE TABLE cli_batch (n serial, item bytea)" -c "GRANT SELECT ON cli_batch TO it_cli" >/dev/null
+q "$port" -c "\\copy cli_batch (item) FROM '$work/batch.items' WITH (FORMAT csv)" >/dev/null
+check "seal --batch: three 'W' items sharing one KEM ciphertext, each opened by pq_unseal with its row's AAD" \
+  "1|first value|2|second value|3|third value|1" \
+  "$(qas "$port" it_cli -c "SELECT string_agg(n || '|' || pq_unseal_text(item, 'row-' || n), '|' ORDER BY n) || '|' ||
+                                  (SELECT count(DISTINCT substr(item, 27, 1120)) FROM cli_batch) FROM cli_batch WHERE substr(item, 2, 1) = 'W'")"
+check "... and an item under another row's AAD: PQ001" "PQ001" "$(sqlstate "$port" "SELECT pq_unseal(item, 'row-2'::bytea) FROM cli_batch WHERE n = 1")"
+q "$port" -c "SELECT encode(i, 'hex') FROM unnest(pq_seal_batch(decode('$(hex "$work/x.pk")', 'hex'), ARRAY['a', 'bb', 'ccc']::bytea[])) i" >"$work/server.items"
+opened=""
+while read -r item; do
+  printf '%s' "$item" | unhex "$work/item.bin"
+  rm -f "$work/item.out"
+  "$cli" open --secret-key "$work/x.sk" -i "$work/item.bin" -o "$work/item.out" && opened="$opened$(cat "$work/item.out")|"
+done <"$work/server.items"
+check "pq_seal_batch's items open one by one with the CLI" "a|bb|ccc|" "$opened"
+
+# Streams: larger than the in-memory limit is not needed to test the format;
+# 5 MiB in 64 KiB chunks, written by the CLI and by FORMAT.md's text.
+head -c 5242881 /dev/urandom >"$work/big.bin"
+"$cli" seal --stream --public-key "$work/x.pk" --aad backup -i "$work/big.bin" -o "$work/big.t" -q
+"$cli" open --secret-key "$work/x.sk" --aad backup -i "$work/big.t" -o "$work/big.out" -q
+check "seal --stream / open: 5 MiB round trip (81 chunks), output 0600" "same|600" \
+  "$(cmp -s "$work/big.bin" "$work/big.out" && echo same)|$(stat -c %a "$work/big.out")"
+check_contains "inspect reads a stream's header only" '"kind":"stream"' "$("$cli" inspect -i "$work/big.t")"
+head -c $(( $(stat -c %s "$work/big.t") - 65552 )) "$work/big.t" >"$work/cut.t"
+check "a stream cut at a chunk boundary: exit 4, nothing written" "4|no" \
+  "$(code "$cli" open --secret-key "$work/x.sk" --aad backup -i "$work/cut.t" -o "$work/cut.out")|$([ -e "$work/cut.out" ] && echo yes || echo no)"
+check "... also to stdout: exit 4 and no byte of plaintext" "4|0" \
+  "$("$cli" open --secret-key "$work/x.sk" --aad backup -i "$work/cut.t" >"$work/cut.stdout" 2>/dev/null; echo $?)|$(stat -c %s "$work/cut.stdout")"
+"$python" -c "
+import sys; sys.path.insert(0, '$root/tests'); import pq_client_format as c
+sys.stdout.buffer.write(c.seal_stream(open('$work/me.pk', 'rb').read(), b'stream from python ' * 10000, b'py', chunk_size=4096))" >"$work/py.t"
+check "a stream written from FORMAT.md's text (4 KiB chunks, ML-KEM-768) opens with the CLI" "190000" \
+  "$("$cli" open --secret-key "$work/me.sk" --aad py -i "$work/py.t" 2>&1 | wc -c)"
 check_absent "no plaintext in the server log" "s3cret@db" "$(cat "$dir/server.log")"
 cluster_stop "$dir"

@@ -1,4 +1,4 @@
-# Each released version (0.1.0 to 0.4.0), filled with data, updated with
+# Each released version (0.1.0 to 0.5.0), filled with data, updated with
 # ALTER EXTENSION: every old value still opens, rotation and the master key
 # providers work, and the result is the same extension as a fresh install
 # of this version (objects, columns, constraints, functions, views,
@@ -10,7 +10,7 @@ cp "$root"/sql/archive/apg_pqcrypto--*.sql "$extdir/"   # as a server that ran t
 current=$(sed -n "s/^version = \"\(.*\)\"/\1/p" "$root/Cargo.toml" | head -1)
 cluster_start "$dir" "$port" "${quiet[@]}" || return 1
 q "$port" -c "CREATE DATABASE fresh" -c "CREATE ROLE it_app LOGIN" >/dev/null
-for from in 0.1.0 0.2.0 0.3.0 0.4.0; do
+for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0; do
   db=upgraded_${from//./_}
   q "$port" -c "CREATE DATABASE $db" >/dev/null
   q "$port" -d "$db" -c "CREATE EXTENSION apg_pqcrypto VERSION '$from'" -c "GRANT pq_user TO it_app" \
@@ -25,6 +25,14 @@ for from in 0.1.0 0.2.0 0.3.0 0.4.0; do
   check "from $from: updated to $current" "$current" "$(q "$port" -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'apg_pqcrypto'")"
   check "from $from: the lifecycle events recorded before open the audit chain, which verifies" "t|t" \
     "$(q "$port" -d "$db" -c "SELECT (SELECT count(*) FROM pq.audit_log) = (SELECT count(*) FROM pq.key_events), (SELECT ok FROM pq.verify_audit_chain())")"
+  check "from $from: old tenants are ML-KEM-768; an X-Wing tenant, a batch and a session work after the update" \
+    "ml-kem-768|ml-kem-768|1216|x-wing|b|t" \
+    "$(q "$port" -d "$db" -c "SELECT string_agg(kem, '|' ORDER BY name) FROM pq.tenants" \
+         -c "SELECT length(pq.tenant_public_key(tenant)) FROM pq.create_tenant('hybrid', kem => 'x-wing')" \
+         -c "SELECT kem FROM pq.tenant_keys WHERE tenant = 'hybrid'" \
+         -c "SELECT pq_unseal_text((pq_seal_batch(pq.tenant_public_key('acme'), ARRAY['a', 'b']::bytea[]))[2])" \
+         -c "SELECT pq_session_open_text(session_id, pq_seal(public_key, 't')) FROM pq.session_begin('hybrid', '1 minute')" \
+         | tr '\n' '|' | sed 's/|$//')"
   check "from $from: old keyed values decrypt" "100" \
     "$(q "$port" -d "$db" -c "SELECT count(*) FROM app WHERE pq_decrypt_text(keyed, name) = 'value-' || substr(name, 2)")"
   check "from $from: old sealed values open" "100" \
@@ -91,7 +99,7 @@ UNION ALL
 SELECT 'dump ' || unnest(extconfig)::regclass || ' ' FROM pg_extension WHERE extname = 'apg_pqcrypto'
 ORDER BY 1"
 q "$port" -d fresh -c "$shape" >"$base/fresh.shape"
-for from in 0.1.0 0.2.0 0.3.0 0.4.0; do
+for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0; do
   db=upgraded_${from//./_}
   q "$port" -d "$db" -c "SELECT pq.untrack_column('app', 'keyed')" -c "SELECT pq.untrack_column('legacy', 'v')" >/dev/null
   q "$port" -d "$db" -c "$shape" >"$base/$db.shape"

@@ -2,7 +2,7 @@
 //! Results and the machine are recorded in docs/PERFORMANCE.md.
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use pqcore::backend::{KemBackend, LibcruxDsa, LibcruxKem, RustCryptoDsa, RustCryptoKem, SignatureBackend};
-use pqcore::{sealed, Dek, Envelope, KemSecretKey, KeyedCipher, Kid, SigningKey};
+use pqcore::{sealed, Dek, Envelope, KemSecretKey, KeyedCipher, Kid, RecipientSecret, SigningKey, Suite};
 
 const SIZES: [(&str, usize); 2] = [("40B", 40), ("4KiB", 4096)];
 
@@ -48,6 +48,36 @@ fn envelopes(c: &mut Criterion) {
         });
     }
     g.bench_function("keyed_cipher_setup", |b| b.iter(|| KeyedCipher::new(black_box(&dek), Kid([1; 16]))));
+    g.finish();
+}
+
+/// X-Wing against ML-KEM-768, and a batch of 1,000 values against 1,000
+/// single seals (40-byte values).
+fn suites_and_batches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("client");
+    let values: Vec<Vec<u8>> = (0..1000).map(|i| format!("a configuration value of 40 bytes {i:05}").into_bytes()).collect();
+    let aads: Vec<Vec<u8>> = (0..1000).map(|i| format!("row {i}").into_bytes()).collect();
+    for suite in [Suite::MlKem768, Suite::XWing] {
+        let (_, key) = RecipientSecret::generate(suite).unwrap();
+        let env = sealed::seal(key.public_key(), &values[0], b"k").unwrap();
+        g.bench_function(format!("{}/seal_40B", suite.name()), |b| {
+            b.iter(|| sealed::seal(key.public_key(), black_box(&values[0]), b"k").unwrap())
+        });
+        g.bench_function(format!("{}/open_40B", suite.name()), |b| {
+            b.iter(|| {
+                let env = Envelope::parse(black_box(&env)).unwrap().into_sealed().unwrap();
+                sealed::open(&key, &env, b"k").unwrap()
+            })
+        });
+        g.sample_size(10);
+        g.bench_function(format!("{}/1000_single_seals", suite.name()), |b| {
+            b.iter(|| values.iter().zip(&aads).map(|(v, a)| sealed::seal(key.public_key(), v, a).unwrap()).count())
+        });
+        g.bench_function(format!("{}/seal_batch_1000", suite.name()), |b| {
+            b.iter(|| sealed::seal_batch(key.public_key(), black_box(&values), &aads).unwrap())
+        });
+        g.sample_size(30);
+    }
     g.finish();
 }
 
@@ -100,6 +130,7 @@ fn all(c: &mut Criterion) {
     dsa_backend::<LibcruxDsa>(c);
     dsa_backend::<RustCryptoDsa>(c);
     envelopes(c);
+    suites_and_batches(c);
     keys(c);
     signatures(c);
 }

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The client side, measured:
+#  1. apg-pq seal --stream / open of a 1 GB file (X-Wing and ML-KEM-768
+#     recipients) side by side with age 1.x (Debian's package; an X25519
+#     recipient: the same ChaCha20-Poly1305 in 64 KiB chunks, no
+#     post-quantum KEM), in one run, best of 3, MB/s and the ratio to age.
+#  2. pq_seal_batch of 1,000 values against 1,000 pq_seal calls, on one
+#     throwaway server (each in one statement, best of 5), and the ratio.
+#   benches/client_bench.sh [SIZE_MB]     (default 1024)
+# Files go to $APG_PQ_BENCH_DIR (default /var/tmp), 3 x SIZE_MB of space.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+size_mb=${1:-1024}
+source scripts/env.sh
+require_root
+scripts/setup.sh
+command -v age >/dev/null || { apt-get install -y -qq age >/dev/null; }
+cargo build --release -q -p apg-pq
+cli=${CARGO_TARGET_DIR:-$root/target}/release/apg-pq
+work=$(mktemp -d "${APG_PQ_BENCH_DIR:-/var/tmp}/apg_pq_client_bench.XXXXXX")
+source scripts/cluster.sh
+dir=$(cluster_scratch clientbench)
+trap 'rm -rf "$work"; cluster_discard "$dir"' EXIT
+
+echo "== 1. a ${size_mb} MB file: apg-pq (stream) and age $(age --version), best of 3, files in $work"
+head -c $((size_mb * 1024 * 1024)) /dev/urandom >"$work/plain"
+"$cli" keygen --algorithm x-wing --secret-key "$work/x.sk" --public-key "$work/x.pk" >/dev/null
+"$cli" keygen --algorithm ml-kem-768 --secret-key "$work/m.sk" --public-key "$work/m.pk" >/dev/null
+age-keygen -o "$work/age.key" 2>/dev/null
+age_recipient=$(age-keygen -y "$work/age.key")
+best() { # best CMD...: the fastest of 3 runs, in seconds
+  local b="" t
+  for _ in 1 2 3; do
+    rm -f "$work/out"
+    t=$( { /usr/bin/time -f %e "$@" >/dev/null; } 2>&1 | tail -1)
+    b=$(awk -v a="$t" -v b="${b:-$t}" 'BEGIN { print (a < b) ? a : b }')
+  done
+  echo "$b"
+}
+mbs() { awk -v s="$1" -v m="$size_mb" 'BEGIN { printf "%.0f", m * 1.048576 / s }'; }
+age_seal=$(best age -r "$age_recipient" -o "$work/out" "$work/plain")
+age -r "$age_recipient" -o "$work/plain.age" "$work/plain"
+age_open=$(best age -d -i "$work/age.key" -o "$work/out" "$work/plain.age")
+printf '%-40s %10s %10s %8s\n' "" "seconds" "MB/s" "vs age"
+printf '%-40s %10s %10s %8s\n' "age seal (X25519)" "$age_seal" "$(mbs "$age_seal")" "1.00"
+printf '%-40s %10s %10s %8s\n' "age open" "$age_open" "$(mbs "$age_open")" "1.00"
+for suite in x m; do
+  name=$([ $suite = x ] && echo X-Wing || echo ML-KEM-768)
+  s=$(best "$cli" seal --stream -q --public-key "$work/$suite.pk" -i "$work/plain" -o "$work/out")
+  "$cli" seal --stream -q --public-key "$work/$suite.pk" -i "$work/plain" -o "$work/plain.$suite"
+  o=$(best "$cli" open -q --secret-key "$work/$suite.sk" -i "$work/plain.$suite" -o "$work/out")
+  printf '%-40s %10s %10s %8s\n' "apg-pq seal --stream ($name)" "$s" "$(mbs "$s")" "$(awk -v a="$age_seal" -v b="$s" 'BEGIN { printf "%.2f", a / b }')"
+  printf '%-40s %10s %10s %8s\n' "apg-pq open ($name)" "$o" "$(mbs "$o")" "$(awk -v a="$age_open" -v b="$o" 'BEGIN { printf "%.2f", a / b }')"
+done
+"$cli" open -q --secret-key "$work/x.sk" -i "$work/plain.x" -o "$work/check"
+cmp -s "$work/plain" "$work/check" && echo "(round trip checked: identical)"
+rm -f "$work"/plain*
+
+echo "== 2. 1,000 values of 40 bytes: pq_seal_batch against 1,000 pq_seal calls (best of 5)"
+cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
+port=${APG_PQ_BENCH_PORT:-54353}
+cluster_start "$dir/cluster" "$port" "log_statement = 'none'"
+cluster_psql "$port" -q -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('m')" \
+  -c "SELECT pq.create_tenant('x', kem => 'x-wing')" >/dev/null
+ms() { # ms SQL: the fastest of 5 runs, in milliseconds
+  for _ in 1 2 3 4 5; do
+    cluster_psql "$port" -At -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'
+  done | sort -g | head -1
+}
+printf '%-12s %16s %16s %8s\n' "tenant key" "1,000 pq_seal" "pq_seal_batch" "ratio"
+for t in m x; do
+  single=$(ms "SELECT count(pq_seal(k, 'a configuration value of forty bytes ' || i)) FROM pq.tenant_public_key('$t') k, generate_series(1, 1000) i")
+  batch=$(ms "SELECT cardinality(pq_seal_batch(k, array_agg(convert_to('a configuration value of forty bytes ' || i, 'UTF8')))) FROM pq.tenant_public_key('$t') k, generate_series(1, 1000) i GROUP BY k")
+  printf '%-12s %13s ms %13s ms %7.1fx\n' "$([ $t = x ] && echo X-Wing || echo ML-KEM-768)" "$single" "$batch" "$(awk -v a="$single" -v b="$batch" 'BEGIN { print a / b }')"
+done

@@ -1,0 +1,106 @@
+# Forward-secure sessions (pq.session_begin, pq_session_open, pq.session_end):
+# values sealed to a session open in two different backends while it lives
+# and never after its end or its expiry; the ephemeral secret is read from
+# the server's shared memory while the session lives (proving the search
+# below can find it) and is then searched for in every file of the data
+# directory, the WAL and the server log: nowhere. Without
+# shared_preload_libraries the functions are 55000.
+dir="$base/sessions"
+port=$port_sessions
+python=${APG_PQ_VENV:-/var/tmp/apg_pqcrypto-venv}/bin/python
+cluster_start "$dir" "$port" "log_statement = 'all'" "apg_pqcrypto.worker_naptime = 600" || return 1
+q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('acme')" -c "SELECT pq.create_tenant('hybrid', kem => 'x-wing')" \
+  -c "CREATE ROLE it_s LOGIN IN ROLE pq_user" -c "SELECT pq.grant_tenant('acme', 'it_s')" -c "SELECT pq.grant_tenant('hybrid', 'it_s')" \
+  -c "CREATE TABLE vault (n int, sealed bytea)" -c "GRANT ALL ON vault TO it_s" >/dev/null
+
+row=$(qas "$port" it_s -F ' ' -c "SELECT session_id, encode(kid, 'hex'), encode(public_key, 'hex') FROM pq.session_begin('acme', '1 hour')")
+read -r sid skid spk <<<"$row"
+qas "$port" it_s -c "INSERT INTO vault SELECT n, pq_seal(decode('$spk', 'hex'), 'session value ' || n, 'row ' || n) FROM generate_series(1, 3) n" >/dev/null
+pid1=$(qas "$port" it_s -c "SELECT pg_backend_pid()")
+got1=$(qas "$port" it_s -c "SELECT pg_backend_pid() <> $pid1, string_agg(pq_session_open_text('$sid', sealed, 'row ' || n), ',' ORDER BY n) FROM vault")
+got2=$(qas "$port" it_s -c "SELECT pg_backend_pid() <> $pid1, pq_session_open_text('$sid', sealed, 'row ' || n) FROM vault WHERE n = 2")
+check "values sealed to a session open in one backend ..." "t|session value 1,session value 2,session value 3" "$got1"
+check "... and in another" "t|session value 2" "$got2"
+check "no tenant key opens them (PQ002)" "PQ002" "$(sqlstate "$port" "SELECT pq_unseal(sealed, 'row 1'::bytea) FROM vault WHERE n = 1")"
+
+# The secret, read from shared memory by its kid (Slot is repr(C): the seed follows the kid).
+cat >"$base/sessions-mem.py" <<'PY'
+import re, sys
+pid, kid, mode = int(sys.argv[1]), bytes.fromhex(sys.argv[2]), sys.argv[3]
+found = []
+with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+    for line in maps:
+        addr, perms = line.split()[:2]
+        if not perms.startswith("rw") or perms[3] != "s":
+            continue  # shared mappings only: PostgreSQL's shared memory
+        lo, hi = (int(x, 16) for x in addr.split("-"))
+        try:
+            mem.seek(lo); data = mem.read(hi - lo)
+        except OSError:
+            continue
+        for m in re.finditer(re.escape(kid), data):
+            found.append(data[m.end():m.end() + 64])
+if mode == "seed":
+    print(found[0].hex() if len(found) == 1 else f"found {len(found)} times")
+else:
+    print(len(found))
+PY
+postmaster=$(head -1 "$dir/data/postmaster.pid")
+seed=$("$python" "$base/sessions-mem.py" "$postmaster" "$skid" seed)
+check "the live session's secret is in shared memory, and it is the seed of the session's public key" "$spk" \
+  "$("$python" -c "
+import sys; from kyber_py.ml_kem import ML_KEM_768
+s = bytes.fromhex('$seed'); ek, _ = ML_KEM_768._keygen_internal(s[:32], s[32:]); print(ek.hex())" 2>&1)"
+q "$port" -c "CHECKPOINT" -c "SELECT pg_switch_wal()" >/dev/null
+cat >"$base/sessions-grep.py" <<'PY'
+import os, sys
+root, needles = sys.argv[1], [bytes.fromhex(h) for h in sys.argv[2:]]
+hits = {}
+for d, _, files in os.walk(root):
+    for f in files:
+        p = os.path.join(d, f)
+        try:
+            data = open(p, "rb").read()
+        except OSError:
+            continue
+        for i, n in enumerate(needles):
+            for form in (n, n.hex().encode(), n.hex().upper().encode()):
+                if form in data:
+                    hits.setdefault(i, []).append(os.path.relpath(p, root))
+print(" ".join(f"{i}:{','.join(sorted(set(v)))}" for i, v in sorted(hits.items())) or "none")
+PY
+# Positive control: a sealed value's nonce is in the WAL, and the search finds it.
+nonce=$(q "$port" -c "SELECT encode(substr(sealed, 1107, 12), 'hex') FROM vault WHERE n = 1")
+check_contains "the search finds bytes that are in the WAL (a stored envelope's nonce)" "0:" \
+  "$("$python" "$base/sessions-grep.py" "$dir/data" "$nonce")"
+check "the session's secret is in no file of the data directory or the WAL, nor in the server log" "none" \
+  "$("$python" "$base/sessions-grep.py" "$dir" "$seed" "${seed:0:64}" "${seed:64:64}")"
+
+check "pq.sessions shows the session, without secrets" "acme|ml-kem-768|$skid|t" \
+  "$(qas "$port" it_s -c "SELECT tenant, kem, encode(kid, 'hex'), opened >= 4 FROM pq.sessions WHERE session_id = '$sid'")"
+check "pq.session_end wipes it" "t" "$(qas "$port" it_s -c "SELECT pq.session_end('$sid')")"
+check "after the end, its values never open (PQ003), in any backend" "PQ003|PQ003" \
+  "$(sqlstate "$port" "SELECT pq_session_open('$sid', sealed, 'row 1'::bytea) FROM vault WHERE n = 1" it_s)|$(sqlstate "$port" "SELECT pq_session_open('$sid', sealed, 'row 2'::bytea) FROM vault WHERE n = 2")"
+check "... and the secret is gone from shared memory" "0" "$("$python" "$base/sessions-mem.py" "$postmaster" "$skid" count)"
+check "a master key rotation changes nothing: still PQ003" "PQ003" \
+  "$(q "$port" -c "SELECT pq.rotate_master_key()" >/dev/null; sqlstate "$port" "SELECT pq_session_open('$sid', sealed, 'row 1'::bytea) FROM vault WHERE n = 1")"
+
+# Expiry: the worker wakes at the expiry (its naptime is 10 minutes here) and wipes the slot.
+row=$(qas "$port" it_s -F ' ' -c "SELECT session_id, encode(kid, 'hex'), encode(public_key, 'hex') FROM pq.session_begin('hybrid', '2 seconds')")
+read -r sid2 skid2 spk2 <<<"$row"
+qas "$port" it_s -c "INSERT INTO vault SELECT 10, pq_seal(decode('$spk2', 'hex'), 'x-wing session value')" >/dev/null
+check "an X-Wing session: its value opens while it lives" "x-wing session value" \
+  "$(qas "$port" it_s -c "SELECT pq_session_open_text('$sid2', sealed) FROM vault WHERE n = 10")"
+check "its secret is in shared memory" "1" "$("$python" "$base/sessions-mem.py" "$postmaster" "$skid2" count)"
+sleep 3
+check "after expiry the worker has wiped it, with no session call in between" "0" "$("$python" "$base/sessions-mem.py" "$postmaster" "$skid2" count)"
+check "... and its value never opens (PQ003)" "PQ003" "$(sqlstate "$port" "SELECT pq_session_open('$sid2', sealed) FROM vault WHERE n = 10" it_s)"
+check_absent "no session value in the server log (log_statement = all)" "session value" "$(cat "$dir/server.log")"
+cluster_stop "$dir"
+
+# Without the library preloaded: 55000 with a hint.
+cluster_start "$dir" "$port" "shared_preload_libraries = ''" || return 1
+q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('acme')" >/dev/null
+check "without shared_preload_libraries: 55000" "55000|55000" \
+  "$(sqlstate "$port" "SELECT pq.session_begin('acme')")|$(sqlstate "$port" "SELECT count(*) FROM pq.sessions")"
+cluster_stop "$dir"
