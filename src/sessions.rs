@@ -202,6 +202,8 @@ fn begin(tenant: &str, lifetime: &Interval) -> PqResult<(pgrx::Uuid, Vec<u8>, Ve
         slot.tenant_len = tenant.len() as u8;
         slot.tenant[..tenant.len()].copy_from_slice(tenant.as_bytes());
     }
+    // The worker sleeps until the next expiry it knows of: tell it of this one.
+    crate::worker::wake_now();
     let expires_at = TimestampWithTimeZone::try_from(expires).map_err(|_| PqError::InvalidParameter("lifetime out of range".into()))?;
     Ok((pgrx::Uuid::from_bytes(id), public, kid.as_bytes().to_vec(), expires_at))
 }

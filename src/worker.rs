@@ -45,15 +45,23 @@ unsafe extern "C-unwind" fn transaction_event(event: pg_sys::XactEvent::Type, _a
         return;
     }
     if WAKE_AT_COMMIT.replace(false) && event == XACT_EVENT_COMMIT {
-        let procno = WORKER_PROC.get().load(Ordering::Acquire);
-        // SAFETY: procno was published by the running worker and indexes
-        // ProcGlobal->allProcs; SetLatch on another process's latch is how
-        // PostgreSQL wakes it, and is safe if that process has exited.
-        unsafe {
-            if procno >= 0 && !pg_sys::ProcGlobal.is_null() {
-                let proc = (*pg_sys::ProcGlobal).allProcs.add(procno as usize);
-                pg_sys::SetLatch(&raw mut (*proc).procLatch);
-            }
+        wake_now();
+    }
+}
+
+/// Wakes the worker now (it recomputes its nap: a new session's expiry).
+pub fn wake_now() {
+    if !crate::cache::preloaded() {
+        return;
+    }
+    let procno = WORKER_PROC.get().load(Ordering::Acquire);
+    // SAFETY: procno was published by the running worker and indexes
+    // ProcGlobal->allProcs; SetLatch on another process's latch is how
+    // PostgreSQL wakes it, and is safe if that process has exited.
+    unsafe {
+        if procno >= 0 && !pg_sys::ProcGlobal.is_null() {
+            let proc = (*pg_sys::ProcGlobal).allProcs.add(procno as usize);
+            pg_sys::SetLatch(&raw mut (*proc).procLatch);
         }
     }
 }

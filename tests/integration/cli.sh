@@ -100,7 +100,7 @@ check "fetch-key: an X-Wing tenant's key (1216 bytes), checked against its kid" 
   "$("$cli" fetch-key --url "$url" --tenant hybrid --expect-kid "$xkid" -o "$work/hybrid.pk")|$(stat -c %s "$work/hybrid.pk")"
 "$cli" seal --public-key "$work/hybrid.pk" --aad database_url -i "$work/config.txt" -o "$work/hybrid.sealed"
 check "X-Wing: a file sealed by the CLI ('X') is opened by pq_unseal" "X|postgres://app:s3cret@db.internal/app" \
-  "$(qas "$port" it_cli -c "SELECT substr(e, 2, 1) || '|' || pq_unseal_text(e, 'database_url') FROM decode('$(hex "$work/hybrid.sealed")', 'hex') e")"
+  "$(qas "$port" it_cli -c "SELECT convert_from(substr(e, 2, 1), 'UTF8') || '|' || pq_unseal_text(e, 'database_url') FROM decode('$(hex "$work/hybrid.sealed")', 'hex') e")"
 "$python" -c "
 import sys; sys.path.insert(0, '$root/tests'); import pq_client_format as c
 sys.stdout.buffer.write(c.seal(open('$work/hybrid.pk', 'rb').read(), b'sealed by tests/pq_client_format.py', b'py'))" >"$work/hybrid-py.sealed"

@@ -26,7 +26,10 @@ check "no tenant key opens them (PQ002)" "PQ002" "$(sqlstate "$port" "SELECT pq_
 # The secret, read from shared memory by its kid (Slot is repr(C): the seed follows the kid).
 cat >"$base/sessions-mem.py" <<'PY'
 import re, sys
-pid, kid, mode = int(sys.argv[1]), bytes.fromhex(sys.argv[2]), sys.argv[3]
+# A slot (src/sessions.rs, repr(C)): in_use, suite, seed_len, tenant_len (4 bytes), id (16),
+# 4 bytes of padding, created, expires, opened (3 x 8), kid (16), seed (64).
+pid, sid, kid, mode = int(sys.argv[1]), bytes.fromhex(sys.argv[2].replace("-", "")), bytes.fromhex(sys.argv[3]), sys.argv[4]
+slot = re.compile(re.escape(sid) + b".{28}" + re.escape(kid), re.S)
 found = []
 with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
     for line in maps:
@@ -38,7 +41,7 @@ with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem
             mem.seek(lo); data = mem.read(hi - lo)
         except OSError:
             continue
-        for m in re.finditer(re.escape(kid), data):
+        for m in slot.finditer(data):
             found.append(data[m.end():m.end() + 64])
 if mode == "seed":
     print(found[0].hex() if len(found) == 1 else f"found {len(found)} times")
@@ -46,7 +49,7 @@ else:
     print(len(found))
 PY
 postmaster=$(head -1 "$dir/data/postmaster.pid")
-seed=$("$python" "$base/sessions-mem.py" "$postmaster" "$skid" seed)
+seed=$("$python" "$base/sessions-mem.py" "$postmaster" "$sid" "$skid" seed)
 check "the live session's secret is in shared memory, and it is the seed of the session's public key" "$spk" \
   "$("$python" -c "
 import sys; from kyber_py.ml_kem import ML_KEM_768
@@ -81,7 +84,7 @@ check "pq.sessions shows the session, without secrets" "acme|ml-kem-768|$skid|t"
 check "pq.session_end wipes it" "t" "$(qas "$port" it_s -c "SELECT pq.session_end('$sid')")"
 check "after the end, its values never open (PQ003), in any backend" "PQ003|PQ003" \
   "$(sqlstate "$port" "SELECT pq_session_open('$sid', sealed, 'row 1'::bytea) FROM vault WHERE n = 1" it_s)|$(sqlstate "$port" "SELECT pq_session_open('$sid', sealed, 'row 2'::bytea) FROM vault WHERE n = 2")"
-check "... and the secret is gone from shared memory" "0" "$("$python" "$base/sessions-mem.py" "$postmaster" "$skid" count)"
+check "... and the secret is gone from shared memory" "0" "$("$python" "$base/sessions-mem.py" "$postmaster" "$sid" "$skid" count)"
 check "a master key rotation changes nothing: still PQ003" "PQ003" \
   "$(q "$port" -c "SELECT pq.rotate_master_key()" >/dev/null; sqlstate "$port" "SELECT pq_session_open('$sid', sealed, 'row 1'::bytea) FROM vault WHERE n = 1")"
 
@@ -91,9 +94,9 @@ read -r sid2 skid2 spk2 <<<"$row"
 qas "$port" it_s -c "INSERT INTO vault SELECT 10, pq_seal(decode('$spk2', 'hex'), 'x-wing session value')" >/dev/null
 check "an X-Wing session: its value opens while it lives" "x-wing session value" \
   "$(qas "$port" it_s -c "SELECT pq_session_open_text('$sid2', sealed) FROM vault WHERE n = 10")"
-check "its secret is in shared memory" "1" "$("$python" "$base/sessions-mem.py" "$postmaster" "$skid2" count)"
+check "its secret is in shared memory" "1" "$("$python" "$base/sessions-mem.py" "$postmaster" "$sid2" "$skid2" count)"
 sleep 3
-check "after expiry the worker has wiped it, with no session call in between" "0" "$("$python" "$base/sessions-mem.py" "$postmaster" "$skid2" count)"
+check "after expiry the worker has wiped it, with no session call in between" "0" "$("$python" "$base/sessions-mem.py" "$postmaster" "$sid2" "$skid2" count)"
 check "... and its value never opens (PQ003)" "PQ003" "$(sqlstate "$port" "SELECT pq_session_open('$sid2', sealed) FROM vault WHERE n = 10" it_s)"
 check_absent "no session value in the server log (log_statement = all)" "session value" "$(cat "$dir/server.log")"
 cluster_stop "$dir"
