@@ -33,7 +33,7 @@ CREATE  FUNCTION pq."create_tenant"(
 )
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'create_tenant_wrapper';
+AS 'MODULE_PATHNAME', 'create_tenant_kem_wrapper';
 
 -- apg_pqcrypto::envelope::pq_seal_batch
 CREATE  FUNCTION "pq_seal_batch"(

@@ -461,11 +461,10 @@ pub fn verifying_key(tenant: &str, signing_kid: Kid) -> PqResult<Option<Rc<Verif
 
 // ---------------------------------------------------------------- writes
 
-/// A new key version for `tenant` (the caller has checked the right to do
-/// so); returns its kid. Runs as owner.
-pub fn insert_version(tenant: &str, version: i32) -> PqResult<Kid> {
+/// A new key version for `tenant` with a KEM key of `suite` (the caller has
+/// checked the right to do so); returns its kid. Runs as owner.
+pub fn insert_version(tenant: &str, version: i32, suite: Suite) -> PqResult<Kid> {
     let mdk = active_mdk_for_write()?;
-    let suite = tenant_suite(tenant)?;
     let (keys, wrapped_kem, wrapped_dsa) = unwrapping(|| {
         let keys = pqcore::TenantKeys::generate(suite)?;
         let wrap = |secret: &[u8], purpose| mdk.wrap(secret, &WrapContext { tenant, version: version as u32, purpose });
@@ -501,7 +500,8 @@ pub fn tenant_suite(tenant: &str) -> PqResult<Suite> {
     if !catalog::pq_column_exists(c"tenants", c"kem") {
         return Ok(Suite::MlKem768);
     }
-    let name = catalog::one::<String>("SELECT kem FROM pq.tenants WHERE name = $1", &[tenant.into()])?;
+    // Not a read-only lookup: it must see a tenant created earlier in this transaction.
+    let name = catalog::write_one::<String>("SELECT kem FROM pq.tenants WHERE name = $1", &[tenant.into()])?;
     Ok(name.as_deref().and_then(Suite::parse).unwrap_or(Suite::MlKem768))
 }
 

@@ -37,16 +37,27 @@ fn create_tenant(tenant: &str, kem: &str) -> PqResult<(String, i32, Vec<u8>)> {
         PqError::InvalidParameter(format!("kem must be 'ml-kem-768' or 'x-wing', not \"{}\"", echo(kem)))
     })?;
     catalog::as_owner(|| {
-        let inserted = catalog::write_one::<bool>(
-            "INSERT INTO pq.tenants (name, created_by, kem) VALUES ($1, session_user, $2)
-             ON CONFLICT (name) DO NOTHING RETURNING true",
-            &[tenant.into(), suite.name().into()],
-        )?
+        // Before ALTER EXTENSION UPDATE to 0.6.0 there is no kem column (and only ML-KEM-768).
+        let inserted = if catalog::pq_column_exists(c"tenants", c"kem") {
+            catalog::write_one::<bool>(
+                "INSERT INTO pq.tenants (name, created_by, kem) VALUES ($1, session_user, $2)
+                 ON CONFLICT (name) DO NOTHING RETURNING true",
+                &[tenant.into(), suite.name().into()],
+            )?
+        } else if suite == Suite::MlKem768 {
+            catalog::write_one::<bool>(
+                "INSERT INTO pq.tenants (name, created_by) VALUES ($1, session_user)
+                 ON CONFLICT (name) DO NOTHING RETURNING true",
+                &[tenant.into()],
+            )?
+        } else {
+            return Err(PqError::InvalidParameter("X-Wing tenants need ALTER EXTENSION apg_pqcrypto UPDATE to 0.6.0".into()));
+        }
         .unwrap_or(false);
         if !inserted {
             return Err(PqError::DuplicateTenant(echo(tenant)));
         }
-        let kid = keystore::insert_version(tenant, 1)?;
+        let kid = keystore::insert_version(tenant, 1, suite)?;
         let details = json!({ "kid": kid.to_hex(), "kem": suite.name() });
         events::record("tenant_created", Some(tenant), Some(1), &events::session_user(), None, details)?;
         Ok((tenant.to_owned(), 1, kid.as_bytes().to_vec()))
@@ -114,13 +125,25 @@ pub mod pq {
     use crate::errors::OrRaise;
 
     /// Creates a tenant with key version 1: a KEM key of `kem` ('ml-kem-768'
-    /// or 'x-wing', kept for every later version), ML-DSA-65, DEK.
-    #[pg_extern(volatile, strict, parallel_unsafe)]
-    pub fn create_tenant(
+    /// or 'x-wing', kept for every later version), ML-DSA-65, DEK. Its C
+    /// symbol is new in 0.6.0 (`create_tenant_kem_wrapper`), so that a
+    /// database still on an older script keeps calling the one-argument
+    /// symbol below until ALTER EXTENSION UPDATE.
+    #[pg_extern(volatile, strict, parallel_unsafe, name = "create_tenant")]
+    pub fn create_tenant_kem(
         tenant: &str,
         kem: default!(&str, "'ml-kem-768'"),
     ) -> TableIterator<'static, (name!(tenant, String), name!(version, i32), name!(kid, Vec<u8>))> {
         TableIterator::once(super::create_tenant(tenant, kem).or_raise())
+    }
+
+    /// `pq.create_tenant(text)` of the install scripts before 0.6.0 (no SQL
+    /// of its own now): an ML-KEM-768 tenant.
+    #[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+    pub fn create_tenant(
+        tenant: &str,
+    ) -> TableIterator<'static, (name!(tenant, String), name!(version, i32), name!(kid, Vec<u8>))> {
+        TableIterator::once(super::create_tenant(tenant, Suite::MlKem768.name()).or_raise())
     }
 
     /// Lets members of `role` use `tenant`'s keys. True if the grant is new.
