@@ -30,6 +30,10 @@ pub struct PgBytea(Varlena);
 /// A `text` result (checked against the database encoding before it is returned).
 pub struct PgText(Varlena);
 
+/// A one-dimensional `bytea[]` result whose elements are written in place
+/// (`pq_seal_batch`): one allocation, no copy of the elements.
+pub struct PgByteaArray(Varlena);
+
 impl Varlena {
     fn new(len: usize) -> PqResult<Self> {
         if len > MAX_PAYLOAD {
@@ -140,6 +144,54 @@ impl PgBytea {
     }
 }
 
+impl PgByteaArray {
+    /// An array of `lens.len()` elements (None: NULL), element `i` of
+    /// `lens[i]` bytes written by `fill(i, bytes)`. The layout is
+    /// PostgreSQL's (utils/array.h): header, dims, lower bounds, the null
+    /// bitmap when there are NULLs, then each element as a 4-byte-header
+    /// varlena at int alignment (bytea's typalign).
+    pub fn build(lens: &[Option<usize>], mut fill: impl FnMut(usize, &mut [u8]) -> PqResult<()>) -> PqResult<Self> {
+        const HEADER: usize = 16; // vl_len_, ndim, dataoffset, elemtype
+        let maxalign = |n: usize| (n + 7) & !7;
+        let intalign = |n: usize| (n + 3) & !3;
+        let n = lens.len();
+        let has_nulls = lens.iter().any(Option::is_none);
+        let ndim = usize::from(n > 0);
+        let overhead = if has_nulls { maxalign(HEADER + 8 * ndim + n.div_ceil(8)) } else { maxalign(HEADER + 8 * ndim) };
+        let mut total = overhead;
+        for len in lens.iter().flatten() {
+            total = intalign(total).checked_add(pg_sys::VARHDRSZ + len).ok_or(PqError::TooLarge)?;
+        }
+        let v = Varlena::new(total - pg_sys::VARHDRSZ)?;
+        // The whole buffer, varlena header included (Varlena::new set it).
+        // SAFETY: `total` bytes were allocated at ptr.
+        let buf = unsafe { std::slice::from_raw_parts_mut(v.ptr.as_ptr().cast::<u8>(), total) };
+        buf[4..].fill(0);
+        let put = |buf: &mut [u8], at: usize, x: i32| buf[at..at + 4].copy_from_slice(&x.to_ne_bytes());
+        put(buf, 4, ndim as i32);
+        put(buf, 8, if has_nulls { overhead as i32 } else { 0 });
+        put(buf, 12, u32::from(pg_sys::BYTEAOID) as i32);
+        if n > 0 {
+            put(buf, 16, n as i32); // dims[0]
+            put(buf, 20, 1); // lbound[0]
+        }
+        let mut at = overhead;
+        for (i, len) in lens.iter().enumerate() {
+            let Some(len) = *len else { continue };
+            if has_nulls {
+                buf[HEADER + 8 + i / 8] |= 1 << (i % 8); // set: not NULL
+            }
+            at = intalign(at);
+            let size = pg_sys::VARHDRSZ + len;
+            // SAFETY: `at..at + size` is inside the buffer (sized above).
+            unsafe { pgrx::set_varsize_4b(buf.as_mut_ptr().add(at).cast(), size as i32) };
+            fill(i, &mut buf[at + pg_sys::VARHDRSZ..at + size])?;
+            at += size;
+        }
+        Ok(Self(v))
+    }
+}
+
 macro_rules! returned_varlena {
     ($ty:ty, $sql:literal, $oid:expr) => {
         impl IntoDatum for $ty {
@@ -166,3 +218,4 @@ macro_rules! returned_varlena {
 
 returned_varlena!(PgBytea, "bytea", pg_sys::BYTEAOID);
 returned_varlena!(PgText, "text", pg_sys::TEXTOID);
+returned_varlena!(PgByteaArray, "bytea[]", pg_sys::BYTEAARRAYOID);

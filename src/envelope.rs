@@ -12,7 +12,7 @@
 //!
 //! Results are written straight into the returned datum (`datum.rs`).
 use crate::{
-    datum::{PgBytea, PgText},
+    datum::{PgBytea, PgByteaArray, PgText},
     errors::{OrRaise, PqError, PqResult},
     keystore,
     monitor::{self, Counted},
@@ -58,7 +58,7 @@ fn seal(public_key: &[u8], plaintext: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
 
 /// One batch item per value (NULL stays NULL), all under one key
 /// encapsulation; `aads`, when given, pairs with `values` one to one.
-fn seal_batch(public_key: &[u8], values: &[Option<&[u8]>], aads: Option<&[Option<&[u8]>]>) -> PqResult<Vec<Option<PgBytea>>> {
+fn seal_batch(public_key: &[u8], values: &[Option<&[u8]>], aads: Option<&[Option<&[u8]>]>) -> PqResult<PgByteaArray> {
     let key = RecipientKey::from_slice(public_key)?;
     if let Some(aads) = aads {
         if aads.len() != values.len() {
@@ -70,18 +70,16 @@ fn seal_batch(public_key: &[u8], values: &[Option<&[u8]>], aads: Option<&[Option
         }
     }
     let mut batch = sealed::BatchSealer::new(&key, values.len())?;
-    values
+    let lens = values
         .iter()
-        .enumerate()
-        .map(|(i, value)| {
-            let aad = aads.and_then(|a| a[i]).unwrap_or_default();
-            // The index is used even for a NULL, so items keep their positions.
-            let value = value.unwrap_or_default();
-            let len = sealed::batch_item_len(key.suite(), value.len())?;
-            let item = PgBytea::build(len, |out| Ok(batch.seal_to(value, aad, out)?))?;
-            Ok(values[i].is_some().then_some(item))
-        })
-        .collect()
+        .map(|v| v.map(|v| sealed::batch_item_len(key.suite(), v.len())).transpose())
+        .collect::<Result<Vec<_>, _>>()?;
+    // Items are written straight into the returned array. A NULL value's
+    // index is skipped, so the items keep their positions.
+    PgByteaArray::build(&lens, |i, out| {
+        let aad = aads.and_then(|a| a[i]).unwrap_or_default();
+        Ok(batch.seal_at(i, values[i].unwrap_or_default(), aad, out)?)
+    })
 }
 
 fn open(secret_key: &[u8], envelope: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
@@ -174,7 +172,7 @@ pub fn pq_seal_batch(
     public_key: Option<&[u8]>,
     values: Option<Array<&[u8]>>,
     aads: default!(Option<Array<&[u8]>>, "NULL"),
-) -> Option<Vec<Option<PgBytea>>> {
+) -> Option<PgByteaArray> {
     let (public_key, values) = (public_key?, values?);
     let values: Vec<Option<&[u8]>> = values.iter().collect();
     let aads: Option<Vec<Option<&[u8]>>> = aads.as_ref().map(|a| a.iter().collect());

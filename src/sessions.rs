@@ -18,7 +18,7 @@ use crate::{
     access, cache,
     datum::PgBytea,
     errors::{OrRaise, PqError, PqResult},
-    keystore, monitor,
+    keystore, monitor, secure_mem,
 };
 use pgrx::lwlock::PgLwLock;
 use pgrx::pg_shmem_init;
@@ -171,7 +171,7 @@ fn begin(tenant: &str, lifetime: &Interval) -> PqResult<(pgrx::Uuid, Vec<u8>, Ve
     }
     let suite = crate::catalog::as_owner(|| keystore::tenant_suite(tenant))?;
     sweep();
-    let (seed, key) = RecipientSecret::generate(suite)?;
+    let (seed, key) = secure_mem::scope(|| RecipientSecret::generate(suite))?;
     let mut id = [0u8; 16];
     getrandom_id(&mut id)?;
     id[6] = (id[6] & 0x0F) | 0x40; // RFC 9562 version 4
@@ -217,6 +217,7 @@ fn getrandom_id(out: &mut [u8; 16]) -> PqResult<()> {
 
 /// The slot's tenant and a copy of its seed, if the session lives.
 fn lookup(id: &pgrx::Uuid) -> PqResult<(String, Suite, Kid, zeroize::Zeroizing<Vec<u8>>)> {
+    // The copy of the seed is made in the caller's secure_mem scope.
     require_preloaded()?;
     let now = now();
     let mut sessions = SESSIONS.exclusive();
@@ -241,13 +242,19 @@ fn open(id: &pgrx::Uuid, envelope: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
     require_preloaded()?;
     // The caller's right to the tenant first: a role without it learns nothing more.
     access::require_usable(&tenant_of(id).ok_or_else(ended)?)?;
-    let (tenant, suite, kid, seed) = lookup(id)?;
-    if env.kid() != kid {
-        return Err(PqError::UnknownKid);
-    }
-    let key = RecipientSecret::from_seed(suite, &seed)?;
-    drop(seed);
-    monitor::decryption(PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&key, &env, aad, out)?)), &tenant)
+    // The secret in this backend exists only inside this call, in locked,
+    // undumpable memory (secure_mem), and is wiped when it returns.
+    let (tenant, opened) = secure_mem::scope(|| {
+        let (tenant, suite, kid, seed) = lookup(id)?;
+        if env.kid() != kid {
+            return Err(PqError::UnknownKid);
+        }
+        let key = RecipientSecret::from_seed(suite, &seed)?;
+        drop(seed);
+        let opened = PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&key, &env, aad, out)?));
+        Ok((tenant, opened))
+    })?;
+    monitor::decryption(opened, &tenant)
 }
 
 fn end(id: &pgrx::Uuid) -> PqResult<bool> {

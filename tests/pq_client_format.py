@@ -98,9 +98,10 @@ def seal_batch(pk, items, randomness=None, nonces=None):
     out = []
     for i, (plaintext, user_aad) in enumerate(items):
         nonce = nonces[i] if nonces else os.urandom(12)
-        header = (b"\x01" + kind + kid(pk) + i.to_bytes(4, "big") + len(items).to_bytes(4, "big")
-                  + kem_ct + nonce)
-        out.append(header + ChaCha20Poly1305(key).encrypt(nonce, plaintext, header + user_aad))
+        prefix = b"\x01" + kind + kid(pk) + i.to_bytes(4, "big") + len(items).to_bytes(4, "big")
+        # The AAD is the header without the KEM ciphertext (the key depends on it).
+        aad = prefix + nonce + user_aad
+        out.append(prefix + kem_ct + nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, aad))
     return out
 
 

@@ -253,8 +253,13 @@ def check_batch(c, xwing):
         ic.expect("index", n)
         ic.expect("count", len(items))
         nonce = ic.hex("nonce")
-        header = b"\x01" + kind + kid(pk) + n.to_bytes(4, "big") + len(items).to_bytes(4, "big") + kem_ct + nonce
-        check_aead(ic, key, nonce, header, ic.hex("plaintext"))
+        prefix = b"\x01" + kind + kid(pk) + n.to_bytes(4, "big") + len(items).to_bytes(4, "big")
+        # §3.3: the AAD is the header without kem_ct, then user_aad.
+        aad = prefix + nonce + ic.hex("user_aad")
+        ic.expect("aad", aad)
+        envelope = prefix + kem_ct + nonce + ChaCha20Poly1305(key).encrypt(nonce, ic.hex("plaintext"), aad)
+        ic.expect("envelope", envelope)
+        assert ChaCha20Poly1305(key).decrypt(nonce, envelope[len(prefix + kem_ct + nonce):], aad) == ic.hex("plaintext")
         assert rebuilt[n].hex() == item["envelope"], "pq_client_format.seal_batch"
         left = ic.unchecked() - {"id"}
         if left:

@@ -12,7 +12,7 @@
 use pqcore::{
     format::{KIND_STREAM, STREAM_PREFIX_LEN},
     sealed,
-    stream::{self, StreamError, StreamHeader},
+    stream::{self, ChunkCipher, StreamError, StreamHeader},
     Envelope, Kind, RecipientKey, RecipientSecret, SigningKey, Suite, VerifyingKey,
 };
 use std::fmt;
@@ -119,14 +119,27 @@ pub fn read_input(path: Option<&Path>) -> Result<Zeroizing<Vec<u8>>> {
 /// renamed into place; `secret` files are created 0600 and never replace
 /// an existing file.
 pub fn write_output(path: Option<&Path>, bytes: &[u8], secret: bool) -> Result<()> {
-    write_output_with(path, secret, |w| w.write_all(bytes).map_err(|e| io("cannot write", path.unwrap_or(Path::new("-")), e)))
+    write_file(path, secret, false, |w| w.write_all(bytes).map_err(|e| io("cannot write", path.unwrap_or(Path::new("-")), e)))
+}
+
+/// As [`write_output`], for a key file: flushed to disk (fsync) before it
+/// is renamed into place, so a key handed out survives a crash. Other
+/// outputs are not synced (as age and cp do not): the rename still makes
+/// them appear whole or not at all.
+pub fn write_key(path: &Path, bytes: &[u8], secret: bool) -> Result<()> {
+    write_file(Some(path), secret, true, |w| w.write_all(bytes).map_err(|e| io("cannot write", path, e)))
 }
 
 /// As [`write_output`], with the content written by `fill`; if `fill`
 /// fails, the temporary file is removed and the destination untouched.
-pub fn write_output_with(
+pub fn write_output_with(path: Option<&Path>, secret: bool, fill: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    write_file(path, secret, false, fill)
+}
+
+fn write_file(
     path: Option<&Path>,
     secret: bool,
+    durable: bool,
     fill: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<()> {
     let Some(path) = path.filter(|p| *p != Path::new("-")) else {
@@ -155,7 +168,9 @@ pub fn write_output_with(
     }
     let written = (|| {
         let f = writer.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         if secret {
             // link() fails if the target exists: a key never replaces another.
             std::fs::hard_link(&temp, path)?;
@@ -196,8 +211,8 @@ pub fn keygen(algorithm: Algorithm, secret: &Path, public: &Path) -> Result<Stri
             (Zeroizing::new(seed.expose().to_vec()), key.verifying_key().as_bytes().to_vec(), key.kid().to_hex())
         }
     };
-    write_output(Some(secret), &seed, true)?;
-    write_output(Some(public), &public_key, false)?;
+    write_key(secret, &seed, true)?;
+    write_key(public, &public_key, false)?;
     Ok(kid)
 }
 
@@ -278,11 +293,44 @@ pub fn seal_stream(public_key: &Path, aad: &[u8], input: Option<&Path>, output: 
     let bar = progress_bar(total, quiet);
     let mut done = 0;
     write_output_with(output, false, |w| {
-        done = stream::seal_stream(&key, aad, &mut reader, &mut WriteRef(w), &mut |n| bar.set_position(n))?;
+        done = stream::seal_stream_with::<RingChunks>(&key, aad, &mut reader, &mut WriteRef(w), &mut |n| bar.set_position(n))?;
         Ok(())
     })?;
     bar.finish_and_clear();
     Ok(done)
+}
+
+/// The chunks of streams: ChaCha20-Poly1305 (RFC 8439) from ring, whose
+/// assembly moves bulk data several times faster than the portable
+/// RustCrypto backends this workspace builds for the extension's short
+/// values (docs/PERFORMANCE.md). Same function, same bytes: the tests open
+/// streams sealed by either with the other. ring does not wipe its copy
+/// of the stream key; it lives for one stream in this process.
+pub struct RingChunks(ring::aead::LessSafeKey);
+
+impl ChunkCipher for RingChunks {
+    fn new(key: &[u8; 32]) -> std::result::Result<Self, pqcore::Error> {
+        let unbound = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, key).map_err(|_| pqcore::Error::InvalidKey)?;
+        Ok(Self(ring::aead::LessSafeKey::new(unbound)))
+    }
+
+    fn seal(&self, nonce: &[u8; 12], chunk: &mut [u8]) -> std::result::Result<[u8; 16], pqcore::Error> {
+        let nonce = ring::aead::Nonce::assume_unique_for_key(*nonce);
+        let tag = self.0.seal_in_place_separate_tag(nonce, ring::aead::Aad::empty(), chunk).map_err(|_| pqcore::Error::OutOfMemory)?;
+        let mut out = [0u8; 16];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    fn open(&self, nonce: &[u8; 12], chunk: &mut [u8], tag: &[u8; 16]) -> std::result::Result<(), pqcore::Error> {
+        let nonce = ring::aead::Nonce::assume_unique_for_key(*nonce);
+        let tag = ring::aead::Tag::from(*tag);
+        if self.0.open_in_place_separate_tag(nonce, ring::aead::Aad::empty(), tag, chunk, 0..).is_err() {
+            zeroize::Zeroize::zeroize(chunk);
+            return Err(pqcore::Error::DecryptionFailed);
+        }
+        Ok(())
+    }
 }
 
 /// `&mut dyn Write` as a sized `Write`.
@@ -337,17 +385,8 @@ pub fn seal_batch(public_key: &Path, aad: &[u8], tsv: bool, input: Option<&Path>
 
 /// Reads the first bytes of `input`: a stream's prefix, or the start of an envelope.
 fn read_head(reader: &mut dyn Read) -> Result<Vec<u8>> {
-    let mut head = vec![0u8; STREAM_PREFIX_LEN];
-    let mut n = 0;
-    while n < head.len() {
-        match reader.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(CliError::Io(format!("cannot read: {e}"))),
-        }
-    }
-    head.truncate(n);
+    let mut head = Vec::with_capacity(STREAM_PREFIX_LEN);
+    reader.take(STREAM_PREFIX_LEN as u64).read_to_end(&mut head).map_err(|e| CliError::Io(format!("cannot read: {e}")))?;
     Ok(head)
 }
 
@@ -374,7 +413,7 @@ pub fn open(secret_key: &Path, aad: &[u8], input: Option<&Path>, output: Option<
             // Nothing reaches stdout before the whole stream is authenticated.
             let mut plain = Zeroizing::new(Vec::new());
             let mut limited = LimitedWriter { inner: &mut plain, left: MAX_INPUT };
-            header.open(&key, aad, &mut reader, &mut limited, &mut |n| bar.set_position(n)).map_err(|e| match e {
+            header.open_with::<RingChunks>(&key, aad, &mut reader, &mut limited, &mut |n| bar.set_position(n)).map_err(|e| match e {
                 StreamError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => CliError::Input(format!(
                     "the stream's plaintext is larger than {} MiB, the most apg-pq holds in memory: open it with --output FILE",
                     MAX_INPUT >> 20
@@ -385,7 +424,7 @@ pub fn open(secret_key: &Path, aad: &[u8], input: Option<&Path>, output: Option<
             return write_output(None, &plain, true);
         }
         write_output_with(output, true, |w| {
-            header.open(&key, aad, &mut reader, &mut WriteRef(w), &mut |n| bar.set_position(n))?;
+            header.open_with::<RingChunks>(&key, aad, &mut reader, &mut WriteRef(w), &mut |n| bar.set_position(n))?;
             Ok(())
         })?;
         bar.finish_and_clear();
@@ -555,7 +594,7 @@ pub fn fetch_key(
             return Err(CliError::KidMismatch { expected: expected.to_owned(), got: kid });
         }
     }
-    write_output(Some(output), &key, false)?;
+    write_key(output, &key, false)?;
     Ok(kid)
 }
 
@@ -666,5 +705,33 @@ mod tests {
             std::fs::write(p("bad.t"), &stream[..10]).unwrap();
             assert_eq!(open(&p(sk), b"f", Some(&p("bad.t")), Some(&p("bad.out")), true).unwrap_err().exit_code(), 3);
         }
+    }
+
+    /// ring's chunks and RustCrypto's are the same function: a stream sealed
+    /// by either opens with the other, and tampering fails with both.
+    #[test]
+    fn ring_and_rustcrypto_chunks_agree() {
+        use pqcore::stream::RustCryptoChunks;
+        let (_, key) = RecipientSecret::generate(Suite::XWing).unwrap();
+        let plain: Vec<u8> = (0..300_000u32).map(|i| (i % 249) as u8).collect();
+        let mut by_ring = Vec::new();
+        stream::seal_stream_with::<RingChunks>(key.public_key(), b"a", &mut &plain[..], &mut by_ring, &mut |_| {}).unwrap();
+        let mut by_rc = Vec::new();
+        stream::seal_stream_with::<RustCryptoChunks>(key.public_key(), b"a", &mut &plain[..], &mut by_rc, &mut |_| {}).unwrap();
+        fn open<C: ChunkCipher>(key: &RecipientSecret, s: &[u8]) -> std::result::Result<Vec<u8>, StreamError> {
+            let mut input = s;
+            let header = StreamHeader::read(&mut input)?;
+            let mut out = Vec::new();
+            header.open_with::<C>(key, b"a", &mut input, &mut out, &mut |_| {})?;
+            Ok(out)
+        }
+        assert_eq!(open::<RustCryptoChunks>(&key, &by_ring).unwrap(), plain);
+        assert_eq!(open::<RingChunks>(&key, &by_rc).unwrap(), plain);
+        assert_eq!(open::<RingChunks>(&key, &by_ring).unwrap(), plain);
+        let mut bad = by_ring.clone();
+        let n = bad.len();
+        bad[n - 20] ^= 4;
+        assert!(open::<RingChunks>(&key, &bad).is_err());
+        assert!(open::<RustCryptoChunks>(&key, &bad).is_err());
     }
 }

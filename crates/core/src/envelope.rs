@@ -238,14 +238,45 @@ impl<'a> SealedEnvelope<'a> {
     pub fn plaintext_len(&self) -> usize {
         self.bytes.len() - self.layout.overhead()
     }
-    pub(crate) fn header(&self) -> &'a [u8] {
-        &self.bytes[..self.layout.header_len()]
+    /// What the AEAD authenticates before the user's AAD: the whole header
+    /// of a single envelope; for a batch item, the header without the KEM
+    /// ciphertext (bytes 0..26, then the nonce), which the batch key is
+    /// derived from anyway (FORMAT.md §3.3).
+    pub(crate) fn aad_header(&self) -> AadHeader<'a> {
+        if self.layout.batch {
+            AadHeader::batch(&self.bytes[..BATCH_KEM_CT_OFFSET], self.nonce())
+        } else {
+            AadHeader::Whole(&self.bytes[..self.layout.header_len()])
+        }
     }
     pub(crate) fn ciphertext(&self) -> &'a [u8] {
         &self.bytes[self.layout.header_len()..self.bytes.len() - TAG_LEN]
     }
     pub(crate) fn tag(&self) -> &'a [u8; TAG_LEN] {
         array_at(self.bytes, self.bytes.len() - TAG_LEN)
+    }
+}
+
+/// The header bytes a sealed envelope authenticates (see [`SealedEnvelope::aad_header`]).
+pub(crate) enum AadHeader<'a> {
+    Whole(&'a [u8]),
+    Batch([u8; BATCH_KEM_CT_OFFSET + NONCE_LEN]),
+}
+
+impl AadHeader<'_> {
+    /// `prefix` (version, kind, kid, index, count) then `nonce`.
+    pub(crate) fn batch(prefix: &[u8], nonce: &[u8; NONCE_LEN]) -> Self {
+        let mut out = [0u8; BATCH_KEM_CT_OFFSET + NONCE_LEN];
+        out[..BATCH_KEM_CT_OFFSET].copy_from_slice(&prefix[..BATCH_KEM_CT_OFFSET]);
+        out[BATCH_KEM_CT_OFFSET..].copy_from_slice(nonce);
+        AadHeader::Batch(out)
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            AadHeader::Whole(h) => h,
+            AadHeader::Batch(h) => h,
+        }
     }
 }
 

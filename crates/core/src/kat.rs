@@ -410,7 +410,6 @@ fn batch_case(rng: &mut SeededRandom, suite: Suite, id: &str) -> Value {
     let values: [(&[u8], &[u8]); 3] = [(b"alpha", b"row 1"), (b"", b""), (b"postgres://db/app", b"row 3")];
     let mut batch = sealed::BatchSealer::new_from(rng, pk, values.len()).unwrap();
     assert_eq!(batch.kem_ciphertext(), &kem_ct[..]);
-    let header_len = BATCH_KEM_CT_OFFSET + suite.ciphertext_len() + NONCE_LEN;
     let items: Vec<Value> = values
         .iter()
         .enumerate()
@@ -426,7 +425,7 @@ fn batch_case(rng: &mut SeededRandom, suite: Suite, id: &str) -> Value {
                 "nonce": hex(&nonce),
                 "plaintext": hex(plaintext),
                 "user_aad": hex(user_aad),
-                "aad": hex(&concat(&envelope[..header_len], user_aad)),
+                "aad": hex(&[&envelope[..BATCH_KEM_CT_OFFSET], &nonce[..], user_aad].concat()),
                 "envelope": hex(&envelope),
             })
         })
@@ -463,7 +462,7 @@ fn stream_case(rng: &mut SeededRandom) -> Value {
     let m: [u8; 32] = peek.array().unwrap();
     let nonce: [u8; NONCE_LEN] = peek.array().unwrap();
     let mut stream = Vec::new();
-    crate::stream::seal_stream_from(rng, key.public_key().into(), 1024, user_aad, &mut &plaintext[..], &mut stream, &mut |_| {})
+    crate::stream::seal_stream_from::<crate::stream::RustCryptoChunks>(rng, key.public_key().into(), 1024, user_aad, &mut &plaintext[..], &mut stream, &mut |_| {})
         .unwrap();
     let key_len = SEALED_OVERHEAD + STREAM_KEY_LEN;
     let prefix = &stream[..STREAM_PREFIX_LEN];

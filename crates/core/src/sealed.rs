@@ -13,11 +13,12 @@
 //! A batch ([`seal_batch`]) shares one encapsulation among many values:
 //! each item (kind 'B' or 'W') carries the same KEM ciphertext, its own
 //! index, the batch's count and its own nonce, under the key with label
-//! "apg-pq v1 batch". Every item is a complete envelope that [`open`] opens
-//! by itself.
+//! "apg-pq v1 batch"; its AAD is its header without the KEM ciphertext
+//! (which the key already depends on) and the user's AAD. Every item is a
+//! complete envelope that [`open`] opens by itself.
 use crate::{
     aead,
-    envelope::SealedLayout,
+    envelope::{AadHeader, SealedLayout},
     format::{BATCH_COUNT_OFFSET, BATCH_INDEX_OFFSET, INFO_BATCH, INFO_SEALED, KID_OFFSET, VERSION_1},
     kem::{Opener, Recipient, Suite},
     rng::{OsRandom, RandomSource},
@@ -142,14 +143,29 @@ impl<'k> BatchSealer<'k> {
     }
 
     fn seal_to_from(&mut self, rng: &mut impl RandomSource, plaintext: &[u8], user_aad: &[u8], out: &mut [u8]) -> Result<(), Error> {
-        if self.next >= self.count {
+        self.write_at(rng, self.next as usize, plaintext, user_aad, out)?;
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Item `index` (each index at most once, in any order: a caller that
+    /// skips a NULL value keeps the other items' positions) into `out`.
+    pub fn seal_at(&mut self, index: usize, plaintext: &[u8], user_aad: &[u8], out: &mut [u8]) -> Result<(), Error> {
+        if index < self.next as usize {
+            return Err(Error::OutputLength);
+        }
+        self.write_at(&mut OsRandom, index, plaintext, user_aad, out)?;
+        self.next = index as u32 + 1;
+        Ok(())
+    }
+
+    fn write_at(&self, rng: &mut impl RandomSource, index: usize, plaintext: &[u8], user_aad: &[u8], out: &mut [u8]) -> Result<(), Error> {
+        let index = u32::try_from(index).map_err(|_| Error::OutputLength)?;
+        if index >= self.count {
             return Err(Error::OutputLength);
         }
         let layout = SealedLayout::new(self.recipient.suite(), true);
-        let position = (self.next, self.count);
-        write_item(rng, layout, self.recipient, &self.kem_ct, &self.key, Some(position), plaintext, user_aad, out)?;
-        self.next += 1;
-        Ok(())
+        write_item(rng, layout, self.recipient, &self.kem_ct, &self.key, Some((index, self.count)), plaintext, user_aad, out)
     }
 }
 
@@ -180,7 +196,7 @@ fn open_labeled_to(
     let shared = key.decapsulate(envelope.kem_ciphertext())?;
     let derived = derive_key(&shared, label)?;
     out.copy_from_slice(envelope.ciphertext());
-    aead::open_in_place(&derived, envelope.nonce(), envelope.header(), user_aad, out, envelope.tag())
+    aead::open_in_place(&derived, envelope.nonce(), envelope.aad_header().as_slice(), user_aad, out, envelope.tag())
 }
 
 pub(crate) fn seal_from(
@@ -225,9 +241,10 @@ pub(crate) fn write_item(
     }
     header[layout.kem_ct_offset()..layout.nonce_offset()].copy_from_slice(kem_ct);
     header[layout.nonce_offset()..].copy_from_slice(&nonce);
+    let aad_header = if position.is_some() { AadHeader::batch(header, &nonce) } else { AadHeader::Whole(header) };
     let (body, tag) = rest.split_at_mut(plaintext.len());
     body.copy_from_slice(plaintext);
-    tag.copy_from_slice(&aead::seal_in_place(key, &nonce, header, user_aad, body)?);
+    tag.copy_from_slice(&aead::seal_in_place(key, &nonce, aad_header.as_slice(), user_aad, body)?);
     Ok(())
 }
 

@@ -70,6 +70,36 @@ impl std::fmt::Display for StreamError {
 
 impl std::error::Error for StreamError {}
 
+/// ChaCha20-Poly1305 (RFC 8439) under one stream key, for the chunks. The
+/// core's own is [`RustCryptoChunks`]; a program that moves bulk data may
+/// bring a faster implementation of the same function (the command line
+/// does: this workspace builds RustCrypto's portable backends, which are
+/// fastest for the extension's short values, not for 64 KiB chunks).
+pub trait ChunkCipher: Sized {
+    /// The cipher of a 32-byte stream key.
+    fn new(key: &[u8; 32]) -> Result<Self, Error>;
+    /// Encrypts `chunk` in place (no AAD); returns the tag.
+    fn seal(&self, nonce: &[u8; NONCE_LEN], chunk: &mut [u8]) -> Result<[u8; TAG_LEN], Error>;
+    /// Checks `tag` and decrypts `chunk` in place (no AAD); on failure the
+    /// chunk holds no plaintext.
+    fn open(&self, nonce: &[u8; NONCE_LEN], chunk: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<(), Error>;
+}
+
+/// RustCrypto's `chacha20poly1305`, as the envelopes use it.
+pub struct RustCryptoChunks(DerivedKey);
+
+impl ChunkCipher for RustCryptoChunks {
+    fn new(key: &[u8; 32]) -> Result<Self, Error> {
+        Ok(Self(DerivedKey::from_array(key)))
+    }
+    fn seal(&self, nonce: &[u8; NONCE_LEN], chunk: &mut [u8]) -> Result<[u8; TAG_LEN], Error> {
+        aead::seal_in_place(&self.0, nonce, &[], &[], chunk)
+    }
+    fn open(&self, nonce: &[u8; NONCE_LEN], chunk: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<(), Error> {
+        aead::open_in_place(&self.0, nonce, &[], &[], chunk, tag)
+    }
+}
+
 /// The 26-byte prefix of a stream.
 fn prefix(kid: Kid, chunk_size: u32, key_envelope_len: u32) -> [u8; STREAM_PREFIX_LEN] {
     let mut p = [0u8; STREAM_PREFIX_LEN];
@@ -116,10 +146,21 @@ pub fn seal_stream<'k>(
     writer: &mut impl Write,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, StreamError> {
-    seal_stream_from(&mut OsRandom, recipient.into(), STREAM_CHUNK_SIZE, user_aad, reader, writer, progress)
+    seal_stream_with::<RustCryptoChunks>(recipient, user_aad, reader, writer, progress)
 }
 
-pub(crate) fn seal_stream_from(
+/// As [`seal_stream`], with the chunk cipher `C`.
+pub fn seal_stream_with<'k, C: ChunkCipher>(
+    recipient: impl Into<Recipient<'k>>,
+    user_aad: &[u8],
+    reader: &mut impl Read,
+    writer: &mut impl Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, StreamError> {
+    seal_stream_from::<C>(&mut OsRandom, recipient.into(), STREAM_CHUNK_SIZE, user_aad, reader, writer, progress)
+}
+
+pub(crate) fn seal_stream_from<C: ChunkCipher>(
     rng: &mut impl RandomSource,
     recipient: Recipient<'_>,
     chunk_size: u32,
@@ -135,6 +176,8 @@ pub(crate) fn seal_stream_from(
         sealed::seal_from(rng, recipient, INFO_SEALED, key.expose(), &key_envelope_aad(&prefix, user_aad))?;
     writer.write_all(&prefix)?;
     writer.write_all(&key_envelope)?;
+    let cipher = C::new(key.expose())?;
+    drop(key);
 
     let size = chunk_size as usize;
     // One byte more than a chunk: a full chunk is the last only if no byte follows it.
@@ -146,7 +189,7 @@ pub(crate) fn seal_stream_from(
         let last = have <= size;
         let len = have.min(size);
         let carry = if last { None } else { Some(buf[size]) };
-        let tag = aead::seal_in_place(&key, &chunk_nonce(index, last), &[], &[], &mut buf[..len])?;
+        let tag = cipher.seal(&chunk_nonce(index, last), &mut buf[..len])?;
         buf[len..len + TAG_LEN].copy_from_slice(&tag);
         if let Err(e) = writer.write_all(&buf[..len + TAG_LEN]) {
             break Err(e.into());
@@ -251,10 +294,24 @@ impl StreamHeader {
         writer: &mut impl Write,
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64, StreamError> {
+        self.open_with::<RustCryptoChunks>(key, user_aad, reader, writer, progress)
+    }
+
+    /// As [`StreamHeader::open`], with the chunk cipher `C`.
+    pub fn open_with<'k, C: ChunkCipher>(
+        &self,
+        key: impl Into<Opener<'k>>,
+        user_aad: &[u8],
+        reader: &mut impl Read,
+        writer: &mut impl Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64, StreamError> {
         let env = Envelope::parse(&self.key_envelope)?.into_sealed()?;
         let mut stream_key = sealed::open_labeled(key.into(), &env, INFO_SEALED, &key_envelope_aad(&self.prefix, user_aad))?;
-        let key = DerivedKey::from_slice(stream_key.expose()).map_err(|_| Error::DecryptionFailed)?;
+        let key: &[u8; 32] = stream_key.expose().try_into().map_err(|_| Error::DecryptionFailed)?;
+        let cipher = C::new(key);
         stream_key.expose_mut().zeroize();
+        let cipher = cipher?;
         let size = self.chunk_size() as usize;
         let full = size + TAG_LEN;
         let mut buf = Zeroizing::new(zeroed_vec(full + 1)?);
@@ -271,7 +328,7 @@ impl StreamHeader {
             let carry = if last { None } else { Some(buf[full]) };
             let (body, tag) = buf[..len].split_at_mut(len - TAG_LEN);
             let tag: [u8; TAG_LEN] = (&*tag).try_into().map_err(|_| Error::DecryptionFailed)?;
-            if let Err(e) = aead::open_in_place(&key, &chunk_nonce(index, last), &[], &[], body, &tag) {
+            if let Err(e) = cipher.open(&chunk_nonce(index, last), body, &tag) {
                 break Err(e.into());
             }
             if let Err(e) = writer.write_all(body) {
@@ -300,7 +357,7 @@ mod tests {
         let (_, key) = RecipientSecret::generate(suite).unwrap();
         let plain: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
         let mut sealed = Vec::new();
-        seal_stream_from(&mut OsRandom, key.public_key(), chunk, b"aad", &mut &plain[..], &mut sealed, &mut |_| {})
+        seal_stream_from::<RustCryptoChunks>(&mut OsRandom, key.public_key(), chunk, b"aad", &mut &plain[..], &mut sealed, &mut |_| {})
             .unwrap();
         let chunks = if len == 0 { 1 } else { len.div_ceil(chunk as usize) };
         assert_eq!(sealed.len(), STREAM_PREFIX_LEN + sealed::sealed_len_for(suite, 32).unwrap() + len + 16 * chunks);
@@ -339,7 +396,7 @@ mod tests {
             let (_, other) = RecipientSecret::generate(suite).unwrap();
             let plain = vec![0x5Au8; 2500];
             let mut s = Vec::new();
-            seal_stream_from(&mut OsRandom, key.public_key(), 1024, b"f", &mut &plain[..], &mut s, &mut |_| {}).unwrap();
+            seal_stream_from::<RustCryptoChunks>(&mut OsRandom, key.public_key(), 1024, b"f", &mut &plain[..], &mut s, &mut |_| {}).unwrap();
             assert_eq!(open_all(&key, &s, b"f").unwrap(), plain);
             assert!(open_all(&key, &s, b"g").is_err());
             assert!(open_all(&other, &s, b"f").is_err());
