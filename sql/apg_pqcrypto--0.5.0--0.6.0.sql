@@ -40,7 +40,7 @@ CREATE  FUNCTION "pq_seal_batch"(
 	"public_key" bytea, /* Option < & [u8] > */
 	"values" bytea[], /* :: std :: option :: Option < Array < & [u8] > > */
 	"aads" bytea[] DEFAULT NULL /* :: std :: option :: Option < Array < & [u8] > > */
-) RETURNS bytea[] /* :: std :: option :: Option < Vec < Option < PgBytea > > > */
+) RETURNS bytea[] /* Option < PgByteaArray > */
 VOLATILE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'pq_seal_batch_wrapper';
