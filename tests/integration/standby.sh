@@ -39,6 +39,8 @@ check "standby: pq_sign is 25006" "25006" "$(sqlstate "$sport" "SELECT pq_sign('
 check "standby: reads config, verifies the config store and the audit chain" "config-a|t|t" \
   "$(q "$sport" -c "SELECT pq.config_get('acme', 'db.url'), (SELECT ok FROM pq.config_verify('acme')), (SELECT ok FROM pq.verify_audit_chain())")"
 check "standby: pq.config_set is 25006" "25006" "$(sqlstate "$sport" "SELECT pq.config_set('acme', 'k', 'v')")"
+check "standby: a forward-secure session lives in the standby's own memory: begin, seal, open, end" "standby session|t|PQ003" \
+  "$(q "$sport" -F '|' -c "SELECT pq_session_open_text(session_id, pq_seal(public_key, 'standby session')), pq.session_end(session_id) FROM pq.session_begin('acme', '1 minute')")|$(sqlstate "$sport" "SELECT pq_session_open(gen_random_uuid(), pq_seal(pq.tenant_public_key('acme'), 'x'))")"
 check "standby: no XX000 anywhere in its log" "" "$(grep -E 'XX000|TransactionIds during recovery' "$standby/server.log")"
 
 echo "# a revocation on the primary reaches a standby session with cached keys"
