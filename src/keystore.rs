@@ -495,13 +495,19 @@ pub fn insert_version(tenant: &str, version: i32, suite: Suite) -> PqResult<Kid>
 }
 
 /// The KEM suite a tenant chose at creation (ML-KEM-768 before 0.6.0).
-/// Runs as owner.
-pub fn tenant_suite(tenant: &str) -> PqResult<Suite> {
+/// `writing`: the caller writes (a rotation), so the lookup must see a
+/// tenant created earlier in this transaction; otherwise it is read-only
+/// (a session, also on a hot standby). Runs as owner.
+pub fn tenant_suite(tenant: &str, writing: bool) -> PqResult<Suite> {
     if !catalog::pq_column_exists(c"tenants", c"kem") {
         return Ok(Suite::MlKem768);
     }
-    // Not a read-only lookup: it must see a tenant created earlier in this transaction.
-    let name = catalog::write_one::<String>("SELECT kem FROM pq.tenants WHERE name = $1", &[tenant.into()])?;
+    let query = "SELECT kem FROM pq.tenants WHERE name = $1";
+    let name = if writing {
+        catalog::write_one::<String>(query, &[tenant.into()])?
+    } else {
+        catalog::one::<String>(query, &[tenant.into()])?
+    };
     Ok(name.as_deref().and_then(Suite::parse).unwrap_or(Suite::MlKem768))
 }
 

@@ -60,7 +60,7 @@ pub fn rotate_as_owner(tenant: &str, reason: &str, actor: &str) -> PqResult<Rota
         &[tenant.into()],
     )?
     .unwrap_or(1);
-    let kid = keystore::insert_version(tenant, next, keystore::tenant_suite(tenant)?)?;
+    let kid = keystore::insert_version(tenant, next, keystore::tenant_suite(tenant, true)?)?;
     events::record(
         "key_rotated",
         Some(tenant),

@@ -169,7 +169,7 @@ fn begin(tenant: &str, lifetime: &Interval) -> PqResult<(pgrx::Uuid, Vec<u8>, Ve
     if micros <= 0 || micros > MAX_LIFETIME_MICROS {
         return Err(PqError::InvalidParameter("lifetime must be positive and at most 7 days".into()));
     }
-    let suite = crate::catalog::as_owner(|| keystore::tenant_suite(tenant))?;
+    let suite = crate::catalog::as_owner(|| keystore::tenant_suite(tenant, false))?;
     sweep();
     let (seed, key) = secure_mem::scope(|| RecipientSecret::generate(suite))?;
     let mut id = [0u8; 16];
