@@ -218,7 +218,9 @@ pub fn rotate_master_data_key(provider_name: &'static str) -> PqResult<MasterRot
     .map(|(id, provider)| Ok::<_, PqError>((stored_kid(&id)?, provider)))
     .transpose()?;
     let (new, key_ref) = create_mdk(provider_name)?;
-    let rows: Vec<(String, i32, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>)> = Spi::connect(|client| {
+    // tenant, version, mdk_id, wrapped KEM seed, wrapped DSA seed, sealed DEK
+    type Stored = (String, i32, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+    let rows: Vec<Stored> = Spi::connect(|client| {
         let mut out = Vec::new();
         let rows = client.select(
             "SELECT tenant, version, mdk_id, wrapped_kem_seed, wrapped_dsa_seed, sealed_dek FROM pq.tenant_key_versions

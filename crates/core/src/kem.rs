@@ -176,6 +176,7 @@ impl fmt::Debug for XWingSecretKey {
 
 /// A public key of either suite, parsed from raw bytes.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once, then borrowed; never moved in a hot loop
 pub enum RecipientKey {
     /// 1184 bytes.
     MlKem768(KemPublicKey),
@@ -214,6 +215,7 @@ impl RecipientKey {
 }
 
 /// A secret key of either suite.
+#[allow(clippy::large_enum_variant)] // parsed once, then borrowed (the extension caches it behind an Rc)
 pub enum RecipientSecret {
     /// From a 64-byte seed or a 2400-byte expanded key.
     MlKem768(KemSecretKey),

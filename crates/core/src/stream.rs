@@ -185,7 +185,7 @@ pub(crate) fn seal_stream_from<C: ChunkCipher>(
     let mut have = fill(reader, &mut buf[..size + 1])?;
     let mut done = 0u64;
     let mut index = 0u64;
-    let result = loop {
+    loop {
         let last = have <= size;
         let len = have.min(size);
         let carry = if last { None } else { Some(buf[size]) };
@@ -200,8 +200,7 @@ pub(crate) fn seal_stream_from<C: ChunkCipher>(
         buf[0] = next;
         have = 1 + fill(reader, &mut buf[1..size + 1])?;
         index += 1;
-    };
-    result
+    }
 }
 
 /// A stream's prefix and key envelope, read from the start of its input.
@@ -318,7 +317,7 @@ impl StreamHeader {
         let mut have = fill(reader, &mut buf[..full + 1])?;
         let mut done = 0u64;
         let mut index = 0u64;
-        let result = loop {
+        loop {
             let last = have <= full;
             let len = have.min(full);
             // A last chunk is a tag at least, and carries bytes unless it is the only one.
@@ -343,8 +342,7 @@ impl StreamHeader {
                 Err(e) => break Err(e.into()),
             }
             index += 1;
-        };
-        result
+        }
     }
 }
 
