@@ -296,6 +296,49 @@ def check_stream(c):
     c.expect("stream", stream)
 
 
+def gf_mul(a, b):
+    """GF(2^8) with the AES polynomial x^8 + x^4 + x^3 + x + 1 (FORMAT.md §14)."""
+    p = 0
+    for _ in range(8):
+        if b & 1:
+            p ^= a
+        a = ((a << 1) ^ 0x1B) & 0xFF if a & 0x80 else a << 1
+        b >>= 1
+    return p
+
+
+def check_shamir(c):
+    """§14: share x = the polynomials at x, coefficients of degree >= 1 in order."""
+    secret, t, n = c.hex("secret"), c.text("threshold"), c.text("total")
+    coeffs = c.hex("coefficients")
+    assert len(coeffs) == (t - 1) * len(secret)
+    shares = c.text("shares")
+    assert [s["index"] for s in shares] == list(range(1, n + 1))
+    for s in shares:
+        x = s["index"]
+        want = bytearray()
+        for i in range(len(secret)):
+            terms = [secret[i]] + [coeffs[k * len(secret) + i] for k in range(t - 1)]
+            y = 0
+            for coef in reversed(terms):
+                y = gf_mul(y, x) ^ coef
+            want.append(y)
+        assert s["bytes"] == want.hex(), f"share {x}"
+    # Any t shares give the secret back (Lagrange at 0).
+    from itertools import combinations
+    inv = {a: next(b for b in range(1, 256) if gf_mul(a, b) == 1) for a in range(1, 256)}
+    for pick in combinations(shares, t):
+        out = bytearray(len(secret))
+        for s in pick:
+            basis = 1
+            for o in pick:
+                if o is not s:
+                    basis = gf_mul(basis, gf_mul(o["index"], inv[o["index"] ^ s["index"]]))
+            for i, y in enumerate(bytes.fromhex(s["bytes"])):
+                out[i] ^= gf_mul(y, basis)
+        assert bytes(out) == secret, "recombined"
+
+
 def check(c):
     kind = c.text("kind")
     c.text("id")
@@ -338,6 +381,8 @@ def check(c):
         check_batch(c, kind == "batch-x-wing")
     elif kind == "stream":
         check_stream(c)
+    elif kind == "shamir":
+        check_shamir(c)
     else:
         raise AssertionError(f"{c.raw.get('id')}: unknown kind {kind}")
     left = c.unchecked()

@@ -411,7 +411,11 @@ pub fn open(secret_key: &Path, aad: &[u8], input: Option<&Path>, output: Option<
         let to_stdout = output.is_none_or(|p| p == Path::new("-"));
         if to_stdout {
             // Nothing reaches stdout before the whole stream is authenticated.
+            // Reserved up front when the size is known, so that growing the
+            // buffer does not leave unwiped copies of plaintext behind.
             let mut plain = Zeroizing::new(Vec::new());
+            let expect = total.unwrap_or(0).min(MAX_INPUT) as usize;
+            plain.try_reserve_exact(expect).map_err(|_| CliError::Input("not enough memory for the stream's plaintext".into()))?;
             let mut limited = LimitedWriter { inner: &mut plain, left: MAX_INPUT };
             header.open_with::<RingChunks>(&key, aad, &mut reader, &mut limited, &mut |n| bar.set_position(n)).map_err(|e| match e {
                 StreamError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => CliError::Input(format!(

@@ -502,6 +502,24 @@ fn stream_case(rng: &mut SeededRandom) -> Value {
     })
 }
 
+/// Shamir over GF(2^8) (§14): the secret 0x00..0x1f, 2 of 3.
+fn shamir_case(rng: &mut SeededRandom) -> Value {
+    let secret: Vec<u8> = (0..32).collect();
+    let coefficients: [u8; 32] = rng.clone().array().unwrap();
+    let shares = crate::shamir::split_from(rng, &secret, 2, 3).unwrap();
+    let two = [&shares[0], &shares[2]].map(|s| crate::shamir::Share { index: s.index, bytes: s.bytes.clone() });
+    assert_eq!(&crate::shamir::combine(&two).unwrap()[..], &secret[..]);
+    json!({
+        "id": "shamir-2-of-3",
+        "kind": "shamir",
+        "secret": hex(&secret),
+        "threshold": 2,
+        "total": 3,
+        "coefficients": hex(&coefficients),
+        "shares": shares.iter().map(|s| json!({ "index": s.index, "bytes": hex(&s.bytes) })).collect::<Vec<_>>(),
+    })
+}
+
 fn build() -> Value {
     let mut rng = SeededRandom::new("apg-pq v1 known-answer vectors");
     let config = b"postgres://app:s3cret@db.internal:5432/app";
@@ -528,6 +546,7 @@ fn build() -> Value {
     cases.push(batch_case(&mut rng, Suite::MlKem768, "batch"));
     cases.push(batch_case(&mut rng, Suite::XWing, "batch-x-wing"));
     cases.push(stream_case(&mut rng));
+    cases.push(shamir_case(&mut rng));
     let mut top = Map::new();
     top.insert(
         "description".into(),

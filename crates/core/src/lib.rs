@@ -29,6 +29,7 @@ pub mod redact;
 pub mod rng;
 mod secret;
 pub mod sealed;
+pub mod shamir;
 mod signature;
 pub mod stream;
 mod tenant;
