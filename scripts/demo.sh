@@ -40,12 +40,13 @@ echo "\$ apg-pq seal --public-key acme.pk --aad database_url -i secret.txt -o se
 sealed=$(od -An -tx1 -v "$files/secret.sealed" | tr -d ' \n')
 cluster_psql "$port" -c "SELECT pq_unseal_text(decode('$sealed', 'hex'), 'database_url') AS opened_by_the_server"
 echo "An X-Wing tenant (X25519 + ML-KEM-768), and one batch of three values under one key encapsulation:"
-cluster_psql "$port" -c "SELECT tenant, kem FROM pq.create_tenant('hybrid', kem => 'x-wing') JOIN pq.tenant_keys USING (tenant, version)" \
-  -c "SELECT n, substr(item, 2, 1) AS kind, length(item) AS bytes, pq_unseal_text(item, 'row ' || n) AS opened
+cluster_psql "$port" -q -c "SELECT pq.create_tenant('hybrid', kem => 'x-wing')" >/dev/null
+cluster_psql "$port" -c "SELECT tenant, kem, length(public_key) AS public_key_bytes FROM pq.tenant_keys WHERE tenant = 'hybrid'" \
+  -c "SELECT n, convert_from(substr(item, 2, 1), 'UTF8') AS kind, length(item) AS bytes, pq_unseal_text(item, 'row ' || n) AS opened
         FROM unnest(pq_seal_batch(pq.tenant_public_key('hybrid'), ARRAY['one', 'two', 'three']::bytea[],
                                   ARRAY['row 1', 'row 2', 'row 3']::bytea[])) WITH ORDINALITY AS t(item, n)"
 echo "A forward-secure session: its key lives in shared memory only; after pq.session_end nothing opens its envelopes:"
-cluster_psql "$port" -c "CREATE TABLE s AS SELECT * FROM pq.session_begin('acme', '5 minutes')" \
+cluster_psql "$port" -q -c "CREATE TABLE s AS SELECT * FROM pq.session_begin('acme', '5 minutes')" \
   -c "CREATE TABLE sv AS SELECT pq_seal(public_key, 'ephemeral', 'k') AS e FROM s" \
   -c "SELECT pq_session_open_text(session_id, e, 'k') AS before_end FROM s, sv" \
   -c "SELECT pq.session_end(session_id) FROM s" \
