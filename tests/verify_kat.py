@@ -339,6 +339,37 @@ def check_shamir(c):
         assert bytes(out) == secret, "recombined"
 
 
+def check_escrow(c):
+    """§14.1: shares of the MDK (§14) in 'E' records sealed to custodians."""
+    mdk = c.hex("mdk")
+    c.expect("mdk_id", hashlib.sha256(LABEL_MDK + mdk).digest()[:16])
+    t, n = c.text("threshold"), c.text("total")
+    coeffs = c.hex("coefficients")
+    escrow_id = c.hex("escrow_id")
+    records = c.text("records")
+    assert len(records) == n
+    for r in records:
+        x = r["index"]
+        share = bytearray()
+        for i in range(32):
+            y = 0
+            for coef in reversed([mdk[i]] + [coeffs[k * 32 + i] for k in range(t - 1)]):
+                y = gf_mul(y, x) ^ coef
+            share.append(y)
+        assert r["share"] == share.hex(), f"share {x}"
+        seed = bytes.fromhex(r["kem_seed"])
+        ek, dk = ML_KEM_768._keygen_internal(seed[:32], seed[32:])
+        header = b"\x01E" + kid(ek) + escrow_id + bytes([x, t, n]) + c.hex("mdk_id")
+        assert r["header"] == header.hex(), "header"
+        aad = b"apg-pq v1 escrow share" + header
+        assert r["user_aad"] == aad.hex()
+        envelope = client.seal(ek, bytes(share), aad, bytes.fromhex(r["m"]), bytes.fromhex(r["nonce"]))
+        assert r["record"] == (header + envelope).hex(), f"record {x}"
+        opened = ChaCha20Poly1305(hkdf(ML_KEM_768.decaps(dk, envelope[18:1106]), b"", INFO_SEALED)).decrypt(
+            envelope[1106:1118], envelope[1118:], envelope[:1118] + aad)
+        assert opened == bytes(share)
+
+
 def check(c):
     kind = c.text("kind")
     c.text("id")
@@ -383,6 +414,8 @@ def check(c):
         check_stream(c)
     elif kind == "shamir":
         check_shamir(c)
+    elif kind == "escrow-share":
+        check_escrow(c)
     else:
         raise AssertionError(f"{c.raw.get('id')}: unknown kind {kind}")
     left = c.unchecked()

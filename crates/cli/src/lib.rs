@@ -546,6 +546,34 @@ pub fn inspect(input: Option<&Path>) -> Result<String> {
     Ok(out.to_string())
 }
 
+/// `escrow reseal`, run by a custodian offline: opens its share record
+/// ('E', FORMAT.md §14.1) with its own secret key and re-seals the share to
+/// a recovery request's public key ('R'), for `pq.escrow_recover`. Prints
+/// the escrow id, share index and MDK id the record names.
+pub fn escrow_reseal(secret_key: &Path, share: &Path, request_key: &Path, output: Option<&Path>) -> Result<String> {
+    let key = secret_kem_key(secret_key)?;
+    let request = recipient(request_key)?;
+    let record = read_input(Some(share))?;
+    let parsed = pqcore::escrow::ShareRecord::parse(&record)?;
+    if parsed.header.kind != pqcore::escrow::KIND_ESCROW_SHARE {
+        return Err(CliError::Input(format!("{} is not a share sealed to a custodian", share.display())));
+    }
+    if parsed.header.kid != key.kid() {
+        return Err(not_this_key(parsed.header.kid, &key, secret_key));
+    }
+    let resealed = pqcore::escrow::reseal(&record, &key, request.recipient())?;
+    write_output(output, &resealed, false)?;
+    let h = parsed.header;
+    Ok(format!(
+        "escrow {} share {} of {} (threshold {}), master data key {}",
+        hex::encode(h.escrow_id),
+        h.index,
+        h.total,
+        h.threshold,
+        h.mdk_id.to_hex()
+    ))
+}
+
 /// Which public key `fetch-key` reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PublicKind {
@@ -737,5 +765,37 @@ mod tests {
         bad[n - 20] ^= 4;
         assert!(open::<RingChunks>(&key, &bad).is_err());
         assert!(open::<RustCryptoChunks>(&key, &bad).is_err());
+    }
+
+    /// A custodian re-seals its share to a request key; the shares recover the key.
+    #[test]
+    fn escrow_reseal_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        let generated: Vec<(pqcore::SuiteSeed, RecipientSecret)> =
+            (0..3).map(|_| RecipientSecret::generate(Suite::XWing).unwrap()).collect();
+        let custodians: Vec<&RecipientSecret> = generated.iter().map(|(_, k)| k).collect();
+        let seeds: Vec<&[u8]> = generated.iter().map(|(s, _)| s.expose()).collect();
+        let publics: Vec<pqcore::Recipient<'_>> = custodians.iter().map(|c| c.public_key()).collect();
+        let mdk = pqcore::Dek::generate().unwrap();
+        let records = pqcore::escrow::split_mdk(&mdk, [3; 16], 2, &publics).unwrap();
+        keygen(Algorithm::MlKem768, &p("req.sk"), &p("req.pk")).unwrap();
+        let request = RecipientSecret::from_slice(&std::fs::read(p("req.sk")).unwrap()).unwrap();
+        let mut resealed = Vec::new();
+        for (i, record) in records.iter().enumerate().take(2) {
+            std::fs::write(p(&format!("c{i}.sk")), seeds[i]).unwrap();
+            std::fs::write(p(&format!("share{i}")), record).unwrap();
+            let out = p(&format!("resealed{i}"));
+            let said = escrow_reseal(&p(&format!("c{i}.sk")), &p(&format!("share{i}")), &p("req.pk"), Some(&out)).unwrap();
+            assert!(said.contains(&format!("share {} of 3 (threshold 2)", i + 1)), "{said}");
+            resealed.push(std::fs::read(&out).unwrap());
+        }
+        let refs: Vec<&[u8]> = resealed.iter().map(|r| &r[..]).collect();
+        assert_eq!(pqcore::escrow::recover(&refs, &request, pqcore::mdk_id(&mdk), [3; 16]).unwrap(), mdk);
+        // Another custodian's key: exit 3 (sealed to another key), nothing written.
+        std::fs::write(p("c2.sk"), seeds[2]).unwrap();
+        let e = escrow_reseal(&p("c2.sk"), &p("share0"), &p("req.pk"), Some(&p("no"))).unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        assert!(!p("no").exists());
     }
 }

@@ -147,6 +147,9 @@ enum Command {
         #[arg(short, long)]
         input: Option<PathBuf>,
     },
+    /// Key escrow, for custodians (docs/FORMAT.md §14.1).
+    #[command(subcommand)]
+    Escrow(EscrowCommand),
     /// Fetch a tenant's active public key from a database (plain TCP or a
     /// Unix socket; the role needs pq_user and a grant on the tenant).
     FetchKey {
@@ -166,6 +169,27 @@ enum Command {
         /// file for the public key
         #[arg(short, long)]
         output: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum EscrowCommand {
+    /// Open your share record ('E') with your custodian secret key and
+    /// re-seal the share to a recovery request's public key ('R'), offline;
+    /// the share itself is never written out. Prints what the record names.
+    Reseal {
+        /// your custodian secret key (from keygen: ML-KEM-768 or X-Wing)
+        #[arg(long)]
+        secret_key: PathBuf,
+        /// your share record, as the escrow gave it to you
+        #[arg(long)]
+        share: PathBuf,
+        /// the recovery request's public key
+        #[arg(long)]
+        request_key: PathBuf,
+        /// output file for the re-sealed share ("-" or absent: stdout)
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -199,6 +223,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             apg_pq::verify(&public_key, &signature, context.as_bytes(), input.as_deref())?
         }
         Command::Inspect { input } => println!("{}", apg_pq::inspect(input.as_deref())?),
+        Command::Escrow(EscrowCommand::Reseal { secret_key, share, request_key, output }) => {
+            eprintln!("{}", apg_pq::escrow_reseal(&secret_key, &share, &request_key, output.as_deref())?)
+        }
         Command::FetchKey { url, password_file, tenant, kind, expect_kid, output } => {
             let kind = match kind {
                 KindArg::Kem => PublicKind::Kem,

@@ -71,7 +71,7 @@ fn suites_and_batches(c: &mut Criterion) {
         });
         g.sample_size(10);
         g.bench_function(format!("{}/1000_single_seals", suite.name()), |b| {
-            b.iter(|| values.iter().zip(&aads).map(|(v, a)| sealed::seal(key.public_key(), v, a).unwrap()).count())
+            b.iter(|| values.iter().zip(&aads).map(|(v, a)| sealed::seal(key.public_key(), v, a).unwrap()).collect::<Vec<_>>())
         });
         g.bench_function(format!("{}/seal_batch_1000", suite.name()), |b| {
             b.iter(|| sealed::seal_batch(key.public_key(), black_box(&values), &aads).unwrap())

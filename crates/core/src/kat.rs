@@ -520,6 +520,47 @@ fn shamir_case(rng: &mut SeededRandom) -> Value {
     })
 }
 
+/// An MDK split 2 of 2 to two ML-KEM-768 custodians ('E' records, §14.1).
+fn escrow_case(rng: &mut SeededRandom) -> Value {
+    use crate::escrow;
+    let mdk = Dek::generate_from(rng).unwrap();
+    let escrow_id: [u8; 16] = rng.array().unwrap();
+    let seeds: Vec<KemSeed> = (0..2).map(|_| KemSeed::generate_from(rng).unwrap()).collect();
+    let keys: Vec<KemSecretKey> = seeds.iter().map(|s| KemSecretKey::from_seed(s).unwrap()).collect();
+    let publics: Vec<Recipient<'_>> = keys.iter().map(|k| Recipient::from(k.public_key())).collect();
+    // Replay: Shamir's 32 random bytes, then per record m (32) and nonce (12).
+    let mut peek = rng.clone();
+    let coefficients: [u8; 32] = peek.array().unwrap();
+    let randomness: Vec<([u8; 32], [u8; 12])> = (0..2).map(|_| (peek.array().unwrap(), peek.array().unwrap())).collect();
+    let records = escrow::split_mdk_from(rng, &mdk, escrow_id, 2, &publics).unwrap();
+    let shares: Vec<crate::shamir::Share> = records
+        .iter()
+        .zip(&keys)
+        .map(|(r, k)| escrow::ShareRecord::parse(r).unwrap().open(k).unwrap())
+        .collect();
+    assert_eq!(&crate::shamir::combine(&shares).unwrap()[..], &mdk.expose()[..]);
+    json!({
+        "id": "escrow-share-2-of-2",
+        "kind": "escrow-share",
+        "mdk": hex(mdk.expose()),
+        "mdk_id": hex(mdk_id(&mdk).as_bytes()),
+        "escrow_id": hex(&escrow_id),
+        "threshold": 2,
+        "total": 2,
+        "coefficients": hex(&coefficients),
+        "records": records.iter().enumerate().map(|(i, r)| json!({
+            "index": i + 1,
+            "kem_seed": hex(seeds[i].expose()),
+            "share": hex(&shares[i].bytes),
+            "m": hex(&randomness[i].0),
+            "nonce": hex(&randomness[i].1),
+            "header": hex(&r[..escrow::RECORD_HEADER_LEN]),
+            "user_aad": hex(&[escrow::LABEL_SHARE, &r[..escrow::RECORD_HEADER_LEN]].concat()),
+            "record": hex(r),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 fn build() -> Value {
     let mut rng = SeededRandom::new("apg-pq v1 known-answer vectors");
     let config = b"postgres://app:s3cret@db.internal:5432/app";
@@ -547,6 +588,7 @@ fn build() -> Value {
     cases.push(batch_case(&mut rng, Suite::XWing, "batch-x-wing"));
     cases.push(stream_case(&mut rng));
     cases.push(shamir_case(&mut rng));
+    cases.push(escrow_case(&mut rng));
     let mut top = Map::new();
     top.insert(
         "description".into(),

@@ -20,6 +20,7 @@ pub mod audit;
 pub mod backend;
 pub mod classical;
 mod envelope;
+pub mod escrow;
 mod error;
 pub mod format;
 pub mod kem;
