@@ -307,6 +307,17 @@ def gf_mul(a, b):
     return p
 
 
+def shamir_share(secret, coeffs, t, x):
+    """§14: share x of `secret`, coefficients of degree 1 .. t-1 in `coeffs`."""
+    out = bytearray()
+    for i in range(len(secret)):
+        y = 0
+        for coef in reversed([secret[i]] + [coeffs[k * len(secret) + i] for k in range(t - 1)]):
+            y = gf_mul(y, x) ^ coef
+        out.append(y)
+    return bytes(out)
+
+
 def check_shamir(c):
     """§14: share x = the polynomials at x, coefficients of degree >= 1 in order."""
     secret, t, n = c.hex("secret"), c.text("threshold"), c.text("total")
@@ -315,15 +326,7 @@ def check_shamir(c):
     shares = c.text("shares")
     assert [s["index"] for s in shares] == list(range(1, n + 1))
     for s in shares:
-        x = s["index"]
-        want = bytearray()
-        for i in range(len(secret)):
-            terms = [secret[i]] + [coeffs[k * len(secret) + i] for k in range(t - 1)]
-            y = 0
-            for coef in reversed(terms):
-                y = gf_mul(y, x) ^ coef
-            want.append(y)
-        assert s["bytes"] == want.hex(), f"share {x}"
+        assert s["bytes"] == shamir_share(secret, coeffs, t, s["index"]).hex(), f"share {s['index']}"
     # Any t shares give the secret back (Lagrange at 0).
     from itertools import combinations
     inv = {a: next(b for b in range(1, 256) if gf_mul(a, b) == 1) for a in range(1, 256)}
@@ -350,12 +353,7 @@ def check_escrow(c):
     assert len(records) == n
     for r in records:
         x = r["index"]
-        share = bytearray()
-        for i in range(32):
-            y = 0
-            for coef in reversed([mdk[i]] + [coeffs[k * 32 + i] for k in range(t - 1)]):
-                y = gf_mul(y, x) ^ coef
-            share.append(y)
+        share = shamir_share(mdk, coeffs, t, x)
         assert r["share"] == share.hex(), f"share {x}"
         seed = bytes.fromhex(r["kem_seed"])
         ek, dk = ML_KEM_768._keygen_internal(seed[:32], seed[32:])
