@@ -2,7 +2,7 @@
 # The container's server: a cluster as scripts/cluster.sh starts them
 # (library preloaded, a 32-byte master key file, 127.0.0.1 only), with the
 # image's SoftHSM2 token configured for pq.rotate_master_key('pkcs11').
-# Data in /var/lib/postgresql/apg (a volume): started again, not
+# Data in /var/lib/postgresql/apg (inside the volume): started again, not
 # re-initialised, when it exists. Stops the server on SIGTERM.
 set -euo pipefail
 cd /src
