@@ -394,45 +394,20 @@ fn is_stream(head: &[u8]) -> bool {
     head.len() == STREAM_PREFIX_LEN && head[0] == pqcore::format::VERSION_1 && head[1] == KIND_STREAM
 }
 
-/// Opens what `seal` made (a sealed envelope or batch item, 'S', 'X', 'B'
-/// or 'W', or a stream 'T') with the secret key in `secret_key`. The
-/// plaintext file is created 0600, and only once everything is authenticated.
-pub fn open(secret_key: &Path, aad: &[u8], input: Option<&Path>, output: Option<&Path>, quiet: bool) -> Result<()> {
-    let key = secret_kem_key(secret_key)?;
-    let (mut reader, total) = open_input(input)?;
+/// What an input holds: a stream, its header read and the reader at the
+/// first chunk, or an envelope, read whole (at most [`MAX_INPUT`] bytes).
+enum Input {
+    Stream { header: StreamHeader, reader: Box<dyn Read>, total: Option<u64> },
+    Envelope(Zeroizing<Vec<u8>>),
+}
+
+fn read_envelope_or_stream(path: Option<&Path>) -> Result<Input> {
+    let (mut reader, total) = open_input(path)?;
     let head = read_head(&mut reader)?;
     if is_stream(&head) {
         let prefix: [u8; STREAM_PREFIX_LEN] = head.as_slice().try_into().map_err(|_| CliError::Input("truncated".into()))?;
         let header = StreamHeader::from_prefix(prefix, &mut reader)?;
-        if header.kid() != key.kid() {
-            return Err(not_this_key(header.kid(), &key, secret_key));
-        }
-        let bar = progress_bar(total, quiet);
-        let to_stdout = output.is_none_or(|p| p == Path::new("-"));
-        if to_stdout {
-            // Nothing reaches stdout before the whole stream is authenticated.
-            // Reserved up front when the size is known, so that growing the
-            // buffer does not leave unwiped copies of plaintext behind.
-            let mut plain = Zeroizing::new(Vec::new());
-            let expect = total.unwrap_or(0).min(MAX_INPUT) as usize;
-            plain.try_reserve_exact(expect).map_err(|_| CliError::Input("not enough memory for the stream's plaintext".into()))?;
-            let mut limited = LimitedWriter { inner: &mut plain, left: MAX_INPUT };
-            header.open_with::<RingChunks>(&key, aad, &mut reader, &mut limited, &mut |n| bar.set_position(n)).map_err(|e| match e {
-                StreamError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => CliError::Input(format!(
-                    "the stream's plaintext is larger than {} MiB, the most apg-pq holds in memory: open it with --output FILE",
-                    MAX_INPUT >> 20
-                )),
-                other => other.into(),
-            })?;
-            bar.finish_and_clear();
-            return write_output(None, &plain, true);
-        }
-        write_output_with(output, true, |w| {
-            header.open_with::<RingChunks>(&key, aad, &mut reader, &mut WriteRef(w), &mut |n| bar.set_position(n))?;
-            Ok(())
-        })?;
-        bar.finish_and_clear();
-        return Ok(());
+        return Ok(Input::Stream { header, reader, total });
     }
     let mut bytes = Zeroizing::new(head);
     let limit = MAX_INPUT + 1 - bytes.len() as u64;
@@ -440,6 +415,20 @@ pub fn open(secret_key: &Path, aad: &[u8], input: Option<&Path>, output: Option<
     if bytes.len() as u64 > MAX_INPUT {
         return Err(CliError::Input(format!("the input is larger than {} MiB and not a stream", MAX_INPUT >> 20)));
     }
+    Ok(Input::Envelope(bytes))
+}
+
+/// Opens what `seal` made (a sealed envelope or batch item, 'S', 'X', 'B'
+/// or 'W', or a stream 'T') with the secret key in `secret_key`. The
+/// plaintext file is created 0600, and only once everything is authenticated.
+pub fn open(secret_key: &Path, aad: &[u8], input: Option<&Path>, output: Option<&Path>, quiet: bool) -> Result<()> {
+    let key = secret_kem_key(secret_key)?;
+    let bytes = match read_envelope_or_stream(input)? {
+        Input::Envelope(bytes) => bytes,
+        Input::Stream { header, reader, total } => {
+            return open_stream(&key, secret_key, &header, aad, reader, total, output, quiet);
+        }
+    };
     let parsed = Envelope::parse(&bytes)?;
     if parsed.kind() != Kind::Sealed {
         return Err(CliError::Input(format!("the input is a {} envelope, not a sealed one", parsed.kind().name())));
@@ -450,6 +439,49 @@ pub fn open(secret_key: &Path, aad: &[u8], input: Option<&Path>, output: Option<
     }
     let plaintext = sealed::open(&key, &envelope, aad)?;
     write_output(output, plaintext.expose(), true)
+}
+
+/// The stream half of [`open`]: chunks to a temporary file renamed into
+/// place at the end, or (to stdout) into memory written only at the end.
+#[allow(clippy::too_many_arguments)]
+fn open_stream(
+    key: &RecipientSecret,
+    key_path: &Path,
+    header: &StreamHeader,
+    aad: &[u8],
+    mut reader: Box<dyn Read>,
+    total: Option<u64>,
+    output: Option<&Path>,
+    quiet: bool,
+) -> Result<()> {
+    if header.kid() != key.kid() {
+        return Err(not_this_key(header.kid(), key, key_path));
+    }
+    let bar = progress_bar(total, quiet);
+    if output.is_none_or(|p| p == Path::new("-")) {
+        // Nothing reaches stdout before the whole stream is authenticated.
+        // Reserved up front when the size is known, so that growing the
+        // buffer does not leave unwiped copies of plaintext behind.
+        let mut plain = Zeroizing::new(Vec::new());
+        let expect = total.unwrap_or(0).min(MAX_INPUT) as usize;
+        plain.try_reserve_exact(expect).map_err(|_| CliError::Input("not enough memory for the stream's plaintext".into()))?;
+        let mut limited = LimitedWriter { inner: &mut plain, left: MAX_INPUT };
+        header.open_with::<RingChunks>(key, aad, &mut reader, &mut limited, &mut |n| bar.set_position(n)).map_err(|e| match e {
+            StreamError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => CliError::Input(format!(
+                "the stream's plaintext is larger than {} MiB, the most apg-pq holds in memory: open it with --output FILE",
+                MAX_INPUT >> 20
+            )),
+            other => other.into(),
+        })?;
+        bar.finish_and_clear();
+        return write_output(None, &plain, true);
+    }
+    write_output_with(output, true, |w| {
+        header.open_with::<RingChunks>(key, aad, &mut reader, &mut WriteRef(w), &mut |n| bar.set_position(n))?;
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    Ok(())
 }
 
 /// A writer that refuses more than `left` bytes (StorageFull).
@@ -506,26 +538,23 @@ pub fn verify(public_key: &Path, signature: &Path, context: &[u8], input: Option
 /// What an envelope or stream is, as JSON: version, kind, kid, suite,
 /// lengths. Never its content. Reads only a stream's header.
 pub fn inspect(input: Option<&Path>) -> Result<String> {
-    let (mut reader, total) = open_input(input)?;
-    let head = read_head(&mut reader)?;
-    if is_stream(&head) {
-        let prefix: [u8; STREAM_PREFIX_LEN] = head.as_slice().try_into().map_err(|_| CliError::Input("truncated".into()))?;
-        let header = StreamHeader::from_prefix(prefix, &mut reader)?;
-        let mut out = serde_json::json!({
-            "version": 1,
-            "kind": "stream",
-            "kid": header.kid().to_hex(),
-            "kem": header.suite().name(),
-            "chunk_size": header.chunk_size(),
-            "header_length": header.len(),
-        });
-        if let Some(total) = total {
-            out["stream_length"] = serde_json::json!(total);
+    let bytes = match read_envelope_or_stream(input)? {
+        Input::Envelope(bytes) => bytes,
+        Input::Stream { header, total, .. } => {
+            let mut out = serde_json::json!({
+                "version": 1,
+                "kind": "stream",
+                "kid": header.kid().to_hex(),
+                "kem": header.suite().name(),
+                "chunk_size": header.chunk_size(),
+                "header_length": header.len(),
+            });
+            if let Some(total) = total {
+                out["stream_length"] = serde_json::json!(total);
+            }
+            return Ok(out.to_string());
         }
-        return Ok(out.to_string());
-    }
-    let mut bytes = Zeroizing::new(head);
-    reader.take(MAX_INPUT).read_to_end(&mut bytes).map_err(|e| CliError::Io(format!("cannot read: {e}")))?;
+    };
     let parsed = Envelope::parse(&bytes)?;
     let mut out = serde_json::json!({
         "version": 1,

@@ -59,11 +59,7 @@ pub fn seal_to<'k>(
     user_aad: &[u8],
     out: &mut [u8],
 ) -> Result<(), Error> {
-    let recipient = recipient.into();
-    let (kem_ct, shared) = recipient.encapsulate(&mut OsRandom)?;
-    let key = derive_key(&shared, INFO_SEALED)?;
-    let layout = SealedLayout::new(recipient.suite(), false);
-    write_item(&mut OsRandom, layout, recipient, &kem_ct, &key, None, plaintext, user_aad, out)
+    seal_to_from(&mut OsRandom, recipient.into(), INFO_SEALED, plaintext, user_aad, out)
 }
 
 /// Opens a sealed envelope or batch item. A different recipient key, a
@@ -206,12 +202,24 @@ pub(crate) fn seal_from(
     plaintext: &[u8],
     user_aad: &[u8],
 ) -> Result<Vec<u8>, Error> {
-    let layout = SealedLayout::new(recipient.suite(), false);
-    let mut out = zeroed_vec(sealed_len_for(layout.suite, plaintext.len())?)?;
+    let mut out = zeroed_vec(sealed_len_for(recipient.suite(), plaintext.len())?)?;
+    seal_to_from(rng, recipient, label, plaintext, user_aad, &mut out)?;
+    Ok(out)
+}
+
+/// One encapsulation, the key under `label`, one envelope into `out`.
+fn seal_to_from(
+    rng: &mut impl RandomSource,
+    recipient: Recipient<'_>,
+    label: &[u8],
+    plaintext: &[u8],
+    user_aad: &[u8],
+    out: &mut [u8],
+) -> Result<(), Error> {
     let (kem_ct, shared) = recipient.encapsulate(rng)?;
     let key = derive_key(&shared, label)?;
-    write_item(rng, layout, recipient, &kem_ct, &key, None, plaintext, user_aad, &mut out)?;
-    Ok(out)
+    let layout = SealedLayout::new(recipient.suite(), false);
+    write_item(rng, layout, recipient, &kem_ct, &key, None, plaintext, user_aad, out)
 }
 
 /// Writes one envelope: header (with the batch position for a batch item),
