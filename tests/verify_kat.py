@@ -368,6 +368,28 @@ def check_escrow(c):
         assert opened == bytes(share)
 
 
+def check_backup(c):
+    """§15: a key backup bundle: payload, header, AAD, the sealed envelope."""
+    seed = c.hex("kem_seed")
+    ek, dk = ML_KEM_768._keygen_internal(seed[:32], seed[32:])
+    c.expect("kid", kid(ek))
+    doc = c.text("doc").encode()
+    payload = b"\x01" + len(doc).to_bytes(4, "big") + doc + len(c.text("secrets")).to_bytes(4, "big")
+    for s in c.text("secrets"):
+        secret = bytes.fromhex(s["bytes"])
+        payload += bytes([s["kind"]]) + bytes.fromhex(s["ref"]) + len(secret).to_bytes(2, "big") + secret
+    c.expect("payload", payload)
+    header = b"\x01D" + kid(ek) + c.hex("backup_id") + c.text("created").to_bytes(8, "big")
+    c.expect("header", header)
+    aad = b"apg-pq v1 key backup" + header
+    c.expect("user_aad", aad)
+    envelope = client.seal(ek, payload, aad, c.hex("m"), c.hex("nonce"))
+    c.expect("bundle", header + envelope)
+    opened = ChaCha20Poly1305(hkdf(ML_KEM_768.decaps(dk, envelope[18:1106]), b"", INFO_SEALED)).decrypt(
+        envelope[1106:1118], envelope[1118:], envelope[:1118] + aad)
+    assert opened == payload
+
+
 def check(c):
     kind = c.text("kind")
     c.text("id")
@@ -414,6 +436,8 @@ def check(c):
         check_shamir(c)
     elif kind == "escrow-share":
         check_escrow(c)
+    elif kind == "key-backup":
+        check_backup(c)
     else:
         raise AssertionError(f"{c.raw.get('id')}: unknown kind {kind}")
     left = c.unchecked()

@@ -561,6 +561,56 @@ fn escrow_case(rng: &mut SeededRandom) -> Value {
     })
 }
 
+/// A key backup bundle (§15) of one ML-KEM-768 version, to an ML-KEM-768 officer.
+fn backup_case(rng: &mut SeededRandom) -> Value {
+    use crate::backup::{self, Payload, Secret, SecretKind};
+    let seed = KemSeed::generate_from(rng).unwrap();
+    let officer = KemSecretKey::from_seed(&seed).unwrap();
+    let backup_id: [u8; 16] = rng.array().unwrap();
+    let kem_seed: [u8; 64] = rng.array().unwrap();
+    let dsa_seed: [u8; 32] = rng.array().unwrap();
+    let version_kid = KemSecretKey::from_seed(&KemSeed::from_array(&kem_seed)).unwrap().kid();
+    let doc = format!(
+        r#"{{"format":1,"backup_id":"{}","tenants":[{{"name":"acme","kem":"ml-kem-768","versions":[{{"version":1,"state":"active","kid":"{}"}}]}}]}}"#,
+        hex(&backup_id),
+        version_kid.to_hex()
+    );
+    let payload = Payload {
+        doc,
+        secrets: vec![
+            Secret { kind: SecretKind::KemSeed, reference: *version_kid.as_bytes(), bytes: kem_seed.to_vec().into() },
+            Secret { kind: SecretKind::DsaSeed, reference: *version_kid.as_bytes(), bytes: dsa_seed.to_vec().into() },
+        ],
+    };
+    let mut peek = rng.clone();
+    let m: [u8; 32] = peek.array().unwrap();
+    let nonce: [u8; NONCE_LEN] = peek.array().unwrap();
+    let created = 1_767_225_600u64;
+    let bundle = backup::seal_from(rng, officer.public_key().into(), backup_id, created, &payload).unwrap();
+    let (_, opened) = backup::open(&bundle, &officer).unwrap();
+    assert_eq!(opened.doc, payload.doc);
+    let header = &bundle[..backup::BUNDLE_HEADER_LEN];
+    json!({
+        "id": "key-backup",
+        "kind": "key-backup",
+        "kem_seed": hex(seed.expose()),
+        "kid": hex(officer.kid().as_bytes()),
+        "backup_id": hex(&backup_id),
+        "created": created,
+        "doc": payload.doc,
+        "secrets": [
+            { "kind": 1, "ref": version_kid.to_hex(), "bytes": hex(&kem_seed) },
+            { "kind": 2, "ref": version_kid.to_hex(), "bytes": hex(&dsa_seed) },
+        ],
+        "payload": hex(&payload.encode().unwrap()),
+        "m": hex(&m),
+        "nonce": hex(&nonce),
+        "header": hex(header),
+        "user_aad": hex(&[backup::LABEL_BACKUP, header].concat()),
+        "bundle": hex(&bundle),
+    })
+}
+
 fn build() -> Value {
     let mut rng = SeededRandom::new("apg-pq v1 known-answer vectors");
     let config = b"postgres://app:s3cret@db.internal:5432/app";
@@ -589,6 +639,7 @@ fn build() -> Value {
     cases.push(stream_case(&mut rng));
     cases.push(shamir_case(&mut rng));
     cases.push(escrow_case(&mut rng));
+    cases.push(backup_case(&mut rng));
     let mut top = Map::new();
     top.insert(
         "description".into(),

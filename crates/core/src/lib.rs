@@ -18,6 +18,7 @@
 mod aead;
 pub mod audit;
 pub mod backend;
+pub mod backup;
 pub mod classical;
 mod envelope;
 pub mod escrow;
