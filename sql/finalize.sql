@@ -237,3 +237,16 @@ GRANT EXECUTE ON FUNCTION pq.session_begin(text, interval), pq.session_end(uuid)
                           pq_session_open(uuid, bytea, bytea), pq_session_open_text(uuid, bytea, text)
     TO pq_user, pq_admin;
 GRANT SELECT ON pq.sessions TO pq_user, pq_admin;
+
+-- Key escrow and disaster-recovery backups (0.7.0): pq_admin only (the
+-- functions check it too).
+REVOKE ALL ON FUNCTION pq.escrow_add_custodian(text, bytea), pq.configure_key_escrow(jsonb), pq.escrow_split(),
+                       pq.escrow_request_recovery(text), pq.escrow_approve(uuid), pq.escrow_recover(uuid, bytea[]),
+                       pq.escrow_status(), pq.export_key_backup(text, bytea, boolean), pq.restore_begin(),
+                       pq.restore_key_backup(bytea, text, boolean)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.escrow_add_custodian(text, bytea), pq.configure_key_escrow(jsonb), pq.escrow_split(),
+                          pq.escrow_request_recovery(text), pq.escrow_approve(uuid), pq.escrow_recover(uuid, bytea[]),
+                          pq.escrow_status(), pq.export_key_backup(text, bytea, boolean), pq.restore_begin(),
+                          pq.restore_key_backup(bytea, text, boolean)
+    TO pq_admin;

@@ -766,3 +766,193 @@ fn rewrap_audit_keys(new: &MasterDataKey) -> PqResult<()> {
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------- escrow and restore (0.7.0)
+
+/// The active MDK's id and the key itself (created on first use; a
+/// provider call): what `pq.escrow_split` splits. Call as owner.
+pub fn active_mdk_key() -> PqResult<(Kid, Dek)> {
+    let id = match active_mdk_id()? {
+        Some(id) => id,
+        None => active_mdk_for_write()?.id(),
+    };
+    Ok((id, unwrapping(|| unwrap_stored(id))?))
+}
+
+/// Wraps `mdk` (recovered from escrow) with provider `provider_name` in
+/// place of its lost wrap; returns the provider's key reference. The
+/// caches of every backend drop it (pq.master_keys changed). Call as owner.
+pub fn rewrap_mdk(mdk: &Dek, provider_name: &'static str) -> PqResult<String> {
+    let id = mdk_id(mdk);
+    let binding = provider::binding(id, Some(provider::system_identifier()));
+    let (wrapped, key_ref) = provider::wrap(provider_name, mdk, &binding)?;
+    catalog::write_one::<bool>(
+        "UPDATE pq.master_keys SET provider = $2, provider_key_id = $3, wrapped_key = $4, system_identifier = $5
+          WHERE id = $1 RETURNING true",
+        &[
+            id.as_bytes().as_slice().into(),
+            provider_name.into(),
+            key_ref.as_str().into(),
+            wrapped.as_slice().into(),
+            binding.system_identifier.as_str().into(),
+        ],
+    )?
+    .ok_or_else(|| PqError::internal("the master data key is missing", format!("master data key {}", id.to_hex())))?;
+    cache::with_mut(|c| c.mdks.remove(&id));
+    Ok(key_ref)
+}
+
+/// A one-time ML-KEM-768 key for an escrow recovery request or a restore
+/// (`purpose`): its seed wrapped under a fresh random key that the
+/// configured provider wraps (the new KEK, in a recovery). Returns its kid
+/// and public key. Call as owner.
+pub fn create_recovery_key(purpose: &str) -> PqResult<(Kid, Vec<u8>)> {
+    let provider_name = provider::configured()?;
+    let (kid, public_key, key_id, wrapped_seed, wrapped_key, key_ref, system_identifier) = unwrapping(|| {
+        let wrapping_key = Dek::generate()?;
+        let key_id = mdk_id(&wrapping_key);
+        let binding = provider::binding(key_id, Some(provider::system_identifier()));
+        let (wrapped_key, key_ref) = provider::wrap(provider_name, &wrapping_key, &binding)?;
+        let (seed, secret) = RecipientSecret::generate(Suite::MlKem768)?;
+        let kid = secret.kid();
+        let kid_hex = kid.to_hex();
+        let context = WrapContext { tenant: &kid_hex, version: 0, purpose: Purpose::RecoveryKeySeed };
+        let wrapped_seed = MasterDataKey::from_mdk(&wrapping_key).wrap(seed.expose(), &context)?;
+        let public_key = secret.public_key().as_bytes().to_vec();
+        Ok((kid, public_key, key_id, wrapped_seed, wrapped_key, key_ref, binding.system_identifier))
+    })?;
+    catalog::write_one::<bool>(
+        "INSERT INTO pq.recovery_keys (kid, purpose, public_key, provider, provider_key_id, key_id, wrapped_key,
+                                       system_identifier, wrapped_seed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING true",
+        &[
+            kid.as_bytes().as_slice().into(),
+            purpose.into(),
+            public_key.as_slice().into(),
+            provider_name.into(),
+            key_ref.as_str().into(),
+            key_id.as_bytes().as_slice().into(),
+            wrapped_key.as_slice().into(),
+            system_identifier.as_str().into(),
+            wrapped_seed.as_slice().into(),
+        ],
+    )?;
+    Ok((kid, public_key))
+}
+
+/// The secret half of an unused one-time key of `purpose`, unwrapped
+/// through its provider (in locked memory). PQ002 if this cluster has no
+/// such key, 55000 if it was used. Call as owner.
+pub fn recovery_secret(kid: Kid, purpose: &str) -> PqResult<RecipientSecret> {
+    let row = catalog::write_row(
+        "SELECT provider, provider_key_id, key_id, wrapped_key, system_identifier, wrapped_seed
+           FROM pq.recovery_keys WHERE kid = $1 AND purpose = $2 FOR UPDATE",
+        &[kid.as_bytes().as_slice().into(), purpose.into()],
+        |row| {
+            Ok((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(3)?.unwrap_or_default(),
+                row.get::<Vec<u8>>(4)?,
+                row.get::<String>(5)?,
+                row.get::<Vec<u8>>(6)?,
+            ))
+        },
+    )?;
+    let Some((provider_name, key_ref, key_id, wrapped_key, system_identifier, wrapped_seed)) = row else {
+        return Err(PqError::UnknownKid);
+    };
+    let (Some(wrapped_key), Some(wrapped_seed)) = (wrapped_key, wrapped_seed) else {
+        return Err(PqError::Sql {
+            code: b"55000",
+            message: format!("this {purpose} key was used already"),
+            hint: Some(if purpose == "restore" {
+                "call pq.restore_begin() for a new restore key and re-seal the bundle to it".into()
+            } else {
+                "start a new request with pq.escrow_request_recovery".into()
+            }),
+        });
+    };
+    let key_id = stored_kid(&key_id)?;
+    unwrapping(|| {
+        let wrapping_key = provider::unwrap(&provider_name, &key_ref, &wrapped_key, &provider::binding(key_id, system_identifier))?;
+        let kid_hex = kid.to_hex();
+        let context = WrapContext { tenant: &kid_hex, version: 0, purpose: Purpose::RecoveryKeySeed };
+        let seed = MasterDataKey::from_mdk(&wrapping_key).unwrap(&wrapped_seed, &context).map_err(|_| {
+            PqError::internal("a stored recovery key is damaged", format!("recovery key {kid_hex}"))
+        })?;
+        Ok(RecipientSecret::from_seed(Suite::MlKem768, seed.expose())?)
+    })
+}
+
+/// Marks a one-time key used and drops its wrapped secrets. Call as owner.
+pub fn consume_recovery_key(kid: Kid) -> PqResult<()> {
+    catalog::write_one::<bool>(
+        "UPDATE pq.recovery_keys SET used_at = now(), wrapped_key = NULL, wrapped_seed = NULL
+          WHERE kid = $1 RETURNING true",
+        &[kid.as_bytes().as_slice().into()],
+    )?;
+    Ok(())
+}
+
+/// The plaintext seeds of a stored version (KEM seed of `suite`, ML-DSA
+/// seed), for a backup. Call as owner, inside `secure_mem::scope`.
+pub fn version_seeds(
+    tenant: &str,
+    version: i32,
+    mdk_id: &[u8],
+    suite: Suite,
+    wrapped_kem: &[u8],
+    wrapped_dsa: &[u8],
+) -> PqResult<(pqcore::Plaintext, pqcore::Plaintext)> {
+    let mdk = mdk(stored_kid(mdk_id)?)?;
+    let unwrap = |wrapped: &[u8], purpose| {
+        mdk.unwrap(wrapped, &WrapContext { tenant, version: version as u32, purpose }).map_err(|_| {
+            PqError::internal("a stored tenant key is damaged", format!("tenant {tenant} version {version}: a seed does not unwrap"))
+        })
+    };
+    Ok((unwrap(wrapped_kem, Purpose::kem_seed(suite))?, unwrap(wrapped_dsa, Purpose::DsaSeed)?))
+}
+
+/// A version restored from a backup, checked and wrapped under the active MDK.
+pub struct RestoredVersion<'a> {
+    pub tenant: &'a str,
+    pub version: i32,
+    pub suite: Suite,
+    pub kem_seed: &'a [u8],
+    pub dsa_seed: &'a [u8],
+    pub sealed_dek: &'a [u8],
+}
+
+/// What [`check_restored`] derives: kid, signing kid, public key, verifying key.
+pub type DerivedKeys = (Kid, Kid, Vec<u8>, Vec<u8>);
+
+/// Derives a restored version's public keys from its seeds and checks that
+/// its sealed DEK opens with them; then wraps the seeds under the active
+/// MDK. Returns the derived keys and (mdk_id, wrapped KEM, wrapped DSA).
+/// Call as owner.
+pub fn wrap_restored(v: &RestoredVersion<'_>) -> PqResult<(DerivedKeys, (Kid, Vec<u8>, Vec<u8>))> {
+    let mdk = active_mdk_for_write()?;
+    unwrapping(|| {
+        let damaged = || PqError::InvalidParameter(format!("the bundle's key version {} of \"{}\" is damaged", v.version, echo_tenant(v.tenant)));
+        let kem = RecipientSecret::from_seed(v.suite, v.kem_seed).map_err(|_| damaged())?;
+        let dsa_seed = DsaSeed::from_slice(v.dsa_seed).map_err(|_| damaged())?;
+        let signing = SigningKey::from_seed(&dsa_seed);
+        open_dek(&kem, v.sealed_dek).map_err(|_| damaged())?;
+        let context = |purpose| WrapContext { tenant: v.tenant, version: v.version as u32, purpose };
+        let wrapped_kem = mdk.wrap(v.kem_seed, &context(Purpose::kem_seed(v.suite)))?;
+        let wrapped_dsa = mdk.wrap(v.dsa_seed, &context(Purpose::DsaSeed))?;
+        let derived = (kem.kid(), signing.kid(), kem.public_key().as_bytes().to_vec(), signing.verifying_key().as_bytes().to_vec());
+        Ok((derived, (mdk.id(), wrapped_kem, wrapped_dsa)))
+    })
+}
+
+/// The active MDK's id (created on first use), for rows restored without
+/// secrets (destroyed versions). Call as owner.
+pub fn active_mdk_for_restore() -> PqResult<Kid> {
+    Ok(active_mdk_for_write()?.id())
+}
+
+fn echo_tenant(tenant: &str) -> String {
+    crate::errors::echo(tenant)
+}

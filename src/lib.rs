@@ -10,7 +10,9 @@
 //! key usage), `jobs.rs` (re-encryption jobs), `policy.rs` (rotation
 //! policies), `classical.rs` (pgcrypto keys and values: register, classify,
 //! decrypt_any, dual-mode writes), `migration.rs` (migrations off pgcrypto,
-//! their status and trigger), `progress.rs` (in-session migration progress); `worker.rs` is the background worker and `events.rs` the
+//! their status and trigger), `progress.rs` (in-session migration progress), `escrow.rs` (key escrow:
+//! custodians, splits, recovery requests), `backup.rs` (disaster-recovery
+//! key backups and restores); `worker.rs` is the background worker and `events.rs` the
 //! lifecycle event log. Beneath them: `access.rs` decides who
 //! may use and see a tenant, `keystore.rs` loads and unwraps keys,
 //! `cache.rs` keeps them per backend, `secure_mem.rs` locks them in memory,
@@ -22,6 +24,7 @@ use pgrx::prelude::*;
 
 mod access;
 mod audit;
+mod backup;
 mod compliance;
 mod config;
 mod cache;
@@ -29,6 +32,7 @@ mod catalog;
 mod classical;
 mod datum;
 mod envelope;
+mod escrow;
 mod errors;
 mod events;
 mod gucs;

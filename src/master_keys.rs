@@ -58,6 +58,9 @@ fn rotate_master_key(provider_name: Option<&str>) -> PqResult<Rotated> {
                 "versions_rewrapped": r.versions_rewrapped,
             }),
         )?;
+        if crate::escrow::stale()? {
+            pgrx::warning!("{}", crate::escrow::STALE_WARNING);
+        }
         Ok(Rotated {
             mdk_id: r.new.as_bytes().to_vec(),
             provider: provider_name.into(),

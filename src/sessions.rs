@@ -210,7 +210,7 @@ fn begin(tenant: &str, lifetime: &Interval) -> PqResult<(pgrx::Uuid, Vec<u8>, Ve
 
 /// 16 bytes from the operating system's CSPRNG (a fresh random value used
 /// for nothing else).
-fn getrandom_id(out: &mut [u8; 16]) -> PqResult<()> {
+pub(crate) fn getrandom_id(out: &mut [u8; 16]) -> PqResult<()> {
     out.copy_from_slice(&Dek::generate()?.expose()[..16]);
     Ok(())
 }

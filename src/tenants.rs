@@ -21,7 +21,7 @@ pub fn require_admin(what: &str) -> PqResult<()> {
     }
 }
 
-fn check_tenant_name(tenant: &str) -> PqResult<()> {
+pub(crate) fn check_tenant_name(tenant: &str) -> PqResult<()> {
     if tenant.is_empty() || tenant.len() > MAX_TENANT_LEN || tenant.chars().any(char::is_control) {
         return Err(PqError::InvalidParameter(format!(
             "tenant names are 1 to {MAX_TENANT_LEN} bytes without control characters"

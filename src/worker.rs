@@ -139,6 +139,7 @@ fn round() -> bool {
             warning!("apg_pqcrypto worker: the audit checkpoint failed: {e}");
         }
     }
+    warn_if_escrow_stale();
     let mut worked = false;
     for (id, migration) in in_transaction(jobs::runnable).unwrap_or_default() {
         // Batch after batch of one job for up to a second (each batch its
@@ -164,6 +165,31 @@ fn round() -> bool {
         }
     }
     worked
+}
+
+/// Warns in the server log while the key escrow is stale (once per active
+/// master key: again after the next rotation).
+fn warn_if_escrow_stale() {
+    thread_local! {
+        static WARNED_FOR: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+    }
+    let state = in_transaction(|| {
+        catalog::as_owner(|| {
+            let stale = crate::escrow::stale()?;
+            let active = catalog::one::<Vec<u8>>("SELECT id FROM pq.master_keys WHERE state = 'active'", &[])?;
+            Ok((stale, active))
+        })
+    });
+    if let Ok((stale, active)) = state {
+        let first = WARNED_FOR.with_borrow_mut(|w| {
+            let first = stale && *w != active;
+            *w = if stale { active } else { None };
+            first
+        });
+        if first {
+            warning!("apg_pqcrypto worker: {}", crate::escrow::STALE_WARNING);
+        }
+    }
 }
 
 #[pg_guard]

@@ -603,6 +603,81 @@ pub fn escrow_reseal(secret_key: &Path, share: &Path, request_key: &Path, output
     ))
 }
 
+/// A connection to `url`; the password comes from `password_file` or
+/// PGPASSWORD, never from the URL.
+fn connect(url: &str, password_file: Option<&Path>) -> Result<postgres::Client> {
+    let mut config: postgres::Config = url.parse().map_err(|e| CliError::Input(format!("not a database URL: {e}")))?;
+    if config.get_password().is_some() {
+        return Err(CliError::Input(
+            "the URL holds a password: give it in PGPASSWORD or --password-file, never on the command line".into(),
+        ));
+    }
+    if let Some(file) = password_file {
+        let password = read_key_file(file)?;
+        let trimmed = password.strip_suffix(b"\n").unwrap_or(&password);
+        config.password(trimmed);
+    } else if let Ok(password) = std::env::var("PGPASSWORD") {
+        config.password(password.as_bytes());
+    }
+    config.connect(postgres::NoTls).map_err(|e| CliError::Database(e.to_string()))
+}
+
+fn database_error(e: postgres::Error) -> CliError {
+    CliError::Database(e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned()))
+}
+
+/// What `backup` asks the server for.
+pub struct BackupRequest<'a> {
+    pub url: &'a str,
+    pub password_file: Option<&'a Path>,
+    /// None: every tenant.
+    pub tenant: Option<&'a str>,
+    /// The recovery officer's public key file.
+    pub recipient_key: &'a Path,
+    pub include_metadata: bool,
+}
+
+/// Asks the server for a key backup bundle sealed to the officer's key
+/// (`pq.export_key_backup`), checks that it is one, sealed to that key, and
+/// saves it (0600, fsync'd). Returns a description.
+pub fn backup(request: &BackupRequest<'_>, output: &Path) -> Result<String> {
+    let to = recipient(request.recipient_key)?;
+    let mut client = connect(request.url, request.password_file)?;
+    let row = client
+        .query_one(
+            "SELECT pq.export_key_backup(tenant => $1, recipient_public_key => $2, include_metadata => $3)",
+            &[&request.tenant, &to.recipient().as_bytes(), &request.include_metadata],
+        )
+        .map_err(database_error)?;
+    let bundle: Vec<u8> = row.get(0);
+    let (header, _) = pqcore::backup::BundleHeader::parse(&bundle)?;
+    if header.kid != to.kid() {
+        return Err(CliError::Input("the server's bundle is not sealed to the recipient key".into()));
+    }
+    write_key(output, &bundle, true)?;
+    Ok(describe_bundle(&header, bundle.len()))
+}
+
+fn describe_bundle(h: &pqcore::backup::BundleHeader, len: usize) -> String {
+    format!("key backup {} made at {} (Unix time), {len} bytes, sealed to {}", hex::encode(h.backup_id), h.created, h.kid.to_hex())
+}
+
+/// What a recovery officer runs offline: opens the bundle with their key
+/// and re-seals it to a cluster's restore key (from `pq.restore_begin()`).
+pub fn backup_reseal(secret_key: &Path, bundle: &Path, restore_key: &Path, output: &Path) -> Result<String> {
+    let key = secret_kem_key(secret_key)?;
+    let to = recipient(restore_key)?;
+    let bytes = read_input(Some(bundle))?;
+    let (header, _) = pqcore::backup::BundleHeader::parse(&bytes)?;
+    if header.kid != key.kid() {
+        return Err(not_this_key(header.kid, &key, secret_key));
+    }
+    let resealed = pqcore::backup::reseal(&bytes, &key, to.recipient())?;
+    write_key(output, &resealed, true)?;
+    let (header, _) = pqcore::backup::BundleHeader::parse(&resealed)?;
+    Ok(describe_bundle(&header, resealed.len()))
+}
+
 /// Which public key `fetch-key` reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PublicKind {
@@ -623,27 +698,14 @@ pub fn fetch_key(
     expect_kid: Option<&str>,
     output: &Path,
 ) -> Result<String> {
-    let mut config: postgres::Config = url.parse().map_err(|e| CliError::Input(format!("not a database URL: {e}")))?;
-    if config.get_password().is_some() {
-        return Err(CliError::Input(
-            "the URL holds a password: give it in PGPASSWORD or --password-file, never on the command line".into(),
-        ));
-    }
-    if let Some(file) = password_file {
-        let password = read_key_file(file)?;
-        let trimmed = password.strip_suffix(b"\n").unwrap_or(&password);
-        config.password(trimmed);
-    } else if let Ok(password) = std::env::var("PGPASSWORD") {
-        config.password(password.as_bytes());
-    }
-    let mut client = config.connect(postgres::NoTls).map_err(|e| CliError::Database(e.to_string()))?;
+    let mut client = connect(url, password_file)?;
     let function = match kind {
         PublicKind::Kem => "pq.tenant_public_key",
         PublicKind::Dsa => "pq.tenant_verifying_key",
     };
     let row = client
         .query_one(&format!("SELECT {function}($1)"), &[&tenant])
-        .map_err(|e| CliError::Database(e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned())))?;
+        .map_err(database_error)?;
     let key: Vec<u8> = row.get(0);
     let kid = match kind {
         PublicKind::Kem => RecipientKey::from_slice(&key)?.kid(),

@@ -11,7 +11,7 @@ const EXIT_CODES: &str = "EXIT CODES:
      to another key, an input over 256 MiB (use seal --stream), a truncated stream header
   4  open: decryption failed (wrong key, wrong AAD, modified or truncated data); nothing is written
   5  a file could not be read or written (a secret key file is never overwritten)
-  6  fetch-key: the database could not be reached or refused the query
+  6  fetch-key, backup: the database could not be reached or refused the query
   7  fetch-key: the key's id differs from --expect-kid; nothing is written
 
 Secrets never come from the command line: secret keys are files (created
@@ -150,6 +150,33 @@ enum Command {
     /// Key escrow, for custodians (docs/FORMAT.md §14.1).
     #[command(subcommand)]
     Escrow(EscrowCommand),
+    /// Save a disaster-recovery key backup: asks the database for
+    /// pq.export_key_backup sealed to the recovery officer's public key and
+    /// writes the bundle (0600). `backup reseal` re-seals a bundle to a
+    /// restore key (docs/RECOVERY.md, FORMAT.md §15).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Backup {
+        #[command(subcommand)]
+        command: Option<BackupCommand>,
+        /// database URL (postgresql://user@host:port/db, or host=/var/run/postgresql …); the role needs pq_admin
+        #[arg(long, required = true)]
+        url: Option<String>,
+        /// file holding the database password (else PGPASSWORD)
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// back up this tenant only (default: every tenant)
+        #[arg(long)]
+        tenant: Option<String>,
+        /// the recovery officer's public key (ML-KEM-768 or X-Wing, from keygen)
+        #[arg(long, required = true)]
+        recipient_key: Option<PathBuf>,
+        /// leave policies and grants out of the bundle
+        #[arg(long)]
+        no_metadata: bool,
+        /// output file for the bundle (created 0600; must not exist)
+        #[arg(short, long, required = true)]
+        output: Option<PathBuf>,
+    },
     /// Fetch a tenant's active public key from a database (plain TCP or a
     /// Unix socket; the role needs pq_user and a grant on the tenant).
     FetchKey {
@@ -167,6 +194,27 @@ enum Command {
         #[arg(long)]
         expect_kid: Option<String>,
         /// file for the public key
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Open a key backup bundle with your (the recovery officer's) secret
+    /// key and re-seal it to a cluster's restore key, offline; the keys in
+    /// it are never written out.
+    Reseal {
+        /// the recovery officer's secret key (from keygen)
+        #[arg(long)]
+        secret_key: PathBuf,
+        /// the bundle, as `apg-pq backup` saved it
+        #[arg(long)]
+        bundle: PathBuf,
+        /// the restore key: the public key pq.restore_begin() returned on the target cluster
+        #[arg(long)]
+        restore_key: PathBuf,
+        /// output file for the re-sealed bundle (created 0600; must not exist)
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -225,6 +273,22 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Inspect { input } => println!("{}", apg_pq::inspect(input.as_deref())?),
         Command::Escrow(EscrowCommand::Reseal { secret_key, share, request_key, output }) => {
             eprintln!("{}", apg_pq::escrow_reseal(&secret_key, &share, &request_key, output.as_deref())?)
+        }
+        Command::Backup { command: Some(BackupCommand::Reseal { secret_key, bundle, restore_key, output }), .. } => {
+            eprintln!("{}", apg_pq::backup_reseal(&secret_key, &bundle, &restore_key, &output)?)
+        }
+        Command::Backup { command: None, url, password_file, tenant, recipient_key, no_metadata, output } => {
+            let (Some(url), Some(recipient_key), Some(output)) = (url, recipient_key, output) else {
+                return Err(CliError::Input("backup needs --url, --recipient-key and --output".into()));
+            };
+            let request = apg_pq::BackupRequest {
+                url: &url,
+                password_file: password_file.as_deref(),
+                tenant: tenant.as_deref(),
+                recipient_key: &recipient_key,
+                include_metadata: !no_metadata,
+            };
+            eprintln!("{}", apg_pq::backup(&request, &output)?)
         }
         Command::FetchKey { url, password_file, tenant, kind, expect_kid, output } => {
             let kind = match kind {

@@ -42,6 +42,10 @@ pub enum Purpose {
     ClassicalKey,
     /// The passphrase of a pgp_pub secret key.
     ClassicalPassphrase,
+    /// The KEM seed of a one-time recovery key (an escrow recovery request
+    /// or a restore), wrapped under a provider-wrapped key; the tenant field
+    /// holds the key's kid in hex.
+    RecoveryKeySeed,
 }
 
 impl Purpose {
@@ -64,6 +68,7 @@ impl Purpose {
             Purpose::MasterDataKey => "master data key",
             Purpose::ClassicalKey => "classical key",
             Purpose::ClassicalPassphrase => "classical key passphrase",
+            Purpose::RecoveryKeySeed => "recovery key seed",
         }
     }
 }
