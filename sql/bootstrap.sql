@@ -418,6 +418,10 @@ CREATE TABLE pq.escrow_requests (
     reason       text NOT NULL,
     requested_by text NOT NULL DEFAULT session_user,
     requested_at timestamptz NOT NULL DEFAULT now(),
+    -- The escrow's recovery_policy when the request was made: changing the
+    -- policy later does not shorten a pending request's wait.
+    ready_at     timestamptz NOT NULL,
+    approvers_required integer NOT NULL CHECK (approvers_required >= 1),
     state        text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'recovered')),
     recovered_at timestamptz,
     recovered_by text

@@ -279,7 +279,7 @@ fn restore(bundle: &[u8], target: Option<&str>, overwrite: bool) -> PqResult<Vec
             PqError::UnknownKid => PqError::Sql {
                 code: b"PQ002",
                 message: "the bundle is sealed to a key that is not one of this cluster's restore keys".into(),
-                hint: Some("re-seal it with: apg-pq backup reseal --restore-key <the public key pq.restore_begin() returned>".into()),
+                hint: Some("re-seal it with: apg-pq backup reseal --restore-key <the public key from pq.restore_begin>".into()),
             },
             other => other,
         })?;

@@ -180,7 +180,7 @@ fn configure(config: &Value) -> PqResult<Value> {
                 return Err(PqError::Sql {
                     code: b"42704",
                     message: format!("no escrow custodian is named \"{}\"", echo(t)),
-                    hint: Some("register it first with pq.escrow_add_custodian(name, public_key)".into()),
+                    hint: Some("register it first with pq.escrow_add_custodian".into()),
                 });
             }
         }
@@ -311,12 +311,13 @@ fn request_recovery(reason: &str) -> PqResult<(Uuid, Vec<u8>)> {
         let Some((escrow_id, mdk_id)) = current_escrow()? else {
             return Err(not_ready(
                 "there is no escrow of the active master key to recover from".into(),
-                "pq.escrow_split() splits the active master key; pq.escrow_status() shows what exists",
+                "pq.escrow_split splits the active master key; pq.escrow_status shows what exists",
             ));
         };
         let (kid, public_key) = keystore::create_recovery_key("escrow recovery")?;
         let id = catalog::write_one::<Uuid>(
-            "INSERT INTO pq.escrow_requests (escrow_id, mdk_id, request_kid, reason) VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO pq.escrow_requests (escrow_id, mdk_id, request_kid, reason, ready_at, approvers_required)
+             SELECT $1, $2, $3, $4, now() + c.min_approval_time, c.approvers_required FROM pq.escrow_config c RETURNING id",
             &[escrow_id.as_slice().into(), mdk_id.as_slice().into(), kid.as_bytes().as_slice().into(), reason.into()],
         )?
         .ok_or_else(|| PqError::internal("no request id", String::new()))?;
@@ -343,10 +344,10 @@ type Pending = (String, bool, i64, i32, TimestampWithTimeZone, Vec<u8>, Vec<u8>,
 
 fn pending(id: &Uuid) -> PqResult<Pending> {
     let row = catalog::write_row(
-        "SELECT r.requested_by, r.state, now() >= r.requested_at + c.min_approval_time,
-                (SELECT count(*) FROM pq.escrow_approvals a WHERE a.request_id = r.id), c.approvers_required,
-                r.requested_at + c.min_approval_time, r.escrow_id, r.mdk_id, r.request_kid
-           FROM pq.escrow_requests r CROSS JOIN pq.escrow_config c WHERE r.id = $1 FOR UPDATE OF r",
+        "SELECT r.requested_by, r.state, now() >= r.ready_at,
+                (SELECT count(*) FROM pq.escrow_approvals a WHERE a.request_id = r.id), r.approvers_required,
+                r.ready_at, r.escrow_id, r.mdk_id, r.request_kid
+           FROM pq.escrow_requests r WHERE r.id = $1 FOR UPDATE",
         &[(*id).into()],
         |row| {
             Ok((
@@ -437,7 +438,7 @@ fn recover(id: &Uuid, shares: &[Option<&[u8]>]) -> PqResult<Recovered> {
         if approvals < i64::from(needed) {
             return Err(not_ready(
                 format!("recovery request {id} has {approvals} of the {needed} approvals it needs"),
-                "other pq_admin roles approve with pq.escrow_approve(request_id)",
+                "other pq_admin roles approve it with pq.escrow_approve",
             ));
         }
         if !ready {
@@ -505,7 +506,7 @@ pub fn stale() -> PqResult<bool> {
 
 /// The warning text while the escrow is stale.
 pub const STALE_WARNING: &str =
-    "the key escrow is stale: the active master key has no escrow shares; run pq.escrow_split() and hand the new records to the custodians";
+    "the key escrow is stale: the active master key has no escrow shares; split it again with pq.escrow_split and hand the new records to the custodians";
 
 fn status() -> PqResult<Value> {
     tenants::require_admin("read the key escrow status")?;
@@ -533,7 +534,7 @@ fn status() -> PqResult<Value> {
                 'requests', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                                    'request_id', r.id, 'state', r.state, 'reason', r.reason,
                                    'requested_by', r.requested_by, 'requested_at', r.requested_at,
-                                   'ready_at', r.requested_at + c.min_approval_time,
+                                   'ready_at', r.ready_at, 'approvers_required', r.approvers_required,
                                    'approvals', (SELECT coalesce(jsonb_agg(jsonb_build_object('approver', a.approver,
                                                    'approved_at', a.approved_at) ORDER BY a.approved_at), '[]')
                                                  FROM pq.escrow_approvals a WHERE a.request_id = r.id),

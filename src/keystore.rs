@@ -867,7 +867,7 @@ pub fn recovery_secret(kid: Kid, purpose: &str) -> PqResult<RecipientSecret> {
             code: b"55000",
             message: format!("this {purpose} key was used already"),
             hint: Some(if purpose == "restore" {
-                "call pq.restore_begin() for a new restore key and re-seal the bundle to it".into()
+                "call pq.restore_begin for a new restore key and re-seal the bundle to it".into()
             } else {
                 "start a new request with pq.escrow_request_recovery".into()
             }),

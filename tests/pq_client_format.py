@@ -1,10 +1,13 @@
-"""X-Wing, batch items and streams of apg_pqcrypto, written from
-docs/FORMAT.md §3.2-§3.3 and §12 and draft-connolly-cfrg-xwing-kem-06 alone
+"""X-Wing, batch items, streams, escrow share records and key backup
+bundles of apg_pqcrypto, written from docs/FORMAT.md §3.2-§3.3, §12, §14
+and §15 and draft-connolly-cfrg-xwing-kem-06 alone
 (no code shared with the extension). ML-KEM-768 is kyber-py, X25519 and
 ChaCha20-Poly1305 are Python's `cryptography`, SHA3/SHAKE are hashlib.
 
 Used by tests/verify_kat.py (known-answer vectors) and by
-tests/integration/cli.sh (envelopes sealed here are opened by the server).
+tests/integration/cli.sh (envelopes sealed here are opened by the server)
+and tests/integration/recovery.sh (which opens what the server sealed to
+custodians and officers, to search for the secrets it must never leak).
 """
 import hashlib
 import hmac
@@ -124,3 +127,66 @@ def seal_stream(pk, plaintext, user_aad=b"", chunk_size=65536, stream_key=None, 
         ChaCha20Poly1305(stream_key).encrypt(chunk_nonce(i, i == len(chunks) - 1), c, b"")
         for i, c in enumerate(chunks))
     return prefix + key_envelope + body
+
+
+def open_sealed(seed, envelope, user_aad=b""):
+    """§3 / §3.2: opens an 'S' (64-byte ML-KEM-768 seed) or 'X' (32-byte X-Wing seed) envelope."""
+    if envelope[1:2] == b"X":
+        ct_end = 18 + 1120
+        shared = xwing_decaps(seed, envelope[18:ct_end])
+    else:
+        ct_end = 18 + 1088
+        _, dk = ML_KEM_768._keygen_internal(seed[:32], seed[32:])
+        shared = ML_KEM_768.decaps(dk, envelope[18:ct_end])
+    nonce = envelope[ct_end:ct_end + 12]
+    header = envelope[:ct_end + 12]
+    return ChaCha20Poly1305(hkdf(shared, INFO_SEALED)).decrypt(nonce, envelope[ct_end + 12:], header + user_aad)
+
+
+def open_share_record(seed, record):
+    """§14.1: (index, share) of an 'E' or 'R' record."""
+    header = record[:53]
+    label = b"apg-pq v1 escrow share" if header[1:2] == b"E" else b"apg-pq v1 escrow reseal"
+    return header[34], open_sealed(seed, record[53:], label + header)
+
+
+def gf_mul(a, b):
+    """§14: multiplication in GF(2^8) modulo x^8 + x^4 + x^3 + x + 1."""
+    r = 0
+    while b:
+        if b & 1:
+            r ^= a
+        a = ((a << 1) ^ 0x11B) if a & 0x80 else a << 1
+        b >>= 1
+    return r
+
+
+def shamir_combine(shares):
+    """§14: Lagrange interpolation at 0 of [(index, bytes)]."""
+    out = bytearray(len(shares[0][1]))
+    for i, (xi, yi) in enumerate(shares):
+        basis = 1
+        for j, (xj, _) in enumerate(shares):
+            if i != j:
+                inv = next(v for v in range(1, 256) if gf_mul(xi ^ xj, v) == 1)
+                basis = gf_mul(basis, gf_mul(xj, inv))
+        for k, y in enumerate(yi):
+            out[k] ^= gf_mul(y, basis)
+    return bytes(out)
+
+
+def open_bundle(seed, bundle):
+    """§15: (document, [(kind, ref, bytes)]) of a key backup bundle."""
+    header = bundle[:42]
+    payload = open_sealed(seed, bundle[42:], b"apg-pq v1 key backup" + header)
+    assert payload[0] == 1
+    n = int.from_bytes(payload[1:5], "big")
+    doc, rest = payload[5:5 + n], payload[5 + n:]
+    count, rest = int.from_bytes(rest[:4], "big"), rest[4:]
+    secrets = []
+    for _ in range(count):
+        length = int.from_bytes(rest[17:19], "big")
+        secrets.append((rest[0], rest[1:17], rest[19:19 + length]))
+        rest = rest[19 + length:]
+    assert not rest
+    return doc.decode(), secrets

@@ -296,15 +296,7 @@ def check_stream(c):
     c.expect("stream", stream)
 
 
-def gf_mul(a, b):
-    """GF(2^8) with the AES polynomial x^8 + x^4 + x^3 + x + 1 (FORMAT.md §14)."""
-    p = 0
-    for _ in range(8):
-        if b & 1:
-            p ^= a
-        a = ((a << 1) ^ 0x1B) & 0xFF if a & 0x80 else a << 1
-        b >>= 1
-    return p
+gf_mul = client.gf_mul
 
 
 def shamir_share(secret, coeffs, t, x):
