@@ -27,6 +27,9 @@ port_migration=$((port0 + 24))
 port_audit=$((port0 + 26))
 port_cli=$((port0 + 28))
 port_sessions=$((port0 + 30))
+port_recovery=$((port0 + 32))
+port_recovery_b=$((port0 + 33))
+port_recovery_c=$((port0 + 34))
 
 cleanup() {
   for d in "$base"/*/; do
@@ -39,7 +42,7 @@ cleanup() {
 trap cleanup EXIT
 
 topics=("$@")
-[ ${#topics[@]} -gt 0 ] || topics=(keyfile revocation dump_restore standby replication crash memory logs upgrade worker stress providers migration audit cli sessions)
+[ ${#topics[@]} -gt 0 ] || topics=(keyfile revocation dump_restore standby replication crash memory logs upgrade worker stress providers migration audit cli sessions recovery)
 for topic in "${topics[@]}"; do
   echo "# --- $topic"
   source "$root/tests/integration/$topic.sh" || fail "$topic: could not start its clusters"

@@ -1,0 +1,227 @@
+# Key escrow and disaster-recovery backups with the real command line
+# (docs/RECOVERY.md). Cluster A: five custodians' keys from apg-pq keygen
+# (one X-Wing), a 3-of-5 split, staleness after a master key rotation,
+# backups saved by `apg-pq backup`; then the key file is deleted and a new
+# one configured: a recovery request, reseals by `apg-pq escrow reseal`,
+# approvals, the minimum wait, every 3 of the 5 shares, bad shares named,
+# and the recovery that brings 10,000 rows back. Clusters B and C (fresh,
+# their own key files): the bundle re-sealed by `apg-pq backup reseal`
+# restores everything (B) or one tenant under another name (C); bad
+# bundles are refused. Finally, with log_statement = 'all' throughout: no
+# share, no master key and no tenant secret in any file of the three data
+# directories (tables, WAL) or their server logs.
+dir="$base/recovery"
+dir_b="$base/recovery-b"
+dir_c="$base/recovery-c"
+port=$port_recovery
+port_b=$port_recovery_b
+port_c=$port_recovery_c
+python=${APG_PQ_VENV:-/var/tmp/apg_pqcrypto-venv}/bin/python
+cargo build -q -p apg-pq || { fail "apg-pq does not build"; return 0; }
+cli="${CARGO_TARGET_DIR:-$root/target}/debug/apg-pq"
+work="$base/recovery-files"
+mkdir -p "$work"
+hex() { od -An -tx1 -v "$1" | tr -d ' \n'; }
+unhex() { python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))" >"$1"; }
+code() { "$@" >/dev/null 2>&1; echo $?; }
+# qv PORT ROLE VAR FILE SQL: SQL with :'VAR' = the file's bytes in hex.
+qv() { psql -X -At -q -h 127.0.0.1 -p "$1" -U "$2" postgres -v "$3=$(hex "$5")" 2>&1 <<<"$4"; }
+
+cluster_start "$dir" "$port" "log_statement = 'all'" "apg_pqcrypto.worker_naptime = 1" || return 1
+q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('acme')" -c "SELECT pq.create_tenant('hybrid', kem => 'x-wing')" \
+  -c "CREATE ROLE officer_a LOGIN IN ROLE pq_admin" -c "CREATE ROLE approver_b LOGIN IN ROLE pq_admin" \
+  -c "CREATE ROLE approver_c LOGIN IN ROLE pq_admin" -c "CREATE ROLE it_app LOGIN IN ROLE pq_user" \
+  -c "SELECT pq.grant_tenant('acme', 'it_app')" -c "SELECT pq.set_policy('acme', '{\"max_key_age\": 31536000}')" \
+  -c "CREATE TABLE vault (id int PRIMARY KEY, v bytea)" -c "GRANT SELECT ON vault TO it_app" \
+  -c "INSERT INTO vault SELECT i, pq_encrypt('acme', 'secret-' || i, 'row ' || i) FROM generate_series(1, 5000) i" \
+  -c "SELECT pq.rotate_tenant_key('acme', 'half way')" \
+  -c "INSERT INTO vault SELECT i, pq_encrypt('acme', 'secret-' || i, 'row ' || i) FROM generate_series(5001, 10000) i" \
+  -c "INSERT INTO vault SELECT i, pq_encrypt('hybrid', 'hybrid-' || i, 'row ' || i) FROM generate_series(10001, 10200) i" >/dev/null
+count_sql="SELECT count(*) FROM vault WHERE pq_decrypt_text(v, 'row ' || id) = CASE WHEN id > 10000 THEN 'hybrid-' ELSE 'secret-' END || id"
+
+# --- the escrow ceremony
+for i in 1 2 3 4 5; do
+  alg=ml-kem-768; [ "$i" = 5 ] && alg=x-wing
+  "$cli" keygen --algorithm "$alg" --secret-key "$work/c$i.sk" --public-key "$work/c$i.pk" >/dev/null
+  qv "$port" officer_a pk "SELECT encode(pq.escrow_add_custodian('custodian$i', decode(:'pk', 'hex')), 'hex')" "$work/c$i.pk" >"$work/c$i.kid"
+done
+check "five custodians registered by kid (one X-Wing)" "5|1" \
+  "$(q "$port" -c "SELECT count(*), count(*) FILTER (WHERE length(public_key) = 1216) FROM pq.escrow_custodians")"
+policy='{"enabled": true, "threshold": 3, "total_shares": 5,
+         "trustees": ["custodian1", "custodian2", "custodian3", "custodian4", "custodian5"],
+         "recovery_policy": {"min_approval_time": "6 seconds", "approvers_required": 2, "audit_log": true}}'
+qas "$port" officer_a -c "SELECT pq.configure_key_escrow('$policy')" >/dev/null
+check "the first split seals one share to each custodian" "5" "$(qas "$port" officer_a -c "SELECT count(*) FROM pq.escrow_split()")"
+check_contains "a master key rotation warns that the escrow is stale" "the key escrow is stale" \
+  "$(qas "$port" officer_a -c "SELECT provider FROM pq.rotate_master_key()")"
+check "pq.escrow_status says so" "true" "$(qas "$port" officer_a -c "SELECT pq.escrow_status()->'stale'")"
+wait_for "$port" "SELECT pg_read_file('$dir/server.log') LIKE '%worker: the key escrow is stale%'" 2>/dev/null
+check_contains "... and so does the worker, in the server log" "apg_pqcrypto worker: the key escrow is stale" \
+  "$(grep -a 'worker: the key escrow is stale' "$dir/server.log" | head -1)"
+check "splitting again makes it current" "5|false" \
+  "$(qas "$port" officer_a -c "SELECT count(*) FROM pq.escrow_split()" -c "SELECT pq.escrow_status()->'stale'" | tr '\n' '|' | sed 's/|$//')"
+for i in 1 2 3 4 5; do
+  q "$port" -c "SELECT encode(record, 'hex') FROM pq.escrow_shares s WHERE share_index = $i
+                  AND escrow_id = (SELECT escrow_id FROM pq.escrow_shares ORDER BY created_at DESC LIMIT 1)" | unhex "$work/share$i.rec"
+done
+mdk_id=$(q "$port" -c "SELECT encode(id, 'hex') FROM pq.master_keys WHERE state = 'active'")
+
+# --- backups, before the loss: all tenants, and acme alone without metadata
+"$cli" keygen --secret-key "$work/officer.sk" --public-key "$work/officer.pk" >/dev/null
+url="postgresql://officer_a@127.0.0.1:$port/postgres"
+check_contains "apg-pq backup saves a bundle of every tenant" "sealed to $(q "$port" -c "SELECT encode(substr(sha256(decode('$(hex "$work/officer.pk")', 'hex')), 1, 16), 'hex')")" \
+  "$("$cli" backup --url "$url" --recipient-key "$work/officer.pk" -o "$work/all.apgb" 2>&1)"
+"$cli" backup --url "$url" --tenant acme --no-metadata --recipient-key "$work/officer.pk" -o "$work/acme.apgb" 2>/dev/null
+check "the bundle file is 0600" "600" "$(stat -c %a "$work/all.apgb")"
+check "an application role cannot export (exit 6)" "6" \
+  "$(code "$cli" backup --url "postgresql://it_app@127.0.0.1:$port/postgres" --recipient-key "$work/officer.pk" -o "$work/x.apgb")"
+check "pq.backups records the exports" "export|{acme,hybrid}|t|3 export|{acme}|f|2" \
+  "$(q "$port" -c "SELECT operation, tenants, include_metadata, versions FROM pq.backups ORDER BY id" | tr '\n' ' ' | sed 's/ $//')"
+
+# --- the loss: the key file is gone; a new one is configured
+rm -f "$dir/master.key"
+head -c 32 /dev/urandom >"$work/new.key"
+chmod 600 "$work/new.key"
+chown postgres: "$work/new.key" "$work" 2>/dev/null
+q "$port" -c "ALTER SYSTEM SET apg_pqcrypto.master_key_file = '$work/new.key'" >/dev/null
+as_postgres "$PGBIN/pg_ctl" -D "$dir/data" -w -m fast restart >/dev/null 2>&1
+check "with the key file gone nothing decrypts (PQ004)" "PQ004" "$(sqlstate "$port" "$count_sql")"
+
+# --- recovery
+row=$(qas "$port" officer_a -F ' ' -c "SELECT request_id, encode(request_public_key, 'hex') FROM pq.escrow_request_recovery('key file lost')")
+read -r rid rpk <<<"$row"
+unhex "$work/request.pk" <<<"$rpk"
+new_kek_id=$(python3 -c "import hashlib, sys; print(hashlib.sha256(b'apg-pq v1 kek' + open(sys.argv[1], 'rb').read()).digest()[:16].hex())" "$work/new.key")
+check "the request's secret is wrapped by the new key file's KEK" "escrow recovery|file|$new_kek_id|t" \
+  "$(q "$port" -c "SELECT purpose, provider, provider_key_id, wrapped_seed IS NOT NULL FROM pq.recovery_keys WHERE used_at IS NULL")"
+for i in 1 2 3 4 5; do
+  "$cli" escrow reseal --secret-key "$work/c$i.sk" --share "$work/share$i.rec" --request-key "$work/request.pk" -o "$work/r$i.rec" 2>/dev/null
+done
+check "a custodian's key opens only its own share (exit 3, nothing written)" "3|no" \
+  "$(code "$cli" escrow reseal --secret-key "$work/c2.sk" --share "$work/share1.rec" --request-key "$work/request.pk" -o "$work/bad.rec")|$([ -e "$work/bad.rec" ] && echo yes || echo no)"
+shares() { local out="" i; for i in "$@"; do out+="${out:+,}decode('$(hex "$work/r$i.rec")', 'hex')"; done; echo "ARRAY[$out]"; }
+recover_as() { psql -X -At -q -h 127.0.0.1 -p "$port" -U "$1" postgres -v VERBOSITY=verbose 2>&1 <<<"$2" | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\): \(.*\)/\1 \2/p;s/^\([0-9a-f]\{32\}\)|file|.*/\1/p' | head -1; }
+check_contains "before any approval: refused" "55000 recovery request $rid has 0 of the 2 approvals" \
+  "$(recover_as officer_a "SELECT encode(mdk_id, 'hex'), provider, key_ref FROM pq.escrow_recover('$rid', $(shares 1 2 3))")"
+check "the requester cannot approve" "42501" "$(sqlstate "$port" "SELECT pq.escrow_approve('$rid')" officer_a)"
+check "an application role cannot approve" "42501" "$(sqlstate "$port" "SELECT pq.escrow_approve('$rid')" it_app)"
+check "two other roles approve" "1|2" "$(qas "$port" approver_b -c "SELECT pq.escrow_approve('$rid')")|$(qas "$port" approver_c -c "SELECT pq.escrow_approve('$rid')")"
+check_contains "before min_approval_time: refused" "may be completed from" \
+  "$(recover_as officer_a "SELECT encode(mdk_id, 'hex'), provider, key_ref FROM pq.escrow_recover('$rid', $(shares 1 2 3))")"
+wait_for "$port" "SELECT now() >= ready_at FROM pq.escrow_requests WHERE id = '$rid'"
+subsets=""
+for a in 1 2 3 4 5; do for b in $(seq $((a + 1)) 5); do for c in $(seq $((b + 1)) 5); do
+  subsets+="$a$b$c:$(recover_as officer_a "BEGIN; SELECT encode(mdk_id, 'hex'), provider, key_ref FROM pq.escrow_recover('$rid', $(shares $c $a $b)); ROLLBACK;") "
+done; done; done
+check "every 3 of the 5 shares recover the master key (10 subsets, rolled back)" \
+  "123:$mdk_id 124:$mdk_id 125:$mdk_id 134:$mdk_id 135:$mdk_id 145:$mdk_id 234:$mdk_id 235:$mdk_id 245:$mdk_id 345:$mdk_id " "$subsets"
+check "no 2 do" "22023 2 distinct shares given; the escrow needs 3" \
+  "$(recover_as officer_a "SELECT encode(mdk_id, 'hex'), provider, key_ref FROM pq.escrow_recover('$rid', $(shares 4 5))")"
+check "a duplicated share is named" "22023 share 4 is given twice" \
+  "$(recover_as officer_a "SELECT encode(mdk_id, 'hex'), provider, key_ref FROM pq.escrow_recover('$rid', $(shares 1 4 4))")"
+cp "$work/r2.rec" "$work/r2.orig"
+python3 -c "import sys; b = bytearray(open(sys.argv[1], 'rb').read()); b[-3] ^= 1; open(sys.argv[1], 'wb').write(b)" "$work/r2.rec"
+check_contains "a tampered share is named (PQ001), nothing changes" "PQ001 share 2 (element 2) does not open" \
+  "$(recover_as officer_a "SELECT encode(mdk_id, 'hex'), provider, key_ref FROM pq.escrow_recover('$rid', $(shares 1 2 3))")"
+cp "$work/r2.orig" "$work/r2.rec"
+check "still nothing decrypts" "PQ004" "$(sqlstate "$port" "$count_sql")"
+check "the recovery: the MDK checked against its id, wrapped by the new KEK" "$mdk_id" \
+  "$(recover_as approver_b "SELECT encode(mdk_id, 'hex'), provider, key_ref FROM pq.escrow_recover('$rid', $(shares 5 3 1))")"
+check "10,000 rows decrypt again, in a new backend of an application role (and 200 of an X-Wing tenant)" "10000|200" \
+  "$(qas "$port" it_app -c "SELECT count(*) FROM vault WHERE id <= 10000 AND pq_decrypt_text(v, 'row ' || id) = 'secret-' || id")|$(q "$port" -c "SELECT count(*) FROM vault WHERE id > 10000 AND pq_decrypt_text(v, 'row ' || id) = 'hybrid-' || id")"
+check "the provider answers for the recovered key; signing and rotation work" "t|t|3" \
+  "$(q "$port" -c "SELECT answered FROM pq.master_key_status() WHERE state = 'active'" \
+       -c "SELECT pq_verify('acme', 'm', pq_sign('acme', 'm'))" -c "SELECT new_version FROM pq.rotate_tenant_key('acme', 'after recovery')" \
+     | tr '\n' '|' | sed 's/|$//')"
+check "the request is done, its one-time key dropped, and cannot be used again" "recovered|t|55000" \
+  "$(q "$port" -c "SELECT r.state, k.wrapped_seed IS NULL FROM pq.escrow_requests r JOIN pq.recovery_keys k ON k.kid = r.request_kid WHERE r.id = '$rid'")|$(sqlstate "$port" "SELECT pq.escrow_recover('$rid', $(shares 1 2 3))" officer_a)"
+check "every step is an audited event, and the audit chain verifies" "escrow_configured escrow_custodian_added escrow_recovered escrow_recovery_approved escrow_recovery_requested escrow_split key_backup_exported master_key_rotated|t" \
+  "$(q "$port" -c "SELECT string_agg(DISTINCT event, ' ' ORDER BY event) FROM pq.key_events WHERE event ~ '^(escrow|key_backup|master)'" \
+       -c "SELECT ok FROM pq.verify_audit_chain()" | tr '\n' '|' | sed 's/|$//')"
+
+# --- restore into a fresh cluster with its own key file
+q "$port" -c "\\copy vault TO '$work/vault.csv' CSV" >/dev/null
+cluster_start "$dir_b" "$port_b" "log_statement = 'all'" || return 1
+q "$port_b" -c "CREATE EXTENSION apg_pqcrypto" -c "CREATE ROLE it_app LOGIN IN ROLE pq_user" \
+  -c "CREATE TABLE vault (id int PRIMARY KEY, v bytea)" -c "\\copy vault FROM '$work/vault.csv' CSV" -c "GRANT SELECT ON vault TO it_app" >/dev/null
+q "$port_b" -c "SELECT encode(restore_public_key, 'hex') FROM pq.restore_begin()" | unhex "$work/restore_b.pk"
+check "the officer's key cannot re-seal another bundle's key (exit 3)" "3" \
+  "$(code "$cli" backup reseal --secret-key "$work/c1.sk" --bundle "$work/all.apgb" --restore-key "$work/restore_b.pk" -o "$work/no.apgb")"
+"$cli" backup reseal --secret-key "$work/officer.sk" --bundle "$work/all.apgb" --restore-key "$work/restore_b.pk" -o "$work/all_b.apgb" 2>/dev/null
+restore_err() { psql -X -At -q -h 127.0.0.1 -p "$1" -U postgres postgres -v VERBOSITY=verbose -v b="$(hex "$2")" \
+                  <<<"SELECT pq.restore_key_backup(decode(:'b', 'hex') ${3:-})" 2>&1 | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\): \(.*\)/\1 \2/p'; }
+check "the bundle as exported (sealed to the officer) is refused: PQ002" "PQ002" "$(restore_err "$port_b" "$work/all.apgb" | cut -c1-5)"
+head -c 40 "$work/all_b.apgb" >"$work/truncated.apgb"
+check_contains "a truncated bundle: 22023" "22023 the key backup bundle is truncated" "$(restore_err "$port_b" "$work/truncated.apgb")"
+python3 -c "import sys; b = bytearray(open(sys.argv[1], 'rb').read()); b[0] = 2; open(sys.argv[2], 'wb').write(b)" "$work/all_b.apgb" "$work/v2.apgb"
+check_contains "a bundle of a newer format version: 22023 naming the version" "22023 key backup bundle format version 2 is not supported" \
+  "$(restore_err "$port_b" "$work/v2.apgb")"
+python3 -c "import sys; b = bytearray(open(sys.argv[1], 'rb').read()); b[2000] ^= 1; open(sys.argv[2], 'wb').write(b)" "$work/all_b.apgb" "$work/tampered.apgb"
+check_contains "a tampered bundle: PQ001" "PQ001 the key backup bundle does not open" "$(restore_err "$port_b" "$work/tampered.apgb")"
+check "the restore: every tenant and version" "acme|acme|2|0 hybrid|hybrid|1|0" \
+  "$(qv "$port_b" postgres b "SELECT * FROM pq.restore_key_backup(decode(:'b', 'hex'))" "$work/all_b.apgb" | tr '\n' ' ' | sed 's/ $//')"
+check "10,000 rows made before the backup decrypt in the new cluster (and the X-Wing tenant's 200)" "10200" \
+  "$(q "$port_b" -c "$count_sql")"
+check "metadata came along: the grant (it_app decrypts) and the policy" "secret-7|1" \
+  "$(qas "$port_b" it_app -c "SELECT pq_decrypt_text(v, 'row 7') FROM vault WHERE id = 7")|$(q "$port_b" -c "SELECT count(*) FROM pq.tenant_policies WHERE max_key_age = 31536000")"
+check "the restore key was one-time" "55000" "$(restore_err "$port_b" "$work/all_b.apgb" | cut -c1-5)"
+q "$port_b" -c "SELECT encode(restore_public_key, 'hex') FROM pq.restore_begin()" | unhex "$work/restore_b2.pk"
+"$cli" backup reseal --secret-key "$work/officer.sk" --bundle "$work/all.apgb" --restore-key "$work/restore_b2.pk" -o "$work/all_b2.apgb" 2>/dev/null
+check_contains "restoring over existing versions is refused without overwrite" "23505 tenant \"acme\" already has key version 1" \
+  "$(restore_err "$port_b" "$work/all_b2.apgb")"
+check "... and done with overwrite => true" "2" \
+  "$(qv "$port_b" postgres b "SELECT count(*) FROM pq.restore_key_backup(decode(:'b', 'hex'), overwrite => true)" "$work/all_b2.apgb")"
+
+# --- one tenant under another name, in a third cluster
+cluster_start "$dir_c" "$port_c" "log_statement = 'all'" || return 1
+q "$port_c" -c "CREATE EXTENSION apg_pqcrypto" -c "CREATE TABLE vault (id int PRIMARY KEY, v bytea)" -c "\\copy vault FROM '$work/vault.csv' CSV" >/dev/null
+q "$port_c" -c "SELECT encode(restore_public_key, 'hex') FROM pq.restore_begin()" | unhex "$work/restore_c.pk"
+check "a bundle re-sealed to another cluster's restore key: PQ002" "PQ002" "$(restore_err "$port_c" "$work/all_b2.apgb" | cut -c1-5)"
+"$cli" backup reseal --secret-key "$work/officer.sk" --bundle "$work/acme.apgb" --restore-key "$work/restore_c.pk" -o "$work/acme_c.apgb" 2>/dev/null
+check "restored under another tenant name" "acme|acme_dr|2|0" \
+  "$(qv "$port_c" postgres b "SELECT * FROM pq.restore_key_backup(decode(:'b', 'hex'), target_tenant => 'acme_dr')" "$work/acme_c.apgb")"
+check "its 10,000 rows decrypt, as acme_dr's; no metadata was asked for" "10000|acme_dr|0" \
+  "$(q "$port_c" -c "SELECT count(*) FROM vault WHERE id <= 10000 AND pq_decrypt_text(v, 'row ' || id) = 'secret-' || id" \
+       -c "SELECT pq_inspect(v)->>'tenant' FROM vault WHERE id = 1" -c "SELECT count(*) FROM pq.tenant_policies" | tr '\n' '|' | sed 's/|$//')"
+
+# --- hygiene: the secrets, recovered outside the server from what the
+# custodians and the officer hold, are in no file of any cluster.
+for p in "$port" "$port_b" "$port_c"; do q "$p" -c "CHECKPOINT" -c "SELECT pg_switch_wal()" >/dev/null; done
+secrets=$(PYTHONPATH="$root/tests" "$python" - "$work" "$mdk_id" <<'PY'
+import hashlib, sys, pq_client_format as f
+work, mdk_id = sys.argv[1], sys.argv[2]
+shares = [f.open_share_record(open(f"{work}/c{i}.sk", "rb").read(), open(f"{work}/share{i}.rec", "rb").read()) for i in range(1, 6)]
+mdk = f.shamir_combine(shares[:3])
+assert hashlib.sha256(b"apg-pq v1 mdk" + mdk).digest()[:16].hex() == mdk_id, "the shares recombine to the MDK"
+doc, secrets = f.open_bundle(open(f"{work}/officer.sk", "rb").read(), open(f"{work}/all.apgb", "rb").read())
+assert len(secrets) == 6, len(secrets)
+print(" ".join([mdk.hex()] + [s.hex() for _, s in shares] + [b.hex() for _, _, b in secrets]))
+PY
+)
+check "the test recovers 1 master key, 5 shares and 6 tenant seeds from the custodians' and the officer's files" "12" \
+  "$(wc -w <<<"$secrets")"
+cat >"$work/grep.py" <<'PY'
+import os, sys
+roots, needles = sys.argv[1].split(":"), [bytes.fromhex(h) for h in sys.argv[2:]]
+hits = set()
+for root in roots:
+    for d, _, files in os.walk(root):
+        for f in files:
+            try:
+                data = open(os.path.join(d, f), "rb").read()
+            except OSError:
+                continue
+            for i, n in enumerate(needles):
+                if any(form in data for form in (n, n.hex().encode(), n.hex().upper().encode())):
+                    hits.add(f"{i}:{os.path.relpath(os.path.join(d, f), root)}")
+print(" ".join(sorted(hits)) or "none")
+PY
+record_bytes=$(hex "$work/share1.rec" | cut -c 201-264)
+check_contains "positive control: the search finds a stored share record's bytes in cluster A's files" "0:" \
+  "$("$python" "$work/grep.py" "$dir/data" "$record_bytes")"
+# shellcheck disable=SC2086
+check "no share, master key or tenant seed in the data directories, WAL or server logs of A, B and C" "none" \
+  "$("$python" "$work/grep.py" "$dir:$dir_b:$dir_c" $secrets)"
+cluster_stop "$dir_c"
+cluster_stop "$dir_b"
+cluster_stop "$dir"
