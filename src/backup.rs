@@ -10,32 +10,20 @@
 use crate::{
     catalog,
     errors::{echo, PqError, PqResult},
-    escrow::{hex, random_id},
+    escrow::{hex, invalid, random_id},
     events, keystore, provider, secure_mem, tenants,
 };
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use pqcore::{
     backup::{self, Payload, Secret, SecretKind, BUNDLE_HEADER_LEN, BUNDLE_VERSION, KIND_KEY_BACKUP},
-    dek_suite, Error as CoreError, Kid, RecipientKey, Suite,
+    Error as CoreError, Kid, RecipientKey, Suite,
 };
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 /// The `format` of the bundle document this version writes and reads.
 const DOC_FORMAT: i64 = 1;
-
-fn invalid(message: impl Into<String>) -> PqError {
-    PqError::InvalidParameter(message.into())
-}
-
-fn require_backup_admin(what: &'static str) -> PqResult<()> {
-    tenants::require_admin(what)?;
-    if catalog::in_recovery() {
-        return Err(PqError::ReadOnly(what));
-    }
-    Ok(())
-}
 
 /// The document of one tenant: versions (no secrets), and its policy and
 /// grants when `metadata`.
@@ -65,34 +53,11 @@ fn tenant_doc(tenant: &str, metadata: bool) -> PqResult<Value> {
 /// `secrets`, and the classical keys (with their refs) to `doc`.
 /// Returns (versions, classical keys). Inside `secure_mem::scope`.
 fn tenant_secrets(tenant: &str, doc: &mut Value, secrets: &mut Vec<Secret>) -> PqResult<(i32, i32)> {
-    type Row = (i32, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
-    let rows: Vec<Row> = Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT version, kid, mdk_id, wrapped_kem_seed, wrapped_dsa_seed, sealed_dek FROM pq.tenant_key_versions
-              WHERE tenant = $1 AND wrapped_kem_seed IS NOT NULL ORDER BY version",
-            None,
-            &[tenant.into()],
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push((
-                row.get::<i32>(1)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(2)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(3)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(4)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(5)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(6)?.unwrap_or_default(),
-            ));
-        }
-        Ok::<_, PqError>(out)
-    })?;
-    for (version, kid, mdk_id, kem, dsa, sealed_dek) in &rows {
-        let suite = dek_suite(sealed_dek).map_err(|_| {
-            PqError::internal("a stored tenant key is damaged", format!("tenant {tenant} version {version}: the sealed DEK"))
-        })?;
-        let (kem, dsa) = keystore::version_seeds(tenant, *version, mdk_id, suite, kem, dsa)?;
+    let rows = keystore::stored_seeds(Some(tenant))?;
+    for row in &rows {
+        let (kem, dsa) = keystore::version_seeds(row)?;
         let reference: [u8; 16] =
-            kid.as_slice().try_into().map_err(|_| PqError::internal("a stored key id has the wrong length", String::new()))?;
+            row.kid.as_slice().try_into().map_err(|_| PqError::internal("a stored key id has the wrong length", String::new()))?;
         secrets.push(Secret { kind: SecretKind::KemSeed, reference, bytes: Zeroizing::new(kem.expose().to_vec()) });
         secrets.push(Secret { kind: SecretKind::DsaSeed, reference, bytes: Zeroizing::new(dsa.expose().to_vec()) });
     }
@@ -120,7 +85,7 @@ fn tenant_secrets(tenant: &str, doc: &mut Value, secrets: &mut Vec<Secret>) -> P
 }
 
 fn export(tenant: Option<&str>, recipient: Option<&[u8]>, include_metadata: bool) -> PqResult<Vec<u8>> {
-    require_backup_admin("export key backups")?;
+    tenants::require_admin_on_primary("export key backups")?;
     let recipient = recipient.ok_or_else(|| invalid("recipient_public_key is required: the recovery officer's public key"))?;
     let to = RecipientKey::from_slice(recipient)
         .map_err(|_| invalid("recipient_public_key is an ML-KEM-768 (1184 bytes) or X-Wing (1216 bytes) public key"))?;
@@ -209,7 +174,7 @@ fn log_backup(
 }
 
 fn restore_begin() -> PqResult<(Vec<u8>, Vec<u8>)> {
-    require_backup_admin("begin a key backup restore")?;
+    tenants::require_admin_on_primary("begin a key backup restore")?;
     let actor = events::session_user();
     catalog::as_owner(|| {
         let (kid, public_key) = keystore::create_recovery_key("restore")?;
@@ -270,7 +235,7 @@ fn bytes(v: &Value, key: &str) -> PqResult<Vec<u8>> {
 }
 
 fn restore(bundle: &[u8], target: Option<&str>, overwrite: bool) -> PqResult<Vec<(String, String, i32, i32)>> {
-    require_backup_admin("restore key backups")?;
+    tenants::require_admin_on_primary("restore key backups")?;
     let header = bundle_header(bundle)?;
     let actor = events::session_user();
     catalog::as_owner(|| {

@@ -26,21 +26,12 @@ fn not_ready(message: String, hint: &str) -> PqError {
     PqError::Sql { code: b"55000", message, hint: Some(hint.into()) }
 }
 
-fn invalid(message: impl Into<String>) -> PqError {
+pub(crate) fn invalid(message: impl Into<String>) -> PqError {
     PqError::InvalidParameter(message.into())
 }
 
-/// Admin and primary only.
-fn require_escrow_admin(what: &'static str) -> PqResult<()> {
-    tenants::require_admin(what)?;
-    if catalog::in_recovery() {
-        return Err(PqError::ReadOnly(what));
-    }
-    Ok(())
-}
-
 fn add_custodian(name: &str, public_key: &[u8]) -> PqResult<Vec<u8>> {
-    require_escrow_admin("register escrow custodians")?;
+    tenants::require_admin_on_primary("register escrow custodians")?;
     if name.is_empty() || name.len() > 63 || name.chars().any(char::is_control) {
         return Err(invalid("custodian names are 1 to 63 bytes without control characters"));
     }
@@ -171,7 +162,7 @@ fn parse_config(v: &Value) -> PqResult<Config> {
 }
 
 fn configure(config: &Value) -> PqResult<Value> {
-    require_escrow_admin("configure the key escrow")?;
+    tenants::require_admin_on_primary("configure the key escrow")?;
     let c = parse_config(config)?;
     let actor = events::session_user();
     catalog::as_owner(|| {
@@ -216,7 +207,7 @@ fn configure(config: &Value) -> PqResult<Value> {
 type SplitRow = (Vec<u8>, i32, String, Vec<u8>, Vec<u8>);
 
 fn split() -> PqResult<Vec<SplitRow>> {
-    require_escrow_admin("split the master key into escrow shares")?;
+    tenants::require_admin_on_primary("split the master key into escrow shares")?;
     let actor = events::session_user();
     catalog::as_owner(|| {
         Spi::run("LOCK TABLE pq.master_keys IN SHARE MODE")?;
@@ -302,7 +293,7 @@ fn current_escrow() -> PqResult<Option<(Vec<u8>, Vec<u8>)>> {
 }
 
 fn request_recovery(reason: &str) -> PqResult<(Uuid, Vec<u8>)> {
-    require_escrow_admin("request a key escrow recovery")?;
+    tenants::require_admin_on_primary("request a key escrow recovery")?;
     if reason.trim().is_empty() {
         return Err(invalid("a recovery request needs a reason"));
     }
@@ -374,7 +365,7 @@ fn pending(id: &Uuid) -> PqResult<Pending> {
 }
 
 fn approve(id: &Uuid) -> PqResult<i64> {
-    require_escrow_admin("approve a key escrow recovery")?;
+    tenants::require_admin_on_primary("approve a key escrow recovery")?;
     let actor = events::session_user();
     catalog::as_owner(|| {
         let (requested_by, ..) = pending(id)?;
@@ -430,7 +421,7 @@ fn recover_error(e: RecoverError) -> PqError {
 type Recovered = (Vec<u8>, String, String);
 
 fn recover(id: &Uuid, shares: &[Option<&[u8]>]) -> PqResult<Recovered> {
-    require_escrow_admin("recover the master key from escrow")?;
+    tenants::require_admin_on_primary("recover the master key from escrow")?;
     let actor = events::session_user();
     catalog::as_owner(|| {
         Spi::run("LOCK TABLE pq.master_keys IN EXCLUSIVE MODE")?;

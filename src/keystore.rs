@@ -196,6 +196,50 @@ fn rewrap_secret(
     Ok(new.wrap(secret.expose(), context)?)
 }
 
+/// A stored key version with its wrapped seeds.
+pub struct StoredSeeds {
+    pub tenant: String,
+    pub version: i32,
+    pub kid: Vec<u8>,
+    pub mdk_id: Vec<u8>,
+    pub kem: Vec<u8>,
+    pub dsa: Vec<u8>,
+    pub sealed_dek: Vec<u8>,
+}
+
+impl StoredSeeds {
+    /// The version's suite, from its sealed DEK.
+    pub fn suite(&self) -> PqResult<Suite> {
+        dek_suite(&self.sealed_dek).map_err(|_| {
+            PqError::internal(
+                "a stored tenant key is damaged",
+                format!("tenant {} version {}: the sealed DEK", self.tenant, self.version),
+            )
+        })
+    }
+}
+
+/// Every version of `tenant` (None: of every tenant) that has seeds, by
+/// tenant and version. Call as owner.
+pub fn stored_seeds(tenant: Option<&str>) -> PqResult<Vec<StoredSeeds>> {
+    catalog::write_rows(
+        "SELECT tenant, version, kid, mdk_id, wrapped_kem_seed, wrapped_dsa_seed, sealed_dek FROM pq.tenant_key_versions
+          WHERE wrapped_kem_seed IS NOT NULL AND ($1::text IS NULL OR tenant = $1) ORDER BY tenant, version",
+        &[tenant.into()],
+        |row| {
+            Ok(StoredSeeds {
+                tenant: row.get::<String>(1)?.unwrap_or_default(),
+                version: row.get::<i32>(2)?.unwrap_or_default(),
+                kid: row.get::<Vec<u8>>(3)?.unwrap_or_default(),
+                mdk_id: row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+                kem: row.get::<Vec<u8>>(5)?.unwrap_or_default(),
+                dsa: row.get::<Vec<u8>>(6)?.unwrap_or_default(),
+                sealed_dek: row.get::<Vec<u8>>(7)?.unwrap_or_default(),
+            })
+        },
+    )
+}
+
 /// What [`rotate_master_data_key`] did.
 pub struct MasterRotation {
     /// The retired MDK's id and provider, if there was an active one.
@@ -218,33 +262,11 @@ pub fn rotate_master_data_key(provider_name: &'static str) -> PqResult<MasterRot
     .map(|(id, provider)| Ok::<_, PqError>((stored_kid(&id)?, provider)))
     .transpose()?;
     let (new, key_ref) = create_mdk(provider_name)?;
-    // tenant, version, mdk_id, wrapped KEM seed, wrapped DSA seed, sealed DEK
-    type Stored = (String, i32, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
-    let rows: Vec<Stored> = Spi::connect(|client| {
-        let mut out = Vec::new();
-        let rows = client.select(
-            "SELECT tenant, version, mdk_id, wrapped_kem_seed, wrapped_dsa_seed, sealed_dek FROM pq.tenant_key_versions
-              WHERE wrapped_kem_seed IS NOT NULL ORDER BY tenant, version",
-            None,
-            &[],
-        )?;
-        for row in rows {
-            out.push((
-                row.get::<String>(1)?.unwrap_or_default(),
-                row.get::<i32>(2)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(3)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(4)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(5)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(6)?.unwrap_or_default(),
-            ));
-        }
-        Ok::<_, PqError>(out)
-    })?;
-    for (tenant, version, old_id, kem, dsa, sealed_dek) in &rows {
-        let from = mdk(stored_kid(old_id)?)?;
-        let suite = dek_suite(sealed_dek).map_err(|_| {
-            PqError::internal("a stored tenant key is damaged", format!("tenant {tenant} version {version}: the sealed DEK"))
-        })?;
+    let rows = stored_seeds(None)?;
+    for row in &rows {
+        let (tenant, version, kem, dsa) = (row.tenant.as_str(), &row.version, &row.kem, &row.dsa);
+        let from = mdk(stored_kid(&row.mdk_id)?)?;
+        let suite = row.suite()?;
         let (kem, dsa) = unwrapping(|| {
             let rewrap = |wrapped: &[u8], purpose| {
                 rewrap_secret(&from, &new, wrapped, &WrapContext { tenant, version: *version as u32, purpose }, || {
@@ -257,7 +279,7 @@ pub fn rotate_master_data_key(provider_name: &'static str) -> PqResult<MasterRot
             "UPDATE pq.tenant_key_versions SET wrapped_kem_seed = $3, wrapped_dsa_seed = $4, mdk_id = $5
               WHERE tenant = $1 AND version = $2 RETURNING true",
             &[
-                tenant.as_str().into(),
+                tenant.into(),
                 (*version).into(),
                 kem.as_slice().into(),
                 dsa.as_slice().into(),
@@ -895,23 +917,17 @@ pub fn consume_recovery_key(kid: Kid) -> PqResult<()> {
     Ok(())
 }
 
-/// The plaintext seeds of a stored version (KEM seed of `suite`, ML-DSA
-/// seed), for a backup. Call as owner, inside `secure_mem::scope`.
-pub fn version_seeds(
-    tenant: &str,
-    version: i32,
-    mdk_id: &[u8],
-    suite: Suite,
-    wrapped_kem: &[u8],
-    wrapped_dsa: &[u8],
-) -> PqResult<(pqcore::Plaintext, pqcore::Plaintext)> {
-    let mdk = mdk(stored_kid(mdk_id)?)?;
+/// The plaintext seeds (KEM, ML-DSA) of a stored version, for a backup.
+/// Call as owner, inside `secure_mem::scope`.
+pub fn version_seeds(v: &StoredSeeds) -> PqResult<(pqcore::Plaintext, pqcore::Plaintext)> {
+    let mdk = mdk(stored_kid(&v.mdk_id)?)?;
+    let (tenant, version) = (v.tenant.as_str(), v.version);
     let unwrap = |wrapped: &[u8], purpose| {
         mdk.unwrap(wrapped, &WrapContext { tenant, version: version as u32, purpose }).map_err(|_| {
             PqError::internal("a stored tenant key is damaged", format!("tenant {tenant} version {version}: a seed does not unwrap"))
         })
     };
-    Ok((unwrap(wrapped_kem, Purpose::kem_seed(suite))?, unwrap(wrapped_dsa, Purpose::DsaSeed)?))
+    Ok((unwrap(&v.kem, Purpose::kem_seed(v.suite()?))?, unwrap(&v.dsa, Purpose::DsaSeed)?))
 }
 
 /// A version restored from a backup, checked and wrapped under the active MDK.
@@ -924,14 +940,17 @@ pub struct RestoredVersion<'a> {
     pub sealed_dek: &'a [u8],
 }
 
-/// What [`check_restored`] derives: kid, signing kid, public key, verifying key.
+/// What [`wrap_restored`] derives: kid, signing kid, public key, verifying key.
 pub type DerivedKeys = (Kid, Kid, Vec<u8>, Vec<u8>);
+
+/// The MDK's id and the KEM and DSA seeds wrapped under it.
+pub type WrappedSeeds = (Kid, Vec<u8>, Vec<u8>);
 
 /// Derives a restored version's public keys from its seeds and checks that
 /// its sealed DEK opens with them; then wraps the seeds under the active
 /// MDK. Returns the derived keys and (mdk_id, wrapped KEM, wrapped DSA).
 /// Call as owner.
-pub fn wrap_restored(v: &RestoredVersion<'_>) -> PqResult<(DerivedKeys, (Kid, Vec<u8>, Vec<u8>))> {
+pub fn wrap_restored(v: &RestoredVersion<'_>) -> PqResult<(DerivedKeys, WrappedSeeds)> {
     let mdk = active_mdk_for_write()?;
     unwrapping(|| {
         let damaged = || PqError::InvalidParameter(format!("the bundle's key version {} of \"{}\" is damaged", v.version, echo_tenant(v.tenant)));

@@ -27,10 +27,7 @@ pub struct Rotated {
 /// in this transaction. Ciphertexts are untouched (they depend on DEKs,
 /// which do not change).
 fn rotate_master_key(provider_name: Option<&str>) -> PqResult<Rotated> {
-    tenants::require_admin("rotate the master key")?;
-    if catalog::in_recovery() {
-        return Err(PqError::ReadOnly("rotate the master key"));
-    }
+    tenants::require_admin_on_primary("rotate the master key")?;
     let provider_name = match provider_name {
         Some(name) => provider::canonical(name).map_err(|_| PqError::Sql {
             code: b"22023",

@@ -21,6 +21,15 @@ pub fn require_admin(what: &str) -> PqResult<()> {
     }
 }
 
+/// [`require_admin`], on the primary only (25006 on a hot standby).
+pub fn require_admin_on_primary(what: &'static str) -> PqResult<()> {
+    require_admin(what)?;
+    if catalog::in_recovery() {
+        return Err(PqError::ReadOnly(what));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_tenant_name(tenant: &str) -> PqResult<()> {
     if tenant.is_empty() || tenant.len() > MAX_TENANT_LEN || tenant.chars().any(char::is_control) {
         return Err(PqError::InvalidParameter(format!(

@@ -889,4 +889,33 @@ mod tests {
         assert_eq!(e.exit_code(), 3);
         assert!(!p("no").exists());
     }
+
+    #[test]
+    fn backup_reseal_round_trip() {
+        use pqcore::backup::{Payload, Secret, SecretKind};
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        keygen(Algorithm::MlKem768, &p("officer.sk"), &p("officer.pk")).unwrap();
+        keygen(Algorithm::XWing, &p("restore.sk"), &p("restore.pk")).unwrap();
+        let officer = RecipientKey::from_slice(&std::fs::read(p("officer.pk")).unwrap()).unwrap();
+        let payload = Payload {
+            doc: r#"{"format":1,"tenants":[]}"#.into(),
+            secrets: vec![Secret { kind: SecretKind::DsaSeed, reference: [4; 16], bytes: vec![9; 32].into() }],
+        };
+        std::fs::write(p("bundle"), pqcore::backup::seal(officer.recipient(), [7; 16], 42, &payload).unwrap()).unwrap();
+        let said = backup_reseal(&p("officer.sk"), &p("bundle"), &p("restore.pk"), &p("resealed")).unwrap();
+        assert!(said.contains(&hex::encode([7u8; 16])), "{said}");
+        assert_eq!(std::fs::metadata(p("resealed")).unwrap().permissions().mode() & 0o777, 0o600);
+        let restore = RecipientSecret::from_slice(&std::fs::read(p("restore.sk")).unwrap()).unwrap();
+        let (header, opened) = pqcore::backup::open(&std::fs::read(p("resealed")).unwrap(), &restore).unwrap();
+        assert_eq!((header.backup_id, header.created, opened.doc.as_str()), ([7; 16], 42, payload.doc.as_str()));
+        assert_eq!(opened.secret(SecretKind::DsaSeed, &[4; 16]), Some(&[9u8; 32][..]));
+        // The restore key is not the officer's: exit 3, nothing written.
+        let e = backup_reseal(&p("restore.sk"), &p("bundle"), &p("officer.pk"), &p("no")).unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        assert!(!p("no").exists());
+        // An existing output is never overwritten.
+        assert!(backup_reseal(&p("officer.sk"), &p("bundle"), &p("restore.pk"), &p("resealed")).is_err());
+    }
 }
