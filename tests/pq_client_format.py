@@ -190,3 +190,20 @@ def open_bundle(seed, bundle):
         rest = rest[19 + length:]
     assert not rest
     return doc.decode(), secrets
+
+
+def unwrap(key, envelope, tenant, version, purpose):
+    """§4 and §6: a secret wrapped under `key` (a keyed envelope whose
+    user AAD names tenant, version and purpose)."""
+    salt, nonce = envelope[18:34], envelope[34:46]
+    prk_key = hmac.new(key, b"apg-pq v1 keyed" + salt + b"\x01", hashlib.sha256).digest()
+    aad = (b"apg-pq v1 wrap\0" + len(tenant).to_bytes(4, "big") + tenant + version.to_bytes(4, "big")
+           + bytes([len(purpose)]) + purpose)
+    return ChaCha20Poly1305(prk_key).decrypt(nonce, envelope[46:], envelope[:46] + aad)
+
+
+def recovery_seed(kek, key_id, wrapped_key, kid_, wrapped_seed):
+    """§6: the seed of a one-time recovery or restore key, from the file
+    provider's KEK (the random key R under the KEK, the seed under R)."""
+    r = unwrap(kek, wrapped_key, key_id.hex().encode(), 0, b"master data key")
+    return unwrap(r, wrapped_seed, kid_.hex().encode(), 0, b"recovery key seed")

@@ -8,8 +8,10 @@
 # their own key files): the bundle re-sealed by `apg-pq backup reseal`
 # restores everything (B) or one tenant under another name (C); bad
 # bundles are refused. Finally, with log_statement = 'all' throughout: no
-# share, no master key and no tenant secret in any file of the three data
-# directories (tables, WAL) or their server logs.
+# share, no master key, no tenant secret and no request or restore secret
+# key in any file of the three data directories (tables, WAL) or their
+# server logs; the test recovers each of them from the custodians', the
+# officer's and the key files first, so the search knows what to look for.
 dir="$base/recovery"
 dir_b="$base/recovery-b"
 dir_c="$base/recovery-c"
@@ -55,9 +57,9 @@ check "the first split seals one share to each custodian" "5" "$(qas "$port" off
 check_contains "a master key rotation warns that the escrow is stale" "the key escrow is stale" \
   "$(qas "$port" officer_a -c "SELECT provider FROM pq.rotate_master_key()")"
 check "pq.escrow_status says so" "true" "$(qas "$port" officer_a -c "SELECT pq.escrow_status()->'stale'")"
-wait_for "$port" "SELECT pg_read_file('$dir/server.log') LIKE '%worker: the key escrow is stale%'" 2>/dev/null
-check_contains "... and so does the worker, in the server log" "apg_pqcrypto worker: the key escrow is stale" \
-  "$(grep -a 'worker: the key escrow is stale' "$dir/server.log" | head -1)"
+for _ in $(seq 1 100); do grep -aq 'WARNING:  apg_pqcrypto worker: the key escrow is stale' "$dir/server.log" && break; sleep 0.3; done
+check_contains "... and so does the worker, in the server log" "WARNING:  apg_pqcrypto worker: the key escrow is stale" \
+  "$(grep -a 'WARNING:  apg_pqcrypto worker: the key escrow is stale' "$dir/server.log" | head -1)"
 check "splitting again makes it current" "5|false" \
   "$(qas "$port" officer_a -c "SELECT count(*) FROM pq.escrow_split()" -c "SELECT pq.escrow_status()->'stale'" | tr '\n' '|' | sed 's/|$//')"
 for i in 1 2 3 4 5; do
@@ -91,6 +93,9 @@ check "with the key file gone nothing decrypts (PQ004)" "PQ004" "$(sqlstate "$po
 row=$(qas "$port" officer_a -F ' ' -c "SELECT request_id, encode(request_public_key, 'hex') FROM pq.escrow_request_recovery('key file lost')")
 read -r rid rpk <<<"$row"
 unhex "$work/request.pk" <<<"$rpk"
+# What the table holds of the request's key (dropped once used), for the hygiene check below.
+q "$port" -c "SELECT encode(key_id, 'hex') || ' ' || encode(wrapped_key, 'hex') || ' ' || encode(kid, 'hex') || ' ' || encode(wrapped_seed, 'hex')
+                FROM pq.recovery_keys WHERE used_at IS NULL" >"$work/request.stored"
 new_kek_id=$(python3 -c "import hashlib, sys; print(hashlib.sha256(b'apg-pq v1 kek' + open(sys.argv[1], 'rb').read()).digest()[:16].hex())" "$work/new.key")
 check "the request's secret is wrapped by the new key file's KEK" "escrow recovery|file|$new_kek_id|t" \
   "$(q "$port" -c "SELECT purpose, provider, provider_key_id, wrapped_seed IS NOT NULL FROM pq.recovery_keys WHERE used_at IS NULL")"
@@ -145,6 +150,8 @@ cluster_start "$dir_b" "$port_b" "log_statement = 'all'" || return 1
 q "$port_b" -c "CREATE EXTENSION apg_pqcrypto" -c "CREATE ROLE it_app LOGIN IN ROLE pq_user" \
   -c "CREATE TABLE vault (id int PRIMARY KEY, v bytea)" -c "\\copy vault FROM '$work/vault.csv' CSV" -c "GRANT SELECT ON vault TO it_app" >/dev/null
 q "$port_b" -c "SELECT encode(restore_public_key, 'hex') FROM pq.restore_begin()" | unhex "$work/restore_b.pk"
+q "$port_b" -c "SELECT encode(key_id, 'hex') || ' ' || encode(wrapped_key, 'hex') || ' ' || encode(kid, 'hex') || ' ' || encode(wrapped_seed, 'hex')
+                  FROM pq.recovery_keys WHERE used_at IS NULL" >"$work/restore_b.stored"
 check "the officer's key cannot re-seal another bundle's key (exit 3)" "3" \
   "$(code "$cli" backup reseal --secret-key "$work/c1.sk" --bundle "$work/all.apgb" --restore-key "$work/restore_b.pk" -o "$work/no.apgb")"
 "$cli" backup reseal --secret-key "$work/officer.sk" --bundle "$work/all.apgb" --restore-key "$work/restore_b.pk" -o "$work/all_b.apgb" 2>/dev/null
@@ -187,18 +194,27 @@ check "its 10,000 rows decrypt, as acme_dr's; no metadata was asked for" "10000|
 # --- hygiene: the secrets, recovered outside the server from what the
 # custodians and the officer hold, are in no file of any cluster.
 for p in "$port" "$port_b" "$port_c"; do q "$p" -c "CHECKPOINT" -c "SELECT pg_switch_wal()" >/dev/null; done
-secrets=$(PYTHONPATH="$root/tests" "$python" - "$work" "$mdk_id" <<'PY'
+secrets=$(PYTHONPATH="$root/tests" "$python" - "$work" "$mdk_id" "$dir_b/master.key" <<'PY'
 import hashlib, sys, pq_client_format as f
-work, mdk_id = sys.argv[1], sys.argv[2]
+from kyber_py.ml_kem import ML_KEM_768
+work, mdk_id, kek_b = sys.argv[1], sys.argv[2], sys.argv[3]
+def one_time_seed(kek_file, stored, public_key_file):
+    key_id, wrapped_key, kid_, wrapped_seed = (bytes.fromhex(x) for x in open(stored).read().split())
+    seed = f.recovery_seed(open(kek_file, "rb").read(), key_id, wrapped_key, kid_, wrapped_seed)
+    ek, _ = ML_KEM_768._keygen_internal(seed[:32], seed[32:])
+    assert ek == open(public_key_file, "rb").read(), "the unwrapped seed is the one-time key's"
+    return seed
+one_time = [one_time_seed(f"{work}/new.key", f"{work}/request.stored", f"{work}/request.pk"),
+            one_time_seed(kek_b, f"{work}/restore_b.stored", f"{work}/restore_b.pk")]
 shares = [f.open_share_record(open(f"{work}/c{i}.sk", "rb").read(), open(f"{work}/share{i}.rec", "rb").read()) for i in range(1, 6)]
 mdk = f.shamir_combine(shares[:3])
 assert hashlib.sha256(b"apg-pq v1 mdk" + mdk).digest()[:16].hex() == mdk_id, "the shares recombine to the MDK"
 doc, secrets = f.open_bundle(open(f"{work}/officer.sk", "rb").read(), open(f"{work}/all.apgb", "rb").read())
 assert len(secrets) == 6, len(secrets)
-print(" ".join([mdk.hex()] + [s.hex() for _, s in shares] + [b.hex() for _, _, b in secrets]))
+print(" ".join([mdk.hex()] + [s.hex() for _, s in shares] + [b.hex() for _, _, b in secrets] + [s.hex() for s in one_time]))
 PY
 )
-check "the test recovers 1 master key, 5 shares and 6 tenant seeds from the custodians' and the officer's files" "12" \
+check "the test recovers 1 master key, 5 shares, 6 tenant seeds (custodians' and officer's files) and 2 one-time key seeds (key files)" "14" \
   "$(wc -w <<<"$secrets")"
 cat >"$work/grep.py" <<'PY'
 import os, sys
@@ -220,7 +236,7 @@ record_bytes=$(hex "$work/share1.rec" | cut -c 201-264)
 check_contains "positive control: the search finds a stored share record's bytes in cluster A's files" "0:" \
   "$("$python" "$work/grep.py" "$dir/data" "$record_bytes")"
 # shellcheck disable=SC2086
-check "no share, master key or tenant seed in the data directories, WAL or server logs of A, B and C" "none" \
+check "no share, master key, tenant seed or request/restore secret key in the data directories, WAL or server logs of A, B and C" "none" \
   "$("$python" "$work/grep.py" "$dir:$dir_b:$dir_c" $secrets)"
 cluster_stop "$dir_c"
 cluster_stop "$dir_b"
