@@ -241,4 +241,15 @@ SELECT try($$ SELECT * FROM pq.escrow_shares $$);
 SELECT try($$ SELECT * FROM pq.backups $$);
 SELECT try($$ SELECT pq.escrow_status() $$);
 RESET ROLE;
+-- Separation of duties (docs/RECOVERY.md): exports taken from pq_admin, given to one role.
+REVOKE EXECUTE ON FUNCTION pq.export_key_backup(text, bytea, boolean) FROM pq_admin;
+SET ROLE regress_admin;
+SELECT try($$ SELECT pq.export_key_backup('acme', (SELECT public_key FROM officer)) $$) AS pq_admin_after_revoke;
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION pq.export_key_backup(text, bytea, boolean) TO regress_approver_1;
+SET ROLE regress_approver_1;
+SELECT length(pq.export_key_backup('acme', (SELECT public_key FROM officer))) > 0 AS dr_officer_exports;
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION pq.export_key_backup(text, bytea, boolean) FROM regress_approver_1;
+GRANT EXECUTE ON FUNCTION pq.export_key_backup(text, bytea, boolean) TO pq_admin;
 DROP FUNCTION reseal(bytea, bytea, bytea), try_recover(uuid, bytea[]), reseal_bundle(bytea, bytea, bytea);
