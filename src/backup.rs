@@ -10,7 +10,7 @@
 use crate::{
     catalog,
     errors::{echo, PqError, PqResult},
-    escrow::{hex, invalid, random_id},
+    escrow::{invalid, random_id},
     events, keystore, provider, secure_mem, tenants,
 };
 use pgrx::prelude::*;
@@ -66,10 +66,10 @@ fn tenant_secrets(tenant: &str, doc: &mut Value, secrets: &mut Vec<Secret>) -> P
     for c in classical.into_iter().rev() {
         let reference = random_id()?;
         entries.push(json!({
-            "ref": hex(&reference),
+            "ref": hex::encode(reference),
             "kind": c.kind,
             "options": c.options,
-            "public_key": c.public_key.as_deref().map(hex),
+            "public_key": c.public_key.as_deref().map(hex::encode),
             "has_passphrase": c.passphrase.is_some(),
         }));
         secrets.push(Secret { kind: SecretKind::ClassicalKey, reference, bytes: c.key });
@@ -115,7 +115,7 @@ fn export(tenant: Option<&str>, recipient: Option<&[u8]>, include_metadata: bool
             }
             let doc = json!({
                 "format": DOC_FORMAT,
-                "backup_id": hex(&backup_id),
+                "backup_id": hex::encode(backup_id),
                 "created": created,
                 "source_system_identifier": provider::system_identifier(),
                 "extension_version": env!("CARGO_PKG_VERSION"),
@@ -133,7 +133,7 @@ fn export(tenant: Option<&str>, recipient: Option<&[u8]>, include_metadata: bool
             &actor,
             None,
             json!({
-                "backup_id": hex(&backup_id),
+                "backup_id": hex::encode(backup_id),
                 "tenants": names,
                 "sealed_to": to.kid().to_hex(),
                 "include_metadata": include_metadata,
@@ -223,15 +223,7 @@ fn text<'a>(v: &'a Value, key: &str) -> PqResult<&'a str> {
 }
 
 fn bytes(v: &Value, key: &str) -> PqResult<Vec<u8>> {
-    let s = text(v, key)?;
-    if s.len() % 2 != 0 {
-        return Err(invalid(format!("the bundle's \"{key}\" is not hexadecimal")));
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or("x"), 16))
-        .collect::<Result<_, _>>()
-        .map_err(|_| invalid(format!("the bundle's \"{key}\" is not hexadecimal")))
+    hex::decode(text(v, key)?).map_err(|_| invalid(format!("the bundle's \"{key}\" is not hexadecimal")))
 }
 
 fn restore(bundle: &[u8], target: Option<&str>, overwrite: bool) -> PqResult<Vec<(String, String, i32, i32)>> {
@@ -292,7 +284,7 @@ fn restore(bundle: &[u8], target: Option<&str>, overwrite: bool) -> PqResult<Vec
         log_backup("restore", &header.backup_id, &names, header.kid, metadata, versions, classical, details.clone())?;
         let mut event = details;
         if let Value::Object(m) = &mut event {
-            m.insert("backup_id".into(), hex(&header.backup_id).into());
+            m.insert("backup_id".into(), hex::encode(header.backup_id).into());
             m.insert("versions".into(), versions.into());
             m.insert("classical_keys".into(), classical.into());
         }

@@ -259,7 +259,7 @@ fn split() -> PqResult<Vec<SplitRow>> {
             &actor,
             None,
             json!({
-                "escrow_id": hex(&escrow_id),
+                "escrow_id": hex::encode(escrow_id),
                 "mdk_id": mdk_id.to_hex(),
                 "threshold": threshold,
                 "total_shares": trustees.len(),
@@ -275,10 +275,6 @@ pub fn random_id() -> PqResult<[u8; 16]> {
     let mut id = [0u8; 16];
     crate::sessions::getrandom_id(&mut id)?;
     Ok(id)
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The latest split of the active MDK: (escrow id, mdk id).
@@ -320,8 +316,8 @@ fn request_recovery(reason: &str) -> PqResult<(Uuid, Vec<u8>)> {
             Some(reason),
             json!({
                 "request_id": id.to_string(),
-                "escrow_id": hex(&escrow_id),
-                "mdk_id": hex(&mdk_id),
+                "escrow_id": hex::encode(escrow_id),
+                "mdk_id": hex::encode(&mdk_id),
                 "request_kid": kid.to_hex(),
                 "provider": provider::configured()?,
             }),
@@ -469,7 +465,7 @@ fn recover(id: &Uuid, shares: &[Option<&[u8]>]) -> PqResult<Recovered> {
             None,
             json!({
                 "request_id": id.to_string(),
-                "mdk_id": hex(&mdk_id),
+                "mdk_id": hex::encode(&mdk_id),
                 "provider": provider_name,
                 "key_ref": key_ref,
                 "share_indexes": indexes,
@@ -502,6 +498,7 @@ pub const STALE_WARNING: &str =
 fn status() -> PqResult<Value> {
     tenants::require_admin("read the key escrow status")?;
     catalog::as_owner(|| {
+        let stale = stale()?;
         Ok(catalog::one::<JsonB>(
             "SELECT jsonb_build_object(
                 'configured', c.singleton IS NOT NULL,
@@ -520,8 +517,6 @@ fn status() -> PqResult<Value> {
                                    'mdk_id', encode(s.mdk_id, 'hex'), 'threshold', s.threshold,
                                    'total_shares', s.total_shares, 'split_at', s.created_at, 'split_by', s.created_by)
                                    FROM pq.escrow_shares s ORDER BY s.created_at DESC, s.escrow_id LIMIT 1),
-                'stale', coalesce(c.enabled, false) AND NOT EXISTS (
-                    SELECT 1 FROM pq.escrow_shares s JOIN pq.master_keys m ON m.id = s.mdk_id AND m.state = 'active'),
                 'requests', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                                    'request_id', r.id, 'state', r.state, 'reason', r.reason,
                                    'requested_by', r.requested_by, 'requested_at', r.requested_at,
@@ -536,6 +531,12 @@ fn status() -> PqResult<Value> {
             &[],
         )?
         .map(|j| j.0)
+        .map(|mut status| {
+            if let Value::Object(m) = &mut status {
+                m.insert("stale".into(), stale.into());
+            }
+            status
+        })
         .unwrap_or(Value::Null))
     })
 }
