@@ -16,7 +16,6 @@ dir=$(cluster_scratch recovery-bench)
 port=${APG_PQ_BENCH_PORT:-54390}
 trap 'cluster_discard "$dir"' EXIT
 files="$dir/files" && mkdir -p "$files"
-hexof() { od -An -tx1 -v "$1" | tr -d ' \n'; }
 # timed PORT ROLE SQL: the server time of SQL in ms (the last "Time:" line).
 timed() { psql -X -At -q -h 127.0.0.1 -p "$1" -U "$2" postgres -c '\timing on' -c "$3" 2>&1 | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
 best() { local b="" t; for _ in 1 2 3; do t=$(timed "$@"); b=$(printf '%s\n%s\n' "$b" "$t" | sed '/^$/d' | sort -g | head -1); done; echo "$b"; }
@@ -26,37 +25,37 @@ cluster_psql "$port" -qAt -c "CREATE EXTENSION apg_pqcrypto" -c "CREATE ROLE app
   -c "CREATE ROLE approver_c LOGIN IN ROLE pq_admin" -c "SELECT count(*) FROM generate_series(1, $n) i, LATERAL pq.create_tenant('t' || i)" >/dev/null
 for i in 1 2 3 4 5; do
   "$cli" keygen --secret-key "$files/c$i.sk" --public-key "$files/c$i.pk" >/dev/null
-  cluster_psql "$port" -qAt -c "SELECT pq.escrow_add_custodian('c$i', decode('$(hexof "$files/c$i.pk")', 'hex'))" >/dev/null
+  cluster_psql "$port" -qAt -c "SELECT pq.escrow_add_custodian('c$i', decode('$(hex "$files/c$i.pk")', 'hex'))" >/dev/null
 done
 cluster_psql "$port" -qAt -c "SELECT pq.configure_key_escrow('{\"threshold\": 3, \"trustees\": [\"c1\", \"c2\", \"c3\", \"c4\", \"c5\"], \"recovery_policy\": {\"min_approval_time\": 0}}')" >/dev/null
 echo "tenants: $n"
 echo "escrow_split (5 shares):              $(best "$port" postgres "SELECT count(*) FROM pq.escrow_split()") ms"
 for i in 1 2 3 4 5; do
   cluster_psql "$port" -qAt -c "SELECT encode(record, 'hex') FROM pq.escrow_shares WHERE share_index = $i ORDER BY created_at DESC LIMIT 1" \
-    | python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))" >"$files/s$i"
+    | unhex "$files/s$i"
 done
 read -r rid rpk <<<"$(cluster_psql "$port" -qAt -F ' ' -c "SELECT request_id, encode(request_public_key, 'hex') FROM pq.escrow_request_recovery('bench')")"
-python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(sys.argv[1]))" "$rpk" >"$files/req.pk"
+unhex "$files/req.pk" <<<"$rpk"
 start=$(date +%s%N)
 for i in 1 3 5; do "$cli" escrow reseal --secret-key "$files/c$i.sk" --share "$files/s$i" --request-key "$files/req.pk" -o "$files/r$i" 2>/dev/null; done
 echo "apg-pq escrow reseal (3 custodians):  $(( ($(date +%s%N) - start) / 3000000 )) ms each, process start included"
 psql -X -qAt -h 127.0.0.1 -p "$port" -U approver_b postgres -c "SELECT pq.escrow_approve('$rid')" >/dev/null
 psql -X -qAt -h 127.0.0.1 -p "$port" -U approver_c postgres -c "SELECT pq.escrow_approve('$rid')" >/dev/null
-shares="ARRAY[decode('$(hexof "$files/r1")', 'hex'), decode('$(hexof "$files/r3")', 'hex'), decode('$(hexof "$files/r5")', 'hex')]"
+shares="ARRAY[decode('$(hex "$files/r1")', 'hex'), decode('$(hex "$files/r3")', 'hex'), decode('$(hex "$files/r5")', 'hex')]"
 echo "escrow_recover (3 shares, rolled back): $(best "$port" postgres "BEGIN; SELECT * FROM pq.escrow_recover('$rid', $shares); ROLLBACK") ms"
 "$cli" keygen --secret-key "$files/officer.sk" --public-key "$files/officer.pk" >/dev/null
-officer=$(hexof "$files/officer.pk")
+officer=$(hex "$files/officer.pk")
 echo "export_key_backup (all $n tenants):   $(best "$port" postgres "SELECT length(pq.export_key_backup(recipient_public_key => decode('$officer', 'hex')))") ms"
 echo "export_key_backup (one tenant):       $(best "$port" postgres "SELECT length(pq.export_key_backup('t1', decode('$officer', 'hex')))") ms"
 "$cli" backup --url "postgresql://postgres@127.0.0.1:$port/postgres" --recipient-key "$files/officer.pk" -o "$files/all.apgb" 2>/dev/null
 echo "bundle size:                          $(stat -c %s "$files/all.apgb") bytes"
 cluster_start "$dir/b" "$((port + 1))" "log_statement = 'none'" >/dev/null
 cluster_psql "$((port + 1))" -qAt -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT encode(restore_public_key, 'hex') FROM pq.restore_begin()" \
-  | python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))" >"$files/restore.pk"
+  | unhex "$files/restore.pk"
 start=$(date +%s%N)
 "$cli" backup reseal --secret-key "$files/officer.sk" --bundle "$files/all.apgb" --restore-key "$files/restore.pk" -o "$files/all.re" 2>/dev/null
 echo "apg-pq backup reseal:                 $(( ($(date +%s%N) - start) / 1000000 )) ms"
-hexof "$files/all.re" >"$files/all.re.hex"
+hex "$files/all.re" >"$files/all.re.hex"
 psql -X -qAt -h 127.0.0.1 -p "$((port + 1))" -U postgres postgres >"$files/restore.out" 2>&1 <<SQL
 CREATE TEMP TABLE bundle (h text);
 \\copy bundle FROM '$files/all.re.hex'

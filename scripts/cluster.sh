@@ -6,6 +6,8 @@
 #   cluster_stop DIR
 #   cluster_discard SCRATCH   -> stops every cluster under SCRATCH and removes it
 #   CLUSTER_ENV=(VAR=value ...) -> environment of the clusters started next
+#   hex FILE                  -> the file's bytes in lower-case hex (for psql)
+#   unhex FILE                -> writes the hex read on stdin to FILE as bytes
 # Clusters run as the postgres OS user (PostgreSQL refuses root), listen on
 # 127.0.0.1 only, and preload apg_pqcrypto.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -17,6 +19,9 @@ cluster_scratch() {
   chmod 755 "$d"
   echo "$d"
 }
+
+hex() { od -An -tx1 -v "$1" | tr -d ' \n'; }
+unhex() { python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))" >"$1"; }
 
 as_postgres() {
   if [ "$(id -u)" = 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi
@@ -46,8 +51,17 @@ cluster_start() {
     echo "log_statement = 'all'"
     for line in "$@"; do echo "$line"; done
   } | as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null
-  as_postgres env ${CLUSTER_ENV[@]+"${CLUSTER_ENV[@]}"} "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
-    || { cat "$dir/server.log"; return 1; }
+  # A client's ephemeral port can hold the port for a moment (seen once in
+  # a run of many connections): retry while the log says it is in use.
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    as_postgres env ${CLUSTER_ENV[@]+"${CLUSTER_ENV[@]}"} "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+      && return 0
+    grep -q "Address already in use" "$dir/server.log" 2>/dev/null && [ "$attempt" -lt 5 ] || break
+    sleep 1
+  done
+  cat "$dir/server.log"
+  return 1
 }
 
 cluster_psql() {

@@ -54,10 +54,9 @@ cluster_psql "$port" -q -c "CREATE TABLE s AS SELECT * FROM pq.session_begin('ac
   -c "DROP TABLE s, sv"
 echo
 echo "== 14. Key escrow (3 of 5 custodians) and a key backup restored into a fresh cluster (docs/RECOVERY.md)"
-hexof() { od -An -tx1 -v "$1" | tr -d ' \n'; }
 for i in 1 2 3 4 5; do
   "$cli" keygen --secret-key "$files/custodian$i.sk" --public-key "$files/custodian$i.pk" >/dev/null
-  cluster_psql "$port" -qAt -c "SELECT pq.escrow_add_custodian('custodian$i', decode('$(hexof "$files/custodian$i.pk")', 'hex'))" >/dev/null
+  cluster_psql "$port" -qAt -c "SELECT pq.escrow_add_custodian('custodian$i', decode('$(hex "$files/custodian$i.pk")', 'hex'))" >/dev/null
 done
 cluster_psql "$port" -qAt -c "SELECT pq.configure_key_escrow('{\"threshold\": 3, \"trustees\": [\"custodian1\", \"custodian2\", \"custodian3\", \"custodian4\", \"custodian5\"], \"recovery_policy\": {\"min_approval_time\": \"24 hours\", \"approvers_required\": 2}}')" >/dev/null
 cluster_psql "$port" -c "SELECT share_index, custodian, encode(custodian_kid, 'hex') AS sealed_to, length(record) AS record_bytes FROM pq.escrow_split()"
@@ -67,10 +66,10 @@ echo "\$ apg-pq keygen (the recovery officer); apg-pq backup --recipient-key off
 cluster_psql "$port" -qAt -c "COPY (SELECT id, pq_encrypt('acme', 'made before the backup ' || id, 'row') FROM generate_series(1, 3) id) TO STDOUT" >"$files/rows.tsv"
 cluster_start "$dir/restored" "$((port + 1))" "log_statement = 'none'"
 cluster_psql "$((port + 1))" -qAt -c "CREATE EXTENSION apg_pqcrypto" -c "CREATE TABLE t (id int, v bytea)" -c "\\copy t FROM '$files/rows.tsv'" \
-  -c "SELECT encode(restore_public_key, 'hex') FROM pq.restore_begin()" | python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))" >"$files/restore.pk"
+  -c "SELECT encode(restore_public_key, 'hex') FROM pq.restore_begin()" | unhex "$files/restore.pk"
 echo "\$ apg-pq backup reseal --secret-key officer.sk --bundle keys.apgb --restore-key restore.pk -o keys.restore.apgb   (offline)"
 "$cli" backup reseal --secret-key "$files/officer.sk" --bundle "$files/keys.apgb" --restore-key "$files/restore.pk" -o "$files/keys.restore.apgb"
-cluster_psql "$((port + 1))" -c "SELECT * FROM pq.restore_key_backup(decode('$(hexof "$files/keys.restore.apgb")', 'hex'))" \
+cluster_psql "$((port + 1))" -c "SELECT * FROM pq.restore_key_backup(decode('$(hex "$files/keys.restore.apgb")', 'hex'))" \
   -c "SELECT id, pq_decrypt_text(v, 'row') AS decrypted_in_the_new_cluster FROM t"
 cluster_stop "$dir/restored"
 echo "== done; stopping the cluster"

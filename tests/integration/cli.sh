@@ -14,9 +14,6 @@ cluster_start "$dir" "$port" "${quiet[@]}" || return 1
 q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('acme')" -c "SELECT pq.create_tenant('globex')" \
   -c "CREATE ROLE it_cli LOGIN IN ROLE pq_user" -c "SELECT pq.grant_tenant('acme', 'it_cli')" >/dev/null
 url="postgresql://it_cli@127.0.0.1:$port/postgres"
-hex() { od -An -tx1 -v "$1" | tr -d ' \n'; }
-unhex() { python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))" >"$1"; }
-code() { "$@" >/dev/null 2>&1; echo $?; }
 
 kid=$(q "$port" -c "SELECT encode(kid, 'hex') FROM pq.tenant_keys WHERE tenant = 'acme'")
 check "fetch-key: the tenant's public key, checked against its kid" "$kid" \

@@ -3,6 +3,9 @@
 # $base, and stops them before it ends.
 source "$root/scripts/cluster.sh"
 
+# code CMD...: the exit code of CMD, its output dropped.
+code() { "$@" >/dev/null 2>&1; echo $?; }
+
 passed=${passed:-0}
 failed=${failed:-0}
 

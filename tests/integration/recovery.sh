@@ -23,9 +23,6 @@ cargo build -q -p apg-pq || { fail "apg-pq does not build"; return 0; }
 cli="${CARGO_TARGET_DIR:-$root/target}/debug/apg-pq"
 work="$base/recovery-files"
 mkdir -p "$work"
-hex() { od -An -tx1 -v "$1" | tr -d ' \n'; }
-unhex() { python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))" >"$1"; }
-code() { "$@" >/dev/null 2>&1; echo $?; }
 # qv PORT ROLE VAR FILE SQL: SQL with :'VAR' = the file's bytes in hex.
 qv() { psql -X -At -q -h 127.0.0.1 -p "$1" -U "$2" postgres -v "$3=$(hex "$5")" 2>&1 <<<"$4"; }
 
@@ -216,28 +213,12 @@ PY
 )
 check "the test recovers 1 master key, 5 shares, 6 tenant seeds (custodians' and officer's files) and 2 one-time key seeds (key files)" "14" \
   "$(wc -w <<<"$secrets")"
-cat >"$work/grep.py" <<'PY'
-import os, sys
-roots, needles = sys.argv[1].split(":"), [bytes.fromhex(h) for h in sys.argv[2:]]
-hits = set()
-for root in roots:
-    for d, _, files in os.walk(root):
-        for f in files:
-            try:
-                data = open(os.path.join(d, f), "rb").read()
-            except OSError:
-                continue
-            for i, n in enumerate(needles):
-                if any(form in data for form in (n, n.hex().encode(), n.hex().upper().encode())):
-                    hits.add(f"{i}:{os.path.relpath(os.path.join(d, f), root)}")
-print(" ".join(sorted(hits)) or "none")
-PY
 record_bytes=$(hex "$work/share1.rec" | cut -c 201-264)
 check_contains "positive control: the search finds a stored share record's bytes in cluster A's files" "0:" \
-  "$("$python" "$work/grep.py" "$dir/data" "$record_bytes")"
+  "$("$python" "$root/tests/find_bytes.py" "$dir/data" "$record_bytes")"
 # shellcheck disable=SC2086
 check "no share, master key, tenant seed or request/restore secret key in the data directories, WAL or server logs of A, B and C" "none" \
-  "$("$python" "$work/grep.py" "$dir:$dir_b:$dir_c" $secrets)"
+  "$("$python" "$root/tests/find_bytes.py" "$dir:$dir_b:$dir_c" $secrets)"
 cluster_stop "$dir_c"
 cluster_stop "$dir_b"
 cluster_stop "$dir"

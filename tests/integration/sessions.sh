@@ -55,29 +55,12 @@ check "the live session's secret is in shared memory, and it is the seed of the 
 import sys; from kyber_py.ml_kem import ML_KEM_768
 s = bytes.fromhex('$seed'); ek, _ = ML_KEM_768._keygen_internal(s[:32], s[32:]); print(ek.hex())" 2>&1)"
 q "$port" -c "CHECKPOINT" -c "SELECT pg_switch_wal()" >/dev/null
-cat >"$base/sessions-grep.py" <<'PY'
-import os, sys
-root, needles = sys.argv[1], [bytes.fromhex(h) for h in sys.argv[2:]]
-hits = {}
-for d, _, files in os.walk(root):
-    for f in files:
-        p = os.path.join(d, f)
-        try:
-            data = open(p, "rb").read()
-        except OSError:
-            continue
-        for i, n in enumerate(needles):
-            for form in (n, n.hex().encode(), n.hex().upper().encode()):
-                if form in data:
-                    hits.setdefault(i, []).append(os.path.relpath(p, root))
-print(" ".join(f"{i}:{','.join(sorted(set(v)))}" for i, v in sorted(hits.items())) or "none")
-PY
 # Positive control: a sealed value's nonce is in the WAL, and the search finds it.
 nonce=$(q "$port" -c "SELECT encode(substr(sealed, 1107, 12), 'hex') FROM vault WHERE n = 1")
 check_contains "the search finds bytes that are in the WAL (a stored envelope's nonce)" "0:" \
-  "$("$python" "$base/sessions-grep.py" "$dir/data" "$nonce")"
+  "$("$python" "$root/tests/find_bytes.py" "$dir/data" "$nonce")"
 check "the session's secret is in no file of the data directory or the WAL, nor in the server log" "none" \
-  "$("$python" "$base/sessions-grep.py" "$dir" "$seed" "${seed:0:64}" "${seed:64:64}")"
+  "$("$python" "$root/tests/find_bytes.py" "$dir" "$seed" "${seed:0:64}" "${seed:64:64}")"
 
 check "pq.sessions shows the session, without secrets" "acme|ml-kem-768|$skid|t" \
   "$(qas "$port" it_s -c "SELECT tenant, kem, encode(kid, 'hex'), opened >= 4 FROM pq.sessions WHERE session_id = '$sid'")"
