@@ -5,14 +5,19 @@
 //! parameters under the extended protocol, and PL/pgSQL context lines. A
 //! call such as `pq_encrypt('acme', 'the secret')` would put the secret in
 //! the log. This `emit_log_hook` rewrites every line that goes to the
-//! server log so that the extension's function calls lose their arguments
-//! (`pqcore::redact`), and bind parameters of statements that call them are
-//! dropped. On by default (`apg_pqcrypto.redact_statement_log`); it covers
-//! every process only when the library is in shared_preload_libraries (a
-//! backend that has not loaded it yet logs its first statement unredacted).
+//! server log (`pqcore::redact`): when any part of the line (the statement,
+//! its context, its detail) mentions one of the extension's functions, the
+//! statement, the context and a statement echo lose every string literal
+//! and the functions' argument lists, and bind parameters are dropped; in
+//! every line, `EXECUTE name(…)` loses its arguments (the prepared
+//! statement may call the functions). On by default
+//! (`apg_pqcrypto.redact_statement_log`); it covers every process only when
+//! the library is in shared_preload_libraries (a backend that has not
+//! loaded it yet logs its first statement unredacted). What stays out of
+//! reach is listed in docs/THREAT-MODEL.md.
 use crate::gucs;
 use pgrx::pg_sys;
-use pqcore::redact::{mentions_functions, redact_calls_and_prepared};
+use pqcore::redact::{mentions_functions, redact};
 use std::ffi::{c_char, CStr};
 use std::ptr;
 
@@ -52,13 +57,14 @@ unsafe extern "C-unwind" fn emit_log(edata: *mut pg_sys::ErrorData) {
     }
 }
 
-/// The redacted form of a text that belongs to a statement calling the
-/// extension's functions, if it changes: their calls lose their arguments,
-/// and so does `EXECUTE name(…)` (the values of a prepared statement).
-fn redacted(text: &[u8]) -> Option<String> {
+/// The redacted form of a text, if it changes (`ours`: the line belongs to
+/// a statement that mentions the extension's functions). A text too long
+/// to parse, or not UTF-8, is replaced whole when it is ours.
+fn redacted(text: &[u8], ours: bool) -> Option<String> {
     match std::str::from_utf8(text) {
-        Ok(s) if s.len() <= MAX_PARSED => redact_calls_and_prepared(s),
-        _ => Some(WHOLE.to_owned()),
+        Ok(s) if s.len() <= MAX_PARSED => redact(s, ours),
+        _ if ours => Some(WHOLE.to_owned()),
+        _ => None,
     }
 }
 
@@ -77,28 +83,27 @@ unsafe fn redact_error(edata: *mut pg_sys::ErrorData) {
         // (directly, or through a prepared statement named in the detail)?
         let ours = mentions(pg_sys::debug_query_string)
             || [e.message, e.detail, e.detail_log, e.context, e.internalquery].into_iter().any(|p| mentions(p));
-        if !ours {
-            return;
-        }
         // Statement echoes (log_statement, durations, bind and execute
         // lines) are LOG messages; an error's own message goes to the
         // client too and names no argument values of ours, so it stays.
         if e.elevel < pg_sys::PGERROR as i32 {
-            if let Some(new) = bytes(e.message).and_then(redacted) {
+            if let Some(new) = bytes(e.message).and_then(|t| redacted(t, ours)) {
                 replace(&mut e.message, &new, e.assoc_context);
             }
         }
         for field in [&mut e.context, &mut e.internalquery] {
-            if let Some(new) = bytes(*field).and_then(redacted) {
+            if let Some(new) = bytes(*field).and_then(|t| redacted(t, ours)) {
                 replace(field, &new, e.assoc_context);
             }
         }
-        for field in [&mut e.detail, &mut e.detail_log, &mut e.context] {
-            if let Some(new) = bytes(*field).and_then(without_parameters) {
-                replace(field, &new, e.assoc_context);
+        if ours {
+            for field in [&mut e.detail, &mut e.detail_log, &mut e.context] {
+                if let Some(new) = bytes(*field).and_then(without_parameters) {
+                    replace(field, &new, e.assoc_context);
+                }
             }
         }
-        redact_statement();
+        redact_statement(ours);
     }
 }
 
@@ -111,11 +116,11 @@ fn without_parameters(text: &[u8]) -> Option<String> {
 }
 
 /// Points `debug_query_string` (the STATEMENT line) at a redacted copy.
-unsafe fn redact_statement() {
+unsafe fn redact_statement(ours: bool) {
     // SAFETY: debug_query_string is the backend's current statement text or
     // our previous copy; we replace our copy only after repointing it.
     unsafe {
-        let Some(new) = bytes(pg_sys::debug_query_string).and_then(redacted) else { return };
+        let Some(new) = bytes(pg_sys::debug_query_string).and_then(|t| redacted(t, ours)) else { return };
         let copy = libc::malloc(new.len() + 1).cast::<c_char>();
         if copy.is_null() {
             return;

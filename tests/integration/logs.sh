@@ -7,7 +7,11 @@ dir="$base/logs"
 port=$port_logs
 cluster_start "$dir" "$port" "log_statement = 'all'" "log_min_duration_statement = 0" "log_min_error_statement = 'error'" || return 1
 q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('acme')" \
-  -c "CREATE ROLE it_plain LOGIN IN ROLE pq_user" -c "SELECT pq.grant_tenant('acme', 'it_plain')" >/dev/null
+  -c "CREATE ROLE it_plain LOGIN IN ROLE pq_user" -c "SELECT pq.grant_tenant('acme', 'it_plain')" \
+  -c "CREATE TABLE vt (v text)" -c "CREATE VIEW vv AS SELECT v FROM vt" \
+  -c "CREATE FUNCTION vv_insert() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN
+        INSERT INTO vt VALUES (encode(pq_encrypt('nope', NEW.v), 'hex')); RETURN NEW; END \$\$" \
+  -c "CREATE TRIGGER vv_insert INSTEAD OF INSERT ON vv FOR EACH ROW EXECUTE FUNCTION vv_insert()" >/dev/null
 
 calls() { # calls TAG: succeeding and failing calls carrying canary-TAG-N
   local t=$1
@@ -22,17 +26,44 @@ calls() { # calls TAG: succeeding and failing calls carrying canary-TAG-N
   # Extended protocol: the plaintext travels as a bind parameter.
   printf "SELECT pq_encrypt('acme', :secret);\nSELECT pq_encrypt('nope', :secret);\n" >"$base/bind.sql"
   pgbench -n -M extended -t 1 -D secret="canary-$t-7" -f "$base/bind.sql" -h 127.0.0.1 -p "$port" -U postgres postgres >/dev/null 2>&1
+  indirect "$t" "SET log_statement = 'all'"
+}
+
+# indirect TAG SETTING: failing calls whose secret is not in their own
+# argument list, at default logging (only the ERROR and its STATEMENT) or
+# with SETTING: a statement prepared earlier; functions of schema pq called
+# unqualified; literals in a VALUES list, a CTE, a PL/pgSQL DECLARE,
+# EXECUTE … USING; a name spelt with Unicode escapes (canaries 9 to 18).
+indirect() {
+  local t=$1 set=${2:-"SET log_statement = 'none'"}
+  q "$port" -c "$set" -c "PREPARE pp(text) AS SELECT pq_encrypt('nope', \$1)" -c "EXECUTE pp('canary-$t-9')" >/dev/null
+  q "$port" -c "$set" -c "SET search_path = pq, public" -c "SELECT config_set('nope', 'k', 'canary-$t-10')" >/dev/null
+  q "$port" -c "$set" -c "SET search_path = pq, public" -c "SELECT encrypt_dual_mode('nope', 'canary-$t-11')" >/dev/null
+  q "$port" -c "$set" -c "SET search_path = pq, public" \
+    -c "SELECT register_classical_key('acme', 'pgp_pub', '\\x00', passphrase => 'canary-$t-12')" >/dev/null
+  q "$port" -c "$set" -c "SELECT pq_encrypt('nope', v) FROM (VALUES ('canary-$t-13')) s(v)" >/dev/null
+  q "$port" -c "$set" -c "WITH s AS (SELECT 'canary-$t-14' AS v) SELECT pq_encrypt('nope', v) FROM s" >/dev/null
+  q "$port" -c "$set" -c "DO \$\$ DECLARE s text := 'canary-$t-15'; BEGIN PERFORM pq_encrypt('nope', s); END \$\$" >/dev/null
+  q "$port" -c "$set" -c "DO \$\$ BEGIN EXECUTE 'SELECT pq_encrypt(\$1, \$2)' USING 'nope', 'canary-$t-16'; END \$\$" >/dev/null
+  q "$port" -c "$set" -c "SELECT U&\"\\0070q_encrypt\"('nope', 'canary-$t-18')" >/dev/null
+  # The view's INSTEAD OF trigger calls pq_encrypt: only the error's context
+  # names it (log_statement = 'all' would log the INSERT as written, before
+  # anything calls the extension: docs/THREAT-MODEL.md).
+  q "$port" -c "SET log_statement = 'none'" -c "INSERT INTO vv VALUES ('canary-$t-17')" >/dev/null
 }
 
 calls on
+indirect on
 log=$(cat "$dir/server.log")
 check_contains "the statements were logged" "pq_encrypt(<redacted>)" "$log"
 check_contains "the STATEMENT of a failing call was logged" "STATEMENT:  SELECT pq_encrypt(<redacted>)" "$log"
 check_contains "bind parameters were logged, redacted" "parameters: <redacted by apg_pqcrypto>" "$log"
 check_contains "PL/pgSQL context was logged" "PL/pgSQL function inline_code_block" "$log"
-for n in 1 2 3 4 5 6 7 8; do
+for n in $(seq 1 18); do
   check_absent "no plaintext in the log (canary $n)" "canary-on-$n" "$log"
 done
+check_contains "the unqualified call was logged, redacted" "config_set(<redacted>)" "$log"
+check_contains "the trigger's context was logged" "PL/pgSQL function vv_insert()" "$log"
 kek_hex=$(od -An -tx1 "$dir/master.key" | tr -d ' \n')
 check_absent "no key-file bytes in the log" "${kek_hex:0:16}" "$log"
 check_contains "the errors themselves are logged" "decryption failed" "$log"
@@ -43,8 +74,9 @@ check "redaction cannot be switched off by an ordinary role" "42501" \
 echo "apg_pqcrypto.redact_statement_log = off" | as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null
 q "$port" -c "SELECT pg_reload_conf()" >/dev/null
 calls off
+indirect off
 log=$(cat "$dir/server.log")
-for n in 1 2 3 4 5 6 7 8; do
+for n in $(seq 1 18); do
   check_contains "control: with redaction off canary $n is logged" "canary-off-$n" "$log"
 done
 cluster_stop "$dir"
