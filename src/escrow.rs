@@ -2,8 +2,10 @@
 //! configuration, `pq.escrow_split` (the master data key in Shamir shares
 //! sealed to custodians, FORMAT.md §14.1), and recovery when the KEK is
 //! lost: a request with a one-time key wrapped by the new provider,
-//! approvals by other roles, a minimum wait, and `pq.escrow_recover`,
-//! which recombines re-sealed shares and wraps the MDK under the new KEK.
+//! approvals by other roles, each signed with an approver's own ML-DSA-65
+//! key, a minimum wait, the approved request statement custodians check
+//! before they re-seal (FORMAT.md §14.2), and `pq.escrow_recover`, which
+//! recombines re-sealed shares and wraps the MDK under the new KEK.
 //!
 //! No share, MDK or secret key crosses SQL in plaintext: share records go
 //! out sealed to custodians and come back sealed to the request's key,
@@ -17,8 +19,8 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
 use pqcore::{
-    escrow::{self, RecoverError},
-    Error as CoreError, Kid, RecipientKey,
+    escrow::{self, Approval, ApprovedRequest, RecoverError, RequestStatement, APPROVAL_CONTEXT},
+    Error as CoreError, Kid, RecipientKey, VerifyingKey,
 };
 use serde_json::{json, Map, Value};
 
@@ -69,6 +71,36 @@ fn add_custodian(name: &str, public_key: &[u8]) -> PqResult<Vec<u8>> {
             None,
             json!({ "custodian": name, "kid": kid.to_hex(), "kem": key.suite().name() }),
         )
+    })?;
+    Ok(kid.as_bytes().to_vec())
+}
+
+fn add_approver(name: &str, public_key: &[u8]) -> PqResult<Vec<u8>> {
+    tenants::require_admin_on_primary("register escrow approvers")?;
+    if name.is_empty() || name.len() > 63 || name.chars().any(char::is_control) {
+        return Err(invalid("approver names are 1 to 63 bytes without control characters"));
+    }
+    let key = VerifyingKey::from_slice(public_key)
+        .map_err(|_| invalid("an approver's public key is an ML-DSA-65 key (1952 bytes) from apg-pq keygen --algorithm ml-dsa-65"))?;
+    let kid = key.kid();
+    let actor = events::session_user();
+    catalog::as_owner(|| {
+        let taken = catalog::write_one::<String>("SELECT name FROM pq.escrow_approvers WHERE kid = $1", &[kid.as_bytes().as_slice().into()])?;
+        if let Some(other) = taken {
+            return Err(PqError::Sql {
+                code: b"42710",
+                message: format!("this key is registered already, as approver \"{}\"", echo(&other)),
+                hint: None,
+            });
+        }
+        let inserted = catalog::write_one::<bool>(
+            "INSERT INTO pq.escrow_approvers (name, public_key, kid) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING true",
+            &[name.into(), public_key.into(), kid.as_bytes().as_slice().into()],
+        )?;
+        if inserted.is_none() {
+            return Err(PqError::Sql { code: b"42710", message: format!("approver \"{}\" already exists", echo(name)), hint: None });
+        }
+        events::record("escrow_approver_added", None, None, &actor, None, json!({ "approver": name, "kid": kid.to_hex() }))
     })?;
     Ok(kid.as_bytes().to_vec())
 }
@@ -210,7 +242,7 @@ fn split() -> PqResult<Vec<SplitRow>> {
     tenants::require_admin_on_primary("split the master key into escrow shares")?;
     let actor = events::session_user();
     catalog::as_owner(|| {
-        Spi::run("LOCK TABLE pq.master_keys IN SHARE MODE")?;
+        catalog::run("LOCK TABLE pq.master_keys IN SHARE MODE", &[])?;
         let config = catalog::write_row(
             "SELECT enabled, threshold, trustees FROM pq.escrow_config",
             &[],
@@ -288,7 +320,7 @@ fn current_escrow() -> PqResult<Option<(Vec<u8>, Vec<u8>)>> {
     )
 }
 
-fn request_recovery(reason: &str) -> PqResult<(Uuid, Vec<u8>)> {
+fn request_recovery(reason: &str) -> PqResult<(Uuid, Vec<u8>, Vec<u8>)> {
     tenants::require_admin_on_primary("request a key escrow recovery")?;
     if reason.trim().is_empty() {
         return Err(invalid("a recovery request needs a reason"));
@@ -322,7 +354,41 @@ fn request_recovery(reason: &str) -> PqResult<(Uuid, Vec<u8>)> {
                 "provider": provider::configured()?,
             }),
         )?;
-        Ok((id, public_key))
+        let statement = statement_of(&id)?.encode().to_vec();
+        Ok((id, public_key, statement))
+    })
+}
+
+/// The statement of request `id` (FORMAT.md §14.2), what its approvers
+/// sign. Call as owner.
+fn statement_of(id: &Uuid) -> PqResult<RequestStatement> {
+    let query = format!(
+        "SELECT escrow_id, request_kid, mdk_id, {}, {}, approvers_required FROM pq.escrow_requests WHERE id = $1",
+        crate::audit::micros_sql("requested_at"),
+        crate::audit::micros_sql("ready_at")
+    );
+    let row = catalog::write_row(&query, &[(*id).into()], |row| {
+        Ok((
+            row.get::<Vec<u8>>(1)?.unwrap_or_default(),
+            row.get::<Vec<u8>>(2)?.unwrap_or_default(),
+            row.get::<Vec<u8>>(3)?.unwrap_or_default(),
+            row.get::<i64>(4)?.unwrap_or_default(),
+            row.get::<i64>(5)?.unwrap_or_default(),
+            row.get::<i32>(6)?.unwrap_or_default(),
+        ))
+    })?;
+    let Some((escrow_id, request_kid, mdk_id, requested_at, ready_at, required)) = row else {
+        return Err(PqError::Sql { code: b"42704", message: format!("no escrow recovery request {id}"), hint: None });
+    };
+    let damaged = || PqError::internal("a stored escrow request is damaged", format!("request {id}"));
+    Ok(RequestStatement {
+        request_id: *id.as_bytes(),
+        request_kid: Kid::from_slice(&request_kid).map_err(|_| damaged())?,
+        escrow_id: escrow_id.as_slice().try_into().map_err(|_| damaged())?,
+        mdk_id: Kid::from_slice(&mdk_id).map_err(|_| damaged())?,
+        requested_at,
+        ready_at,
+        approvers_required: u8::try_from(required).map_err(|_| damaged())?,
     })
 }
 
@@ -332,7 +398,8 @@ type Pending = (String, bool, i64, i32, TimestampWithTimeZone, Vec<u8>, Vec<u8>,
 fn pending(id: &Uuid) -> PqResult<Pending> {
     let row = catalog::write_row(
         "SELECT r.requested_by, r.state, now() >= r.ready_at,
-                (SELECT count(*) FROM pq.escrow_approvals a WHERE a.request_id = r.id), r.approvers_required,
+                (SELECT count(*) FROM pq.escrow_approvals a WHERE a.request_id = r.id AND a.signature IS NOT NULL),
+                r.approvers_required,
                 r.ready_at, r.escrow_id, r.mdk_id, r.request_kid
            FROM pq.escrow_requests r WHERE r.id = $1 FOR UPDATE",
         &[(*id).into()],
@@ -360,7 +427,30 @@ fn pending(id: &Uuid) -> PqResult<Pending> {
     Ok((by, ready, approvals, needed, ready_at, escrow_id, mdk_id, kid))
 }
 
-fn approve(id: &Uuid) -> PqResult<i64> {
+/// The registered approver whose key verifies `signature` over the
+/// statement: (name, kid). Call as owner.
+fn approver_of(statement: &RequestStatement, signature: &[u8]) -> PqResult<(String, Kid)> {
+    let approvers = catalog::rows("SELECT name, public_key FROM pq.escrow_approvers ORDER BY name", &[], |row| {
+        Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<Vec<u8>>(2)?.unwrap_or_default()))
+    })?;
+    let message = statement.encode();
+    for (name, public_key) in approvers {
+        let key = VerifyingKey::from_slice(&public_key)?;
+        if key.verify(&message, APPROVAL_CONTEXT, signature)? {
+            return Ok((name, key.kid()));
+        }
+    }
+    Err(PqError::Sql {
+        code: b"PQ001",
+        message: "the approval's signature does not verify under any registered escrow approver's key".into(),
+        hint: Some(
+            "sign the request's statement (from pq.escrow_request_recovery) with: apg-pq escrow approve --secret-key approver.sk --statement FILE"
+                .into(),
+        ),
+    })
+}
+
+fn approve(id: &Uuid, signature: &[u8]) -> PqResult<i64> {
     tenants::require_admin_on_primary("approve a key escrow recovery")?;
     let actor = events::session_user();
     catalog::as_owner(|| {
@@ -370,21 +460,74 @@ fn approve(id: &Uuid) -> PqResult<i64> {
                 "the role that requested a recovery cannot approve it: approvals come from other roles".into(),
             ));
         }
-        catalog::write_one::<bool>(
-            "INSERT INTO pq.escrow_approvals (request_id, approver) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
-            &[(*id).into(), actor.as_str().into()],
+        let (approver, kid) = approver_of(&statement_of(id)?, signature)?;
+        let taken = catalog::write_one::<String>(
+            "SELECT approver FROM pq.escrow_approvals WHERE request_id = $1 AND approver_kid = $2",
+            &[(*id).into(), kid.as_bytes().as_slice().into()],
         )?;
-        let approvals =
-            catalog::write_one::<i64>("SELECT count(*) FROM pq.escrow_approvals WHERE request_id = $1", &[(*id).into()])?.unwrap_or(0);
+        if let Some(by) = taken.filter(|by| *by != actor) {
+            return Err(PqError::Sql {
+                code: b"42710",
+                message: format!("approver \"{}\"'s key approved this request already, as role \"{}\"", echo(&approver), echo(&by)),
+                hint: Some("each approver key counts once".into()),
+            });
+        }
+        catalog::write_one::<bool>(
+            "INSERT INTO pq.escrow_approvals (request_id, approver, approver_kid, signature) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (request_id, approver) DO UPDATE SET approver_kid = EXCLUDED.approver_kid,
+                 signature = EXCLUDED.signature, approved_at = now()
+             RETURNING true",
+            &[(*id).into(), actor.as_str().into(), kid.as_bytes().as_slice().into(), signature.into()],
+        )?;
+        let approvals = catalog::write_one::<i64>(
+            "SELECT count(*) FROM pq.escrow_approvals WHERE request_id = $1 AND signature IS NOT NULL",
+            &[(*id).into()],
+        )?
+        .unwrap_or(0);
         events::record(
             "escrow_recovery_approved",
             None,
             None,
             &actor,
             None,
-            json!({ "request_id": id.to_string(), "approvals": approvals }),
+            json!({ "request_id": id.to_string(), "approvals": approvals, "approver": approver, "approver_kid": kid.to_hex() }),
         )?;
         Ok(approvals)
+    })
+}
+
+/// The approved statement of a request (FORMAT.md §14.2), once it has its
+/// approvals and its wait is over: what custodians check before they
+/// re-seal their shares to the request's key.
+fn statement(id: &Uuid) -> PqResult<Vec<u8>> {
+    tenants::require_admin_on_primary("issue an escrow request statement")?;
+    catalog::as_owner(|| {
+        let (_, ready, approvals, needed, ready_at, ..) = pending(id)?;
+        if approvals < i64::from(needed) {
+            return Err(not_ready(
+                format!("recovery request {id} has {approvals} of the {needed} signed approvals it needs"),
+                "approvers sign its statement (apg-pq escrow approve) and pass the signature to pq.escrow_approve",
+            ));
+        }
+        if !ready {
+            return Err(not_ready(
+                format!("recovery request {id} is approved but may not proceed before {ready_at} (the escrow's min_approval_time)"),
+                "wait, then ask for the statement again",
+            ));
+        }
+        let approvals = catalog::rows(
+            "SELECT approver_kid, signature FROM pq.escrow_approvals WHERE request_id = $1 AND signature IS NOT NULL
+              ORDER BY approved_at, approver",
+            &[(*id).into()],
+            |row| {
+                let kid = row.get::<Vec<u8>>(1)?.unwrap_or_default();
+                Ok(Approval {
+                    approver_kid: Kid::from_slice(&kid).map_err(|_| PqError::internal("a stored approval is damaged", String::new()))?,
+                    signature: row.get::<Vec<u8>>(2)?.unwrap_or_default(),
+                })
+            },
+        )?;
+        Ok(ApprovedRequest { statement: statement_of(id)?, approvals }.encode()?)
     })
 }
 
@@ -420,7 +563,7 @@ fn recover(id: &Uuid, shares: &[Option<&[u8]>]) -> PqResult<Recovered> {
     tenants::require_admin_on_primary("recover the master key from escrow")?;
     let actor = events::session_user();
     catalog::as_owner(|| {
-        Spi::run("LOCK TABLE pq.master_keys IN EXCLUSIVE MODE")?;
+        catalog::run("LOCK TABLE pq.master_keys IN EXCLUSIVE MODE", &[])?;
         let (_, ready, approvals, needed, ready_at, escrow_id, mdk_id, kid) = pending(id)?;
         if approvals < i64::from(needed) {
             return Err(not_ready(
@@ -509,6 +652,8 @@ fn status() -> PqResult<Value> {
                 'recovery_policy', CASE WHEN c.singleton THEN jsonb_build_object(
                     'min_approval_time', c.min_approval_time::text, 'approvers_required', c.approvers_required,
                     'audit_log', c.audit_log) END,
+                'approvers', (SELECT coalesce(jsonb_agg(jsonb_build_object('name', name, 'kid', encode(kid, 'hex')) ORDER BY name), '[]')
+                                FROM pq.escrow_approvers),
                 'custodians', (SELECT coalesce(jsonb_agg(jsonb_build_object('name', name, 'kid', encode(kid, 'hex'),
                                    'kem', CASE length(public_key) WHEN 1184 THEN 'ml-kem-768' ELSE 'x-wing' END)
                                    ORDER BY name), '[]') FROM pq.escrow_custodians),
@@ -522,6 +667,7 @@ fn status() -> PqResult<Value> {
                                    'requested_by', r.requested_by, 'requested_at', r.requested_at,
                                    'ready_at', r.ready_at, 'approvers_required', r.approvers_required,
                                    'approvals', (SELECT coalesce(jsonb_agg(jsonb_build_object('approver', a.approver,
+                                                   'approver_kid', encode(a.approver_kid, 'hex'), 'signed', a.signature IS NOT NULL,
                                                    'approved_at', a.approved_at) ORDER BY a.approved_at), '[]')
                                                  FROM pq.escrow_approvals a WHERE a.request_id = r.id),
                                    'request_kid', encode(r.request_kid, 'hex'),
@@ -576,21 +722,38 @@ pub mod pq {
         TableIterator::new(super::split().or_raise())
     }
 
+    /// Registers an approver's ML-DSA-65 public key (from `apg-pq keygen
+    /// --algorithm ml-dsa-65`); returns its kid. Custodians pin the same
+    /// keys at the ceremony.
+    #[pg_extern(strict, volatile, parallel_unsafe)]
+    pub fn escrow_add_approver(name: &str, public_key: &[u8]) -> Vec<u8> {
+        super::add_approver(name, public_key).or_raise()
+    }
+
     /// Starts a recovery of the escrowed master key: a one-time key whose
-    /// secret the configured (new) provider wraps; custodians re-seal
-    /// their shares to its public key.
+    /// secret the configured (new) provider wraps, and the statement
+    /// (FORMAT.md §14.2) its approvers sign; custodians re-seal their shares
+    /// to the key once the approved statement is issued.
     #[pg_extern(strict, volatile, parallel_unsafe)]
     pub fn escrow_request_recovery(
         reason: &str,
-    ) -> TableIterator<'static, (name!(request_id, Uuid), name!(request_public_key, Vec<u8>))> {
+    ) -> TableIterator<'static, (name!(request_id, Uuid), name!(request_public_key, Vec<u8>), name!(statement, Vec<u8>))> {
         TableIterator::once(super::request_recovery(reason).or_raise())
     }
 
-    /// Approves a pending recovery request (not by the role that made it);
-    /// returns the number of approvals.
+    /// Approves a pending recovery request with an approver's signature
+    /// over its statement (not by the role that made it); returns the
+    /// number of signed approvals.
     #[pg_extern(strict, volatile, parallel_unsafe)]
-    pub fn escrow_approve(request_id: Uuid) -> i64 {
-        super::approve(&request_id).or_raise()
+    pub fn escrow_approve(request_id: Uuid, signature: &[u8]) -> i64 {
+        super::approve(&request_id, signature).or_raise()
+    }
+
+    /// The approved statement of a request ('A' record, FORMAT.md §14.2),
+    /// once it has its signed approvals and its wait is over.
+    #[pg_extern(strict, volatile, parallel_unsafe)]
+    pub fn escrow_statement(request_id: Uuid) -> Vec<u8> {
+        super::statement(&request_id).or_raise()
     }
 
     /// Recombines re-sealed shares ('R' records) once the request has its

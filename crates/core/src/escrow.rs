@@ -12,10 +12,15 @@
 //! The header is authenticated by the envelope's AAD, so an index, escrow
 //! id or MDK id changed in transit fails to open. The recovered key is
 //! checked against the MDK id before anyone may use it.
+//!
+//! A custodian re-seals only to a request key named by an approved request
+//! statement ('A', FORMAT.md §14.2): the request's fields signed by
+//! approvers whose ML-DSA-65 keys the custodian pinned at the ceremony, so
+//! that no single administrator can hand custodians a key of their own.
 use crate::{
-    format::INFO_SEALED,
+    format::{DSA_SIGNATURE_LEN, INFO_SEALED},
     kem::{Opener, Recipient},
-    keys::Kid,
+    keys::{Kid, VerifyingKey},
     rng::{OsRandom, RandomSource},
     sealed,
     shamir::{self, Share},
@@ -36,6 +41,156 @@ pub const LABEL_RESEAL: &[u8] = b"apg-pq v1 escrow reseal";
 pub const RECORD_HEADER_LEN: usize = 53;
 /// Length of a share of the 32-byte MDK.
 pub const SHARE_LEN: usize = 32;
+
+/// Kind byte of an approved recovery request statement ('A').
+pub const KIND_REQUEST_STATEMENT: u8 = 0x41;
+/// FIPS 204 context string of an approver's signature over a statement.
+pub const APPROVAL_CONTEXT: &[u8] = b"apg-pq escrow-approval v1";
+/// Length of the signed part of a statement.
+pub const STATEMENT_LEN: usize = 83;
+/// Length of one approval in a statement record: approver kid ‖ signature.
+pub const APPROVAL_LEN: usize = 16 + DSA_SIGNATURE_LEN;
+
+/// What the approvers of a recovery request sign (FORMAT.md §14.2):
+///
+/// ```text
+/// statement = 0x01 ‖ 'A' ‖ request_id(16) ‖ request_kid(16) ‖ escrow_id(16) ‖ mdk_id(16)
+///             ‖ i64be requested_at ‖ i64be ready_at ‖ u8 approvers_required          (83 bytes)
+/// ```
+/// Times are microseconds since 1970-01-01 UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestStatement {
+    /// The request's UUID, as its 16 bytes.
+    pub request_id: [u8; 16],
+    /// The kid of the request's one-time public key: the only key a
+    /// custodian may re-seal a share to.
+    pub request_kid: Kid,
+    pub escrow_id: [u8; 16],
+    pub mdk_id: Kid,
+    pub requested_at: i64,
+    /// The earliest time the request may complete.
+    pub ready_at: i64,
+    pub approvers_required: u8,
+}
+
+impl RequestStatement {
+    /// The signed bytes.
+    pub fn encode(&self) -> [u8; STATEMENT_LEN] {
+        let mut s = [0u8; STATEMENT_LEN];
+        s[0] = 0x01;
+        s[1] = KIND_REQUEST_STATEMENT;
+        s[2..18].copy_from_slice(&self.request_id);
+        s[18..34].copy_from_slice(self.request_kid.as_bytes());
+        s[34..50].copy_from_slice(&self.escrow_id);
+        s[50..66].copy_from_slice(self.mdk_id.as_bytes());
+        s[66..74].copy_from_slice(&self.requested_at.to_be_bytes());
+        s[74..82].copy_from_slice(&self.ready_at.to_be_bytes());
+        s[82] = self.approvers_required;
+        s
+    }
+
+    /// A statement's exact bytes (the signed part of a record).
+    pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() < STATEMENT_LEN {
+            return Err(Malformed::Truncated.into());
+        }
+        if bytes.len() > STATEMENT_LEN {
+            return Err(Malformed::WrongLength.into());
+        }
+        if bytes[0] != 0x01 {
+            return Err(Malformed::UnknownVersion(bytes[0]).into());
+        }
+        if bytes[1] != KIND_REQUEST_STATEMENT {
+            return Err(Malformed::UnknownKind(bytes[1]).into());
+        }
+        let field = |a: usize| -> [u8; 16] { bytes[a..a + 16].try_into().unwrap_or([0; 16]) };
+        let time = |a: usize| -> i64 { i64::from_be_bytes(bytes[a..a + 8].try_into().unwrap_or([0; 8])) };
+        let statement = RequestStatement {
+            request_id: field(2),
+            request_kid: Kid(field(18)),
+            escrow_id: field(34),
+            mdk_id: Kid(field(50)),
+            requested_at: time(66),
+            ready_at: time(74),
+            approvers_required: bytes[82],
+        };
+        if statement.approvers_required == 0 || statement.ready_at < statement.requested_at {
+            return Err(Malformed::WrongLength.into());
+        }
+        Ok(statement)
+    }
+}
+
+/// One approver's signature over a statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    /// `kid` of the approver's ML-DSA-65 public key.
+    pub approver_kid: Kid,
+    /// ML-DSA-65 over the statement's bytes, context [`APPROVAL_CONTEXT`].
+    pub signature: Vec<u8>,
+}
+
+/// An approved request statement as the server issues it:
+/// `statement ‖ u8 n ‖ n × (approver kid ‖ signature)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovedRequest {
+    pub statement: RequestStatement,
+    pub approvals: Vec<Approval>,
+}
+
+impl ApprovedRequest {
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        let n = u8::try_from(self.approvals.len()).map_err(|_| Error::from(Malformed::WrongLength))?;
+        let mut out = Vec::with_capacity(STATEMENT_LEN + 1 + self.approvals.len() * APPROVAL_LEN);
+        out.extend_from_slice(&self.statement.encode());
+        out.push(n);
+        for a in &self.approvals {
+            if a.signature.len() != DSA_SIGNATURE_LEN {
+                return Err(Malformed::WrongLength.into());
+            }
+            out.extend_from_slice(a.approver_kid.as_bytes());
+            out.extend_from_slice(&a.signature);
+        }
+        Ok(out)
+    }
+
+    /// Structure only, with exact lengths; no signature is checked.
+    pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() < STATEMENT_LEN + 1 {
+            return Err(Malformed::Truncated.into());
+        }
+        let statement = RequestStatement::parse(&bytes[..STATEMENT_LEN])?;
+        let n = usize::from(bytes[STATEMENT_LEN]);
+        let rest = &bytes[STATEMENT_LEN + 1..];
+        if rest.len() != n * APPROVAL_LEN {
+            return Err(if rest.len() < n * APPROVAL_LEN { Malformed::Truncated } else { Malformed::WrongLength }.into());
+        }
+        let approvals = rest
+            .chunks_exact(APPROVAL_LEN)
+            .map(|c| Approval { approver_kid: Kid(c[..16].try_into().unwrap_or([0; 16])), signature: c[16..].to_vec() })
+            .collect();
+        Ok(ApprovedRequest { statement, approvals })
+    }
+
+    /// The distinct approvers among `pinned` whose signature in the record
+    /// verifies over the statement: an approval by a key not pinned, a
+    /// signature that does not verify, and a second approval by the same
+    /// key count for nothing.
+    pub fn verified_approvers(&self, pinned: &[VerifyingKey]) -> Vec<Kid> {
+        let message = self.statement.encode();
+        let mut out: Vec<Kid> = Vec::new();
+        for a in &self.approvals {
+            if out.contains(&a.approver_kid) {
+                continue;
+            }
+            let Some(key) = pinned.iter().find(|k| k.kid() == a.approver_kid) else { continue };
+            if key.verify(&message, APPROVAL_CONTEXT, &a.signature).unwrap_or(false) {
+                out.push(a.approver_kid);
+            }
+        }
+        out
+    }
+}
 
 /// The header of a share record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,6 +403,53 @@ mod tests {
             }
         }
         assert_eq!(subsets, 10);
+    }
+
+    #[test]
+    fn statements_carry_verified_approvals_only() {
+        use crate::SigningKey;
+        let statement = RequestStatement {
+            request_id: [1; 16],
+            request_kid: Kid([2; 16]),
+            escrow_id: [3; 16],
+            mdk_id: Kid([4; 16]),
+            requested_at: 1_800_000_000_000_000,
+            ready_at: 1_800_086_400_000_000,
+            approvers_required: 2,
+        };
+        assert_eq!(RequestStatement::parse(&statement.encode()).unwrap(), statement);
+        let keys: Vec<SigningKey> = (0..3).map(|_| SigningKey::generate().unwrap().1).collect();
+        let pinned: Vec<VerifyingKey> = keys[..2].iter().map(|k| VerifyingKey::from_slice(k.verifying_key().as_bytes()).unwrap()).collect();
+        let sign = |k: &SigningKey| Approval {
+            approver_kid: k.kid(),
+            signature: k.sign(&statement.encode(), APPROVAL_CONTEXT).unwrap(),
+        };
+        let mut forged = sign(&keys[1]);
+        forged.signature[10] ^= 1;
+        let record = ApprovedRequest {
+            statement,
+            // pinned 0, a duplicate of it, one not pinned, a forged one of pinned 1
+            approvals: vec![sign(&keys[0]), sign(&keys[0]), sign(&keys[2]), forged],
+        };
+        let bytes = record.encode().unwrap();
+        let parsed = ApprovedRequest::parse(&bytes).unwrap();
+        assert_eq!(parsed, record);
+        assert_eq!(parsed.verified_approvers(&pinned), vec![keys[0].kid()]);
+        let good = ApprovedRequest { statement, approvals: vec![sign(&keys[1]), sign(&keys[0])] };
+        assert_eq!(good.verified_approvers(&pinned).len(), 2);
+        // A changed statement field voids every signature.
+        let mut changed = good.encode().unwrap();
+        changed[20] ^= 1;
+        assert!(ApprovedRequest::parse(&changed).unwrap().verified_approvers(&pinned).is_empty());
+        // Every truncation and an appended byte are malformed.
+        let bytes = good.encode().unwrap();
+        for len in 0..bytes.len() {
+            assert!(ApprovedRequest::parse(&bytes[..len]).is_err(), "{len}");
+        }
+        assert!(ApprovedRequest::parse(&[&bytes[..], &[0]].concat()).is_err());
+        let mut kind = bytes.clone();
+        kind[1] = b'E';
+        assert!(ApprovedRequest::parse(&kind).is_err());
     }
 
     #[test]
