@@ -149,5 +149,61 @@ import sys; sys.path.insert(0, '$root/tests'); import pq_client_format as c
 sys.stdout.buffer.write(c.seal_stream(open('$work/me.pk', 'rb').read(), b'stream from python ' * 10000, b'py', chunk_size=4096))" >"$work/py.t"
 check "a stream written from FORMAT.md's text (4 KiB chunks, ML-KEM-768) opens with the CLI" "190000" \
   "$("$cli" open --secret-key "$work/me.sk" --aad py -i "$work/py.t" 2>&1 | wc -c)"
+# TLS (0.8.0): a test CA, a server certificate for 127.0.0.1 and one for
+# another name, a rogue CA; a role that may only connect over TLS.
+echo "# TLS to the server: verify-full, verify-ca, require; remote hosts need verify-full"
+tls="$work/tls"
+mkdir -p "$tls"
+(
+  cd "$tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=apg test CA" -keyout ca.key -out ca.pem
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=rogue CA" -keyout rogue.key -out rogue.pem
+  for name in good other; do
+    san="IP:127.0.0.1,DNS:localhost"
+    [ "$name" = other ] && san="DNS:db.example.com"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$name" -keyout "$name.key" -out "$name.csr"
+    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$san" >"$name.ext"
+    openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile "$name.ext" -out "$name.pem"
+  done
+) >/dev/null 2>&1
+chown postgres: "$tls"/*.key "$tls"/*.pem && chmod 600 "$tls"/*.key
+serve_cert() { # serve_cert NAME: the server presents NAME.pem
+  q "$port" -c "ALTER SYSTEM SET ssl = on" -c "ALTER SYSTEM SET ssl_cert_file = '$tls/$1.pem'" \
+    -c "ALTER SYSTEM SET ssl_key_file = '$tls/$1.key'" -c "SELECT pg_reload_conf()" >/dev/null
+  sleep 0.5
+}
+serve_cert good
+q "$port" -c "CREATE ROLE it_tls LOGIN IN ROLE pq_user" -c "SELECT pq.grant_tenant('acme', 'it_tls')" >/dev/null
+{ echo "hostnossl all it_tls 0.0.0.0/0 reject"; cat "$dir/data/pg_hba.conf"; } >"$work/hba" && cat "$work/hba" | as_postgres tee "$dir/data/pg_hba.conf" >/dev/null
+q "$port" -c "SELECT pg_reload_conf()" >/dev/null
+turl="postgresql://it_tls@127.0.0.1:$port/postgres"
+check "verify-full with the CA: the key over TLS" "$kid" \
+  "$("$cli" fetch-key --url "$turl" --sslmode verify-full --root-cert "$tls/ca.pem" --tenant acme -o "$work/tls1.pk" 2>&1)"
+check "the role cannot connect without TLS (so the check above used it): exit 6" "6" \
+  "$(code "$cli" fetch-key --url "$turl" --sslmode disable --tenant acme -o "$work/tls2.pk")"
+check "sslmode and sslrootcert in the URL" "$kid" \
+  "$("$cli" fetch-key --url "$turl?sslmode=verify-full&sslrootcert=$tls/ca.pem" --tenant acme -o "$work/tls3.pk" 2>&1)"
+check "a server whose certificate another CA signed (a man in the middle): exit 6, nothing written" "6|no" \
+  "$(code "$cli" fetch-key --url "$turl" --sslmode verify-ca --root-cert "$tls/rogue.pem" --tenant acme -o "$work/tls4.pk")|$([ -e "$work/tls4.pk" ] && echo yes || echo no)"
+check "require encrypts without verifying" "$kid" \
+  "$("$cli" fetch-key --url "$turl" --sslmode require --tenant acme -o "$work/tls5.pk" 2>&1)"
+serve_cert other
+check "a certificate for another name: verify-full refuses it (exit 6)" "6" \
+  "$(code "$cli" fetch-key --url "$turl" --sslmode verify-full --root-cert "$tls/ca.pem" --tenant acme -o "$work/tls6.pk")"
+check "... verify-ca accepts it (the chain is the CA's)" "$kid" \
+  "$("$cli" fetch-key --url "$turl" --sslmode verify-ca --root-cert "$tls/ca.pem" --tenant acme -o "$work/tls7.pk" 2>&1)"
+serve_cert good
+check_contains "backup over verify-full says so" "(sslmode verify-full)" \
+  "$("$cli" backup --url "postgresql://postgres@127.0.0.1:$port/postgres" --sslmode verify-full --root-cert "$tls/ca.pem" \
+       --recipient-key "$work/me.pk" --tenant acme -o "$work/tls.apgb" 2>&1)"
+remote="postgresql://it_tls@192.0.2.10:$port/postgres?connect_timeout=1"
+for mode in prefer require verify-ca; do
+  check "a host that is not the loopback with sslmode $mode: refused before connecting (exit 3)" "3" \
+    "$(code "$cli" fetch-key --url "$remote" --sslmode "$mode" --root-cert "$tls/ca.pem" --tenant acme -o "$work/r.pk")"
+done
+check_contains "... saying what to do" "verify-full" \
+  "$("$cli" backup --url "$remote" --recipient-key "$work/me.pk" -o "$work/r.apgb" 2>&1)"
+check "--insecure lets it try (and time out: exit 6)" "6" \
+  "$(code "$cli" fetch-key --url "$remote" --sslmode require --insecure --tenant acme -o "$work/r.pk")"
 check_absent "no plaintext in the server log" "s3cret@db" "$(cat "$dir/server.log")"
 cluster_stop "$dir"

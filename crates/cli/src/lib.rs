@@ -15,6 +15,9 @@ use pqcore::{
     stream::{self, ChunkCipher, StreamError, StreamHeader},
     Envelope, Kind, RecipientKey, RecipientSecret, SigningKey, Suite, VerifyingKey,
 };
+pub mod db;
+pub mod escrow;
+
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -40,6 +43,9 @@ pub enum CliError {
     Database(String),
     /// 7: `fetch-key`: the key's id is not the expected one.
     KidMismatch { expected: String, got: String },
+    /// 8: `escrow reseal`: the request statement does not show the pinned
+    /// approvals, the wait, or this share's escrow and request key.
+    NotApproved(String),
 }
 
 impl CliError {
@@ -51,6 +57,7 @@ impl CliError {
             CliError::Io(_) => 5,
             CliError::Database(_) => 6,
             CliError::KidMismatch { .. } => 7,
+            CliError::NotApproved(_) => 8,
         }
     }
 }
@@ -66,6 +73,7 @@ impl fmt::Display for CliError {
             CliError::KidMismatch { expected, got } => {
                 write!(f, "the fetched key has kid {got}, not the expected {expected}: not written")
             }
+            CliError::NotApproved(m) => write!(f, "not re-sealed: {m}"),
         }
     }
 }
@@ -216,7 +224,7 @@ pub fn keygen(algorithm: Algorithm, secret: &Path, public: &Path) -> Result<Stri
     Ok(kid)
 }
 
-fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     let bytes = read_input(Some(path))?;
     if bytes.len() > 8192 {
         return Err(CliError::Input(format!("{} is not a key file: {} bytes", path.display(), bytes.len())));
@@ -224,22 +232,22 @@ fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     Ok(bytes)
 }
 
-fn wrong_key(path: &Path, want: &str) -> CliError {
+pub(crate) fn wrong_key(path: &Path, want: &str) -> CliError {
     CliError::Input(format!("{} is not {want}", path.display()))
 }
 
 const PUBLIC_KEM_KEY: &str = "an ML-KEM-768 (1184 bytes) or X-Wing (1216 bytes) public key";
 const SECRET_KEM_KEY: &str = "an ML-KEM-768 (64-byte seed or 2400 bytes) or X-Wing (32-byte seed) secret key";
 
-fn recipient(public_key: &Path) -> Result<RecipientKey> {
+pub(crate) fn recipient(public_key: &Path) -> Result<RecipientKey> {
     RecipientKey::from_slice(&read_key_file(public_key)?).map_err(|_| wrong_key(public_key, PUBLIC_KEM_KEY))
 }
 
-fn secret_kem_key(secret_key: &Path) -> Result<RecipientSecret> {
+pub(crate) fn secret_kem_key(secret_key: &Path) -> Result<RecipientSecret> {
     RecipientSecret::from_slice(&read_key_file(secret_key)?).map_err(|_| wrong_key(secret_key, SECRET_KEM_KEY))
 }
 
-fn not_this_key(kid: pqcore::Kid, key: &RecipientSecret, path: &Path) -> CliError {
+pub(crate) fn not_this_key(kid: pqcore::Kid, key: &RecipientSecret, path: &Path) -> CliError {
     CliError::Input(format!("the input was sealed to key {}, not to {} ({})", kid.to_hex(), key.kid().to_hex(), path.display()))
 }
 
@@ -575,61 +583,13 @@ pub fn inspect(input: Option<&Path>) -> Result<String> {
     Ok(out.to_string())
 }
 
-/// `escrow reseal`, run by a custodian offline: opens its share record
-/// ('E', FORMAT.md §14.1) with its own secret key and re-seals the share to
-/// a recovery request's public key ('R'), for `pq.escrow_recover`. Prints
-/// the escrow id, share index and MDK id the record names.
-pub fn escrow_reseal(secret_key: &Path, share: &Path, request_key: &Path, output: Option<&Path>) -> Result<String> {
-    let key = secret_kem_key(secret_key)?;
-    let request = recipient(request_key)?;
-    let record = read_input(Some(share))?;
-    let parsed = pqcore::escrow::ShareRecord::parse(&record)?;
-    if parsed.header.kind != pqcore::escrow::KIND_ESCROW_SHARE {
-        return Err(CliError::Input(format!("{} is not a share sealed to a custodian", share.display())));
-    }
-    if parsed.header.kid != key.kid() {
-        return Err(not_this_key(parsed.header.kid, &key, secret_key));
-    }
-    let resealed = pqcore::escrow::reseal(&record, &key, request.recipient())?;
-    write_output(output, &resealed, false)?;
-    let h = parsed.header;
-    Ok(format!(
-        "escrow {} share {} of {} (threshold {}), master data key {}",
-        hex::encode(h.escrow_id),
-        h.index,
-        h.total,
-        h.threshold,
-        h.mdk_id.to_hex()
-    ))
-}
-
-/// A connection to `url`; the password comes from `password_file` or
-/// PGPASSWORD, never from the URL.
-fn connect(url: &str, password_file: Option<&Path>) -> Result<postgres::Client> {
-    let mut config: postgres::Config = url.parse().map_err(|e| CliError::Input(format!("not a database URL: {e}")))?;
-    if config.get_password().is_some() {
-        return Err(CliError::Input(
-            "the URL holds a password: give it in PGPASSWORD or --password-file, never on the command line".into(),
-        ));
-    }
-    if let Some(file) = password_file {
-        let password = read_key_file(file)?;
-        let trimmed = password.strip_suffix(b"\n").unwrap_or(&password);
-        config.password(trimmed);
-    } else if let Ok(password) = std::env::var("PGPASSWORD") {
-        config.password(password.as_bytes());
-    }
-    config.connect(postgres::NoTls).map_err(|e| CliError::Database(e.to_string()))
-}
-
 fn database_error(e: postgres::Error) -> CliError {
     CliError::Database(e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned()))
 }
 
 /// What `backup` asks the server for.
 pub struct BackupRequest<'a> {
-    pub url: &'a str,
-    pub password_file: Option<&'a Path>,
+    pub db: db::Database<'a>,
     /// None: every tenant.
     pub tenant: Option<&'a str>,
     /// The recovery officer's public key file.
@@ -642,7 +602,7 @@ pub struct BackupRequest<'a> {
 /// saves it (0600, fsync'd). Returns a description.
 pub fn backup(request: &BackupRequest<'_>, output: &Path) -> Result<String> {
     let to = recipient(request.recipient_key)?;
-    let mut client = connect(request.url, request.password_file)?;
+    let (mut client, mode) = db::connect(&request.db)?;
     let row = client
         .query_one(
             "SELECT pq.export_key_backup(tenant => $1, recipient_public_key => $2, include_metadata => $3)",
@@ -655,7 +615,7 @@ pub fn backup(request: &BackupRequest<'_>, output: &Path) -> Result<String> {
         return Err(CliError::Input("the server's bundle is not sealed to the recipient key".into()));
     }
     write_key(output, &bundle, true)?;
-    Ok(describe_bundle(&header, bundle.len()))
+    Ok(format!("{} (sslmode {})", describe_bundle(&header, bundle.len()), mode.name()))
 }
 
 fn describe_bundle(h: &pqcore::backup::BundleHeader, len: usize) -> String {
@@ -687,18 +647,17 @@ pub enum PublicKind {
     Dsa,
 }
 
-/// Reads a tenant's active public key from the database at `url` (no
-/// password in it: `PGPASSWORD` or `password_file`), checks its kid
-/// against `expect_kid` when given, writes it to `output`; returns the kid.
+/// Reads a tenant's active public key from the database `db` (see
+/// [`db::connect`]: verified TLS to a remote host), checks its kid against
+/// `expect_kid` when given, writes it to `output`; returns the kid.
 pub fn fetch_key(
-    url: &str,
-    password_file: Option<&Path>,
+    db: &db::Database<'_>,
     tenant: &str,
     kind: PublicKind,
     expect_kid: Option<&str>,
     output: &Path,
 ) -> Result<String> {
-    let mut client = connect(url, password_file)?;
+    let (mut client, _) = db::connect(db)?;
     let function = match kind {
         PublicKind::Kem => "pq.tenant_public_key",
         PublicKind::Dsa => "pq.tenant_verifying_key",
@@ -856,38 +815,6 @@ mod tests {
         bad[n - 20] ^= 4;
         assert!(open::<RingChunks>(&key, &bad).is_err());
         assert!(open::<RustCryptoChunks>(&key, &bad).is_err());
-    }
-
-    /// A custodian re-seals its share to a request key; the shares recover the key.
-    #[test]
-    fn escrow_reseal_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = |n: &str| dir.path().join(n);
-        let generated: Vec<(pqcore::SuiteSeed, RecipientSecret)> =
-            (0..3).map(|_| RecipientSecret::generate(Suite::XWing).unwrap()).collect();
-        let custodians: Vec<&RecipientSecret> = generated.iter().map(|(_, k)| k).collect();
-        let seeds: Vec<&[u8]> = generated.iter().map(|(s, _)| s.expose()).collect();
-        let publics: Vec<pqcore::Recipient<'_>> = custodians.iter().map(|c| c.public_key()).collect();
-        let mdk = pqcore::Dek::generate().unwrap();
-        let records = pqcore::escrow::split_mdk(&mdk, [3; 16], 2, &publics).unwrap();
-        keygen(Algorithm::MlKem768, &p("req.sk"), &p("req.pk")).unwrap();
-        let request = RecipientSecret::from_slice(&std::fs::read(p("req.sk")).unwrap()).unwrap();
-        let mut resealed = Vec::new();
-        for (i, record) in records.iter().enumerate().take(2) {
-            std::fs::write(p(&format!("c{i}.sk")), seeds[i]).unwrap();
-            std::fs::write(p(&format!("share{i}")), record).unwrap();
-            let out = p(&format!("resealed{i}"));
-            let said = escrow_reseal(&p(&format!("c{i}.sk")), &p(&format!("share{i}")), &p("req.pk"), Some(&out)).unwrap();
-            assert!(said.contains(&format!("share {} of 3 (threshold 2)", i + 1)), "{said}");
-            resealed.push(std::fs::read(&out).unwrap());
-        }
-        let refs: Vec<&[u8]> = resealed.iter().map(|r| &r[..]).collect();
-        assert_eq!(pqcore::escrow::recover(&refs, &request, pqcore::mdk_id(&mdk), [3; 16]).unwrap(), mdk);
-        // Another custodian's key: exit 3 (sealed to another key), nothing written.
-        std::fs::write(p("c2.sk"), seeds[2]).unwrap();
-        let e = escrow_reseal(&p("c2.sk"), &p("share0"), &p("req.pk"), Some(&p("no"))).unwrap_err();
-        assert_eq!(e.exit_code(), 3);
-        assert!(!p("no").exists());
     }
 
     #[test]

@@ -8,11 +8,14 @@ const EXIT_CODES: &str = "EXIT CODES:
   1  verify: the signature is not valid
   2  usage error (unknown option, missing argument)
   3  bad input: malformed key file, envelope or stream, key of the wrong type, sealed
-     to another key, an input over 256 MiB (use seal --stream), a truncated stream header
+     to another key, an input over 256 MiB (use seal --stream), a truncated stream header;
+     fetch-key, backup: a host other than the loopback without --sslmode verify-full
   4  open: decryption failed (wrong key, wrong AAD, modified or truncated data); nothing is written
   5  a file could not be read or written (a secret key file is never overwritten)
   6  fetch-key, backup: the database could not be reached or refused the query
   7  fetch-key: the key's id differs from --expect-kid; nothing is written
+  8  escrow reseal: the request statement is not approved by the pinned approvers, is for
+     another key, escrow or master key, or its wait is not over; nothing is written
 
 Secrets never come from the command line: secret keys are files (created
 0600), the database password comes from PGPASSWORD or --password-file.
@@ -164,6 +167,8 @@ enum Command {
         /// file holding the database password (else PGPASSWORD)
         #[arg(long)]
         password_file: Option<PathBuf>,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// back up this tenant only (default: every tenant)
         #[arg(long)]
         tenant: Option<String>,
@@ -177,8 +182,8 @@ enum Command {
         #[arg(short, long, required = true)]
         output: Option<PathBuf>,
     },
-    /// Fetch a tenant's active public key from a database (plain TCP or a
-    /// Unix socket; the role needs pq_user and a grant on the tenant).
+    /// Fetch a tenant's active public key from a database (TCP with TLS, or
+    /// a Unix socket; the role needs pq_user and a grant on the tenant).
     FetchKey {
         /// postgresql://user@host:port/dbname, without a password
         #[arg(long)]
@@ -186,6 +191,8 @@ enum Command {
         /// file holding the password (else PGPASSWORD)
         #[arg(long)]
         password_file: Option<PathBuf>,
+        #[command(flatten)]
+        tls: TlsArgs,
         #[arg(long)]
         tenant: String,
         #[arg(long, value_enum, default_value = "kem")]
@@ -197,6 +204,33 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+}
+
+/// TLS to the database (backup, fetch-key): a host other than the loopback
+/// needs verify-full, unless told --insecure.
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// disable, prefer, require, verify-ca or verify-full (else the URL's sslmode, PGSSLMODE, or prefer)
+    #[arg(long)]
+    sslmode: Option<String>,
+    /// the PEM root certificate(s) that verify the server (else the URL's sslrootcert, PGSSLROOTCERT, ~/.postgresql/root.crt)
+    #[arg(long)]
+    root_cert: Option<PathBuf>,
+    /// connect to a host other than the loopback without verify-full (an attacker on the path could swap keys)
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl TlsArgs {
+    fn database<'a>(&'a self, url: &'a str, password_file: Option<&'a std::path::Path>) -> apg_pq::db::Database<'a> {
+        apg_pq::db::Database {
+            url,
+            password_file,
+            sslmode: self.sslmode.as_deref(),
+            root_cert: self.root_cert.as_deref(),
+            insecure: self.insecure,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -222,9 +256,11 @@ enum BackupCommand {
 
 #[derive(Subcommand)]
 enum EscrowCommand {
-    /// Open your share record ('E') with your custodian secret key and
-    /// re-seal the share to a recovery request's public key ('R'), offline;
-    /// the share itself is never written out. Prints what the record names.
+    /// Check a recovery request's approved statement against the approver
+    /// keys you pinned at the ceremony, then open your share record ('E')
+    /// with your custodian secret key and re-seal the share to the
+    /// request's public key ('R'), offline; the share itself is never
+    /// written out. Prints what it checked (exit 8 if the statement fails).
     Reseal {
         /// your custodian secret key (from keygen: ML-KEM-768 or X-Wing)
         #[arg(long)]
@@ -235,7 +271,33 @@ enum EscrowCommand {
         /// the recovery request's public key
         #[arg(long)]
         request_key: PathBuf,
+        /// the request's approved statement (pq.escrow_statement)
+        #[arg(long)]
+        statement: PathBuf,
+        /// an approver's ML-DSA-65 public key pinned at the ceremony (repeat for each)
+        #[arg(long = "approver-key", required = true)]
+        approver_keys: Vec<PathBuf>,
+        /// how many of those approvers must have signed
+        #[arg(long)]
+        approvals: usize,
+        /// the least wait between request and recovery pinned at the ceremony (86400, 90m, 24h, 2d)
+        #[arg(long)]
+        min_wait: Option<String>,
         /// output file for the re-sealed share ("-" or absent: stdout)
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Read a recovery request's statement (from pq.escrow_request_recovery)
+    /// and sign it with your approver's ML-DSA-65 secret key: the raw
+    /// signature for pq.escrow_approve. Prints what you approve.
+    Approve {
+        /// your approver secret key (from keygen --algorithm ml-dsa-65)
+        #[arg(long)]
+        secret_key: PathBuf,
+        /// the request's statement
+        #[arg(long)]
+        statement: PathBuf,
+        /// output file for the signature ("-" or absent: stdout)
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
@@ -271,31 +333,47 @@ fn run(cli: Cli) -> Result<(), CliError> {
             apg_pq::verify(&public_key, &signature, context.as_bytes(), input.as_deref())?
         }
         Command::Inspect { input } => println!("{}", apg_pq::inspect(input.as_deref())?),
-        Command::Escrow(EscrowCommand::Reseal { secret_key, share, request_key, output }) => {
-            eprintln!("{}", apg_pq::escrow_reseal(&secret_key, &share, &request_key, output.as_deref())?)
+        Command::Escrow(EscrowCommand::Reseal {
+            secret_key,
+            share,
+            request_key,
+            statement,
+            approver_keys,
+            approvals,
+            min_wait,
+            output,
+        }) => {
+            let min_wait = min_wait.as_deref().map(apg_pq::escrow::parse_duration).transpose()?;
+            let pinned = apg_pq::escrow::Pinned { approver_keys: &approver_keys, approvals, min_wait };
+            eprintln!(
+                "{}",
+                apg_pq::escrow::reseal(&secret_key, &share, &request_key, &statement, &pinned, output.as_deref())?
+            )
+        }
+        Command::Escrow(EscrowCommand::Approve { secret_key, statement, output }) => {
+            eprintln!("{}", apg_pq::escrow::approve(&secret_key, &statement, output.as_deref())?)
         }
         Command::Backup { command: Some(BackupCommand::Reseal { secret_key, bundle, restore_key, output }), .. } => {
             eprintln!("{}", apg_pq::backup_reseal(&secret_key, &bundle, &restore_key, &output)?)
         }
-        Command::Backup { command: None, url, password_file, tenant, recipient_key, no_metadata, output } => {
+        Command::Backup { command: None, url, password_file, tls, tenant, recipient_key, no_metadata, output } => {
             let (Some(url), Some(recipient_key), Some(output)) = (url, recipient_key, output) else {
                 return Err(CliError::Input("backup needs --url, --recipient-key and --output".into()));
             };
             let request = apg_pq::BackupRequest {
-                url: &url,
-                password_file: password_file.as_deref(),
+                db: tls.database(&url, password_file.as_deref()),
                 tenant: tenant.as_deref(),
                 recipient_key: &recipient_key,
                 include_metadata: !no_metadata,
             };
             eprintln!("{}", apg_pq::backup(&request, &output)?)
         }
-        Command::FetchKey { url, password_file, tenant, kind, expect_kid, output } => {
+        Command::FetchKey { url, password_file, tls, tenant, kind, expect_kid, output } => {
             let kind = match kind {
                 KindArg::Kem => PublicKind::Kem,
                 KindArg::Dsa => PublicKind::Dsa,
             };
-            let kid = apg_pq::fetch_key(&url, password_file.as_deref(), &tenant, kind, expect_kid.as_deref(), &output)?;
+            let kid = apg_pq::fetch_key(&tls.database(&url, password_file.as_deref()), &tenant, kind, expect_kid.as_deref(), &output)?;
             println!("{kid}");
         }
     }
