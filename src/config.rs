@@ -20,8 +20,7 @@ use crate::{
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pqcore::audit::{
-    config_aad, sealed_value_message, sha256, ConfigChange, ConfigOp, Hash, CONFIG_CHANGE_CONTEXT,
-    CONFIG_SEALED_CONTEXT, MAX_CONFIG_KEY_LEN,
+    config_aad, sealed_value_signed, sha256, ConfigChange, ConfigOp, Hash, CONFIG_CHANGE_CONTEXT, MAX_CONFIG_KEY_LEN,
 };
 use pqcore::{keyed_len, Envelope, Kind, VerifyingKey};
 use serde_json::json;
@@ -80,11 +79,16 @@ fn head(tenant: &str, key: &str) -> PqResult<Option<(i64, Hash, Option<Hash>)>> 
     }
 }
 
+/// The message format of the client signatures `pq.config_set_sealed`
+/// takes (FORMAT.md §11.3): it binds the record the value replaces.
+const SEALED_FORMAT: u8 = 2;
+
 /// What a change stores besides the record fields.
 struct Stored<'a> {
     op: ConfigOp,
     envelope: Option<&'a [u8]>,
-    signer: Option<(&'a str, &'a [u8], &'a [u8])>,
+    /// A sealed value's client signature, checked against the key's head.
+    client_signature: Option<&'a [u8]>,
 }
 
 /// Appends a change of `key`: takes the chain lock (and no row lock: a
@@ -111,6 +115,15 @@ fn append(tenant: &str, key: &str, user: &str, stored: Stored<'_>) -> PqResult<i
         if stored.op == ConfigOp::Delete && previous.as_ref().is_none_or(|(_, _, new)| new.is_none()) {
             return Err(unknown_key(key));
         }
+        // A client's signature binds the record it replaces, read here under
+        // the chain lock: a replayed (envelope, signature) does not verify.
+        let signer = match (stored.client_signature, stored.envelope) {
+            (Some(signature), Some(sealed)) => {
+                let replaces = previous.as_ref().map(|(_, record, _)| *record);
+                Some(signer_of(tenant, key, sealed, signature, replaces.as_ref())?)
+            }
+            _ => None,
+        };
         let version = previous.as_ref().map_or(1, |(v, _, _)| v + 1);
         let ts = audit::now_unix_micros();
         let change = ConfigChange {
@@ -126,10 +139,19 @@ fn append(tenant: &str, key: &str, user: &str, stored: Stored<'_>) -> PqResult<i
         };
         let record_hash = change.record_hash();
         let signature = signing.sign_envelope(&change.encode(), CONFIG_CHANGE_CONTEXT)?;
+        // Before ALTER EXTENSION UPDATE to 0.8.0 there is no format column.
+        let (format_column, format_value) = if catalog::pq_column_exists(c"config_records", c"client_signature_format") {
+            (", client_signature_format", if signer.is_some() { ", 2" } else { ", NULL" })
+        } else {
+            ("", "")
+        };
         catalog::write_one::<bool>(
-            "INSERT INTO pq.config_records (tenant, key, version, op, envelope, user_id, ts, old_hash, new_hash,
-                                            prev_hash, record_hash, signature, signer, signer_public_key, client_signature)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING true",
+            &format!(
+                "INSERT INTO pq.config_records (tenant, key, version, op, envelope, user_id, ts, old_hash, new_hash,
+                                                prev_hash, record_hash, signature, signer, signer_public_key, client_signature
+                                                {format_column})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 {format_value}) RETURNING true"
+            ),
             &[
                 tenant.into(),
                 key.into(),
@@ -143,9 +165,9 @@ fn append(tenant: &str, key: &str, user: &str, stored: Stored<'_>) -> PqResult<i
                 change.prev_hash.as_ref().map(|h| h.as_slice()).into(),
                 record_hash.as_slice().into(),
                 signature.as_slice().into(),
-                stored.signer.map(|s| s.0).into(),
-                stored.signer.map(|s| s.1).into(),
-                stored.signer.map(|s| s.2).into(),
+                signer.as_ref().map(|s| s.0.as_str()).into(),
+                signer.as_ref().map(|s| s.1.as_slice()).into(),
+                stored.client_signature.into(),
             ],
         )?;
         let event = match stored.op {
@@ -154,7 +176,7 @@ fn append(tenant: &str, key: &str, user: &str, stored: Stored<'_>) -> PqResult<i
             ConfigOp::Delete => "config_deleted",
         };
         let mut details = json!({ "key": key, "version": version, "user_id": user, "record_hash": hex::encode(record_hash) });
-        if let Some((signer, _, _)) = stored.signer {
+        if let Some((signer, _)) = &signer {
             details["signer"] = json!(signer);
         }
         audit::append(event, Some(tenant), &events::session_user(), &details)?;
@@ -168,14 +190,15 @@ fn config_set(tenant: &str, key: &str, value: &str, user: &str) -> PqResult<i64>
     let mut sealed = vec![0u8; keyed_len(value.len())?];
     keys.cipher.encrypt_to(value.as_bytes(), &config_aad(tenant, key), &mut sealed)?;
     crate::monitor::used(tenant, crate::monitor::Counted::Encrypt);
-    append(tenant, key, user, Stored { op: ConfigOp::Set, envelope: Some(&sealed), signer: None })
+    append(tenant, key, user, Stored { op: ConfigOp::Set, envelope: Some(&sealed), client_signature: None })
 }
 
 /// The registered signer of `tenant` whose key verifies the client's
-/// signature over the sealed value, as (name, public key).
-fn signer_of(tenant: &str, key: &str, sealed: &[u8], signature: &[u8]) -> PqResult<(String, Vec<u8>)> {
+/// signature over the sealed value replacing the record `replaces`, as
+/// (name, public key).
+fn signer_of(tenant: &str, key: &str, sealed: &[u8], signature: &[u8], replaces: Option<&Hash>) -> PqResult<(String, Vec<u8>)> {
     let signers: Vec<(String, Vec<u8>)> = catalog::as_owner(|| {
-        Spi::connect(|client| {
+        catalog::connect(|client| {
             let mut out = Vec::new();
             for row in client.select(
                 "SELECT name, public_key FROM pq.config_signers WHERE tenant = $1 ORDER BY name",
@@ -187,9 +210,10 @@ fn signer_of(tenant: &str, key: &str, sealed: &[u8], signature: &[u8]) -> PqResu
             Ok::<_, PqError>(out)
         })
     })?;
-    let message = sealed_value_message(tenant, key, sealed);
+    let (message, context) = sealed_value_signed(SEALED_FORMAT, tenant, key, sealed, replaces)
+        .ok_or_else(|| PqError::internal("unknown sealed value format", String::new()))?;
     for (name, public) in signers {
-        if VerifyingKey::from_slice(&public)?.verify(&message, CONFIG_SEALED_CONTEXT, signature)? {
+        if VerifyingKey::from_slice(&public)?.verify(&message, context, signature)? {
             return Ok((name, public));
         }
     }
@@ -197,7 +221,12 @@ fn signer_of(tenant: &str, key: &str, sealed: &[u8], signature: &[u8]) -> PqResu
     Err(PqError::Sql {
         code: b"PQ001",
         message: "the signature of the sealed value does not verify under any signer registered for this tenant".into(),
-        hint: Some("register the client's ML-DSA-65 public key with pq.config_register_signer".into()),
+        hint: Some(
+            "sign str(tenant) || str(key) || SHA-256(envelope) || the record hash of pq.config_head(tenant, key) with context \
+             'apg-pq config-sealed v2' (a signature is good for one change of the key), with a key registered by \
+             pq.config_register_signer"
+                .into(),
+        ),
     })
 }
 
@@ -214,13 +243,28 @@ fn config_set_sealed(tenant: &str, key: &str, sealed: &[u8], signature: &[u8], u
         _ => return Err(PqError::UnknownKid),
     }
     keystore::version_by_kid(parsed.kid())?;
-    let (name, public) = signer_of(tenant, key, sealed, signature)?;
-    append(tenant, key, user, Stored { op: ConfigOp::SetSealed, envelope: Some(sealed), signer: Some((&name, &public, signature)) })
+    append(tenant, key, user, Stored { op: ConfigOp::SetSealed, envelope: Some(sealed), client_signature: Some(signature) })
 }
 
 fn config_delete(tenant: &str, key: &str, user: &str) -> PqResult<i64> {
     check_key(key)?;
-    append(tenant, key, user, Stored { op: ConfigOp::Delete, envelope: None, signer: None })
+    append(tenant, key, user, Stored { op: ConfigOp::Delete, envelope: None, client_signature: None })
+}
+
+/// The version and record hash of the key's newest record: what a client
+/// signs a sealed value against (§11.3). Version 0 and 32 zero bytes for a
+/// key that was never set.
+fn config_head(tenant: &str, key: &str) -> PqResult<(i64, Vec<u8>)> {
+    check_key(key)?;
+    access::require_usable(tenant)?;
+    let head = catalog::as_owner(|| {
+        catalog::row(
+            "SELECT version, record_hash FROM pq.config_records WHERE tenant = $1 AND key = $2 ORDER BY version DESC LIMIT 1",
+            &[tenant.into(), key.into()],
+            |row| Ok((row.get::<i64>(1)?.unwrap_or(0), row.get::<Vec<u8>>(2)?.unwrap_or_default())),
+        )
+    })?;
+    Ok(head.unwrap_or_else(|| (0, vec![0u8; pqcore::audit::HASH_LEN])))
 }
 
 fn config_get(tenant: &str, key: &str) -> PqResult<PgText> {
@@ -266,7 +310,7 @@ type RecordRow = (
     i64,
     [Option<Vec<u8>>; 4],
     Vec<u8>,
-    (Option<String>, Option<Vec<u8>>, Option<Vec<u8>>),
+    (Option<String>, Option<Vec<u8>>, Option<Vec<u8>>, Option<i16>),
 );
 
 /// Checks the records of `tenant` (one key, or all) in (key, version)
@@ -276,7 +320,7 @@ type RecordRow = (
 /// names (retired and destroyed versions verify too); a sealed value's
 /// client signature valid under the signer key stored with it. Call as owner.
 fn check_records(tenant: &str, only_key: Option<&str>) -> PqResult<Vec<Checked>> {
-    let verifying: std::collections::HashMap<Vec<u8>, VerifyingKey> = Spi::connect(|client| {
+    let verifying: std::collections::HashMap<Vec<u8>, VerifyingKey> = catalog::connect(|client| {
         let mut out = std::collections::HashMap::new();
         for row in
             client.select("SELECT signing_kid, verifying_key FROM pq.tenant_key_versions WHERE tenant = $1", None, &[tenant.into()])?
@@ -288,11 +332,17 @@ fn check_records(tenant: &str, only_key: Option<&str>) -> PqResult<Vec<Checked>>
     })?;
     let query = format!(
         "SELECT key, version, op, envelope, user_id, ts, {}, old_hash, new_hash, prev_hash, record_hash, signature,
-                signer, signer_public_key, client_signature
+                signer, signer_public_key, client_signature, {}
            FROM pq.config_records WHERE tenant = $1 AND ($2::text IS NULL OR key = $2) ORDER BY key, version",
-        audit::micros_sql("ts")
+        audit::micros_sql("ts"),
+        // Records written before 0.8.0 (and before ALTER EXTENSION UPDATE) are format 1.
+        if catalog::pq_column_exists(c"config_records", c"client_signature_format") {
+            "client_signature_format"
+        } else {
+            "1::smallint"
+        }
     );
-    let rows: Vec<RecordRow> = Spi::connect(|client| {
+    let rows: Vec<RecordRow> = catalog::connect(|client| {
         let mut out = Vec::new();
         for row in client.select(&query, None, &[tenant.into(), only_key.into()])? {
             out.push((
@@ -305,7 +355,7 @@ fn check_records(tenant: &str, only_key: Option<&str>) -> PqResult<Vec<Checked>>
                 row.get::<i64>(7)?.unwrap_or_default(),
                 [row.get::<Vec<u8>>(8)?, row.get::<Vec<u8>>(9)?, row.get::<Vec<u8>>(10)?, row.get::<Vec<u8>>(11)?],
                 row.get::<Vec<u8>>(12)?.unwrap_or_default(),
-                (row.get::<String>(13)?, row.get::<Vec<u8>>(14)?, row.get::<Vec<u8>>(15)?),
+                (row.get::<String>(13)?, row.get::<Vec<u8>>(14)?, row.get::<Vec<u8>>(15)?, row.get::<i16>(16)?),
             ));
         }
         Ok::<_, PqError>(out)
@@ -314,7 +364,7 @@ fn check_records(tenant: &str, only_key: Option<&str>) -> PqResult<Vec<Checked>>
     /// The previous record: key, version, record_hash, new_hash.
     type Previous = (String, i64, Vec<u8>, Option<Vec<u8>>);
     let mut previous: Option<Previous> = None;
-    for (key, version, op, envelope, user, ts, ts_micros, hashes, signature, (signer, signer_key, client_sig)) in rows {
+    for (key, version, op, envelope, user, ts, ts_micros, hashes, signature, (signer, signer_key, client_sig, format)) in rows {
         let [old_hash, new_hash, prev_hash, record_hash] = hashes;
         let mut problems: Vec<String> = Vec::new();
         let same_key = previous.as_ref().filter(|p| p.0 == key);
@@ -363,10 +413,14 @@ fn check_records(tenant: &str, only_key: Option<&str>) -> PqResult<Vec<Checked>>
                     })
                     .unwrap_or(false);
                 if op == "set_sealed" {
-                    let client_ok = match (&signer_key, &client_sig, &envelope) {
-                        (Some(pk), Some(sig), Some(env)) => VerifyingKey::from_slice(pk)
-                            .and_then(|k| k.verify(&sealed_value_message(tenant, &key, env), CONFIG_SEALED_CONTEXT, sig))
-                            .unwrap_or(false),
+                    let signed = envelope.as_deref().and_then(|env| {
+                        let format = u8::try_from(format.unwrap_or(1)).ok()?;
+                        sealed_value_signed(format, tenant, &key, env, change.prev_hash.as_ref())
+                    });
+                    let client_ok = match (&signer_key, &client_sig, signed) {
+                        (Some(pk), Some(sig), Some((message, context))) => {
+                            VerifyingKey::from_slice(pk).and_then(|k| k.verify(&message, context, sig)).unwrap_or(false)
+                        }
                         _ => false,
                     };
                     if !client_ok {
@@ -552,8 +606,9 @@ pub mod pq {
 
     /// Stores an envelope the client sealed to the tenant's public key (AAD
     /// as pq.config_set's) and signed with a registered signer's ML-DSA-65
-    /// key over `str(tenant) || str(key) || SHA-256(envelope)`, context
-    /// "apg-pq config-sealed v1". The server never sees the plaintext.
+    /// key over `str(tenant) || str(key) || SHA-256(envelope) ||
+    /// record_hash` (of `pq.config_head`), context "apg-pq config-sealed
+    /// v2". The server never sees the plaintext.
     #[pg_extern(volatile, strict, parallel_unsafe)]
     pub fn config_set_sealed(
         tenant: &str,
@@ -569,6 +624,14 @@ pub mod pq {
     #[pg_extern(volatile, strict, parallel_unsafe)]
     pub fn config_delete(tenant: &str, key: &str, user_id: default!(&str, "session_user")) -> i64 {
         super::config_delete(tenant, key, user_id).or_raise()
+    }
+
+    /// The version and record hash of `key`'s newest record (0 and 32 zero
+    /// bytes if it was never set): a client signing a sealed value for
+    /// `pq.config_set_sealed` signs against it (FORMAT.md §11.3).
+    #[pg_extern(stable, strict, parallel_restricted)]
+    pub fn config_head(tenant: &str, key: &str) -> TableIterator<'static, (name!(version, i64), name!(record_hash, Vec<u8>))> {
+        TableIterator::once(super::config_head(tenant, key).or_raise())
     }
 
     /// The current value of `key` (42704 if it does not exist or was deleted).

@@ -6,6 +6,7 @@ import hashlib
 
 CONFIG_CHANGE_CONTEXT = b"apg-pq config-change v1"
 CONFIG_SEALED_CONTEXT = b"apg-pq config-sealed v1"
+CONFIG_SEALED_CONTEXT_V2 = b"apg-pq config-sealed v2"
 CHECKPOINT_CONTEXT = b"apg-pq audit-checkpoint v1"
 AUDIT_ROW_LABEL = b"apg-pq audit v1"
 CONFIG_AAD_LABEL = b"apg-pq config v1"
@@ -41,6 +42,18 @@ def config_change(op, tenant, key, version, old_hash, new_hash, user, ts_micros,
 
 def sealed_value_message(tenant, key, envelope):
     return s(tenant) + s(key) + hashlib.sha256(envelope).digest()
+
+
+def sealed_value_signed(fmt_version, tenant, key, envelope, replaces):
+    """(message, context) of a client's signature over a sealed value: format
+    1 (records before 0.8.0), or 2, which appends the record_hash of the
+    record the value replaces (32 zero bytes for none)."""
+    message = sealed_value_message(tenant, key, envelope)
+    if fmt_version == 1:
+        return message, CONFIG_SEALED_CONTEXT
+    if fmt_version == 2:
+        return message + (replaces or ZERO), CONFIG_SEALED_CONTEXT_V2
+    raise ValueError(f"unknown sealed value format {fmt_version}")
 
 
 def audit_row(row_id, ts_micros, event, tenant, actor, details):

@@ -44,7 +44,8 @@ SELECT json_build_object(
         'prev_hash', encode(prev_hash, 'hex'), 'record_hash', encode(record_hash, 'hex'),
         'signature', encode(signature, 'hex'), 'signer', signer,
         'signer_public_key', encode(signer_public_key, 'hex'),
-        'client_signature', encode(client_signature, 'hex')) ORDER BY key, version), '[]')
+        'client_signature', encode(client_signature, 'hex'),
+        'client_signature_format', client_signature_format) ORDER BY key, version), '[]')
       FROM pq.config_records WHERE tenant = :'tenant'),
   'audit_log', (SELECT coalesce(json_agg(json_build_object(
         'id', id, 'ts_micros', {ts}, 'event', event, 'tenant', tenant, 'actor', actor,
@@ -161,9 +162,9 @@ def verify_config(tenant, records, versions, audit_rows):
         if kid not in keys or not ml_dsa_valid(keys[kid], signature, encoding, fmt.CONFIG_CHANGE_CONTEXT):
             raise Problem(f"{name}: the tenant's signature does not verify")
         if r["op"] == "set_sealed":
-            message = fmt.sealed_value_message(tenant, r["key"], envelope)
-            if not ml_dsa_valid(unhex(r["signer_public_key"]), unhex(r["client_signature"]), message,
-                                fmt.CONFIG_SEALED_CONTEXT):
+            message, context = fmt.sealed_value_signed(r.get("client_signature_format") or 1, tenant, r["key"],
+                                                      envelope, prev_hash)
+            if not ml_dsa_valid(unhex(r["signer_public_key"]), unhex(r["client_signature"]), message, context):
                 raise Problem(f"{name}: the client's signature does not verify")
         previous = r
     # Every change is in the audit trail with its record hash, and nothing more.

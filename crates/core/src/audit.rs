@@ -23,8 +23,12 @@ use zeroize::Zeroizing;
 
 /// FIPS 204 context string of a configuration change record's signature.
 pub const CONFIG_CHANGE_CONTEXT: &[u8] = b"apg-pq config-change v1";
-/// FIPS 204 context string of a client's signature over a sealed value.
+/// FIPS 204 context string of a client's signature over a sealed value,
+/// format 1 (before 0.8.0; read only to verify the records it signed).
 pub const CONFIG_SEALED_CONTEXT: &[u8] = b"apg-pq config-sealed v1";
+/// FIPS 204 context string of a client's signature over a sealed value,
+/// format 2 (0.8.0): the message binds the record the value replaces.
+pub const CONFIG_SEALED_CONTEXT_V2: &[u8] = b"apg-pq config-sealed v2";
 /// FIPS 204 context string of an audit checkpoint; also the prefix of the
 /// Ed25519-signed message.
 pub const CHECKPOINT_CONTEXT: &[u8] = b"apg-pq audit-checkpoint v1";
@@ -161,11 +165,35 @@ impl ConfigChange<'_> {
 /// What a client signs when it stores a sealed value:
 /// `str(tenant) || str(key) || SHA-256(envelope)`, context [`CONFIG_SEALED_CONTEXT`].
 pub fn sealed_value_message(tenant: &str, key: &str, envelope: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + tenant.len() + key.len() + HASH_LEN);
+    let mut out = Vec::with_capacity(8 + tenant.len() + key.len() + 2 * HASH_LEN);
     put_str(&mut out, tenant);
     put_str(&mut out, key);
     out.extend_from_slice(&sha256(envelope));
     out
+}
+
+/// What a client signs for a sealed value in `format` 1 or 2, and the
+/// context it signs with. Format 2 (0.8.0) appends the `record_hash` of the
+/// key's newest record, the one the value replaces (32 zero bytes when the
+/// key has none): a signature is good for that one change, so an old
+/// (envelope, signature) pair cannot be submitted again once the key has
+/// moved on. None for an unknown format.
+pub fn sealed_value_signed(
+    format: u8,
+    tenant: &str,
+    key: &str,
+    envelope: &[u8],
+    replaces: Option<&Hash>,
+) -> Option<(Vec<u8>, &'static [u8])> {
+    let mut message = sealed_value_message(tenant, key, envelope);
+    match format {
+        1 => Some((message, CONFIG_SEALED_CONTEXT)),
+        2 => {
+            put_hash(&mut message, replaces);
+            Some((message, CONFIG_SEALED_CONTEXT_V2))
+        }
+        _ => None,
+    }
 }
 
 /// One row of `pq.audit_log`, as it is chained. `details` is the text
