@@ -217,7 +217,7 @@ pub enum Batch {
 
 /// Jobs the worker should run, oldest first, and whether each is a migration.
 pub fn runnable() -> PqResult<Vec<(i64, bool)>> {
-    Spi::connect(|client| {
+    catalog::connect(|client| {
         let rows = client.select(
             "SELECT id, kind = 'migrate' FROM pq.job_queue WHERE state IN ('queued', 'running') ORDER BY id",
             None,
@@ -240,7 +240,12 @@ pub fn runnable() -> PqResult<Vec<(i64, bool)>> {
 /// a job finish with rows it never saw. They read no table of ours: the
 /// key ids come in as parameters ($4 tenants, $5 their active kids for a
 /// re-encryption; $5 every kid of the tenants for a migration), with $1
-/// the failed row keys, $2 the tenant and $3 the cursor.
+/// the failed rows, $2 the tenant and $3 the cursor.
+///
+/// A row is addressed by `(tableoid, ctid)`: a ctid alone is unique only
+/// within one relation, and a partitioned table or an inheritance tree is
+/// many relations. Failed rows are remembered by (relation, key) for the
+/// same reason (an inheritance tree's key need not be unique across it).
 struct TableSql<'a> {
     t: &'a Tracked,
     /// "this row is not under its tenant's active version" (table alias `t`)
@@ -264,13 +269,16 @@ impl<'a> TableSql<'a> {
             ),
             Work::Migrate { .. } => format!("NOT (substr(t.{col}, 3, 16) = ANY($5::bytea[]))"),
         };
-        let condition = format!("t.{col} IS NOT NULL AND {pending} {only} AND NOT (t.{key}::text = ANY($1::text[]))");
+        let condition = format!(
+            "t.{col} IS NOT NULL AND {pending} {only} AND NOT ({} = ANY($1::text[]))",
+            failure_id_sql(&key)
+        );
         TableSql { t, condition, tenant_expr }
     }
 
     fn as_owner<R>(&self, f: impl FnOnce() -> PqResult<R>) -> PqResult<R> {
         catalog::as_role(self.t.owner, true, c"pg_catalog, pg_temp", || {
-            Spi::run("SET LOCAL row_security = off")?;
+            catalog::run("SET LOCAL row_security = off", &[])?;
             f()
         })
     }
@@ -283,12 +291,12 @@ impl<'a> TableSql<'a> {
 
     /// Locks up to `limit` rows that need work, in key order after the
     /// cursor (an ordered index scan that stops at the limit), skipping rows
-    /// others hold: (key as text, ctid as text, value, AAD, tenant).
+    /// others hold: (key as text, relation, ctid as text, value, AAD, tenant).
     fn claim(&self, args: &BatchArgs, limit: i32) -> PqResult<Vec<Claimed>> {
         let key = quote_ident(&self.t.key_column);
         let after = if args.cursor.is_some() { format!(" AND t.{key} > CAST($3 AS {})", self.t.key_type) } else { String::new() };
         let query = format!(
-            "SELECT t.{key}::text, t.ctid::text, t.{col}, {aad}, {tenant}
+            "SELECT t.{key}::text, t.tableoid, t.ctid::text, t.{col}, {aad}, {tenant}
                FROM {table} AS t
               WHERE {condition}{after}
               ORDER BY t.{key}
@@ -304,31 +312,60 @@ impl<'a> TableSql<'a> {
             catalog::write_rows(&query, &args.datums(), |row| {
                 Ok(Claimed {
                     key: row.get::<String>(1)?.unwrap_or_default(),
-                    tid: row.get::<String>(2)?.unwrap_or_default(),
-                    value: row.get::<Vec<u8>>(3)?.unwrap_or_default(),
-                    aad: row.get::<Vec<u8>>(4)?.unwrap_or_default(),
-                    tenant: row.get::<String>(5)?,
+                    at: RowId {
+                        rel: row.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::Oid::INVALID).to_u32(),
+                        tid: row.get::<String>(3)?.unwrap_or_default(),
+                    },
+                    value: row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+                    aad: row.get::<Vec<u8>>(5)?.unwrap_or_default(),
+                    tenant: row.get::<String>(6)?,
                 })
             })
         })
     }
 
-    /// Writes the new values back by ctid (which cannot change while this
-    /// transaction holds the rows' locks). Returns the rows written.
-    fn write_back(&self, tids: Vec<String>, values: Vec<Vec<u8>>) -> PqResult<usize> {
+    /// Writes the new values back to the rows claimed, by (relation, ctid):
+    /// a ctid cannot change while this transaction holds the row's lock,
+    /// and with its relation it names one row of a partitioned table or an
+    /// inheritance tree. Refuses (the batch rolls back) unless exactly the
+    /// claimed rows were written, each once (RETURNING names the claimed
+    /// row each write matched: a row matched twice or never shows).
+    /// Returns the rows written.
+    fn write_back(&self, rows: Vec<RowId>, values: Vec<Vec<u8>>) -> PqResult<usize> {
         let query = format!(
             "UPDATE {table} AS t SET {col} = u.v
-               FROM unnest($1::text[], $2::bytea[]) AS u(tid, v)
-              WHERE t.ctid = u.tid::tid
-             RETURNING 1",
+               FROM unnest($1::oid[], $2::text[], $3::bytea[]) AS u(rel, tid, v)
+              WHERE t.tableoid = u.rel AND t.ctid = u.tid::tid
+             RETURNING u.rel, u.tid",
             table = self.t.table,
             col = quote_ident(&self.t.column),
         );
-        self.as_owner(|| {
+        let (rels, tids): (Vec<pg_sys::Oid>, Vec<String>) = rows.iter().map(|r| (pg_sys::Oid::from(r.rel), r.tid.clone())).unzip();
+        let mut written = self.as_owner(|| {
             // A nested loop of TID look-ups, not a scan of the whole table.
-            Spi::run("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")?;
-            Ok(catalog::write_rows(&query, &[tids.into(), values.into()], |_| Ok(()))?.len())
-        })
+            catalog::run("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", &[])?;
+            catalog::write_rows(&query, &[rels.into(), tids.into(), values.into()], |row| {
+                Ok(RowId {
+                    rel: row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID).to_u32(),
+                    tid: row.get::<String>(2)?.unwrap_or_default(),
+                })
+            })
+        })?;
+        let mut claimed = rows;
+        claimed.sort();
+        written.sort();
+        if written != claimed {
+            return Err(PqError::Sql {
+                code: b"55000",
+                message: format!(
+                    "the write-back of a batch changed {} rows where {} were claimed: nothing of this batch is kept",
+                    written.len(),
+                    claimed.len()
+                ),
+                hint: Some("a BEFORE UPDATE trigger on the table may be skipping or moving rows".into()),
+            });
+        }
+        Ok(written.len())
     }
 }
 
@@ -353,32 +390,54 @@ impl BatchArgs {
     }
 }
 
+/// Where a claimed row is: its relation (a partition or an inheritance
+/// child of the tracked table, or the table itself) and its ctid.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct RowId {
+    /// The relation's OID.
+    rel: u32,
+    tid: String,
+}
+
 /// A row claimed by a batch.
 struct Claimed {
     key: String,
-    tid: String,
+    at: RowId,
     value: Vec<u8>,
     aad: Vec<u8>,
     tenant: Option<String>,
 }
 
-/// The keys of the rows job `id` recorded as failed (few; they are
-/// skipped as a filter, which keeps the claim an ordered index scan that
-/// stops at the batch size, where NOT EXISTS would become an anti-join over
-/// the whole table).
+/// True once pq.job_failures records the relation of a failed row (0.8.0;
+/// before ALTER EXTENSION UPDATE a failure is known by its key alone).
+fn failures_have_relations() -> bool {
+    catalog::pq_column_exists(c"job_failures", c"relid")
+}
+
+/// The SQL text a failed row is known by in the claim's filter: "relation
+/// key" (table alias `t`), or the key alone before 0.8.0.
+fn failure_id_sql(key: &str) -> String {
+    if failures_have_relations() {
+        format!("(t.tableoid::text || ' ' || t.{key}::text)")
+    } else {
+        format!("t.{key}::text")
+    }
+}
+
+/// The rows job `id` recorded as failed, as [`failure_id_sql`] spells them
+/// (few; they are skipped as a filter, which keeps the claim an ordered
+/// index scan that stops at the batch size, where NOT EXISTS would become
+/// an anti-join over the whole table).
 fn failed_keys(id: i64) -> PqResult<Vec<String>> {
-    Spi::connect(|client| {
-        client
-            .select("SELECT row_key FROM pq.job_failures WHERE job_id = $1", None, &[id.into()])?
-            .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(PqError::from)
+    let id_sql = if failures_have_relations() { "relid::text || ' ' || row_key" } else { "row_key" };
+    catalog::rows(&format!("SELECT {id_sql} FROM pq.job_failures WHERE job_id = $1"), &[id.into()], |r| {
+        Ok(r.get::<String>(1)?.unwrap_or_default())
     })
 }
 
 /// The active key id of every tenant (of `tenant` alone when given).
 fn active_kids(tenant: Option<&str>) -> PqResult<(Vec<String>, Vec<Vec<u8>>)> {
-    Spi::connect(|client| {
+    catalog::connect(|client| {
         let rows = client.select(
             "SELECT tenant, kid FROM pq.tenant_key_versions WHERE state = 'active' AND ($1::text IS NULL OR tenant = $1)",
             None,
@@ -476,9 +535,9 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
     let rows = sql.claim(&args, batch_size)?;
     let claimed = rows.len() as i64;
     let last = rows.last().map(|r| r.key.clone());
-    let mut tids = Vec::with_capacity(rows.len());
+    let mut targets = Vec::with_capacity(rows.len());
     let mut values = Vec::with_capacity(rows.len());
-    let mut failures: Vec<(String, String)> = Vec::new();
+    let mut failures: Vec<(RowId, String, String)> = Vec::new();
     let results: Vec<Result<Vec<u8>, String>> = match &work {
         Work::Migrate { from_kind } if !rows.is_empty() => {
             let inputs: Vec<(&[u8], &[u8], &str)> = rows
@@ -495,13 +554,13 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
     for (row, result) in rows.into_iter().zip(results) {
         match result {
             Ok(new) => {
-                tids.push(row.tid);
+                targets.push(row.at);
                 values.push(new);
             }
-            Err(reason) => failures.push((row.key, reason)),
+            Err(reason) => failures.push((row.at, row.key, reason)),
         }
     }
-    let written = if tids.is_empty() { 0 } else { sql.write_back(tids, values)? };
+    let written = if targets.is_empty() { 0 } else { sql.write_back(targets, values)? };
     let done = written as i64;
 
     if claimed == 0 {
@@ -529,7 +588,7 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
             if matches!(work, Work::Migrate { .. }) {
                 // This pass saw every row of the column again: failures that
                 // earlier migrations of it recorded are superseded.
-                Spi::run_with_args(
+                catalog::run(
                     "DELETE FROM pq.job_failures f USING pq.job_queue j
                       WHERE f.job_id = j.id AND j.tracked_id = $1 AND j.kind = 'migrate' AND j.id < $2
                         AND j.state IN ('completed', 'failed', 'cancelled')",
@@ -546,16 +605,32 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
         return Ok(Batch::Worked(0));
     }
 
-    let (failed_keys, reasons): (Vec<String>, Vec<String>) = failures.into_iter().unzip();
-    if !failed_keys.is_empty() {
-        Spi::run_with_args(
-            "INSERT INTO pq.job_failures (job_id, row_key, reason)
-             SELECT $1, k, r FROM unnest($2::text[], $3::text[]) AS f(k, r) ON CONFLICT DO NOTHING",
-            &[id.into(), failed_keys.clone().into(), reasons.into()],
-        )?;
+    let failed_count = failures.len();
+    if failed_count > 0 {
+        let mut rels = Vec::with_capacity(failed_count);
+        let mut keys = Vec::with_capacity(failed_count);
+        let mut reasons = Vec::with_capacity(failed_count);
+        for (at, key, reason) in failures {
+            rels.push(pg_sys::Oid::from(at.rel));
+            keys.push(key);
+            reasons.push(reason);
+        }
+        if failures_have_relations() {
+            catalog::run(
+                "INSERT INTO pq.job_failures (job_id, relid, row_key, reason)
+                 SELECT $1, r, k, why FROM unnest($2::oid[], $3::text[], $4::text[]) AS f(r, k, why) ON CONFLICT DO NOTHING",
+                &[id.into(), rels.into(), keys.into(), reasons.into()],
+            )?;
+        } else {
+            catalog::run(
+                "INSERT INTO pq.job_failures (job_id, row_key, reason)
+                 SELECT $1, k, why FROM unnest($2::text[], $3::text[]) AS f(k, why) ON CONFLICT DO NOTHING",
+                &[id.into(), keys.into(), reasons.into()],
+            )?;
+        }
     }
     let last = last.unwrap_or_default();
-    if done + failed_keys.len() as i64 != claimed {
+    if done + failed_count as i64 != claimed {
         return Err(PqError::Sql {
             code: b"55000",
             message: "the write-back of a batch changed fewer rows than it re-encrypted".into(),
@@ -569,9 +644,9 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
         &[
             id.into(),
             done.into(),
-            (failed_keys.len() as i64).into(),
+            (failed_count as i64).into(),
             last.as_str().into(),
-            format!("{} rows could not be {} (see pq.job_failures)", failed_keys.len(), match work {
+            format!("{failed_count} rows could not be {} (see pq.job_failures)", match work {
                 Work::Reencrypt => "re-encrypted",
                 Work::Migrate { .. } => "migrated",
             })

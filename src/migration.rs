@@ -27,7 +27,7 @@ use std::collections::HashMap;
 
 /// Every kid of `tenant`'s versions (of every tenant when None), any state.
 pub fn known_kids(tenant: Option<&str>) -> PqResult<Vec<Vec<u8>>> {
-    Spi::connect(|client| {
+    catalog::connect(|client| {
         let rows = client.select(
             "SELECT kid FROM pq.tenant_key_versions WHERE $1::text IS NULL OR tenant = $1",
             None,
@@ -183,7 +183,7 @@ fn classical_rows(tenant: Option<&str>) -> PqResult<Vec<(String, String, String,
             table = t.table,
             col = quote_ident(&t.column),
         );
-        Spi::connect(|client| -> PqResult<()> {
+        catalog::connect(|client| -> PqResult<()> {
             for row in client.select(&query, None, &[tenant.into(), t.tenant.as_deref().into()])? {
                 out.push((
                     row.get::<String>(1)?.unwrap_or_default(),
@@ -233,9 +233,8 @@ fn mark_started(tenant: &str, actor: &str) -> PqResult<()> {
 pub fn job_finished(tenant: Option<&str>, actor: &str) -> PqResult<()> {
     let tenants: Vec<String> = match tenant {
         Some(t) => vec![t.to_owned()],
-        None => Spi::connect(|client| {
-            let rows = client.select("SELECT tenant FROM pq.tenant_migrations WHERE status = 'in_progress'", None, &[])?;
-            rows.map(|r| r.get::<String>(1).map(Option::unwrap_or_default)).collect::<Result<Vec<_>, _>>()
+        None => catalog::rows("SELECT tenant FROM pq.tenant_migrations WHERE status = 'in_progress'", &[], |r| {
+            Ok(r.get::<String>(1)?.unwrap_or_default())
         })?,
     };
     for tenant in tenants {
@@ -317,9 +316,8 @@ fn prepare(r: &Request<'_>, actor: &str) -> PqResult<i64> {
         sample(&t, from_kind.map(ClassicalKind::name))?;
         let started: Vec<String> = match r.tenant {
             Some(t) => vec![t.to_owned()],
-            None => Spi::connect(|client| {
-                let rows = client.select("SELECT DISTINCT tenant FROM pq.classical_keys ORDER BY 1", None, &[])?;
-                rows.map(|r| r.get::<String>(1).map(Option::unwrap_or_default)).collect::<Result<Vec<_>, _>>()
+            None => catalog::rows("SELECT DISTINCT tenant FROM pq.classical_keys ORDER BY 1", &[], |r| {
+                Ok(r.get::<String>(1)?.unwrap_or_default())
             })?,
         };
         for tenant in &started {
@@ -347,7 +345,7 @@ fn sample(t: &tracking::Tracked, from_kind: Option<&str>) -> PqResult<()> {
         table = t.table,
     );
     let kids = known_kids(t.tenant.as_deref())?;
-    let rows: Vec<(Vec<u8>, Vec<u8>, String)> = Spi::connect(|client| {
+    let rows: Vec<(Vec<u8>, Vec<u8>, String)> = catalog::connect(|client| {
         let mut out = Vec::new();
         for row in client.select(&query, None, &[t.tenant.as_deref().into(), kids.into()])? {
             out.push((
@@ -523,10 +521,17 @@ fn convert_for_write(tenant: &str, value: &[u8], aad: &[u8]) -> PqResult<Option<
     }
 }
 
-/// The tracked column's tenant, tenant column and AAD column. Call as owner.
+/// The tracked column's tenant, tenant column and AAD column: of `relid`,
+/// or, for a partition (whose row trigger is a clone of its parent's), of
+/// the nearest partitioned table above it that tracks the column. Call as
+/// owner.
 fn tracked_config(relid: pg_sys::Oid, column: &str) -> PqResult<(Option<String>, Option<String>, Option<String>)> {
     catalog::row(
-        "SELECT tenant, tenant_column::text, aad_column::text FROM pq.tracked_columns WHERE relid = $1 AND column_name = $2",
+        "SELECT c.tenant, c.tenant_column::text, c.aad_column::text FROM pq.tracked_columns c
+           LEFT JOIN pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) WITH ORDINALITY AS a(relid, depth)
+                  ON a.relid OPERATOR(pg_catalog.=) c.relid
+          WHERE c.column_name = $2 AND (c.relid = $1 OR a.relid IS NOT NULL)
+          ORDER BY coalesce(a.depth, 0) LIMIT 1",
         &[relid.into(), column.into()],
         |row| Ok((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<String>(3)?)),
     )?
