@@ -91,7 +91,7 @@ fn export(tenant: Option<&str>, recipient: Option<&[u8]>, include_metadata: bool
         .map_err(|_| invalid("recipient_public_key is an ML-KEM-768 (1184 bytes) or X-Wing (1216 bytes) public key"))?;
     let actor = events::session_user();
     catalog::as_owner(|| {
-        Spi::run("LOCK TABLE pq.master_keys IN SHARE MODE")?;
+        catalog::run("LOCK TABLE pq.master_keys IN SHARE MODE", &[])?;
         let names: Vec<String> = catalog::write_rows(
             "SELECT name FROM pq.tenants WHERE $1::text IS NULL OR name = $1 ORDER BY name FOR SHARE",
             &[tenant.into()],
@@ -231,7 +231,7 @@ fn restore(bundle: &[u8], target: Option<&str>, overwrite: bool) -> PqResult<Vec
     let header = bundle_header(bundle)?;
     let actor = events::session_user();
     catalog::as_owner(|| {
-        Spi::run("LOCK TABLE pq.master_keys IN SHARE MODE")?;
+        catalog::run("LOCK TABLE pq.master_keys IN SHARE MODE", &[])?;
         let secret = keystore::recovery_secret(header.kid, "restore").map_err(|e| match e {
             PqError::UnknownKid => PqError::Sql {
                 code: b"PQ002",
@@ -306,6 +306,13 @@ fn restore_tenant(t: &Value, name: &str, payload: &Payload, overwrite: bool) -> 
                  RETURNING true",
                 &[name.into(), suite.name().into(), JsonB(t.clone()).into()],
             )?;
+        }
+        Some(_) if !overwrite => {
+            return Err(PqError::Sql {
+                code: b"42710",
+                message: format!("tenant \"{}\" exists already", echo(name)),
+                hint: Some("pass overwrite => true to replace its key versions with the bundle's, or restore under another name (target_tenant)".into()),
+            });
         }
         Some(kem) if kem != suite.name() => {
             return Err(invalid(format!("tenant \"{}\" here uses {kem}, the bundle's uses {}", echo(name), suite.name())));
@@ -391,6 +398,12 @@ fn restore_version(v: &Value, name: &str, suite: Suite, payload: &Payload, overw
         }
     }
     let (mdk_id, wrapped_kem, wrapped_dsa, sealed_dek) = if state == "destroyed" {
+        // No seeds to derive them from: the public keys must still be valid
+        // keys of the tenant's suite whose ids are the kids (a destroyed
+        // version's verifying key keeps verifying old signatures).
+        if !public_keys_match(suite, &public_key, &kid, &verifying_key, &signing_kid) {
+            return Err(invalid(format!("the bundle's key version {version} does not match its public keys")));
+        }
         (keystore::active_mdk_for_restore()?, None, None, None)
     } else {
         let missing = || invalid(format!("the bundle lacks the secrets of key version {version}"));
@@ -433,6 +446,17 @@ fn restore_version(v: &Value, name: &str, suite: Suite, payload: &Payload, overw
         ],
     )?;
     Ok(())
+}
+
+/// True if `public_key` is a key of `suite` with id `kid` and
+/// `verifying_key` an ML-DSA-65 key with id `signing_kid`.
+fn public_keys_match(suite: Suite, public_key: &[u8], kid: &[u8], verifying_key: &[u8], signing_kid: &[u8]) -> bool {
+    let kem = RecipientKey::from_slice(public_key).ok().filter(|k| k.suite() == suite);
+    let dsa = pqcore::VerifyingKey::from_slice(verifying_key).ok();
+    match (kem, dsa) {
+        (Some(kem), Some(dsa)) => kem.kid().as_bytes()[..] == kid[..] && dsa.kid().as_bytes()[..] == signing_kid[..],
+        _ => false,
+    }
 }
 
 /// Restores the classical keys the tenant does not hold already.

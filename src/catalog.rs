@@ -55,20 +55,91 @@ fn extension_owner() -> PqResult<pg_sys::Oid> {
     Ok(owner)
 }
 
+/// The search_path of every statement the extension runs, for a caller or
+/// in the worker (DESIGN.md §7): PostgreSQL's own functions and operators
+/// first, then the extension's schema (only its owner creates objects
+/// there); temporary objects never shadow a function or an operator.
+pub const PINNED_PATH: &std::ffi::CStr = c"pg_catalog, pq, pg_temp";
+
+/// A GUC nest level whose every change is rolled back when it ends, also
+/// when `f` unwinds: what PostgreSQL does around index functions and other
+/// maintenance of a user's table (`AtEOXact_GUC(false, …)`), so that not
+/// even a plain `SET` or `set_config(…, false)` made inside escapes it.
+struct GucScope {
+    level: i32,
+}
+
+impl GucScope {
+    /// Opens a level with `search_path` set to `path`.
+    fn with_path(path: &std::ffi::CStr) -> Self {
+        // SAFETY: the sequence of fmgr_security_definer's SET clause: a new
+        // nest level, then a value saved at that level; undone in Drop.
+        unsafe {
+            let level = pg_sys::NewGUCNestLevel();
+            pg_sys::set_config_option(
+                c"search_path".as_ptr(),
+                path.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+            GucScope { level }
+        }
+    }
+}
+
+impl Drop for GucScope {
+    fn drop(&mut self) {
+        // SAFETY: pops exactly the level opened in `with_path`, restoring
+        // every setting changed since to its value before.
+        unsafe { pg_sys::AtEOXact_GUC(false, self.level) };
+    }
+}
+
+thread_local! {
+    /// The path of the innermost [`as_role`] scope ([`PINNED_PATH`] outside any).
+    static SCOPE_PATH: Cell<&'static std::ffi::CStr> = const { Cell::new(PINNED_PATH) };
+}
+
+/// The path statements must run under here, if the one in force is not it.
+fn path_to_pin() -> Option<&'static std::ffi::CStr> {
+    let wanted = SCOPE_PATH.get();
+    // SAFETY: reads the backend's current search_path string (NULL before
+    // the GUC machinery initialised it).
+    let current = unsafe { pg_sys::namespace_search_path };
+    // SAFETY: a NUL-terminated string owned by the GUC machinery.
+    let pinned = !current.is_null() && unsafe { std::ffi::CStr::from_ptr(current) } == wanted;
+    (!pinned).then_some(wanted)
+}
+
+/// Runs `f` with the search_path pinned: [`PINNED_PATH`], or inside
+/// [`as_role`] the path that scope chose. Every helper of this module that
+/// runs a statement goes through here, so no statement of the extension is
+/// parsed under a path a caller, a database owner (`ALTER DATABASE … SET
+/// search_path`) or a table's trigger chose. Costs a string comparison
+/// when the path is pinned already (inside [`as_owner`]).
+pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
+    let _scope = path_to_pin().map(GucScope::with_path);
+    f()
+}
+
 /// Restores the caller's identity and settings, also when `f` unwinds.
 struct RoleScope {
     user: pg_sys::Oid,
     context: i32,
-    guc_level: i32,
+    path: &'static std::ffi::CStr,
+    _gucs: GucScope,
 }
 
 impl Drop for RoleScope {
     fn drop(&mut self) {
-        // SAFETY: undoes exactly what `as_role` did, in reverse order.
-        unsafe {
-            pg_sys::AtEOXact_GUC(true, self.guc_level);
-            pg_sys::SetUserIdAndSecContext(self.user, self.context);
-        }
+        SCOPE_PATH.set(self.path);
+        // SAFETY: undoes what `as_role` did; the settings are restored by
+        // the GucScope field, dropped after this.
+        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.context) };
     }
 }
 
@@ -79,7 +150,7 @@ impl Drop for RoleScope {
 pub fn as_role<R>(
     role: pg_sys::Oid,
     restricted: bool,
-    search_path: &std::ffi::CStr,
+    search_path: &'static std::ffi::CStr,
     f: impl FnOnce() -> PqResult<R>,
 ) -> PqResult<R> {
     let mut user = pg_sys::Oid::INVALID;
@@ -92,18 +163,7 @@ pub fn as_role<R>(
             flags |= pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
         }
         pg_sys::SetUserIdAndSecContext(role, flags);
-        let guc_level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            search_path.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-        RoleScope { user, context, guc_level }
+        RoleScope { user, context, path: SCOPE_PATH.replace(search_path), _gucs: GucScope::with_path(search_path) }
     };
     f()
 }
@@ -112,7 +172,7 @@ pub fn as_role<R>(
 /// the way a SECURITY DEFINER function would, but only around the catalog
 /// work, so that the fast paths (cache hits) pay nothing.
 pub fn as_owner<R>(f: impl FnOnce() -> PqResult<R>) -> PqResult<R> {
-    as_role(extension_owner()?, false, c"pg_catalog, pq, pg_temp", f)
+    as_role(extension_owner()?, false, PINNED_PATH, f)
 }
 
 /// Trigger on every key table: whoever changes the rows (our functions, a
@@ -197,13 +257,42 @@ pub fn row<R>(
     args: &[pgrx::datum::DatumWithOid<'_>],
     f: impl FnOnce(&pgrx::spi::SpiTupleTable<'_>) -> PqResult<R>,
 ) -> PqResult<Option<R>> {
-    Spi::connect(|client| {
+    connect(|client| {
         let table = client.select(query, Some(1), args)?;
         if table.is_empty() {
             return Ok(None);
         }
         f(&table.first()).map(Some)
     })
+}
+
+/// `f` with a read-only SPI connection, under the pinned search_path: for
+/// the queries that read many rows. Every read of the extension goes
+/// through here or the helpers built on it.
+pub fn connect<R>(f: impl FnOnce(&pgrx::spi::SpiClient<'_>) -> PqResult<R>) -> PqResult<R> {
+    pinned(|| Spi::connect(f))
+}
+
+/// `f` applied to every row of a read-only `query`.
+pub fn rows<R>(
+    query: &str,
+    args: &[pgrx::datum::DatumWithOid<'_>],
+    mut f: impl FnMut(&pgrx::spi::SpiHeapTupleData<'_>) -> PqResult<R>,
+) -> PqResult<Vec<R>> {
+    connect(|client| {
+        let table = client.select(query, None, args)?;
+        let mut out = Vec::with_capacity(table.len());
+        for row in table {
+            out.push(f(&row)?);
+        }
+        Ok(out)
+    })
+}
+
+/// Runs a statement that returns nothing the caller needs (a lock, a
+/// `SET LOCAL`, a DML statement whose rows are not read).
+pub fn run(query: &str, args: &[pgrx::datum::DatumWithOid<'_>]) -> PqResult<()> {
+    pinned(|| Ok(Spi::run_with_args(query, args)?))
 }
 
 /// As [`one`], for a statement that writes (or locks rows).
@@ -237,14 +326,14 @@ pub fn write_rows<R>(
     args: &[pgrx::datum::DatumWithOid<'_>],
     mut f: impl FnMut(&pgrx::spi::SpiTupleTable<'_>) -> PqResult<R>,
 ) -> PqResult<Vec<R>> {
-    Spi::connect_mut(|client| {
+    pinned(|| Spi::connect_mut(|client| {
         let mut table = client.update(query, None, args)?;
         let mut out = Vec::with_capacity(table.len());
         while table.next().is_some() {
             out.push(f(&table)?);
         }
         Ok(out)
-    })
+    }))
 }
 
 /// Why [`attempt`] failed: the error PostgreSQL raised inside it.
@@ -310,6 +399,7 @@ pub fn latest_row<R>(
     let mut types: Vec<pg_sys::Oid> = args.iter().map(|a| a.0).collect();
     let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| a.1).collect();
     let nulls: Vec<std::ffi::c_char> = vec![b' ' as std::ffi::c_char; args.len()];
+    let _path = path_to_pin().map(GucScope::with_path);
     // SAFETY: a connect/finish pair around one prepared, read-only
     // execution; the tuple is read before SPI_finish frees it, and the
     // caller's `f` copies what it keeps (FromDatum copies varlenas). An
@@ -357,7 +447,17 @@ pub fn latest_row<R>(
 /// which always append to it) until the end of the transaction. Take it
 /// last: after every row lock and key creation the transaction needs, so
 /// that no holder of it waits for a transaction that waits for it.
+///
+/// The lock is on `pq.audit_chain_lock`, a table on which no role but the
+/// extension's owner has any privilege: LOCK TABLE checks privileges before
+/// it waits, so no other role can hold it and freeze key administration
+/// (an advisory lock, which any role may take, could). Before ALTER
+/// EXTENSION UPDATE to 0.8.0 the table does not exist and the advisory lock
+/// of the earlier versions serialises the writers instead.
 pub fn lock_audit_chain() -> PqResult<()> {
+    if pq_table_exists(c"audit_chain_lock") {
+        return run("LOCK TABLE pq.audit_chain_lock IN EXCLUSIVE MODE", &[]);
+    }
     // 0x70714155 = "pqAU"
     one::<bool>("SELECT true FROM pg_catalog.pg_advisory_xact_lock(1886470485, 1)", &[])?;
     Ok(())

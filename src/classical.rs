@@ -132,16 +132,18 @@ pub struct Pgcrypto {
     key_id: pg_sys::Oid,
 }
 
+/// pgcrypto's functions, with schema-qualified argument types (the
+/// function's own schema is added when it is looked up).
 const SIGNATURES: [&str; 9] = [
-    "pgp_sym_decrypt_bytea(bytea, text, text)",
-    "pgp_pub_decrypt_bytea(bytea, bytea, text, text)",
-    "decrypt(bytea, bytea, text)",
-    "decrypt_iv(bytea, bytea, bytea, text)",
-    "pgp_sym_encrypt_bytea(bytea, text, text)",
-    "pgp_pub_encrypt_bytea(bytea, bytea, text)",
-    "encrypt(bytea, bytea, text)",
-    "encrypt_iv(bytea, bytea, bytea, text)",
-    "pgp_key_id(bytea)",
+    "pgp_sym_decrypt_bytea(pg_catalog.bytea, pg_catalog.text, pg_catalog.text)",
+    "pgp_pub_decrypt_bytea(pg_catalog.bytea, pg_catalog.bytea, pg_catalog.text, pg_catalog.text)",
+    "decrypt(pg_catalog.bytea, pg_catalog.bytea, pg_catalog.text)",
+    "decrypt_iv(pg_catalog.bytea, pg_catalog.bytea, pg_catalog.bytea, pg_catalog.text)",
+    "pgp_sym_encrypt_bytea(pg_catalog.bytea, pg_catalog.text, pg_catalog.text)",
+    "pgp_pub_encrypt_bytea(pg_catalog.bytea, pg_catalog.bytea, pg_catalog.text)",
+    "encrypt(pg_catalog.bytea, pg_catalog.bytea, pg_catalog.text)",
+    "encrypt_iv(pg_catalog.bytea, pg_catalog.bytea, pg_catalog.bytea, pg_catalog.text)",
+    "pgp_key_id(pg_catalog.bytea)",
 ];
 
 /// A value pgcrypto refused (wrong key, damaged, not its format).
@@ -154,13 +156,14 @@ impl Pgcrypto {
         // with the worker's and the extension owner's rights, so a
         // same-named function of someone else must never be picked.
         let oids = catalog::one::<Vec<pg_sys::Oid>>(
-            "SELECT array_agg(coalesce(d.objid, 0::oid) ORDER BY o)
+            "SELECT pg_catalog.array_agg(coalesce(d.objid, 0::pg_catalog.oid) ORDER BY o)
                FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-              CROSS JOIN unnest($1::text[]) WITH ORDINALITY AS f(s, o)
+              CROSS JOIN pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY AS f(s, o)
                LEFT JOIN pg_catalog.pg_depend d
-                      ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.refclassid = 'pg_catalog.pg_extension'::regclass
+                      ON d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                     AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
                      AND d.refobjid = e.oid AND d.deptype = 'e'
-                     AND d.objid = to_regprocedure(quote_ident(n.nspname) || '.' || f.s)::oid
+                     AND d.objid = pg_catalog.to_regprocedure(pg_catalog.quote_ident(n.nspname) || '.' || f.s)::pg_catalog.oid
               WHERE e.extname = 'pgcrypto'",
             &[SIGNATURES.to_vec().into()],
         )?

@@ -11,7 +11,6 @@ use crate::{
     errors::{PqError, PqResult},
     provider, secure_mem,
 };
-use pgrx::prelude::*;
 use pqcore::{
     dek_suite, mdk_id, open_dek, Dek, DsaSeed, KeyedCipher, Kid, MasterDataKey, Purpose, RecipientSecret, SigningKey,
     Suite, VerifyingKey, WrapContext,
@@ -602,7 +601,7 @@ pub fn insert_classical(
 /// The classical keys of `tenant`, newest first, unwrapped. Call as owner.
 pub fn classical_keys(tenant: &str) -> PqResult<Vec<ClassicalSecret>> {
     type Row = (i32, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
-    let rows: Vec<Row> = Spi::connect(|client| {
+    let rows: Vec<Row> = catalog::connect(|client| {
         let rows = client.select(
             "SELECT id, kind, options, mdk_id, wrapped_key, wrapped_passphrase, public_key FROM pq.classical_keys
               WHERE tenant = $1 ORDER BY id DESC",
@@ -648,7 +647,7 @@ fn rewrap_classical(new: &MasterDataKey) -> PqResult<()> {
     }
     /// id, tenant, mdk_id, wrapped key, wrapped passphrase.
     type Row = (i32, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
-    let rows: Vec<Row> = Spi::connect(|client| {
+    let rows: Vec<Row> = catalog::connect(|client| {
         let rows = client.select(
             "SELECT id, tenant, mdk_id, wrapped_key, wrapped_passphrase FROM pq.classical_keys ORDER BY id",
             None,
@@ -754,7 +753,7 @@ fn rewrap_audit_keys(new: &MasterDataKey) -> PqResult<()> {
     }
     /// kid, mdk_id, wrapped ML-DSA seed, wrapped Ed25519 seed.
     type Row = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
-    let rows: Vec<Row> = Spi::connect(|client| {
+    let rows: Vec<Row> = catalog::connect(|client| {
         let rows = client.select(
             "SELECT kid, mdk_id, wrapped_ml_dsa_seed, wrapped_ed25519_seed FROM pq.audit_keys ORDER BY created_at",
             None,

@@ -186,17 +186,12 @@ fn set_min_decryption_version(tenant: &str, minimum: i32, force: bool) -> PqResu
                 "rotate the tenant key first (pq.rotate_tenant_key)",
             ));
         }
-        let versions: Vec<i32> = Spi::connect(|client| {
-            client
-                .select(
-                    "SELECT version FROM pq.tenant_key_versions WHERE tenant = $1 AND version < $2 AND state = 'retired'
-                      ORDER BY version",
-                    None,
-                    &[tenant.into(), minimum.into()],
-                )?
-                .map(|r| r.get::<i32>(1).map(Option::unwrap_or_default))
-                .collect::<Result<Vec<_>, _>>()
-        })?;
+        let versions: Vec<i32> = catalog::rows(
+            "SELECT version FROM pq.tenant_key_versions WHERE tenant = $1 AND version < $2 AND state = 'retired'
+              ORDER BY version",
+            &[tenant.into(), minimum.into()],
+            |r| Ok(r.get::<i32>(1)?.unwrap_or_default()),
+        )?;
         let reason = format!("minimum decryption version {minimum}");
         for &v in &versions {
             change_state(tenant, v, Change::Disable, force, &actor, Some(&reason))?;

@@ -38,7 +38,7 @@ fn rotate_master_key(provider_name: Option<&str>) -> PqResult<Rotated> {
     };
     let actor = events::session_user();
     catalog::as_owner(|| {
-        Spi::run("LOCK TABLE pq.master_keys IN EXCLUSIVE MODE")?;
+        catalog::run("LOCK TABLE pq.master_keys IN EXCLUSIVE MODE", &[])?;
         let r = keystore::rotate_master_data_key(provider_name)?;
         let (old_id, old_provider) = r.old.map(|(id, p)| (id.to_hex(), p)).unzip();
         events::record(
@@ -88,7 +88,7 @@ type StatusRow = (
 fn master_key_status() -> PqResult<Vec<StatusRow>> {
     tenants::require_admin("read the master key status")?;
     let rows = catalog::as_owner(|| {
-        Spi::connect(|client| {
+        catalog::connect(|client| {
             let mut out = Vec::new();
             let rows = client.select(
                 "SELECT m.id, m.state, m.provider, m.provider_key_id,

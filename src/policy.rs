@@ -158,17 +158,18 @@ struct Due {
 /// notify, rotate, queue re-encryption. A notification goes out in an
 /// earlier pass than the rotation it announces. Returns what it did.
 pub fn run_due(actor: &str) -> PqResult<usize> {
-    let due: Vec<Due> = Spi::connect(|client| {
+    let due: Vec<Due> = catalog::connect(|client| {
         let rows = client.select(
             "SELECT p.tenant, v.version,
-                    to_char((v.activated_at + make_interval(secs => p.rotation_interval)) AT TIME ZONE 'UTC',
+                    pg_catalog.to_char((v.activated_at + pg_catalog.make_interval(secs => p.rotation_interval)) AT TIME ZONE 'UTC',
                             'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
-                    p.auto_rotation AND now() >= v.activated_at + make_interval(secs => p.rotation_interval),
+                    p.auto_rotation AND pg_catalog.now() >= v.activated_at + pg_catalog.make_interval(secs => p.rotation_interval),
                     p.auto_rotation AND p.notification_before IS NOT NULL
-                      AND now() >= v.activated_at + make_interval(secs => p.rotation_interval - p.notification_before)
+                      AND pg_catalog.now() >= v.activated_at
+                                              + pg_catalog.make_interval(secs => p.rotation_interval - p.notification_before)
                       AND p.notified_version IS DISTINCT FROM v.version,
                     p.overlap_period IS NOT NULL AND v.version > 1
-                      AND now() >= v.activated_at + make_interval(secs => p.overlap_period)
+                      AND pg_catalog.now() >= v.activated_at + pg_catalog.make_interval(secs => p.overlap_period)
                       AND p.reencrypted_version IS DISTINCT FROM v.version
                FROM pq.tenant_policies p
                JOIN pq.tenant_key_versions v ON v.tenant = p.tenant AND v.state = 'active'
@@ -192,13 +193,14 @@ pub fn run_due(actor: &str) -> PqResult<usize> {
     let mut done = 0;
     for d in due {
         if d.notify {
-            let payload = json!({ "tenant": d.tenant, "due_at": d.due_at, "version": d.version, "next_version": d.version + 1 });
-            Spi::run_with_args("SELECT pg_notify('pq_key_rotation', $1)", &[payload.to_string().as_str().into()])?;
+            let details = json!({ "due_at": d.due_at, "next_version": d.version + 1 });
             catalog::write_one::<bool>(
                 "UPDATE pq.tenant_policies SET notified_version = $2 WHERE tenant = $1 RETURNING true",
                 &[d.tenant.as_str().into(), d.version.into()],
             )?;
-            events::record("rotation_notified", Some(&d.tenant), Some(d.version), actor, None, payload)?;
+            // The payload names no tenant: its id leads pq_admin to the event.
+            let id = events::record_id("rotation_notified", Some(&d.tenant), Some(d.version), actor, None, details)?;
+            events::notify("pq_key_rotation", id)?;
             done += 1;
             continue;
         }

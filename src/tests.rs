@@ -203,3 +203,34 @@ fn policies_merge_and_validate() {
     }
     assert_eq!(crate::policy::parse(json!({"overlap_period": 0})).unwrap().overlap_period, Some(0));
 }
+
+#[pg_test]
+fn log_redaction_knows_every_function_of_the_extension() {
+    Spi::run("CREATE EXTENSION IF NOT EXISTS apg_pqcrypto").unwrap();
+    // Every function the extension defines is recognised by name alone, as
+    // a caller whose search_path holds its schema would call it unqualified.
+    let names = Spi::get_one::<Vec<String>>(
+        "SELECT array_agg(DISTINCT p.proname::text ORDER BY p.proname::text)
+           FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_proc p ON p.oid = d.objid
+          WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.deptype = 'e'
+            AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'apg_pqcrypto')",
+    )
+    .unwrap()
+    .unwrap();
+    assert!(names.len() > 60, "{names:?}");
+    let missing: Vec<&String> = names.iter().filter(|n| !pqcore::redact::is_extension_function(n)).collect();
+    assert!(missing.is_empty(), "not known to the log redaction: {missing:?}");
+}
+
+#[pg_test]
+fn catalog_statements_run_under_the_pinned_path() {
+    Spi::run("CREATE EXTENSION IF NOT EXISTS apg_pqcrypto").unwrap();
+    Spi::run("SET search_path = public, pg_temp").unwrap();
+    let seen = catalog::one::<String>("SHOW search_path", &[]).unwrap();
+    assert_eq!(seen.as_deref(), Some("pg_catalog, pq, pg_temp"));
+    // A plain SET made inside a pinned scope does not outlive it.
+    catalog::pinned(|| catalog::run("SET search_path = public", &[])).unwrap();
+    assert_eq!(Spi::get_one::<String>("SHOW search_path").unwrap().as_deref(), Some("public, pg_temp"));
+    catalog::as_owner(|| catalog::run("SELECT pg_catalog.set_config('search_path', 'public', false)", &[])).unwrap();
+    assert_eq!(Spi::get_one::<String>("SHOW search_path").unwrap().as_deref(), Some("public, pg_temp"));
+}

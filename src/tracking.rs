@@ -57,7 +57,7 @@ fn wrong_type(column: &str, want: &str) -> PqError {
 /// unique, non-partial index on one NOT NULL column.
 fn key_column(relid: pg_sys::Oid) -> PqResult<(String, String)> {
     catalog::row(
-        "SELECT a.attname::text, quote_ident(tn.nspname) || '.' || quote_ident(ty.typname)
+        "SELECT a.attname::text, pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(ty.typname)
            FROM pg_catalog.pg_index i
            JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
            JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
@@ -85,7 +85,7 @@ fn resolve(
     aad_column: Option<String>,
 ) -> PqResult<Tracked> {
     let (table, kind, owner) = catalog::row(
-        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind::text, c.relowner
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relkind::text, c.relowner
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
         &[relid.into()],
         |row| {
@@ -189,7 +189,7 @@ const TABLE_EXISTS: &str = "EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.
 /// to it and those with a tenant column, in tables that still exist. Call
 /// as owner.
 pub fn ids_for_tenant(tenant: &str) -> PqResult<Vec<i32>> {
-    Spi::connect(|client| {
+    catalog::connect(|client| {
         let rows = client.select(
             &format!("SELECT id FROM pq.tracked_columns WHERE (tenant = $1 OR tenant_column IS NOT NULL) AND {TABLE_EXISTS} ORDER BY id"),
             None,
@@ -207,7 +207,7 @@ pub fn ids_for_tenant(tenant: &str) -> PqResult<Vec<i32>> {
 
 /// Every tracked column whose table still exists. Call as owner.
 pub fn ids_existing() -> PqResult<Vec<i32>> {
-    Spi::connect(|client| {
+    catalog::connect(|client| {
         let rows = client.select(&format!("SELECT id FROM pq.tracked_columns WHERE {TABLE_EXISTS} ORDER BY id"), None, &[])?;
         rows.map(|r| r.get::<i32>(1).map(Option::unwrap_or_default)).collect::<Result<Vec<_>, _>>().map_err(PqError::from)
     })
@@ -320,7 +320,7 @@ fn usage_rows() -> PqResult<Vec<UsageRow>> {
                 col = quote_ident(&t.column),
                 table = t.table
             );
-            Spi::connect(|client| -> PqResult<()> {
+            catalog::connect(|client| -> PqResult<()> {
                 for row in client.select(&query, None, &[])? {
                     out.push((
                         row.get::<String>(1)?,

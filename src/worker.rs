@@ -9,7 +9,7 @@
 //! PostgreSQL from another thread (it starts none).
 use crate::{
     audit, catalog,
-    errors::{PqError, PqResult},
+    errors::PqResult,
     gucs, sessions,
     jobs::{self, Batch},
     monitor, policy,
@@ -85,9 +85,31 @@ pub fn register() {
         .load();
 }
 
-/// Runs `f` in a transaction of its own: committed if it returns Ok,
-/// rolled back if it returns Err or raises (the error is returned as text).
-fn in_transaction<R>(f: impl FnOnce() -> PqResult<R>) -> Result<R, String> {
+/// The longest the worker waits for a lock in any statement: a lock held
+/// elsewhere delays a round by this much at most, never stalls the worker.
+const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '10s'";
+
+/// Why a transaction of the worker failed.
+#[derive(Debug, PartialEq, Eq)]
+struct Failed {
+    message: String,
+    /// A lock it needed was held past [`LOCK_TIMEOUT`] (55P03): try again
+    /// later, nothing is wrong with the work itself.
+    lock_timeout: bool,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Runs `f` in a transaction of its own, under the pinned search_path and
+/// the worker's lock timeout: committed if it returns Ok, rolled back if it
+/// returns Err or raises. The worker runs as the bootstrap superuser in a
+/// database whose owner may have set its search_path (`ALTER DATABASE …
+/// SET`): no statement of the worker is parsed under that path.
+fn in_transaction<R>(f: impl FnOnce() -> PqResult<R>) -> Result<R, Failed> {
     // SAFETY: the worker's main loop is outside any transaction; this is the
     // documented sequence for starting one in a background worker.
     unsafe {
@@ -95,15 +117,26 @@ fn in_transaction<R>(f: impl FnOnce() -> PqResult<R>) -> Result<R, String> {
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
-    let result = PgTryBuilder::new(AssertUnwindSafe(|| f().map_err(PqError::describe)))
-        .catch_others(|e| {
-            Err(match &e {
-                pg_sys::panic::CaughtError::PostgresError(r)
-                | pg_sys::panic::CaughtError::ErrorReport(r)
-                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_owned(),
-            })
+    let pinned = || {
+        catalog::pinned(|| {
+            catalog::run(LOCK_TIMEOUT, &[])?;
+            f()
         })
-        .execute();
+    };
+    let result = PgTryBuilder::new(AssertUnwindSafe(|| {
+        pinned().map_err(|e| Failed { message: e.describe(), lock_timeout: false })
+    }))
+    .catch_others(|e| {
+        Err(match &e {
+            pg_sys::panic::CaughtError::PostgresError(r)
+            | pg_sys::panic::CaughtError::ErrorReport(r)
+            | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => Failed {
+                message: r.message().to_owned(),
+                lock_timeout: r.sql_error_code() == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+            },
+        })
+    })
+    .execute();
     // SAFETY: ends the transaction started above; after an error (caught and
     // flushed by pgrx) the transaction is aborted instead.
     unsafe {
@@ -122,16 +155,16 @@ fn in_transaction<R>(f: impl FnOnce() -> PqResult<R>) -> Result<R, String> {
 fn round() -> bool {
     sessions::sweep();
     let installed = in_transaction(|| {
-        Ok(catalog::one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'apg_pqcrypto')", &[])?
+        Ok(catalog::one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'apg_pqcrypto')", &[])?
             .unwrap_or(false))
     });
-    if installed != Ok(true) {
+    if !matches!(installed, Ok(true)) {
         return false;
     }
     if let Err(e) = in_transaction(|| policy::run_due(NAME)) {
         warning!("apg_pqcrypto worker: applying rotation policies failed: {e}");
     }
-    if let Err(e) = in_transaction(|| catalog::as_owner(monitor::flush)) {
+    if let Err(e) = in_transaction(|| catalog::as_owner(|| monitor::flush(NAME))) {
         warning!("apg_pqcrypto worker: flushing the counters failed: {e}");
     }
     if let Some(interval) = gucs::audit_checkpoint_interval() {
@@ -156,9 +189,15 @@ fn round() -> bool {
                     }
                 }
                 Ok(Batch::Completed | Batch::Idle) => break,
+                Err(e) if e.lock_timeout => {
+                    // Not the job's fault (a table lock held elsewhere): the
+                    // next round tries again, without counting a failure.
+                    warning!("apg_pqcrypto worker: job {id} waits for a lock: {e}");
+                    break;
+                }
                 Err(e) => {
                     warning!("apg_pqcrypto worker: a batch of job {id} failed: {e}");
-                    let _ = in_transaction(|| jobs::record_error(id, &e, NAME));
+                    let _ = in_transaction(|| jobs::record_error(id, &e.message, NAME));
                     break;
                 }
             }

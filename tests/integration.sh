@@ -30,6 +30,8 @@ port_sessions=$((port0 + 30))
 port_recovery=$((port0 + 32))
 port_recovery_b=$((port0 + 33))
 port_recovery_c=$((port0 + 34))
+port_hostile=$((port0 + 36))
+port_partitions=$((port0 + 38))
 
 cleanup() {
   for d in "$base"/*/; do
@@ -42,7 +44,7 @@ cleanup() {
 trap cleanup EXIT
 
 topics=("$@")
-[ ${#topics[@]} -gt 0 ] || topics=(keyfile revocation dump_restore standby replication crash memory logs upgrade worker stress providers migration audit cli sessions recovery)
+[ ${#topics[@]} -gt 0 ] || topics=(keyfile revocation dump_restore standby replication crash memory logs upgrade worker stress providers migration audit cli sessions recovery hostile partitions)
 for topic in "${topics[@]}"; do
   echo "# --- $topic"
   source "$root/tests/integration/$topic.sh" || fail "$topic: could not start its clusters"
