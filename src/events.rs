@@ -10,12 +10,26 @@ use serde_json::Value;
 /// Call as owner. Before ALTER EXTENSION UPDATE to 0.2.0 there is no event
 /// table and nothing is recorded.
 pub fn record(event: &str, tenant: Option<&str>, version: Option<i32>, actor: &str, reason: Option<&str>, details: Value) -> PqResult<()> {
+    record_id(event, tenant, version, actor, reason, details).map(drop)
+}
+
+/// [`record`], returning the event's id in pq.key_events: what a NOTIFY
+/// carries instead of names (LISTEN checks no privilege; only roles that
+/// read pq.key_events learn what the id stands for).
+pub fn record_id(
+    event: &str,
+    tenant: Option<&str>,
+    version: Option<i32>,
+    actor: &str,
+    reason: Option<&str>,
+    details: Value,
+) -> PqResult<Option<i64>> {
     if !catalog::pq_table_exists(c"key_events") {
-        return Ok(());
+        return Ok(None);
     }
-    catalog::write_one::<bool>(
+    let id = catalog::write_one::<i64>(
         "INSERT INTO pq.key_events (event, tenant, version, actor, reason, details)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING true",
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         &[
             event.into(),
             tenant.into(),
@@ -34,7 +48,15 @@ pub fn record(event: &str, tenant: Option<&str>, version: Option<i32>, actor: &s
             map.insert("reason".into(), r.into());
         }
     }
-    crate::audit::append(event, tenant, actor, &chained)
+    crate::audit::append(event, tenant, actor, &chained)?;
+    Ok(id)
+}
+
+/// Sends `NOTIFY channel` with the opaque payload `{"event_id": id}` (at
+/// commit, as NOTIFY does). Call as owner.
+pub fn notify(channel: &str, id: Option<i64>) -> PqResult<()> {
+    let Some(id) = id else { return Ok(()) };
+    catalog::run("SELECT pg_catalog.pg_notify($1, $2)", &[channel.into(), serde_json::json!({ "event_id": id }).to_string().as_str().into()])
 }
 
 /// The session user, the default actor of an event.

@@ -202,7 +202,7 @@ struct Taken {
 /// Writes the shared counts into the tables, then subtracts what was
 /// written (a failed flush loses nothing), and raises the failed-decrypt
 /// alert. Call as owner, in a transaction. Returns the counts written.
-pub fn flush() -> PqResult<u64> {
+pub fn flush(actor: &str) -> PqResult<u64> {
     if !crate::cache::preloaded() || !catalog::pq_table_exists(c"security_counts") || catalog::in_recovery() {
         return Ok(0);
     }
@@ -250,7 +250,7 @@ pub fn flush() -> PqResult<u64> {
         )?;
         written += t.count;
     }
-    alert()?;
+    alert(actor)?;
     if dropped > 0 {
         warning!("apg_pqcrypto: {dropped} operation counts were lost: more distinct counters than shared memory holds between two flushes");
     }
@@ -284,9 +284,10 @@ pub fn flush_committed(committed: bool) {
 }
 
 /// Minutes of the last hour whose failed decryptions of one tenant passed
-/// the threshold: a WARNING in the server log (tenant, minute, count: no
-/// secrets) and a NOTIFY pq_security_event, once per tenant and minute.
-fn alert() -> PqResult<()> {
+/// the threshold: a `failed_decrypt_alert` event (tenant, minute, count: no
+/// secrets), a WARNING in the server log, and a NOTIFY pq_security_event
+/// whose payload is only the event's id, once per tenant and minute.
+fn alert(actor: &str) -> PqResult<()> {
     let threshold = gucs::alert_failed_decrypts_per_minute();
     if threshold <= 0 {
         return Ok(());
@@ -300,14 +301,16 @@ fn alert() -> PqResult<()> {
              UPDATE pq.security_counts s SET alerted = true FROM burst b
               WHERE s.tenant = b.tenant AND s.minute = b.minute AND s.kind = 'failed_decrypt'
              RETURNING s.tenant)
-         SELECT tenant, minute::text, n::bigint,
-                pg_catalog.pg_notify('pq_security_event', pg_catalog.json_build_object(
-                    'event', 'failed_decrypt_burst', 'tenant', tenant, 'minute', minute, 'failed_decrypts', n)::text)::text
-           FROM burst",
+         SELECT tenant, minute::text, n::bigint FROM burst",
         &[i64::from(threshold).into()],
         |row| Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<String>(2)?.unwrap_or_default(), row.get::<i64>(3)?.unwrap_or_default())),
     )?;
     for (tenant, minute, n) in bursts {
+        let details = serde_json::json!({ "minute": minute, "failed_decrypts": n, "threshold": threshold });
+        let named = (!tenant.is_empty()).then_some(tenant.as_str());
+        let id = crate::events::record_id("failed_decrypt_alert", named, None, actor, None, details)?;
+        // The payload names no tenant (LISTEN checks no privilege).
+        crate::events::notify("pq_security_event", id)?;
         let tenant = if tenant.is_empty() { "(unknown key id)".to_owned() } else { format!("\"{tenant}\"") };
         warning!(
             "apg_pqcrypto: {n} failed decryptions for tenant {tenant} in the minute from {minute} (alert threshold {threshold})"
@@ -325,6 +328,7 @@ pub mod pq {
     /// pq.security_counts now (the worker does it every round).
     #[pg_extern(volatile, strict, parallel_unsafe)]
     pub fn flush_counters() -> i64 {
-        crate::tenants::require_admin("flush counters").and_then(|_| catalog::as_owner(flush)).or_raise() as i64
+        let actor = crate::events::session_user();
+        crate::tenants::require_admin("flush counters").and_then(|_| catalog::as_owner(|| flush(&actor))).or_raise() as i64
     }
 }

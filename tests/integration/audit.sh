@@ -62,7 +62,9 @@ check "the application reads every key" "40" \
   "$(qas "$port" it_cfg -c "SELECT count(*) FROM pq.config WHERE pq.config_get(tenant, key) LIKE 'value-%'")"
 
 # --- failed decryptions in aborted transactions, the alert and its NOTIFY
-( psql -X -h 127.0.0.1 -p "$port" -U postgres postgres -c "LISTEN pq_security_event" -c "SELECT pg_sleep(12)" \
+# The listener is a role with no privilege at all: LISTEN checks none.
+q "$port" -c "CREATE ROLE it_nobody LOGIN" >/dev/null
+( psql -X -h 127.0.0.1 -p "$port" -U it_nobody postgres -c "LISTEN pq_security_event" -c "SELECT pg_sleep(12)" \
     -c "SELECT 1" >"$base/audit_listen.out" 2>&1 ) &
 listener=$!
 sleep 1
@@ -75,7 +77,14 @@ wait_for "$port" "SELECT coalesce(sum(count), 0) >= 8 FROM pq.security_events WH
   && ok "failed decryptions of aborted transactions are counted" || fail "failed decryptions not counted: $(q "$port" -c "SELECT * FROM pq.security_events")"
 check "nothing of the aborted transactions was stored" "0" "$(q "$port" -c "SELECT count(*) FROM pq.config_records WHERE key LIKE 'in-aborted-%'")"
 wait "$listener"
-check_contains "the burst sent NOTIFY pq_security_event" '"event" : "failed_decrypt_burst", "tenant" : "cfg"' "$(cat "$base/audit_listen.out")"
+note=$(grep -m1 'Asynchronous notification "pq_security_event"' "$base/audit_listen.out")
+alert_id=$(echo "$note" | sed -n 's/.*payload "{"event_id":\([0-9]*\)}".*/\1/p')
+[ -n "$alert_id" ] && ok "the burst sent NOTIFY pq_security_event with an opaque event id" \
+  || fail "the burst sent NOTIFY pq_security_event with an opaque event id: $(cat "$base/audit_listen.out")"
+check_absent "the payload names no tenant" "cfg" "$note"
+check "pq_admin reads the alert behind the id" "failed_decrypt_alert|cfg|t" \
+  "$(q "$port" -c "SELECT event, tenant, (details->>'failed_decrypts')::int >= 8 FROM pq.key_events WHERE id = 0$alert_id")"
+check "the alert is in the audit chain too" "1" "$(q "$port" -c "SELECT count(*) FROM pq.audit_log WHERE event = 'failed_decrypt_alert' AND tenant = 'cfg'")"
 check_contains "the burst is a WARNING in the server log" 'failed decryptions for tenant "cfg" in the minute' "$(cat "$dir/server.log")"
 check "usage is counted per role at audit_level = all" "t" \
   "$(q "$port" -c "SELECT sum(count) > 0 FROM pq.usage_counts WHERE tenant = 'cfg' AND role_name = 'it_cfg' AND operation = 'encrypt'")"

@@ -22,7 +22,11 @@ first_note=$(echo "$listen" | grep -n 'Asynchronous notification "pq_key_rotatio
 first_v2=$(echo "$listen" | grep -n '^active 2$' | head -1 | cut -d: -f1)
 [ -n "$first_note" ] && [ -n "$first_v2" ] && [ "$first_note" -lt "$first_v2" ] \
   && ok "the LISTEN client was notified before the rotation" || fail "notification before rotation: $listen"
-check_contains "the notification names tenant and version" '"tenant":"sched","version":1' "$(echo "$listen" | grep -m1 Asynchronous)"
+note=$(echo "$listen" | grep -m1 Asynchronous)
+check_absent "the notification names no tenant" "sched" "$note"
+note_id=$(echo "$note" | sed -n 's/.*payload "{"event_id":\([0-9]*\)}".*/\1/p')
+check "its event id leads pq_admin to tenant, version and due time" "rotation_notified|sched|1|2|t" \
+  "$(q "$port" -c "SELECT event, tenant, version, details->>'next_version', details ? 'due_at' FROM pq.key_events WHERE id = 0$note_id")"
 late=$(q "$port" -c "SELECT extract(epoch FROM e.at - v.activated_at) BETWEEN 2 AND 4.5 FROM pq.key_events e
                       JOIN pq.tenant_key_versions v ON v.tenant = 'sched' AND v.version = 1
                      WHERE e.event = 'key_rotated' AND e.tenant = 'sched' AND e.version = 2")
