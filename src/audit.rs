@@ -107,18 +107,36 @@ struct Made {
     kid: pqcore::Kid,
 }
 
+thread_local! {
+    /// Checkpoint lines to write to the server log when this transaction
+    /// commits (a checkpoint rolled back never happened).
+    static AT_COMMIT: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Signs the current head. Call as owner.
 pub fn checkpoint() -> PqResult<(i64, Vec<u8>, Vec<u8>)> {
     let made = make_checkpoint()?;
-    // The head's hash in the server log too: a copy outside the database
-    // that a later rewrite of the chain cannot reach.
-    log!(
+    // The head's hash in the server log too, once the checkpoint commits: a
+    // copy outside the database that a later rewrite of the chain cannot reach.
+    let line = format!(
         "apg_pqcrypto: audit checkpoint head_id={} head_hash={} audit_key={}",
         made.head_id,
         hex::encode(made.head_hash),
         made.kid.to_hex()
     );
+    AT_COMMIT.with_borrow_mut(|lines| lines.push(line));
     Ok((made.head_id, made.head_hash.to_vec(), made.kid.as_bytes().to_vec()))
+}
+
+/// End of a transaction: the lines of its checkpoints go to the server log
+/// if it committed, nowhere if it aborted.
+pub fn end_of_transaction(committed: bool) {
+    let lines = AT_COMMIT.with_borrow_mut(std::mem::take);
+    if committed {
+        for line in lines {
+            log!("{line}");
+        }
+    }
 }
 
 fn make_checkpoint() -> PqResult<Made> {
@@ -191,7 +209,7 @@ pub fn verify_chain() -> PqResult<ChainReport> {
     let mut checked = 0i64;
     loop {
         type Row = (i64, i64, String, Option<String>, String, String, Vec<u8>, Vec<u8>);
-        let rows: Vec<Row> = Spi::connect(|client| {
+        let rows: Vec<Row> = catalog::connect(|client| {
             let mut out = Vec::new();
             for row in client.select(&query, None, &[expected_id.into()])? {
                 out.push((
@@ -275,7 +293,7 @@ fn checkpoints() -> PqResult<Vec<CheckpointRow>> {
            FROM pq.audit_checkpoints ORDER BY id",
         micros_sql("ts")
     );
-    Spi::connect(|client| {
+    catalog::connect(|client| {
         let mut out = Vec::new();
         for row in client.select(&query, None, &[])? {
             let Some(ts) = row.get::<pgrx::datum::TimestampWithTimeZone>(4)? else { continue };

@@ -299,6 +299,7 @@ unsafe extern "C-unwind" fn transaction_event(event: pg_sys::XactEvent::Type, _a
         // SAFETY: a clock read; never raises.
         end_of_transaction(unsafe { pg_sys::GetCurrentTimestamp() });
         crate::progress::finish();
+        crate::audit::end_of_transaction(event == XACT_EVENT_COMMIT);
         crate::monitor::end_of_transaction();
         crate::monitor::flush_committed(event == XACT_EVENT_COMMIT);
     }

@@ -180,8 +180,11 @@ pub fn pq_seal_batch(
 }
 
 /// Opens a sealed envelope with a raw secret key: ML-KEM-768 (64-byte seed
-/// or 2400-byte expanded key) or X-Wing (32-byte seed).
-#[pg_extern(immutable, strict, parallel_safe)]
+/// or 2400-byte expanded key) or X-Wing (32-byte seed). STABLE, not
+/// IMMUTABLE although it is deterministic: the planner folds an immutable
+/// call with constant arguments into its result at plan time, and a plan
+/// (EXPLAIN VERBOSE, auto_explain) would then show the plaintext.
+#[pg_extern(stable, strict, parallel_safe)]
 pub fn pq_open(secret_key: &[u8], envelope: &[u8], aad: default!(&[u8], "''")) -> PgBytea {
     open(secret_key, envelope, aad).or_raise()
 }

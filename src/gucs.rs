@@ -22,6 +22,7 @@ static MIGRATION_BATCH_DELAY: GucSetting<i32> = GucSetting::<i32>::new(20);
 static AUDIT_LEVEL: GucSetting<AuditLevelSetting> = GucSetting::<AuditLevelSetting>::new(AuditLevelSetting::keys);
 static AUDIT_CHECKPOINT_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(3600);
 static ALERT_FAILED_DECRYPTS: GucSetting<i32> = GucSetting::<i32>::new(100);
+static MAX_SESSIONS_PER_TENANT: GucSetting<i32> = GucSetting::<i32>::new(16);
 
 /// apg_pqcrypto.audit_level as SQL spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, pgrx::PostgresGucEnum)]
@@ -180,6 +181,16 @@ pub fn init(preloading: bool) {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"apg_pqcrypto.max_sessions_per_tenant",
+        c"Live forward-secure sessions one tenant may hold at once.",
+        c"The server has 64 session slots; this cap keeps one tenant from taking them all.",
+        &MAX_SESSIONS_PER_TENANT,
+        1,
+        64,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"apg_pqcrypto.redact_statement_log",
         c"Removes the arguments of this extension's functions from statements in the server log.",
@@ -266,6 +277,11 @@ pub fn audit_level() -> AuditLevel {
 pub fn audit_checkpoint_interval() -> Option<std::time::Duration> {
     let secs = AUDIT_CHECKPOINT_INTERVAL.get();
     (secs > 0).then(|| std::time::Duration::from_secs(secs as u64))
+}
+
+/// apg_pqcrypto.max_sessions_per_tenant.
+pub fn max_sessions_per_tenant() -> usize {
+    MAX_SESSIONS_PER_TENANT.get().clamp(1, 64) as usize
 }
 
 /// apg_pqcrypto.alert_failed_decrypts_per_minute (0: disabled).

@@ -182,6 +182,15 @@ fn begin(tenant: &str, lifetime: &Interval) -> PqResult<(pgrx::Uuid, Vec<u8>, Ve
     let expires = created + micros as i64;
     {
         let mut sessions = SESSIONS.exclusive();
+        let cap = crate::gucs::max_sessions_per_tenant();
+        let held = sessions.slots.iter().filter(|s| s.in_use && s.tenant[..usize::from(s.tenant_len)] == *tenant.as_bytes()).count();
+        if held >= cap {
+            return Err(PqError::Sql {
+                code: b"53400",
+                message: format!("tenant \"{}\" holds {held} live sessions, its limit", crate::errors::echo(tenant)),
+                hint: Some("end sessions with pq.session_end, or raise apg_pqcrypto.max_sessions_per_tenant".into()),
+            });
+        }
         let Some(slot) = sessions.slots.iter_mut().find(|s| !s.in_use) else {
             return Err(PqError::Sql {
                 code: b"53400",
@@ -241,7 +250,7 @@ fn open(id: &pgrx::Uuid, envelope: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
     let env = Envelope::parse(envelope)?.into_sealed()?;
     require_preloaded()?;
     // The caller's right to the tenant first: a role without it learns nothing more.
-    access::require_usable(&tenant_of(id).ok_or_else(ended)?)?;
+    require_session_tenant(id)?;
     // The secret in this backend exists only inside this call, in locked,
     // undumpable memory (secure_mem), and is wiped when it returns.
     let (tenant, opened) = secure_mem::scope(|| {
@@ -257,10 +266,25 @@ fn open(id: &pgrx::Uuid, envelope: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
     monitor::decryption(opened, &tenant)
 }
 
+/// Ok if the calling role may use the tenant of live session `id`: PQ003
+/// if there is no such session, and 42501 naming no tenant (the caller
+/// named a session, not the tenant) if it may not.
+fn require_session_tenant(id: &pgrx::Uuid) -> PqResult<()> {
+    let tenant = tenant_of(id).ok_or_else(ended)?;
+    access::require_usable(&tenant).map_err(|e| match e {
+        PqError::PermissionDenied(_) | PqError::UnknownTenant(_) => {
+            PqError::PermissionDenied("permission denied for the keys of this session's tenant".into())
+        }
+        other => other,
+    })
+}
+
 fn end(id: &pgrx::Uuid) -> PqResult<bool> {
     require_preloaded()?;
-    let Some(tenant) = tenant_of(id) else { return Ok(false) };
-    access::require_usable(&tenant)?;
+    if tenant_of(id).is_none() {
+        return Ok(false);
+    }
+    require_session_tenant(id)?;
     let mut sessions = SESSIONS.exclusive();
     let mut found = false;
     for slot in sessions.slots.iter_mut().filter(|s| s.in_use && s.id == *id.as_bytes()) {
