@@ -147,12 +147,15 @@ CREATE TABLE pq.job_queue (
 CREATE INDEX job_queue_pending ON pq.job_queue (id) WHERE state IN ('queued', 'running');
 
 -- Rows a job could not re-encrypt, with the reason; never a plaintext.
+-- A row is known by its relation (the tracked table, a partition or an
+-- inheritance child: 0.8.0) and its key.
 CREATE TABLE pq.job_failures (
     job_id  bigint NOT NULL REFERENCES pq.job_queue (id) ON DELETE CASCADE,
     row_key text NOT NULL,
     reason  text NOT NULL,
     at      timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (job_id, row_key)
+    relid   oid NOT NULL,
+    PRIMARY KEY (job_id, relid, row_key)
 );
 
 REVOKE ALL ON ALL TABLES IN SCHEMA pq FROM PUBLIC;
@@ -241,6 +244,9 @@ CREATE TABLE pq.config_records (
     signer            text,
     signer_public_key bytea,
     client_signature  bytea,
+    -- The message the client signed (FORMAT.md §11.3): 2 binds the record
+    -- it replaces (0.8.0); 1, before, does not. Read for set_sealed only.
+    client_signature_format smallint CHECK (client_signature_format IN (1, 2)),
     PRIMARY KEY (tenant, key, version),
     CHECK ((op = 'delete') = (envelope IS NULL)),
     CHECK ((op = 'set_sealed') = (client_signature IS NOT NULL))
@@ -314,7 +320,7 @@ CREATE TABLE pq.security_counts (
 -- UPDATE, DELETE and TRUNCATE of the append-only tables are refused for
 -- every role, the owner included. (A superuser can still bypass triggers;
 -- pq.verify_audit_chain and pq.config_verify detect what that changes.)
-CREATE FUNCTION pq.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION pq.refuse_change() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'permission denied: % is append-only', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME
         USING ERRCODE = '42501', HINT = 'Records are never changed; a deleted configuration key is a new record.';
@@ -427,11 +433,18 @@ CREATE TABLE pq.escrow_requests (
     recovered_by text
 );
 
+-- One approval per session user and per approver key (0.8.0: the
+-- approver's ML-DSA-65 signature over the request's statement, FORMAT.md
+-- §14.2; approvals made before 0.8.0 have none and do not count).
 CREATE TABLE pq.escrow_approvals (
-    request_id  uuid NOT NULL REFERENCES pq.escrow_requests (id),
-    approver    text NOT NULL,
-    approved_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (request_id, approver)
+    request_id   uuid NOT NULL REFERENCES pq.escrow_requests (id),
+    approver     text NOT NULL,
+    approved_at  timestamptz NOT NULL DEFAULT now(),
+    approver_kid bytea CHECK (length(approver_kid) = 16),
+    signature    bytea CHECK (length(signature) = 3309),
+    PRIMARY KEY (request_id, approver),
+    UNIQUE (request_id, approver_kid),
+    CHECK ((approver_kid IS NULL) = (signature IS NULL))
 );
 
 -- Every export and restore of a key backup (never the bundle).
@@ -462,3 +475,24 @@ SELECT pg_catalog.pg_extension_config_dump('pq.escrow_requests', '');
 SELECT pg_catalog.pg_extension_config_dump('pq.escrow_approvals', '');
 SELECT pg_catalog.pg_extension_config_dump('pq.backups', '');
 SELECT pg_catalog.pg_extension_config_dump('pq.backups_id_seq', '');
+
+-- 0.8.0. Serialises the writers of the audit chain (catalog::lock_audit_chain):
+-- LOCK TABLE checks privileges before it waits, and no role but the
+-- extension's owner has any on this table, so no other role can hold the
+-- lock (an advisory lock could be held by any role). Never has rows.
+CREATE TABLE pq.audit_chain_lock ();
+REVOKE ALL ON pq.audit_chain_lock FROM PUBLIC;
+
+-- Approvers of escrow recoveries (0.8.0): their ML-DSA-65 public keys
+-- (apg-pq keygen --algorithm ml-dsa-65), which custodians pin at the
+-- ceremony and check in a request's statement before re-sealing a share.
+CREATE TABLE pq.escrow_approvers (
+    name       text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 63),
+    public_key bytea NOT NULL CHECK (length(public_key) = 1952),
+    kid        bytea NOT NULL UNIQUE CHECK (length(kid) = 16),
+    added_at   timestamptz NOT NULL DEFAULT now(),
+    added_by   text NOT NULL DEFAULT session_user
+);
+REVOKE ALL ON pq.escrow_approvers FROM PUBLIC;
+GRANT SELECT ON pq.escrow_approvers TO pq_admin;
+SELECT pg_catalog.pg_extension_config_dump('pq.escrow_approvers', '');

@@ -209,7 +209,7 @@ GRANT SELECT ON pq.security_events, pq.audit_verifying_keys TO pq_admin;
 
 REVOKE ALL ON FUNCTION pq.config_set(text, text, text, text), pq.config_set_sealed(text, text, bytea, bytea, text),
                        pq.config_delete(text, text, text), pq.config_get(text, text), pq.config_history(text, text),
-                       pq.config_verify(text),
+                       pq.config_verify(text), pq.config_head(text, text),
                        pq.sign_config_change(text, text, bytea, bytea, text, timestamptz, bigint, bytea),
                        pq.verify_config_signature(text, text, bytea, bytea, text, timestamptz, bytea, bigint, bytea),
                        pq.config_register_signer(text, text, bytea), pq.config_drop_signer(text, text),
@@ -218,7 +218,7 @@ REVOKE ALL ON FUNCTION pq.config_set(text, text, text, text), pq.config_set_seal
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq.config_set(text, text, text, text), pq.config_set_sealed(text, text, bytea, bytea, text),
                           pq.config_delete(text, text, text), pq.config_get(text, text),
-                          pq.config_history(text, text), pq.config_verify(text),
+                          pq.config_history(text, text), pq.config_verify(text), pq.config_head(text, text),
                           pq.sign_config_change(text, text, bytea, bytea, text, timestamptz, bigint, bytea),
                           pq.verify_config_signature(text, text, bytea, bytea, text, timestamptz, bytea, bigint, bytea)
     TO pq_user, pq_admin;
@@ -241,12 +241,14 @@ GRANT SELECT ON pq.sessions TO pq_user, pq_admin;
 -- Key escrow and disaster-recovery backups (0.7.0): pq_admin only (the
 -- functions check it too).
 REVOKE ALL ON FUNCTION pq.escrow_add_custodian(text, bytea), pq.configure_key_escrow(jsonb), pq.escrow_split(),
-                       pq.escrow_request_recovery(text), pq.escrow_approve(uuid), pq.escrow_recover(uuid, bytea[]),
+                       pq.escrow_request_recovery(text), pq.escrow_approve(uuid, bytea), pq.escrow_recover(uuid, bytea[]),
                        pq.escrow_status(), pq.export_key_backup(text, bytea, boolean), pq.restore_begin(),
-                       pq.restore_key_backup(bytea, text, boolean)
+                       pq.restore_key_backup(bytea, text, boolean), pq.escrow_add_approver(text, bytea),
+                       pq.escrow_statement(uuid)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq.escrow_add_custodian(text, bytea), pq.configure_key_escrow(jsonb), pq.escrow_split(),
-                          pq.escrow_request_recovery(text), pq.escrow_approve(uuid), pq.escrow_recover(uuid, bytea[]),
+                          pq.escrow_request_recovery(text), pq.escrow_approve(uuid, bytea), pq.escrow_recover(uuid, bytea[]),
                           pq.escrow_status(), pq.export_key_backup(text, bytea, boolean), pq.restore_begin(),
-                          pq.restore_key_backup(bytea, text, boolean)
+                          pq.restore_key_backup(bytea, text, boolean), pq.escrow_add_approver(text, bytea),
+                          pq.escrow_statement(uuid)
     TO pq_admin;

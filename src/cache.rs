@@ -296,6 +296,7 @@ unsafe extern "C-unwind" fn transaction_event(event: pg_sys::XactEvent::Type, _a
         if WROTE_IN_XACT.replace(false) && event == XACT_EVENT_COMMIT && preloaded() {
             GENERATION.get().fetch_add(1, Ordering::AcqRel);
         }
+        crate::catalog::end_of_transaction();
         // SAFETY: a clock read; never raises.
         end_of_transaction(unsafe { pg_sys::GetCurrentTimestamp() });
         crate::progress::finish();

@@ -11,10 +11,25 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::Cell;
 
-/// The role calling the SQL function.
+thread_local! {
+    /// The role that called the SQL function, while code runs as another
+    /// role inside [`as_role`] (None outside every such scope).
+    static OUTER_CALLER: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
+}
+
+/// The role calling the SQL function: also inside [`as_owner`] and
+/// [`as_role`], where the current user is another one (access decisions
+/// and per-role counts are about the caller, never the owner).
 pub fn caller() -> pg_sys::Oid {
     // SAFETY: reads a backend global; we are on the backend's main thread.
-    unsafe { pg_sys::GetUserId() }
+    OUTER_CALLER.get().unwrap_or_else(|| unsafe { pg_sys::GetUserId() })
+}
+
+/// End of a transaction: no role scope outlives it (an ERROR that skipped
+/// a scope's drop is undone by PostgreSQL; this forgets its caller too).
+pub fn end_of_transaction() {
+    OUTER_CALLER.set(None);
+    SCOPE_PATH.set(PINNED_PATH);
 }
 
 /// True if `role` is a superuser.
@@ -131,12 +146,14 @@ struct RoleScope {
     user: pg_sys::Oid,
     context: i32,
     path: &'static std::ffi::CStr,
+    outer: Option<pg_sys::Oid>,
     _gucs: GucScope,
 }
 
 impl Drop for RoleScope {
     fn drop(&mut self) {
         SCOPE_PATH.set(self.path);
+        OUTER_CALLER.set(self.outer);
         // SAFETY: undoes what `as_role` did; the settings are restored by
         // the GucScope field, dropped after this.
         unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.context) };
@@ -163,7 +180,9 @@ pub fn as_role<R>(
             flags |= pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
         }
         pg_sys::SetUserIdAndSecContext(role, flags);
-        RoleScope { user, context, path: SCOPE_PATH.replace(search_path), _gucs: GucScope::with_path(search_path) }
+        let outer = OUTER_CALLER.get();
+        OUTER_CALLER.set(Some(outer.unwrap_or(user)));
+        RoleScope { user, context, path: SCOPE_PATH.replace(search_path), outer, _gucs: GucScope::with_path(search_path) }
     };
     f()
 }

@@ -222,9 +222,8 @@ fn signer_of(tenant: &str, key: &str, sealed: &[u8], signature: &[u8], replaces:
         code: b"PQ001",
         message: "the signature of the sealed value does not verify under any signer registered for this tenant".into(),
         hint: Some(
-            "sign str(tenant) || str(key) || SHA-256(envelope) || the record hash of pq.config_head(tenant, key) with context \
-             'apg-pq config-sealed v2' (a signature is good for one change of the key), with a key registered by \
-             pq.config_register_signer"
+            "a registered signer (pq.config_register_signer) signs FORMAT.md §11.3's message, which names the record \
+             the value replaces (pq.config_head): a signature is good for one change of the key"
                 .into(),
         ),
     })

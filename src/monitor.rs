@@ -121,16 +121,14 @@ pub fn used(tenant: &str, kind: Counted) {
     match gucs::audit_level() {
         gucs::AuditLevel::None => {}
         gucs::AuditLevel::Keys => add_local(tenant, 0, kind),
-        // SAFETY: reads a backend global.
-        gucs::AuditLevel::All => add_local(tenant, unsafe { pg_sys::GetUserId() }.to_u32(), kind),
+        gucs::AuditLevel::All => add_local(tenant, catalog::caller().to_u32(), kind),
     }
 }
 
 /// A failed decryption or signature check: always counted, with the role.
 /// `tenant` is None when the key id is unknown.
 pub fn failed(tenant: Option<&str>, kind: Counted) {
-    // SAFETY: reads a backend global.
-    add_local(tenant.unwrap_or(""), unsafe { pg_sys::GetUserId() }.to_u32(), kind);
+    add_local(tenant.unwrap_or(""), catalog::caller().to_u32(), kind);
 }
 
 /// Counts a decryption by its result: used, or failed (see [`failed_decryption`]).

@@ -1,4 +1,4 @@
-# Each released version (0.1.0 to 0.6.0), filled with data, updated with
+# Each released version (0.1.0 to 0.7.0), filled with data, updated with
 # ALTER EXTENSION: every old value still opens, rotation and the master key
 # providers work, and the result is the same extension as a fresh install
 # of this version (objects, columns, constraints, functions, views,
@@ -10,7 +10,7 @@ cp "$root"/sql/archive/apg_pqcrypto--*.sql "$extdir/"   # as a server that ran t
 current=$(sed -n "s/^version = \"\(.*\)\"/\1/p" "$root/Cargo.toml" | head -1)
 cluster_start "$dir" "$port" "${quiet[@]}" || return 1
 q "$port" -c "CREATE DATABASE fresh" -c "CREATE ROLE it_app LOGIN" >/dev/null
-for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0; do
+for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0; do
   db=upgraded_${from//./_}
   q "$port" -c "CREATE DATABASE $db" >/dev/null
   q "$port" -d "$db" -c "CREATE EXTENSION apg_pqcrypto VERSION '$from'" -c "GRANT pq_user TO it_app" \
@@ -106,7 +106,7 @@ UNION ALL
 SELECT 'dump ' || unnest(extconfig)::regclass || ' ' FROM pg_extension WHERE extname = 'apg_pqcrypto'
 ORDER BY 1"
 q "$port" -d fresh -c "$shape" >"$base/fresh.shape"
-for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0; do
+for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0; do
   db=upgraded_${from//./_}
   q "$port" -d "$db" -c "SELECT pq.untrack_column('app', 'keyed')" -c "SELECT pq.untrack_column('legacy', 'v')" >/dev/null
   q "$port" -d "$db" -c "$shape" >"$base/$db.shape"

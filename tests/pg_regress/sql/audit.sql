@@ -6,9 +6,15 @@ CREATE FUNCTION cfg_str(s text) RETURNS bytea LANGUAGE sql IMMUTABLE AS
 $$ SELECT int4send(octet_length(s)) || convert_to(s, 'UTF8') $$;
 CREATE FUNCTION cfg_aad(t text, k text) RETURNS bytea LANGUAGE sql IMMUTABLE AS
 $$ SELECT convert_to('apg-pq config v1', 'UTF8') || cfg_str(t) || cfg_str(k) $$;
-CREATE FUNCTION cfg_sealed_message(t text, k text, env bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS
+-- Format 2 (FORMAT.md §11.3): the message ends with the record hash of the
+-- key's newest record, the one the value replaces (pq.config_head).
+CREATE FUNCTION cfg_sealed_message(t text, k text, env bytea) RETURNS bytea LANGUAGE sql STABLE AS
+$$ SELECT cfg_str(t) || cfg_str(k) || sha256(env) || (SELECT record_hash FROM pq.config_head(t, k)) $$;
+-- Format 1, before 0.8.0: no longer accepted for new values.
+CREATE FUNCTION cfg_sealed_message_v1(t text, k text, env bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS
 $$ SELECT cfg_str(t) || cfg_str(k) || sha256(env) $$;
-GRANT EXECUTE ON FUNCTION cfg_str(text), cfg_aad(text, text), cfg_sealed_message(text, text, bytea) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION cfg_str(text), cfg_aad(text, text), cfg_sealed_message(text, text, bytea),
+                          cfg_sealed_message_v1(text, text, bytea) TO PUBLIC;
 
 -- An application role granted acme sets, reads, changes and deletes keys.
 SET ROLE regress_app_a;
@@ -66,19 +72,36 @@ CREATE TEMP TABLE sealed AS
 SELECT pq_seal(pq.tenant_public_key('acme'), convert_to('sealed-secret', 'UTF8'), cfg_aad('acme', 'api.token')) AS env;
 GRANT SELECT ON sealed TO PUBLIC;
 SET ROLE regress_app_a;
+SELECT version, encode(record_hash, 'hex') AS record_hash FROM pq.config_head('acme', 'api.token');
+-- A format 1 signature (before 0.8.0) is refused for a new value.
+SELECT try(format($$ SELECT pq.config_set_sealed('acme', 'api.token', %L, %L) $$, env,
+           pq_sign_with((SELECT secret_key FROM client), cfg_sealed_message_v1('acme', 'api.token', env),
+                        convert_to('apg-pq config-sealed v1', 'UTF8')))) AS format_1
+  FROM sealed;
+CREATE TEMP TABLE signed AS
+SELECT env, pq_sign_with((SELECT secret_key FROM client), cfg_sealed_message('acme', 'api.token', env),
+                         convert_to('apg-pq config-sealed v2', 'UTF8')) AS sig
+  FROM sealed;
+SELECT pq.config_set_sealed('acme', 'api.token', env, sig, 'ci') AS v1 FROM signed;
+SELECT pq.config_get('acme', 'api.token');
+-- The same (envelope, signature) again: its signature bound the record it
+-- replaced, which is no longer the newest: a replay is refused.
+SELECT try(format($$ SELECT pq.config_set_sealed('acme', 'api.token', %L, %L) $$, env, sig)) AS replay FROM signed;
+SELECT pq.config_set('acme', 'api.token', 'server value') AS v2;
+SELECT try(format($$ SELECT pq.config_set_sealed('acme', 'api.token', %L, %L) $$, env, sig)) AS replay_later FROM signed;
+-- Signed again over the new head, the sealed value goes in.
 SELECT pq.config_set_sealed('acme', 'api.token', env,
                             pq_sign_with((SELECT secret_key FROM client), cfg_sealed_message('acme', 'api.token', env),
-                                         convert_to('apg-pq config-sealed v1', 'UTF8')), 'ci') AS v1
+                                         convert_to('apg-pq config-sealed v2', 'UTF8')), 'ci') AS v3
   FROM sealed;
-SELECT pq.config_get('acme', 'api.token');
 SELECT version, op, user_id, signer, signature_valid, chain_valid FROM pq.config_history('acme', 'api.token');
 -- A signature by an unregistered key, over another key name, or with another context: PQ001, nothing stored.
 SELECT try(format($$ SELECT pq.config_set_sealed('acme', 'api.token', %L, %L) $$, env,
            pq_sign_with((SELECT secret_key FROM stranger), cfg_sealed_message('acme', 'api.token', env),
-                        convert_to('apg-pq config-sealed v1', 'UTF8')))) AS unregistered_signer,
+                        convert_to('apg-pq config-sealed v2', 'UTF8')))) AS unregistered_signer,
        try(format($$ SELECT pq.config_set_sealed('acme', 'api.token', %L, %L) $$, env,
            pq_sign_with((SELECT secret_key FROM client), cfg_sealed_message('acme', 'other', env),
-                        convert_to('apg-pq config-sealed v1', 'UTF8')))) AS other_key,
+                        convert_to('apg-pq config-sealed v2', 'UTF8')))) AS other_key,
        try(format($$ SELECT pq.config_set_sealed('acme', 'api.token', %L, %L) $$, env,
            pq_sign_with((SELECT secret_key FROM client), cfg_sealed_message('acme', 'api.token', env), ''::bytea))) AS no_context
   FROM sealed;
@@ -92,7 +115,7 @@ SELECT version FROM pq.config_history('acme', 'api.token');
 -- A sealed value stored under another key name does not open (the AAD names the key).
 SELECT pq.config_set_sealed('acme', 'moved', env,
                             pq_sign_with((SELECT secret_key FROM client), cfg_sealed_message('acme', 'moved', env),
-                                         convert_to('apg-pq config-sealed v1', 'UTF8'))) AS v1
+                                         convert_to('apg-pq config-sealed v2', 'UTF8'))) AS v1
   FROM sealed;
 SELECT try($$ SELECT pq.config_get('acme', 'moved') $$) AS moved;
 -- A dropped signer's records still verify (its key is stored with them).

@@ -1,13 +1,19 @@
--- Key escrow and disaster-recovery backups (0.7.0): docs/RECOVERY.md,
--- docs/FORMAT.md §14.1 and §15. The custodians and the recovery officer
--- are played here in SQL (pq_generate_keypair, pq_open, pq_seal) from
--- FORMAT.md's text, as an outside implementation would; the real command
--- line, a lost key file and 10,000 rows are in tests/integration/recovery.sh.
+-- Key escrow and disaster-recovery backups (0.7.0; signed approvals 0.8.0):
+-- docs/RECOVERY.md, docs/FORMAT.md §14.1, §14.2 and §15. The custodians,
+-- the approvers and the recovery officer are played here in SQL
+-- (pq_generate_keypair, pq_open, pq_seal, pq_sign_with, pq_verify_with)
+-- from FORMAT.md's text, as an outside implementation would; the real
+-- command line, a lost key file and 10,000 rows are in
+-- tests/integration/recovery.sh.
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS regress_approver_1, regress_approver_2;
 RESET client_min_messages;
 CREATE ROLE regress_approver_1 NOLOGIN IN ROLE pq_admin;
 CREATE ROLE regress_approver_2 NOLOGIN IN ROLE pq_admin;
+CREATE TEMP TABLE approver_keys AS
+  SELECT 'a' || i AS name, k.public_key, k.secret_key
+    FROM generate_series(1, 3) i, LATERAL pq_generate_keypair(CASE WHEN i > 0 THEN 'ml-dsa-65' END) k;
+GRANT SELECT ON approver_keys TO PUBLIC;
 CREATE TEMP TABLE custodian_keys AS
   SELECT 'c' || i AS name, k.public_key, k.secret_key
     FROM generate_series(1, 5) i, LATERAL pq_generate_keypair(CASE WHEN i = 5 THEN 'x-wing' ELSE 'ml-kem-768' END) k;
@@ -22,6 +28,16 @@ SELECT try($$ SELECT pq.escrow_add_custodian('', (SELECT public_key FROM pq_gene
 SET ROLE regress_app_a;
 SELECT try($$ SELECT pq.escrow_add_custodian('app', (SELECT public_key FROM pq_generate_keypair())) $$);
 SELECT try($$ SELECT * FROM pq.escrow_custodians $$);
+RESET ROLE;
+
+-- Approvers: ML-DSA-65 keys (a3 is never registered: an outsider).
+SELECT name, pq.escrow_add_approver(name, public_key) = substr(sha256(public_key), 1, 16) AS kid_ok
+  FROM approver_keys WHERE name <> 'a3' ORDER BY name;
+SELECT try($$ SELECT pq.escrow_add_approver('a1', (SELECT public_key FROM approver_keys WHERE name = 'a3')) $$) AS name_taken;
+SELECT try($$ SELECT pq.escrow_add_approver('again', (SELECT public_key FROM approver_keys WHERE name = 'a2')) $$) AS key_taken;
+SELECT try($$ SELECT pq.escrow_add_approver('kem', (SELECT public_key FROM custodian_keys WHERE name = 'c1')) $$) AS not_ml_dsa;
+SET ROLE regress_app_a;
+SELECT try($$ SELECT pq.escrow_add_approver('app', (SELECT public_key FROM approver_keys WHERE name = 'a3')) $$) AS app_role;
 RESET ROLE;
 
 -- Configuration: the seed's escrow_config.
@@ -95,24 +111,71 @@ SELECT length(request_public_key) AS request_key_len,
        (SELECT purpose || ' ' || provider || ' ' || (wrapped_key IS NOT NULL) || ' ' || (wrapped_seed IS NOT NULL)
           FROM pq.recovery_keys WHERE kid = substr(sha256(request_public_key), 1, 16)) AS stored_key
   FROM req;
+-- The statement the approvers sign (FORMAT.md §14.2): 83 bytes naming the
+-- request, its key, the escrow, the MDK, its times and approvals needed.
+SELECT length(statement) AS statement_len, substr(statement, 1, 2) AS version_kind,
+       substr(statement, 3, 16) = uuid_send(request_id) AS request_id_ok,
+       substr(statement, 19, 16) = substr(sha256(request_public_key), 1, 16) AS request_kid_ok,
+       substr(statement, 35, 16) = (SELECT escrow_id FROM split LIMIT 1) AS escrow_id_ok,
+       substr(statement, 51, 16) = (SELECT id FROM pq.master_keys WHERE state = 'active') AS mdk_id_ok,
+       get_byte(statement, 82) AS approvers_required
+  FROM req;
+-- What a custodian checks before it re-seals (apg-pq escrow reseal), from
+-- FORMAT.md §14.2: the approved statement names this request key and this
+-- share's escrow and MDK, and `needed` of the pinned approver keys signed it.
+CREATE FUNCTION statement_ok(approved bytea, request_pk bytea, share_record bytea, pinned bytea[], needed int)
+RETURNS boolean LANGUAGE sql AS $$
+  SELECT substr(approved, 1, 2) = '\x0141'
+     AND substr(approved, 19, 16) = substr(sha256(request_pk), 1, 16)
+     AND substr(approved, 35, 16) = substr(share_record, 19, 16)
+     AND substr(approved, 51, 16) = substr(share_record, 38, 16)
+     AND length(approved) = 84 + get_byte(approved, 83) * 3325
+     AND (SELECT count(DISTINCT p) FROM generate_series(0, get_byte(approved, 83) - 1) i, unnest(pinned) p
+           WHERE substr(approved, 85 + i * 3325, 16) = substr(sha256(p), 1, 16)
+             AND pq_verify_with(p, substr(approved, 1, 83), substr(approved, 101 + i * 3325, 3309),
+                                'apg-pq escrow-approval v1'::bytea)) >= needed
+$$;
+CREATE FUNCTION approval(approver text, statement bytea) RETURNS bytea LANGUAGE sql AS
+$$ SELECT pq_sign_with(secret_key, statement, 'apg-pq escrow-approval v1'::bytea) FROM approver_keys WHERE name = approver $$;
+GRANT EXECUTE ON FUNCTION approval(text, bytea) TO PUBLIC;
 CREATE TEMP TABLE resealed AS
   SELECT s.share_index, reseal(s.record, k.secret_key, (SELECT request_public_key FROM req)) AS r
     FROM split s JOIN custodian_keys k ON k.name = s.custodian;
 SELECT share_index, substr(r, 1, 2) AS version_kind, length(r) FROM resealed ORDER BY share_index;
--- Approvals: by approvers_required distinct roles other than the requester.
+-- Approvals: by approvers_required distinct roles other than the requester,
+-- each with a registered approver's signature over the statement.
 SELECT try_recover((SELECT request_id FROM req), (SELECT array_agg(r ORDER BY share_index) FROM resealed WHERE share_index <= 3));
-SELECT try(format('SELECT pq.escrow_approve(%L)', (SELECT request_id FROM req)));
+SELECT regexp_replace(try(format('SELECT pq.escrow_statement(%L)', (SELECT request_id FROM req))),
+                      '[0-9a-f]{8}-[0-9a-f-]{27}', '<request>') AS statement_before_approvals;
+SELECT try(format('SELECT pq.escrow_approve(%L, %L)', request_id, approval('a1', statement))) AS by_requester FROM req;
 SET ROLE regress_app_a;
-SELECT try(format('SELECT pq.escrow_approve(%L)', (SELECT request_id FROM req)));
+SELECT try(format('SELECT pq.escrow_approve(%L, %L)', request_id, approval('a1', statement))) AS by_app_role FROM req;
 RESET ROLE;
 SET SESSION AUTHORIZATION regress_approver_1;
-SELECT pq.escrow_approve((SELECT request_id FROM req)) AS approvals;
-SELECT pq.escrow_approve((SELECT request_id FROM req)) AS approvals_after_repeat;
+SELECT try(format('SELECT pq.escrow_approve(%L, %L)', request_id, approval('a3', statement))) AS unregistered_key FROM req;
+SELECT try(format('SELECT pq.escrow_approve(%L, %L)', request_id, approval('a1', 'another statement'))) AS other_message FROM req;
+SELECT pq.escrow_approve(request_id, approval('a1', statement)) AS approvals FROM req;
+SELECT pq.escrow_approve(request_id, approval('a1', statement)) AS approvals_after_repeat FROM req;
 RESET SESSION AUTHORIZATION;
 SELECT try_recover((SELECT request_id FROM req), (SELECT array_agg(r ORDER BY share_index) FROM resealed WHERE share_index <= 3));
 SET SESSION AUTHORIZATION regress_approver_2;
-SELECT pq.escrow_approve((SELECT request_id FROM req)) AS approvals;
+SELECT try(format('SELECT pq.escrow_approve(%L, %L)', request_id, approval('a1', statement))) AS same_key_other_role FROM req;
+SELECT pq.escrow_approve(request_id, approval('a2', statement)) AS approvals FROM req;
 RESET SESSION AUTHORIZATION;
+-- The approved statement: the statement, then both approvals; a custodian
+-- who pinned a1 and a2 accepts it for the request's key, not for a key a
+-- single administrator hands over, nor with a3 pinned instead.
+CREATE TEMP TABLE approved AS SELECT pq.escrow_statement(request_id) AS a, request_public_key, statement FROM req;
+SELECT length(a) AS approved_len, substr(a, 1, 83) = statement AS starts_with_statement, get_byte(a, 83) AS approvals FROM approved;
+SELECT statement_ok(a, request_public_key, (SELECT record FROM split WHERE share_index = 1),
+                    (SELECT array_agg(public_key) FROM approver_keys WHERE name IN ('a1', 'a2')), 2) AS custodian_accepts,
+       statement_ok(a, (SELECT public_key FROM pq_generate_keypair()), (SELECT record FROM split WHERE share_index = 1),
+                    (SELECT array_agg(public_key) FROM approver_keys WHERE name IN ('a1', 'a2')), 2) AS for_another_key,
+       statement_ok(a, request_public_key, (SELECT record FROM split WHERE share_index = 1),
+                    (SELECT array_agg(public_key) FROM approver_keys WHERE name IN ('a1', 'a3')), 2) AS other_pinned_keys,
+       statement_ok(set_byte(a, 78, get_byte(a, 78) # 1), request_public_key, (SELECT record FROM split WHERE share_index = 1),
+                    (SELECT array_agg(public_key) FROM approver_keys WHERE name IN ('a1', 'a2')), 2) AS ready_at_changed
+  FROM approved;
 -- Every 3 of the 5 shares recover (all 10 subsets), in any order; no 2 do.
 SELECT a.share_index || ',' || b.share_index || ',' || c.share_index AS shares,
        try_recover((SELECT request_id FROM req), ARRAY[c.r, a.r, b.r]) AS outcome
@@ -146,8 +209,10 @@ SELECT pq.configure_key_escrow('{"threshold": 3, "trustees": ["c1", "c2", "c3", 
 CREATE TEMP TABLE req2 AS SELECT * FROM pq.escrow_request_recovery('regress: too early');
 GRANT SELECT ON req2 TO PUBLIC;
 SET SESSION AUTHORIZATION regress_approver_1;
-SELECT pq.escrow_approve((SELECT request_id FROM req2)) AS approvals;
+SELECT pq.escrow_approve(request_id, approval('a1', statement)) AS approvals FROM req2;
 RESET SESSION AUTHORIZATION;
+SELECT regexp_replace(regexp_replace(try(format('SELECT pq.escrow_statement(%L)', (SELECT request_id FROM req2))),
+                      'before .* \(', 'before <time> ('), '[0-9a-f]{8}-[0-9a-f-]{27}', '<request>') AS statement_too_early;
 SELECT pq.configure_key_escrow('{"threshold": 3, "trustees": ["c1", "c2", "c3", "c4", "c5"],
                                  "recovery_policy": {"min_approval_time": 0, "approvers_required": 1}}') IS NOT NULL AS configured;
 SELECT regexp_replace(try_recover((SELECT request_id FROM req2),
@@ -230,6 +295,41 @@ SELECT try($$ SELECT pq.restore_key_backup((SELECT rb FROM resealed_bundle), ove
 SELECT operation, tenants, include_metadata, versions, sealed_to = (SELECT kid FROM officer) AS to_officer
   FROM pq.backups ORDER BY id;
 SELECT event, tenant, details->>'versions' AS versions FROM pq.key_events WHERE event LIKE '%backup%' OR event LIKE 'restore%' ORDER BY id;
+-- A destroyed version's verifying key comes from the document alone (its
+-- seeds are gone): the restore checks it against the version's signing kid,
+-- so a bundle whose document swaps in another key does not restore, and a
+-- signature by that key never verifies.
+SELECT pq.create_tenant('shred') IS NOT NULL AS created;
+CREATE TEMP TABLE shred_sig AS SELECT pq_sign('shred', 'signed by v1') AS s;
+SELECT new_version FROM pq.rotate_tenant_key('shred', 'regress');
+SELECT pq.destroy_key_version('shred', 1, confirm => 'destroy shred v1');
+CREATE TEMP TABLE attacker AS SELECT * FROM pq_generate_keypair('ml-dsa-65');
+CREATE TEMP TABLE shred_bundle AS SELECT pq.export_key_backup('shred', (SELECT public_key FROM officer)) AS b;
+CREATE TEMP TABLE shred_opened AS
+  SELECT b, pq_open((SELECT secret_key FROM officer_keys), substr(b, 43), 'apg-pq v1 key backup'::bytea || substr(b, 1, 42)) AS p
+    FROM shred_bundle;
+CREATE FUNCTION with_doc(p bytea, d jsonb) RETURNS bytea LANGUAGE sql AS $$
+    SELECT '\x01'::bytea || int4send(octet_length(convert_to(d::text, 'UTF8'))) || convert_to(d::text, 'UTF8')
+           || substr(p, 6 + ('x' || encode(substr(p, 2, 4), 'hex'))::bit(32)::int)
+$$;
+CREATE TEMP TABLE shred_doc AS
+  SELECT convert_from(substr(p, 6, ('x' || encode(substr(p, 2, 4), 'hex'))::bit(32)::int), 'UTF8')::jsonb AS d FROM shred_opened;
+SELECT d->'tenants'->0->'versions'->0->>'state' AS v1_state FROM shred_doc;
+CREATE TEMP TABLE shred_restore AS SELECT * FROM pq.restore_begin();
+SELECT try(format('SELECT pq.restore_key_backup(%L, overwrite => true)',
+                  reseal_bundle(with_doc(p, jsonb_set((SELECT d FROM shred_doc), '{tenants,0,versions,0,verifying_key}',
+                                                      to_jsonb(encode((SELECT public_key FROM attacker), 'hex')))),
+                                substr(b, 1, 42), (SELECT restore_public_key FROM shred_restore)))) AS swapped_verifying_key
+  FROM shred_opened;
+SELECT pq_verify('shred', 'signed by v1', s) AS old_signature_verifies,
+       pq_verify('shred', 'signed by the attacker',
+                 '\x0147'::bytea || (SELECT signing_kid FROM pq.tenant_keys WHERE tenant = 'shred' AND version = 1) ||
+                 pq_sign_with((SELECT secret_key FROM attacker), 'signed by the attacker')) AS attacker_signature_verifies
+  FROM shred_sig;
+SELECT * FROM pq.restore_key_backup((SELECT reseal_bundle(p, substr(b, 1, 42), (SELECT restore_public_key FROM shred_restore))
+                                       FROM shred_opened), overwrite => true);
+SELECT pq_verify('shred', 'signed by v1', s) AS old_signature_still_verifies FROM shred_sig;
+
 -- No secret table is readable by pq_admin roles or applications; nothing in
 -- them opens without a custodian's, the officer's or the provider's key.
 SET ROLE regress_admin;
