@@ -35,6 +35,15 @@ ALTER TABLE pq.job_failures DROP CONSTRAINT job_failures_pkey, ADD PRIMARY KEY (
 ALTER TABLE pq.config_records
     ADD COLUMN client_signature_format smallint DEFAULT 1 CHECK (client_signature_format IN (1, 2));
 ALTER TABLE pq.config_records ALTER COLUMN client_signature_format DROP DEFAULT;
+-- The view's `*` was expanded when it was made: again, with the new column
+-- (its output columns do not change).
+CREATE OR REPLACE VIEW pq.config WITH (security_barrier) AS
+SELECT r.tenant, r.key, r.version AS current_version, r.op = 'delete' AS deleted, r.op = 'set_sealed' AS sealed,
+       r.user_id AS updated_by, r.ts AS updated_at, n.versions, f.ts AS created_at
+  FROM (SELECT DISTINCT ON (tenant, key) * FROM pq.config_records ORDER BY tenant, key, version DESC) r
+  JOIN (SELECT tenant, key, count(*) AS versions FROM pq.config_records GROUP BY tenant, key) n USING (tenant, key)
+  JOIN pq.config_records f ON f.tenant = r.tenant AND f.key = r.key AND f.version = 1
+ WHERE pq.tenant_visible(r.tenant);
 
 CREATE TABLE pq.audit_chain_lock ();
 REVOKE ALL ON pq.audit_chain_lock FROM PUBLIC;

@@ -54,6 +54,9 @@ ok "the database owner planted its functions and operator"
 check "the database's sessions get the hostile path" "evil, public, pg_catalog" "$(qv -c "SHOW search_path")"
 
 echo "# the worker reconnects under the hostile path and does every kind of work"
+# (It starts before the database exists and retries every 5 s.)
+wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'apg_pqcrypto worker' AND datname = 'victim'" \
+  || fail "the worker connected to the database"
 old_pid=$(q "$port" -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'apg_pqcrypto worker'")
 q "$port" -c "SELECT pg_terminate_backend($old_pid)" >/dev/null
 wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'apg_pqcrypto worker' AND pid <> $old_pid AND datname = 'victim'" \
@@ -65,16 +68,21 @@ qv -c "SELECT pq.create_tenant('acme')" -c "CREATE TABLE cfg (id int PRIMARY KEY
   -c "INSERT INTO legacy SELECT i, public.pgp_sym_encrypt('legacy-' || i, 'old pass') FROM generate_series(1, 30) i" \
   -c "SELECT pq.register_classical_key('acme', 'pgp_sym', 'old pass')" \
   -c "SELECT pq.migrate_column('legacy', 'v', tenant => 'acme')" \
-  -c "SELECT pq.set_policy('acme', '{\"rotation_interval\": 2, \"notification_before\": 1, \"overlap_period\": 0, \"auto_rotation\": true}')" >/dev/null
+  -c "SELECT pq.set_policy('acme', '{\"rotation_interval\": 4, \"notification_before\": 1, \"overlap_period\": 0, \"auto_rotation\": true}')" >/dev/null
 check "the application's session also runs under the hostile path" "evil, public, pg_catalog" "$(qv -c "SHOW search_path")"
-for _ in $(seq 1 150); do
+for _ in $(seq 1 300); do
   [ "$(qv -c "SELECT count(*) FILTER (WHERE event = 'key_rotated' AND actor = 'apg_pqcrypto worker') > 0
-                     AND count(*) FILTER (WHERE event = 'job_completed') >= 2 FROM pq.key_events")" = t ] && break
+                     AND count(*) FILTER (WHERE kind = 'reencrypt' AND state = 'completed') > 0
+                     AND count(*) FILTER (WHERE kind = 'migrate' AND state = 'completed') > 0
+                FROM pq.key_events, pq.jobs")" = t ] && break
   sleep 0.2
 done
-check "the worker notified, rotated, and completed the migration and the re-encryption" "t|t|t" \
-  "$(qv -c "SELECT bool_or(event = 'rotation_notified'), bool_or(event = 'key_rotated' AND actor = 'apg_pqcrypto worker'),
-                   count(*) FILTER (WHERE event = 'job_completed') >= 2 FROM pq.key_events")"
+check "the worker notified, rotated, and completed a re-encryption and the migration" "t|t|t|t" \
+  "$(qv -c "SELECT bool_or(event = 'rotation_notified'), bool_or(event = 'key_rotated' AND actor = 'apg_pqcrypto worker')
+              FROM pq.key_events" \
+        -c "SELECT bool_or(kind = 'reencrypt' AND state = 'completed'), bool_or(kind = 'migrate' AND state = 'completed')
+              FROM pq.jobs" | tr '\n' '|' | sed 's/|$//')"
+qv -c "SELECT id, kind, state, rows_done, rows_failed, last_error FROM pq.jobs" | sed 's/^/# job /' 
 qv -c "SELECT pq.set_policy('acme', '{\"auto_rotation\": false}')" >/dev/null
 check "every value decrypts, migrated rows included" "50|30" \
   "$(qv -c "SELECT (SELECT count(*) FROM cfg WHERE pq_decrypt_text(v, name) = 'value-' || id),

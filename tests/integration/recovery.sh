@@ -2,9 +2,12 @@
 # (docs/RECOVERY.md). Cluster A: five custodians' keys from apg-pq keygen
 # (one X-Wing), a 3-of-5 split, staleness after a master key rotation,
 # backups saved by `apg-pq backup`; then the key file is deleted and a new
-# one configured: a recovery request, reseals by `apg-pq escrow reseal`,
-# approvals, the minimum wait, every 3 of the 5 shares, bad shares named,
-# and the recovery that brings 10,000 rows back. Clusters B and C (fresh,
+# one configured: a recovery request, approvals signed by two approvers
+# with `apg-pq escrow approve`, the minimum wait, the approved statement,
+# reseals by `apg-pq escrow reseal` checking it against the approver keys
+# the custodians pinned (a key one administrator hands them is refused),
+# every 3 of the 5 shares, bad shares named, and the recovery that brings
+# 10,000 rows back. Clusters B and C (fresh,
 # their own key files): the bundle re-sealed by `apg-pq backup reseal`
 # restores everything (B) or one tenant under another name (C); bad
 # bundles are refused. Finally, with log_statement = 'all' throughout: no
@@ -46,6 +49,14 @@ for i in 1 2 3 4 5; do
 done
 check "five custodians registered by kid (one X-Wing)" "5|1" \
   "$(q "$port" -c "SELECT count(*), count(*) FILTER (WHERE length(public_key) = 1216) FROM pq.escrow_custodians")"
+# Two approvers, each with an ML-DSA-65 key of their own; the custodians pin
+# both public keys (and "2 approvals, at least 6 s") at the ceremony.
+for a in b c; do
+  "$cli" keygen --algorithm ml-dsa-65 --secret-key "$work/approver_$a.sk" --public-key "$work/approver_$a.pk" >/dev/null
+  qv "$port" officer_a pk "SELECT pq.escrow_add_approver('approver_$a', decode(:'pk', 'hex')) IS NOT NULL" "$work/approver_$a.pk" >/dev/null
+done
+check "two approvers registered" "2" "$(q "$port" -c "SELECT count(*) FROM pq.escrow_approvers")"
+pinned=(--approver-key "$work/approver_b.pk" --approver-key "$work/approver_c.pk" --approvals 2 --min-wait 6s)
 policy='{"enabled": true, "threshold": 3, "total_shares": 5,
          "trustees": ["custodian1", "custodian2", "custodian3", "custodian4", "custodian5"],
          "recovery_policy": {"min_approval_time": "6 seconds", "approvers_required": 2, "audit_log": true}}'
@@ -83,34 +94,66 @@ head -c 32 /dev/urandom >"$work/new.key"
 chmod 600 "$work/new.key"
 chown postgres: "$work/new.key" "$work" 2>/dev/null
 q "$port" -c "ALTER SYSTEM SET apg_pqcrypto.master_key_file = '$work/new.key'" >/dev/null
-as_postgres "$PGBIN/pg_ctl" -D "$dir/data" -w -m fast restart >/dev/null 2>&1
+as_postgres "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -m fast restart >/dev/null 2>&1
 check "with the key file gone nothing decrypts (PQ004)" "PQ004" "$(sqlstate "$port" "$count_sql")"
 
 # --- recovery
-row=$(qas "$port" officer_a -F ' ' -c "SELECT request_id, encode(request_public_key, 'hex') FROM pq.escrow_request_recovery('key file lost')")
-read -r rid rpk <<<"$row"
+row=$(qas "$port" officer_a -F ' ' -c "SELECT request_id, encode(request_public_key, 'hex'), encode(statement, 'hex')
+                                          FROM pq.escrow_request_recovery('key file lost')")
+read -r rid rpk stmt <<<"$row"
 unhex "$work/request.pk" <<<"$rpk"
+unhex "$work/request.stmt" <<<"$stmt"
 # What the table holds of the request's key (dropped once used), for the hygiene check below.
 q "$port" -c "SELECT encode(key_id, 'hex') || ' ' || encode(wrapped_key, 'hex') || ' ' || encode(kid, 'hex') || ' ' || encode(wrapped_seed, 'hex')
                 FROM pq.recovery_keys WHERE used_at IS NULL" >"$work/request.stored"
 new_kek_id=$(python3 -c "import hashlib, sys; print(hashlib.sha256(b'apg-pq v1 kek' + open(sys.argv[1], 'rb').read()).digest()[:16].hex())" "$work/new.key")
 check "the request's secret is wrapped by the new key file's KEK" "escrow recovery|file|$new_kek_id|t" \
   "$(q "$port" -c "SELECT purpose, provider, provider_key_id, wrapped_seed IS NOT NULL FROM pq.recovery_keys WHERE used_at IS NULL")"
-for i in 1 2 3 4 5; do
-  "$cli" escrow reseal --secret-key "$work/c$i.sk" --share "$work/share$i.rec" --request-key "$work/request.pk" -o "$work/r$i.rec" 2>/dev/null
-done
-check "a custodian's key opens only its own share (exit 3, nothing written)" "3|no" \
-  "$(code "$cli" escrow reseal --secret-key "$work/c2.sk" --share "$work/share1.rec" --request-key "$work/request.pk" -o "$work/bad.rec")|$([ -e "$work/bad.rec" ] && echo yes || echo no)"
 shares() { local out="" i; for i in "$@"; do out+="${out:+,}decode('$(hex "$work/r$i.rec")', 'hex')"; done; echo "ARRAY[$out]"; }
 recover_as() { psql -X -At -q -h 127.0.0.1 -p "$port" -U "$1" postgres -v VERBOSITY=verbose 2>&1 <<<"$2" | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\): \(.*\)/\1 \2/p;s/^\([0-9a-f]\{32\}\)|file|.*/\1/p' | head -1; }
-check_contains "before any approval: refused" "55000 recovery request $rid has 0 of the 2 approvals" \
-  "$(recover_as officer_a "SELECT encode(mdk_id, 'hex'), provider, key_ref FROM pq.escrow_recover('$rid', $(shares 1 2 3))")"
-check "the requester cannot approve" "42501" "$(sqlstate "$port" "SELECT pq.escrow_approve('$rid')" officer_a)"
-check "an application role cannot approve" "42501" "$(sqlstate "$port" "SELECT pq.escrow_approve('$rid')" it_app)"
-check "two other roles approve" "1|2" "$(qas "$port" approver_b -c "SELECT pq.escrow_approve('$rid')")|$(qas "$port" approver_c -c "SELECT pq.escrow_approve('$rid')")"
-check_contains "before min_approval_time: refused" "may be completed from" \
-  "$(recover_as officer_a "SELECT encode(mdk_id, 'hex'), provider, key_ref FROM pq.escrow_recover('$rid', $(shares 1 2 3))")"
+statement_err() { psql -X -At -q -h 127.0.0.1 -p "$port" -U officer_a postgres -v VERBOSITY=verbose -c "SELECT pq.escrow_statement('$rid')" 2>&1 \
+                    | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\): \(.*\)/\1 \2/p'; }
+check_contains "before any approval: no statement" "55000 recovery request $rid has 0 of the 2 signed approvals" "$(statement_err)"
+check_contains "... and no recovery" "55000 recovery request $rid has 0 of the 2 approvals" \
+  "$(recover_as officer_a "SELECT encode(mdk_id, 'hex'), provider, key_ref FROM pq.escrow_recover('$rid', ARRAY['\\x'::bytea])")"
+# Each approver reads what they approve and signs it, offline.
+for a in b c; do "$cli" escrow approve --secret-key "$work/approver_$a.sk" --statement "$work/request.stmt" -o "$work/approval_$a.sig" 2>"$work/approve_$a.out"; done
+check_contains "apg-pq escrow approve shows the request it signs" "request $rid for escrow" "$(cat "$work/approve_b.out")"
+approve_sql="SELECT pq.escrow_approve('$rid', decode(:'pk', 'hex'))"
+check_contains "the requester cannot approve, even with an approver's signature" "cannot approve" \
+  "$(qv "$port" officer_a pk "$approve_sql" "$work/approval_b.sig")"
+check_contains "an application role cannot approve" "permission denied" "$(qv "$port" it_app pk "$approve_sql" "$work/approval_b.sig")"
+check_contains "a signature by a key that is not an approver's is refused (PQ001)" "does not verify under any registered escrow approver" \
+  "$(qv "$port" approver_b pk "$approve_sql" "$work/c1.pk")"
+check "two other roles approve with their approvers' signatures" "1|2" \
+  "$(qv "$port" approver_b pk "$approve_sql" "$work/approval_b.sig")|$(qv "$port" approver_c pk "$approve_sql" "$work/approval_c.sig")"
+check_contains "approved, but before min_approval_time: no statement" "may not proceed before" "$(statement_err)"
+check_contains "... and no recovery" "may be completed from" \
+  "$(recover_as officer_a "SELECT encode(mdk_id, 'hex'), provider, key_ref FROM pq.escrow_recover('$rid', ARRAY['\\x'::bytea])")"
 wait_for "$port" "SELECT now() >= ready_at FROM pq.escrow_requests WHERE id = '$rid'"
+q "$port" -c "SELECT encode(pq.escrow_statement('$rid'), 'hex')" | unhex "$work/request.approved"
+check "the approved statement carries both approvals" "6734" "$(stat -c %s "$work/request.approved")"
+for i in 1 2 3 4 5; do
+  "$cli" escrow reseal --secret-key "$work/c$i.sk" --share "$work/share$i.rec" --request-key "$work/request.pk" \
+    --statement "$work/request.approved" "${pinned[@]}" -o "$work/r$i.rec" 2>"$work/reseal$i.out"
+done
+check "every custodian re-sealed its share" "5" "$(ls "$work"/r?.rec | wc -l)"
+check_contains "apg-pq escrow reseal prints what it checked" "2 pinned approvers signed it" "$(cat "$work/reseal1.out")"
+# The review's attack: one administrator hands custodians a key of his own.
+"$cli" keygen --secret-key "$work/mine.sk" --public-key "$work/mine.pk" >/dev/null
+"$cli" keygen --algorithm ml-dsa-65 --secret-key "$work/outsider.sk" --public-key "$work/outsider.pk" >/dev/null
+check "a custodian refuses a key the approved statement does not name (exit 8, nothing written)" "8|no" \
+  "$(code "$cli" escrow reseal --secret-key "$work/c1.sk" --share "$work/share1.rec" --request-key "$work/mine.pk" \
+       --statement "$work/request.approved" "${pinned[@]}" -o "$work/mine.rec")|$([ -e "$work/mine.rec" ] && echo yes || echo no)"
+check "... or a statement without the approvals it pinned (exit 8)" "8" \
+  "$(code "$cli" escrow reseal --secret-key "$work/c1.sk" --share "$work/share1.rec" --request-key "$work/request.pk" \
+       --statement "$work/request.stmt" "${pinned[@]}" -o "$work/unapproved.rec")"
+check "... or approver keys other than the ones it pinned (exit 8)" "8" \
+  "$(code "$cli" escrow reseal --secret-key "$work/c1.sk" --share "$work/share1.rec" --request-key "$work/request.pk" \
+       --statement "$work/request.approved" --approver-key "$work/approver_b.pk" --approver-key "$work/outsider.pk" --approvals 2 -o "$work/other.rec")"
+check "a custodian's key opens only its own share (exit 3, nothing written)" "3|no" \
+  "$(code "$cli" escrow reseal --secret-key "$work/c2.sk" --share "$work/share1.rec" --request-key "$work/request.pk" \
+       --statement "$work/request.approved" "${pinned[@]}" -o "$work/bad.rec")|$([ -e "$work/bad.rec" ] && echo yes || echo no)"
 subsets=""
 for a in 1 2 3 4 5; do for b in $(seq $((a + 1)) 5); do for c in $(seq $((b + 1)) 5); do
   subsets+="$a$b$c:$(recover_as officer_a "BEGIN; SELECT encode(mdk_id, 'hex'), provider, key_ref FROM pq.escrow_recover('$rid', $(shares $c $a $b)); ROLLBACK;") "
@@ -137,7 +180,7 @@ check "the provider answers for the recovered key; signing and rotation work" "t
      | tr '\n' '|' | sed 's/|$//')"
 check "the request is done, its one-time key dropped, and cannot be used again" "recovered|t|55000" \
   "$(q "$port" -c "SELECT r.state, k.wrapped_seed IS NULL FROM pq.escrow_requests r JOIN pq.recovery_keys k ON k.kid = r.request_kid WHERE r.id = '$rid'")|$(sqlstate "$port" "SELECT pq.escrow_recover('$rid', $(shares 1 2 3))" officer_a)"
-check "every step is an audited event, and the audit chain verifies" "escrow_configured escrow_custodian_added escrow_recovered escrow_recovery_approved escrow_recovery_requested escrow_split key_backup_exported master_key_rotated|t" \
+check "every step is an audited event, and the audit chain verifies" "escrow_approver_added escrow_configured escrow_custodian_added escrow_recovered escrow_recovery_approved escrow_recovery_requested escrow_split key_backup_exported master_key_rotated|t" \
   "$(q "$port" -c "SELECT string_agg(DISTINCT event, ' ' ORDER BY event) FROM pq.key_events WHERE event ~ '^(escrow|key_backup|master)'" \
        -c "SELECT ok FROM pq.verify_audit_chain()" | tr '\n' '|' | sed 's/|$//')"
 
@@ -171,7 +214,7 @@ check "metadata came along: the grant (it_app decrypts) and the policy" "secret-
 check "the restore key was one-time" "55000" "$(restore_err "$port_b" "$work/all_b.apgb" | cut -c1-5)"
 q "$port_b" -c "SELECT encode(restore_public_key, 'hex') FROM pq.restore_begin()" | unhex "$work/restore_b2.pk"
 "$cli" backup reseal --secret-key "$work/officer.sk" --bundle "$work/all.apgb" --restore-key "$work/restore_b2.pk" -o "$work/all_b2.apgb" 2>/dev/null
-check_contains "restoring over existing versions is refused without overwrite" "23505 tenant \"acme\" already has key version 1" \
+check_contains "restoring into an existing tenant is refused without overwrite" "42710 tenant \"acme\" exists already" \
   "$(restore_err "$port_b" "$work/all_b2.apgb")"
 check "... and done with overwrite => true" "2" \
   "$(qv "$port_b" postgres b "SELECT count(*) FROM pq.restore_key_backup(decode(:'b', 'hex'), overwrite => true)" "$work/all_b2.apgb")"

@@ -112,8 +112,14 @@ pub fn reseal(
         .iter()
         .map(|p| VerifyingKey::from_slice(&read_key_file(p)?).map_err(|_| wrong_key(p, "an ML-DSA-65 public key (1952 bytes)")))
         .collect::<Result<Vec<_>>>()?;
-    let approved = ApprovedRequest::parse(&read_input(Some(statement))?)
-        .map_err(|e| CliError::Input(format!("{} is not an approved request statement (FORMAT.md §14.2): {e}", statement.display())))?;
+    let bytes = read_input(Some(statement))?;
+    // The bare statement (what approvers sign) carries no approval at all.
+    let approved = if bytes.len() == STATEMENT_LEN {
+        RequestStatement::parse(&bytes).map(|statement| ApprovedRequest { statement, approvals: Vec::new() })
+    } else {
+        ApprovedRequest::parse(&bytes)
+    }
+    .map_err(|e| CliError::Input(format!("{} is not an approved request statement (FORMAT.md §14.2): {e}", statement.display())))?;
     let s = approved.statement;
     let h = parsed.header;
     let mut checked = vec![describe(&s)];
