@@ -83,13 +83,14 @@ def encapsulate(pk, randomness=None):
     return ML_KEM_768._encaps_internal(pk, randomness or os.urandom(32))
 
 
-def seal(pk, plaintext, user_aad=b"", randomness=None, nonce=None):
-    """§3 / §3.2: a sealed envelope, 'S' or 'X' by the key's length."""
+def seal(pk, plaintext, user_aad=b"", randomness=None, nonce=None, info=INFO_SEALED):
+    """§3 / §3.2: a sealed envelope, 'S' or 'X' by the key's length (`info`
+    "apg-pq v1 dek" for a version's stored DEK, §6)."""
     shared, kem_ct = encapsulate(pk, randomness)
     kind = b"X" if len(pk) == 1216 else b"S"
     nonce = nonce or os.urandom(12)
     header = b"\x01" + kind + kid(pk) + kem_ct + nonce
-    key = hkdf(shared, INFO_SEALED)
+    key = hkdf(shared, info)
     return header + ChaCha20Poly1305(key).encrypt(nonce, plaintext, header + user_aad)
 
 
@@ -129,7 +130,16 @@ def seal_stream(pk, plaintext, user_aad=b"", chunk_size=65536, stream_key=None, 
     return prefix + key_envelope + body
 
 
-def open_sealed(seed, envelope, user_aad=b""):
+def batch_position(item):
+    """§3.3: (index, count) of a batch item; a reader MUST refuse an item
+    whose index is not below its count (a count of 0 included)."""
+    index, count = int.from_bytes(item[18:22], "big"), int.from_bytes(item[22:26], "big")
+    if index >= count:
+        raise ValueError("malformed: batch item index not below its count")
+    return index, count
+
+
+def open_sealed(seed, envelope, user_aad=b"", info=INFO_SEALED):
     """§3 / §3.2: opens an 'S' (64-byte ML-KEM-768 seed) or 'X' (32-byte X-Wing seed) envelope."""
     if envelope[1:2] == b"X":
         ct_end = 18 + 1120
@@ -140,7 +150,7 @@ def open_sealed(seed, envelope, user_aad=b""):
         shared = ML_KEM_768.decaps(dk, envelope[18:ct_end])
     nonce = envelope[ct_end:ct_end + 12]
     header = envelope[:ct_end + 12]
-    return ChaCha20Poly1305(hkdf(shared, INFO_SEALED)).decrypt(nonce, envelope[ct_end + 12:], header + user_aad)
+    return ChaCha20Poly1305(hkdf(shared, info)).decrypt(nonce, envelope[ct_end + 12:], header + user_aad)
 
 
 def open_share_record(seed, record):
@@ -207,3 +217,17 @@ def recovery_seed(kek, key_id, wrapped_key, kid_, wrapped_seed):
     provider's KEK (the random key R under the KEK, the seed under R)."""
     r = unwrap(kek, wrapped_key, key_id.hex().encode(), 0, b"master data key")
     return unwrap(r, wrapped_seed, kid_.hex().encode(), 0, b"recovery key seed")
+
+
+ESCROW_APPROVAL_CONTEXT = b"apg-pq escrow-approval v1"
+
+
+def request_statement(request_id, request_kid, escrow_id, mdk_id, requested_at, ready_at, approvers_required):
+    """§14.2: the 83 bytes the approvers of a recovery request sign."""
+    return (b"\x01A" + request_id + request_kid + escrow_id + mdk_id + requested_at.to_bytes(8, "big", signed=True)
+            + ready_at.to_bytes(8, "big", signed=True) + bytes([approvers_required]))
+
+
+def approved_request(statement, approvals):
+    """§14.2: the approved statement: statement, u8 n, n x (approver kid, signature)."""
+    return statement + bytes([len(approvals)]) + b"".join(k + s for k, s in approvals)

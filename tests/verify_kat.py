@@ -382,6 +382,99 @@ def check_backup(c):
     assert opened == payload
 
 
+def check_xwing_dek(c):
+    """§6: an X-Wing version's DEK, an 'X' envelope with label "apg-pq v1 dek"."""
+    seed = c.hex("xwing_seed")
+    pk = client.xwing_public_key(seed)
+    c.expect("pk", pk)
+    c.expect("kid", kid(pk))
+    shared, kem_ct = client.xwing_encaps(pk, c.hex("eseed"))
+    c.expect("kem_ct", kem_ct)
+    c.expect("shared_secret", shared)
+    c.expect("hkdf_salt", "")
+    c.expect("hkdf_info", INFO_DEK)
+    key = hkdf(shared, b"", INFO_DEK)
+    c.expect("key", key)
+    nonce = c.hex("nonce")
+    header = b"\x01X" + kid(pk) + kem_ct + nonce
+    c.expect("user_aad", "")
+    check_aead(c, key, nonce, header, c.hex("dek"))
+    env = client.seal(pk, c.hex("dek"), b"", c.hex("eseed"), nonce, info=INFO_DEK)
+    assert env.hex() == c.raw["envelope"], "pq_client_format.seal with the DEK label"
+    assert client.open_sealed(seed, env, b"", info=INFO_DEK) == c.hex("dek")
+
+
+def check_escrow_reseal(c):
+    """§14.1: the share of an 'E' record, opened with the custodian's key,
+    re-sealed to the request's key in an 'R' record with the same fields."""
+    index, share = client.open_share_record(c.hex("custodian_kem_seed"), c.hex("share_record"))
+    c.expect("share", share)
+    seed = c.hex("request_kem_seed")
+    ek, _ = ML_KEM_768._keygen_internal(seed[:32], seed[32:])
+    e_header = c.hex("share_record")[:53]
+    header = b"\x01R" + kid(ek) + e_header[18:53]
+    assert header[34] == index
+    c.expect("header", header)
+    aad = b"apg-pq v1 escrow reseal" + header
+    c.expect("user_aad", aad)
+    record = header + client.seal(ek, share, aad, c.hex("m"), c.hex("nonce"))
+    c.expect("record", record)
+    assert client.open_share_record(seed, record) == (index, share)
+
+
+def check_config_sealed_v2(c):
+    message, context = fmt.sealed_value_signed(2, c.text("tenant"), c.text("key"), c.hex("sealed_envelope"),
+                                               c.hex("replaces"))
+    c.expect("message", message)
+    c.expect("context", context)
+    pk, signature = dsa_sign(c.hex("dsa_seed"), message, context, c.hex("rnd"))
+    c.expect("pk", pk)
+    c.expect("signature", signature)
+
+
+def check_escrow_statement(c):
+    """§14.2: the statement, each approver's ML-DSA-65 signature over it, the record."""
+    statement = client.request_statement(c.hex("request_id"), c.hex("request_kid"), c.hex("escrow_id"), c.hex("mdk_id"),
+                                         c.text("requested_at"), c.text("ready_at"), c.text("approvers_required"))
+    assert len(statement) == 83
+    c.expect("statement", statement)
+    c.expect("context", client.ESCROW_APPROVAL_CONTEXT)
+    approvals = []
+    for n, a in enumerate(c.text("approvers")):
+        ac = Case(dict(a, id=f"{c.raw['id']}[{n}]"))
+        pk, signature = dsa_sign(ac.hex("dsa_seed"), statement, client.ESCROW_APPROVAL_CONTEXT, ac.hex("rnd"))
+        ac.expect("pk", pk)
+        ac.expect("kid", kid(pk))
+        ac.expect("signature", signature)
+        approvals.append((kid(pk), signature))
+        left = ac.unchecked() - {"id"}
+        if left:
+            raise AssertionError(f"{ac.raw['id']}: fields not checked: {sorted(left)}")
+    c.expect("record", client.approved_request(statement, approvals))
+
+
+def check_backup_complete(c):
+    """§15 as a restore reads it: the bundle, then every version of the
+    document against its secrets (kids, public keys, the sealed DEK)."""
+    check_backup(c)
+    doc = json.loads(c.text("doc"))
+    for key in ("format", "backup_id", "created", "source_system_identifier", "extension_version",
+                "include_metadata", "tenants"):
+        assert key in doc, f"document key {key}"
+    assert doc["format"] == 1 and doc["backup_id"] == c.raw["backup_id"] and doc["created"] == c.raw["created"]
+    secrets = {(s["kind"], s["ref"]): bytes.fromhex(s["bytes"]) for s in c.raw["secrets"]}
+    for tenant in doc["tenants"]:
+        assert tenant["kem"] == "ml-kem-768"
+        for v in tenant["versions"]:
+            kem_seed, dsa_seed = secrets[(1, v["kid"])], secrets[(2, v["kid"])]
+            ek, dk = ML_KEM_768._keygen_internal(kem_seed[:32], kem_seed[32:])
+            assert v["public_key"] == ek.hex() and v["kid"] == kid(ek).hex(), "version kid and public key"
+            pk, _ = ML_DSA_65._keygen_internal(dsa_seed)
+            assert v["verifying_key"] == pk.hex() and v["signing_kid"] == kid(pk).hex(), "version signing key"
+            assert client.open_sealed(kem_seed, bytes.fromhex(v["sealed_dek"]), b"", info=INFO_DEK) == c.hex("dek"), \
+                "the sealed DEK opens with the version's key"
+
+
 def check(c):
     kind = c.text("kind")
     c.text("id")
@@ -398,6 +491,11 @@ def check(c):
     elif kind == "mdk-wrap":
         mdk = c.hex("mdk")
         c.expect("mdk_id", hashlib.sha256(LABEL_MDK + mdk).digest()[:16])
+        if c.raw["purpose"] == "recovery key seed":
+            # §6: tenant = the one-time key's kid, in hex.
+            seed = c.hex("plaintext")
+            ek, _ = ML_KEM_768._keygen_internal(seed[:32], seed[32:])
+            c.expect("tenant", kid(ek).hex())
         aad = wrap_aad(c.text("tenant").encode(), c.text("version"), c.text("purpose").encode())
         c.expect("user_aad", aad)
         check_keyed(c, mdk, c.hex("mdk_id"), c.hex("plaintext"))
@@ -430,6 +528,16 @@ def check(c):
         check_escrow(c)
     elif kind == "key-backup":
         check_backup(c)
+    elif kind == "key-backup-complete":
+        check_backup_complete(c)
+    elif kind == "sealed-dek-x-wing":
+        check_xwing_dek(c)
+    elif kind == "escrow-reseal":
+        check_escrow_reseal(c)
+    elif kind == "config-sealed-v2":
+        check_config_sealed_v2(c)
+    elif kind == "escrow-statement":
+        check_escrow_statement(c)
     else:
         raise AssertionError(f"{c.raw.get('id')}: unknown kind {kind}")
     left = c.unchecked()
@@ -460,6 +568,19 @@ def main():
         check(Case(raw))
         checked += 1
         print(f"ok - {raw['id']}")
+    # The chained checkpoint signs the head of the audit rows' chain.
+    by_id = {raw["id"]: raw for raw in cases}
+    if "audit-checkpoint-chain" in by_id:
+        assert by_id["audit-checkpoint-chain"]["head_hash"] == by_id["audit-row-2"]["row_hash"], "checkpoint of the chain"
+        assert by_id["audit-row-2"]["prev_hash"] == by_id["audit-row-1"]["row_hash"], "rows chained"
+    # A batch item whose index is not below its count is refused (§3.3).
+    item = bytes.fromhex(by_id["batch"]["items"][2]["envelope"])
+    for index, count in ((3, 3), (0, 0)):
+        try:
+            client.batch_position(item[:18] + index.to_bytes(4, "big") + count.to_bytes(4, "big") + item[26:])
+            raise AssertionError(f"batch item {index} of {count} accepted")
+        except ValueError:
+            pass
     if checked != len(cases) or checked != data["case_count"] or checked == 0:
         raise AssertionError(f"checked {checked} cases; the file holds {len(cases)}, case_count {data['case_count']}")
     print(f"{checked} passed, 0 failed")

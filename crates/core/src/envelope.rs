@@ -120,7 +120,12 @@ impl<'a> Envelope<'a> {
                 if bytes.len() < layout.overhead() {
                     return Err(Malformed::Truncated.into());
                 }
-                Ok(Envelope::Sealed(SealedEnvelope { bytes, layout }))
+                let env = SealedEnvelope { bytes, layout };
+                // FORMAT.md §3.3: 0 <= index < count, so count >= 1.
+                if env.batch_position().is_some_and(|(index, count)| index >= count) {
+                    return Err(Malformed::BatchPosition.into());
+                }
+                Ok(Envelope::Sealed(env))
             }
             KIND_KEYED if bytes.len() >= KEYED_OVERHEAD => {
                 Ok(Envelope::Keyed(KeyedEnvelope(bytes)))

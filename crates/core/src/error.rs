@@ -39,6 +39,9 @@ pub enum Malformed {
     WrongLength,
     /// A well-formed envelope of a kind the operation does not take.
     WrongKind,
+    /// A batch item whose index is not below its count (a count of 0
+    /// included): no batch has such an item.
+    BatchPosition,
 }
 
 impl fmt::Display for Error {
@@ -64,6 +67,7 @@ impl fmt::Display for Malformed {
             Malformed::UnknownKind(k) => write!(f, "unknown kind 0x{k:02x}"),
             Malformed::WrongLength => f.write_str("wrong length"),
             Malformed::WrongKind => f.write_str("wrong kind for this operation"),
+            Malformed::BatchPosition => f.write_str("batch item index not below its count"),
         }
     }
 }

@@ -315,13 +315,22 @@ pub(crate) fn split_mdk_from(
 /// What a custodian runs offline: opens its 'E' record with its own key and
 /// re-seals the share to the recovery request's public key ('R').
 pub fn reseal<'k>(share_record: &[u8], custodian: impl Into<Opener<'k>>, request: Recipient<'_>) -> Result<Vec<u8>, Error> {
+    reseal_from(&mut OsRandom, share_record, custodian, request)
+}
+
+pub(crate) fn reseal_from<'k>(
+    rng: &mut impl RandomSource,
+    share_record: &[u8],
+    custodian: impl Into<Opener<'k>>,
+    request: Recipient<'_>,
+) -> Result<Vec<u8>, Error> {
     let parsed = ShareRecord::parse(share_record)?;
     if parsed.header.kind != KIND_ESCROW_SHARE {
         return Err(Malformed::WrongKind.into());
     }
     let share = parsed.open(custodian)?;
     let header = ShareHeader { kind: KIND_ESCROW_RESEALED, kid: request.kid(), ..parsed.header };
-    record(&mut OsRandom, &header, request, &share.bytes)
+    record(rng, &header, request, &share.bytes)
 }
 
 /// Why a recovery failed, naming the share where one is at fault.

@@ -317,20 +317,26 @@ fn audit_rows_cases() -> Vec<Value> {
 /// A checkpoint (§11.5) signed by an audit key: ML-DSA-65 (deterministic
 /// variant, context "apg-pq audit-checkpoint v1") and Ed25519.
 fn audit_checkpoint_case(rng: &mut SeededRandom) -> Value {
-    use crate::audit::{AuditKey, Checkpoint, CHECKPOINT_CONTEXT};
     let dsa_seed = DsaSeed::generate_from(rng).unwrap();
     let ed_seed: [u8; 32] = rng.array().unwrap();
     let head_hash: [u8; 32] = rng.array().unwrap();
+    checkpoint_case("audit-checkpoint", &dsa_seed, &ed_seed, head_hash)
+}
+
+/// A checkpoint of head 2 with `head_hash`, signed by the audit key of
+/// these seeds.
+fn checkpoint_case(id: &str, dsa_seed: &DsaSeed, ed_seed: &[u8; 32], head_hash: [u8; 32]) -> Value {
+    use crate::audit::{AuditKey, Checkpoint, CHECKPOINT_CONTEXT};
     let cp = Checkpoint { head_id: 2, head_hash, ts_micros: 1_798_761_602_000_000 };
-    let dsa = SigningKey::from_seed(&dsa_seed);
+    let dsa = SigningKey::from_seed(dsa_seed);
     let ml_dsa = dsa.sign_from(&mut ZeroRandom, &cp.encode(), CHECKPOINT_CONTEXT).unwrap();
-    let key = AuditKey::from_seeds(&dsa_seed, &ed_seed).unwrap();
+    let key = AuditKey::from_seeds(dsa_seed, ed_seed).unwrap();
     let hedged = key.sign(&cp).unwrap();
     let vk = key.verifying_key().unwrap();
     assert_eq!(vk.verify(&cp, &ml_dsa, &hedged.ed25519), (true, true));
     assert_eq!(vk.verify(&cp, &hedged.ml_dsa, &hedged.ed25519), (true, true));
     json!({
-        "id": "audit-checkpoint",
+        "id": id,
         "kind": "audit-checkpoint",
         "head_id": cp.head_id,
         "head_hash": hex(&head_hash),
@@ -342,7 +348,7 @@ fn audit_checkpoint_case(rng: &mut SeededRandom) -> Value {
         "context": hex(CHECKPOINT_CONTEXT),
         "rnd": hex(&[0u8; 32]),
         "ml_dsa_signature": hex(&ml_dsa),
-        "ed25519_seed": hex(&ed_seed),
+        "ed25519_seed": hex(ed_seed),
         "ed25519_pk": hex(&vk.ed25519()),
         "ed25519_message": hex(&cp.ed25519_message()),
         "ed25519_signature": hex(&hedged.ed25519),
@@ -611,6 +617,276 @@ fn backup_case(rng: &mut SeededRandom) -> Value {
     })
 }
 
+/// Every other purpose of §6 wrapped under the MDK (0.8.0): an X-Wing
+/// seed, an ML-DSA-65 seed, the audit key's ML-DSA-65 seed, a pgp_pub key's
+/// passphrase, and a one-time recovery key's seed under its random key `R`
+/// (tenant = the key's kid in hex).
+fn more_wrap_cases(rng: &mut SeededRandom) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mdk = Dek::generate_from(rng).unwrap();
+    let xwing: [u8; 32] = rng.array().unwrap();
+    let context = WrapContext { tenant: "acme", version: 2, purpose: Purpose::XWingSeed };
+    out.push(wrap_under_mdk(rng, "mdk-wrap-x-wing-seed", &mdk, &context, &xwing));
+    let dsa: [u8; 32] = rng.array().unwrap();
+    let context = WrapContext { tenant: "acme", version: 2, purpose: Purpose::DsaSeed };
+    out.push(wrap_under_mdk(rng, "mdk-wrap-ml-dsa-seed", &mdk, &context, &dsa));
+    let audit: [u8; 32] = rng.array().unwrap();
+    let context = WrapContext { tenant: "", version: 0, purpose: Purpose::AuditSeed };
+    out.push(wrap_under_mdk(rng, "mdk-wrap-audit-ml-dsa-seed", &mdk, &context, &audit));
+    let context = WrapContext { tenant: "acme", version: 4, purpose: Purpose::ClassicalPassphrase };
+    out.push(wrap_under_mdk(rng, "mdk-wrap-classical-passphrase", &mdk, &context, b"pgp key passphrase"));
+    let r = Dek::generate_from(rng).unwrap();
+    let seed = KemSeed::generate_from(rng).unwrap();
+    let kid_hex = KemSecretKey::from_seed(&seed).unwrap().kid().to_hex();
+    let context = WrapContext { tenant: &kid_hex, version: 0, purpose: Purpose::RecoveryKeySeed };
+    out.push(wrap_under_mdk(rng, "mdk-wrap-recovery-key-seed", &r, &context, seed.expose()));
+    out
+}
+
+/// An X-Wing version's DEK sealed to its own key ('X', label "apg-pq v1 dek").
+fn xwing_dek_case(rng: &mut SeededRandom) -> Value {
+    let seed = XWingSeed::generate_from(rng).unwrap();
+    let key = XWingSecretKey::from_seed(&seed).unwrap();
+    let pk = key.public_key();
+    let dek = Dek::generate_from(rng).unwrap();
+    let mut peek = rng.clone();
+    let eseed: [u8; 64] = peek.array().unwrap();
+    let nonce: [u8; NONCE_LEN] = peek.array().unwrap();
+    let (kem_ct, shared) = Recipient::from(pk).encapsulate(&mut rng.clone()).unwrap();
+    let derived = sealed::derive_key(&shared, INFO_DEK).unwrap();
+    let envelope = sealed::seal_from(rng, pk.into(), INFO_DEK, dek.expose(), b"").unwrap();
+    assert_eq!(crate::open_dek(&key, &envelope).unwrap(), dek);
+    let header_len = SEALED_XWING_OVERHEAD - TAG_LEN;
+    json!({
+        "id": "sealed-dek-x-wing",
+        "kind": "sealed-dek-x-wing",
+        "xwing_seed": hex(seed.expose()),
+        "pk": hex(pk.as_bytes()),
+        "kid": hex(pk.kid().as_bytes()),
+        "eseed": hex(&eseed),
+        "kem_ct": hex(&kem_ct),
+        "shared_secret": hex(shared.expose()),
+        "hkdf_salt": "",
+        "hkdf_info": hex(INFO_DEK),
+        "key": hex(derived.expose()),
+        "nonce": hex(&nonce),
+        "dek": hex(dek.expose()),
+        "user_aad": "",
+        "aad": hex(&envelope[..header_len]),
+        "envelope": hex(&envelope),
+    })
+}
+
+/// A custodian's 'E' record re-sealed to a recovery request's key ('R', §14.1).
+fn escrow_reseal_case(rng: &mut SeededRandom) -> Value {
+    use crate::escrow;
+    let mdk = Dek::generate_from(rng).unwrap();
+    let escrow_id: [u8; 16] = rng.array().unwrap();
+    let custodian_seed = KemSeed::generate_from(rng).unwrap();
+    let custodian = KemSecretKey::from_seed(&custodian_seed).unwrap();
+    let request_seed = KemSeed::generate_from(rng).unwrap();
+    let request = KemSecretKey::from_seed(&request_seed).unwrap();
+    let other = KemSecretKey::from_seed(&KemSeed::generate_from(rng).unwrap()).unwrap();
+    let publics = [Recipient::from(custodian.public_key()), Recipient::from(other.public_key())];
+    let share_record = escrow::split_mdk_from(rng, &mdk, escrow_id, 2, &publics).unwrap().swap_remove(0);
+    let share = escrow::ShareRecord::parse(&share_record).unwrap().open(&custodian).unwrap();
+    let mut peek = rng.clone();
+    let m: [u8; 32] = peek.array().unwrap();
+    let nonce: [u8; NONCE_LEN] = peek.array().unwrap();
+    let record = escrow::reseal_from(rng, &share_record, &custodian, request.public_key().into()).unwrap();
+    let parsed = escrow::ShareRecord::parse(&record).unwrap();
+    assert_eq!(parsed.open(&request).unwrap().bytes, share.bytes);
+    let header = &record[..escrow::RECORD_HEADER_LEN];
+    json!({
+        "id": "escrow-reseal",
+        "kind": "escrow-reseal",
+        "custodian_kem_seed": hex(custodian_seed.expose()),
+        "share_record": hex(&share_record),
+        "share": hex(&share.bytes),
+        "request_kem_seed": hex(request_seed.expose()),
+        "m": hex(&m),
+        "nonce": hex(&nonce),
+        "header": hex(header),
+        "user_aad": hex(&[escrow::LABEL_RESEAL, header].concat()),
+        "record": hex(&record),
+    })
+}
+
+/// A checkpoint of the chain of cases audit-row-1 and audit-row-2: its
+/// head is row 2 and its hash (§11.5 over §11.4).
+fn audit_checkpoint_chain_case(rng: &mut SeededRandom, rows: &[Value]) -> Value {
+    let dsa_seed = DsaSeed::generate_from(rng).unwrap();
+    let ed_seed: [u8; 32] = rng.array().unwrap();
+    let head = rows.last().and_then(|r| r["row_hash"].as_str()).unwrap_or_default();
+    let head_hash: [u8; 32] = (0..32)
+        .map(|i| u8::from_str_radix(&head[2 * i..2 * i + 2], 16).unwrap())
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    checkpoint_case("audit-checkpoint-chain", &dsa_seed, &ed_seed, head_hash)
+}
+
+/// A client's format-2 signature over a sealed value (§11.3, 0.8.0): the
+/// message names the record the value replaces.
+fn config_sealed_v2_case(rng: &mut SeededRandom) -> Value {
+    use crate::audit::{sealed_value_signed, CONFIG_SEALED_CONTEXT_V2};
+    let seed = DsaSeed::generate_from(rng).unwrap();
+    let key = SigningKey::from_seed(&seed);
+    let envelope: Vec<u8> = (64u8..128).collect();
+    let replaces: [u8; 32] = rng.array().unwrap();
+    let (message, context) = sealed_value_signed(2, "acme", "api.token", &envelope, Some(&replaces)).unwrap();
+    assert_eq!(context, CONFIG_SEALED_CONTEXT_V2);
+    let signature = key.sign_from(&mut ZeroRandom, &message, context).unwrap();
+    json!({
+        "id": "config-sealed-v2",
+        "kind": "config-sealed-v2",
+        "tenant": "acme",
+        "key": "api.token",
+        "sealed_envelope": hex(&envelope),
+        "replaces": hex(&replaces),
+        "message": hex(&message),
+        "dsa_seed": hex(seed.expose()),
+        "pk": hex(key.verifying_key().as_bytes()),
+        "context": hex(context),
+        "rnd": hex(&[0u8; 32]),
+        "signature": hex(&signature),
+    })
+}
+
+/// An approved recovery request statement ('A', §14.2) with two approvals
+/// (deterministic ML-DSA-65).
+fn escrow_statement_case(rng: &mut SeededRandom) -> Value {
+    use crate::escrow::{Approval, ApprovedRequest, RequestStatement, APPROVAL_CONTEXT};
+    let request_id: [u8; 16] = rng.array().unwrap();
+    let escrow_id: [u8; 16] = rng.array().unwrap();
+    let request_kid = Kid(rng.array().unwrap());
+    let mdk_id_bytes = Kid(rng.array().unwrap());
+    let statement = RequestStatement {
+        request_id,
+        request_kid,
+        escrow_id,
+        mdk_id: mdk_id_bytes,
+        requested_at: 1_798_761_600_000_000,
+        ready_at: 1_798_848_000_000_000,
+        approvers_required: 2,
+    };
+    let encoded = statement.encode();
+    let seeds: Vec<DsaSeed> = (0..2).map(|_| DsaSeed::generate_from(rng).unwrap()).collect();
+    let mut approvers = Vec::new();
+    let mut approvals = Vec::new();
+    for seed in &seeds {
+        let key = SigningKey::from_seed(seed);
+        let signature = key.sign_from(&mut ZeroRandom, &encoded, APPROVAL_CONTEXT).unwrap();
+        approvers.push(json!({
+            "dsa_seed": hex(seed.expose()),
+            "pk": hex(key.verifying_key().as_bytes()),
+            "kid": hex(key.kid().as_bytes()),
+            "rnd": hex(&[0u8; 32]),
+            "signature": hex(&signature),
+        }));
+        approvals.push(Approval { approver_kid: key.kid(), signature });
+    }
+    let record = ApprovedRequest { statement, approvals }.encode().unwrap();
+    json!({
+        "id": "escrow-statement",
+        "kind": "escrow-statement",
+        "request_id": hex(&request_id),
+        "request_kid": hex(request_kid.as_bytes()),
+        "escrow_id": hex(&escrow_id),
+        "mdk_id": hex(mdk_id_bytes.as_bytes()),
+        "requested_at": statement.requested_at,
+        "ready_at": statement.ready_at,
+        "approvers_required": statement.approvers_required,
+        "statement": hex(&encoded),
+        "context": hex(APPROVAL_CONTEXT),
+        "approvers": approvers,
+        "record": hex(&record),
+    })
+}
+
+/// A bundle (§15) whose document is what `pq.export_key_backup` writes,
+/// every key of it, for one ML-KEM-768 version: its public keys, kids and
+/// sealed DEK derive from the secrets, as a restore checks.
+fn backup_complete_case(rng: &mut SeededRandom) -> Value {
+    use crate::backup::{self, Payload, Secret, SecretKind};
+    let officer_seed = KemSeed::generate_from(rng).unwrap();
+    let officer = KemSecretKey::from_seed(&officer_seed).unwrap();
+    let backup_id: [u8; 16] = rng.array().unwrap();
+    let kem_seed = KemSeed::generate_from(rng).unwrap();
+    let dsa_seed = DsaSeed::generate_from(rng).unwrap();
+    let version = KemSecretKey::from_seed(&kem_seed).unwrap();
+    let signing = SigningKey::from_seed(&dsa_seed);
+    let dek = Dek::generate_from(rng).unwrap();
+    let sealed_dek = sealed::seal_from(rng, version.public_key().into(), INFO_DEK, dek.expose(), b"").unwrap();
+    let created = 1_767_225_600u64;
+    let doc = json!({
+        "format": 1,
+        "backup_id": hex(&backup_id),
+        "created": created,
+        "source_system_identifier": "7412345678901234567",
+        "extension_version": "0.8.0",
+        "include_metadata": true,
+        "tenants": [{
+            "name": "acme",
+            "kem": "ml-kem-768",
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "created_by": "postgres",
+            "versions": [{
+                "version": 1,
+                "state": "active",
+                "kid": version.kid().to_hex(),
+                "signing_kid": signing.kid().to_hex(),
+                "public_key": hex(version.public_key().as_bytes()),
+                "verifying_key": hex(signing.verifying_key().as_bytes()),
+                "sealed_dek": hex(&sealed_dek),
+                "created_at": "2026-01-01T00:00:00+00:00",
+                "activated_at": "2026-01-01T00:00:00+00:00",
+                "retired_at": null,
+                "disabled_at": null,
+                "destroyed_at": null,
+            }],
+            "classical_keys": [],
+            "policy": null,
+            "grants": ["app"],
+        }],
+    })
+    .to_string();
+    let reference = *version.kid().as_bytes();
+    let payload = Payload {
+        doc,
+        secrets: vec![
+            Secret { kind: SecretKind::KemSeed, reference, bytes: kem_seed.expose().to_vec().into() },
+            Secret { kind: SecretKind::DsaSeed, reference, bytes: dsa_seed.expose().to_vec().into() },
+        ],
+    };
+    let mut peek = rng.clone();
+    let m: [u8; 32] = peek.array().unwrap();
+    let nonce: [u8; NONCE_LEN] = peek.array().unwrap();
+    let bundle = backup::seal_from(rng, officer.public_key().into(), backup_id, created, &payload).unwrap();
+    assert_eq!(backup::open(&bundle, &officer).unwrap().1.doc, payload.doc);
+    let header = &bundle[..backup::BUNDLE_HEADER_LEN];
+    json!({
+        "id": "key-backup-complete",
+        "kind": "key-backup-complete",
+        "kem_seed": hex(officer_seed.expose()),
+        "kid": hex(officer.kid().as_bytes()),
+        "backup_id": hex(&backup_id),
+        "created": created,
+        "doc": payload.doc,
+        "secrets": [
+            { "kind": 1, "ref": hex(&reference), "bytes": hex(kem_seed.expose()) },
+            { "kind": 2, "ref": hex(&reference), "bytes": hex(dsa_seed.expose()) },
+        ],
+        "dek": hex(dek.expose()),
+        "payload": hex(&payload.encode().unwrap()),
+        "m": hex(&m),
+        "nonce": hex(&nonce),
+        "header": hex(header),
+        "user_aad": hex(&[backup::LABEL_BACKUP, header].concat()),
+        "bundle": hex(&bundle),
+    })
+}
+
 fn build() -> Value {
     let mut rng = SeededRandom::new("apg-pq v1 known-answer vectors");
     let config = b"postgres://app:s3cret@db.internal:5432/app";
@@ -640,6 +916,15 @@ fn build() -> Value {
     cases.push(shamir_case(&mut rng));
     cases.push(escrow_case(&mut rng));
     cases.push(backup_case(&mut rng));
+    // 0.8.0: appended, so every earlier case keeps its bytes.
+    cases.extend(more_wrap_cases(&mut rng));
+    cases.push(xwing_dek_case(&mut rng));
+    cases.push(escrow_reseal_case(&mut rng));
+    let rows = audit_rows_cases();
+    cases.push(audit_checkpoint_chain_case(&mut rng, &rows));
+    cases.push(config_sealed_v2_case(&mut rng));
+    cases.push(escrow_statement_case(&mut rng));
+    cases.push(backup_complete_case(&mut rng));
     let mut top = Map::new();
     top.insert(
         "description".into(),

@@ -114,6 +114,14 @@ fn batch_items_flips_and_truncations() {
         let ok = |b: &[u8]| open_sealed(key, b, b"r3").is_ok();
         assert_every_flip_rejected(&items[2], ok);
         assert_every_truncation_rejected(&items[2], ok);
+        // FORMAT.md §3.3: 0 <= index < count. An item naming index 3 of 3,
+        // or any index of a batch of 0, is malformed before any key is used.
+        for (index, count) in [(3u32, 3u32), (7, 3), (0, 0), (u32::MAX, 1)] {
+            let mut bad = items[2].clone();
+            bad[18..22].copy_from_slice(&index.to_be_bytes());
+            bad[22..26].copy_from_slice(&count.to_be_bytes());
+            assert_eq!(Envelope::parse(&bad).unwrap_err(), Error::Malformed(Malformed::BatchPosition), "{index} of {count}");
+        }
     }
 }
 
