@@ -101,6 +101,40 @@ out=$(qv -c "SELECT pq.decrypt_any_text(public.pgp_sym_encrypt('any', 'old pass'
          -c "SELECT rows_migrated FROM pq.migrate_column_now('legacy2', 'v', tenant => 'acme')" 2>&1 | grep -v '^NOTICE')
 check "pq.decrypt_any, pq.encrypt_dual_mode and pq.migrate_column_now work" "$(printf 'any\npq_keyed\n10')" "$out"
 
+echo "# a role with LOGIN only cannot freeze key administration or the worker"
+q "$port" -c "CREATE ROLE nobody LOGIN" >/dev/null
+# It holds the advisory lock that serialised the audit chain before 0.8.0 …
+psql -X -q -h 127.0.0.1 -p "$port" -U nobody victim -c "SELECT pg_advisory_lock(1886470485, 1)" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+holder=$!
+wait_for "$port" "SELECT count(*) = 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND a.usename = 'nobody'" \
+  && ok "nobody holds the old advisory lock" || fail "nobody holds the old advisory lock"
+check "key administration and config writes go on (statement_timeout 5 s)" "2|1|t" \
+  "$(qv -c "SET statement_timeout = '5s'" -c "SELECT pq.create_tenant('freeze') IS NOT NULL" -c "SELECT new_version FROM pq.rotate_tenant_key('freeze', 'x')" \
+        -c "SELECT pq.config_set('freeze', 'k', 'v')" -c "SELECT head_id > 0 FROM pq.audit_checkpoint()" 2>&1 | tail -3 | tr '\n' '|' | sed 's/|$//')"
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+# … and cannot take the one that does now.
+check "LOCK TABLE pq.audit_chain_lock is refused to every role but the owner" "42501" \
+  "$(psql -X -At -q -v VERBOSITY=verbose -h 127.0.0.1 -p "$port" -U nobody victim -c "BEGIN" -c "LOCK TABLE pq.audit_chain_lock IN ACCESS SHARE MODE" 2>&1 \
+     | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p')"
+# A lock held on a tracked table (its owner may) delays a job, and the
+# worker goes on: it waits 10 s at most, counts no failure, and finishes later.
+qv -c "SELECT pq.rotate_tenant_key('acme', 'locked table')" >/dev/null
+job=$(qv -c "WITH j AS (SELECT pq.reencrypt('cfg', 'v') AS id) SELECT id FROM j WHERE pq.pause_job(id)")
+psql -X -q -h 127.0.0.1 -p "$port" -U postgres victim -c "BEGIN" -c "LOCK TABLE cfg IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(14)" >/dev/null 2>&1 &
+locker=$!
+wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(14)'" || fail "the table is locked"
+qv -c "SELECT pq.resume_job($job)" >/dev/null
+for _ in $(seq 1 150); do grep -aq "job $job waits for a lock" "$dir/server.log" && break; sleep 0.2; done
+check_contains "the worker gave up waiting for the table and said so" "job $job waits for a lock" "$(grep -a "waits for a lock" "$dir/server.log")"
+check "the job did not count a failure" "0" "$(qv -c "SELECT batch_errors FROM pq.job_queue WHERE id = $job")"
+before=$(qv -c "SELECT count(*) FROM pq.audit_checkpoints")
+qv -c "SELECT pq.create_tenant('meanwhile')" >/dev/null
+check "the worker's next round checkpoints the chain while the table is still locked (it is not stalled)" "t" \
+  "$(for _ in $(seq 1 20); do r=$(qv -c "SELECT count(*) > $before FROM pq.audit_checkpoints"); [ "$r" = t ] && break; sleep 0.2; done; echo "$r")"
+wait "$locker" 2>/dev/null
+for _ in $(seq 1 150); do [ "$(qv -c "SELECT state FROM pq.jobs WHERE id = $job")" = completed ] && break; sleep 0.2; done
+check "once the lock is gone, the job completes" "completed|50|0" "$(qv -c "SELECT state, rows_done, rows_failed FROM pq.jobs WHERE id = $job")"
+
 check "no planted function or operator ran" "0" "$(qv -c "SELECT count(*) FROM public.planted")"
 check "the database owner did not become a superuser" "f" "$(q "$port" -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'dbowner'")"
 

@@ -70,6 +70,18 @@ check_contains "the errors themselves are logged" "decryption failed" "$log"
 check "redaction cannot be switched off by an ordinary role" "42501" \
   "$(sqlstate "$port" "SET apg_pqcrypto.redact_statement_log = off" it_plain)"
 
+echo "# auto_explain with log_verbose: no plan shows a decrypted value"
+row=$(q "$port" -c "SELECT encode(secret_key, 'hex') || ' ' || encode(pq_seal(public_key, 'canary-plan'), 'hex') FROM pq_generate_keypair()")
+read -r plan_sk plan_env <<<"$row"
+explain=(-c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" -c "SET auto_explain.log_verbose = on")
+q "$port" "${explain[@]}" -c "SELECT convert_from(pq_open('\\x$plan_sk'::bytea, '\\x$plan_env'::bytea), 'UTF8')" >/dev/null
+q "$port" "${explain[@]}" -c "SELECT 'canary-folded'::bytea || '\\x00'::bytea" >/dev/null
+log=$(cat "$dir/server.log")
+check_contains "auto_explain logged the plan of the pq_open call" "Query Text: SELECT convert_from(pq_open(<redacted>)" "$log"
+check_absent "the plan holds no decrypted value (pq_open is not folded at plan time)" "$(printf 'canary-plan' | od -An -tx1 | tr -d ' \n')" "$log"
+check_absent "... not even as text" "canary-plan" "$log"
+check_contains "control: a folded immutable call shows its value in the plan" "$(printf 'canary-folded' | od -An -tx1 | tr -d ' \n')" "$log"
+
 # The control: without redaction, the same calls leave their plaintexts.
 echo "apg_pqcrypto.redact_statement_log = off" | as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null
 q "$port" -c "SELECT pg_reload_conf()" >/dev/null
