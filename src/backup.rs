@@ -427,8 +427,8 @@ fn restore_version(v: &Value, name: &str, suite: Suite, payload: &Payload, overw
         "INSERT INTO pq.tenant_key_versions (tenant, version, state, kid, signing_kid, mdk_id, wrapped_kem_seed, wrapped_dsa_seed,
                                              sealed_dek, public_key, verifying_key, created_at, activated_at, retired_at,
                                              disabled_at, destroyed_at)
-         SELECT $1, $2, j->>'state', $3, $4, $5, $6, $7, $8, $9, $10, (j->>'created_at')::timestamptz,
-                (j->>'activated_at')::timestamptz, (j->>'retired_at')::timestamptz, (j->>'disabled_at')::timestamptz,
+         SELECT $1, $2, j->>'state', $3, $4, $5, $6, $7, $8, $9, $10, coalesce((j->>'created_at')::timestamptz, now()),
+                coalesce((j->>'activated_at')::timestamptz, now()), (j->>'retired_at')::timestamptz, (j->>'disabled_at')::timestamptz,
                 (j->>'destroyed_at')::timestamptz
            FROM (SELECT $11::jsonb AS j) s RETURNING true",
         &[

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import sys
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -559,6 +560,34 @@ def check_xwing_draft_vectors():
     print(f"ok - {len(vectors)} X-Wing draft vectors")
 
 
+def check_format_md_vectors(data):
+    """Every value FORMAT.md quotes from v1.json (§9 on, in code blocks) is
+    in the file: a quoted vector cannot drift from the one checked above."""
+    path = os.path.join(HERE, "..", "docs", "FORMAT.md")
+    with open(path) as f:
+        text = f.read()
+    text = text[text.index("## 9. Test vectors"):]
+    values = []
+
+    def walk(x):
+        if isinstance(x, str):
+            values.append(x)
+        elif isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(data)
+    blob = "\n".join(values)
+    quoted = [h for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S) for h in re.findall(r"\b[0-9a-f]{32,}\b", block)]
+    for h in quoted:
+        assert h in blob, f"FORMAT.md quotes {h[:32]}..., which is in no case of v1.json"
+    assert len(quoted) >= 20, f"only {len(quoted)} values quoted from FORMAT.md"
+    print(f"ok - {len(quoted)} values FORMAT.md quotes are in v1.json")
+
+
 def main():
     check_xwing_draft_vectors()
     data = json.load(open(sys.argv[1] if len(sys.argv) > 1 else KAT))
@@ -581,6 +610,8 @@ def main():
             raise AssertionError(f"batch item {index} of {count} accepted")
         except ValueError:
             pass
+    if len(sys.argv) <= 1:
+        check_format_md_vectors(data)
     if checked != len(cases) or checked != data["case_count"] or checked == 0:
         raise AssertionError(f"checked {checked} cases; the file holds {len(cases)}, case_count {data['case_count']}")
     print(f"{checked} passed, 0 failed")

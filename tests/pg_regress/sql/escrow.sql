@@ -329,6 +329,21 @@ SELECT pq_verify('shred', 'signed by v1', s) AS old_signature_verifies,
 SELECT * FROM pq.restore_key_backup((SELECT reseal_bundle(p, substr(b, 1, 42), (SELECT restore_public_key FROM shred_restore))
                                        FROM shred_opened), overwrite => true);
 SELECT pq_verify('shred', 'signed by v1', s) AS old_signature_still_verifies FROM shred_sig;
+-- A document with only the keys FORMAT.md §15 requires restores: absent
+-- version times become the time of the restore (created, activated) or NULL.
+CREATE TEMP TABLE shred_restore2 AS SELECT * FROM pq.restore_begin();
+CREATE TEMP TABLE shred_minimal AS
+  SELECT jsonb_build_object('format', 1, 'tenants', jsonb_build_array(jsonb_build_object(
+           'name', t->'name', 'kem', t->'kem',
+           'versions', (SELECT jsonb_agg(v - ARRAY['created_at', 'activated_at', 'retired_at', 'disabled_at', 'destroyed_at'])
+                          FROM jsonb_array_elements(t->'versions') v)))) AS d
+    FROM (SELECT d->'tenants'->0 AS t FROM shred_doc) x;
+SELECT * FROM pq.restore_key_backup((SELECT reseal_bundle(with_doc(p, (SELECT d FROM shred_minimal)), substr(b, 1, 42),
+                                                          (SELECT restore_public_key FROM shred_restore2))
+                                       FROM shred_opened), overwrite => true);
+SELECT version, state, created_at IS NOT NULL AND activated_at IS NOT NULL AS has_times, destroyed_at IS NULL AS no_destroyed_at
+  FROM pq.tenant_keys WHERE tenant = 'shred' ORDER BY version;
+SELECT pq_verify('shred', 'signed by v1', s) AS verifies_after_minimal_restore FROM shred_sig;
 
 -- No secret table is readable by pq_admin roles or applications; nothing in
 -- them opens without a custodian's, the officer's or the provider's key.
