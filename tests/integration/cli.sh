@@ -43,6 +43,31 @@ check "a file sealed by the CLI is opened by pq_unseal (as the application role)
   "$(qas "$port" it_cli -c "SELECT pq_unseal_text(decode('$(hex "$work/config.sealed")', 'hex'), 'database_url')")"
 check "... and bound to its AAD" "PQ001" "$(sqlstate "$port" "SELECT pq_unseal(decode('$(hex "$work/config.sealed")', 'hex'), 'other')")"
 python=${APG_PQ_VENV:-/var/tmp/apg_pqcrypto-venv}/bin/python
+
+# docs/CLIENT.md's sealed configuration value: sealed with --aad-hex to
+# FORMAT.md §11.1's AAD, signed (format 2) over the record it replaces.
+"$cli" keygen --algorithm ml-dsa-65 --secret-key "$work/signer.sk" --public-key "$work/signer.pk" >/dev/null
+q "$port" -c "SELECT pq.config_register_signer('acme', 'cli', decode('$(hex "$work/signer.pk")', 'hex'))" >/dev/null
+config_aad=$("$python" -c "import struct, sys; s = lambda b: struct.pack('>I', len(b)) + b; print((b'apg-pq config v1' + s(b'acme') + s(b'cli.url')).hex())")
+"$cli" seal --public-key "$work/acme.pk" --aad-hex "$config_aad" -i "$work/config.txt" -o "$work/config_value.sealed"
+config_sign() { # config_sign OUT: signs config_value.sealed over the key's current head
+  qas "$port" it_cli -c "SELECT encode(record_hash, 'hex') FROM pq.config_head('acme', 'cli.url')" >"$work/head.hex"
+  "$python" - "$work/config_value.sealed" "$work/head.hex" >"$work/message.bin" <<'PY'
+import hashlib, struct, sys
+s = lambda b: struct.pack(">I", len(b)) + b
+env, head = open(sys.argv[1], "rb").read(), open(sys.argv[2]).read()
+sys.stdout.buffer.write(s(b"acme") + s(b"cli.url") + hashlib.sha256(env).digest() + bytes.fromhex(head.strip()))
+PY
+  "$cli" sign --secret-key "$work/signer.sk" --raw --context "apg-pq config-sealed v2" -i "$work/message.bin" -o "$1"
+}
+config_sign "$work/config_value.sig"
+set_sealed="SELECT pq.config_set_sealed('acme', 'cli.url', decode('$(hex "$work/config_value.sealed")', 'hex'), decode('$(hex "$work/config_value.sig")', 'hex'))"
+check "a config value sealed with --aad-hex and signed over pq.config_head is stored" "1" "$(qas "$port" it_cli -c "$set_sealed")"
+check "... and read back by pq.config_get" "postgres://app:s3cret@db.internal/app" "$(qas "$port" it_cli -c "SELECT pq.config_get('acme', 'cli.url')")"
+check "... the same (envelope, signature) again is a replay: PQ001" "PQ001" "$(sqlstate "$port" "$set_sealed" it_cli)"
+config_sign "$work/config_value2.sig"
+check "... signed again over the new head, it is stored as version 2" "2" \
+  "$(qas "$port" it_cli -c "SELECT pq.config_set_sealed('acme', 'cli.url', decode('$(hex "$work/config_value.sealed")', 'hex'), decode('$(hex "$work/config_value2.sig")', 'hex'))")"
 printf 'sealed in Python' | "$python" "$root/tests/seal_example.py" "$work/acme.pk" database_url >"$work/python.sealed"
 check "docs/CLIENT.md's Python example seals what pq_unseal opens" "sealed in Python" \
   "$(qas "$port" it_cli -c "SELECT pq_unseal_text(decode('$(hex "$work/python.sealed")', 'hex'), 'database_url')")"
@@ -57,6 +82,8 @@ check "keygen: the kid is the server's kid of that public key" "$kid_cli" \
 q "$port" -c "SELECT encode(pq_seal(decode('$(hex "$work/me.pk")', 'hex'), 'sealed by the server', 'k1'), 'hex')" | unhex "$work/server.sealed"
 "$cli" open --secret-key "$work/me.sk" --aad k1 -i "$work/server.sealed" -o "$work/server.opened"
 check "a value sealed by pq_seal is opened by the CLI" "sealed by the server" "$(cat "$work/server.opened")"
+check "open --aad-hex: the AAD as hex digits ('k1')" "sealed by the server" \
+  "$("$cli" open --secret-key "$work/me.sk" --aad-hex 6b31 -i "$work/server.sealed" 2>&1)"
 check "... into a 0600 file" "600" "$(stat -c %a "$work/server.opened")"
 check "open with the wrong AAD: exit 4 and no output file" "4|no" \
   "$(code "$cli" open --secret-key "$work/me.sk" --aad k2 -i "$work/server.sealed" -o "$work/wrong.opened")|$([ -e "$work/wrong.opened" ] && echo yes || echo no)"

@@ -80,6 +80,10 @@ enum Command {
         /// associated data bound to the envelope (UTF-8; e.g. the configuration key's name)
         #[arg(long, default_value = "")]
         aad: String,
+        /// associated data as hex digits, for bytes that are not text (the
+        /// config store's AAD, FORMAT.md §11.1)
+        #[arg(long, conflicts_with_all = ["aad", "tsv"])]
+        aad_hex: Option<String>,
         /// one item per input line (the newline is not sealed), one key
         /// encapsulation for all; writes one \x-hex item per line (bytea, COPY … CSV)
         #[arg(long, conflicts_with = "stream")]
@@ -108,6 +112,9 @@ enum Command {
         secret_key: PathBuf,
         #[arg(long, default_value = "")]
         aad: String,
+        /// associated data as hex digits
+        #[arg(long, conflicts_with = "aad")]
+        aad_hex: Option<String>,
         /// no progress bar
         #[arg(short, long)]
         quiet: bool,
@@ -303,6 +310,14 @@ enum EscrowCommand {
     },
 }
 
+/// `--aad` as UTF-8 bytes, or `--aad-hex` decoded.
+fn aad_bytes(aad: String, aad_hex: Option<String>) -> Result<Vec<u8>, CliError> {
+    match aad_hex {
+        Some(h) => hex::decode(h.trim()).map_err(|_| CliError::Input("--aad-hex is not an even number of hex digits".into())),
+        None => Ok(aad.into_bytes()),
+    }
+}
+
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Keygen { algorithm, secret_key, public_key } => {
@@ -313,18 +328,19 @@ fn run(cli: Cli) -> Result<(), CliError> {
             };
             println!("{}", apg_pq::keygen(algorithm, &secret_key, &public_key)?);
         }
-        Command::Seal { public_key, aad, batch, tsv, stream, quiet, input, output } => {
+        Command::Seal { public_key, aad, aad_hex, batch, tsv, stream, quiet, input, output } => {
             let (input, output) = (input.as_deref(), output.as_deref());
+            let aad = aad_bytes(aad, aad_hex)?;
             if batch {
-                apg_pq::seal_batch(&public_key, aad.as_bytes(), tsv, input, output)?;
+                apg_pq::seal_batch(&public_key, &aad, tsv, input, output)?;
             } else if stream {
-                apg_pq::seal_stream(&public_key, aad.as_bytes(), input, output, quiet)?;
+                apg_pq::seal_stream(&public_key, &aad, input, output, quiet)?;
             } else {
-                apg_pq::seal(&public_key, aad.as_bytes(), input, output)?
+                apg_pq::seal(&public_key, &aad, input, output)?
             }
         }
-        Command::Open { secret_key, aad, quiet, input, output } => {
-            apg_pq::open(&secret_key, aad.as_bytes(), input.as_deref(), output.as_deref(), quiet)?
+        Command::Open { secret_key, aad, aad_hex, quiet, input, output } => {
+            apg_pq::open(&secret_key, &aad_bytes(aad, aad_hex)?, input.as_deref(), output.as_deref(), quiet)?
         }
         Command::Sign { secret_key, context, raw, input, output } => {
             apg_pq::sign(&secret_key, context.as_bytes(), raw, input.as_deref(), output.as_deref())?
