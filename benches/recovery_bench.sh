@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Key escrow and key backups at scale: N tenants (default 1,000), a 3-of-5
-# split, a recovery (request, reseal, approvals, recover), an export of
+# split, a recovery (request, signed approvals, statement, reseal, recover), an export of
 # every tenant, and its restore into a second cluster. Prints each step's
 # server time (psql \timing, best of 3 where the step can repeat).
 #   benches/recovery_bench.sh [TENANTS]
@@ -34,13 +34,24 @@ for i in 1 2 3 4 5; do
   cluster_psql "$port" -qAt -c "SELECT encode(record, 'hex') FROM pq.escrow_shares WHERE share_index = $i ORDER BY created_at DESC LIMIT 1" \
     | unhex "$files/s$i"
 done
-read -r rid rpk <<<"$(cluster_psql "$port" -qAt -F ' ' -c "SELECT request_id, encode(request_public_key, 'hex') FROM pq.escrow_request_recovery('bench')")"
+for a in b c; do
+  "$cli" keygen --algorithm ml-dsa-65 --secret-key "$files/a$a.sk" --public-key "$files/a$a.pk" >/dev/null
+  cluster_psql "$port" -qAt -c "SELECT pq.escrow_add_approver('a$a', decode('$(hex "$files/a$a.pk")', 'hex'))" >/dev/null
+done
+read -r rid rpk stmt <<<"$(cluster_psql "$port" -qAt -F ' ' -c "SELECT request_id, encode(request_public_key, 'hex'), encode(statement, 'hex') FROM pq.escrow_request_recovery('bench')")"
 unhex "$files/req.pk" <<<"$rpk"
+unhex "$files/req.stmt" <<<"$stmt"
+for a in b c; do
+  "$cli" escrow approve --secret-key "$files/a$a.sk" --statement "$files/req.stmt" -o "$files/a$a.sig" 2>/dev/null
+  psql -X -qAt -h 127.0.0.1 -p "$port" -U "approver_$a" postgres -c "SELECT pq.escrow_approve('$rid', decode('$(hex "$files/a$a.sig")', 'hex'))" >/dev/null
+done
+cluster_psql "$port" -qAt -c "SELECT encode(pq.escrow_statement('$rid'), 'hex')" | unhex "$files/approved.stmt"
 start=$(date +%s%N)
-for i in 1 3 5; do "$cli" escrow reseal --secret-key "$files/c$i.sk" --share "$files/s$i" --request-key "$files/req.pk" -o "$files/r$i" 2>/dev/null; done
-echo "apg-pq escrow reseal (3 custodians):  $(( ($(date +%s%N) - start) / 3000000 )) ms each, process start included"
-psql -X -qAt -h 127.0.0.1 -p "$port" -U approver_b postgres -c "SELECT pq.escrow_approve('$rid')" >/dev/null
-psql -X -qAt -h 127.0.0.1 -p "$port" -U approver_c postgres -c "SELECT pq.escrow_approve('$rid')" >/dev/null
+for i in 1 3 5; do
+  "$cli" escrow reseal --secret-key "$files/c$i.sk" --share "$files/s$i" --request-key "$files/req.pk" --statement "$files/approved.stmt" \
+    --approver-key "$files/ab.pk" --approver-key "$files/ac.pk" --approvals 2 -o "$files/r$i" 2>/dev/null
+done
+echo "apg-pq escrow reseal (3 custodians):  $(( ($(date +%s%N) - start) / 3000000 )) ms each, process start included, statement checked"
 shares="ARRAY[decode('$(hex "$files/r1")', 'hex'), decode('$(hex "$files/r3")', 'hex'), decode('$(hex "$files/r5")', 'hex')]"
 echo "escrow_recover (3 shares, rolled back): $(best "$port" postgres "BEGIN; SELECT * FROM pq.escrow_recover('$rid', $shares); ROLLBACK") ms"
 "$cli" keygen --secret-key "$files/officer.sk" --public-key "$files/officer.pk" >/dev/null

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test of apg_pqcrypto, tier by tier:
-#   1. core crate: Wycheproof vectors, known-answer vectors, property tests,
-#      and the vectors re-derived by an independent implementation; the
+#   1. source rules (tests/source_check.sh); core crate: Wycheproof
+#      vectors, known-answer vectors, property tests, and the vectors
+#      re-derived by an independent implementation; the
 #      apg-pq command line's unit tests; docker/ against the install steps;
 #      providers crate: the file, PKCS#11 (a SoftHSM2 token) and AWS KMS
 #      (moto_server on loopback) providers, without PostgreSQL
@@ -26,6 +27,7 @@ port=${APG_PQ_TEST_PORT:-54331}
 trap 'cluster_discard "$work"' EXIT
 
 echo "== 1/4 core and providers crates"
+tests/source_check.sh
 cargo test -p apg-pqcrypto-core
 "$APG_PQ_VENV/bin/python" tests/verify_kat.py
 APG_PQ_MOTO_SERVER="$APG_PQ_VENV/bin/moto_server" cargo test -p apg-pqcrypto-providers

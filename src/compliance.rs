@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 /// Everything but the two checks done in Rust, in one query ($1 tenant, $2 days).
 const REPORT_SQL: &str = "
-WITH period AS (SELECT now() - make_interval(days => $2) AS since, now() AS until),
+WITH period AS (SELECT now() - pg_catalog.make_interval(days => $2) AS since, now() AS until),
 usage AS (
     SELECT operation, role_name, sum(count)::bigint AS n FROM pq.usage_counts, period
      WHERE tenant = $1 AND minute >= period.since GROUP BY operation, role_name),
@@ -46,7 +46,7 @@ SELECT jsonb_build_object(
           SELECT coalesce(jsonb_agg(v.version ORDER BY v.version), '[]')
             FROM pq.tenant_key_versions v JOIN pq.tenant_policies p ON p.tenant = v.tenant
            WHERE v.tenant = $1 AND v.state IN ('active', 'retired') AND p.max_key_age IS NOT NULL
-             AND v.activated_at + make_interval(secs => p.max_key_age) < now()),
+             AND v.activated_at + pg_catalog.make_interval(secs => p.max_key_age) < now()),
       'key_versions', (SELECT jsonb_object_agg(state, n) FROM (SELECT state, count(*) AS n FROM pq.tenant_key_versions
                                                              WHERE tenant = $1 GROUP BY state) s),
       'algorithms_in_use', jsonb_build_array('ML-KEM-768', 'ML-DSA-65', 'ChaCha20-Poly1305', 'HKDF-SHA256')

@@ -138,7 +138,7 @@ pub fn require_rights(t: &Tracked, role: pg_sys::Oid) -> PqResult<()> {
     let allowed = catalog::one::<bool>(
         "SELECT bool_and(pg_catalog.has_column_privilege($1, $2, c, 'SELECT'))
                 AND pg_catalog.has_column_privilege($1, $2, $4, 'UPDATE')
-           FROM unnest($3::text[]) AS c",
+           FROM pg_catalog.unnest($3::text[]) AS c",
         &[role.into(), t.relid.into(), reads.into(), t.column.as_str().into()],
     )?
     .unwrap_or(false);
