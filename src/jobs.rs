@@ -334,7 +334,7 @@ impl<'a> TableSql<'a> {
     fn write_back(&self, rows: Vec<RowId>, values: Vec<Vec<u8>>) -> PqResult<usize> {
         let query = format!(
             "UPDATE {table} AS t SET {col} = u.v
-               FROM pg_catalog.unnest($1::oid[], $2::text[], $3::bytea[]) AS u(rel, tid, v)
+               FROM unnest($1::oid[], $2::text[], $3::bytea[]) AS u(rel, tid, v)
               WHERE t.tableoid = u.rel AND t.ctid = u.tid::tid
              RETURNING u.rel, u.tid",
             table = self.t.table,
@@ -618,13 +618,13 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
         if failures_have_relations() {
             catalog::run(
                 "INSERT INTO pq.job_failures (job_id, relid, row_key, reason)
-                 SELECT $1, r, k, why FROM pg_catalog.unnest($2::oid[], $3::text[], $4::text[]) AS f(r, k, why) ON CONFLICT DO NOTHING",
+                 SELECT $1, r, k, why FROM unnest($2::oid[], $3::text[], $4::text[]) AS f(r, k, why) ON CONFLICT DO NOTHING",
                 &[id.into(), rels.into(), keys.into(), reasons.into()],
             )?;
         } else {
             catalog::run(
                 "INSERT INTO pq.job_failures (job_id, row_key, reason)
-                 SELECT $1, k, why FROM pg_catalog.unnest($2::text[], $3::text[]) AS f(k, why) ON CONFLICT DO NOTHING",
+                 SELECT $1, k, why FROM unnest($2::text[], $3::text[]) AS f(k, why) ON CONFLICT DO NOTHING",
                 &[id.into(), keys.into(), reasons.into()],
             )?;
         }
