@@ -22,41 +22,20 @@
 //! the SQLSTATEs.
 use pgrx::prelude::*;
 
-mod access;
 mod audit;
-mod backup;
-mod compliance;
-mod config;
-mod cache;
-mod catalog;
-mod classical;
-mod datum;
-mod envelope;
-mod escrow;
-mod errors;
-mod events;
-mod gucs;
-mod jobs;
-mod keystore;
+mod data;
+mod journal;
+mod keys;
 mod lifecycle;
-mod log_redaction;
-mod master_keys;
 mod migration;
-mod monitor;
-mod policy;
-mod progress;
-mod provider;
-mod secure_mem;
-mod sessions;
-mod sign;
-mod tenants;
-mod tracking;
+mod platform;
+mod recovery;
 mod worker;
 
 /// Rust allocations go to the system allocator, except those made while
 /// unwrapping keys, which go to locked, undumpable memory (secure_mem.rs).
 #[global_allocator]
-static ALLOCATOR: secure_mem::Router = secure_mem::Router;
+static ALLOCATOR: platform::secure_mem::Router = platform::secure_mem::Router;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -67,15 +46,15 @@ pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 pub extern "C-unwind" fn _PG_init() {
     // SAFETY: reads a postmaster global that is set while preloading.
     let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
-    gucs::init(preloading);
-    cache::register_callbacks();
-    log_redaction::install();
+    // Floor by floor, bottom first: the end-of-transaction hooks run in
+    // this order.
+    platform::init(preloading);
+    journal::init(preloading);
+    keys::init(preloading);
+    data::init(preloading);
+    migration::init(preloading);
+    audit::init();
     if preloading {
-        cache::init_shared_memory();
-        provider::init_shared_memory();
-        progress::init_shared_memory();
-        monitor::init_shared_memory();
-        sessions::init_shared_memory();
         worker::register();
     }
     // Backends are forked from the postmaster: a child must never reuse the

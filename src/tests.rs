@@ -1,7 +1,7 @@
 // In-process tests (`cargo pgrx test`): internals the SQL suite cannot see.
 // Included into `mod tests` in lib.rs (pgrx needs the module inline).
-use crate::errors::PqError;
-use crate::{cache, catalog, keystore, provider, secure_mem};
+use crate::platform::errors::PqError;
+use crate::{keys::{cache, keystore, provider}, platform::{catalog, secure_mem}};
 use pgrx::prelude::*;
 
 fn setup_tenant(name: &str) {
@@ -12,11 +12,11 @@ fn setup_tenant(name: &str) {
 #[pg_test]
 fn sqlstates_match_postgres_encoding() {
     use pgrx::PgSqlErrorCode as C;
-    assert_eq!(crate::errors::sqlstate_code(b"22023"), C::ERRCODE_INVALID_PARAMETER_VALUE as i32);
-    assert_eq!(crate::errors::sqlstate_code(b"42501"), C::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
-    assert_eq!(crate::errors::sqlstate_code(b"42704"), C::ERRCODE_UNDEFINED_OBJECT as i32);
-    assert_eq!(crate::errors::sqlstate_code(b"25006"), C::ERRCODE_READ_ONLY_SQL_TRANSACTION as i32);
-    assert_eq!(crate::errors::sqlstate_code(b"53200"), C::ERRCODE_OUT_OF_MEMORY as i32);
+    assert_eq!(crate::platform::errors::sqlstate_code(b"22023"), C::ERRCODE_INVALID_PARAMETER_VALUE as i32);
+    assert_eq!(crate::platform::errors::sqlstate_code(b"42501"), C::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
+    assert_eq!(crate::platform::errors::sqlstate_code(b"42704"), C::ERRCODE_UNDEFINED_OBJECT as i32);
+    assert_eq!(crate::platform::errors::sqlstate_code(b"25006"), C::ERRCODE_READ_ONLY_SQL_TRANSACTION as i32);
+    assert_eq!(crate::platform::errors::sqlstate_code(b"53200"), C::ERRCODE_OUT_OF_MEMORY as i32);
 }
 
 #[pg_test]
@@ -83,7 +83,7 @@ fn expired_entries_are_wiped_at_transaction_end() {
     let keys = keystore::active_version("expiry", "encrypt").unwrap();
     drop(keys);
     assert!(cache::entries() > 0);
-    let ttl = crate::gucs::key_cache_ttl().as_micros() as i64;
+    let ttl = crate::platform::gucs::key_cache_ttl().as_micros() as i64;
     // Not yet expired: kept.
     cache::end_of_transaction(cache::now() + ttl - 1_000_000);
     assert!(cache::entries() > 0);
@@ -149,9 +149,9 @@ fn unknown_tenant_and_kid() {
 #[pg_test]
 fn messages_echo_a_bounded_part_of_caller_strings() {
     let long = "x".repeat(10_000);
-    let shown = crate::errors::echo(&long);
-    assert!(shown.chars().count() <= crate::errors::ECHO_MAX + 1);
-    assert_eq!(crate::errors::echo("a\nb"), "a?b");
+    let shown = crate::platform::errors::echo(&long);
+    assert!(shown.chars().count() <= crate::platform::errors::ECHO_MAX + 1);
+    assert_eq!(crate::platform::errors::echo("a\nb"), "a?b");
 }
 
 #[pg_test]
@@ -183,11 +183,12 @@ fn reads_assign_no_transaction_id() {
 #[pg_test]
 fn policies_merge_and_validate() {
     use serde_json::json;
-    let p = crate::policy::parse(json!({"rotation_interval": 86400, "auto_rotation": true})).unwrap();
+    let p = crate::lifecycle::policy::parse(json!({"rotation_interval": 86400, "auto_rotation": true})).unwrap();
     assert_eq!(p.rotation_interval, Some(86400));
     assert!(p.auto_rotation);
     // Only the keys given change; null clears.
-    let q = p.merged(&json!({"max_key_age": 100, "rotation_interval": null, "auto_rotation": false})).unwrap();
+    let q = crate::lifecycle::policy::merged(&p, &json!({"max_key_age": 100, "rotation_interval": null, "auto_rotation": false}))
+        .unwrap();
     assert_eq!((q.rotation_interval, q.max_key_age, q.auto_rotation), (None, Some(100), false));
     for bad in [
         json!({"rotation_interval": 0}),
@@ -199,9 +200,9 @@ fn policies_merge_and_validate() {
         json!({"interval": 10}),
         json!([]),
     ] {
-        assert!(matches!(crate::policy::parse(bad.clone()), Err(PqError::InvalidParameter(_))), "{bad} accepted");
+        assert!(matches!(crate::lifecycle::policy::parse(bad.clone()), Err(PqError::InvalidParameter(_))), "{bad} accepted");
     }
-    assert_eq!(crate::policy::parse(json!({"overlap_period": 0})).unwrap().overlap_period, Some(0));
+    assert_eq!(crate::lifecycle::policy::parse(json!({"overlap_period": 0})).unwrap().overlap_period, Some(0));
 }
 
 #[pg_test]

@@ -27,6 +27,7 @@ pub mod format;
 pub mod kem;
 mod keyed;
 mod keys;
+pub mod policy;
 pub mod redact;
 pub mod rng;
 mod secret;
@@ -34,7 +35,7 @@ pub mod sealed;
 pub mod shamir;
 mod signature;
 pub mod stream;
-mod tenant;
+pub mod tenant;
 mod wrap;
 
 pub use envelope::{Envelope, Kind, KeyedEnvelope, SealedEnvelope, SignatureEnvelope};

@@ -32,6 +32,12 @@ pub(crate) struct OsRandom;
 
 static FORK_HANDLED: AtomicBool = AtomicBool::new(false);
 
+/// 16 fresh bytes from the operating system's CSPRNG: an identifier (a
+/// session, an escrow split, a backup) that must not be guessable.
+pub fn random_id() -> Result<[u8; 16], Error> {
+    OsRandom.array()
+}
+
 /// Drops the calling thread's unused random bytes. Run it in a forked child
 /// before anything else draws randomness.
 pub fn discard_pool() {

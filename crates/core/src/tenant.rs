@@ -10,6 +10,15 @@ use crate::{
 };
 use core::fmt;
 
+/// The longest tenant name, in bytes.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// A tenant name: 1 to [`MAX_NAME_LEN`] bytes of UTF-8 without control
+/// characters (names appear in messages, logs and the audit trail).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME_LEN && !name.chars().any(char::is_control)
+}
+
 /// Fresh key material for one tenant key version.
 pub struct TenantKeys {
     /// Store wrapped under the MDK (64 bytes for ML-KEM-768, 32 for X-Wing).

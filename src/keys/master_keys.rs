@@ -1,0 +1,204 @@
+//! Master data keys and their providers at the SQL level:
+//! `pq.rotate_master_key(provider)` (a new MDK wrapped by a provider, every
+//! tenant secret rewrapped under it: the way to move between providers) and
+//! `pq.master_key_status()` (which provider holds each MDK and whether it
+//! answers). The providers themselves are in crates/providers; provider.rs
+//! builds and bounds their calls.
+use crate::{
+    journal::events,
+    keys::{cache, keystore, provider},
+    platform::{catalog, errors::{PqError, PqResult}},
+};
+use pgrx::datum::{Interval, TimestampWithTimeZone};
+use pgrx::prelude::*;
+use pqcore::Kid;
+use serde_json::json;
+
+/// What `pq.rotate_master_key` returns.
+pub struct Rotated {
+    pub mdk_id: Vec<u8>,
+    pub provider: String,
+    pub key_ref: String,
+    pub versions_rewrapped: i32,
+}
+
+/// A new master data key wrapped by `provider` (default: the
+/// master_key_provider setting); every tenant secret is rewrapped under it
+/// in this transaction. Ciphertexts are untouched (they depend on DEKs,
+/// which do not change).
+fn rotate_master_key(provider_name: Option<&str>) -> PqResult<Rotated> {
+    crate::platform::roles::require_admin_on_primary("rotate the master key")?;
+    let provider_name = match provider_name {
+        Some(name) => provider::canonical(name).map_err(|_| PqError::Sql {
+            code: b"22023",
+            message: format!("unknown master key provider \"{}\"", crate::platform::errors::echo(name)),
+            hint: Some("the providers are: file, pkcs11, aws_kms".into()),
+        })?,
+        None => provider::configured()?,
+    };
+    let actor = events::session_user();
+    catalog::as_owner(|| {
+        catalog::run("LOCK TABLE pq.master_keys IN EXCLUSIVE MODE", &[])?;
+        let r = keystore::rotate_master_data_key(provider_name)?;
+        let (old_id, old_provider) = r.old.map(|(id, p)| (id.to_hex(), p)).unzip();
+        events::record(
+            "master_key_rotated",
+            None,
+            None,
+            &actor,
+            None,
+            json!({
+                "old_mdk_id": old_id,
+                "new_mdk_id": r.new.to_hex(),
+                "old_provider": old_provider,
+                "provider": provider_name,
+                "versions_rewrapped": r.versions_rewrapped,
+            }),
+        )?;
+        if escrow_stale()? {
+            pgrx::warning!("{}", ESCROW_STALE_WARNING);
+        }
+        Ok(Rotated {
+            mdk_id: r.new.as_bytes().to_vec(),
+            provider: provider_name.into(),
+            key_ref: r.key_ref,
+            versions_rewrapped: r.versions_rewrapped,
+        })
+    })
+}
+
+/// One row of `pq.master_key_status()`.
+type StatusRow = (
+    Vec<u8>,
+    String,
+    String,
+    String,
+    Option<bool>,
+    Option<TimestampWithTimeZone>,
+    Option<Interval>,
+    i64,
+    Option<String>,
+);
+
+/// Every MDK with its provider and key reference; for the active one and
+/// any that a key version still needs, a live unwrap through the provider
+/// (the cache is left alone) says whether it answered. Times and call counts
+/// are this backend's. Never a secret, a PIN or a credential; failure
+/// details go to the server log.
+fn master_key_status() -> PqResult<Vec<StatusRow>> {
+    crate::platform::roles::require_admin("read the master key status")?;
+    let rows = catalog::as_owner(|| {
+        catalog::connect(|client| {
+            let mut out = Vec::new();
+            let rows = client.select(
+                "SELECT m.id, m.state, m.provider, m.provider_key_id,
+                        m.state = 'active' OR EXISTS (SELECT 1 FROM pq.tenant_key_versions v
+                                                        WHERE v.mdk_id = m.id AND v.wrapped_kem_seed IS NOT NULL)
+                   FROM pq.master_keys m ORDER BY m.created_at, m.id",
+                None,
+                &[],
+            )?;
+            for row in rows {
+                out.push((
+                    row.get::<Vec<u8>>(1)?.unwrap_or_default(),
+                    row.get::<String>(2)?.unwrap_or_default(),
+                    row.get::<String>(3)?.unwrap_or_default(),
+                    row.get::<String>(4)?.unwrap_or_default(),
+                    row.get::<bool>(5)?.unwrap_or(false),
+                ));
+            }
+            Ok::<_, PqError>(out)
+        })
+    })?;
+    let now = cache::now();
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, state, provider_name, key_ref, needed) in rows {
+        let kid = Kid::from_slice(&id).map_err(|_| PqError::internal("a stored key id has the wrong length", String::new()))?;
+        let (answered, message) = if needed {
+            match catalog::as_owner(|| keystore::probe_mdk(kid)) {
+                Ok(()) => (Some(true), None),
+                Err(PqError::Provider { message, detail_log, .. }) => {
+                    if let Some(detail) = detail_log {
+                        crate::platform::errors::log_server_only(format!(
+                            "apg_pqcrypto: master key provider check failed: {detail}"
+                        ));
+                    }
+                    (Some(false), Some(message))
+                }
+                Err(other) => return Err(other),
+            }
+        } else {
+            (None, None)
+        };
+        let status = provider::status(&provider_name);
+        let last_success = status.last_success.and_then(|at| TimestampWithTimeZone::try_from(at).ok());
+        let cache_age = keystore::mdk_cached_at(kid).map(|at| Interval::from_micros((now - at).max(0)));
+        out.push((id, state, provider_name, key_ref, answered, last_success, cache_age, status.calls, message));
+    }
+    Ok(out)
+}
+
+/// True when escrow is enabled and its latest split is not of the active
+/// MDK (or there is none): the warning of the worker and of master key
+/// rotation. Call as owner.
+pub fn escrow_stale() -> PqResult<bool> {
+    if !catalog::pq_table_exists(c"escrow_config") {
+        return Ok(false);
+    }
+    Ok(catalog::one::<bool>(
+        "SELECT c.enabled AND NOT EXISTS (SELECT 1 FROM pq.escrow_shares s JOIN pq.master_keys m
+                                            ON m.id = s.mdk_id AND m.state = 'active')
+           FROM pq.escrow_config c",
+        &[],
+    )?
+    .unwrap_or(false))
+}
+
+/// The warning text while the escrow is stale.
+pub const ESCROW_STALE_WARNING: &str =
+    "the key escrow is stale: the active master key has no escrow shares; split it again with pq.escrow_split and hand the new records to the custodians";
+
+#[pg_schema]
+pub mod pq {
+    use super::*;
+    use crate::platform::errors::OrRaise;
+
+    /// A new master data key wrapped by `provider` (NULL: the
+    /// apg_pqcrypto.master_key_provider setting), with every tenant secret
+    /// rewrapped under it in this transaction.
+    #[pg_extern(volatile, parallel_unsafe)]
+    pub fn rotate_master_key(
+        provider: default!(Option<&str>, "NULL"),
+    ) -> TableIterator<
+        'static,
+        (
+            name!(mdk_id, Vec<u8>),
+            name!(provider, String),
+            name!(key_ref, String),
+            name!(versions_rewrapped, i32),
+        ),
+    > {
+        let r = super::rotate_master_key(provider).or_raise();
+        TableIterator::once((r.mdk_id, r.provider, r.key_ref, r.versions_rewrapped))
+    }
+
+    /// Each master data key's provider, key reference and whether the
+    /// provider answered just now.
+    #[pg_extern(volatile, parallel_unsafe)]
+    pub fn master_key_status() -> TableIterator<
+        'static,
+        (
+            name!(mdk_id, Vec<u8>),
+            name!(state, String),
+            name!(provider, String),
+            name!(key_ref, String),
+            name!(answered, Option<bool>),
+            name!(last_success, Option<TimestampWithTimeZone>),
+            name!(cache_age, Option<Interval>),
+            name!(provider_calls, i64),
+            name!(message, Option<String>),
+        ),
+    > {
+        TableIterator::new(super::master_key_status().or_raise())
+    }
+}

@@ -1,0 +1,170 @@
+//! Tenants and their grants: `pq.create_tenant`, `pq.grant_tenant`,
+//! `pq.revoke_tenant`, `pq.tenant_public_key`, `pq.tenant_verifying_key`,
+//! and `pq.tenant_visible` (the filter of the `pq.tenant_keys` view).
+use crate::{
+    journal::events,
+    keys::{access, keystore},
+    platform::{catalog, errors::{echo, PqError, PqResult}},
+};
+use pqcore::Suite;
+use serde_json::json;
+use pgrx::prelude::*;
+
+pub(crate) fn check_tenant_name(tenant: &str) -> PqResult<()> {
+    if !pqcore::tenant::valid_name(tenant) {
+        return Err(PqError::InvalidParameter(format!(
+            "tenant names are 1 to {} bytes without control characters",
+            pqcore::tenant::MAX_NAME_LEN
+        )));
+    }
+    Ok(())
+}
+
+fn create_tenant(tenant: &str, kem: &str) -> PqResult<(String, i32, Vec<u8>)> {
+    crate::platform::roles::require_admin("create tenants")?;
+    check_tenant_name(tenant)?;
+    let suite = Suite::parse(kem).ok_or_else(|| {
+        PqError::InvalidParameter(format!("kem must be 'ml-kem-768' or 'x-wing', not \"{}\"", echo(kem)))
+    })?;
+    catalog::as_owner(|| {
+        // Before ALTER EXTENSION UPDATE to 0.6.0 there is no kem column (and only ML-KEM-768).
+        let inserted = if catalog::pq_column_exists(c"tenants", c"kem") {
+            catalog::write_one::<bool>(
+                "INSERT INTO pq.tenants (name, created_by, kem) VALUES ($1, session_user, $2)
+                 ON CONFLICT (name) DO NOTHING RETURNING true",
+                &[tenant.into(), suite.name().into()],
+            )?
+        } else if suite == Suite::MlKem768 {
+            catalog::write_one::<bool>(
+                "INSERT INTO pq.tenants (name, created_by) VALUES ($1, session_user)
+                 ON CONFLICT (name) DO NOTHING RETURNING true",
+                &[tenant.into()],
+            )?
+        } else {
+            return Err(PqError::InvalidParameter("X-Wing tenants need ALTER EXTENSION apg_pqcrypto UPDATE to 0.6.0".into()));
+        }
+        .unwrap_or(false);
+        if !inserted {
+            return Err(PqError::DuplicateTenant(echo(tenant)));
+        }
+        let kid = keystore::insert_version(tenant, 1, suite)?;
+        let details = json!({ "kid": kid.to_hex(), "kem": suite.name() });
+        events::record("tenant_created", Some(tenant), Some(1), &events::session_user(), None, details)?;
+        Ok((tenant.to_owned(), 1, kid.as_bytes().to_vec()))
+    })
+}
+
+/// The OID of the role named exactly `name`, if there is one.
+fn role_oid(name: &str) -> PqResult<Option<pg_sys::Oid>> {
+    if name.len() >= pg_sys::NAMEDATALEN as usize {
+        return Ok(None);
+    }
+    let name = std::ffi::CString::new(name)
+        .map_err(|_| PqError::InvalidParameter("role names contain no NUL character".into()))?;
+    // SAFETY: a syscache lookup; missing_ok returns InvalidOid for no such role.
+    let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
+    Ok((oid != pg_sys::Oid::INVALID).then_some(oid))
+}
+
+/// Grants are kept by role OID and the role's name at grant time; see access.rs.
+fn set_grant(tenant: &str, role: &str, grant: bool) -> PqResult<bool> {
+    crate::platform::roles::require_admin("grant tenant keys")?;
+    access::require_visible(tenant)?;
+    let oid = role_oid(role)?;
+    catalog::as_owner(|| {
+        let changed = match (grant, oid) {
+            (true, None) => return Err(PqError::InvalidParameter(format!("role \"{}\" does not exist", echo(role)))),
+            (true, Some(oid)) => catalog::write_one::<bool>(
+                "INSERT INTO pq.tenant_grants (tenant, role, role_name) VALUES ($1, $2::pg_catalog.regrole, $3)
+                 ON CONFLICT (tenant, role) DO UPDATE SET role_name = EXCLUDED.role_name, granted_at = now()
+                  WHERE tenant_grants.role_name <> EXCLUDED.role_name
+                 RETURNING true",
+                &[tenant.into(), oid.into(), role.into()],
+            )?,
+            // By OID, and by name for the grants of a role that was dropped.
+            (false, oid) => catalog::write_one::<bool>(
+                "WITH g AS (DELETE FROM pq.tenant_grants WHERE tenant = $1 AND (role = $2 OR role_name = $3)
+                            RETURNING true)
+                 SELECT EXISTS (SELECT 1 FROM g)",
+                &[tenant.into(), oid.unwrap_or(pg_sys::Oid::INVALID).into(), role.into()],
+            )?,
+        };
+        let changed = changed.unwrap_or(false);
+        if changed {
+            let event = if grant { "tenant_granted" } else { "tenant_revoked" };
+            events::record(event, Some(tenant), None, &events::session_user(), None, json!({ "role": role }))?;
+        }
+        Ok(changed)
+    })
+}
+
+fn public_key(tenant: &str, column: &str) -> PqResult<Vec<u8>> {
+    access::require_visible(tenant)?;
+    catalog::as_owner(|| {
+        catalog::one::<Vec<u8>>(
+            &format!("SELECT {column} FROM pq.tenant_key_versions WHERE tenant = $1 AND state = 'active'"),
+            &[tenant.into()],
+        )
+    })?
+    .ok_or_else(|| PqError::KeyState(format!("tenant \"{}\" has no active key version", echo(tenant))))
+}
+
+#[pg_schema]
+pub mod pq {
+    use super::*;
+    use crate::platform::errors::OrRaise;
+
+    /// Creates a tenant with key version 1: a KEM key of `kem` ('ml-kem-768'
+    /// or 'x-wing', kept for every later version), ML-DSA-65, DEK. Its C
+    /// symbol is new in 0.6.0 (`create_tenant_kem_wrapper`), so that a
+    /// database still on an older script keeps calling the one-argument
+    /// symbol below until ALTER EXTENSION UPDATE.
+    #[pg_extern(volatile, strict, parallel_unsafe, name = "create_tenant")]
+    pub fn create_tenant_kem(
+        tenant: &str,
+        kem: default!(&str, "'ml-kem-768'"),
+    ) -> TableIterator<'static, (name!(tenant, String), name!(version, i32), name!(kid, Vec<u8>))> {
+        TableIterator::once(super::create_tenant(tenant, kem).or_raise())
+    }
+
+    /// `pq.create_tenant(text)` of the install scripts before 0.6.0 (no SQL
+    /// of its own now): an ML-KEM-768 tenant.
+    #[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+    pub fn create_tenant(
+        tenant: &str,
+    ) -> TableIterator<'static, (name!(tenant, String), name!(version, i32), name!(kid, Vec<u8>))> {
+        TableIterator::once(super::create_tenant(tenant, Suite::MlKem768.name()).or_raise())
+    }
+
+    /// Lets members of `role` use `tenant`'s keys. True if the grant is new.
+    #[pg_extern(volatile, strict, parallel_unsafe)]
+    pub fn grant_tenant(tenant: &str, role: &str) -> bool {
+        set_grant(tenant, role, true).or_raise()
+    }
+
+    /// Withdraws a grant. True if there was one.
+    #[pg_extern(volatile, strict, parallel_unsafe)]
+    pub fn revoke_tenant(tenant: &str, role: &str) -> bool {
+        set_grant(tenant, role, false).or_raise()
+    }
+
+    /// The encapsulation key of the tenant's active version: ML-KEM-768
+    /// (1184 bytes, any FIPS 203 implementation) or X-Wing (1216 bytes).
+    #[pg_extern(stable, strict, parallel_restricted)]
+    pub fn tenant_public_key(tenant: &str) -> Vec<u8> {
+        public_key(tenant, "public_key").or_raise()
+    }
+
+    /// The ML-DSA-65 verifying key of the tenant's active version.
+    #[pg_extern(stable, strict, parallel_restricted)]
+    pub fn tenant_verifying_key(tenant: &str) -> Vec<u8> {
+        public_key(tenant, "verifying_key").or_raise()
+    }
+
+    /// True if the calling role sees `tenant` (it may use it, or it is a
+    /// member of pq_admin or a superuser). The row filter of `pq.tenant_keys`.
+    #[pg_extern(stable, strict, parallel_restricted)]
+    pub fn tenant_visible(tenant: &str) -> bool {
+        access::visible(tenant).or_raise()
+    }
+}

@@ -1,0 +1,295 @@
+//! Key lifecycle: `pq.rotate_tenant_key`, the version states
+//! (`pq.disable_key_version`, `pq.enable_key_version`,
+//! `pq.destroy_key_version`, `pq.set_min_decryption_version`),
+//! and `pq.rewrap`. Each runs in the caller's
+//! transaction, so a crash at any moment leaves the state before or after,
+//! never between; each records its event (events.rs).
+//!
+//! States: active (encrypts, decrypts, signs, verifies; one per tenant),
+//! retired (decrypts and verifies), disabled (refuses everything with PQ003,
+//! reversible), destroyed (secrets erased; signatures still verify).
+use crate::{
+    journal::events,
+    keys::{access, cache::{KeyState, VersionKeys}, keystore},
+    lifecycle::tracking,
+    platform::{catalog, datum::PgBytea, errors::{echo, PqError, PqResult}},
+};
+use pgrx::prelude::*;
+use pqcore::{keyed_len, sealed, Envelope, Kind};
+use serde_json::json;
+
+/// What a rotation returns.
+pub struct Rotation {
+    pub kid: Vec<u8>,
+    pub version: i32,
+    pub archived: bool,
+}
+
+/// Checks that the caller administers keys and sees `tenant`, and that this
+/// is not a standby.
+fn require_key_admin(tenant: &str, what: &'static str) -> PqResult<()> {
+    crate::platform::roles::require_admin(what)?;
+    access::require_visible(tenant)?;
+    if catalog::in_recovery() {
+        return Err(PqError::ReadOnly(what));
+    }
+    Ok(())
+}
+
+/// Locks the tenant's row, so that lifecycle changes of one tenant run one
+/// at a time. Call as owner.
+fn lock_tenant(tenant: &str) -> PqResult<()> {
+    catalog::write_one::<bool>("SELECT true FROM pq.tenants WHERE name = $1 FOR UPDATE", &[tenant.into()])?
+        .map(|_| ())
+        .ok_or_else(|| PqError::UnknownTenant(echo(tenant)))
+}
+
+/// Retires the active version (if any) and creates the next one, active.
+/// Call as owner; the worker calls it too.
+pub fn rotate_as_owner(tenant: &str, reason: &str, actor: &str) -> PqResult<Rotation> {
+    lock_tenant(tenant)?;
+    let old = catalog::write_one::<i32>(
+        "UPDATE pq.tenant_key_versions SET state = 'retired', retired_at = now()
+          WHERE tenant = $1 AND state = 'active' RETURNING version",
+        &[tenant.into()],
+    )?;
+    let next = catalog::one::<i32>(
+        "SELECT coalesce(max(version), 0) + 1 FROM pq.tenant_key_versions WHERE tenant = $1",
+        &[tenant.into()],
+    )?
+    .unwrap_or(1);
+    let kid = keystore::insert_version(tenant, next, keystore::tenant_suite(tenant, true)?)?;
+    events::record(
+        "key_rotated",
+        Some(tenant),
+        Some(next),
+        actor,
+        Some(reason),
+        json!({ "old_version": old, "kid": kid.to_hex() }),
+    )?;
+    Ok(Rotation { kid: kid.as_bytes().to_vec(), version: next, archived: old.is_some() })
+}
+
+fn rotate(tenant: &str, reason: &str, actor: &str) -> PqResult<Rotation> {
+    require_key_admin(tenant, "rotate tenant keys")?;
+    catalog::as_owner(|| rotate_as_owner(tenant, reason, actor))
+}
+
+/// The state and kid of one version. Call as owner.
+fn version_state(tenant: &str, version: i32) -> PqResult<(KeyState, Vec<u8>)> {
+    catalog::row(
+        "SELECT state, kid FROM pq.tenant_key_versions WHERE tenant = $1 AND version = $2",
+        &[tenant.into(), version.into()],
+        |row| Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<Vec<u8>>(2)?.unwrap_or_default())),
+    )?
+    .ok_or_else(|| PqError::InvalidParameter(format!("tenant \"{}\" has no key version {version}", echo(tenant))))
+    .and_then(|(state, kid)| Ok((KeyState::parse(&state)?, kid)))
+}
+
+/// PQ003 while tracked columns hold ciphertexts of the version, unless forced.
+fn check_unused(tenant: &str, version: i32, kid: &[u8], force: bool, what: &str) -> PqResult<()> {
+    if force {
+        return Ok(());
+    }
+    let (count, columns) = tracking::usage(tenant, kid)?;
+    if count > 0 {
+        return Err(PqError::KeyStateHint(
+            format!("cannot {what} version {version}: {count} ciphertexts in {columns} tracked columns still use it"),
+            "re-encrypt them first (pq.reencrypt), or pass force => true",
+        ));
+    }
+    Ok(())
+}
+
+/// What `set_state` does to one version.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Disable,
+    Enable,
+    Destroy,
+}
+
+/// Applies `change` to `tenant`'s `version`; false when it is already so.
+/// Call as owner, with the tenant locked.
+fn change_state(tenant: &str, version: i32, change: Change, force: bool, actor: &str, reason: Option<&str>) -> PqResult<bool> {
+    let (state, kid) = version_state(tenant, version)?;
+    let refuse = |m: String| Err(PqError::KeyState(m));
+    match (change, state) {
+        (_, KeyState::Active) if change != Change::Enable => {
+            return Err(PqError::KeyStateHint(
+                format!("version {version} is the active version"),
+                "rotate the tenant key first (pq.rotate_tenant_key)",
+            ))
+        }
+        (Change::Enable, KeyState::Disabled) => {}
+        (Change::Enable, KeyState::Destroyed) => return refuse(format!("version {version} is destroyed")),
+        (Change::Enable, _) => return Ok(false),
+        (Change::Disable, KeyState::Retired) => check_unused(tenant, version, &kid, force, "disable")?,
+        (Change::Disable, KeyState::Disabled) => return Ok(false),
+        (Change::Disable, KeyState::Destroyed) => return refuse(format!("version {version} is destroyed")),
+        (Change::Destroy, KeyState::Retired | KeyState::Disabled) => check_unused(tenant, version, &kid, force, "destroy")?,
+        (Change::Destroy, KeyState::Destroyed) => return Ok(false),
+        _ => return Ok(false),
+    }
+    let (sql, event) = match change {
+        Change::Disable => ("UPDATE pq.tenant_key_versions SET state = 'disabled', disabled_at = now()", "version_disabled"),
+        Change::Enable => ("UPDATE pq.tenant_key_versions SET state = 'retired', disabled_at = NULL", "version_enabled"),
+        Change::Destroy => (
+            "UPDATE pq.tenant_key_versions SET state = 'destroyed', destroyed_at = now(),
+                    wrapped_kem_seed = NULL, wrapped_dsa_seed = NULL, sealed_dek = NULL",
+            "version_destroyed",
+        ),
+    };
+    catalog::write_one::<bool>(
+        &format!("{sql} WHERE tenant = $1 AND version = $2 RETURNING true"),
+        &[tenant.into(), version.into()],
+    )?;
+    events::record(event, Some(tenant), Some(version), actor, reason, json!({ "forced": force }))?;
+    Ok(true)
+}
+
+fn set_state(tenant: &str, version: i32, change: Change, force: bool) -> PqResult<bool> {
+    require_key_admin(tenant, "change key versions")?;
+    let actor = events::session_user();
+    catalog::as_owner(|| {
+        lock_tenant(tenant)?;
+        change_state(tenant, version, change, force, &actor, None)
+    })
+}
+
+fn destroy(tenant: &str, version: i32, confirm: &str, force: bool) -> PqResult<bool> {
+    let expected = format!("destroy {tenant} v{version}");
+    if confirm != expected {
+        return Err(PqError::InvalidParameter(format!(
+            "to destroy a key version, confirm => '{}'",
+            echo(&expected)
+        )));
+    }
+    set_state(tenant, version, Change::Destroy, force)
+}
+
+/// Disables every retired version below `minimum`; returns how many.
+fn set_min_decryption_version(tenant: &str, minimum: i32, force: bool) -> PqResult<i32> {
+    require_key_admin(tenant, "change key versions")?;
+    let actor = events::session_user();
+    catalog::as_owner(|| {
+        lock_tenant(tenant)?;
+        let active = catalog::one::<i32>(
+            "SELECT version FROM pq.tenant_key_versions WHERE tenant = $1 AND state = 'active'",
+            &[tenant.into()],
+        )?;
+        if active.is_some_and(|a| a < minimum) {
+            return Err(PqError::KeyStateHint(
+                format!("the active version is below {minimum}"),
+                "rotate the tenant key first (pq.rotate_tenant_key)",
+            ));
+        }
+        let versions: Vec<i32> = catalog::rows(
+            "SELECT version FROM pq.tenant_key_versions WHERE tenant = $1 AND version < $2 AND state = 'retired'
+              ORDER BY version",
+            &[tenant.into(), minimum.into()],
+            |r| Ok(r.get::<i32>(1)?.unwrap_or_default()),
+        )?;
+        let reason = format!("minimum decryption version {minimum}");
+        for &v in &versions {
+            change_state(tenant, v, Change::Disable, force, &actor, Some(&reason))?;
+        }
+        Ok(versions.len() as i32)
+    })
+}
+
+/// The plaintext of `parsed` (keyed or sealed, under `old`) made again
+/// under `active`, keeping its kind: keyed stays keyed (made by the
+/// server), sealed stays sealed (to the active public key: it still proves
+/// nothing about its maker). `build(len, fill)` makes the output (a result
+/// datum for `pq.rewrap`, a Rust buffer for a job's batch). The plaintext
+/// never leaves the server; it lives in a zeroizing buffer.
+pub fn reencrypt<T>(
+    parsed: Envelope<'_>,
+    aad: &[u8],
+    old: &VersionKeys,
+    active: &VersionKeys,
+    build: impl FnOnce(usize, &mut dyn FnMut(&mut [u8]) -> PqResult<()>) -> PqResult<T>,
+) -> PqResult<T> {
+    match parsed {
+        Envelope::Keyed(env) => {
+            let plain = old.cipher.decrypt(&env, aad)?;
+            build(keyed_len(plain.expose().len())?, &mut |out| Ok(active.cipher.encrypt_to(plain.expose(), aad, out)?))
+        }
+        Envelope::Sealed(env) => {
+            let plain = sealed::open(&old.kem, &env, aad)?;
+            // A batch item comes back as a single sealed envelope.
+            build(sealed::sealed_len_for(active.kem.suite(), plain.expose().len())?, &mut |out| {
+                Ok(sealed::seal_to(active.kem.public_key(), plain.expose(), aad, out)?)
+            })
+        }
+        Envelope::Signature(_) => Err(PqError::WrongKind { found: Kind::Signature, function: "pq.rewrap" }),
+    }
+}
+
+/// `pq.rewrap`: an envelope under its tenant's active version (see [`reencrypt`]).
+pub fn rewrap(envelope: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
+    let parsed = Envelope::parse(envelope)?;
+    if parsed.kind() == Kind::Signature {
+        return Err(PqError::WrongKind { found: Kind::Signature, function: "pq.rewrap" });
+    }
+    let old = keystore::version_by_kid(parsed.kid())?;
+    let active = keystore::active_version(&old.tenant, "rewrap")?;
+    if parsed.kid() == active.kid() {
+        return PgBytea::copy_of(envelope);
+    }
+    reencrypt(parsed, aad, &old, &active, |len, fill| PgBytea::build(len, fill))
+}
+
+#[pg_schema]
+pub mod pq {
+    use super::*;
+    use crate::platform::errors::OrRaise;
+
+    /// Retires the tenant's active version and makes a new one active.
+    #[pg_extern(volatile, strict, parallel_unsafe)]
+    pub fn rotate_tenant_key(
+        tenant: &str,
+        reason: &str,
+        user_id: default!(&str, "session_user"),
+    ) -> TableIterator<
+        'static,
+        (name!(success, bool), name!(new_key_id, Vec<u8>), name!(new_version, i32), name!(old_key_archived, bool)),
+    > {
+        let r = rotate(tenant, reason, user_id).or_raise();
+        TableIterator::once((true, r.kid, r.version, r.archived))
+    }
+
+    /// Disables a retired version: it refuses everything (PQ003) until
+    /// enabled again. Refused while tracked columns still use it, unless forced.
+    #[pg_extern(volatile, strict, parallel_unsafe)]
+    pub fn disable_key_version(tenant: &str, version: i32, force: default!(bool, false)) -> bool {
+        set_state(tenant, version, Change::Disable, force).or_raise()
+    }
+
+    /// Makes a disabled version retired again.
+    #[pg_extern(volatile, strict, parallel_unsafe)]
+    pub fn enable_key_version(tenant: &str, version: i32) -> bool {
+        set_state(tenant, version, Change::Enable, false).or_raise()
+    }
+
+    /// Erases a version's secrets, irreversibly. `confirm` must be
+    /// 'destroy <tenant> v<version>'.
+    #[pg_extern(volatile, strict, parallel_unsafe)]
+    pub fn destroy_key_version(tenant: &str, version: i32, confirm: &str, force: default!(bool, false)) -> bool {
+        destroy(tenant, version, confirm, force).or_raise()
+    }
+
+    /// Disables every retired version below `version`; returns how many.
+    #[pg_extern(volatile, strict, parallel_unsafe)]
+    pub fn set_min_decryption_version(tenant: &str, version: i32, force: default!(bool, false)) -> i32 {
+        super::set_min_decryption_version(tenant, version, force).or_raise()
+    }
+
+    /// Re-encrypts a keyed or tenant-sealed envelope under the tenant's
+    /// active version, without the plaintext leaving the server.
+    #[pg_extern(volatile, strict, parallel_restricted)]
+    pub fn rewrap(envelope: &[u8], aad: default!(&[u8], "''")) -> PgBytea {
+        super::rewrap(envelope, aad).or_raise()
+    }
+}

@@ -1,0 +1,383 @@
+//! Tracked columns: where a tenant's ciphertexts live. `pq.track_column`,
+//! `pq.untrack_column`, and the counts behind the `pq.key_usage` view.
+//! Re-encryption jobs (jobs.rs) and the usage checks of disable and destroy
+//! (lifecycle.rs) read them.
+use crate::{journal::events, keys::access, platform::{catalog, errors::{echo, PqError, PqResult}}};
+use pgrx::prelude::*;
+use pgrx::PgRelation;
+use serde_json::json;
+
+/// A tracked column, resolved against the catalog as it is now.
+pub struct Tracked {
+    pub relid: pg_sys::Oid,
+    /// The table's owner: re-encryption touches the table with its rights.
+    pub owner: pg_sys::Oid,
+    /// The table as SQL text, schema-qualified and quoted.
+    pub table: String,
+    pub column: String,
+    pub tenant: Option<String>,
+    pub tenant_column: Option<String>,
+    pub aad_column: Option<String>,
+    /// SQL expression giving the AAD bytes of a row (`''` without an AAD column).
+    pub aad_expr: String,
+    pub key_column: String,
+    /// The key column's type, schema-qualified, for casting a cursor given as text.
+    pub key_type: String,
+}
+
+/// `ident` quoted as a SQL identifier.
+pub fn quote_ident(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// The base type (through domains) of a column of `relid`, if it exists.
+fn column_type(relid: pg_sys::Oid, column: &str) -> PqResult<Option<pg_sys::Oid>> {
+    let typid = catalog::one::<pg_sys::Oid>(
+        "SELECT a.atttypid FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+        &[relid.into(), column.into()],
+    )?;
+    // SAFETY: a syscache walk of an existing type's domain chain.
+    Ok(typid.map(|t| unsafe { pg_sys::getBaseType(t) }))
+}
+
+fn undefined_column(column: &str) -> PqError {
+    PqError::Sql { code: b"42703", message: format!("column \"{}\" does not exist", echo(column)), hint: None }
+}
+
+fn wrong_type(column: &str, want: &str) -> PqError {
+    PqError::Sql { code: b"42804", message: format!("column \"{}\" is not {want}", echo(column)), hint: None }
+}
+
+/// The single column re-encryption claims rows by: the primary key, or a
+/// unique, non-partial index on one NOT NULL column.
+fn key_column(relid: pg_sys::Oid) -> PqResult<(String, String)> {
+    catalog::row(
+        "SELECT a.attname::text, pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(ty.typname)
+           FROM pg_catalog.pg_index i
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+           JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+           JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
+          WHERE i.indrelid = $1 AND i.indnkeyatts = 1 AND i.indisunique AND i.indisvalid
+            AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attnotnull
+          ORDER BY i.indisprimary DESC, i.indexrelid
+          LIMIT 1",
+        &[relid.into()],
+        |row| Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<String>(2)?.unwrap_or_default())),
+    )?
+    .ok_or_else(|| PqError::Sql {
+        code: b"42P16",
+        message: "the table has no single-column primary key or unique NOT NULL column to claim rows by".into(),
+        hint: Some("add a primary key, or a unique index on one NOT NULL column".into()),
+    })
+}
+
+/// Resolves and checks a tracked column's definition. Call as owner.
+fn resolve(
+    relid: pg_sys::Oid,
+    column: &str,
+    tenant: Option<String>,
+    tenant_column: Option<String>,
+    aad_column: Option<String>,
+) -> PqResult<Tracked> {
+    let (table, kind, owner) = catalog::row(
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relkind::text, c.relowner
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        &[relid.into()],
+        |row| {
+            Ok((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?.unwrap_or_default(),
+                row.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::Oid::INVALID),
+            ))
+        },
+    )?
+    .ok_or_else(|| PqError::Sql { code: b"42P01", message: "the tracked table no longer exists".into(), hint: None })?;
+    if kind != "r" && kind != "p" {
+        return Err(PqError::Sql { code: b"42809", message: format!("\"{}\" is not a table", echo(&table)), hint: None });
+    }
+    let base = column_type(relid, column)?.ok_or_else(|| undefined_column(column))?;
+    if base != pg_sys::BYTEAOID {
+        return Err(wrong_type(column, "bytea or pq_envelope"));
+    }
+    if let Some(tc) = &tenant_column {
+        let base = column_type(relid, tc)?.ok_or_else(|| undefined_column(tc))?;
+        if ![pg_sys::TEXTOID, pg_sys::VARCHAROID, pg_sys::NAMEOID, pg_sys::BPCHAROID].contains(&base) {
+            return Err(wrong_type(tc, "text"));
+        }
+    }
+    let aad_expr = match &aad_column {
+        None => "''::bytea".to_owned(),
+        Some(ac) => {
+            let base = column_type(relid, ac)?.ok_or_else(|| undefined_column(ac))?;
+            if base == pg_sys::BYTEAOID {
+                format!("coalesce({}, ''::bytea)", quote_ident(ac))
+            } else if [pg_sys::TEXTOID, pg_sys::VARCHAROID, pg_sys::NAMEOID, pg_sys::BPCHAROID].contains(&base) {
+                format!("convert_to(coalesce({}::text, ''), 'UTF8')", quote_ident(ac))
+            } else {
+                return Err(wrong_type(ac, "text or bytea"));
+            }
+        }
+    };
+    let (key_column, key_type) = key_column(relid)?;
+    Ok(Tracked { relid, owner, table, column: column.to_owned(), tenant, tenant_column, aad_column, aad_expr, key_column, key_type })
+}
+
+/// Refuses (42501) unless `role` may read every column a job reads (key,
+/// value, tenant and AAD columns) and update the tracked one: a job
+/// rewrites the table, so tracking a column and queueing its
+/// re-encryption take the rights an UPDATE of it would.
+pub fn require_rights(t: &Tracked, role: pg_sys::Oid) -> PqResult<()> {
+    let mut reads = vec![t.key_column.clone(), t.column.clone()];
+    reads.extend(t.tenant_column.clone());
+    reads.extend(t.aad_column.clone());
+    let allowed = catalog::one::<bool>(
+        "SELECT bool_and(pg_catalog.has_column_privilege($1, $2, c, 'SELECT'))
+                AND pg_catalog.has_column_privilege($1, $2, $4, 'UPDATE')
+           FROM pg_catalog.unnest($3::text[]) AS c",
+        &[role.into(), t.relid.into(), reads.into(), t.column.as_str().into()],
+    )?
+    .unwrap_or(false);
+    if allowed {
+        return Ok(());
+    }
+    Err(PqError::PermissionDenied(format!(
+        "re-encrypting {}.{} needs SELECT on its key, value, tenant and AAD columns and UPDATE on the value column",
+        echo(&t.table),
+        echo(&t.column)
+    )))
+}
+
+/// The tracked column with this id, resolved. Call as owner.
+pub fn load(id: i32) -> PqResult<Tracked> {
+    let row = catalog::row(
+        "SELECT relid::oid, column_name::text, tenant, tenant_column::text, aad_column::text
+           FROM pq.tracked_columns WHERE id = $1",
+        &[id.into()],
+        |row| {
+            Ok((
+                row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
+                row.get::<String>(2)?.unwrap_or_default(),
+                row.get::<String>(3)?,
+                row.get::<String>(4)?,
+                row.get::<String>(5)?,
+            ))
+        },
+    )?
+    .ok_or_else(|| PqError::InvalidParameter("no such tracked column".into()))?;
+    let (relid, column, tenant, tenant_column, aad_column) = row;
+    resolve(relid, &column, tenant, tenant_column, aad_column)
+}
+
+/// The ids of the tracked columns of `relid` / `column`, or of a tenant.
+pub fn ids_for_column(relid: pg_sys::Oid, column: &str) -> PqResult<Option<i32>> {
+    catalog::one::<i32>(
+        "SELECT id FROM pq.tracked_columns WHERE relid = $1 AND column_name = $2",
+        &[relid.into(), column.into()],
+    )
+}
+
+/// Tracked columns whose table still exists (a dropped table holds no
+/// ciphertexts; its row stays until pq.untrack_column).
+const TABLE_EXISTS: &str = "EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = relid)";
+
+/// Every tracked column that may hold `tenant`'s ciphertexts: those fixed
+/// to it and those with a tenant column, in tables that still exist. Call
+/// as owner.
+pub fn ids_for_tenant(tenant: &str) -> PqResult<Vec<i32>> {
+    catalog::connect(|client| {
+        let rows = client.select(
+            &format!("SELECT id FROM pq.tracked_columns WHERE (tenant = $1 OR tenant_column IS NOT NULL) AND {TABLE_EXISTS} ORDER BY id"),
+            None,
+            &[tenant.into()],
+        )?;
+        let mut ids = Vec::new();
+        for row in rows {
+            if let Some(id) = row.get::<i32>(1)? {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    })
+}
+
+/// Every tracked column whose table still exists. Call as owner.
+pub fn ids_existing() -> PqResult<Vec<i32>> {
+    catalog::connect(|client| {
+        let rows = client.select(&format!("SELECT id FROM pq.tracked_columns WHERE {TABLE_EXISTS} ORDER BY id"), None, &[])?;
+        rows.map(|r| r.get::<i32>(1).map(Option::unwrap_or_default)).collect::<Result<Vec<_>, _>>().map_err(PqError::from)
+    })
+}
+
+/// Ciphertexts of the key version `kid` in every tracked column: (count,
+/// columns holding any). Call as owner.
+pub fn usage(tenant: &str, kid: &[u8]) -> PqResult<(i64, i64)> {
+    let mut total = 0;
+    let mut columns = 0;
+    for id in ids_for_tenant(tenant)? {
+        let t = load(id)?;
+        let n = catalog::one::<i64>(
+            &format!(
+                "SELECT count(*) FROM {} WHERE substr({col}, 3, 16) = $1",
+                t.table,
+                col = quote_ident(&t.column)
+            ),
+            &[kid.into()],
+        )?
+        .unwrap_or(0);
+        if n > 0 {
+            total += n;
+            columns += 1;
+        }
+    }
+    Ok((total, columns))
+}
+
+pub fn track(
+    relid: pg_sys::Oid,
+    column: &str,
+    tenant: Option<&str>,
+    tenant_column: Option<&str>,
+    aad_column: Option<&str>,
+) -> PqResult<i32> {
+    crate::platform::roles::require_admin("track columns")?;
+    if tenant.is_some() == tenant_column.is_some() {
+        return Err(PqError::InvalidParameter("give exactly one of tenant and tenant_column".into()));
+    }
+    if let Some(t) = tenant {
+        access::require_visible(t)?;
+    }
+    let caller = catalog::caller();
+    catalog::as_owner(|| {
+        let t = resolve(
+            relid,
+            column,
+            tenant.map(str::to_owned),
+            tenant_column.map(str::to_owned),
+            aad_column.map(str::to_owned),
+        )?;
+        require_rights(&t, caller)?;
+        let id = catalog::write_one::<i32>(
+            "INSERT INTO pq.tracked_columns (relid, column_name, tenant, tenant_column, aad_column, key_column)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (relid, column_name) DO UPDATE
+                SET tenant = EXCLUDED.tenant, tenant_column = EXCLUDED.tenant_column,
+                    aad_column = EXCLUDED.aad_column, key_column = EXCLUDED.key_column,
+                    tracked_at = now(), tracked_by = session_user
+             RETURNING id",
+            &[relid.into(), column.into(), tenant.into(), tenant_column.into(), aad_column.into(), t.key_column.as_str().into()],
+        )?
+        .ok_or_else(|| PqError::internal("tracking a column returned nothing", String::new()))?;
+        events::record(
+            "column_tracked",
+            tenant,
+            None,
+            &events::session_user(),
+            None,
+            json!({ "table": t.table, "column": column, "tenant_column": tenant_column, "aad_column": aad_column, "key_column": t.key_column }),
+        )?;
+        Ok(id)
+    })
+}
+
+fn untrack(relid: pg_sys::Oid, column: &str) -> PqResult<bool> {
+    crate::platform::roles::require_admin("untrack columns")?;
+    catalog::as_owner(|| {
+        let table = catalog::one::<String>("SELECT $1::pg_catalog.regclass::text", &[relid.into()])?.unwrap_or_default();
+        let removed = catalog::write_one::<bool>(
+            "WITH d AS (DELETE FROM pq.tracked_columns WHERE relid = $1 AND column_name = $2 RETURNING true)
+             SELECT EXISTS (SELECT 1 FROM d)",
+            &[relid.into(), column.into()],
+        )?
+        .unwrap_or(false);
+        if removed {
+            events::record("column_untracked", None, None, &events::session_user(), None, json!({ "table": table, "column": column }))?;
+        }
+        Ok(removed)
+    })
+}
+
+/// tenant, version, state, table, column, ciphertexts.
+type UsageRow = (Option<String>, Option<i32>, Option<String>, String, String, i64);
+
+fn usage_rows() -> PqResult<Vec<UsageRow>> {
+    crate::platform::roles::require_admin("read key usage")?;
+    catalog::as_owner(|| {
+        let ids = ids_existing()?;
+        let mut out = Vec::new();
+        for id in ids {
+            let t = load(id)?;
+            let query = format!(
+                "SELECT v.tenant, v.version, v.state, x.n
+                   FROM (SELECT substr({col}, 3, 16) AS kid, count(*) AS n FROM {table}
+                          WHERE {col} IS NOT NULL GROUP BY 1) x
+                   LEFT JOIN pq.tenant_key_versions v ON v.kid = x.kid
+                  ORDER BY 1, 2",
+                col = quote_ident(&t.column),
+                table = t.table
+            );
+            catalog::connect(|client| -> PqResult<()> {
+                for row in client.select(&query, None, &[])? {
+                    out.push((
+                        row.get::<String>(1)?,
+                        row.get::<i32>(2)?,
+                        row.get::<String>(3)?,
+                        t.table.clone(),
+                        t.column.clone(),
+                        row.get::<i64>(4)?.unwrap_or(0),
+                    ));
+                }
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    })
+}
+
+#[pg_schema]
+pub mod pq {
+    use super::*;
+    use crate::platform::errors::OrRaise;
+
+    /// Records that `column` of `table` holds ciphertexts of `tenant` (or of
+    /// the tenant named in each row's `tenant_column`), with the AAD in
+    /// `aad_column`. Returns the tracked column's id.
+    #[pg_extern(volatile, parallel_unsafe)]
+    pub fn track_column(
+        table: Option<PgRelation>,
+        column: Option<&str>,
+        tenant: default!(Option<&str>, "NULL"),
+        tenant_column: default!(Option<&str>, "NULL"),
+        aad_column: default!(Option<&str>, "NULL"),
+    ) -> i32 {
+        let (Some(table), Some(column)) = (table, column) else {
+            PqError::InvalidParameter("table and column are required".into()).raise()
+        };
+        let relid = table.oid();
+        drop(table);
+        track(relid, column, tenant, tenant_column, aad_column).or_raise()
+    }
+
+    /// Stops tracking a column. True if it was tracked.
+    #[pg_extern(volatile, strict, parallel_unsafe)]
+    pub fn untrack_column(table: PgRelation, column: &str) -> bool {
+        untrack(table.oid(), column).or_raise()
+    }
+
+    /// Ciphertexts per tenant, key version and tracked column (the rows of
+    /// the `pq.key_usage` view). Scans every tracked column.
+    #[pg_extern(stable, parallel_restricted)]
+    pub fn key_usage_counts() -> TableIterator<
+        'static,
+        (
+            name!(tenant, Option<String>),
+            name!(version, Option<i32>),
+            name!(state, Option<String>),
+            name!(table_name, String),
+            name!(column_name, String),
+            name!(ciphertexts, i64),
+        ),
+    > {
+        TableIterator::new(usage_rows().or_raise())
+    }
+}

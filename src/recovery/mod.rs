@@ -1,0 +1,6 @@
+//! When keys are lost: key escrow of the master data key (`escrow`) and
+//! disaster-recovery key backups (`backup`).
+//!
+//! May call: platform, journal, keys, data.
+pub mod backup;
+pub mod escrow;

@@ -1,0 +1,215 @@
+//! The background worker: started under shared_preload_libraries, connected
+//! to `apg_pqcrypto.worker_database` as the bootstrap superuser. Each round
+//! it applies the rotation policies (policy.rs) and runs one batch of every
+//! runnable re-encryption job (jobs.rs), each in its own transaction; it
+//! goes round again at once while jobs have work, and otherwise sleeps
+//! `apg_pqcrypto.worker_naptime` seconds. SIGTERM stops it between batches,
+//! SIGHUP reloads the settings; the postmaster restarts it 5 s after a
+//! crash, and a job resumes at its last committed batch. It never touches
+//! PostgreSQL from another thread (it starts none).
+use crate::{
+    audit::checkpoint,
+    data::sessions,
+    journal::monitor,
+    lifecycle::{jobs::{self, Batch}, policy},
+    platform::{catalog, errors::PqResult, gucs, latch},
+};
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
+use pgrx::prelude::*;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+/// How the worker appears in pg_stat_activity.backend_type and in events.
+pub const NAME: &str = "apg_pqcrypto worker";
+
+/// Registers the worker; from _PG_init while preloading (its latch's
+/// shared slot is `platform::latch`).
+pub fn register() {
+    BackgroundWorkerBuilder::new(NAME)
+        .set_function("apg_pqcrypto_worker_main")
+        .set_library("apg_pqcrypto")
+        .set_type(NAME)
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+}
+
+/// The longest the worker waits for a lock in any statement: a lock held
+/// elsewhere delays a round by this much at most, never stalls the worker.
+const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '10s'";
+
+/// Why a transaction of the worker failed.
+#[derive(Debug, PartialEq, Eq)]
+struct Failed {
+    message: String,
+    /// A lock it needed was held past [`LOCK_TIMEOUT`] (55P03): try again
+    /// later, nothing is wrong with the work itself.
+    lock_timeout: bool,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Runs `f` in a transaction of its own, under the pinned search_path and
+/// the worker's lock timeout: committed if it returns Ok, rolled back if it
+/// returns Err or raises. The worker runs as the bootstrap superuser in a
+/// database whose owner may have set its search_path (`ALTER DATABASE …
+/// SET`): no statement of the worker is parsed under that path.
+fn in_transaction<R>(f: impl FnOnce() -> PqResult<R>) -> Result<R, Failed> {
+    // SAFETY: the worker's main loop is outside any transaction; this is the
+    // documented sequence for starting one in a background worker.
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let pinned = || {
+        catalog::pinned(|| {
+            catalog::run(LOCK_TIMEOUT, &[])?;
+            f()
+        })
+    };
+    let result = PgTryBuilder::new(AssertUnwindSafe(|| {
+        pinned().map_err(|e| Failed { message: e.describe(), lock_timeout: false })
+    }))
+    .catch_others(|e| {
+        Err(match &e {
+            pg_sys::panic::CaughtError::PostgresError(r)
+            | pg_sys::panic::CaughtError::ErrorReport(r)
+            | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => Failed {
+                message: r.message().to_owned(),
+                lock_timeout: r.sql_error_code() == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+            },
+        })
+    })
+    .execute();
+    // SAFETY: ends the transaction started above; after an error (caught and
+    // flushed by pgrx) the transaction is aborted instead.
+    unsafe {
+        if result.is_ok() {
+            pg_sys::PopActiveSnapshot();
+            pg_sys::CommitTransactionCommand();
+        } else {
+            pg_sys::AbortCurrentTransaction();
+        }
+    }
+    result
+}
+
+/// One round: policies, then a batch of every runnable job. True if any
+/// job did work (then the next round starts at once).
+fn round() -> bool {
+    sessions::sweep();
+    let installed = in_transaction(|| {
+        Ok(catalog::one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'apg_pqcrypto')", &[])?
+            .unwrap_or(false))
+    });
+    if !matches!(installed, Ok(true)) {
+        return false;
+    }
+    if let Err(e) = in_transaction(|| policy::run_due(NAME)) {
+        warning!("apg_pqcrypto worker: applying rotation policies failed: {e}");
+    }
+    if let Err(e) = in_transaction(|| catalog::as_owner(|| monitor::flush(NAME))) {
+        warning!("apg_pqcrypto worker: flushing the counters failed: {e}");
+    }
+    if let Some(interval) = gucs::audit_checkpoint_interval() {
+        if let Err(e) = in_transaction(|| catalog::as_owner(|| checkpoint::checkpoint_if_due(interval))) {
+            warning!("apg_pqcrypto worker: the audit checkpoint failed: {e}");
+        }
+    }
+    warn_if_escrow_stale();
+    let mut worked = false;
+    for (id, migration) in in_transaction(jobs::runnable).unwrap_or_default() {
+        // Batch after batch of one job for up to a second (each batch its
+        // own transaction), then on to the next job and the policies. A
+        // migration pauses migration_batch_delay between its batches.
+        let until = std::time::Instant::now() + Duration::from_secs(1);
+        while !BackgroundWorker::sigterm_received() && std::time::Instant::now() < until {
+            match in_transaction(|| jobs::run_batch(id, NAME)) {
+                Ok(Batch::Worked(_)) => {
+                    worked = true;
+                    let delay = gucs::migration_batch_delay();
+                    if migration && !delay.is_zero() && !BackgroundWorker::wait_latch(Some(delay)) {
+                        break;
+                    }
+                }
+                Ok(Batch::Completed | Batch::Idle) => break,
+                Err(e) if e.lock_timeout => {
+                    // Not the job's fault (a table lock held elsewhere): the
+                    // next round tries again, without counting a failure.
+                    warning!("apg_pqcrypto worker: job {id} waits for a lock: {e}");
+                    break;
+                }
+                Err(e) => {
+                    warning!("apg_pqcrypto worker: a batch of job {id} failed: {e}");
+                    let _ = in_transaction(|| jobs::record_error(id, &e.message, NAME));
+                    break;
+                }
+            }
+        }
+    }
+    worked
+}
+
+/// Warns in the server log while the key escrow is stale (once per active
+/// master key: again after the next rotation).
+fn warn_if_escrow_stale() {
+    thread_local! {
+        static WARNED_FOR: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+    }
+    let state = in_transaction(|| {
+        catalog::as_owner(|| {
+            let stale = crate::keys::master_keys::escrow_stale()?;
+            let active = catalog::one::<Vec<u8>>("SELECT id FROM pq.master_keys WHERE state = 'active'", &[])?;
+            Ok((stale, active))
+        })
+    });
+    if let Ok((stale, active)) = state {
+        let first = WARNED_FOR.with_borrow_mut(|w| {
+            let first = stale && *w != active;
+            *w = if stale { active } else { None };
+            first
+        });
+        if first {
+            warning!("apg_pqcrypto worker: {}", crate::keys::master_keys::ESCROW_STALE_WARNING);
+        }
+    }
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn apg_pqcrypto_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = gucs::worker_database();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    // SAFETY: MyProc is this process's own PGPROC once connected.
+    latch::publish_worker(Some(unsafe { (*pg_sys::MyProc).pgprocno }));
+    log!("{NAME} started in database \"{database}\"");
+    let mut busy = false;
+    loop {
+        // Wake for the next session expiry too, so its key is wiped on time.
+        let nap = if busy { Duration::ZERO } else { gucs::worker_naptime().min(sessions::until_next_expiry()) };
+        if !BackgroundWorker::wait_latch(Some(nap)) {
+            break;
+        }
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: the documented way for a background worker to reload settings.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            log!("{NAME} reloaded its settings (naptime {} s)", gucs::worker_naptime().as_secs());
+        }
+        busy = round();
+    }
+    latch::publish_worker(None);
+    log!("{NAME} stopping");
+    // SIGTERM arrives between batches (each is its own transaction, so
+    // nothing is half done). Exit code 1 asks the postmaster to start the
+    // worker again after the restart time: pg_terminate_backend restarts
+    // it; at shutdown the postmaster starts nothing.
+    // SAFETY: the standard exit of a background worker, outside any transaction.
+    unsafe { pg_sys::proc_exit(1) };
+}
