@@ -1,7 +1,7 @@
 // In-process tests (`cargo pgrx test`): internals the SQL suite cannot see.
 // Included into `mod tests` in lib.rs (pgrx needs the module inline).
 use crate::platform::errors::PqError;
-use crate::{keys::{cache, keystore, provider}, platform::{catalog, secure_mem}};
+use crate::{keys::{cache, versions, provider}, platform::{catalog, secure_mem}};
 use pgrx::prelude::*;
 
 fn setup_tenant(name: &str) {
@@ -22,12 +22,12 @@ fn sqlstates_match_postgres_encoding() {
 #[pg_test]
 fn cache_serves_repeated_calls_without_reloading() {
     setup_tenant("cached");
-    let first = keystore::active_version("cached", "encrypt").unwrap();
-    let second = keystore::active_version("cached", "encrypt").unwrap();
+    let first = versions::active_version("cached", "encrypt").unwrap();
+    let second = versions::active_version("cached", "encrypt").unwrap();
     // The same unwrapped keys: no second unwrap or ML-KEM expansion.
     assert!(std::rc::Rc::ptr_eq(&first, &second));
     let env = first.cipher.encrypt(b"v", b"").unwrap();
-    let by_kid = keystore::version_by_kid(first.kid()).unwrap();
+    let by_kid = versions::version_by_kid(first.kid()).unwrap();
     assert!(std::rc::Rc::ptr_eq(&first, &by_kid));
     let parsed = pqcore::Envelope::parse(&env).unwrap().into_keyed().unwrap();
     assert_eq!(by_kid.cipher.decrypt(&parsed, b"").unwrap().expose(), b"v");
@@ -36,10 +36,10 @@ fn cache_serves_repeated_calls_without_reloading() {
 #[pg_test]
 fn key_table_change_drops_cached_keys() {
     setup_tenant("stale");
-    let first = keystore::active_version("stale", "encrypt").unwrap();
+    let first = versions::active_version("stale", "encrypt").unwrap();
     // Any statement on a key table marks this backend's caches stale.
     Spi::run("UPDATE pq.tenants SET created_by = created_by WHERE name = 'stale'").unwrap();
-    let second = keystore::active_version("stale", "encrypt").unwrap();
+    let second = versions::active_version("stale", "encrypt").unwrap();
     assert!(!std::rc::Rc::ptr_eq(&first, &second));
     assert_eq!(first.kid(), second.kid());
 }
@@ -53,7 +53,7 @@ fn every_write_of_our_functions_invalidates() {
         "SELECT pq.revoke_tenant('writes', 'writes_role')",
         "SELECT pq.create_tenant('writes2')",
     ] {
-        keystore::active_version("writes", "encrypt").unwrap();
+        versions::active_version("writes", "encrypt").unwrap();
         assert!(cache::entries() > 0);
         Spi::run(statement).unwrap();
         // The statement trigger fired: the next lookup starts from nothing.
@@ -67,8 +67,8 @@ fn ttl_zero_leaves_nothing_behind() {
     setup_tenant("nocache");
     Spi::run("SET apg_pqcrypto.key_cache_ttl = 0").unwrap();
     cache::clear();
-    let first = keystore::active_version("nocache", "encrypt").unwrap();
-    let second = keystore::active_version("nocache", "encrypt").unwrap();
+    let first = versions::active_version("nocache", "encrypt").unwrap();
+    let second = versions::active_version("nocache", "encrypt").unwrap();
     assert!(!std::rc::Rc::ptr_eq(&first, &second));
     Spi::run("SELECT pq_decrypt(pq_encrypt('nocache', 'v')), pq_verify('nocache', 'm', pq_sign('nocache', 'm'))").unwrap();
     assert_eq!(cache::entries(), 0, "no key or access decision is kept");
@@ -80,7 +80,7 @@ fn expired_entries_are_wiped_at_transaction_end() {
     // Creating the tenant changed the key tables: that alone drops the
     // cache at the end of this transaction. Start after it.
     cache::end_of_transaction(cache::now());
-    let keys = keystore::active_version("expiry", "encrypt").unwrap();
+    let keys = versions::active_version("expiry", "encrypt").unwrap();
     drop(keys);
     assert!(cache::entries() > 0);
     let ttl = crate::platform::gucs::key_cache_ttl().as_micros() as i64;
@@ -95,12 +95,12 @@ fn expired_entries_are_wiped_at_transaction_end() {
 #[pg_test]
 fn an_invalidation_during_a_transaction_drops_everything_at_its_end() {
     setup_tenant("snap");
-    keystore::active_version("snap", "encrypt").unwrap();
+    versions::active_version("snap", "encrypt").unwrap();
     // A lookup after an invalidation may have read an old snapshot: what it
     // cached does not survive the transaction, however fresh.
     cache::mark_changed();
     cache::refresh();
-    keystore::active_version("snap", "encrypt").unwrap();
+    versions::active_version("snap", "encrypt").unwrap();
     assert!(cache::entries() > 0);
     cache::end_of_transaction(cache::now());
     assert_eq!(cache::entries(), 0);
@@ -109,8 +109,8 @@ fn an_invalidation_during_a_transaction_drops_everything_at_its_end() {
 #[pg_test]
 fn cached_keys_live_in_locked_undumpable_memory() {
     setup_tenant("locked");
-    let keys = keystore::active_version("locked", "encrypt").unwrap();
-    let signing = keystore::signing_key(&keys).unwrap();
+    let keys = versions::active_version("locked", "encrypt").unwrap();
+    let signing = versions::signing_key(&keys).unwrap();
     assert!(secure_mem::contains(std::rc::Rc::as_ptr(&keys).cast()));
     assert!(secure_mem::contains(std::rc::Rc::as_ptr(&signing).cast()));
     let (used, locked) = secure_mem::stats();
@@ -142,8 +142,8 @@ fn cached_keys_live_in_locked_undumpable_memory() {
 fn unknown_tenant_and_kid() {
     Spi::run("CREATE EXTENSION IF NOT EXISTS apg_pqcrypto").unwrap();
     // The test runs as a superuser, who sees every tenant: 42704.
-    assert!(matches!(keystore::active_version("nobody", "encrypt"), Err(PqError::UnknownTenant(_))));
-    assert!(matches!(keystore::version_by_kid(pqcore::Kid([9; 16])), Err(PqError::UnknownKid)));
+    assert!(matches!(versions::active_version("nobody", "encrypt"), Err(PqError::UnknownTenant(_))));
+    assert!(matches!(versions::version_by_kid(pqcore::Kid([9; 16])), Err(PqError::UnknownKid)));
 }
 
 #[pg_test]
@@ -175,7 +175,7 @@ fn reads_assign_no_transaction_id() {
     // a transaction without one is what a standby needs: checked by the
     // integration tests against a real standby. Here: reads use read-only SPI.
     cache::clear();
-    keystore::version_by_kid(keystore::active_version("noxid", "encrypt").unwrap().kid()).unwrap();
+    versions::version_by_kid(versions::active_version("noxid", "encrypt").unwrap().kid()).unwrap();
     // SAFETY: as above.
     assert_eq!(xid_before, unsafe { pg_sys::GetCurrentTransactionIdIfAny() });
 }

@@ -7,7 +7,7 @@
 //! docs/AUDIT.md.
 use crate::{
     journal::chain::{hash_of, installed, locked_head},
-    keys::keystore,
+    keys::secrets,
     platform::{catalog, clock::{micros_sql, now_unix_micros, timestamptz}, errors::{PqError, PqResult}, roles},
 };
 use pgrx::prelude::*;
@@ -56,7 +56,7 @@ fn make_checkpoint() -> PqResult<Made> {
     // The key first: creating it may create the MDK, whose writers must
     // never wait for a holder of the chain lock (the chain lock is always
     // the last lock a transaction takes).
-    let (kid, key) = keystore::audit_key()?;
+    let (kid, key) = secrets::audit_key()?;
     let (head_id, head_hash) = locked_head()?;
     let ts = now_unix_micros();
     let cp = Checkpoint { head_id: head_id as u64, head_hash, ts_micros: ts };

@@ -13,7 +13,7 @@
 use crate::{
     data::{envelope, sign},
     journal::{chain, events},
-    keys::{access, keystore},
+    keys::{access, versions},
     platform::{catalog, datum::PgText, errors::{echo, PqError, PqResult}},
 };
 use pgrx::datum::TimestampWithTimeZone;
@@ -100,8 +100,8 @@ fn append(tenant: &str, key: &str, user: &str, stored: Stored<'_>) -> PqResult<i
     check_user(user)?;
     // The signing key first: it checks the role's right to the tenant and
     // the key's state before anything is locked.
-    let keys = keystore::active_version(tenant, "change configuration")?;
-    let signing = keystore::signing_key(&keys)?;
+    let keys = versions::active_version(tenant, "change configuration")?;
+    let signing = versions::signing_key(&keys)?;
     catalog::as_owner(|| {
         if !chain::installed() {
             return Err(PqError::KeyStateHint(
@@ -185,7 +185,7 @@ fn append(tenant: &str, key: &str, user: &str, stored: Stored<'_>) -> PqResult<i
 
 fn config_set(tenant: &str, key: &str, value: &str, user: &str) -> PqResult<i64> {
     check_key(key)?;
-    let keys = keystore::active_version(tenant, "encrypt")?;
+    let keys = versions::active_version(tenant, "encrypt")?;
     let mut sealed = vec![0u8; keyed_len(value.len())?];
     keys.cipher.encrypt_to(value.as_bytes(), &config_aad(tenant, key), &mut sealed)?;
     crate::journal::monitor::used(tenant, crate::journal::monitor::Counted::Encrypt);
@@ -236,11 +236,11 @@ fn config_set_sealed(tenant: &str, key: &str, sealed: &[u8], signature: &[u8], u
         return Err(PqError::WrongKind { found: parsed.kind(), function: "pq.config_set_sealed" });
     }
     // Sealed to a key version of this tenant that can still open it.
-    match keystore::describe_kid(parsed.kid(), Kind::Sealed)? {
+    match versions::describe_kid(parsed.kid(), Kind::Sealed)? {
         Some((owner, _)) if owner == tenant => {}
         _ => return Err(PqError::UnknownKid),
     }
-    keystore::version_by_kid(parsed.kid())?;
+    versions::version_by_kid(parsed.kid())?;
     append(tenant, key, user, Stored { op: ConfigOp::SetSealed, envelope: Some(sealed), client_signature: Some(signature) })
 }
 

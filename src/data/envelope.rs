@@ -13,7 +13,7 @@
 //! Results are written straight into the returned datum (`datum.rs`).
 use crate::{
     journal::monitor::{self, Counted},
-    keys::keystore,
+    keys::versions,
     platform::{datum::{PgBytea, PgByteaArray, PgText}, errors::{OrRaise, PqError, PqResult}},
 };
 use pgrx::prelude::*;
@@ -21,7 +21,7 @@ use pqcore::{keyed_len, sealed, Envelope, Kind, RecipientKey, RecipientSecret};
 use serde_json::json;
 
 fn encrypt(tenant: &str, plaintext: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
-    let keys = keystore::active_version(tenant, "encrypt")?;
+    let keys = versions::active_version(tenant, "encrypt")?;
     let out = PgBytea::build(keyed_len(plaintext.len())?, |out| Ok(keys.cipher.encrypt_to(plaintext, aad, out)?))?;
     monitor::used(&keys.tenant, Counted::Encrypt);
     Ok(out)
@@ -39,14 +39,14 @@ fn expect_kind<'a>(envelope: &'a [u8], kind: Kind, function: &'static str) -> Pq
 /// Opens a keyed envelope of a version the caller may use (counted).
 pub fn decrypt(envelope: &[u8], aad: &[u8], function: &'static str) -> PqResult<PgBytea> {
     let env = expect_kind(envelope, Kind::Keyed, function)?.into_keyed()?;
-    let keys = keystore::version_by_kid(env.kid()).map_err(|e| monitor::failed_decryption(e, None))?;
+    let keys = versions::version_by_kid(env.kid()).map_err(|e| monitor::failed_decryption(e, None))?;
     monitor::decryption(PgBytea::build(env.plaintext_len(), |out| Ok(keys.cipher.decrypt_to(&env, aad, out)?)), &keys.tenant)
 }
 
 /// Opens an envelope sealed to a version the caller may use (counted).
 pub fn unseal(envelope: &[u8], aad: &[u8], function: &'static str) -> PqResult<PgBytea> {
     let env = expect_kind(envelope, Kind::Sealed, function)?.into_sealed()?;
-    let keys = keystore::version_by_kid(env.kid()).map_err(|e| monitor::failed_decryption(e, None))?;
+    let keys = versions::version_by_kid(env.kid()).map_err(|e| monitor::failed_decryption(e, None))?;
     monitor::decryption(PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&keys.kem, &env, aad, out)?)), &keys.tenant)
 }
 
@@ -105,7 +105,7 @@ fn inspect(envelope: &[u8]) -> PqResult<serde_json::Value> {
             out["batch_count"] = json!(count);
         }
     }
-    if let Some((tenant, version)) = keystore::describe_kid(parsed.kid(), parsed.kind())? {
+    if let Some((tenant, version)) = versions::describe_kid(parsed.kid(), parsed.kind())? {
         out["tenant"] = json!(tenant);
         out["key_version"] = json!(version);
     }

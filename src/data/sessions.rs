@@ -16,7 +16,7 @@
 //! without `shared_preload_libraries` every function here is 55000.
 use crate::{
     journal::monitor,
-    keys::{access, keystore},
+    keys::{access, versions},
     platform::{datum::PgBytea, errors::{OrRaise, PqError, PqResult}, secure_mem},
 };
 use pgrx::lwlock::PgLwLock;
@@ -168,7 +168,7 @@ fn begin(tenant: &str, lifetime: &Interval) -> PqResult<(pgrx::Uuid, Vec<u8>, Ve
     if micros <= 0 || micros > MAX_LIFETIME_MICROS {
         return Err(PqError::InvalidParameter("lifetime must be positive and at most 7 days".into()));
     }
-    let suite = crate::platform::catalog::as_owner(|| keystore::tenant_suite(tenant, false))?;
+    let suite = crate::platform::catalog::as_owner(|| versions::tenant_suite(tenant, false))?;
     sweep();
     let (seed, key) = secure_mem::scope(|| RecipientSecret::generate(suite))?;
     let mut id = pqcore::rng::random_id()?;

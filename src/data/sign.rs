@@ -2,7 +2,7 @@
 //! `pq_verify_with`, `pq_generate_keypair`.
 use crate::{
     journal::monitor::{self, Counted},
-    keys::keystore,
+    keys::versions,
     platform::{datum::PgBytea, errors::{OrRaise, PqError, PqResult}},
 };
 use pgrx::prelude::*;
@@ -10,8 +10,8 @@ use pqcore::{Envelope, Kind, RecipientSecret, SigningKey, Suite, VerifyingKey};
 
 /// A signature envelope over `message` with the tenant's active key.
 pub fn sign(tenant: &str, message: &[u8], context: &[u8]) -> PqResult<Vec<u8>> {
-    let keys = keystore::active_version(tenant, "sign")?;
-    let signing = keystore::signing_key(&keys)?;
+    let keys = versions::active_version(tenant, "sign")?;
+    let signing = versions::signing_key(&keys)?;
     let signature = signing.sign_envelope(message, context)?;
     monitor::used(tenant, Counted::Sign);
     Ok(signature)
@@ -24,7 +24,7 @@ pub fn verify(tenant: &str, message: &[u8], signature: &[u8], context: &[u8]) ->
         return Err(PqError::WrongKind { found: parsed.kind(), function: "pq_verify" });
     }
     let env = parsed.into_signature()?;
-    let valid = match keystore::verifying_key(tenant, env.kid())? {
+    let valid = match versions::verifying_key(tenant, env.kid())? {
         Some(key) => key.verify_envelope(&env, message, context)?,
         None => false,
     };

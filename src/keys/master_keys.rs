@@ -6,13 +6,69 @@
 //! builds and bounds their calls.
 use crate::{
     journal::events,
-    keys::{cache, keystore, provider},
+    keys::{
+        cache,
+        master::{self, create_mdk, mdk, rewrap_secret, stored_kid, unwrapping},
+        provider, secrets, versions,
+    },
     platform::{catalog, errors::{PqError, PqResult}},
 };
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
-use pqcore::Kid;
+use pqcore::{Kid, Purpose, WrapContext};
 use serde_json::json;
+
+/// What [`rotate_master_data_key`] did.
+pub struct MasterRotation {
+    /// The retired MDK's id and provider, if there was an active one.
+    pub old: Option<(Kid, String)>,
+    pub new: Kid,
+    /// The new MDK's key reference in its provider.
+    pub key_ref: String,
+    pub versions_rewrapped: i32,
+}
+
+/// Retires the active MDK, creates a new one wrapped by provider
+/// `provider_name`, and rewraps every tenant version's seeds under it.
+/// Call as owner, with pq.master_keys locked.
+pub fn rotate_master_data_key(provider_name: &'static str) -> PqResult<MasterRotation> {
+    let old = catalog::write_row(
+        "UPDATE pq.master_keys SET state = 'retired' WHERE state = 'active' RETURNING id, provider",
+        &[],
+        |row| Ok((row.get::<Vec<u8>>(1)?.unwrap_or_default(), row.get::<String>(2)?.unwrap_or_default())),
+    )?
+    .map(|(id, provider)| Ok::<_, PqError>((stored_kid(&id)?, provider)))
+    .transpose()?;
+    let (new, key_ref) = create_mdk(provider_name)?;
+    let rows = versions::stored_seeds(None)?;
+    for row in &rows {
+        let (tenant, version, kem, dsa) = (row.tenant.as_str(), &row.version, &row.kem, &row.dsa);
+        let from = mdk(stored_kid(&row.mdk_id)?)?;
+        let suite = row.suite()?;
+        let (kem, dsa) = unwrapping(|| {
+            let rewrap = |wrapped: &[u8], purpose| {
+                rewrap_secret(&from, &new, wrapped, &WrapContext { tenant, version: *version as u32, purpose }, || {
+                    ("a stored tenant key is damaged", format!("tenant {tenant} version {version}: a seed does not unwrap"))
+                })
+            };
+            Ok((rewrap(kem, Purpose::kem_seed(suite))?, rewrap(dsa, Purpose::DsaSeed)?))
+        })?;
+        catalog::write_one::<bool>(
+            "UPDATE pq.tenant_key_versions SET wrapped_kem_seed = $3, wrapped_dsa_seed = $4, mdk_id = $5
+              WHERE tenant = $1 AND version = $2 RETURNING true",
+            &[
+                tenant.into(),
+                (*version).into(),
+                kem.as_slice().into(),
+                dsa.as_slice().into(),
+                new.id().as_bytes().as_slice().into(),
+            ],
+        )?;
+    }
+    secrets::rewrap_classical(&new)?;
+    secrets::rewrap_audit_keys(&new)?;
+    Ok(MasterRotation { old, new: new.id(), key_ref, versions_rewrapped: rows.len() as i32 })
+}
 
 /// What `pq.rotate_master_key` returns.
 pub struct Rotated {
@@ -39,7 +95,7 @@ fn rotate_master_key(provider_name: Option<&str>) -> PqResult<Rotated> {
     let actor = events::session_user();
     catalog::as_owner(|| {
         catalog::run("LOCK TABLE pq.master_keys IN EXCLUSIVE MODE", &[])?;
-        let r = keystore::rotate_master_data_key(provider_name)?;
+        let r = rotate_master_data_key(provider_name)?;
         let (old_id, old_provider) = r.old.map(|(id, p)| (id.to_hex(), p)).unzip();
         events::record(
             "master_key_rotated",
@@ -115,7 +171,7 @@ fn master_key_status() -> PqResult<Vec<StatusRow>> {
     for (id, state, provider_name, key_ref, needed) in rows {
         let kid = Kid::from_slice(&id).map_err(|_| PqError::internal("a stored key id has the wrong length", String::new()))?;
         let (answered, message) = if needed {
-            match catalog::as_owner(|| keystore::probe_mdk(kid)) {
+            match catalog::as_owner(|| master::probe_mdk(kid)) {
                 Ok(()) => (Some(true), None),
                 Err(PqError::Provider { message, detail_log, .. }) => {
                     if let Some(detail) = detail_log {
@@ -132,7 +188,7 @@ fn master_key_status() -> PqResult<Vec<StatusRow>> {
         };
         let status = provider::status(&provider_name);
         let last_success = status.last_success.and_then(|at| TimestampWithTimeZone::try_from(at).ok());
-        let cache_age = keystore::mdk_cached_at(kid).map(|at| Interval::from_micros((now - at).max(0)));
+        let cache_age = master::mdk_cached_at(kid).map(|at| Interval::from_micros((now - at).max(0)));
         out.push((id, state, provider_name, key_ref, answered, last_success, cache_age, status.calls, message));
     }
     Ok(out)

@@ -1,15 +1,21 @@
-//! Keys: the master key providers (`provider`), the master data key and
-//! the tenant key versions as they are stored, unwrapped and cached
-//! (`keystore`, `cache`), who may use and see a tenant (`access`), tenants
-//! and grants (`tenants`), and master key rotation (`master_keys`).
+//! Keys, from the bottom up: the per-backend cache of unwrapped keys and
+//! access decisions and what invalidates it (`cache`); calls to the master
+//! key providers (`provider`); who may use and see a tenant (`access`); the
+//! master data key and the one-time recovery keys (`master`); tenant key
+//! versions, loaded, unwrapped, created, backed up and restored
+//! (`versions`); the other secrets under the master key, classical keys
+//! and the audit key (`secrets`); tenants and grants (`tenants`); master
+//! key rotation and status (`master_keys`).
 //!
 //! May call: platform, journal.
 pub mod access;
 pub mod cache;
-pub mod keystore;
+pub mod master;
 pub mod master_keys;
 pub mod provider;
+pub mod secrets;
 pub mod tenants;
+pub mod versions;
 
 /// The cache's invalidation callbacks and end-of-transaction hook and,
 /// while preloading, the shared key generation and provider status; from

@@ -3,7 +3,7 @@
 //! and `pq.tenant_visible` (the filter of the `pq.tenant_keys` view).
 use crate::{
     journal::events,
-    keys::{access, keystore},
+    keys::{access, versions},
     platform::{catalog, errors::{echo, PqError, PqResult}},
 };
 use pqcore::Suite;
@@ -47,7 +47,7 @@ fn create_tenant(tenant: &str, kem: &str) -> PqResult<(String, i32, Vec<u8>)> {
         if !inserted {
             return Err(PqError::DuplicateTenant(echo(tenant)));
         }
-        let kid = keystore::insert_version(tenant, 1, suite)?;
+        let kid = versions::insert_version(tenant, 1, suite)?;
         let details = json!({ "kid": kid.to_hex(), "kem": suite.name() });
         events::record("tenant_created", Some(tenant), Some(1), &events::session_user(), None, details)?;
         Ok((tenant.to_owned(), 1, kid.as_bytes().to_vec()))

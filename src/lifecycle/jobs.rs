@@ -19,7 +19,7 @@
 //! and otherwise starts another pass for the rows that were locked.
 use crate::{
     journal::events,
-    keys::keystore,
+    keys::versions,
     lifecycle::{rotation, tracking::{self, quote_ident, Tracked}},
     platform::{catalog, errors::{PqError, PqResult}},
 };
@@ -484,7 +484,7 @@ fn reencrypt_value(value: &[u8], aad: &[u8], tenant: &str) -> Result<Vec<u8>, &'
     if parsed.kind() == Kind::Signature {
         return Err("a signature envelope, not a ciphertext");
     }
-    let old = keystore::version_by_kid(parsed.kid()).map_err(|e| match e {
+    let old = versions::version_by_kid(parsed.kid()).map_err(|e| match e {
         PqError::UnknownKid => "unknown key id",
         PqError::KeyState(_) | PqError::KeyStateHint(..) => "its key version is disabled or destroyed",
         _ => "its key version could not be loaded",
@@ -492,7 +492,7 @@ fn reencrypt_value(value: &[u8], aad: &[u8], tenant: &str) -> Result<Vec<u8>, &'
     if old.tenant != tenant {
         return Err("an envelope of another tenant");
     }
-    let active = keystore::active_version(tenant, "re-encrypt").map_err(|_| "the tenant has no usable active version")?;
+    let active = versions::active_version(tenant, "re-encrypt").map_err(|_| "the tenant has no usable active version")?;
     let buffer = |len: usize, fill: &mut dyn FnMut(&mut [u8]) -> PqResult<()>| {
         if len > crate::platform::datum::MAX_PAYLOAD {
             return Err(PqError::TooLarge);
@@ -544,7 +544,7 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
     let tenant = only_tenant.clone().or_else(|| t.tenant.clone());
     let (active_tenants, active_kids) = match work {
         Work::Reencrypt => active_kids(tenant.as_deref())?,
-        Work::Migrate { .. } => (Vec::new(), keystore::known_kids(tenant.as_deref())?),
+        Work::Migrate { .. } => (Vec::new(), versions::known_kids(tenant.as_deref())?),
     };
     let args = BatchArgs { failed: failed_keys(id)?, tenant: tenant.unwrap_or_default(), cursor, active_tenants, active_kids };
     if state == "queued" {

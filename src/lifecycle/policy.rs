@@ -1,7 +1,7 @@
 //! Rotation policies: `pq.set_policy(tenant, jsonb)` and what the worker
 //! does with them (`run_due`): rotate tenants that are due, NOTIFY
 //! `pq_key_rotation` before, queue re-encryption after the overlap period.
-//! A version older than max_key_age refuses to encrypt (keys::keystore).
+//! A version older than max_key_age refuses to encrypt (keys::versions).
 //! The rules and the due times are `pqcore::policy`'s.
 use crate::{
     journal::events,

@@ -10,7 +10,7 @@
 //! reversible), destroyed (secrets erased; signatures still verify).
 use crate::{
     journal::events,
-    keys::{access, cache::{KeyState, VersionKeys}, keystore},
+    keys::{access, cache::{KeyState, VersionKeys}, versions},
     lifecycle::tracking,
     platform::{catalog, datum::PgBytea, errors::{echo, PqError, PqResult}},
 };
@@ -58,7 +58,7 @@ pub fn rotate_as_owner(tenant: &str, reason: &str, actor: &str) -> PqResult<Rota
         &[tenant.into()],
     )?
     .unwrap_or(1);
-    let kid = keystore::insert_version(tenant, next, keystore::tenant_suite(tenant, true)?)?;
+    let kid = versions::insert_version(tenant, next, versions::tenant_suite(tenant, true)?)?;
     events::record(
         "key_rotated",
         Some(tenant),
@@ -233,8 +233,8 @@ pub fn rewrap(envelope: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
     if parsed.kind() == Kind::Signature {
         return Err(PqError::WrongKind { found: Kind::Signature, function: "pq.rewrap" });
     }
-    let old = keystore::version_by_kid(parsed.kid())?;
-    let active = keystore::active_version(&old.tenant, "rewrap")?;
+    let old = versions::version_by_kid(parsed.kid())?;
+    let active = versions::active_version(&old.tenant, "rewrap")?;
     if parsed.kid() == active.kid() {
         return PgBytea::copy_of(envelope);
     }

@@ -11,7 +11,7 @@
 //! plaintexts come back into zeroizing memory and pgcrypto's copy is wiped.
 use crate::{
     journal::events,
-    keys::{access, keystore::{self, ClassicalSecret}},
+    keys::{access, secrets::{self, ClassicalSecret}, versions},
     migration::state,
     platform::{catalog, datum::{PgBytea, PgText, Varlena}, errors::{echo, PqError, PqResult}},
 };
@@ -301,7 +301,7 @@ pub struct TenantKeys {
 impl TenantKeys {
     /// Loads `tenant`'s keys (the caller has checked access). Call as owner.
     pub fn load(tenant: &str, pgcrypto: &Pgcrypto) -> PqResult<Self> {
-        let keys = keystore::classical_keys(tenant)?.into_iter().map(|s| ClassicalKey::new(s, pgcrypto)).collect::<PqResult<_>>()?;
+        let keys = secrets::classical_keys(tenant)?.into_iter().map(|s| ClassicalKey::new(s, pgcrypto)).collect::<PqResult<_>>()?;
         Ok(TenantKeys { keys })
     }
 
@@ -410,7 +410,7 @@ fn counted_decrypt_any(value: &[u8], tenant: &str, aad: &[u8]) -> PqResult<PgByt
 /// A keyed or sealed envelope made under one of `tenant`'s versions.
 fn decrypt_envelope(value: &[u8], tenant: &str, aad: &[u8]) -> PqResult<PgBytea> {
     let parsed = Envelope::parse(value)?;
-    let keys = keystore::version_by_kid(parsed.kid())?;
+    let keys = versions::version_by_kid(parsed.kid())?;
     if keys.tenant != tenant {
         return Err(PqError::Core(pqcore::Error::DecryptionFailed));
     }
@@ -423,7 +423,7 @@ fn decrypt_envelope(value: &[u8], tenant: &str, aad: &[u8]) -> PqResult<PgBytea>
 
 /// A keyed envelope of `plaintext` under `tenant`'s active version.
 pub fn encrypt_pq(tenant: &str, plaintext: &[u8], aad: &[u8]) -> PqResult<Vec<u8>> {
-    let keys = keystore::active_version(tenant, "encrypt")?;
+    let keys = versions::active_version(tenant, "encrypt")?;
     let mut out = vec![0u8; keyed_len(plaintext.len())?];
     keys.cipher.encrypt_to(plaintext, aad, &mut out)?;
     Ok(out)
@@ -434,7 +434,7 @@ pub fn encrypt_pq(tenant: &str, plaintext: &[u8], aad: &[u8]) -> PqResult<Vec<u8
 fn encrypt_dual_mode(tenant: &str, value: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
     access::require_usable(tenant)?;
     if state::started(tenant)? {
-        let keys = keystore::active_version(tenant, "encrypt")?;
+        let keys = versions::active_version(tenant, "encrypt")?;
         return PgBytea::build(keyed_len(value.len())?, |out| Ok(keys.cipher.encrypt_to(value, aad, out)?));
     }
     let pgcrypto = Pgcrypto::find()?;
@@ -526,7 +526,7 @@ fn register(
                 }
             }
         }
-        let id = keystore::insert_classical(tenant, kind.name(), options, key, passphrase, public_key)?;
+        let id = secrets::insert_classical(tenant, kind.name(), options, key, passphrase, public_key)?;
         events::record(
             "classical_key_registered",
             Some(tenant),

@@ -12,7 +12,7 @@
 //! touches each classical value once.
 use crate::{
     journal::events,
-    keys::access,
+    keys::{access, versions},
     lifecycle::{jobs::{self, Work}, tracking::{self, quote_ident}},
     migration::{classical::{ClassicalKind, failed, Pgcrypto, TenantKeys}, state},
     platform::{catalog, errors::{echo, PqError, PqResult}},
@@ -38,7 +38,7 @@ impl Batch {
             pgcrypto: Pgcrypto::find()?,
             from_kind: from_kind.map(ClassicalKind::parse).transpose()?,
             keys: HashMap::new(),
-            kids: crate::keys::keystore::known_kids(None)?.into_iter().collect(),
+            kids: versions::known_kids(None)?.into_iter().collect(),
         })
     }
 
@@ -223,7 +223,7 @@ fn sample(t: &tracking::Tracked, from_kind: Option<&str>) -> PqResult<()> {
         aad = t.aad_expr,
         table = t.table,
     );
-    let kids = crate::keys::keystore::known_kids(t.tenant.as_deref())?;
+    let kids = versions::known_kids(t.tenant.as_deref())?;
     let rows: Vec<(Vec<u8>, Vec<u8>, String)> = catalog::connect(|client| {
         let mut out = Vec::new();
         for row in client.select(&query, None, &[t.tenant.as_deref().into(), kids.into()])? {
@@ -384,7 +384,7 @@ fn convert_for_write(tenant: &str, value: &[u8], aad: &[u8]) -> PqResult<Option<
     let classes = classify(value);
     if matches!(classes.first(), Some(Class::PqKeyed | Class::PqSealed)) {
         let kid = value.get(2..18).unwrap_or_default().to_vec();
-        let ours = catalog::as_owner(|| crate::keys::keystore::known_kids(Some(tenant)))?.contains(&kid);
+        let ours = catalog::as_owner(|| versions::known_kids(Some(tenant)))?.contains(&kid);
         if ours {
             return Ok(None);
         }

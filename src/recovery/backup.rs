@@ -9,7 +9,7 @@
 //! `pq.backups` records each export and restore.
 use crate::{
     journal::events,
-    keys::{keystore, provider, tenants},
+    keys::{{master, secrets, versions}, provider, tenants},
     platform::{catalog, errors::{echo, PqError, PqResult}, secure_mem},
     recovery::escrow::invalid,
 };
@@ -53,15 +53,15 @@ fn tenant_doc(tenant: &str, metadata: bool) -> PqResult<Value> {
 /// `secrets`, and the classical keys (with their refs) to `doc`.
 /// Returns (versions, classical keys). Inside `secure_mem::scope`.
 fn tenant_secrets(tenant: &str, doc: &mut Value, secrets: &mut Vec<Secret>) -> PqResult<(i32, i32)> {
-    let rows = keystore::stored_seeds(Some(tenant))?;
+    let rows = versions::stored_seeds(Some(tenant))?;
     for row in &rows {
-        let (kem, dsa) = keystore::version_seeds(row)?;
+        let (kem, dsa) = versions::version_seeds(row)?;
         let reference: [u8; 16] =
             row.kid.as_slice().try_into().map_err(|_| PqError::internal("a stored key id has the wrong length", String::new()))?;
         secrets.push(Secret { kind: SecretKind::KemSeed, reference, bytes: Zeroizing::new(kem.expose().to_vec()) });
         secrets.push(Secret { kind: SecretKind::DsaSeed, reference, bytes: Zeroizing::new(dsa.expose().to_vec()) });
     }
-    let classical = keystore::classical_keys(tenant)?;
+    let classical = secrets::classical_keys(tenant)?;
     let mut entries = Vec::with_capacity(classical.len());
     for c in classical.into_iter().rev() {
         let reference = pqcore::rng::random_id()?;
@@ -177,7 +177,7 @@ fn restore_begin() -> PqResult<(Vec<u8>, Vec<u8>)> {
     crate::platform::roles::require_admin_on_primary("begin a key backup restore")?;
     let actor = events::session_user();
     catalog::as_owner(|| {
-        let (kid, public_key) = keystore::create_recovery_key("restore")?;
+        let (kid, public_key) = master::create_recovery_key("restore")?;
         events::record(
             "restore_key_created",
             None,
@@ -232,7 +232,7 @@ fn restore(bundle: &[u8], target: Option<&str>, overwrite: bool) -> PqResult<Vec
     let actor = events::session_user();
     catalog::as_owner(|| {
         catalog::run("LOCK TABLE pq.master_keys IN SHARE MODE", &[])?;
-        let secret = keystore::recovery_secret(header.kid, "restore").map_err(|e| match e {
+        let secret = master::recovery_secret(header.kid, "restore").map_err(|e| match e {
             PqError::UnknownKid => PqError::Sql {
                 code: b"PQ002",
                 message: "the bundle is sealed to a key that is not one of this cluster's restore keys".into(),
@@ -269,7 +269,7 @@ fn restore(bundle: &[u8], target: Option<&str>, overwrite: bool) -> PqResult<Vec
             let (versions, classical) = secure_mem::scope(|| restore_tenant(t, &name, &payload, overwrite))?;
             out.push((source, name, versions, classical));
         }
-        keystore::consume_recovery_key(header.kid)?;
+        master::consume_recovery_key(header.kid)?;
         let names: Vec<String> = out.iter().map(|(_, n, _, _)| n.clone()).collect();
         let versions = out.iter().map(|r| r.2).sum();
         let classical = out.iter().map(|r| r.3).sum();
@@ -404,14 +404,14 @@ fn restore_version(v: &Value, name: &str, suite: Suite, payload: &Payload, overw
         if !public_keys_match(suite, &public_key, &kid, &verifying_key, &signing_kid) {
             return Err(invalid(format!("the bundle's key version {version} does not match its public keys")));
         }
-        (keystore::active_mdk_for_restore()?, None, None, None)
+        (master::active_mdk_for_restore()?, None, None, None)
     } else {
         let missing = || invalid(format!("the bundle lacks the secrets of key version {version}"));
         let kem_seed = payload.secret(SecretKind::KemSeed, &reference).ok_or_else(missing)?;
         let dsa_seed = payload.secret(SecretKind::DsaSeed, &reference).ok_or_else(missing)?;
         let sealed_dek = bytes(v, "sealed_dek")?;
-        let restored = keystore::RestoredVersion { tenant: name, version, suite, kem_seed, dsa_seed, sealed_dek: &sealed_dek };
-        let ((d_kid, d_signing, d_public, d_verifying), (mdk_id, wk, wd)) = keystore::wrap_restored(&restored)?;
+        let restored = versions::RestoredVersion { tenant: name, version, suite, kem_seed, dsa_seed, sealed_dek: &sealed_dek };
+        let ((d_kid, d_signing, d_public, d_verifying), (mdk_id, wk, wd)) = versions::wrap_restored(&restored)?;
         if d_kid.as_bytes()[..] != kid[..] || d_signing.as_bytes()[..] != signing_kid[..] || d_public != public_key || d_verifying != verifying_key {
             return Err(invalid(format!("the bundle's key version {version} does not match its secrets")));
         }
@@ -465,7 +465,7 @@ fn restore_classical(t: &Value, name: &str, payload: &Payload) -> PqResult<i32> 
         Some(e) if !e.is_empty() => e,
         _ => return Ok(0),
     };
-    let held = keystore::classical_keys(name)?;
+    let held = secrets::classical_keys(name)?;
     let mut restored = 0;
     for e in entries {
         let reference: [u8; 16] =
@@ -483,7 +483,7 @@ fn restore_classical(t: &Value, name: &str, payload: &Payload) -> PqResult<i32> 
             Some(Value::String(_)) => Some(bytes(e, "public_key")?),
             _ => None,
         };
-        keystore::insert_classical(name, kind, options, key, passphrase, public_key.as_deref())?;
+        secrets::insert_classical(name, kind, options, key, passphrase, public_key.as_deref())?;
         restored += 1;
     }
     Ok(restored)

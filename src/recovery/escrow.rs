@@ -12,7 +12,7 @@
 //! whose secret half only the provider can unwrap.
 use crate::{
     journal::events,
-    keys::{keystore, provider},
+    keys::{master, provider},
     platform::{catalog, errors::{echo, PqError, PqResult}},
 };
 use pgrx::datum::TimestampWithTimeZone;
@@ -261,7 +261,7 @@ fn split() -> PqResult<Vec<SplitRow>> {
         let threshold = u8::try_from(threshold).map_err(|_| invalid("threshold is at most 255"))?;
         let escrow_id = pqcore::rng::random_id()?;
         let (mdk_id, records) = crate::platform::secure_mem::scope(|| {
-            let (mdk_id, mdk) = keystore::active_mdk_key()?;
+            let (mdk_id, mdk) = master::active_mdk_key()?;
             Ok::<_, PqError>((mdk_id, escrow::split_mdk(&mdk, escrow_id, threshold, &recipients)?))
         })?;
         let mut out = Vec::with_capacity(records.len());
@@ -326,7 +326,7 @@ fn request_recovery(reason: &str) -> PqResult<(Uuid, Vec<u8>, Vec<u8>)> {
                 "pq.escrow_split splits the active master key; pq.escrow_status shows what exists",
             ));
         };
-        let (kid, public_key) = keystore::create_recovery_key("escrow recovery")?;
+        let (kid, public_key) = master::create_recovery_key("escrow recovery")?;
         let id = catalog::write_one::<Uuid>(
             "INSERT INTO pq.escrow_requests (escrow_id, mdk_id, request_kid, reason, ready_at, approvers_required)
              SELECT $1, $2, $3, $4, now() + c.min_approval_time, c.approvers_required FROM pq.escrow_config c RETURNING id",
@@ -581,14 +581,14 @@ fn recover(id: &Uuid, shares: &[Option<&[u8]>]) -> PqResult<Recovered> {
             escrow_id.as_slice().try_into().map_err(|_| PqError::internal("a stored escrow id has the wrong length", String::new()))?;
         let provider_name = provider::configured()?;
         let (key_ref, indexes) = crate::platform::secure_mem::scope(|| {
-            let secret = keystore::recovery_secret(kid, "escrow recovery")?;
+            let secret = master::recovery_secret(kid, "escrow recovery")?;
             let mdk = escrow::recover(&refs, &secret, mdk_kid, escrow_id).map_err(recover_error)?;
-            let key_ref = keystore::rewrap_mdk(&mdk, provider_name)?;
+            let key_ref = master::rewrap_mdk(&mdk, provider_name)?;
             let indexes: Vec<u8> =
                 refs.iter().filter_map(|r| escrow::ShareRecord::parse(r).ok().map(|p| p.header.index)).collect();
             Ok::<_, PqError>((key_ref, indexes))
         })?;
-        keystore::consume_recovery_key(kid)?;
+        master::consume_recovery_key(kid)?;
         catalog::write_one::<bool>(
             "UPDATE pq.escrow_requests SET state = 'recovered', recovered_at = now(), recovered_by = $2 WHERE id = $1 RETURNING true",
             &[(*id).into(), actor.as_str().into()],

@@ -1,0 +1,386 @@
+//! Tenant key versions as SQL functions use them: looked up in the key
+//! tables, unwrapped under the master data key, and kept in the backend's
+//! cache (`cache`, which says when entries go). A cache hit costs no SPI
+//! call, no unwrapping and no ML-KEM key expansion. Lookups only read
+//! (read-only SPI, no transaction id), so decryption works in read-only
+//! transactions and on a hot standby. Also the writes: a new version, and
+//! the seeds of a stored version for a backup or from a restore.
+use crate::{
+    keys::{
+        access,
+        cache::{self, KeyState, VersionKeys},
+        master::{active_mdk_for_write, mdk, stored_kid, unwrapping},
+    },
+    platform::{
+        catalog,
+        errors::{echo, PqError, PqResult},
+    },
+};
+use pqcore::{dek_suite, open_dek, DsaSeed, KeyedCipher, Kid, Purpose, RecipientSecret, SigningKey, Suite, VerifyingKey, WrapContext};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// The columns `load_version` reads; `expires` is activated_at + max_key_age
+/// in PostgreSQL's microseconds since 2000-01-01.
+const VERSION_COLUMNS: &str = "v.tenant, v.version, v.state, v.kid, v.mdk_id, v.wrapped_kem_seed, v.sealed_dek,
+    ((extract(epoch FROM v.activated_at) - 946684800) * 1000000)::bigint + p.max_key_age * 1000000
+    FROM pq.tenant_key_versions v LEFT JOIN pq.tenant_policies p ON p.tenant = v.tenant";
+/// The same before `ALTER EXTENSION UPDATE` to 0.2.0 (no policies yet).
+const VERSION_COLUMNS_0_1: &str = "v.tenant, v.version, v.state, v.kid, v.mdk_id, v.wrapped_kem_seed, v.sealed_dek,
+    NULL::bigint FROM pq.tenant_key_versions v";
+
+/// Loads and unwraps the version a query selects (as owner), if any.
+/// Errors name no tenant: the caller may have reached it through a kid.
+fn load_version(query: &str, arg: pgrx::datum::DatumWithOid<'_>) -> PqResult<Option<Rc<VersionKeys>>> {
+    let columns = if catalog::pq_table_exists(c"tenant_policies") { VERSION_COLUMNS } else { VERSION_COLUMNS_0_1 };
+    let row = catalog::row(&format!("SELECT {columns} {query}"), &[arg], |row| {
+        Ok((
+            row.get::<String>(1)?.unwrap_or_default(),
+            row.get::<i32>(2)?.unwrap_or_default(),
+            row.get::<String>(3)?.unwrap_or_default(),
+            row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+            row.get::<Vec<u8>>(5)?.unwrap_or_default(),
+            row.get::<Vec<u8>>(6)?,
+            row.get::<Vec<u8>>(7)?,
+            row.get::<i64>(8)?,
+        ))
+    })?;
+    let Some((tenant, version, state, kid, mdk_id, wrapped_seed, sealed_dek, expires)) = row else {
+        return Ok(None);
+    };
+    let state = KeyState::parse(&state)?;
+    if state == KeyState::Disabled {
+        return Err(PqError::KeyState("the key version of this envelope is disabled".into()));
+    }
+    let (Some(wrapped_seed), Some(sealed_dek), false) = (wrapped_seed, sealed_dek, state == KeyState::Destroyed) else {
+        return Err(PqError::KeyState("the key version of this envelope is destroyed".into()));
+    };
+    let kid = stored_kid(&kid)?;
+    let mdk = mdk(stored_kid(&mdk_id)?)?;
+    let damaged = |what: &str| {
+        PqError::internal("a stored tenant key is damaged", format!("tenant {tenant} version {version}: {what}"))
+    };
+    let suite = dek_suite(&sealed_dek).map_err(|_| damaged("the sealed DEK is malformed"))?;
+    let keys = unwrapping(|| {
+        let context = WrapContext { tenant: &tenant, version: version as u32, purpose: Purpose::kem_seed(suite) };
+        let seed = mdk.unwrap(&wrapped_seed, &context).map_err(|_| damaged("the KEM seed does not unwrap"))?;
+        let kem = RecipientSecret::from_seed(suite, seed.expose())?;
+        if kem.kid() != kid {
+            return Err(damaged("the KEM seed does not match the kid"));
+        }
+        let dek = open_dek(&kem, &sealed_dek).map_err(|_| damaged("the sealed DEK does not open"))?;
+        let cipher = KeyedCipher::new(&dek, kid);
+        Ok(Rc::new(VersionKeys {
+            tenant: tenant.clone(),
+            version,
+            state,
+            kem,
+            cipher,
+            mdk_id: mdk.id(),
+            signing: RefCell::new(None),
+            loaded: cache::now(),
+            expires,
+        }))
+    })?;
+    Ok(Some(keys))
+}
+
+fn cache_version(keys: &Rc<VersionKeys>) {
+    if cache::enabled() {
+        cache::with_mut(|c| {
+            if keys.state == KeyState::Active {
+                c.active.insert(keys.tenant.clone(), keys.kid());
+            }
+            c.versions.insert(keys.kid(), keys.clone());
+        });
+    }
+}
+
+/// The active version of `tenant`, for encrypting and signing. On a hot
+/// standby: 25006 (`what` names the operation).
+pub fn active_version(tenant: &str, what: &'static str) -> PqResult<Rc<VersionKeys>> {
+    if catalog::in_recovery() {
+        return Err(PqError::ReadOnly(what));
+    }
+    access::require_usable(tenant)?;
+    let now = cache::now();
+    let hit = cache::with(|c| {
+        c.active.get(tenant).and_then(|kid| c.versions.get(kid)).filter(|v| c.fresh(v.loaded, now)).cloned()
+    });
+    let keys = match hit {
+        Some(keys) => keys,
+        None => {
+            let keys = catalog::as_owner(|| {
+                load_version("WHERE v.tenant = $1 AND v.state = 'active'", tenant.into())?.ok_or_else(|| {
+                    PqError::KeyState(format!("tenant \"{}\" has no active key version", echo(tenant)))
+                })
+            })?;
+            cache_version(&keys);
+            keys
+        }
+    };
+    if keys.expires.is_some_and(|at| now >= at) {
+        return Err(PqError::KeyStateHint(
+            format!("the active key version of tenant \"{}\" is older than its max_key_age", echo(tenant)),
+            "rotate it: SELECT * FROM pq.rotate_tenant_key(tenant, reason)",
+        ));
+    }
+    Ok(keys)
+}
+
+/// The version whose kid an envelope names, for decrypting. PQ002 when no
+/// version has it; 42501 when it belongs to a tenant the caller may not use.
+pub fn version_by_kid(kid: Kid) -> PqResult<Rc<VersionKeys>> {
+    cache::refresh();
+    let now = cache::now();
+    let hit = cache::with(|c| c.versions.get(&kid).filter(|v| c.fresh(v.loaded, now)).cloned());
+    if let Some(keys) = hit {
+        access::require_usable_unnamed(&keys.tenant)?;
+        return Ok(keys);
+    }
+    let tenant = catalog::as_owner(|| {
+        catalog::one::<String>("SELECT tenant FROM pq.tenant_key_versions WHERE kid = $1", &[kid.as_bytes().as_slice().into()])
+    })?
+    .ok_or(PqError::UnknownKid)?;
+    access::require_usable_unnamed(&tenant)?;
+    let keys =
+        catalog::as_owner(|| load_version("WHERE v.kid = $1", kid.as_bytes().as_slice().into())?.ok_or(PqError::UnknownKid))?;
+    cache_version(&keys);
+    Ok(keys)
+}
+
+/// The signing key of a version, unwrapped on first use.
+pub fn signing_key(keys: &VersionKeys) -> PqResult<Rc<SigningKey>> {
+    if let Some(key) = keys.signing.borrow().clone() {
+        return Ok(key);
+    }
+    let (wrapped, mdk) = catalog::as_owner(|| {
+        let wrapped = catalog::one::<Vec<u8>>(
+            "SELECT wrapped_dsa_seed FROM pq.tenant_key_versions WHERE kid = $1",
+            &[keys.kid().as_bytes().as_slice().into()],
+        )?
+        .ok_or_else(|| PqError::KeyState("the signing key of this key version is destroyed".into()))?;
+        Ok((wrapped, mdk(keys.mdk_id)?))
+    })?;
+    let key = unwrapping(|| {
+        let context = WrapContext { tenant: &keys.tenant, version: keys.version as u32, purpose: Purpose::DsaSeed };
+        let seed = mdk.unwrap(&wrapped, &context).map_err(|_| {
+            PqError::internal(
+                "a stored tenant key is damaged",
+                format!("tenant {} version {}: the ML-DSA seed does not unwrap", keys.tenant, keys.version),
+            )
+        })?;
+        Ok(Rc::new(SigningKey::from_seed(&DsaSeed::from_slice(seed.expose())?)))
+    })?;
+    *keys.signing.borrow_mut() = Some(key.clone());
+    Ok(key)
+}
+
+/// The verifying key of `tenant`'s version with ML-DSA kid `signing_kid`, if
+/// there is one: active, retired and destroyed versions verify (the key is
+/// public); a disabled one is PQ003.
+pub fn verifying_key(tenant: &str, signing_kid: Kid) -> PqResult<Option<Rc<VerifyingKey>>> {
+    access::require_usable(tenant)?;
+    let now = cache::now();
+    let hit = cache::with(|c| {
+        c.verifying
+            .get(&signing_kid)
+            .filter(|(t, _, at)| t == tenant && c.fresh(*at, now))
+            .map(|(_, k, _)| k.clone())
+    });
+    if hit.is_some() {
+        return Ok(hit);
+    }
+    let row = catalog::as_owner(|| {
+        catalog::row(
+            "SELECT verifying_key, state FROM pq.tenant_key_versions WHERE tenant = $1 AND signing_kid = $2",
+            &[tenant.into(), signing_kid.as_bytes().as_slice().into()],
+            |row| Ok((row.get::<Vec<u8>>(1)?, row.get::<String>(2)?)),
+        )
+    })?;
+    let Some((Some(bytes), Some(state))) = row else { return Ok(None) };
+    if KeyState::parse(&state)? == KeyState::Disabled {
+        return Err(PqError::KeyState("the key version that made this signature is disabled".into()));
+    }
+    let key = Rc::new(VerifyingKey::from_slice(&bytes)?);
+    if cache::enabled() {
+        cache::with_mut(|c| c.verifying.insert(signing_kid, (tenant.to_owned(), key.clone(), now)));
+    }
+    Ok(Some(key))
+}
+
+// ---------------------------------------------------------------- writes
+
+/// A new key version for `tenant` with a KEM key of `suite` (the caller has
+/// checked the right to do so); returns its kid. Runs as owner.
+pub fn insert_version(tenant: &str, version: i32, suite: Suite) -> PqResult<Kid> {
+    let mdk = active_mdk_for_write()?;
+    let (keys, wrapped_kem, wrapped_dsa) = unwrapping(|| {
+        let keys = pqcore::TenantKeys::generate(suite)?;
+        let wrap = |secret: &[u8], purpose| mdk.wrap(secret, &WrapContext { tenant, version: version as u32, purpose });
+        let wrapped_kem = wrap(keys.kem_seed.expose(), Purpose::kem_seed(suite))?;
+        let wrapped_dsa = wrap(keys.dsa_seed.expose(), Purpose::DsaSeed)?;
+        Ok((keys, wrapped_kem, wrapped_dsa))
+    })?;
+    let kid = keys.kem.kid();
+    catalog::write_one::<bool>(
+        "INSERT INTO pq.tenant_key_versions
+           (tenant, version, state, kid, signing_kid, mdk_id, wrapped_kem_seed, wrapped_dsa_seed,
+            sealed_dek, public_key, verifying_key)
+         VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING true",
+        &[
+            tenant.into(),
+            version.into(),
+            kid.as_bytes().as_slice().into(),
+            keys.signing.kid().as_bytes().as_slice().into(),
+            mdk.id().as_bytes().as_slice().into(),
+            wrapped_kem.as_slice().into(),
+            wrapped_dsa.as_slice().into(),
+            keys.sealed_dek.as_slice().into(),
+            keys.kem.public_key().as_bytes().into(),
+            keys.signing.verifying_key().as_bytes().as_slice().into(),
+        ],
+    )?;
+    Ok(kid)
+}
+
+/// The KEM suite a tenant chose at creation (ML-KEM-768 before 0.6.0).
+/// `writing`: the caller writes (a rotation), so the lookup must see a
+/// tenant created earlier in this transaction; otherwise it is read-only
+/// (a session, also on a hot standby). Runs as owner.
+pub fn tenant_suite(tenant: &str, writing: bool) -> PqResult<Suite> {
+    if !catalog::pq_column_exists(c"tenants", c"kem") {
+        return Ok(Suite::MlKem768);
+    }
+    let query = "SELECT kem FROM pq.tenants WHERE name = $1";
+    let name = if writing {
+        catalog::write_one::<String>(query, &[tenant.into()])?
+    } else {
+        catalog::one::<String>(query, &[tenant.into()])?
+    };
+    Ok(name.as_deref().and_then(Suite::parse).unwrap_or(Suite::MlKem768))
+}
+
+/// Every kid of `tenant`'s versions (of every tenant when None), any state.
+pub fn known_kids(tenant: Option<&str>) -> PqResult<Vec<Vec<u8>>> {
+    catalog::connect(|client| {
+        let rows = client.select(
+            "SELECT kid FROM pq.tenant_key_versions WHERE $1::text IS NULL OR tenant = $1",
+            None,
+            &[tenant.into()],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.get::<Vec<u8>>(1)?.unwrap_or_default());
+        }
+        Ok(out)
+    })
+}
+
+/// The tenant and version a kid belongs to, if the caller sees that tenant
+/// (pq_inspect shows nothing about other tenants' keys).
+pub fn describe_kid(kid: Kid, kind: pqcore::Kind) -> PqResult<Option<(String, i32)>> {
+    let column = if kind == pqcore::Kind::Signature { "v.signing_kid" } else { "v.kid" };
+    let row = catalog::as_owner(|| {
+        catalog::row(
+            &format!("SELECT v.tenant, v.version FROM pq.tenant_key_versions v WHERE {column} = $1"),
+            &[kid.as_bytes().as_slice().into()],
+            |row| Ok((row.get::<String>(1)?, row.get::<i32>(2)?)),
+        )
+    })?;
+    let Some((Some(tenant), Some(version))) = row else { return Ok(None) };
+    Ok(access::visible(&tenant)?.then_some((tenant, version)))
+}
+
+/// A stored key version with its wrapped seeds.
+pub struct StoredSeeds {
+    pub tenant: String,
+    pub version: i32,
+    pub kid: Vec<u8>,
+    pub mdk_id: Vec<u8>,
+    pub kem: Vec<u8>,
+    pub dsa: Vec<u8>,
+    pub sealed_dek: Vec<u8>,
+}
+
+impl StoredSeeds {
+    /// The version's suite, from its sealed DEK.
+    pub fn suite(&self) -> PqResult<Suite> {
+        dek_suite(&self.sealed_dek).map_err(|_| {
+            PqError::internal(
+                "a stored tenant key is damaged",
+                format!("tenant {} version {}: the sealed DEK", self.tenant, self.version),
+            )
+        })
+    }
+}
+
+/// Every version of `tenant` (None: of every tenant) that has seeds, by
+/// tenant and version. Call as owner.
+pub fn stored_seeds(tenant: Option<&str>) -> PqResult<Vec<StoredSeeds>> {
+    catalog::write_rows(
+        "SELECT tenant, version, kid, mdk_id, wrapped_kem_seed, wrapped_dsa_seed, sealed_dek FROM pq.tenant_key_versions
+          WHERE wrapped_kem_seed IS NOT NULL AND ($1::text IS NULL OR tenant = $1) ORDER BY tenant, version",
+        &[tenant.into()],
+        |row| {
+            Ok(StoredSeeds {
+                tenant: row.get::<String>(1)?.unwrap_or_default(),
+                version: row.get::<i32>(2)?.unwrap_or_default(),
+                kid: row.get::<Vec<u8>>(3)?.unwrap_or_default(),
+                mdk_id: row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+                kem: row.get::<Vec<u8>>(5)?.unwrap_or_default(),
+                dsa: row.get::<Vec<u8>>(6)?.unwrap_or_default(),
+                sealed_dek: row.get::<Vec<u8>>(7)?.unwrap_or_default(),
+            })
+        },
+    )
+}
+
+/// The plaintext seeds (KEM, ML-DSA) of a stored version, for a backup.
+/// Call as owner, inside `secure_mem::scope`.
+pub fn version_seeds(v: &StoredSeeds) -> PqResult<(pqcore::Plaintext, pqcore::Plaintext)> {
+    let mdk = mdk(stored_kid(&v.mdk_id)?)?;
+    let (tenant, version) = (v.tenant.as_str(), v.version);
+    let unwrap = |wrapped: &[u8], purpose| {
+        mdk.unwrap(wrapped, &WrapContext { tenant, version: version as u32, purpose }).map_err(|_| {
+            PqError::internal("a stored tenant key is damaged", format!("tenant {tenant} version {version}: a seed does not unwrap"))
+        })
+    };
+    Ok((unwrap(&v.kem, Purpose::kem_seed(v.suite()?))?, unwrap(&v.dsa, Purpose::DsaSeed)?))
+}
+
+/// A version restored from a backup, checked and wrapped under the active MDK.
+pub struct RestoredVersion<'a> {
+    pub tenant: &'a str,
+    pub version: i32,
+    pub suite: Suite,
+    pub kem_seed: &'a [u8],
+    pub dsa_seed: &'a [u8],
+    pub sealed_dek: &'a [u8],
+}
+
+/// What [`wrap_restored`] derives: kid, signing kid, public key, verifying key.
+pub type DerivedKeys = (Kid, Kid, Vec<u8>, Vec<u8>);
+
+/// The MDK's id and the KEM and DSA seeds wrapped under it.
+pub type WrappedSeeds = (Kid, Vec<u8>, Vec<u8>);
+
+/// Derives a restored version's public keys from its seeds and checks that
+/// its sealed DEK opens with them; then wraps the seeds under the active
+/// MDK. Returns the derived keys and (mdk_id, wrapped KEM, wrapped DSA).
+/// Call as owner.
+pub fn wrap_restored(v: &RestoredVersion<'_>) -> PqResult<(DerivedKeys, WrappedSeeds)> {
+    let mdk = active_mdk_for_write()?;
+    unwrapping(|| {
+        let damaged = || PqError::InvalidParameter(format!("the bundle's key version {} of \"{}\" is damaged", v.version, echo(v.tenant)));
+        let kem = RecipientSecret::from_seed(v.suite, v.kem_seed).map_err(|_| damaged())?;
+        let dsa_seed = DsaSeed::from_slice(v.dsa_seed).map_err(|_| damaged())?;
+        let signing = SigningKey::from_seed(&dsa_seed);
+        open_dek(&kem, v.sealed_dek).map_err(|_| damaged())?;
+        let context = |purpose| WrapContext { tenant: v.tenant, version: v.version as u32, purpose };
+        let wrapped_kem = mdk.wrap(v.kem_seed, &context(Purpose::kem_seed(v.suite)))?;
+        let wrapped_dsa = mdk.wrap(v.dsa_seed, &context(Purpose::DsaSeed))?;
+        let derived = (kem.kid(), signing.kid(), kem.public_key().as_bytes().to_vec(), signing.verifying_key().as_bytes().to_vec());
+        Ok((derived, (mdk.id(), wrapped_kem, wrapped_dsa)))
+    })
+}
