@@ -1,8 +1,9 @@
 //! Keys over time: rotation, version states and rewrap (`rotation`),
-//! tracked columns (`tracking`), re-encryption jobs (`jobs`), rotation
-//! policies (`policy`).
+//! tracked columns (`tracking`), re-encryption and migration jobs (`jobs`)
+//! and what one batch of them does (`batch`), rotation policies (`policy`).
 //!
 //! May call: platform, journal, keys, data.
+pub mod batch;
 pub mod jobs;
 pub mod policy;
 pub mod rotation;

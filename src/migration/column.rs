@@ -13,7 +13,7 @@
 use crate::{
     journal::events,
     keys::{access, versions},
-    lifecycle::{jobs::{self, Work}, tracking::{self, quote_ident}},
+    lifecycle::{batch, jobs::{self, Work}, tracking::{self, quote_ident}},
     migration::{classical::{ClassicalKind, failed, Pgcrypto, TenantKeys}, state},
     platform::{catalog, errors::{echo, PqError, PqResult}},
 };
@@ -125,8 +125,8 @@ impl Batch {
     }
 }
 
-/// What migration jobs do, for `lifecycle::jobs` (registered from `_PG_init`).
-pub static MIGRATOR: jobs::Migrator = jobs::Migrator {
+/// What migration jobs do, for `lifecycle::batch` (registered from `_PG_init`).
+pub static MIGRATOR: batch::Migrator = batch::Migrator {
     migrate: |from_kind, rows| Batch::new(from_kind)?.migrate_all(rows),
     finished: state::job_finished,
 };
@@ -282,7 +282,7 @@ fn migrate_column_now(r: &Request<'_>) -> PqResult<NowResult> {
     let mut idle_passes = 0;
     loop {
         pgrx::check_for_interrupts!();
-        let batch = catalog::as_owner(|| jobs::run_batch(id, &actor))?;
+        let batch = catalog::as_owner(|| batch::run_batch(id, &actor))?;
         let (done, failed, total, state) = catalog::as_owner(|| {
             catalog::row(
                 "SELECT rows_done, rows_failed, coalesce(rows_total, 0), state FROM pq.job_queue WHERE id = $1",
@@ -300,7 +300,7 @@ fn migrate_column_now(r: &Request<'_>) -> PqResult<NowResult> {
         .unwrap_or_default();
         crate::migration::progress::report(id, r.relid, done, failed, total);
         match batch {
-            jobs::Batch::Worked(0) => {
+            batch::Batch::Worked(0) => {
                 // A pass ended with rows other sessions hold: try once more,
                 // then leave them to the worker.
                 idle_passes += 1;
@@ -310,11 +310,11 @@ fn migrate_column_now(r: &Request<'_>) -> PqResult<NowResult> {
                     return Ok((id, done, failed, (total - done - failed).max(0), state));
                 }
             }
-            jobs::Batch::Worked(_) => {
+            batch::Batch::Worked(_) => {
                 idle_passes = 0;
                 pgrx::notice!("job {id}: {done} of {total} rows migrated, {failed} failed");
             }
-            jobs::Batch::Completed | jobs::Batch::Idle => {
+            batch::Batch::Completed | batch::Batch::Idle => {
                 pgrx::notice!("job {id}: {state}, {done} rows migrated, {failed} failed");
                 crate::migration::progress::finish();
                 return Ok((id, done, failed, 0, state));

@@ -13,7 +13,7 @@ pub mod state;
 /// memory; from `_PG_init`.
 pub fn init(preloading: bool) {
     crate::platform::xact::at_end(|_| progress::finish());
-    crate::lifecycle::jobs::register_migrator(&column::MIGRATOR);
+    crate::lifecycle::batch::register_migrator(&column::MIGRATOR);
     if preloading {
         progress::init_shared_memory();
     }

@@ -11,7 +11,7 @@ use crate::{
     audit::checkpoint,
     data::sessions,
     journal::monitor,
-    lifecycle::{jobs::{self, Batch}, policy},
+    lifecycle::{batch::{self, Batch}, jobs, policy},
     platform::{catalog, errors::PqResult, gucs, latch},
 };
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
@@ -130,7 +130,7 @@ fn round() -> bool {
         // migration pauses migration_batch_delay between its batches.
         let until = std::time::Instant::now() + Duration::from_secs(1);
         while !BackgroundWorker::sigterm_received() && std::time::Instant::now() < until {
-            match in_transaction(|| jobs::run_batch(id, NAME)) {
+            match in_transaction(|| batch::run_batch(id, NAME)) {
                 Ok(Batch::Worked(_)) => {
                     worked = true;
                     let delay = gucs::migration_batch_delay();
@@ -147,7 +147,7 @@ fn round() -> bool {
                 }
                 Err(e) => {
                     warning!("apg_pqcrypto worker: a batch of job {id} failed: {e}");
-                    let _ = in_transaction(|| jobs::record_error(id, &e.message, NAME));
+                    let _ = in_transaction(|| batch::record_error(id, &e.message, NAME));
                     break;
                 }
             }

@@ -1,0 +1,512 @@
+//! One batch of a re-encryption or migration job, in the caller's
+//! transaction (the worker's, or `pq.migrate_column_now`'s).
+//!
+//! A batch is one transaction: it claims up to `batch_size` rows that are
+//! not under their tenant's active version, in key order after the job's
+//! cursor, with FOR UPDATE SKIP LOCKED (so the application's own writes
+//! wait at most one batch, and rows it holds are left for a later pass);
+//! re-encrypts them in the server; writes them back with one UPDATE (the
+//! table is read and written as its owner, see `TableSql`);
+//! records rows that fail (with the reason, never a plaintext); and moves
+//! the job's counters and cursor, all in that same transaction. A crash
+//! loses at most the batch in flight, which the next run redoes; rows
+//! already under the active version are never touched again. When a pass
+//! reaches the end of the table, the job completes if no row needs work,
+//! and otherwise starts another pass for the rows that were locked.
+use crate::{
+    journal::events,
+    keys::versions,
+    lifecycle::{
+        jobs::{Work, DEFAULT_BATCH},
+        rotation,
+        tracking::{self, quote_ident, Tracked},
+    },
+    platform::{catalog, errors::{PqError, PqResult}},
+};
+use pgrx::prelude::*;
+use pqcore::{Envelope, Kind};
+use serde_json::json;
+
+/// What a migration job does with the rows it claims. The migration area
+/// (above this one) registers it from `_PG_init`, so that jobs never call
+/// up into it.
+pub struct Migrator {
+    /// The migrated value of each (value, aad, tenant) of a batch, or why
+    /// not; `from_kind` restricts it to one classical kind. Call as owner.
+    pub migrate: fn(from_kind: Option<&str>, rows: &[(&[u8], &[u8], &str)]) -> PqResult<Vec<Result<Vec<u8>, String>>>,
+    /// A migration job covering `tenant` (every tenant in progress: None)
+    /// completed. Call as owner.
+    pub finished: fn(tenant: Option<&str>, actor: &str) -> PqResult<()>,
+}
+
+thread_local! {
+    static MIGRATOR: std::cell::Cell<Option<&'static Migrator>> = const { std::cell::Cell::new(None) };
+}
+
+/// Registers what migration jobs do; from `_PG_init`.
+pub fn register_migrator(migrator: &'static Migrator) {
+    MIGRATOR.set(Some(migrator));
+}
+
+fn migrator() -> PqResult<&'static Migrator> {
+    MIGRATOR.get().ok_or_else(|| PqError::internal("migration jobs are not registered", String::new()))
+}
+
+/// What one call of `run_batch` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Batch {
+    /// This many rows were claimed (transformed or recorded as failed);
+    /// none at the end of a pass that left rows others held.
+    Worked(i64),
+    /// The job finished.
+    Completed,
+    /// Nothing to do now (paused, cancelled, or locked by another worker).
+    Idle,
+}
+
+/// The statements of a batch that touch the tracked table. They run as the
+/// table's owner, as a security-restricted operation with a safe
+/// search_path and row_security off (what PostgreSQL does for maintenance
+/// of a user's table): the table's triggers, index expressions, defaults
+/// and policies never run with the worker's superuser rights, and a policy
+/// that would hide rows from the owner stops the batch instead of letting
+/// a job finish with rows it never saw. They read no table of ours: the
+/// key ids come in as parameters ($4 tenants, $5 their active kids for a
+/// re-encryption; $5 every kid of the tenants for a migration), with $1
+/// the failed rows, $2 the tenant and $3 the cursor.
+///
+/// A row is addressed by `(tableoid, ctid)`: a ctid alone is unique only
+/// within one relation, and a partitioned table or an inheritance tree is
+/// many relations. Failed rows are remembered by (relation, key) for the
+/// same reason (an inheritance tree's key need not be unique across it).
+struct TableSql<'a> {
+    t: &'a Tracked,
+    /// "this row is not under its tenant's active version" (table alias `t`)
+    /// plus the job's tenant restriction and the failed rows.
+    condition: String,
+    tenant_expr: String,
+}
+
+impl<'a> TableSql<'a> {
+    fn new(t: &'a Tracked, only_tenant: bool, work: &Work) -> Self {
+        let col = quote_ident(&t.column);
+        let key = quote_ident(&t.key_column);
+        let tenant_expr = match &t.tenant_column {
+            Some(tc) => format!("t.{}::text", quote_ident(tc)),
+            None => "$2::text".to_owned(),
+        };
+        let only = if only_tenant { format!(" AND {tenant_expr} = $2") } else { String::new() };
+        let pending = match work {
+            Work::Reencrypt => format!(
+                "substr(t.{col}, 3, 16) IS DISTINCT FROM ($5::bytea[])[array_position($4::text[], {tenant_expr})]"
+            ),
+            Work::Migrate { .. } => format!("NOT (substr(t.{col}, 3, 16) = ANY($5::bytea[]))"),
+        };
+        let condition = format!(
+            "t.{col} IS NOT NULL AND {pending} {only} AND NOT ({} = ANY($1::text[]))",
+            failure_id_sql(&key)
+        );
+        TableSql { t, condition, tenant_expr }
+    }
+
+    fn as_owner<R>(&self, f: impl FnOnce() -> PqResult<R>) -> PqResult<R> {
+        catalog::as_role(self.t.owner, true, c"pg_catalog, pg_temp", || {
+            catalog::run("SET LOCAL row_security = off", &[])?;
+            f()
+        })
+    }
+
+    /// Rows that still need work, not counting recorded failures.
+    fn remaining(&self, args: &BatchArgs) -> PqResult<i64> {
+        let query = format!("SELECT count(*) FROM {} AS t WHERE {}", self.t.table, self.condition);
+        self.as_owner(|| Ok(catalog::one::<i64>(&query, &args.datums())?.unwrap_or(0)))
+    }
+
+    /// Locks up to `limit` rows that need work, in key order after the
+    /// cursor (an ordered index scan that stops at the limit), skipping rows
+    /// others hold: (key as text, relation, ctid as text, value, AAD, tenant).
+    fn claim(&self, args: &BatchArgs, limit: i32) -> PqResult<Vec<Claimed>> {
+        let key = quote_ident(&self.t.key_column);
+        let after = if args.cursor.is_some() { format!(" AND t.{key} > CAST($3 AS {})", self.t.key_type) } else { String::new() };
+        let query = format!(
+            "SELECT t.{key}::text, t.tableoid, t.ctid::text, t.{col}, {aad}, {tenant}
+               FROM {table} AS t
+              WHERE {condition}{after}
+              ORDER BY t.{key}
+              LIMIT {limit}
+              FOR UPDATE OF t SKIP LOCKED",
+            col = quote_ident(&self.t.column),
+            aad = self.t.aad_expr,
+            tenant = self.tenant_expr,
+            table = self.t.table,
+            condition = self.condition,
+        );
+        self.as_owner(|| {
+            catalog::write_rows(&query, &args.datums(), |row| {
+                Ok(Claimed {
+                    key: row.get::<String>(1)?.unwrap_or_default(),
+                    at: RowId {
+                        rel: row.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::Oid::INVALID).to_u32(),
+                        tid: row.get::<String>(3)?.unwrap_or_default(),
+                    },
+                    value: row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+                    aad: row.get::<Vec<u8>>(5)?.unwrap_or_default(),
+                    tenant: row.get::<String>(6)?,
+                })
+            })
+        })
+    }
+
+    /// Writes the new values back to the rows claimed, by (relation, ctid):
+    /// a ctid cannot change while this transaction holds the row's lock,
+    /// and with its relation it names one row of a partitioned table or an
+    /// inheritance tree. Refuses (the batch rolls back) unless exactly the
+    /// claimed rows were written, each once (RETURNING names the claimed
+    /// row each write matched: a row matched twice or never shows).
+    /// Returns the rows written.
+    fn write_back(&self, rows: Vec<RowId>, values: Vec<Vec<u8>>) -> PqResult<usize> {
+        let query = format!(
+            "UPDATE {table} AS t SET {col} = u.v
+               FROM unnest($1::oid[], $2::text[], $3::bytea[]) AS u(rel, tid, v)
+              WHERE t.tableoid = u.rel AND t.ctid = u.tid::tid
+             RETURNING u.rel, u.tid",
+            table = self.t.table,
+            col = quote_ident(&self.t.column),
+        );
+        let (rels, tids): (Vec<pg_sys::Oid>, Vec<String>) = rows.iter().map(|r| (pg_sys::Oid::from(r.rel), r.tid.clone())).unzip();
+        let mut written = self.as_owner(|| {
+            // A nested loop of TID look-ups, not a scan of the whole table.
+            catalog::run("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", &[])?;
+            catalog::write_rows(&query, &[rels.into(), tids.into(), values.into()], |row| {
+                Ok(RowId {
+                    rel: row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID).to_u32(),
+                    tid: row.get::<String>(2)?.unwrap_or_default(),
+                })
+            })
+        })?;
+        let mut claimed = rows;
+        claimed.sort();
+        written.sort();
+        if written != claimed {
+            return Err(PqError::Sql {
+                code: b"55000",
+                message: format!(
+                    "the write-back of a batch changed {} rows where {} were claimed: nothing of this batch is kept",
+                    written.len(),
+                    claimed.len()
+                ),
+                hint: Some("a BEFORE UPDATE trigger on the table may be skipping or moving rows".into()),
+            });
+        }
+        Ok(written.len())
+    }
+}
+
+/// The parameters of a batch's table statements (see [`TableSql`]).
+struct BatchArgs {
+    failed: Vec<String>,
+    tenant: String,
+    cursor: Option<String>,
+    active_tenants: Vec<String>,
+    active_kids: Vec<Vec<u8>>,
+}
+
+impl BatchArgs {
+    fn datums(&self) -> Vec<pgrx::datum::DatumWithOid<'_>> {
+        vec![
+            self.failed.clone().into(),
+            self.tenant.as_str().into(),
+            self.cursor.as_deref().unwrap_or_default().into(),
+            self.active_tenants.clone().into(),
+            self.active_kids.clone().into(),
+        ]
+    }
+}
+
+/// Where a claimed row is: its relation (a partition or an inheritance
+/// child of the tracked table, or the table itself) and its ctid.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct RowId {
+    /// The relation's OID.
+    rel: u32,
+    tid: String,
+}
+
+/// A row claimed by a batch.
+struct Claimed {
+    key: String,
+    at: RowId,
+    value: Vec<u8>,
+    aad: Vec<u8>,
+    tenant: Option<String>,
+}
+
+/// True once pq.job_failures records the relation of a failed row (0.8.0;
+/// before ALTER EXTENSION UPDATE a failure is known by its key alone).
+fn failures_have_relations() -> bool {
+    catalog::pq_column_exists(c"job_failures", c"relid")
+}
+
+/// The SQL text a failed row is known by in the claim's filter: "relation
+/// key" (table alias `t`), or the key alone before 0.8.0.
+fn failure_id_sql(key: &str) -> String {
+    if failures_have_relations() {
+        format!("(t.tableoid::text || ' ' || t.{key}::text)")
+    } else {
+        format!("t.{key}::text")
+    }
+}
+
+/// The rows job `id` recorded as failed, as [`failure_id_sql`] spells them
+/// (few; they are skipped as a filter, which keeps the claim an ordered
+/// index scan that stops at the batch size, where NOT EXISTS would become
+/// an anti-join over the whole table).
+fn failed_keys(id: i64) -> PqResult<Vec<String>> {
+    let id_sql = if failures_have_relations() { "relid::text || ' ' || row_key" } else { "row_key" };
+    catalog::rows(&format!("SELECT {id_sql} FROM pq.job_failures WHERE job_id = $1"), &[id.into()], |r| {
+        Ok(r.get::<String>(1)?.unwrap_or_default())
+    })
+}
+
+/// The active key id of every tenant (of `tenant` alone when given).
+fn active_kids(tenant: Option<&str>) -> PqResult<(Vec<String>, Vec<Vec<u8>>)> {
+    catalog::connect(|client| {
+        let rows = client.select(
+            "SELECT tenant, kid FROM pq.tenant_key_versions WHERE state = 'active' AND ($1::text IS NULL OR tenant = $1)",
+            None,
+            &[tenant.into()],
+        )?;
+        let mut out = (Vec::new(), Vec::new());
+        for row in rows {
+            out.0.push(row.get::<String>(1)?.unwrap_or_default());
+            out.1.push(row.get::<Vec<u8>>(2)?.unwrap_or_default());
+        }
+        Ok(out)
+    })
+}
+
+/// Re-encrypts one value for `tenant` (see [`rotation::reencrypt`]), or
+/// says why not (never with the plaintext).
+fn reencrypt_value(value: &[u8], aad: &[u8], tenant: &str) -> Result<Vec<u8>, &'static str> {
+    let parsed = Envelope::parse(value).map_err(|_| "not a v1 envelope")?;
+    if parsed.kind() == Kind::Signature {
+        return Err("a signature envelope, not a ciphertext");
+    }
+    let old = versions::version_by_kid(parsed.kid()).map_err(|e| match e {
+        PqError::UnknownKid => "unknown key id",
+        PqError::KeyState(_) | PqError::KeyStateHint(..) => "its key version is disabled or destroyed",
+        _ => "its key version could not be loaded",
+    })?;
+    if old.tenant != tenant {
+        return Err("an envelope of another tenant");
+    }
+    let active = versions::active_version(tenant, "re-encrypt").map_err(|_| "the tenant has no usable active version")?;
+    let buffer = |len: usize, fill: &mut dyn FnMut(&mut [u8]) -> PqResult<()>| {
+        if len > crate::platform::datum::MAX_PAYLOAD {
+            return Err(PqError::TooLarge);
+        }
+        let mut out = Vec::new();
+        out.try_reserve_exact(len).map_err(|_| PqError::OutOfMemory)?;
+        out.resize(len, 0);
+        fill(&mut out)?;
+        Ok(out)
+    };
+    rotation::reencrypt(parsed, aad, &old, &active, buffer).map_err(|e| match e {
+        PqError::Core(pqcore::Error::DecryptionFailed) => "authentication failed (wrong AAD or damaged value)",
+        PqError::OutOfMemory | PqError::Core(pqcore::Error::OutOfMemory) => "out of memory",
+        PqError::TooLarge => "too large",
+        _ => "it could not be re-encrypted",
+    })
+}
+
+/// One batch of job `id`, in the caller's transaction (the worker's, as
+/// superuser; the tracked table itself is touched as its owner).
+pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
+    let from_kind = if catalog::pq_column_exists(c"job_queue", c"from_kind") { "from_kind" } else { "NULL::text" };
+    let job = catalog::write_row(
+        &format!(
+            "SELECT tracked_id, tenant, batch_size, state, cursor_key, kind, {from_kind} FROM pq.job_queue
+              WHERE id = $1 AND state IN ('queued', 'running') FOR UPDATE SKIP LOCKED"
+        ),
+        &[id.into()],
+        |row| {
+            Ok((
+                row.get::<i32>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?,
+                row.get::<i32>(3)?.unwrap_or(DEFAULT_BATCH),
+                row.get::<String>(4)?.unwrap_or_default(),
+                row.get::<String>(5)?,
+                row.get::<String>(6)?.unwrap_or_default(),
+                row.get::<String>(7)?,
+            ))
+        },
+    )?;
+    let Some((tracked_id, only_tenant, batch_size, state, cursor, kind, from_kind)) = job else { return Ok(Batch::Idle) };
+    let work = if kind == "migrate" {
+        Work::Migrate { from_kind: from_kind.filter(|k| k != "any") }
+    } else {
+        Work::Reencrypt
+    };
+    let t = tracking::load(tracked_id)?;
+    let sql = TableSql::new(&t, only_tenant.is_some(), &work);
+    let tenant = only_tenant.clone().or_else(|| t.tenant.clone());
+    let (active_tenants, active_kids) = match work {
+        Work::Reencrypt => active_kids(tenant.as_deref())?,
+        Work::Migrate { .. } => (Vec::new(), versions::known_kids(tenant.as_deref())?),
+    };
+    let args = BatchArgs { failed: failed_keys(id)?, tenant: tenant.unwrap_or_default(), cursor, active_tenants, active_kids };
+    if state == "queued" {
+        let total = sql.remaining(&args)?;
+        catalog::write_one::<bool>(
+            "UPDATE pq.job_queue SET state = 'running', started_at = now(), updated_at = now(), rows_total = $2
+              WHERE id = $1 RETURNING true",
+            &[id.into(), total.into()],
+        )?;
+        events::record("job_started", only_tenant.as_deref().or(t.tenant.as_deref()), None, actor, None, json!({ "job": id, "rows": total }))?;
+    }
+
+    let rows = sql.claim(&args, batch_size)?;
+    let claimed = rows.len() as i64;
+    let last = rows.last().map(|r| r.key.clone());
+    let mut targets = Vec::with_capacity(rows.len());
+    let mut values = Vec::with_capacity(rows.len());
+    let mut failures: Vec<(RowId, String, String)> = Vec::new();
+    let results: Vec<Result<Vec<u8>, String>> = match &work {
+        Work::Migrate { from_kind } if !rows.is_empty() => {
+            let inputs: Vec<(&[u8], &[u8], &str)> = rows
+                .iter()
+                .map(|r| (r.value.as_slice(), r.aad.as_slice(), r.tenant.as_deref().unwrap_or_default()))
+                .collect();
+            (migrator()?.migrate)(from_kind.as_deref(), &inputs)?
+        }
+        _ => rows
+            .iter()
+            .map(|r| reencrypt_value(&r.value, &r.aad, r.tenant.as_deref().unwrap_or_default()).map_err(str::to_owned))
+            .collect(),
+    };
+    for (row, result) in rows.into_iter().zip(results) {
+        match result {
+            Ok(new) => {
+                targets.push(row.at);
+                values.push(new);
+            }
+            Err(reason) => failures.push((row.at, row.key, reason)),
+        }
+    }
+    let written = if targets.is_empty() { 0 } else { sql.write_back(targets, values)? };
+    let done = written as i64;
+
+    if claimed == 0 {
+        // The end of a pass: done, or another pass for rows that were locked.
+        if sql.remaining(&args)? == 0 {
+            catalog::write_one::<bool>(
+                "UPDATE pq.job_queue SET state = 'completed', finished_at = now(), updated_at = now(), cursor_key = NULL
+                  WHERE id = $1 RETURNING true",
+                &[id.into()],
+            )?;
+            let counts = catalog::row(
+                "SELECT rows_done, rows_failed FROM pq.job_queue WHERE id = $1",
+                &[id.into()],
+                |row| Ok((row.get::<i64>(1)?.unwrap_or(0), row.get::<i64>(2)?.unwrap_or(0))),
+            )?
+            .unwrap_or_default();
+            events::record(
+                "job_completed",
+                only_tenant.as_deref().or(t.tenant.as_deref()),
+                None,
+                actor,
+                None,
+                json!({ "job": id, "rows_done": counts.0, "rows_failed": counts.1 }),
+            )?;
+            if matches!(work, Work::Migrate { .. }) {
+                // This pass saw every row of the column again: failures that
+                // earlier migrations of it recorded are superseded.
+                catalog::run(
+                    "DELETE FROM pq.job_failures f USING pq.job_queue j
+                      WHERE f.job_id = j.id AND j.tracked_id = $1 AND j.kind = 'migrate' AND j.id < $2
+                        AND j.state IN ('completed', 'failed', 'cancelled')",
+                    &[tracked_id.into(), id.into()],
+                )?;
+                (migrator()?.finished)(only_tenant.as_deref().or(t.tenant.as_deref()), actor)?;
+            }
+            return Ok(Batch::Completed);
+        }
+        catalog::write_one::<bool>(
+            "UPDATE pq.job_queue SET cursor_key = NULL, pass = pass + 1, updated_at = now() WHERE id = $1 RETURNING true",
+            &[id.into()],
+        )?;
+        return Ok(Batch::Worked(0));
+    }
+
+    let failed_count = failures.len();
+    if failed_count > 0 {
+        let mut rels = Vec::with_capacity(failed_count);
+        let mut keys = Vec::with_capacity(failed_count);
+        let mut reasons = Vec::with_capacity(failed_count);
+        for (at, key, reason) in failures {
+            rels.push(pg_sys::Oid::from(at.rel));
+            keys.push(key);
+            reasons.push(reason);
+        }
+        if failures_have_relations() {
+            catalog::run(
+                "INSERT INTO pq.job_failures (job_id, relid, row_key, reason)
+                 SELECT $1, r, k, why FROM unnest($2::oid[], $3::text[], $4::text[]) AS f(r, k, why) ON CONFLICT DO NOTHING",
+                &[id.into(), rels.into(), keys.into(), reasons.into()],
+            )?;
+        } else {
+            catalog::run(
+                "INSERT INTO pq.job_failures (job_id, row_key, reason)
+                 SELECT $1, k, why FROM unnest($2::text[], $3::text[]) AS f(k, why) ON CONFLICT DO NOTHING",
+                &[id.into(), keys.into(), reasons.into()],
+            )?;
+        }
+    }
+    let last = last.unwrap_or_default();
+    if done + failed_count as i64 != claimed {
+        return Err(PqError::Sql {
+            code: b"55000",
+            message: "the write-back of a batch changed fewer rows than it re-encrypted".into(),
+            hint: Some("a BEFORE UPDATE trigger on the table may be skipping rows".into()),
+        });
+    }
+    catalog::write_one::<bool>(
+        "UPDATE pq.job_queue SET rows_done = rows_done + $2, rows_failed = rows_failed + $3, cursor_key = $4,
+                updated_at = now(), batch_errors = 0, last_error = CASE WHEN $3 > 0 THEN $5 ELSE last_error END
+          WHERE id = $1 RETURNING true",
+        &[
+            id.into(),
+            done.into(),
+            (failed_count as i64).into(),
+            last.as_str().into(),
+            format!("{failed_count} rows could not be {} (see pq.job_failures)", match work {
+                Work::Reencrypt => "re-encrypted",
+                Work::Migrate { .. } => "migrated",
+            })
+            .as_str()
+            .into(),
+        ],
+    )?;
+    Ok(Batch::Worked(claimed))
+}
+
+/// After this many failed batches in a row, a job fails.
+const MAX_BATCH_ERRORS: i32 = 3;
+
+/// Records that a batch of job `id` failed with `error` (the batch's own
+/// transaction was rolled back); after MAX_BATCH_ERRORS in a row the job fails.
+pub fn record_error(id: i64, error: &str, actor: &str) -> PqResult<()> {
+    let failed = catalog::write_one::<bool>(
+        "UPDATE pq.job_queue
+            SET last_error = $2, updated_at = now(), batch_errors = batch_errors + 1,
+                state = CASE WHEN batch_errors + 1 >= $3 THEN 'failed' ELSE state END,
+                finished_at = CASE WHEN batch_errors + 1 >= $3 THEN now() END
+          WHERE id = $1 AND state IN ('queued', 'running') RETURNING state = 'failed'",
+        &[id.into(), error.into(), MAX_BATCH_ERRORS.into()],
+    )?
+    .unwrap_or(false);
+    if failed {
+        events::record("job_failed", None, None, actor, Some(error), json!({ "job": id }))?;
+    }
+    Ok(())
+}
