@@ -2,24 +2,27 @@
 //! management for PostgreSQL. This crate is the glue: it parses SQL
 //! arguments, calls the core crate (`crates/core`), and maps errors.
 //!
-//! Where to find a SQL function's Rust: `envelope.rs` (encrypt, decrypt,
-//! unseal, seal, open, inspect), `sign.rs` (signatures, key pairs),
-//! `tenants.rs` (tenants and grants), `lifecycle.rs` (rotation, version
-//! states, rewrap), `master_keys.rs` (master key rotation between
-//! providers, provider status), `tracking.rs` (tracked columns,
-//! key usage), `jobs.rs` (re-encryption jobs), `policy.rs` (rotation
-//! policies), `classical.rs` (pgcrypto keys and values: register, classify,
-//! decrypt_any, dual-mode writes), `migration.rs` (migrations off pgcrypto,
-//! their status and trigger), `progress.rs` (in-session migration progress), `escrow.rs` (key escrow:
-//! custodians, splits, recovery requests), `backup.rs` (disaster-recovery
-//! key backups and restores); `worker.rs` is the background worker and `events.rs` the
-//! lifecycle event log. Beneath them: `access.rs` decides who
-//! may use and see a tenant, `keystore.rs` loads and unwraps keys,
-//! `cache.rs` keeps them per backend, `secure_mem.rs` locks them in memory,
-//! `provider.rs` calls the master key providers (crates/providers), `catalog.rs` reaches the key
-//! tables, `datum.rs` builds results in place, `log_redaction.rs` keeps
-//! arguments out of the server log, `gucs.rs` the settings, `errors.rs`
-//! the SQLSTATEs.
+//! The code stands in floors, one folder per area; an area calls only the
+//! areas below it (docs/ARCHITECTURE.md draws the plan and follows the main
+//! calls through it). From the ground up:
+//!
+//! - `platform`: PostgreSQL plumbing (errors, settings, SPI under a pinned
+//!   search_path, locked memory, log redaction, the end-of-transaction
+//!   registry, the worker's latch);
+//! - `journal`: the event log, the audit chain's appends, the counters;
+//! - `keys`: the cache, the providers, access decisions, the master data
+//!   key, tenant key versions, tenants and grants, master key rotation;
+//! - `data`: envelopes, signatures, forward-secure sessions;
+//! - `lifecycle`: rotation and version states, tracked columns, jobs and
+//!   their batches, rotation policies;
+//! - `migration`: pgcrypto keys and values, column migrations;
+//! - `recovery`: key escrow, recovery requests, key backups;
+//! - `audit`: checkpoints and verification, the signed configuration
+//!   store, the compliance report;
+//! - `worker`: the background worker.
+//!
+//! A SQL function's Rust is in its area's folder, in the `pq` module (or at
+//! the top level for the `pq_*` functions) of the file its doc names.
 use pgrx::prelude::*;
 
 mod audit;

@@ -1,5 +1,7 @@
 //! One batch of a re-encryption or migration job, in the caller's
-//! transaction (the worker's, or `pq.migrate_column_now`'s).
+//! transaction (the worker's, or `pq.migrate_column_now`'s). Just over 500
+//! lines: the statements that touch a tracked table (`TableSql`) and the
+//! one function that runs them belong together.
 //!
 //! A batch is one transaction: it claims up to `batch_size` rows that are
 //! not under their tenant's active version, in key order after the job's

@@ -1,7 +1,8 @@
 //! Classical (pgcrypto) ciphertexts: `pq.register_classical_key`,
 //! `pq.drop_classical_key`, `pq.classify`, `pq.decrypt_any`,
 //! `pq.encrypt_dual_mode`, and the calls into pgcrypto that migration jobs
-//! (migration.rs) make.
+//! (`migration::column`) make. Over 500 lines on purpose: everything that
+//! touches pgcrypto's formats and functions is here and nowhere else.
 //!
 //! Classical values are decrypted and written by pgcrypto's own functions,
 //! found in the schema pgcrypto is installed in and called through fmgr,

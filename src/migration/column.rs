@@ -2,14 +2,14 @@
 //! worker), `pq.migrate_column_now` (the same batches in the caller's
 //! transaction), `pq.migration_status`, `pq.classical_counts`, the
 //! dual-mode trigger `pq.migration_trigger`, and the per-row work of a
-//! migration batch (jobs.rs claims and writes the rows).
-//!
-//! A tenant's migration is not_started until a column of it is queued
-//! (no row in pq.tenant_migrations), then in_progress, and completed when
-//! its last migration job finishes with no value left that is not an
-//! envelope under one of its versions. Rows already under one of the
-//! tenant's versions are never claimed, so a resumed or repeated job
+//! migration batch (`lifecycle::batch` claims and writes the rows; where a
+//! tenant's migration stands is `migration::state`). Rows already under one
+//! of the tenant's versions are never claimed, so a resumed or repeated job
 //! touches each classical value once.
+//!
+//! Over 500 lines on purpose: one column's migration, from the request
+//! through its sample, batches and status to the trigger that keeps new
+//! writes post-quantum meanwhile.
 use crate::{
     journal::events,
     keys::{access, versions},

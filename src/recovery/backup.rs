@@ -7,6 +7,10 @@
 //! `pq.restore_key_backup` restores it into this cluster, under the
 //! bundle's tenant names or another. Bundles never go into a table;
 //! `pq.backups` records each export and restore.
+//!
+//! Over 500 lines on purpose: export and restore are the two halves of one
+//! document format (§15), kept side by side so that what one writes and the
+//! other checks cannot drift apart.
 use crate::{
     journal::events,
     keys::{{master, secrets, versions}, provider, tenants},
