@@ -36,7 +36,7 @@ mod recovery;
 mod worker;
 
 /// Rust allocations go to the system allocator, except those made while
-/// unwrapping keys, which go to locked, undumpable memory (secure_mem.rs).
+/// unwrapping keys, which go to locked, undumpable memory (`platform::secure_mem`).
 #[global_allocator]
 static ALLOCATOR: platform::secure_mem::Router = platform::secure_mem::Router;
 

@@ -10,7 +10,7 @@
 //!   with the public key can make one: it is confidential, but proves
 //!   nothing about its maker (pair it with a signature where origin matters).
 //!
-//! Results are written straight into the returned datum (`datum.rs`).
+//! Results are written straight into the returned datum (`platform::datum`).
 use crate::{
     journal::monitor::{self, Counted},
     keys::versions,

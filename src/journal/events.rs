@@ -1,7 +1,7 @@
 //! The lifecycle event log (`pq.key_events`): rotations, state changes,
 //! policies, jobs, master key rotations. Never a secret: names, versions,
 //! key ids, counts and reasons only. Every event is also appended to the
-//! hash-chained audit trail (`audit.rs`).
+//! hash-chained audit trail (`journal::chain`).
 use crate::platform::{catalog, errors::PqResult};
 use serde_json::Value;
 

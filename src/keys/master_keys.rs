@@ -2,7 +2,7 @@
 //! `pq.rotate_master_key(provider)` (a new MDK wrapped by a provider, every
 //! tenant secret rewrapped under it: the way to move between providers) and
 //! `pq.master_key_status()` (which provider holds each MDK and whether it
-//! answers). The providers themselves are in crates/providers; provider.rs
+//! answers). The providers themselves are in crates/providers; `keys::provider`
 //! builds and bounds their calls.
 use crate::{
     journal::events,

@@ -66,7 +66,7 @@ fn role_oid(name: &str) -> PqResult<Option<pg_sys::Oid>> {
     Ok((oid != pg_sys::Oid::INVALID).then_some(oid))
 }
 
-/// Grants are kept by role OID and the role's name at grant time; see access.rs.
+/// Grants are kept by role OID and the role's name at grant time; see `keys::access`.
 fn set_grant(tenant: &str, role: &str, grant: bool) -> PqResult<bool> {
     crate::platform::roles::require_admin("grant tenant keys")?;
     access::require_visible(tenant)?;

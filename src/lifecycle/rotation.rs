@@ -3,7 +3,7 @@
 //! `pq.destroy_key_version`, `pq.set_min_decryption_version`),
 //! and `pq.rewrap`. Each runs in the caller's
 //! transaction, so a crash at any moment leaves the state before or after,
-//! never between; each records its event (events.rs).
+//! never between; each records its event (`journal::events`).
 //!
 //! States: active (encrypts, decrypts, signs, verifies; one per tenant),
 //! retired (decrypts and verifies), disabled (refuses everything with PQ003,

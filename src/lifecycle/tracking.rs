@@ -1,7 +1,7 @@
 //! Tracked columns: where a tenant's ciphertexts live. `pq.track_column`,
 //! `pq.untrack_column`, and the counts behind the `pq.key_usage` view.
-//! Re-encryption jobs (jobs.rs) and the usage checks of disable and destroy
-//! (lifecycle.rs) read them.
+//! Jobs (`lifecycle::batch`) and the usage checks of disable and destroy
+//! (`lifecycle::rotation`) read them.
 use crate::{journal::events, keys::access, platform::{catalog, errors::{echo, PqError, PqResult}}};
 use pgrx::prelude::*;
 use pgrx::PgRelation;

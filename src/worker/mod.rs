@@ -1,7 +1,7 @@
 //! The background worker: started under shared_preload_libraries, connected
 //! to `apg_pqcrypto.worker_database` as the bootstrap superuser. Each round
-//! it applies the rotation policies (policy.rs) and runs one batch of every
-//! runnable re-encryption job (jobs.rs), each in its own transaction; it
+//! it applies the rotation policies (`lifecycle::policy`) and runs one batch of every
+//! runnable job (`lifecycle::batch`), each in its own transaction; it
 //! goes round again at once while jobs have work, and otherwise sleeps
 //! `apg_pqcrypto.worker_naptime` seconds. SIGTERM stops it between batches,
 //! SIGHUP reloads the settings; the postmaster restarts it 5 s after a
