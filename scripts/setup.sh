@@ -2,7 +2,8 @@
 # Installs what building and testing apg_pqcrypto needs, when it is missing:
 # Debian packages (PostgreSQL 15 server and headers, clang for bindgen,
 # pkg-config and OpenSSL headers for cargo-pgrx, sudo, gnupg, Python's venv,
-# SoftHSM2 and OpenSC's pkcs11-tool for the PKCS#11 provider's tests),
+# SoftHSM2 and OpenSC's pkcs11-tool for the PKCS#11 provider's tests, g++
+# for the libFuzzer runtime the fuzz targets link),
 # cargo-pgrx 0.18.1 and `cargo pgrx init` against the system PostgreSQL 15,
 # and a Python virtual environment with the test tools. Safe to run again:
 # it only installs what is absent. Run as root.
@@ -12,7 +13,7 @@ require_root
 
 packages=(postgresql-15 postgresql-contrib postgresql-server-dev-15 postgresql-client-15
           libclang-dev clang pkg-config libssl-dev sudo gnupg python3 python3-venv
-          softhsm2 opensc)
+          softhsm2 opensc g++)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

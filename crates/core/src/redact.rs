@@ -23,9 +23,11 @@
 //! In every other text only `EXECUTE name(…)` loses its arguments: the
 //! prepared statement may call the functions although the EXECUTE does
 //! not name them. The scanner knows SQL's comments, quoted identifiers,
-//! every string form and dollar quoting; where the text cannot be parsed
-//! (an unterminated string or argument list) everything from there on is
-//! removed: this errs on the side of removing too much, never too little.
+//! every string form and dollar quoting. A text of ours that cannot be read
+//! to its end (an unterminated string, comment or argument list) is
+//! replaced whole: an odd quote earlier in it could have turned a secret
+//! into a bare word. In other texts everything from the cut on is removed.
+//! This errs on the side of removing too much, never too little.
 
 /// What replaces an argument list or a literal.
 pub const REDACTED: &str = "<redacted>";
@@ -162,8 +164,18 @@ pub fn redact(text: &str, ours: bool) -> Option<String> {
     if !ours && !mentions_execute(text.as_bytes()) {
         return None;
     }
-    let sql = Scanner::new(text, Mode::Sql, ours).redact();
-    let out = Scanner::new(&sql, Mode::Prose, ours).redact();
+    // A text of ours that does not read to its end (an unterminated string,
+    // comment or argument list) may have shifted which parts are literals:
+    // a secret written after an odd quote would be read as a bare word. It
+    // goes whole. Other texts lose what follows the cut.
+    let (sql, cut) = Scanner::new(text, Mode::Sql, ours).redact_flagged();
+    if cut && ours {
+        return Some(REDACTED.to_owned());
+    }
+    let (out, cut) = Scanner::new(&sql, Mode::Prose, ours).redact_flagged();
+    if cut && ours {
+        return Some(REDACTED.to_owned());
+    }
     (out != text).then_some(out)
 }
 
@@ -255,8 +267,14 @@ impl<'a> Scanner<'a> {
                 i += 1;
                 continue;
             }
-            if let Some(end) = self.comment_end(i) {
+            if let Some((end, closed)) = self.comment_end(i) {
                 self.comment(i, end);
+                // A block comment that never closes: the rest of the text is
+                // not read as SQL, so the text cannot be read to its end.
+                if !closed {
+                    self.truncated = true;
+                    return (self.out, true);
+                }
                 i = end;
                 continue;
             }
@@ -288,6 +306,11 @@ impl<'a> Scanner<'a> {
                 },
                 b'U' | b'u' if self.b.get(i + 1) == Some(&b'&') && self.b.get(i + 2) == Some(&b'"') => {
                     let end = self.quoted_ident_end(i + 2);
+                    if !self.ident_closed(i + 2, end) {
+                        // An identifier that never closes: the rest is not SQL.
+                        self.out.push_str(&self.s[i..end]);
+                        return (self.out, true);
+                    }
                     // A Unicode-escaped name is a call of ours if its decoding
                     // could be one: decoded with the default escape, or
                     // conservatively whenever a UESCAPE clause follows.
@@ -305,7 +328,12 @@ impl<'a> Scanner<'a> {
                 }
                 b'"' => {
                     let end = self.quoted_ident_end(i);
-                    let closed = end - 1 > i && self.b[end - 1] == b'"';
+                    let closed = self.ident_closed(i, end);
+                    if !closed {
+                        // An identifier that never closes: the rest is not SQL.
+                        self.out.push_str(&self.s[i..end]);
+                        return (self.out, true);
+                    }
                     let name = self.s[i + 1..if closed { end - 1 } else { end }].replace("\"\"", "\"");
                     pending_call = is_extension_function(&name) || qualifier_pq || after_execute;
                     qualifier_pq = name == "pq" && self.b.get(end) == Some(&b'.');
@@ -368,11 +396,12 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// The end of a comment starting at `i`, if one does.
-    fn comment_end(&self, i: usize) -> Option<usize> {
+    /// The end of a comment starting at `i`, if one does, and whether it
+    /// closes (a block comment may run to the end of the text unclosed).
+    fn comment_end(&self, i: usize) -> Option<(usize, bool)> {
         let b = self.b;
         if b[i..].starts_with(b"--") {
-            return Some(b[i..].iter().position(|&c| c == b'\n').map_or(b.len(), |p| i + p));
+            return Some((b[i..].iter().position(|&c| c == b'\n').map_or(b.len(), |p| i + p), true));
         }
         if b[i..].starts_with(b"/*") {
             let mut depth = 0usize;
@@ -385,13 +414,13 @@ impl<'a> Scanner<'a> {
                     depth -= 1;
                     j += 2;
                     if depth == 0 {
-                        return Some(j);
+                        return Some((j, true));
                     }
                 } else {
                     j += 1;
                 }
             }
-            return Some(b.len());
+            return Some((b.len(), false));
         }
         None
     }
@@ -409,6 +438,15 @@ impl<'a> Scanner<'a> {
         self.out.push_str(marker);
         self.out.push_str(&redacted);
         self.truncated |= truncated;
+    }
+
+    /// Whether the quoted identifier from `i` to `end` has its closing quote.
+    fn ident_closed(&self, i: usize, end: usize) -> bool {
+        end > i + 1 && self.b[end - 1] == b'"' && (end < self.b.len() || !self.s[i + 1..end - 1].ends_with('"') || {
+            // `""` at the very end is an escaped quote, not a closing one.
+            let quotes = self.s[i + 1..end].bytes().rev().take_while(|&c| c == b'"').count();
+            quotes % 2 == 1
+        })
     }
 
     /// The end of a quoted identifier starting at `i` (`""` escapes a quote).
@@ -505,6 +543,7 @@ impl<'a> Scanner<'a> {
             self.truncated |= truncated;
         } else if self.ours {
             self.out.push_str(REDACTED);
+            self.truncated |= close.is_none();
             return close.map_or(self.s.len(), |c| c + tag.len());
         } else {
             self.out.push_str(tag);
@@ -528,7 +567,7 @@ impl<'a> Scanner<'a> {
         let mut depth = 0usize;
         let mut j = open;
         while j < self.b.len() {
-            if let Some(end) = self.comment_end(j) {
+            if let Some((end, _)) = self.comment_end(j) {
                 j = end;
                 continue;
             }
@@ -663,7 +702,7 @@ mod tests {
 
     #[test]
     fn other_text_is_untouched() {
-        for s in ["select 1", "select encrypt('x', 'k', 'aes')", "select upq_x('a')", "select \"pq_x", "select classify from t"] {
+        for s in ["select 1", "select encrypt('x', 'k', 'aes')", "select upq_x('a')", "select \"qp_x", "select classify from t"] {
             assert_eq!(redact(s, false).unwrap_or_else(|| s.to_owned()), s);
         }
         assert_eq!(redact("select 1", false), None);
@@ -728,17 +767,31 @@ mod tests {
 
     #[test]
     fn unterminated_text_is_cut() {
-        assert_eq!(r("select pq_encrypt('a', 'sec"), "select pq_encrypt(<redacted>");
-        assert_eq!(r("select pq_encrypt('a', (1"), "select pq_encrypt(<redacted>");
-        assert_eq!(r("select 'pq_encrypt(''x"), "select 'pq_encrypt(<redacted>'");
-        assert_eq!(r("select pq_sign(m) from t where v = 'sec"), "select pq_sign(<redacted>) from t where v = <redacted>");
+        // Ours: whole.
+        assert_eq!(r("select pq_encrypt('a', 'sec"), "<redacted>");
+        assert_eq!(r("select pq_encrypt('a', (1"), "<redacted>");
+        assert_eq!(r("select 'pq_encrypt(''x"), "<redacted>");
+        assert_eq!(r("select pq_sign(m) from t where v = 'sec"), "<redacted>");
+        // Found by fuzzing: an odd quote before a call turns its secret
+        // into a bare word of the SQL; the text goes whole.
+        assert_eq!(r("select 'x\nSELECT pq_encrypt('t', 'SECRET')"), "<redacted>");
+        assert_eq!(r("select pq_seal(k) from t where v = $x$sec"), "<redacted>");
+        assert_eq!(r("select pq.r \"x\nSELECT pq_encrypt('t', 'SECRET')"), "<redacted>");
+        assert_eq!(r("select pq.r U&\"x\nSELECT pq_encrypt('t', 'SECRET')"), "<redacted>");
+        assert_eq!(r("select \"a\"\"\" from pq_encrypt('s')"), "select \"a\"\"\" from pq_encrypt(<redacted>)");
+        // Found by fuzzing: redacting twice changes nothing.
+        let once = r("DO 'a' pq_seal,\" 'b'$DBO$EGI");
+        assert_eq!(r(&once), once);
+        // Not ours: only what follows the cut.
+        assert_eq!(redact("execute p('a', 'sec", false).as_deref(), Some("execute p(<redacted>"));
     }
 
     #[test]
     fn comments_and_positional_parameters() {
         assert_eq!(r("-- pq_encrypt('a','s')\nselect 1"), "-- pq_encrypt(<redacted>)\nselect 1");
         assert_eq!(r("/* old: pq_seal(k, 's') */ select 1"), "/* old: pq_seal(<redacted>) */ select 1");
-        assert_eq!(r("/* unterminated\nselect pq_seal(k, 's')"), "/* unterminated\nselect pq_seal(<redacted>)");
+        assert_eq!(r("/* unterminated\nselect pq_seal(k, 's')"), "<redacted>");
+        assert_eq!(redact("/* unterminated execute p('s')", false).as_deref(), Some("/* unterminated execute p(<redacted>)"));
         assert_eq!(r("select pq_encrypt($1, $2)"), "select pq_encrypt(<redacted>)");
     }
 
