@@ -3,7 +3,8 @@
 #   1. source rules (tests/source_check.sh); core crate: Wycheproof
 #      vectors, known-answer vectors, property tests, and the vectors
 #      re-derived by an independent implementation; the
-#      apg-pq command line's unit tests; docker/ against the install steps;
+#      apg-pq command line's unit tests; the fuzz targets build; docker/
+#      against the install steps;
 #      providers crate: the file, PKCS#11 (a SoftHSM2 token) and AWS KMS
 #      (moto_server on loopback) providers, without PostgreSQL
 #   2. #[pg_test]s inside PostgreSQL (cargo pgrx test)
@@ -32,6 +33,8 @@ cargo test -p apg-pqcrypto-core
 "$APG_PQ_VENV/bin/python" tests/verify_kat.py
 APG_PQ_MOTO_SERVER="$APG_PQ_VENV/bin/moto_server" cargo test -p apg-pqcrypto-providers
 cargo test -p apg-pq
+# The fuzz targets compile (running them is docs/FUZZING.md's campaign).
+cargo build -q --manifest-path fuzz/Cargo.toml
 tests/docker_check.sh
 
 echo "== 2/4 #[pg_test] (cargo pgrx test)"

@@ -168,16 +168,44 @@ fn as_owner_restores_the_caller() {
 #[pg_test]
 fn reads_assign_no_transaction_id() {
     setup_tenant("noxid");
-    Spi::run("SELECT 1").unwrap();
-    // SAFETY: reads the current transaction's xid, if it has one.
-    let xid_before = unsafe { pg_sys::GetCurrentTransactionIdIfAny() };
-    // create_tenant wrote, so this transaction has an id; a fresh lookup in
-    // a transaction without one is what a standby needs: checked by the
-    // integration tests against a real standby. Here: reads use read-only SPI.
-    cache::clear();
-    versions::version_by_kid(versions::active_version("noxid", "encrypt").unwrap().kid()).unwrap();
-    // SAFETY: as above.
-    assert_eq!(xid_before, unsafe { pg_sys::GetCurrentTransactionIdIfAny() });
+    // The test's transaction wrote (create_tenant), so it has an id; a
+    // subtransaction has its own, assigned only when it writes. Looking up
+    // a key from nothing (cache cleared) inside one must leave it without.
+    let kid = versions::active_version("noxid", "encrypt").unwrap().kid();
+    let xid_in_fresh_subtransaction = |f: &dyn Fn()| {
+        // SAFETY: the sequence PL/pgSQL uses for an internal subtransaction:
+        // begin, work, roll back, then restore the memory context and the
+        // resource owner of the caller.
+        unsafe {
+            let context = pg_sys::CurrentMemoryContext;
+            let owner = pg_sys::CurrentResourceOwner;
+            pg_sys::BeginInternalSubTransaction(std::ptr::null());
+            // A statement's snapshot, seeing what the test wrote before.
+            pg_sys::CommandCounterIncrement();
+            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+            let before = pg_sys::GetCurrentTransactionIdIfAny();
+            f();
+            let after = pg_sys::GetCurrentTransactionIdIfAny();
+            pg_sys::PopActiveSnapshot();
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            pg_sys::MemoryContextSwitchTo(context);
+            pg_sys::CurrentResourceOwner = owner;
+            (before, after)
+        }
+    };
+    let (before, after) = xid_in_fresh_subtransaction(&|| {
+        cache::clear();
+        versions::version_by_kid(kid).unwrap();
+        versions::active_version("noxid", "encrypt").unwrap();
+    });
+    assert_eq!(before, pg_sys::InvalidTransactionId);
+    assert_eq!(after, pg_sys::InvalidTransactionId, "a key lookup assigned a transaction id");
+    // Control: a write in the same kind of subtransaction gets one, so the
+    // check above can fail.
+    let (_, written) = xid_in_fresh_subtransaction(&|| {
+        Spi::run("CREATE TEMP TABLE noxid_control (x int)").unwrap();
+    });
+    assert_ne!(written, pg_sys::InvalidTransactionId);
 }
 
 #[pg_test]

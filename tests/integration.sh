@@ -45,9 +45,21 @@ trap cleanup EXIT
 
 topics=("$@")
 [ ${#topics[@]} -gt 0 ] || topics=(keyfile revocation dump_restore standby replication crash memory logs upgrade worker stress providers migration audit cli sessions recovery hostile partitions)
+# Each topic declares how many checks it runs ("# checks: N"): a topic
+# that stops early, or skips a block, fails here rather than passing with
+# fewer checks.
 for topic in "${topics[@]}"; do
   echo "# --- $topic"
-  source "$root/tests/integration/$topic.sh" || fail "$topic: could not start its clusters"
+  file="$root/tests/integration/$topic.sh"
+  expected=$(sed -n 's/^# checks: \([0-9]*\)$/\1/p' "$file" | head -1)
+  before=$((passed + failed))
+  source "$file" || fail "$topic: could not start its clusters"
+  ran=$((passed + failed - before))
+  if [ -z "$expected" ]; then
+    fail "$topic: no '# checks: N' line"
+  elif [ "$ran" != "$expected" ]; then
+    fail "$topic ran $ran checks; it declares $expected"
+  fi
 done
 
 echo "$passed passed, $failed failed"

@@ -88,6 +88,10 @@ check "the alert is in the audit chain too" "1" "$(q "$port" -c "SELECT count(*)
 check_contains "the burst is a WARNING in the server log" 'failed decryptions for tenant "cfg" in the minute' "$(cat "$dir/server.log")"
 check "usage is counted per role at audit_level = all" "t" \
   "$(q "$port" -c "SELECT sum(count) > 0 FROM pq.usage_counts WHERE tenant = 'cfg' AND role_name = 'it_cfg' AND operation = 'encrypt'")"
+q "$port" -c "SET log_statement = 'all'" -c "SELECT 'audit-log-canary'" \
+  -c "SELECT pq.config_set('cfg', 'logged', 'value-1-logged-literal')" >/dev/null
+check_contains "control: the config_set was logged (log_statement = 'all')" "audit-log-canary" "$(cat "$dir/server.log")"
+check_contains "control: ... redacted" "pq.config_set(<redacted>)" "$(cat "$dir/server.log")"
 check_absent "no value in the server log" "value-1-" "$(cat "$dir/server.log")"
 
 # --- tampering by a superuser who bypasses the triggers

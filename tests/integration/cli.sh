@@ -79,7 +79,10 @@ kid_cli=$("$cli" keygen --algorithm ml-kem-768 --secret-key "$work/me.sk" --publ
 check "keygen: the secret key file is 0600" "600" "$(stat -c %a "$work/me.sk")"
 check "keygen: the kid is the server's kid of that public key" "$kid_cli" \
   "$(q "$port" -c "SELECT pq_inspect(pq_seal(decode('$(hex "$work/me.pk")', 'hex'), 'x'))->>'kid'")"
-q "$port" -c "SELECT encode(pq_seal(decode('$(hex "$work/me.pk")', 'hex'), 'sealed by the server', 'k1'), 'hex')" | unhex "$work/server.sealed"
+# Logged (log_statement = 'all'): the plaintext must not reach the log.
+q "$port" -c "SET log_statement = 'all'" -c "SELECT 'cli-log-canary'" >/dev/null
+q "$port" -c "SET log_statement = 'all'" \
+  -c "SELECT encode(pq_seal(decode('$(hex "$work/me.pk")', 'hex'), 'sealed by the server', 'k1'), 'hex')" | unhex "$work/server.sealed"
 "$cli" open --secret-key "$work/me.sk" --aad k1 -i "$work/server.sealed" -o "$work/server.opened"
 check "a value sealed by pq_seal is opened by the CLI" "sealed by the server" "$(cat "$work/server.opened")"
 check "open --aad-hex: the AAD as hex digits ('k1')" "sealed by the server" \
@@ -232,5 +235,8 @@ check_contains "... saying what to do" "verify-full" \
   "$("$cli" backup --url "$remote" --recipient-key "$work/me.pk" -o "$work/r.apgb" 2>&1)"
 check "--insecure lets it try (and time out: exit 6)" "6" \
   "$(code "$cli" fetch-key --url "$remote" --sslmode require --insecure --tenant acme -o "$work/r.pk")"
-check_absent "no plaintext in the server log" "s3cret@db" "$(cat "$dir/server.log")"
+check_contains "control: statements logged with log_statement = 'all' reach the log" "cli-log-canary" "$(cat "$dir/server.log")"
+check_contains "control: the pq_seal call was logged, redacted" "pq_seal(<redacted>)" "$(cat "$dir/server.log")"
+check_absent "no plaintext in the server log" "sealed by the server" "$(cat "$dir/server.log")"
+check_absent "no plaintext of a sealed file in the server log" "s3cret@db" "$(cat "$dir/server.log")"
 cluster_stop "$dir"

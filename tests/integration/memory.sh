@@ -26,6 +26,10 @@ growth=$((after - before))
 [ "$growth" -lt 1024 ] && ok "RSS grew ${growth} kB over 100,000 caught errors" \
   || fail "RSS grew ${growth} kB over 100,000 caught errors (from $before to $after kB)"
 
+echo "# a result over the 1 GB bytea limit: 54000 before anything is allocated"
+check "a batch of a million items (more than 1 GB of envelopes): 54000" "54000" \
+  "$(sqlstate "$port" "SELECT cardinality(pq_seal_batch(pq.tenant_public_key('acme'), (SELECT array_agg('\\x01'::bytea) FROM generate_series(1, 1000000))))")"
+
 echo "# a 400 MB value under a virtual-memory limit: ERROR, no crash recovery"
 # The envelope for pq_decrypt, made while there is no limit.
 q "$port" -c "CREATE TABLE big AS SELECT pq_encrypt('acme', repeat('x', 400000000)) AS e" >/dev/null

@@ -32,7 +32,8 @@ raw_key="'\\x000102030405060708090a0b0c0d0e0f'::bytea"
 echo "# keys registered, never readable back"
 q "$port" -c "SET log_statement = 'all'" -c "SELECT pq.register_classical_key('acme', 'pgp_sym', 'sym passphrase', 's2k-mode=1')" \
   -c "SELECT pq.register_classical_key('acme', 'pgp_pub', $(sec fast), public_key => $(pub fast))" \
-  -c "SELECT pq.register_classical_key('acme', 'raw', $raw_key, 'algorithm=aes, mode=cbc, padding=pkcs')" >/dev/null
+  -c "SELECT pq.register_classical_key('acme', 'raw', $raw_key, 'algorithm=aes, mode=cbc, padding=pkcs')" \
+  -c "SELECT 'migration-log-canary'" >/dev/null
 check "three keys, listed without secrets" "pgp_sym,pgp_pub,raw" "$(q "$port" -c "SELECT string_agg(kind, ',' ORDER BY id) FROM pq.classical_key_list")"
 check_absent "the stored row holds no passphrase" "sym passphrase" "$(q "$port" -c "SELECT wrapped_key::text, convert_from(wrapped_key, 'SQL_ASCII') FROM pq.classical_keys")"
 check "the key table is the owner's alone" "f" "$(q "$port" -c "SELECT has_table_privilege('pq_admin', 'pq.classical_keys', 'SELECT')")"
@@ -80,11 +81,12 @@ check "status: completed, nothing classical left" "completed|0|300000|0" \
 check "the tracked columns are counted by pq.classical_counts" "" "$(q "$port" -c "SELECT * FROM pq.classical_counts('acme')")"
 
 echo "# a mixed column: post-quantum, classical (two pgp_pub keys, one with a passphrase), NULL, and rows under a key not yet registered"
-q "$port" -c "SELECT pq.create_tenant('mixed')" \
+# Registrations are logged (log_statement = 'all'): the keys must not be.
+q "$port" -c "SELECT pq.create_tenant('mixed')" -c "SET log_statement = 'all'" \
   -c "SELECT pq.register_classical_key('mixed', 'pgp_sym', 'mixed passphrase')" \
   -c "SELECT pq.register_classical_key('mixed', 'pgp_pub', $(sec slow), passphrase => 'key passphrase', public_key => $(pub slow))" \
-  -c "SELECT pq.register_classical_key('mixed', 'pgp_pub', $(sec fast))" \
-  -c "CREATE TABLE mix (id int PRIMARY KEY, who text NOT NULL, v bytea)" \
+  -c "SELECT pq.register_classical_key('mixed', 'pgp_pub', $(sec fast))" >/dev/null
+q "$port" -c "CREATE TABLE mix (id int PRIMARY KEY, who text NOT NULL, v bytea)" \
   -c "INSERT INTO mix SELECT i, 'w' || i, CASE i % 5
         WHEN 0 THEN pq_encrypt('mixed', 'mix-' || i, 'w' || i)
         WHEN 1 THEN pgp_sym_encrypt('mix-' || i, 'mixed passphrase')
@@ -119,8 +121,9 @@ check_absent "no plaintext in events or failures" "mix-" \
   "$(q "$port" -c "SELECT string_agg(details::text || coalesce(reason, ''), ' ') FROM pq.key_events" -c "SELECT string_agg(reason, ' ') FROM pq.job_failures")"
 
 echo "# an application writing classical values through the trigger during the migration"
-q "$port" -c "SELECT pq.create_tenant('live')" -c "SELECT pq.register_classical_key('live', 'pgp_sym', 'live passphrase', 's2k-mode=1')" \
-  -c "CREATE TABLE live (id int PRIMARY KEY, expect text NOT NULL, v bytea)" \
+q "$port" -c "SELECT pq.create_tenant('live')" -c "SET log_statement = 'all'" \
+  -c "SELECT pq.register_classical_key('live', 'pgp_sym', 'live passphrase', 's2k-mode=1')" >/dev/null
+q "$port" -c "CREATE TABLE live (id int PRIMARY KEY, expect text NOT NULL, v bytea)" \
   -c "INSERT INTO live SELECT i, 'live-' || i, pgp_sym_encrypt('live-' || i, 'live passphrase', 's2k-mode=1') FROM generate_series(1, 30000) i" \
   -c "CREATE ROLE live_app LOGIN IN ROLE pq_user" -c "GRANT SELECT, INSERT, UPDATE ON live TO live_app" \
   -c "SELECT pq.grant_tenant('live', 'live_app')" >/dev/null
@@ -143,8 +146,9 @@ check "the application's own role reads them" "t" \
 check "a value no registered key reads is refused by the trigger (PQ001), nothing stored" "PQ001|0" \
   "$(sqlstate "$port" "INSERT INTO live VALUES (-1, 'x', pgp_sym_encrypt('x', 'unknown passphrase'))")|$(q "$port" -c "SELECT count(*) FROM live WHERE expect = 'x'")"
 echo "# a migration run in a session shows its progress to other sessions"
-q "$port" -c "SELECT pq.create_tenant('now')" -c "SELECT pq.register_classical_key('now', 'pgp_sym', 'now passphrase')" \
-  -c "CREATE TABLE nowt (id int PRIMARY KEY, v bytea)" \
+q "$port" -c "SELECT pq.create_tenant('now')" -c "SET log_statement = 'all'" \
+  -c "SELECT pq.register_classical_key('now', 'pgp_sym', 'now passphrase')" >/dev/null
+q "$port" -c "CREATE TABLE nowt (id int PRIMARY KEY, v bytea)" \
   -c "INSERT INTO nowt SELECT i, pgp_sym_encrypt('now-' || i, 'now passphrase') FROM generate_series(1, 4000) i" >/dev/null
 q "$port" -c "SELECT rows_migrated FROM pq.migrate_column_now('nowt', 'v', tenant => 'now', batch_size => 100)" >"$dir/now.out" 2>&1 &
 now=$!
@@ -154,6 +158,11 @@ wait "$now"
 check "the session's migration completed, with a NOTICE per batch" "41|4000" "$(grep -c NOTICE "$dir/now.out")|$(tail -1 "$dir/now.out")"
 check "its progress row is gone at the end" "0" "$(q "$port" -c "SELECT count(*) FROM pq.migration_progress WHERE source = 'session'")"
 
+# The registrations above ran with log_statement = 'all' (the control
+# shows their session's statements reached the log); pgcrypto's own calls
+# with the same passphrases ran without it.
+check_contains "control: the registering sessions' statements were logged" "migration-log-canary" "$(cat "$dir/server.log")"
+check_contains "control: the registrations were logged, redacted" "register_classical_key(<redacted>)" "$(cat "$dir/server.log")"
 for secret in "sym passphrase" "mixed passphrase" "key passphrase" "live passphrase" "now passphrase"; do
   check_absent "the server log never holds a registered key ($secret)" "$secret" "$(cat "$dir/server.log")"
 done

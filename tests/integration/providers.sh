@@ -12,14 +12,17 @@ moto_start "$dir/kms"
 mapfile -t provider_lines < <(provider_settings)
 cluster_start "$dir/c" "$port" "${quiet[@]}" "${provider_lines[@]}" "apg_pqcrypto.master_key_provider = 'pkcs11'" \
   || return 1
-set_conf() { # set_conf NAME VALUE: ALTER SYSTEM and reload
-  q "$port" -c "ALTER SYSTEM SET apg_pqcrypto.$1 = '$2'" -c "SELECT pg_reload_conf()" >/dev/null
-  sleep 0.3
+# reload_conf SQL...: runs the statements and pg_reload_conf, then waits
+# until a new session has the reloaded configuration (pg_conf_load_time of
+# a new backend is the postmaster's last load).
+reload_conf() {
+  local before
+  before=$(q "$port" -c "SELECT pg_conf_load_time()")
+  q "$port" "$@" -c "SELECT pg_reload_conf()" >/dev/null
+  wait_for "$port" "SELECT pg_conf_load_time() > '$before'" || fail "the server did not reload its configuration"
 }
-reset_conf() {
-  q "$port" -c "ALTER SYSTEM RESET apg_pqcrypto.$1" -c "SELECT pg_reload_conf()" >/dev/null
-  sleep 0.3
-}
+set_conf() { reload_conf -c "ALTER SYSTEM SET apg_pqcrypto.$1 = '$2'"; }   # set_conf NAME VALUE
+reset_conf() { reload_conf -c "ALTER SYSTEM RESET apg_pqcrypto.$1"; }       # reset_conf NAME
 
 # --- HSM: the first master data key is made in the token.
 q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('acme')" -c "SELECT pq.create_tenant('globex')" >/dev/null

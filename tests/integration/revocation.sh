@@ -30,6 +30,26 @@ SQL
   [ "$next" -ge 2 ] && ok "$iso: 42501 after the revocation" || fail "$iso: 42501 after the revocation: $out"
 done
 
+echo "# membership: the tenant is granted to a group role; REVOKE group FROM the member ends the member's use"
+q "$port" -c "CREATE ROLE it_group NOLOGIN IN ROLE pq_user" -c "CREATE ROLE it_member LOGIN" \
+  -c "GRANT SELECT ON filler, other_filler TO it_group" -c "SELECT pq.grant_tenant('acme', 'it_group')" >/dev/null
+for iso in "READ COMMITTED" "REPEATABLE READ"; do
+  q "$port" -c "GRANT it_group TO it_member" >/dev/null
+  out=$(qas "$port" it_member -v VERBOSITY=verbose <<SQL
+SELECT 'cached', length(pq_encrypt('acme', 'cached')) > 0;
+BEGIN ISOLATION LEVEL $iso;
+SELECT count(*) FROM filler;
+\! psql -X -At -q -h 127.0.0.1 -p $port -U postgres -c "REVOKE it_group FROM it_member" postgres >/dev/null
+SELECT 'in-transaction', length(pq_encrypt('acme', 'old snapshot')) > 0;
+COMMIT;
+SELECT 'next', length(pq_encrypt('acme', 'after revoke')) > 0;
+SQL
+)
+  check_contains "$iso: a member of the granted role encrypts (keys cached)" "cached|t" "$out"
+  check_absent "$iso: after REVOKE group FROM member, not in the member's next transaction" "next|t" "$out"
+  check_contains "$iso: ... which is 42501" "ERROR:  42501" "$out"
+done
+
 echo "# and the other way: a tenant created and granted elsewhere reaches a session that was refused"
 out=$(qas "$port" it_app -v VERBOSITY=verbose <<SQL
 SELECT 'before', length(pq_encrypt('newco', 'x')) > 0;

@@ -106,4 +106,8 @@ cluster_start "$dir" "$port" "shared_preload_libraries = ''" || return 1
 q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('acme')" >/dev/null
 check "without shared_preload_libraries: 55000" "55000|55000" \
   "$(sqlstate "$port" "SELECT pq.session_begin('acme')")|$(sqlstate "$port" "SELECT count(*) FROM pq.sessions")"
+q "$port" -c "CREATE TABLE t (id int PRIMARY KEY, v bytea)" -c "SELECT pq.track_column('t', 'v', tenant => 'acme')" >/dev/null
+check "... jobs and automatic rotation need the worker: 55000" "55000|55000|55000" \
+  "$(sqlstate "$port" "SELECT pq.reencrypt('t', 'v')")|$(sqlstate "$port" "SELECT pq.reencrypt_tenant('acme')")|$(sqlstate "$port" "SELECT pq.set_policy('acme', '{\"rotation_interval\": 86400, \"auto_rotation\": true}')")"
+check "... while a rotation by hand works" "2" "$(q "$port" -c "SELECT new_version FROM pq.rotate_tenant_key('acme', 'manual')")"
 cluster_stop "$dir"

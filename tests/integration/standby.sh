@@ -14,7 +14,10 @@ q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('acme')
 mkdir -p "$standby"; chown postgres: "$standby"
 as_postgres pg_basebackup -h 127.0.0.1 -p "$port" -U postgres -D "$standby/data" -R -X stream >"$base/basebackup.log" 2>&1
 check "pg_basebackup -R" "0" "$?"
-{ echo "port = $sport"; echo "unix_socket_directories = '$standby'"; } | as_postgres tee -a "$standby/data/postgresql.conf" >/dev/null
+# %e puts each line's SQLSTATE in the log, so that an internal error
+# (XX000) shows however its message reads.
+{ echo "port = $sport"; echo "unix_socket_directories = '$standby'"; echo "log_line_prefix = '%m [%p] %e '"; } \
+  | as_postgres tee -a "$standby/data/postgresql.conf" >/dev/null
 as_postgres "$PGBIN/pg_ctl" -D "$standby/data" -l "$standby/server.log" -w -t 60 start >/dev/null
 check "standby is in recovery" "t" "$(q "$sport" -c "SELECT pg_is_in_recovery()")"
 
@@ -41,7 +44,8 @@ check "standby: reads config, verifies the config store and the audit chain" "co
 check "standby: pq.config_set is 25006" "25006" "$(sqlstate "$sport" "SELECT pq.config_set('acme', 'k', 'v')")"
 check "standby: a forward-secure session lives in the standby's own memory: begin, seal, open, end" "standby session|t|PQ003" \
   "$(q "$sport" -F '|' -c "SELECT pq_session_open_text(session_id, pq_seal(public_key, 'standby session')), pq.session_end(session_id) FROM pq.session_begin('acme', '1 minute')")|$(sqlstate "$sport" "SELECT pq_session_open(gen_random_uuid(), pq_seal(pq.tenant_public_key('acme'), 'x'))")"
-check "standby: no XX000 anywhere in its log" "" "$(grep -E 'XX000|TransactionIds during recovery' "$standby/server.log")"
+check_contains "standby: its log names SQLSTATEs (the refused pq_encrypt's 25006 is there)" " 25006 ERROR:" "$(cat "$standby/server.log")"
+check "standby: no XX000 anywhere in its log" "" "$(grep -E ' XX000 |TransactionIds during recovery' "$standby/server.log")"
 
 echo "# a revocation on the primary reaches a standby session with cached keys"
 cat >"$base/revoke_and_replay.sh" <<SH

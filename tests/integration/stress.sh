@@ -15,21 +15,22 @@ SELECT pq_decrypt_text(v, name) FROM tracked WHERE id = :id;
 UPDATE tracked SET v = pq_encrypt('busy', 'value-' || :id, name) WHERE id = :id;
 SELECT pq_decrypt_text(pq_encrypt('busy', 'x', 'k'), 'k');
 SQL
-(
-  end=$((SECONDS + seconds))
-  while [ $SECONDS -lt "$end" ]; do
-    sleep 3
-    q "$port" -c "SELECT pq.rotate_tenant_key('busy', 'stress')" -c "SELECT count(*) FROM pq.reencrypt_tenant('busy', 500)" >/dev/null
-  done
-) &
-rotator=$!
-out=$(pgbench -n -c 8 -j 2 -T "$seconds" -f "$base/stress.sql" -h 127.0.0.1 -p "$port" -U postgres postgres 2>&1)
-wait "$rotator"
+pgbench -n -c 8 -j 2 -T "$seconds" -f "$base/stress.sql" -h 127.0.0.1 -p "$port" -U postgres postgres >"$base/stress.out" 2>&1 &
+bench=$!
+# Rotations every few seconds for as long as the clients run (however fast
+# or slow the machine is); the clients' own counters say they were running.
+while kill -0 "$bench" 2>/dev/null; do
+  sleep 3
+  kill -0 "$bench" 2>/dev/null || break
+  q "$port" -c "SELECT pq.rotate_tenant_key('busy', 'stress')" -c "SELECT count(*) FROM pq.reencrypt_tenant('busy', 500)" >/dev/null
+done
+wait "$bench"
+out=$(cat "$base/stress.out")
 check_absent "no client aborted" "aborted" "$out"
 check_contains "no transaction failed" "number of failed transactions: 0 " "$out"
 echo "# $(echo "$out" | grep -E '^number of transactions actually processed|^tps' | tr '\n' ' ')"
 rotations=$(q "$port" -c "SELECT count(*) FROM pq.key_events WHERE event = 'key_rotated' AND tenant = 'busy'")
-[ "$rotations" -ge $((seconds / 4)) ] && ok "$rotations rotations ran meanwhile" || fail "only $rotations rotations ran"
+[ "$rotations" -ge 3 ] && ok "$rotations rotations ran while the clients did" || fail "only $rotations rotations ran"
 for _ in $(seq 1 120); do
   [ "$(q "$port" -c "SELECT count(*) FROM pq.job_queue WHERE state IN ('queued', 'running')")" = 0 ] && break
   sleep 0.5

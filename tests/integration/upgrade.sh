@@ -91,9 +91,15 @@ UNION ALL
 SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'pq'
 UNION ALL
 SELECT 'function ' || p.oid::regprocedure || ' ' || pg_get_function_arguments(p.oid) || ' -> ' || pg_get_function_result(p.oid)
-       || ' ' || p.provolatile::text || p.proisstrict::text || p.proparallel::text || ' ' || coalesce(p.proacl::text, '')
+       || ' ' || p.provolatile::text || p.proisstrict::text || p.proparallel::text || p.prosecdef::text || ' ' || coalesce(p.proacl::text, '')
+       || ' config ' || coalesce(p.proconfig::text, '') || ' src ' || p.prosrc
   FROM pg_proc p WHERE p.oid IN (SELECT objid FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
                                    AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'apg_pqcrypto'))
+UNION ALL
+SELECT 'domain ' || format_type(c.contypid, NULL) || ' ' || c.conname || ' ' || pg_get_constraintdef(c.oid)
+  FROM pg_constraint c WHERE c.contypid IN (SELECT objid FROM pg_depend WHERE classid = 'pg_type'::regclass
+                                             AND refclassid = 'pg_extension'::regclass AND deptype = 'e'
+                                             AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'apg_pqcrypto'))
 UNION ALL
 SELECT 'view ' || c.oid::regclass || ' ' || pg_get_viewdef(c.oid) || ' ' || coalesce(c.reloptions::text, '')
   FROM pg_class c WHERE c.relnamespace = 'pq'::regnamespace AND c.relkind = 'v'
@@ -105,11 +111,15 @@ SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text
 UNION ALL
 SELECT 'dump ' || unnest(extconfig)::regclass || ' ' FROM pg_extension WHERE extname = 'apg_pqcrypto'
 ORDER BY 1"
-q "$port" -d fresh -c "$shape" >"$base/fresh.shape"
+q "$port" -d fresh -v ON_ERROR_STOP=1 -c "$shape" >"$base/fresh.shape"
+# The comparison means something only if the query worked and found the
+# extension: an error on both sides would compare equal.
+check "the shape query reads the fresh extension (no error, its functions, tables and domain)" "0|t|t|t" \
+  "$(grep -c ERROR "$base/fresh.shape")|$([ "$(grep -c '^function ' "$base/fresh.shape")" -gt 80 ] && echo t)|$(grep -q '^column pq.tenant_key_versions.kid ' "$base/fresh.shape" && echo t)|$(grep -q '^domain pq_envelope ' "$base/fresh.shape" && echo t)"
 for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0; do
   db=upgraded_${from//./_}
   q "$port" -d "$db" -c "SELECT pq.untrack_column('app', 'keyed')" -c "SELECT pq.untrack_column('legacy', 'v')" >/dev/null
-  q "$port" -d "$db" -c "$shape" >"$base/$db.shape"
+  q "$port" -d "$db" -v ON_ERROR_STOP=1 -c "$shape" >"$base/$db.shape"
   check "from $from: the updated extension is the fresh one ($(wc -l <"$base/fresh.shape") facts compared)" "" \
     "$(diff "$base/fresh.shape" "$base/$db.shape" | head -20)"
 done

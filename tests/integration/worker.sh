@@ -15,7 +15,12 @@ q "$port" -c "SELECT pq.create_tenant('sched')" >/dev/null
 listen=$(psql -X -At -q -h 127.0.0.1 -p "$port" -U postgres postgres 2>&1 <<SQL
 LISTEN pq_key_rotation;
 SELECT pq.set_policy('sched', '{"rotation_interval": 2, "notification_before": 1, "auto_rotation": true}') IS NOT NULL;
-$(for _ in $(seq 1 40); do echo "SELECT 'active ' || version FROM pq.tenant_keys WHERE tenant = 'sched' AND state = 'active'; SELECT pg_sleep(0.15);"; done)
+$(for _ in $(seq 1 200); do
+    echo "SELECT 'active ' || version FROM pq.tenant_keys WHERE tenant = 'sched' AND state = 'active';"
+    echo "SELECT version >= 2 AS rotated FROM pq.tenant_keys WHERE tenant = 'sched' AND state = 'active' \\gset"
+    echo "\\if :rotated"; echo "\\q"; echo "\\endif"
+    echo "SELECT pg_sleep(0.15);"
+  done)
 SQL
 )
 first_note=$(echo "$listen" | grep -n 'Asynchronous notification "pq_key_rotation"' | head -1 | cut -d: -f1)
@@ -27,10 +32,10 @@ check_absent "the notification names no tenant" "sched" "$note"
 note_id=$(echo "$note" | sed -n 's/.*payload "{"event_id":\([0-9]*\)}".*/\1/p')
 check "its event id leads pq_admin to tenant, version and due time" "rotation_notified|sched|1|2|t" \
   "$(q "$port" -c "SELECT event, tenant, version, details->>'next_version', details ? 'due_at' FROM pq.key_events WHERE id = 0$note_id")"
-late=$(q "$port" -c "SELECT extract(epoch FROM e.at - v.activated_at) BETWEEN 2 AND 4.5 FROM pq.key_events e
+late=$(q "$port" -c "SELECT extract(epoch FROM e.at - v.activated_at) BETWEEN 2 AND 15 FROM pq.key_events e
                       JOIN pq.tenant_key_versions v ON v.tenant = 'sched' AND v.version = 1
                      WHERE e.event = 'key_rotated' AND e.tenant = 'sched' AND e.version = 2")
-check "rotated 2 s (plus at most the naptime) after activation" "t" "$late"
+check "rotated 2 s after activation, not before (the worker's naptime and a slow machine may add to it)" "t" "$late"
 q "$port" -c "SELECT pq.set_policy('sched', '{\"auto_rotation\": false}')" >/dev/null
 
 echo "# a 100,000-row re-encryption job survives kill -9 of the worker"
@@ -41,11 +46,14 @@ q "$port" -c "SELECT pq.create_tenant('jobt')" \
   -c "SELECT pq.rotate_tenant_key('jobt', 'before the job')" >/dev/null
 job=$(q "$port" -c "SELECT pq.reencrypt('big', 'v', batch_size => 500)")
 wait_for "$port" "SELECT rows_done >= 10000 FROM pq.jobs WHERE id = $job" || fail "the job started"
+reinits() { grep -c "all server processes terminated; reinitializing" "$dir/server.log"; }
+state_before=$(q "$port" -c "SELECT state || '|' || (rows_done < 100000) FROM pq.jobs WHERE id = $job")
 done_before=$(q "$port" -c "SELECT rows_done FROM pq.jobs WHERE id = $job")
 pid=$(worker_pid)
 kill -9 "$pid" && ok "killed the worker (pid $pid) at $done_before rows" || fail "kill the worker"
+check "the job was running, not finished, when the worker died" "running|t" "$state_before"
 for _ in $(seq 1 60); do q "$port" -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
-check_contains "the server went through crash recovery" "all server processes terminated; reinitializing" "$(cat "$dir/server.log")"
+check "the server went through crash recovery" "1" "$(reinits)"
 for _ in $(seq 1 240); do [ "$(q "$port" -c "SELECT state FROM pq.jobs WHERE id = $job")" = completed ] && break; sleep 0.5; done
 check "the job completed after the worker restarted" "completed|100000|0" \
   "$(q "$port" -c "SELECT state, rows_done, rows_failed FROM pq.jobs WHERE id = $job")"
@@ -99,9 +107,13 @@ wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'SELEC
 psql -X -q -h 127.0.0.1 -p "$port" -U postgres postgres -c "SELECT pq.rotate_tenant_key('crash', 'interrupted')" >/dev/null 2>&1 &
 wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pq.rotate_tenant_key(''crash''%' AND wait_event_type = 'Lock'" \
   && ok "the rotation is waiting halfway" || fail "the rotation is waiting halfway"
-kill -9 "$(q "$port" -c "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pq.rotate_tenant_key(''crash''%'")"
+victim=$(q "$port" -c "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pq.rotate_tenant_key(''crash''%'")
+check "the waiting rotation had written already (retired the version, made the next): it holds a transaction id" "t" \
+  "$(q "$port" -c "SELECT backend_xid IS NOT NULL FROM pg_stat_activity WHERE pid = 0$victim")"
+kill -9 "$victim" && ok "killed the rotating backend (pid $victim)" || fail "kill the rotating backend"
 wait 2>/dev/null
 for _ in $(seq 1 60); do q "$port" -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
+check "the server went through crash recovery again" "2" "$(reinits)"
 check "after the crash: exactly one active version, the old one" "1|1" \
   "$(q "$port" -c "SELECT count(*), max(version) FROM pq.tenant_key_versions WHERE tenant = 'crash' AND state = 'active'")"
 check "after the crash: everything decrypts" "50" "$(q "$port" -c "SELECT count(*) FROM c WHERE pq_decrypt_text(v) = 'c-' || id")"
@@ -117,9 +129,13 @@ wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'SELEC
 psql -X -q -h 127.0.0.1 -p "$port" -U postgres postgres -c "SELECT pq.rotate_master_key()" >/dev/null 2>&1 &
 wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pq.rotate_master_key()%' AND wait_event_type = 'Lock'" \
   && ok "the master key rotation is waiting halfway" || fail "the master key rotation is waiting halfway"
-kill -9 "$(q "$port" -c "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pq.rotate_master_key()%'")"
+victim=$(q "$port" -c "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pq.rotate_master_key()%'")
+check "the waiting master key rotation had written already (the new key, rewrapped versions): it holds a transaction id" "t" \
+  "$(q "$port" -c "SELECT backend_xid IS NOT NULL FROM pg_stat_activity WHERE pid = 0$victim")"
+kill -9 "$victim" && ok "killed the rotating backend (pid $victim)" || fail "kill the master key rotation"
 wait 2>/dev/null
 for _ in $(seq 1 60); do q "$port" -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
+check "the server went through crash recovery again" "3" "$(reinits)"
 check "after the crash: the same single active master key" "$mdk_before|1" \
   "$(q "$port" -c "SELECT encode(id, 'hex'), (SELECT count(*) FROM pq.master_keys WHERE state = 'active') FROM pq.master_keys WHERE state = 'active'")"
 check "after the crash: every version under it" "t" \
