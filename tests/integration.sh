@@ -50,15 +50,16 @@ topics=("$@")
 # fewer checks.
 for topic in "${topics[@]}"; do
   echo "# --- $topic"
-  file="$root/tests/integration/$topic.sh"
-  expected=$(sed -n 's/^# checks: \([0-9]*\)$/\1/p' "$file" | head -1)
-  before=$((passed + failed))
-  source "$file" || fail "$topic: could not start its clusters"
-  ran=$((passed + failed - before))
-  if [ -z "$expected" ]; then
+  # (Names a topic's own variables will not clash with: topics are sourced.)
+  it_file="$root/tests/integration/$topic.sh"
+  it_expected=$(sed -n 's/^# checks: \([0-9]*\)$/\1/p' "$it_file" | head -1)
+  it_before=$((passed + failed))
+  source "$it_file" || fail "$topic: could not start its clusters"
+  it_ran=$((passed + failed - it_before))
+  if [ -z "$it_expected" ]; then
     fail "$topic: no '# checks: N' line"
-  elif [ "$ran" != "$expected" ]; then
-    fail "$topic ran $ran checks; it declares $expected"
+  elif [ "$it_ran" != "$it_expected" ]; then
+    fail "$topic ran $it_ran checks; it declares $it_expected"
   fi
 done
 

@@ -6,6 +6,7 @@
 # decryptions in aborted transactions are counted and raise the alert; a
 # superuser who edits, deletes, reorders or truncates rows behind the
 # triggers' back is caught, with the first bad row named.
+# checks: 47
 dir="$base/audit"
 port=$port_audit
 seconds=${APG_PQ_AUDIT_SECONDS:-30}

@@ -4,6 +4,7 @@
 # signatures both ways, inspection, and the documented exit codes for bad
 # input (no partial plaintext written, no secret key overwritten, no
 # password on the command line).
+# checks: 64
 dir="$base/cli"
 port=$port_cli
 cargo build -q -p apg-pq || { fail "apg-pq does not build"; return 0; }

@@ -1,6 +1,7 @@
 # A backend killed with SIGKILL while inside the extension's functions: the
 # server goes through crash recovery, and nothing committed is lost; a
 # tenant created in a transaction that was still open is gone.
+# checks: 9
 dir="$base/crash"
 port=$port_crash
 cluster_start "$dir" "$port" "${quiet[@]}" || return 1

@@ -2,6 +2,7 @@
 # the same key file: the same key ids, rows made before the dump decrypt,
 # signatures verify, grants reach the new cluster's roles of the same name,
 # classical keys still read pgcrypto values and migration states survive.
+# checks: 14
 src="$base/dump-src"
 dst="$base/dump-dst"
 port=$port_dump

@@ -10,6 +10,7 @@
 # and pq.migrate_column_now: nothing planted may run. The control at the end
 # shows that each plant does fire when PostgreSQL resolves an unqualified
 # name under that path (DESIGN.md §7).
+# checks: 19
 dir="$base/hostile"
 port=$port_hostile
 cluster_start "$dir" "$port" "${quiet[@]}" "apg_pqcrypto.worker_naptime = 1" "apg_pqcrypto.worker_database = 'victim'" \

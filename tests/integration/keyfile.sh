@@ -1,5 +1,6 @@
 # The file provider: the development key, and every check on the key file,
 # with messages that name no path or key id (those go to the server log).
+# checks: 60
 dir="$base/keyfile"
 port=$port_keyfile
 cluster_start "$dir" "$port" "${quiet[@]}" || return 1

@@ -3,6 +3,7 @@
 # the extension's function calls lose their arguments, bind parameters of
 # statements that call them are dropped. The same calls with redaction
 # switched off do show the canaries, so these checks can fail.
+# checks: 49
 dir="$base/logs"
 port=$port_logs
 cluster_start "$dir" "$port" "log_statement = 'all'" "log_min_duration_statement = 0" "log_min_error_statement = 'error'" || return 1

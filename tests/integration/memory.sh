@@ -1,5 +1,6 @@
 # Memory: caught errors leave nothing behind, and a value too large for the
 # memory the server may use is an ERROR, never an aborted backend.
+# checks: 13
 dir="$base/memory"
 port=$port_memory
 cluster_start "$dir" "$port" "${quiet[@]}" "shared_buffers = '16MB'" || return 1

@@ -3,6 +3,7 @@
 # kill -9 of the worker), a mixed column with foreign-key rows that fail and
 # migrate after their key is registered, and an application writing classical
 # values through the dual-mode trigger while the worker migrates.
+# checks: 48
 dir="$base/migration"
 port=$port_migration
 cluster_start "$dir" "$port" "${quiet[@]}" "apg_pqcrypto.worker_naptime = 1" "apg_pqcrypto.migration_batch_delay = 5" || return 1

@@ -4,6 +4,7 @@
 # key; a failure is remembered by (relation, key) in a tree whose key repeats
 # across children; a migration runs while a partition is attached and
 # another detached; the dual-mode trigger works on partitions.
+# checks: 17
 dir="$base/partitions"
 port=$port_partitions
 cluster_start "$dir" "$port" "${quiet[@]}" "apg_pqcrypto.worker_naptime = 1" "apg_pqcrypto.migration_batch_delay = 150" || return 1

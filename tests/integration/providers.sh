@@ -4,6 +4,7 @@
 # TTL, then PQ004 within the timeout, a cancel ends the wait, the return
 # needs no restart), a move file -> HSM -> KMS -> file with 10,000
 # ciphertexts, and a dump restored into a fresh cluster on the same KMS key.
+# checks: 64
 source "$root/scripts/providers.sh"
 dir="$base/providers"
 port=$port_providers

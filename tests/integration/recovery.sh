@@ -15,6 +15,7 @@
 # key in any file of the three data directories (tables, WAL) or their
 # server logs; the test recovers each of them from the custodians', the
 # officer's and the key files first, so the search knows what to look for.
+# checks: 60
 dir="$base/recovery"
 dir_b="$base/recovery-b"
 dir_c="$base/recovery-c"

@@ -2,6 +2,7 @@
 # session_replication_role = replica, and its invalidation triggers (ENABLE
 # ALWAYS) still fire, so its sessions see grants and revocations made on
 # the publisher.
+# checks: 5
 pub="$base/publisher"
 sub="$base/subscriber"
 port=$port_replication

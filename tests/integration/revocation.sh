@@ -2,6 +2,7 @@
 # transaction under every isolation level, even when that session's open
 # transaction accepted the invalidation and re-read the key tables through
 # its old snapshot (the cache must not keep what that snapshot showed).
+# checks: 22
 dir="$base/revocation"
 port=$port_revocation
 cluster_start "$dir" "$port" "${quiet[@]}" || return 1

@@ -5,6 +5,7 @@
 # below can find it) and is then searched for in every file of the data
 # directory, the WAL and the server log: nowhere. Without
 # shared_preload_libraries the functions are 55000.
+# checks: 23
 dir="$base/sessions"
 port=$port_sessions
 python=${APG_PQ_VENV:-/var/tmp/apg_pqcrypto-venv}/bin/python

@@ -2,6 +2,7 @@
 # inspects what the primary made, including for a tenant created after the
 # standby started, for a granted role and with a cold cache; encryption and
 # signing there fail with 25006. Revocations on the primary reach it.
+# checks: 18
 primary="$base/primary"
 standby="$base/standby"
 port=$port_standby

@@ -1,6 +1,7 @@
 # Eight clients encrypting, decrypting and updating a tracked table for
 # 60 s while the tenant key rotates every few seconds and re-encryption
 # jobs run: no error, no deadlock, every row decrypts afterwards.
+# checks: 8
 dir="$base/stress"
 port=$port_stress
 seconds=${APG_PQ_STRESS_SECONDS:-60}

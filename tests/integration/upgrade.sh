@@ -3,6 +3,7 @@
 # providers work, and the result is the same extension as a fresh install
 # of this version (objects, columns, constraints, functions, views,
 # triggers, privileges, dump settings).
+# checks: 141
 dir="$base/upgrade"
 port=$port_upgrade
 extdir="$("$PG_CONFIG" --sharedir)/extension"

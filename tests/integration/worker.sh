@@ -2,6 +2,7 @@
 # with its notification first, a 100,000-row re-encryption job that
 # survives kill -9 of the worker, kill -9 in the middle of a tenant key and
 # a master key rotation, and the shared generation counter.
+# checks: 43
 dir="$base/worker"
 port=$port_worker
 cluster_start "$dir" "$port" "${quiet[@]}" "apg_pqcrypto.worker_naptime = 1" || return 1
@@ -51,7 +52,7 @@ state_before=$(q "$port" -c "SELECT state || '|' || (rows_done < 100000) FROM pq
 done_before=$(q "$port" -c "SELECT rows_done FROM pq.jobs WHERE id = $job")
 pid=$(worker_pid)
 kill -9 "$pid" && ok "killed the worker (pid $pid) at $done_before rows" || fail "kill the worker"
-check "the job was running, not finished, when the worker died" "running|t" "$state_before"
+check "the job was running, not finished, when the worker died" "running|true" "$state_before"
 for _ in $(seq 1 60); do q "$port" -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
 check "the server went through crash recovery" "1" "$(reinits)"
 for _ in $(seq 1 240); do [ "$(q "$port" -c "SELECT state FROM pq.jobs WHERE id = $job")" = completed ] && break; sleep 0.5; done
