@@ -29,13 +29,16 @@ use pgrx::prelude::*;
 use pqcore::{Envelope, Kind};
 use serde_json::json;
 
+/// A claimed row, as a migration sees it: (value, aad, tenant).
+pub type Row<'a> = (&'a [u8], &'a [u8], &'a str);
+
 /// What a migration job does with the rows it claims. The migration area
 /// (above this one) registers it from `_PG_init`, so that jobs never call
 /// up into it.
 pub struct Migrator {
     /// The migrated value of each (value, aad, tenant) of a batch, or why
     /// not; `from_kind` restricts it to one classical kind. Call as owner.
-    pub migrate: fn(from_kind: Option<&str>, rows: &[(&[u8], &[u8], &str)]) -> PqResult<Vec<Result<Vec<u8>, String>>>,
+    pub migrate: fn(from_kind: Option<&str>, rows: &[Row<'_>]) -> PqResult<Vec<Result<Vec<u8>, String>>>,
     /// A migration job covering `tenant` (every tenant in progress: None)
     /// completed. Call as owner.
     pub finished: fn(tenant: Option<&str>, actor: &str) -> PqResult<()>,

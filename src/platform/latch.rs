@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The worker's PGPROC number (-1: not running), in shared memory.
+// SAFETY: initialised by pg_shmem_init! in init_shared_memory, before use.
 static WORKER_PROC: PgAtomic<AtomicI32> = unsafe { PgAtomic::new(c"apg_pqcrypto_worker_proc") };
 
 thread_local! {

@@ -231,10 +231,6 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn redact(self) -> String {
-        self.redact_flagged().0
-    }
-
     /// The redacted text, and whether it was cut short.
     fn redact_flagged(mut self) -> (String, bool) {
         let mut i = 0;
