@@ -37,18 +37,22 @@ cargo test -p apg-pq
 cargo build -q --manifest-path fuzz/Cargo.toml
 tests/docker_check.sh
 
+echo "== tier 1 took $SECONDS s"; SECONDS=0
 echo "== 2/4 #[pg_test] (cargo pgrx test)"
 mkdir -p "$work/pgrx"
 chown postgres: "$work/pgrx"
 cargo pgrx test pg15 --runas postgres --pgdata "$work/pgrx/data"
 
+echo "== tier 2 took $SECONDS s"; SECONDS=0
 echo "== 3/4 SQL regression suite"
 cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
 cluster_start "$work/regress" "$port"
 tests/regress.sh "$port"
 cluster_stop "$work/regress"
 
+echo "== tier 3 took $SECONDS s"; SECONDS=0
 echo "== 4/4 integration"
 APG_PQ_IT_PORT=$((port + 10)) tests/integration.sh
 
+echo "== tier 4 took $SECONDS s"
 echo "== all tiers passed"

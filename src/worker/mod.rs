@@ -7,6 +7,8 @@
 //! SIGHUP reloads the settings; the postmaster restarts it 5 s after a
 //! crash, and a job resumes at its last committed batch. It never touches
 //! PostgreSQL from another thread (it starts none).
+//!
+//! The top floor: it may call every area (docs/ARCHITECTURE.md).
 use crate::{
     audit::checkpoint,
     data::sessions,
