@@ -15,7 +15,7 @@ scripts/setup.sh
 cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 source scripts/cluster.sh
 dir=$(cluster_scratch auditbench)
-port=${APG_PQ_BENCH_PORT:-54352}
+port=${APG_PQ_BENCH_PORT:-25452}
 trap 'cluster_discard "$dir"' EXIT
 cluster_start "$dir/cluster" "$port" "log_statement = 'none'" "shared_buffers = '256MB'" "max_connections = 50"
 cluster_psql "$port" -q -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('bench')" \

@@ -63,7 +63,7 @@ rm -f "$work"/plain*
 
 echo "== 2. 1,000 values of 40 bytes: pq_seal_batch against 1,000 pq_seal calls (best of 5)"
 cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
-port=${APG_PQ_BENCH_PORT:-54353}
+port=${APG_PQ_BENCH_PORT:-25453}
 cluster_start "$dir/cluster" "$port" "log_statement = 'none'"
 cluster_psql "$port" -q -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('m')" \
   -c "SELECT pq.create_tenant('x', kem => 'x-wing')" >/dev/null

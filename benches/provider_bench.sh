@@ -17,7 +17,7 @@ cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 source scripts/cluster.sh
 source scripts/providers.sh
 dir=$(cluster_scratch providers)
-port=${APG_PQ_BENCH_PORT:-54380}
+port=${APG_PQ_BENCH_PORT:-25480}
 trap 'cluster_discard "$dir"' EXIT
 softhsm_setup "$dir/hsm"
 moto_start "$dir/kms"

@@ -13,7 +13,7 @@ n=${1:-1000}
 cli=${CARGO_TARGET_DIR:-$root/target}/release/apg-pq
 source scripts/cluster.sh
 dir=$(cluster_scratch recovery-bench)
-port=${APG_PQ_BENCH_PORT:-54390}
+port=${APG_PQ_BENCH_PORT:-25490}
 trap 'cluster_discard "$dir"' EXIT
 files="$dir/files" && mkdir -p "$files"
 # timed PORT ROLE SQL: the server time of SQL in ms (the last "Time:" line).

@@ -15,7 +15,7 @@ scripts/setup.sh
 cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 source scripts/cluster.sh
 dir=$(cluster_scratch reencrypt)
-port=${APG_PQ_BENCH_PORT:-54370}
+port=${APG_PQ_BENCH_PORT:-25470}
 trap 'cluster_discard "$dir"' EXIT
 cluster_start "$dir/c" "$port" "log_statement = 'none'" "shared_buffers = '512MB'" "apg_pqcrypto.worker_naptime = 1" \
   "max_wal_size = '4GB'" "checkpoint_timeout = '30min'"

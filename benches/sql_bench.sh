@@ -14,7 +14,7 @@ scripts/setup.sh
 cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 source scripts/cluster.sh
 dir=$(cluster_scratch bench)
-port=${APG_PQ_BENCH_PORT:-54350}
+port=${APG_PQ_BENCH_PORT:-25450}
 trap 'GNUPGHOME="$dir/gnupg" gpgconf --kill gpg-agent 2>/dev/null; cluster_discard "$dir"' EXIT
 cluster_start "$dir/cluster" "$port" "log_statement = 'none'" "shared_buffers = '256MB'"
 

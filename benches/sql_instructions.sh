@@ -20,7 +20,7 @@ fi
 command -v valgrind >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
 source scripts/cluster.sh
 dir=$(cluster_scratch instr)
-port=${APG_PQ_BENCH_PORT:-54360}
+port=${APG_PQ_BENCH_PORT:-25460}
 cluster_start "$dir/c" "$port" "log_statement = 'none'"
 trap 'cluster_discard "$dir"' EXIT
 cluster_psql "$port" -q <<SQL >/dev/null

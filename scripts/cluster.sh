@@ -51,8 +51,10 @@ cluster_start() {
     echo "log_statement = 'all'"
     for line in "$@"; do echo "$line"; done
   } | as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null
-  # A client's ephemeral port can hold the port for a moment (seen once in
-  # a run of many connections): retry while the log says it is in use.
+  # A client's ephemeral port can hold the port for a moment: retry while
+  # the log says it is in use. (The default ports of the scripts, 25430 to
+  # 25499, are below Linux's ephemeral range, 32768 and up, so that a
+  # client connection never takes one for its lifetime.)
   local attempt
   for attempt in 1 2 3 4 5; do
     as_postgres env ${CLUSTER_ENV[@]+"${CLUSTER_ENV[@]}"} "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \

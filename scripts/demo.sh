@@ -16,7 +16,7 @@ cargo build --release -p apg-pq
 cli=${CARGO_TARGET_DIR:-$root/target}/release/apg-pq
 source scripts/cluster.sh
 dir=$(cluster_scratch demo)
-port=${APG_PQ_DEMO_PORT:-54330}
+port=${APG_PQ_DEMO_PORT:-25430}
 trap 'cluster_discard "$dir"' EXIT
 source scripts/providers.sh
 echo "== a SoftHSM2 token with a sensitive, non-extractable AES-256 key (in $dir/hsm)"

@@ -24,7 +24,7 @@ require_root
 scripts/setup.sh
 source scripts/cluster.sh
 work=$(cluster_scratch test)
-port=${APG_PQ_TEST_PORT:-54331}
+port=${APG_PQ_TEST_PORT:-25431}
 trap 'cluster_discard "$work"' EXIT
 
 echo "== 1/4 core and providers crates"

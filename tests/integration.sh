@@ -6,7 +6,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/tests/integration/lib.sh"
 base=$(cluster_scratch it)
-port0=${APG_PQ_IT_PORT:-54341}
+port0=${APG_PQ_IT_PORT:-25441}
 # Quiet logs unless a topic asks otherwise: what remains in the log is what
 # the server and the extension chose to say.
 quiet=("log_statement = 'none'")
