@@ -41,6 +41,11 @@ INFO_KEYED = b"apg-pq v1 keyed"
 AAD_WRAP = b"apg-pq v1 wrap"
 LABEL_MDK = b"apg-pq v1 mdk"
 LABEL_KEK = b"apg-pq v1 kek"
+INFO_BLIND_INDEX = b"apg-pq v1 blind index"
+# Unicode's White_Space property (FORMAT.md §16.2); not Python's str.strip(),
+# which also strips U+001C..U+001F.
+WHITE_SPACE = "".join(map(chr, [*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
+                                0x2028, 0x2029, 0x202F, 0x205F, 0x3000]))
 
 
 class Case:
@@ -476,6 +481,33 @@ def check_backup_complete(c):
                 "the sealed DEK opens with the version's key"
 
 
+def blind_normalize(value, normalize):
+    words = [] if normalize == "exact" else normalize.split(",")
+    assert set(words) <= {"trim", "casefold"} and len(set(words)) == len(words), normalize
+    if "trim" in words:
+        value = value.strip(WHITE_SPACE)
+    if "casefold" in words:
+        # Each character's full lowercase mapping, without context rules.
+        value = "".join(ch.lower() for ch in value)
+    return value.encode("utf-8")
+
+
+def check_blind_index(c):
+    dek = c.hex("dek")
+    context = c.text("context").encode("utf-8")
+    c.expect("hkdf_info", INFO_BLIND_INDEX + context)
+    key = hkdf_expand(dek, INFO_BLIND_INDEX + context)
+    c.expect("index_key", key)
+    for t in c.text("text_terms"):
+        normalized = blind_normalize(t["value"], t["normalize"])
+        assert normalized.hex() == t["normalized"], f"normalized {t['value']!r} {t['normalize']}"
+        assert t["bits"] % 8 == 0 and 16 <= t["bits"] <= 256
+        term = hmac.new(key, normalized, hashlib.sha256).digest()[: t["bits"] // 8]
+        assert term.hex() == t["term"], f"term of {t['value']!r} {t['normalize']} {t['bits']}"
+        assert set(t) == {"value", "normalize", "normalized", "bits", "term"}
+    c.expect("bytea_term", hmac.new(key, c.hex("bytea_value"), hashlib.sha256).digest())
+
+
 def check(c):
     kind = c.text("kind")
     c.text("id")
@@ -539,6 +571,8 @@ def check(c):
         check_config_sealed_v2(c)
     elif kind == "escrow-statement":
         check_escrow_statement(c)
+    elif kind == "blind-index":
+        check_blind_index(c)
     else:
         raise AssertionError(f"{c.raw.get('id')}: unknown kind {kind}")
     left = c.unchecked()

@@ -110,6 +110,8 @@ pub const AAD_STREAM: &[u8] = b"apg-pq v1 stream";
 pub const INFO_DEK: &[u8] = b"apg-pq v1 dek";
 /// HKDF info prefix of the keyed envelope key (the salt follows it).
 pub const INFO_KEYED: &[u8] = b"apg-pq v1 keyed";
+/// HKDF info prefix of a blind index key (the context follows it; §16).
+pub const INFO_BLIND_INDEX: &[u8] = b"apg-pq v1 blind index";
 /// Prefix of the AAD of a secret wrapped under the master data key.
 pub const AAD_WRAP: &[u8] = b"apg-pq v1 wrap";
 /// Prefix hashed with the master data key to give its id.

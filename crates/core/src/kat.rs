@@ -887,6 +887,52 @@ fn backup_complete_case(rng: &mut SeededRandom) -> Value {
     })
 }
 
+/// Blind index terms (§16, 0.9.0): a DEK, its index key for a context,
+/// and terms of text values under each normalisation and of a bytea value.
+fn blind_index_case(rng: &mut SeededRandom) -> Value {
+    use crate::blind::{self, IndexKey, Normalization};
+    let dek = Dek::generate_from(rng).unwrap();
+    let cipher = KeyedCipher::new(&dek, Kid(rng.array().unwrap()));
+    let context = "email";
+    let key = blind::derive_bytes(&cipher, context.as_bytes()).unwrap();
+    let index = IndexKey::derive(&cipher, context.as_bytes()).unwrap();
+    let text_terms: Vec<Value> = [
+        (" Alice@Example.COM\u{a0}", "exact", 256),
+        (" Alice@Example.COM\u{a0}", "trim", 256),
+        (" Alice@Example.COM\u{a0}", "casefold", 256),
+        (" Alice@Example.COM\u{a0}", "trim,casefold", 256),
+        ("alice@example.com", "exact", 128),
+        ("alice@example.com", "exact", 16),
+        ("\u{3000}İSTANBUL ΟΔΟΣ\t", "trim,casefold", 64),
+        ("", "exact", 256),
+    ]
+    .iter()
+    .map(|(value, normalize, bits)| {
+        let n = Normalization::parse(normalize).unwrap();
+        let len = blind::term_len(*bits).unwrap();
+        json!({
+            "value": value,
+            "normalize": normalize,
+            "normalized": hex(n.apply(value).as_bytes()),
+            "bits": bits,
+            "term": hex(&index.text_term(value, n, len)),
+        })
+    })
+    .collect();
+    let bytes = [0x00, 0xff, 0x10, 0x20];
+    json!({
+        "id": "blind-index",
+        "kind": "blind-index",
+        "dek": hex(dek.expose()),
+        "context": context,
+        "hkdf_info": hex(&concat(INFO_BLIND_INDEX, context.as_bytes())),
+        "index_key": hex(&key[..]),
+        "text_terms": text_terms,
+        "bytea_value": hex(&bytes),
+        "bytea_term": hex(&index.term(&bytes, 32)),
+    })
+}
+
 fn build() -> Value {
     let mut rng = SeededRandom::new("apg-pq v1 known-answer vectors");
     let config = b"postgres://app:s3cret@db.internal:5432/app";
@@ -925,6 +971,8 @@ fn build() -> Value {
     cases.push(config_sealed_v2_case(&mut rng));
     cases.push(escrow_statement_case(&mut rng));
     cases.push(backup_complete_case(&mut rng));
+    // 0.9.0
+    cases.push(blind_index_case(&mut rng));
     let mut top = Map::new();
     top.insert(
         "description".into(),

@@ -115,6 +115,15 @@ impl KeyedCipher {
         Ok(())
     }
 
+    /// HKDF-Expand under the DEK with `info` given in parts (another
+    /// label's key, such as a blind index key; `out` at most 8160 bytes).
+    pub(crate) fn expand(&self, info: &[&[u8]], out: &mut [u8]) {
+        // Fails only for outputs longer than 255 hash lengths; callers ask for 32.
+        if self.prk.expand_multi_info(info, out).is_err() {
+            out.fill(0);
+        }
+    }
+
     pub(crate) fn derive_key(&self, salt: &[u8; SALT_LEN]) -> Result<DerivedKey, Error> {
         let mut okm = Zeroizing::new([0u8; 32]);
         self.prk

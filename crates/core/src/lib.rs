@@ -13,11 +13,13 @@
 //! - [`KeyedCipher`]: keyed envelopes under a DEK ([`keyed`]).
 //! - [`SigningKey`] / [`VerifyingKey`]: ML-DSA-65 signatures and signature envelopes.
 //! - [`MasterDataKey`]: wrapping of tenant secrets; [`TenantKeys`]: a new key version.
+//! - [`blind`]: blind index terms for equality search over encrypted values.
 //! - [`audit`]: canonical encodings of config changes, audit rows and checkpoints.
 
 mod aead;
 pub mod audit;
 pub mod backend;
+pub mod blind;
 pub mod backup;
 pub mod classical;
 mod envelope;
