@@ -55,6 +55,9 @@ CREATE TABLE pq.tenant_key_versions (
     retired_at       timestamptz,
     disabled_at      timestamptz,
     destroyed_at     timestamptz,
+    -- 0.9.0: when pq.retire_blind_index_key ended the version's blind index
+    -- key (pq_blind_indexes no longer gives its terms).
+    blind_index_retired_at timestamptz,
     PRIMARY KEY (tenant, version),
     CHECK (state = 'destroyed' OR (wrapped_kem_seed IS NOT NULL AND wrapped_dsa_seed IS NOT NULL AND sealed_dek IS NOT NULL))
 );

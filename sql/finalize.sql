@@ -10,7 +10,8 @@ COMMENT ON DOMAIN pq_envelope IS 'A well-formed apg_pqcrypto v1 envelope; anythi
 CREATE VIEW pq.tenant_keys WITH (security_barrier) AS
 SELECT tenant, version, state, kid, signing_kid, public_key, verifying_key,
        created_at, activated_at, retired_at, disabled_at, destroyed_at,
-       CASE length(public_key) WHEN 1216 THEN 'x-wing' ELSE 'ml-kem-768' END AS kem
+       CASE length(public_key) WHEN 1216 THEN 'x-wing' ELSE 'ml-kem-768' END AS kem,
+       blind_index_retired_at
   FROM pq.tenant_key_versions
  WHERE pq.tenant_visible(tenant);
 GRANT SELECT ON pq.tenant_keys TO pq_admin, pq_user;
@@ -252,3 +253,16 @@ GRANT EXECUTE ON FUNCTION pq.escrow_add_custodian(text, bytea), pq.configure_key
                           pq.restore_key_backup(bytea, text, boolean), pq.escrow_add_approver(text, bytea),
                           pq.escrow_statement(uuid)
     TO pq_admin;
+
+-- Blind indexes (0.9.0): terms under a tenant's keys, checked per tenant
+-- inside like pq_encrypt; retiring an index key is key administration.
+REVOKE ALL ON FUNCTION pq_blind_index(text, text, text, integer, text), pq_blind_index(text, bytea, text, integer),
+                       pq_blind_indexes(text, text, text, integer, text), pq_blind_indexes(text, bytea, text, integer),
+                       pq_encrypt_indexed(text, text, text, text, integer, text),
+                       pq.retire_blind_index_key(text, integer, boolean)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq_blind_index(text, text, text, integer, text), pq_blind_index(text, bytea, text, integer),
+                          pq_blind_indexes(text, text, text, integer, text), pq_blind_indexes(text, bytea, text, integer),
+                          pq_encrypt_indexed(text, text, text, text, integer, text)
+    TO pq_user;
+GRANT EXECUTE ON FUNCTION pq.retire_blind_index_key(text, integer, boolean) TO pq_admin;

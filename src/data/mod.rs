@@ -1,7 +1,9 @@
 //! The values: keyed and sealed envelopes, batches and raw-key functions
-//! (`envelope`), signatures (`sign`), forward-secure sessions (`sessions`).
+//! (`envelope`), signatures (`sign`), forward-secure sessions (`sessions`),
+//! blind index terms for equality search (`blind`).
 //!
 //! May call: platform, journal, keys.
+pub mod blind;
 pub mod envelope;
 pub mod sessions;
 pub mod sign;

@@ -31,6 +31,7 @@ use crate::platform::{
 };
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use pqcore::blind::{BlindError, IndexKey};
 use pqcore::{KeyedCipher, Kid, MasterDataKey, RecipientSecret, SigningKey, VerifyingKey};
 use pgrx::{pg_shmem_init, PgAtomic};
 use std::cell::{Cell, RefCell};
@@ -102,11 +103,31 @@ pub struct VersionKeys {
     /// When the version passes its tenant's max_key_age (no encryption or
     /// signing after it), if the tenant's policy sets one.
     pub(in crate::keys) expires: Option<Micros>,
+    /// Blind index keys of this version by context, made on first use.
+    pub(in crate::keys) index_keys: RefCell<Vec<(Box<[u8]>, Rc<IndexKey>)>>,
 }
+
+/// Beyond this many contexts a version's index keys start afresh.
+const MAX_INDEX_KEYS: usize = 64;
 
 impl VersionKeys {
     pub fn kid(&self) -> Kid {
         self.kem.kid()
+    }
+
+    /// This version's blind index key for `context` (FORMAT.md §16),
+    /// derived once and kept with the version's other keys.
+    pub fn index_key(&self, context: &[u8]) -> Result<Rc<IndexKey>, BlindError> {
+        if let Some((_, key)) = self.index_keys.borrow().iter().find(|(c, _)| &c[..] == context) {
+            return Ok(key.clone());
+        }
+        let key = Rc::new(IndexKey::derive(&self.cipher, context)?);
+        let mut keys = self.index_keys.borrow_mut();
+        if keys.len() >= MAX_INDEX_KEYS {
+            keys.clear();
+        }
+        keys.push((context.into(), key.clone()));
+        Ok(key)
     }
 }
 

@@ -80,6 +80,7 @@ fn load_version(query: &str, arg: pgrx::datum::DatumWithOid<'_>) -> PqResult<Opt
             signing: RefCell::new(None),
             loaded: cache::now(),
             expires,
+            index_keys: RefCell::new(Vec::new()),
         }))
     })?;
     Ok(Some(keys))
@@ -102,30 +103,54 @@ pub fn active_version(tenant: &str, what: &'static str) -> PqResult<Rc<VersionKe
     if catalog::in_recovery() {
         return Err(PqError::ReadOnly(what));
     }
-    access::require_usable(tenant)?;
-    let now = cache::now();
-    let hit = cache::with(|c| {
-        c.active.get(tenant).and_then(|kid| c.versions.get(kid)).filter(|v| c.fresh(v.loaded, now)).cloned()
-    });
-    let keys = match hit {
-        Some(keys) => keys,
-        None => {
-            let keys = catalog::as_owner(|| {
-                load_version("WHERE v.tenant = $1 AND v.state = 'active'", tenant.into())?.ok_or_else(|| {
-                    PqError::KeyState(format!("tenant \"{}\" has no active key version", echo(tenant)))
-                })
-            })?;
-            cache_version(&keys);
-            keys
-        }
-    };
-    if keys.expires.is_some_and(|at| now >= at) {
+    let keys = active_for_reading(tenant)?;
+    if keys.expires.is_some_and(|at| cache::now() >= at) {
         return Err(PqError::KeyStateHint(
             format!("the active key version of tenant \"{}\" is older than its max_key_age", echo(tenant)),
             "rotate it: SELECT * FROM pq.rotate_tenant_key(tenant, reason)",
         ));
     }
     Ok(keys)
+}
+
+/// The active version of `tenant` for what only reads (a blind index term
+/// of a lookup): also on a hot standby and past max_key_age.
+pub fn active_for_reading(tenant: &str) -> PqResult<Rc<VersionKeys>> {
+    access::require_usable(tenant)?;
+    let now = cache::now();
+    let hit = cache::with(|c| {
+        c.active.get(tenant).and_then(|kid| c.versions.get(kid)).filter(|v| c.fresh(v.loaded, now)).cloned()
+    });
+    if let Some(keys) = hit {
+        return Ok(keys);
+    }
+    let keys = catalog::as_owner(|| {
+        load_version("WHERE v.tenant = $1 AND v.state = 'active'", tenant.into())?
+            .ok_or_else(|| PqError::KeyState(format!("tenant \"{}\" has no active key version", echo(tenant))))
+    })?;
+    cache_version(&keys);
+    Ok(keys)
+}
+
+/// The versions of `tenant` whose blind index keys are live (FORMAT.md
+/// §16.3): the active one first, then retired ones whose index key has not
+/// been retired, newest first. Refuses (42501) a tenant the caller may not use.
+pub fn live_index_versions(tenant: &str) -> PqResult<Vec<Rc<VersionKeys>>> {
+    let active = active_for_reading(tenant)?;
+    let older = catalog::as_owner(|| {
+        catalog::rows(
+            "SELECT kid FROM pq.tenant_key_versions
+              WHERE tenant = $1 AND state = 'retired' AND blind_index_retired_at IS NULL
+              ORDER BY version DESC",
+            &[tenant.into()],
+            |row| Ok(row.get::<Vec<u8>>(1)?.unwrap_or_default()),
+        )
+    })?;
+    let mut out = vec![active];
+    for kid in older {
+        out.push(version_by_kid(stored_kid(&kid)?)?);
+    }
+    Ok(out)
 }
 
 /// The version whose kid an envelope names, for decrypting. PQ002 when no

@@ -168,6 +168,39 @@ fn destroy(tenant: &str, version: i32, confirm: &str, force: bool) -> PqResult<b
     set_state(tenant, version, Change::Destroy, force)
 }
 
+/// Retires the blind index key of a retired version: `pq_blind_indexes`
+/// stops giving its terms. Refused for the active version, and while tracked
+/// columns still hold ciphertexts of the version (their terms would be
+/// under it too), unless forced. False when it was not live.
+fn retire_index_key(tenant: &str, version: i32, force: bool) -> PqResult<bool> {
+    require_key_admin(tenant, "retire blind index keys")?;
+    let actor = events::session_user();
+    catalog::as_owner(|| {
+        lock_tenant(tenant)?;
+        let (state, kid) = version_state(tenant, version)?;
+        if state == KeyState::Active {
+            return Err(PqError::KeyStateHint(
+                format!("version {version} is the active version: its blind index key makes every new term"),
+                "rotate the tenant key and recompute stored terms first",
+            ));
+        }
+        if state == KeyState::Destroyed {
+            return Ok(false);
+        }
+        check_unused(tenant, version, &kid, force, "retire the blind index key of")?;
+        let retired = catalog::write_one::<bool>(
+            "UPDATE pq.tenant_key_versions SET blind_index_retired_at = now()
+              WHERE tenant = $1 AND version = $2 AND blind_index_retired_at IS NULL RETURNING true",
+            &[tenant.into(), version.into()],
+        )?
+        .unwrap_or(false);
+        if retired {
+            events::record("blind_index_key_retired", Some(tenant), Some(version), &actor, None, json!({ "forced": force }))?;
+        }
+        Ok(retired)
+    })
+}
+
 /// Disables every retired version below `minimum`; returns how many.
 fn set_min_decryption_version(tenant: &str, minimum: i32, force: bool) -> PqResult<i32> {
     require_key_admin(tenant, "change key versions")?;
@@ -284,6 +317,13 @@ pub mod pq {
     #[pg_extern(volatile, strict, parallel_unsafe)]
     pub fn set_min_decryption_version(tenant: &str, version: i32, force: default!(bool, false)) -> i32 {
         super::set_min_decryption_version(tenant, version, force).or_raise()
+    }
+
+    /// Retires the blind index key of a retired version (`pq_blind_indexes`
+    /// stops giving its terms). True if it was live.
+    #[pg_extern(volatile, strict, parallel_unsafe)]
+    pub fn retire_blind_index_key(tenant: &str, version: i32, force: default!(bool, false)) -> bool {
+        retire_index_key(tenant, version, force).or_raise()
     }
 
     /// Re-encrypts a keyed or tenant-sealed envelope under the tenant's

@@ -45,7 +45,7 @@ impl fmt::Display for BlindError {
             BlindError::Bits => "bits must be a multiple of 8 from 16 to 256",
             BlindError::Context => "a blind index context is 1 to 255 bytes",
             BlindError::Normalization => {
-                "normalize is 'exact', 'trim', 'casefold' or 'trim,casefold'"
+                "normalization is 'exact', 'trim', 'casefold' or 'trim,casefold'"
             }
             BlindError::KeyLength => "a blind index key is 32 bytes",
         })

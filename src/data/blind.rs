@@ -1,0 +1,134 @@
+//! Blind indexes (docs/SEARCH.md, FORMAT.md §16): `pq_blind_index`,
+//! `pq_blind_indexes`, `pq_encrypt_indexed`.
+//!
+//! A term is HMAC-SHA-256 of the normalised value under the index key of a
+//! tenant key version and a context, truncated. Lookups compute it under
+//! the tenant's active version (`pq_blind_index`) or under every version
+//! whose index key is still live (`pq_blind_indexes`, for use with `= ANY`
+//! while a rotation's re-encryption is running). The functions are STABLE,
+//! so a comparison with a column is an index condition; they only read, so
+//! they work in read-only transactions and on a hot standby.
+use crate::{
+    journal::monitor::{self, Counted},
+    keys::{cache::VersionKeys, versions},
+    platform::{datum::PgBytea, errors::{OrRaise, PqError, PqResult}},
+};
+use pgrx::prelude::*;
+use pqcore::blind::{self, Normalization};
+use pqcore::keyed_len;
+
+/// A value to index: text (normalised first) or bytes (as they are).
+#[derive(Clone, Copy)]
+pub enum Value<'a> {
+    Text(&'a str, Normalization),
+    Bytes(&'a [u8]),
+}
+
+/// What a term is made under: the context and the length, checked.
+#[derive(Clone, Copy)]
+pub struct TermSpec<'a> {
+    pub context: &'a [u8],
+    pub len: usize,
+}
+
+impl<'a> TermSpec<'a> {
+    pub fn new(context: &'a str, bits: i32) -> PqResult<Self> {
+        let len = blind::term_len(bits.into()).map_err(invalid)?;
+        blind::check_context(context.as_bytes()).map_err(invalid)?;
+        Ok(TermSpec { context: context.as_bytes(), len })
+    }
+}
+
+pub fn invalid(e: blind::BlindError) -> PqError {
+    PqError::InvalidParameter(e.to_string())
+}
+
+pub fn parse_normalization(spec: &str) -> PqResult<Normalization> {
+    Normalization::parse(spec).map_err(invalid)
+}
+
+/// The term of `value` under `keys`' index key for the spec's context.
+pub fn term(keys: &VersionKeys, value: Value<'_>, spec: TermSpec<'_>) -> PqResult<Vec<u8>> {
+    let key = keys.index_key(spec.context).map_err(invalid)?;
+    Ok(match value {
+        Value::Text(text, n) => key.text_term(text, n, spec.len),
+        Value::Bytes(bytes) => key.term(bytes, spec.len),
+    })
+}
+
+fn lookup_term(tenant: &str, value: Value<'_>, context: &str, bits: i32) -> PqResult<Vec<u8>> {
+    let spec = TermSpec::new(context, bits)?;
+    term(&*versions::active_for_reading(tenant)?, value, spec)
+}
+
+fn lookup_terms(tenant: &str, value: Value<'_>, context: &str, bits: i32) -> PqResult<Vec<Vec<u8>>> {
+    let spec = TermSpec::new(context, bits)?;
+    versions::live_index_versions(tenant)?.iter().map(|keys| term(keys, value, spec)).collect()
+}
+
+/// A keyed envelope and its term, both under the active version.
+fn encrypt_indexed(tenant: &str, plaintext: &str, context: &str, aad: &str, bits: i32, normalization: &str) -> PqResult<(PgBytea, Vec<u8>)> {
+    let spec = TermSpec::new(context, bits)?;
+    let n = parse_normalization(normalization)?;
+    let keys = versions::active_version(tenant, "encrypt")?;
+    let t = term(&keys, Value::Text(plaintext, n), spec)?;
+    let bytes = plaintext.as_bytes();
+    let out = PgBytea::build(keyed_len(bytes.len())?, |out| Ok(keys.cipher.encrypt_to(bytes, aad.as_bytes(), out)?))?;
+    monitor::used(&keys.tenant, Counted::Encrypt);
+    Ok((out, t))
+}
+
+/// The blind index term of a text value under the tenant's active key
+/// version, for `context` (a column name, say): HMAC-SHA-256 of the value
+/// after `normalization` ('exact', 'trim', 'casefold' or 'trim,casefold'),
+/// truncated to `bits` (a multiple of 8, 16 to 256).
+#[pg_extern(stable, strict, parallel_restricted)]
+pub fn pq_blind_index(
+    tenant: &str,
+    value: &str,
+    context: &str,
+    bits: default!(i32, 256),
+    normalization: default!(&str, "'exact'"),
+) -> Vec<u8> {
+    parse_normalization(normalization).and_then(|n| lookup_term(tenant, Value::Text(value, n), context, bits)).or_raise()
+}
+
+/// The blind index term of a bytea value (no normalisation).
+#[pg_extern(stable, strict, parallel_restricted, name = "pq_blind_index")]
+pub fn pq_blind_index_bytea(tenant: &str, value: &[u8], context: &str, bits: default!(i32, 256)) -> Vec<u8> {
+    lookup_term(tenant, Value::Bytes(value), context, bits).or_raise()
+}
+
+/// The terms of a text value under every key version of the tenant whose
+/// index key is live, the active version's first: `col = ANY(...)` finds
+/// rows whether or not re-encryption has reached them yet.
+#[pg_extern(stable, strict, parallel_restricted)]
+pub fn pq_blind_indexes(
+    tenant: &str,
+    value: &str,
+    context: &str,
+    bits: default!(i32, 256),
+    normalization: default!(&str, "'exact'"),
+) -> Vec<Vec<u8>> {
+    parse_normalization(normalization).and_then(|n| lookup_terms(tenant, Value::Text(value, n), context, bits)).or_raise()
+}
+
+/// As `pq_blind_indexes`, for a bytea value.
+#[pg_extern(stable, strict, parallel_restricted, name = "pq_blind_indexes")]
+pub fn pq_blind_indexes_bytea(tenant: &str, value: &[u8], context: &str, bits: default!(i32, 256)) -> Vec<Vec<u8>> {
+    lookup_terms(tenant, Value::Bytes(value), context, bits).or_raise()
+}
+
+/// A keyed envelope of `plaintext` (as `pq_encrypt`) and its blind index
+/// term (as `pq_blind_index`), both under the tenant's active version.
+#[pg_extern(volatile, strict, parallel_restricted)]
+pub fn pq_encrypt_indexed(
+    tenant: &str,
+    plaintext: &str,
+    context: &str,
+    aad: default!(&str, "''"),
+    bits: default!(i32, 256),
+    normalization: default!(&str, "'exact'"),
+) -> TableIterator<'static, (name!(envelope, PgBytea), name!(term, Vec<u8>))> {
+    TableIterator::once(encrypt_indexed(tenant, plaintext, context, aad, bits, normalization).or_raise())
+}

@@ -1,0 +1,94 @@
+-- Blind indexes (docs/SEARCH.md, FORMAT.md §16): equality lookups by term
+-- through an index, isolation by tenant and context, uniqueness, joins,
+-- rotation without missed rows, retirement of an index key, errors.
+SELECT tenant, version FROM pq.create_tenant('blind_a');
+SELECT tenant, version FROM pq.create_tenant('blind_b');
+SELECT pq.grant_tenant('blind_a', 'regress_app_a');
+SELECT pq.grant_tenant('blind_b', 'regress_app_b');
+CREATE TABLE blind_users (id int PRIMARY KEY, tenant text NOT NULL, email pq_envelope NOT NULL,
+                          email_bidx bytea NOT NULL, UNIQUE (tenant, email_bidx));
+GRANT SELECT, INSERT, UPDATE ON blind_users TO regress_app_a, regress_app_b;
+SET ROLE regress_app_a;
+INSERT INTO blind_users (id, tenant, email, email_bidx)
+SELECT i, 'blind_a', e.envelope, e.term
+  FROM generate_series(1, 2000) i,
+       pq_encrypt_indexed('blind_a', 'User' || i || '@Example.com', 'email', aad => 'email', normalization => 'trim,casefold') e;
+RESET ROLE;
+ANALYZE blind_users;
+SET ROLE regress_app_a;
+-- The lookup is an index scan: the term is computed once, as an index condition.
+EXPLAIN (COSTS OFF)
+SELECT id FROM blind_users
+ WHERE tenant = 'blind_a' AND email_bidx = pq_blind_index('blind_a', ' user42@EXAMPLE.COM ', 'email', normalization => 'trim,casefold');
+SELECT id, pq_decrypt_text(email, 'email') FROM blind_users
+ WHERE tenant = 'blind_a' AND email_bidx = pq_blind_index('blind_a', ' user42@EXAMPLE.COM ', 'email', normalization => 'trim,casefold');
+-- Without the normalisation the stored term does not match.
+SELECT count(*) FROM blind_users WHERE email_bidx = pq_blind_index('blind_a', ' user42@EXAMPLE.COM ', 'email');
+-- = ANY with a list of values.
+SELECT array_agg(id ORDER BY id) FROM blind_users
+ WHERE tenant = 'blind_a'
+   AND email_bidx = ANY (ARRAY(SELECT pq_blind_index('blind_a', v, 'email', normalization => 'casefold')
+                                FROM unnest(ARRAY['user7@example.com', 'USER8@example.com', 'nobody@example.com']) v));
+-- Uniqueness: a second row with the same normalised value is refused.
+SELECT try($$ INSERT INTO blind_users (id, tenant, email, email_bidx)
+              SELECT 9999, 'blind_a', envelope, term
+                FROM pq_encrypt_indexed('blind_a', 'user5@example.com ', 'email', aad => 'email', normalization => 'trim,casefold') $$);
+-- The term is the same for text and its UTF-8 bytes, and of any length asked.
+SELECT pq_blind_index('blind_a', 'v', 'c') = pq_blind_index('blind_a', convert_to('v', 'UTF8'), 'c') AS text_is_bytes,
+       length(pq_blind_index('blind_a', 'v', 'c', 16)) AS short, length(pq_blind_index('blind_a', 'v', 'c', 128)) AS mid,
+       substr(pq_blind_index('blind_a', 'v', 'c'), 1, 2) = pq_blind_index('blind_a', 'v', 'c', 16) AS truncated;
+-- Isolation: another context gives another term.
+SELECT pq_blind_index('blind_a', 'v', 'email') <> pq_blind_index('blind_a', 'v', 'phone') AS contexts_differ;
+-- Another tenant's terms are out of reach: 42501, the same as for an unknown tenant.
+SELECT try($$ SELECT pq_blind_index('blind_b', 'v', 'email') $$) AS forbidden,
+       try($$ SELECT pq_blind_index('no-such-tenant', 'v', 'email') $$) AS unknown,
+       try($$ SELECT pq_blind_indexes('blind_b', 'v', 'email') $$) AS forbidden_all;
+RESET ROLE;
+SET ROLE regress_nobody;
+SELECT try($$ SELECT pq_blind_index('blind_a', 'v', 'email') $$) AS no_execute;
+RESET ROLE;
+-- Two tenants, one value: different terms.
+SELECT pq_blind_index('blind_a', 'v', 'email') <> pq_blind_index('blind_b', 'v', 'email') AS tenants_differ;
+-- A join of two columns of one tenant under the same context.
+CREATE TABLE blind_invites (code int PRIMARY KEY, email_bidx bytea NOT NULL);
+INSERT INTO blind_invites VALUES (1, pq_blind_index('blind_a', 'user11@example.com', 'email')),
+                                 (2, pq_blind_index('blind_a', 'stranger@example.com', 'email'));
+SELECT i.code, u.id FROM blind_invites i JOIN blind_users u ON u.email_bidx = i.email_bidx ORDER BY i.code;
+-- Rotation: new rows get terms under version 2; pq_blind_indexes gives
+-- the terms of both live versions (active first), so no row is missed.
+SELECT new_version FROM pq.rotate_tenant_key('blind_a', 'blind index regress');
+SET ROLE regress_app_a;
+INSERT INTO blind_users (id, tenant, email, email_bidx)
+SELECT 5000, 'blind_a', envelope, term FROM pq_encrypt_indexed('blind_a', 'new@example.com', 'email', aad => 'email');
+SELECT cardinality(pq_blind_indexes('blind_a', 'x', 'email')) AS live_versions,
+       (pq_blind_indexes('blind_a', 'x', 'email'))[1] = pq_blind_index('blind_a', 'x', 'email') AS active_first;
+SELECT array_agg(id ORDER BY id) FROM blind_users
+ WHERE email_bidx = ANY (pq_blind_indexes('blind_a', 'user42@example.com', 'email', normalization => 'trim,casefold'))
+    OR email_bidx = ANY (pq_blind_indexes('blind_a', 'new@example.com', 'email'));
+-- The active version's term alone misses the old row until its term is recomputed.
+SELECT count(*) FROM blind_users WHERE email_bidx = pq_blind_index('blind_a', 'user42@example.com', 'email', normalization => 'casefold');
+UPDATE blind_users SET email = pq.rewrap(email, 'email'),
+                       email_bidx = pq_blind_index('blind_a', pq_decrypt_text(email, 'email'), 'email', normalization => 'trim,casefold')
+ WHERE tenant = 'blind_a' AND pq_inspect(email)->>'key_version' = '1';
+SELECT count(*) FROM blind_users WHERE email_bidx = pq_blind_index('blind_a', 'user42@example.com', 'email', normalization => 'casefold');
+RESET ROLE;
+-- Retiring the old index key: refused for the active version, and by a
+-- role that does not administer keys; then pq_blind_indexes gives one term.
+SELECT try($$ SELECT pq.retire_blind_index_key('blind_a', 2) $$) AS active;
+SET ROLE regress_app_a;
+SELECT try($$ SELECT pq.retire_blind_index_key('blind_a', 1) $$) AS not_admin;
+RESET ROLE;
+SELECT pq.retire_blind_index_key('blind_a', 1) AS retired, pq.retire_blind_index_key('blind_a', 1) AS again;
+SELECT version, state, blind_index_retired_at IS NOT NULL AS index_retired FROM pq.tenant_keys WHERE tenant = 'blind_a' ORDER BY version;
+SELECT cardinality(pq_blind_indexes('blind_a', 'x', 'email')) AS live_versions;
+SELECT event, version, actor FROM pq.key_events WHERE event = 'blind_index_key_retired' AND tenant = 'blind_a';
+-- Bad arguments: 22023 with the rule.
+SELECT try($$ SELECT pq_blind_index('blind_a', 'v', 'c', 12) $$) AS bits_12,
+       try($$ SELECT pq_blind_index('blind_a', 'v', 'c', 264) $$) AS bits_264,
+       try($$ SELECT pq_blind_index('blind_a', 'v', '') $$) AS empty_context,
+       try($$ SELECT pq_blind_index('blind_a', 'v', repeat('c', 256)) $$) AS long_context,
+       try($$ SELECT pq_blind_index('blind_a', 'v', 'c', normalization => 'lower') $$) AS normalization;
+-- Volatility: lookups are STABLE (usable as index conditions), the encryption VOLATILE.
+SELECT p.oid::regprocedure, p.provolatile, p.proparallel FROM pg_proc p
+ WHERE p.proname IN ('pq_blind_index', 'pq_blind_indexes', 'pq_encrypt_indexed') ORDER BY p.oid::regprocedure::text;
+DROP TABLE blind_users, blind_invites;
