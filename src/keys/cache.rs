@@ -104,8 +104,11 @@ pub struct VersionKeys {
     /// signing after it), if the tenant's policy sets one.
     pub(in crate::keys) expires: Option<Micros>,
     /// Blind index keys of this version by context, made on first use.
-    pub(in crate::keys) index_keys: RefCell<Vec<(Box<[u8]>, Rc<IndexKey>)>>,
+    pub(in crate::keys) index_keys: RefCell<Vec<ContextKey>>,
 }
+
+/// A blind index context and its key.
+pub type ContextKey = (Box<[u8]>, Rc<IndexKey>);
 
 /// Beyond this many contexts a version's index keys start afresh.
 const MAX_INDEX_KEYS: usize = 64;

@@ -2,7 +2,7 @@
 # inspects what the primary made, including for a tenant created after the
 # standby started, for a granted role and with a cold cache; encryption and
 # signing there fail with 25006. Revocations on the primary reach it.
-# checks: 18
+# checks: 20
 primary="$base/primary"
 standby="$base/standby"
 port=$port_standby
@@ -25,7 +25,8 @@ check "standby is in recovery" "t" "$(q "$sport" -c "SELECT pg_is_in_recovery()"
 # A tenant created after the standby started.
 q "$port" -c "SELECT pq.create_tenant('late')" -c "SELECT pq.grant_tenant('late', 'it_app')" \
   -c "INSERT INTO t VALUES ('late', pq_encrypt('late', 'keyed-late', 'late'), NULL, NULL)" \
-  -c "SELECT pq.config_set('acme', 'db.url', 'config-a')" -c "SELECT pq.audit_checkpoint()" >/dev/null
+  -c "SELECT pq.config_set('acme', 'db.url', 'config-a')" -c "SELECT pq.audit_checkpoint()" \
+  -c "CREATE TABLE bidx AS SELECT * FROM pq_encrypt_indexed('late', 'token-7', 'token')" -c "CREATE INDEX ON bidx (term); GRANT SELECT ON bidx TO it_app" >/dev/null
 lsn=$(q "$port" -c "SELECT pg_current_wal_lsn()")
 wait_for "$sport" "SELECT pg_last_wal_replay_lsn() >= '$lsn'" || fail "standby did not replay"
 
@@ -38,6 +39,9 @@ check "standby: inspects" "acme" "$(q "$sport" -c "SELECT pq_inspect(v)->>'tenan
 check "standby: a granted role decrypts" "keyed-late" "$(qas "$sport" it_app -c "SELECT pq_decrypt_text(v, name) FROM t WHERE name = 'late'")"
 check "standby: with no cache at all" "keyed-a" \
   "$(q "$sport" -c "SET apg_pqcrypto.key_cache_ttl = 0" -c "SELECT pq_decrypt_text(v, name) FROM t WHERE name = 'a'")"
+check "standby: a blind index lookup finds the row by its term (cold cache), also as a granted role" "keyed|keyed" \
+  "$(q "$sport" -c "SELECT pq_inspect(envelope)->>'kind' FROM bidx WHERE term = pq_blind_index('late', 'token-7', 'token')")|$(qas "$sport" it_app -c "SELECT 'keyed' FROM bidx WHERE term = ANY (pq_blind_indexes('late', 'token-7', 'token'))" 2>&1)"
+check "standby: pq_encrypt_indexed is 25006" "25006" "$(sqlstate "$sport" "SELECT * FROM pq_encrypt_indexed('late', 'x', 'token')")"
 check "standby: pq_encrypt is 25006" "25006" "$(sqlstate "$sport" "SELECT pq_encrypt('acme', 'x')")"
 check "standby: pq_sign is 25006" "25006" "$(sqlstate "$sport" "SELECT pq_sign('acme', 'x')")"
 check "standby: reads config, verifies the config store and the audit chain" "config-a|t|t" \

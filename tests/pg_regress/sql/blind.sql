@@ -65,6 +65,11 @@ SELECT cardinality(pq_blind_indexes('blind_a', 'x', 'email')) AS live_versions,
 SELECT array_agg(id ORDER BY id) FROM blind_users
  WHERE email_bidx = ANY (pq_blind_indexes('blind_a', 'user42@example.com', 'email', normalization => 'trim,casefold'))
     OR email_bidx = ANY (pq_blind_indexes('blind_a', 'new@example.com', 'email'));
+-- While a tracked column still holds version 1 ciphertexts, its index key stays.
+RESET ROLE;
+SELECT pq.track_column('blind_users', 'email', tenant_column => 'tenant') > 0 AS tracked;
+SELECT try($$ SELECT pq.retire_blind_index_key('blind_a', 1) $$) AS still_used;
+SET ROLE regress_app_a;
 -- The active version's term alone misses the old row until its term is recomputed.
 SELECT count(*) FROM blind_users WHERE email_bidx = pq_blind_index('blind_a', 'user42@example.com', 'email', normalization => 'casefold');
 UPDATE blind_users SET email = pq.rewrap(email, 'email'),
@@ -79,9 +84,29 @@ SET ROLE regress_app_a;
 SELECT try($$ SELECT pq.retire_blind_index_key('blind_a', 1) $$) AS not_admin;
 RESET ROLE;
 SELECT pq.retire_blind_index_key('blind_a', 1) AS retired, pq.retire_blind_index_key('blind_a', 1) AS again;
+SELECT pq.untrack_column('blind_users', 'email');
 SELECT version, state, blind_index_retired_at IS NOT NULL AS index_retired FROM pq.tenant_keys WHERE tenant = 'blind_a' ORDER BY version;
 SELECT cardinality(pq_blind_indexes('blind_a', 'x', 'email')) AS live_versions;
 SELECT event, version, actor FROM pq.key_events WHERE event = 'blind_index_key_retired' AND tenant = 'blind_a';
+-- Lookups only read: in a read-only transaction, without a transaction id.
+BEGIN TRANSACTION READ ONLY;
+SET LOCAL ROLE regress_app_a;
+SELECT (SELECT id FROM blind_users WHERE email_bidx = ANY (pq_blind_indexes('blind_a', 'user9@example.com', 'email', normalization => 'trim,casefold'))) AS found,
+       pg_current_xact_id_if_assigned() IS NULL AS no_xid;
+COMMIT;
+-- Short terms collide; the documented lookup re-checks the candidates by
+-- decrypting them. 2,000 values in 2^16 terms: some terms are shared.
+CREATE TABLE blind_short AS
+SELECT i AS id, pq_encrypt('blind_a', 'v' || i) AS v, pq_blind_index('blind_a', 'v' || i, 'short', 16) AS t
+  FROM generate_series(1, 2000) i;
+CREATE INDEX ON blind_short (t);
+SELECT count(*) > 0 AS shared_terms FROM (SELECT t FROM blind_short GROUP BY t HAVING count(*) > 1) s;
+SELECT bool_and(n_index >= 2) AS index_alone_finds_more, bool_and(n_checked = 1) AS recheck_finds_one
+  FROM (SELECT (SELECT count(*) FROM blind_short b WHERE b.t = pq_blind_index('blind_a', 'v' || a.id, 'short', 16)) AS n_index,
+               (SELECT count(*) FROM blind_short b WHERE b.t = pq_blind_index('blind_a', 'v' || a.id, 'short', 16)
+                                                  AND pq_decrypt_text(b.v) = 'v' || a.id) AS n_checked
+          FROM blind_short a WHERE a.t IN (SELECT t FROM blind_short GROUP BY t HAVING count(*) > 1)) s;
+DROP TABLE blind_short;
 -- Bad arguments: 22023 with the rule.
 SELECT try($$ SELECT pq_blind_index('blind_a', 'v', 'c', 12) $$) AS bits_12,
        try($$ SELECT pq_blind_index('blind_a', 'v', 'c', 264) $$) AS bits_264,
