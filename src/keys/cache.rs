@@ -124,7 +124,8 @@ impl VersionKeys {
         if let Some((_, key)) = self.index_keys.borrow().iter().find(|(c, _)| &c[..] == context) {
             return Ok(key.clone());
         }
-        let key = Rc::new(IndexKey::derive(&self.cipher, context)?);
+        // The keyed HMAC state lives in locked memory, like the version's other keys.
+        let key = secure_mem::scope(|| IndexKey::derive(&self.cipher, context).map(Rc::new))?;
         let mut keys = self.index_keys.borrow_mut();
         if keys.len() >= MAX_INDEX_KEYS {
             keys.clear();
