@@ -85,6 +85,7 @@ pub const PQ_FUNCTIONS: &[&str] = &[
     "restore_begin",
     "restore_key_backup",
     "resume_job",
+    "retire_blind_index_key",
     "retry_job",
     "revoke_tenant",
     "rewrap",
