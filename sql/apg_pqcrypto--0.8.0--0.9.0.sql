@@ -6,6 +6,11 @@
 --   pq.retire_blind_index_key: a retired version's index key stays live
 --   (pq_blind_indexes gives its terms) until it is retired; the
 --   pq.tenant_keys view shows the column.
+-- - pq.track_column(..., blind_index_column, context, bits, normalization):
+--   a trigger (pq.blind_index_trigger) keeps a column of terms, and
+--   re-encryption and migration jobs move the terms with the values
+--   (pq.tracked_columns.blind_index_*); the old track_column(regclass,
+--   text, text, text, text) is replaced (same arguments first).
 -- No stored key or envelope changes: every 0.8.0 value decrypts as before.
 -- tests/integration/upgrade.sh installs 0.1.0 to 0.8.0, fills each, runs
 -- ALTER EXTENSION apg_pqcrypto UPDATE and compares with a fresh 0.9.0.
@@ -13,6 +18,41 @@
 \echo Use "ALTER EXTENSION apg_pqcrypto UPDATE TO '0.9.0'" to load this file. \quit
 
 ALTER TABLE pq.tenant_key_versions ADD COLUMN blind_index_retired_at timestamptz;
+
+ALTER TABLE pq.tracked_columns
+    ADD COLUMN blind_index_column        name,
+    ADD COLUMN blind_index_context       text,
+    ADD COLUMN blind_index_bits          integer,
+    ADD COLUMN blind_index_normalization text,
+    ADD CONSTRAINT tracked_columns_blind_index_check CHECK (
+        (blind_index_column IS NULL AND blind_index_context IS NULL AND blind_index_bits IS NULL
+         AND blind_index_normalization IS NULL)
+        OR (blind_index_column IS NOT NULL AND blind_index_context IS NOT NULL
+            AND blind_index_bits BETWEEN 16 AND 256 AND blind_index_bits % 8 = 0
+            AND blind_index_normalization IN ('exact', 'trim', 'casefold', 'trim,casefold')));
+
+DROP FUNCTION pq.track_column(regclass, text, text, text, text);
+CREATE  FUNCTION pq."track_column"(
+	"table" regclass, /* Option < PgRelation > */
+	"column" TEXT, /* Option < & str > */
+	"tenant" TEXT DEFAULT NULL, /* Option < & str > */
+	"tenant_column" TEXT DEFAULT NULL, /* Option < & str > */
+	"aad_column" TEXT DEFAULT NULL, /* Option < & str > */
+	"blind_index_column" TEXT DEFAULT NULL, /* Option < & str > */
+	"context" TEXT DEFAULT NULL, /* Option < & str > */
+	"bits" INT DEFAULT 256, /* i32 */
+	"normalization" TEXT DEFAULT 'exact' /* & str */
+) RETURNS INT /* i32 */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'track_column_wrapper';
+REVOKE ALL ON FUNCTION pq.track_column(regclass, text, text, text, text, text, text, integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.track_column(regclass, text, text, text, text, text, text, integer, text) TO pq_admin;
+
+CREATE FUNCTION pq."blind_index_trigger"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'blind_index_trigger_wrapper';
 
 CREATE  FUNCTION "pq_blind_index"(
 	"tenant" TEXT, /* & str */

@@ -119,8 +119,20 @@ CREATE TABLE pq.tracked_columns (
     key_column    name NOT NULL,
     tracked_at    timestamptz NOT NULL DEFAULT now(),
     tracked_by    text NOT NULL DEFAULT session_user,
+    -- 0.9.0: the column that keeps each row's blind index term, and how
+    -- the term is made (docs/SEARCH.md).
+    blind_index_column        name,
+    blind_index_context       text,
+    blind_index_bits          integer,
+    blind_index_normalization text,
     UNIQUE (relid, column_name),
-    CHECK ((tenant IS NULL) <> (tenant_column IS NULL))
+    CHECK ((tenant IS NULL) <> (tenant_column IS NULL)),
+    CONSTRAINT tracked_columns_blind_index_check CHECK (
+        (blind_index_column IS NULL AND blind_index_context IS NULL AND blind_index_bits IS NULL
+         AND blind_index_normalization IS NULL)
+        OR (blind_index_column IS NOT NULL AND blind_index_context IS NOT NULL
+            AND blind_index_bits BETWEEN 16 AND 256 AND blind_index_bits % 8 = 0
+            AND blind_index_normalization IN ('exact', 'trim', 'casefold', 'trim,casefold')))
 );
 
 -- Work for the background worker, batch by batch.

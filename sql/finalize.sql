@@ -123,7 +123,7 @@ REVOKE ALL ON FUNCTION pq.rotate_tenant_key(text, text, text), pq.disable_key_ve
                        pq.enable_key_version(text, integer), pq.destroy_key_version(text, integer, text, boolean),
                        pq.set_min_decryption_version(text, integer, boolean), pq.rotate_master_key(text),
                        pq.master_key_status(),
-                       pq.track_column(regclass, text, text, text, text), pq.untrack_column(regclass, text),
+                       pq.track_column(regclass, text, text, text, text, text, text, integer, text), pq.untrack_column(regclass, text),
                        pq.key_usage_counts(), pq.reencrypt(regclass, text, integer), pq.reencrypt_tenant(text, integer),
                        pq.pause_job(bigint), pq.resume_job(bigint), pq.cancel_job(bigint), pq.set_policy(text, jsonb),
                        pq.rewrap(bytea, bytea)
@@ -132,7 +132,7 @@ GRANT EXECUTE ON FUNCTION pq.rotate_tenant_key(text, text, text), pq.disable_key
                           pq.enable_key_version(text, integer), pq.destroy_key_version(text, integer, text, boolean),
                           pq.set_min_decryption_version(text, integer, boolean), pq.rotate_master_key(text),
                           pq.master_key_status(),
-                          pq.track_column(regclass, text, text, text, text), pq.untrack_column(regclass, text),
+                          pq.track_column(regclass, text, text, text, text, text, text, integer, text), pq.untrack_column(regclass, text),
                           pq.key_usage_counts(), pq.reencrypt(regclass, text, integer), pq.reencrypt_tenant(text, integer),
                           pq.pause_job(bigint), pq.resume_job(bigint), pq.cancel_job(bigint), pq.set_policy(text, jsonb)
     TO pq_admin;

@@ -1,5 +1,6 @@
 //! Blind indexes (docs/SEARCH.md, FORMAT.md §16): `pq_blind_index`,
-//! `pq_blind_indexes`, `pq_encrypt_indexed`.
+//! `pq_blind_indexes`, `pq_encrypt_indexed`, and the term of an envelope's
+//! plaintext that blind index columns keep (`term_of_envelope`).
 //!
 //! A term is HMAC-SHA-256 of the normalised value under the index key of a
 //! tenant key version and a context, truncated. Lookups compute it under
@@ -64,6 +65,30 @@ fn lookup_term(tenant: &str, value: Value<'_>, context: &str, bits: i32) -> PqRe
 fn lookup_terms(tenant: &str, value: Value<'_>, context: &str, bits: i32) -> PqResult<Vec<Vec<u8>>> {
     let spec = TermSpec::new(context, bits)?;
     versions::live_index_versions(tenant)?.iter().map(|keys| term(keys, value, spec)).collect()
+}
+
+/// The term of the plaintext of a keyed envelope, or of an envelope sealed
+/// to a tenant version, under the index key of the envelope's own version
+/// (a term and its envelope always agree on the version, and
+/// re-encryption moves both), with the envelope's tenant. Text
+/// normalisations need the plaintext to be UTF-8 (22021 otherwise). Checks
+/// the caller's use of the tenant.
+pub fn term_of_envelope(value: &[u8], aad: &[u8], normalization: Normalization, spec: TermSpec<'_>) -> PqResult<(String, Vec<u8>)> {
+    let parsed = pqcore::Envelope::parse(value)?;
+    let keys = versions::version_by_kid(parsed.kid())?;
+    let plaintext = match parsed {
+        pqcore::Envelope::Keyed(env) => keys.cipher.decrypt(&env, aad)?,
+        pqcore::Envelope::Sealed(env) => pqcore::sealed::open(&keys.kem, &env, aad)?,
+        pqcore::Envelope::Signature(_) => {
+            return Err(PqError::WrongKind { found: pqcore::Kind::Signature, function: "a blind index column" })
+        }
+    };
+    let value = if normalization == Normalization::default() {
+        Value::Bytes(plaintext.expose())
+    } else {
+        Value::Text(std::str::from_utf8(plaintext.expose()).map_err(|_| PqError::NotText)?, normalization)
+    };
+    Ok((keys.tenant.clone(), term(&keys, value, spec)?))
 }
 
 /// A keyed envelope and its term, both under the active version.

@@ -19,6 +19,7 @@ use crate::{
     journal::events,
     keys::versions,
     lifecycle::{
+        blind_index,
         jobs::{Work, DEFAULT_BATCH},
         rotation,
         tracking::{self, quote_ident, Tracked},
@@ -127,6 +128,12 @@ impl<'a> TableSql<'a> {
         self.as_owner(|| Ok(catalog::one::<i64>(&query, &args.datums())?.unwrap_or(0)))
     }
 
+    /// The tenants the table's rows name (a tracked column with a tenant column).
+    fn tenants(&self) -> PqResult<Vec<String>> {
+        let query = format!("SELECT DISTINCT {} FROM {} AS t", self.tenant_expr, self.t.table);
+        self.as_owner(|| catalog::rows(&query, &[], |r| Ok(r.get::<String>(1)?.unwrap_or_default())))
+    }
+
     /// Locks up to `limit` rows that need work, in key order after the
     /// cursor (an ordered index scan that stops at the limit), skipping rows
     /// others hold: (key as text, relation, ctid as text, value, AAD, tenant).
@@ -169,10 +176,16 @@ impl<'a> TableSql<'a> {
     /// claimed rows were written, each once (RETURNING names the claimed
     /// row each write matched: a row matched twice or never shows).
     /// Returns the rows written.
-    fn write_back(&self, rows: Vec<RowId>, values: Vec<Vec<u8>>) -> PqResult<usize> {
+    /// With a blind index column, `terms` holds each value's term (made
+    /// under the active version), written in the same UPDATE.
+    fn write_back(&self, tracked_id: i32, rows: Vec<RowId>, values: Vec<Vec<u8>>, terms: Vec<Vec<u8>>) -> PqResult<usize> {
+        let also_term = match &self.t.blind {
+            Some(b) => format!(", {} = u.term", quote_ident(&b.column)),
+            None => String::new(),
+        };
         let query = format!(
-            "UPDATE {table} AS t SET {col} = u.v
-               FROM unnest($1::oid[], $2::text[], $3::bytea[]) AS u(rel, tid, v)
+            "UPDATE {table} AS t SET {col} = u.v{also_term}
+               FROM unnest($1::oid[], $2::text[], $3::bytea[], $4::bytea[]) AS u(rel, tid, v, term)
               WHERE t.tableoid = u.rel AND t.ctid = u.tid::tid
              RETURNING u.rel, u.tid",
             table = self.t.table,
@@ -182,10 +195,12 @@ impl<'a> TableSql<'a> {
         let mut written = self.as_owner(|| {
             // A nested loop of TID look-ups, not a scan of the whole table.
             catalog::run("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", &[])?;
-            catalog::write_rows(&query, &[rels.into(), tids.into(), values.into()], |row| {
-                Ok(RowId {
-                    rel: row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID).to_u32(),
-                    tid: row.get::<String>(2)?.unwrap_or_default(),
+            blind_index::writing_back(tracked_id, || {
+                catalog::write_rows(&query, &[rels.into(), tids.into(), values.into(), terms.into()], |row| {
+                    Ok(RowId {
+                        rel: row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID).to_u32(),
+                        tid: row.get::<String>(2)?.unwrap_or_default(),
+                    })
                 })
             })
         })?;
@@ -389,16 +404,23 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
             .map(|r| reencrypt_value(&r.value, &r.aad, r.tenant.as_deref().unwrap_or_default()).map_err(str::to_owned))
             .collect(),
     };
+    let mut terms = Vec::with_capacity(rows.len());
     for (row, result) in rows.into_iter().zip(results) {
+        // A blind index column gets the term of the new value.
+        let result = result.and_then(|new| match &t.blind {
+            Some(b) => blind_index::term_for_batch(b, &new, &row.aad).map(|term| (new, term)),
+            None => Ok((new, Vec::new())),
+        });
         match result {
-            Ok(new) => {
+            Ok((new, term)) => {
                 targets.push(row.at);
                 values.push(new);
+                terms.push(term);
             }
             Err(reason) => failures.push((row.at, row.key, reason)),
         }
     }
-    let written = if targets.is_empty() { 0 } else { sql.write_back(targets, values)? };
+    let written = if targets.is_empty() { 0 } else { sql.write_back(tracked_id, targets, values, terms)? };
     let done = written as i64;
 
     if claimed == 0 {
@@ -423,6 +445,15 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
                 None,
                 json!({ "job": id, "rows_done": counts.0, "rows_failed": counts.1 }),
             )?;
+            if matches!(work, Work::Reencrypt) && t.blind.is_some() {
+                // The terms moved with the values: old versions that no
+                // tracked column uses any more give no terms from now on.
+                let tenants = match only_tenant.as_deref().or(t.tenant.as_deref()) {
+                    Some(one) => vec![one.to_owned()],
+                    None => sql.tenants()?,
+                };
+                catalog::as_owner(|| blind_index::retire_unused(&tenants, actor))?;
+            }
             if matches!(work, Work::Migrate { .. }) {
                 // This pass saw every row of the column again: failures that
                 // earlier migrations of it recorded are superseded.

@@ -1,9 +1,11 @@
 //! Keys over time: rotation, version states and rewrap (`rotation`),
 //! tracked columns (`tracking`), re-encryption and migration jobs (`jobs`)
-//! and what one batch of them does (`batch`), rotation policies (`policy`).
+//! and what one batch of them does (`batch`), rotation policies (`policy`),
+//! the blind index columns of tracked columns (`blind_index`).
 //!
 //! May call: platform, journal, keys, data.
 pub mod batch;
+pub mod blind_index;
 pub mod jobs;
 pub mod policy;
 pub mod rotation;

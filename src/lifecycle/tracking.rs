@@ -2,9 +2,12 @@
 //! `pq.untrack_column`, and the counts behind the `pq.key_usage` view.
 //! Jobs (`lifecycle::batch`) and the usage checks of disable and destroy
 //! (`lifecycle::rotation`) read them.
-use crate::{journal::events, keys::access, platform::{catalog, errors::{echo, PqError, PqResult}}};
+use crate::{data::blind, journal::events, keys::access, platform::{catalog, errors::{echo, PqError, PqResult}}};
 use pgrx::prelude::*;
 use pgrx::PgRelation;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 use serde_json::json;
 
 /// A tracked column, resolved against the catalog as it is now.
@@ -23,11 +26,37 @@ pub struct Tracked {
     pub key_column: String,
     /// The key column's type, schema-qualified, for casting a cursor given as text.
     pub key_type: String,
+    /// The column that keeps each row's blind index term, if any.
+    pub blind: Option<BlindColumn>,
+}
+
+/// A blind index column of a tracked column (docs/SEARCH.md): the term of
+/// each row's value under `context`, `bits` long, after `normalization`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlindColumn {
+    pub column: String,
+    pub context: String,
+    pub bits: i32,
+    pub normalization: String,
+}
+
+impl BlindColumn {
+    /// Checks the definition (22023 with the rule otherwise).
+    fn check(&self) -> PqResult<()> {
+        blind::TermSpec::new(&self.context, self.bits)?;
+        blind::parse_normalization(&self.normalization)?;
+        Ok(())
+    }
 }
 
 /// `ident` quoted as a SQL identifier.
 pub fn quote_ident(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// `text` quoted as a SQL string literal (standard_conforming_strings).
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// The base type (through domains) of a column of `relid`, if it exists.
@@ -79,6 +108,7 @@ fn resolve(
     tenant: Option<String>,
     tenant_column: Option<String>,
     aad_column: Option<String>,
+    blind: Option<BlindColumn>,
 ) -> PqResult<Tracked> {
     let (table, kind, owner) = catalog::row(
         "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relkind::text, c.relowner
@@ -119,8 +149,32 @@ fn resolve(
             }
         }
     };
+    if let Some(b) = &blind {
+        b.check()?;
+        let base = column_type(relid, &b.column)?.ok_or_else(|| undefined_column(&b.column))?;
+        if base != pg_sys::BYTEAOID {
+            return Err(wrong_type(&b.column, "bytea"));
+        }
+        if [Some(column), tenant_column.as_deref(), aad_column.as_deref()].contains(&Some(b.column.as_str())) {
+            return Err(PqError::InvalidParameter(
+                "the blind index column must be a column of its own, not the value, tenant or AAD column".into(),
+            ));
+        }
+    }
     let (key_column, key_type) = key_column(relid)?;
-    Ok(Tracked { relid, owner, table, column: column.to_owned(), tenant, tenant_column, aad_column, aad_expr, key_column, key_type })
+    Ok(Tracked {
+        relid,
+        owner,
+        table,
+        column: column.to_owned(),
+        tenant,
+        tenant_column,
+        aad_column,
+        aad_expr,
+        key_column,
+        key_type,
+        blind,
+    })
 }
 
 /// Refuses (42501) unless `role` may read every column a job reads (key,
@@ -131,42 +185,133 @@ pub fn require_rights(t: &Tracked, role: pg_sys::Oid) -> PqResult<()> {
     let mut reads = vec![t.key_column.clone(), t.column.clone()];
     reads.extend(t.tenant_column.clone());
     reads.extend(t.aad_column.clone());
+    let mut writes = vec![t.column.clone()];
+    writes.extend(t.blind.as_ref().map(|b| b.column.clone()));
     let allowed = catalog::one::<bool>(
-        "SELECT bool_and(pg_catalog.has_column_privilege($1, $2, c, 'SELECT'))
-                AND pg_catalog.has_column_privilege($1, $2, $4, 'UPDATE')
-           FROM pg_catalog.unnest($3::text[]) AS c",
-        &[role.into(), t.relid.into(), reads.into(), t.column.as_str().into()],
+        "SELECT (SELECT bool_and(pg_catalog.has_column_privilege($1, $2, c, 'SELECT')) FROM pg_catalog.unnest($3::text[]) AS c)
+                AND (SELECT bool_and(pg_catalog.has_column_privilege($1, $2, c, 'UPDATE')) FROM pg_catalog.unnest($4::text[]) AS c)",
+        &[role.into(), t.relid.into(), reads.into(), writes.into()],
     )?
     .unwrap_or(false);
     if allowed {
         return Ok(());
     }
     Err(PqError::PermissionDenied(format!(
-        "re-encrypting {}.{} needs SELECT on its key, value, tenant and AAD columns and UPDATE on the value column",
+        "re-encrypting {}.{} needs SELECT on its key, value, tenant and AAD columns and UPDATE on the value column{}",
         echo(&t.table),
-        echo(&t.column)
+        echo(&t.column),
+        if t.blind.is_some() { " and on its blind index column" } else { "" }
     )))
 }
 
 /// The tracked column with this id, resolved. Call as owner.
 pub fn load(id: i32) -> PqResult<Tracked> {
+    let blind_columns = if has_blind_indexes() {
+        "blind_index_column::text, blind_index_context, blind_index_bits, blind_index_normalization"
+    } else {
+        "NULL::text, NULL::text, NULL::integer, NULL::text"
+    };
     let row = catalog::row(
-        "SELECT relid::oid, column_name::text, tenant, tenant_column::text, aad_column::text
-           FROM pq.tracked_columns WHERE id = $1",
+        &format!(
+            "SELECT relid::oid, column_name::text, tenant, tenant_column::text, aad_column::text, {blind_columns}
+               FROM pq.tracked_columns WHERE id = $1"
+        ),
         &[id.into()],
         |row| {
+            let blind = match row.get::<String>(6)? {
+                Some(column) => Some(BlindColumn {
+                    column,
+                    context: row.get::<String>(7)?.unwrap_or_default(),
+                    bits: row.get::<i32>(8)?.unwrap_or_default(),
+                    normalization: row.get::<String>(9)?.unwrap_or_default(),
+                }),
+                None => None,
+            };
             Ok((
                 row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
                 row.get::<String>(2)?.unwrap_or_default(),
                 row.get::<String>(3)?,
                 row.get::<String>(4)?,
                 row.get::<String>(5)?,
+                blind,
             ))
         },
     )?
     .ok_or_else(|| PqError::InvalidParameter("no such tracked column".into()))?;
-    let (relid, column, tenant, tenant_column, aad_column) = row;
-    resolve(relid, &column, tenant, tenant_column, aad_column)
+    let (relid, column, tenant, tenant_column, aad_column, blind) = row;
+    resolve(relid, &column, tenant, tenant_column, aad_column, blind)
+}
+
+/// True once pq.tracked_columns has the blind index columns (0.9.0; before
+/// ALTER EXTENSION UPDATE the library runs against the older table).
+pub fn has_blind_indexes() -> bool {
+    catalog::pq_column_exists(c"tracked_columns", c"blind_index_column")
+}
+
+/// Drops tracked column `id`'s blind index trigger on `relid` (`table`), if there is one.
+fn drop_blind_trigger(relid: pg_sys::Oid, id: i32, table: &str) -> PqResult<()> {
+    let name = blind_trigger_name(id);
+    let exists = catalog::one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2 AND NOT tgisinternal)",
+        &[relid.into(), name.as_str().into()],
+    )?
+    .unwrap_or(false);
+    if exists {
+        catalog::run(&format!("DROP TRIGGER {} ON {table}", quote_ident(&name)), &[])?;
+    }
+    Ok(())
+}
+
+type BlindTracked = Option<(i32, Rc<Tracked>)>;
+
+thread_local! {
+    /// [`blind_tracked`]'s answers in this transaction (by its local
+    /// transaction id): one look-up per table, not one per row written.
+    /// Tracking or untracking a column in this backend forgets them.
+    static BLIND_TRACKED: RefCell<(u32, HashMap<(u32, String), BlindTracked>)> = RefCell::new((0, HashMap::new()));
+}
+
+/// The tracked column with a blind index column whose value column is
+/// `column` of `relid` or of a partitioned table `relid` is a partition of
+/// (the blind index trigger's configuration), with its id. Read once per
+/// transaction.
+pub fn blind_tracked(relid: pg_sys::Oid, column: &str) -> PqResult<BlindTracked> {
+    // SAFETY: MyProc is this backend's own PGPROC; lxid its local transaction id.
+    let lxid = unsafe { (*pg_sys::MyProc).lxid };
+    let key = (relid.to_u32(), column.to_owned());
+    let hit = BLIND_TRACKED.with_borrow_mut(|c| {
+        if c.0 != lxid {
+            *c = (lxid, HashMap::new());
+        }
+        c.1.get(&key).cloned()
+    });
+    if let Some(hit) = hit {
+        return Ok(hit);
+    }
+    let found = catalog::as_owner(|| {
+        let id = catalog::one::<i32>(
+            "SELECT c.id FROM pq.tracked_columns c
+               LEFT JOIN pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) WITH ORDINALITY AS a(relid, depth)
+                      ON a.relid OPERATOR(pg_catalog.=) c.relid
+              WHERE c.column_name = $2 AND (c.relid = $1 OR a.relid IS NOT NULL) AND c.blind_index_column IS NOT NULL
+              ORDER BY coalesce(a.depth, 0) LIMIT 1",
+            &[relid.into(), column.into()],
+        )?;
+        id.map(|id| Ok((id, Rc::new(load(id)?)))).transpose()
+    })?;
+    BLIND_TRACKED.with_borrow_mut(|c| c.1.insert(key, found.clone()));
+    Ok(found)
+}
+
+fn forget_blind_tracked() {
+    BLIND_TRACKED.with_borrow_mut(|c| c.1.clear());
+}
+
+/// The name of the trigger that keeps tracked column `id`'s blind index
+/// column: it sorts after the names users give, so it sees the value that
+/// other BEFORE triggers (the dual-mode migration trigger) leave.
+pub fn blind_trigger_name(id: i32) -> String {
+    format!("zz_pq_blind_index_{id}")
 }
 
 /// The ids of the tracked columns of `relid` / `column`, or of a tenant.
@@ -239,6 +384,7 @@ pub fn track(
     tenant: Option<&str>,
     tenant_column: Option<&str>,
     aad_column: Option<&str>,
+    blind: Option<BlindColumn>,
 ) -> PqResult<i32> {
     crate::platform::roles::require_admin("track columns")?;
     if tenant.is_some() == tenant_column.is_some() {
@@ -255,8 +401,29 @@ pub fn track(
             tenant.map(str::to_owned),
             tenant_column.map(str::to_owned),
             aad_column.map(str::to_owned),
+            blind.clone(),
         )?;
         require_rights(&t, caller)?;
+        if blind.is_some() {
+            if !has_blind_indexes() {
+                return Err(PqError::Sql {
+                    code: b"55000",
+                    message: "blind index columns need the extension's 0.9.0 tables".into(),
+                    hint: Some("ALTER EXTENSION apg_pqcrypto UPDATE".into()),
+                });
+            }
+            let may_trigger = catalog::one::<bool>(
+                "SELECT pg_catalog.has_table_privilege($1, $2, 'TRIGGER')",
+                &[caller.into(), relid.into()],
+            )?
+            .unwrap_or(false);
+            if !may_trigger {
+                return Err(PqError::PermissionDenied(format!(
+                    "keeping a blind index column of {} needs the TRIGGER privilege on it",
+                    echo(&t.table)
+                )));
+            }
+        }
         let id = catalog::write_one::<i32>(
             "INSERT INTO pq.tracked_columns (relid, column_name, tenant, tenant_column, aad_column, key_column)
              VALUES ($1, $2, $3, $4, $5, $6)
@@ -268,13 +435,33 @@ pub fn track(
             &[relid.into(), column.into(), tenant.into(), tenant_column.into(), aad_column.into(), t.key_column.as_str().into()],
         )?
         .ok_or_else(|| PqError::internal("tracking a column returned nothing", String::new()))?;
+        forget_blind_tracked();
+        if let Some(b) = &blind {
+            catalog::write_one::<bool>(
+                "UPDATE pq.tracked_columns SET blind_index_column = $2, blind_index_context = $3, blind_index_bits = $4,
+                        blind_index_normalization = $5
+                  WHERE id = $1 RETURNING true",
+                &[id.into(), b.column.as_str().into(), b.context.as_str().into(), b.bits.into(), b.normalization.as_str().into()],
+            )?;
+            drop_blind_trigger(relid, id, &t.table)?;
+            let name = quote_ident(&blind_trigger_name(id));
+            catalog::run(
+                &format!(
+                    "CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION pq.blind_index_trigger({})",
+                    t.table,
+                    quote_literal(column)
+                ),
+                &[],
+            )?;
+        }
         events::record(
             "column_tracked",
             tenant,
             None,
             &events::session_user(),
             None,
-            json!({ "table": t.table, "column": column, "tenant_column": tenant_column, "aad_column": aad_column, "key_column": t.key_column }),
+            json!({ "table": t.table, "column": column, "tenant_column": tenant_column, "aad_column": aad_column, "key_column": t.key_column,
+                    "blind_index_column": blind.as_ref().map(|b| &b.column) }),
         )?;
         Ok(id)
     })
@@ -284,12 +471,17 @@ fn untrack(relid: pg_sys::Oid, column: &str) -> PqResult<bool> {
     crate::platform::roles::require_admin("untrack columns")?;
     catalog::as_owner(|| {
         let table = catalog::one::<String>("SELECT $1::pg_catalog.regclass::text", &[relid.into()])?.unwrap_or_default();
+        let id = ids_for_column(relid, column)?;
         let removed = catalog::write_one::<bool>(
             "WITH d AS (DELETE FROM pq.tracked_columns WHERE relid = $1 AND column_name = $2 RETURNING true)
              SELECT EXISTS (SELECT 1 FROM d)",
             &[relid.into(), column.into()],
         )?
         .unwrap_or(false);
+        forget_blind_tracked();
+        if let Some(id) = id.filter(|_| removed) {
+            drop_blind_trigger(relid, id, &table)?;
+        }
         if removed {
             events::record("column_untracked", None, None, &events::session_user(), None, json!({ "table": table, "column": column }))?;
         }
@@ -342,6 +534,13 @@ pub mod pq {
     /// Records that `column` of `table` holds ciphertexts of `tenant` (or of
     /// the tenant named in each row's `tenant_column`), with the AAD in
     /// `aad_column`. Returns the tracked column's id.
+    ///
+    /// With `blind_index_column`, a trigger keeps that bytea column at the
+    /// blind index term of each row's value (docs/SEARCH.md) under
+    /// `context` (default: the value column's name), `bits` long, after
+    /// `normalization`; re-encryption and migration jobs move the terms
+    /// with the values.
+    #[allow(clippy::too_many_arguments)]
     #[pg_extern(volatile, parallel_unsafe)]
     pub fn track_column(
         table: Option<PgRelation>,
@@ -349,13 +548,23 @@ pub mod pq {
         tenant: default!(Option<&str>, "NULL"),
         tenant_column: default!(Option<&str>, "NULL"),
         aad_column: default!(Option<&str>, "NULL"),
+        blind_index_column: default!(Option<&str>, "NULL"),
+        context: default!(Option<&str>, "NULL"),
+        bits: default!(i32, 256),
+        normalization: default!(&str, "'exact'"),
     ) -> i32 {
         let (Some(table), Some(column)) = (table, column) else {
             PqError::InvalidParameter("table and column are required".into()).raise()
         };
         let relid = table.oid();
         drop(table);
-        track(relid, column, tenant, tenant_column, aad_column).or_raise()
+        let blind = blind_index_column.map(|b| BlindColumn {
+            column: b.to_owned(),
+            context: context.unwrap_or(column).to_owned(),
+            bits,
+            normalization: blind::parse_normalization(normalization).map(|n| n.name().to_owned()).unwrap_or_else(|e| e.raise()),
+        });
+        track(relid, column, tenant, tenant_column, aad_column, blind).or_raise()
     }
 
     /// Stops tracking a column. True if it was tracked.

@@ -189,7 +189,7 @@ fn prepare(r: &Request<'_>, actor: &str) -> PqResult<i64> {
         }
     }
     let caller = catalog::caller();
-    let tracked_id = tracking::track(r.relid, r.column, r.tenant, r.tenant_column, r.aad_column)?;
+    let tracked_id = tracking::track(r.relid, r.column, r.tenant, r.tenant_column, r.aad_column, None)?;
     catalog::as_owner(|| {
         let t = tracking::load(tracked_id)?;
         sample(&t, from_kind.map(ClassicalKind::name))?;
