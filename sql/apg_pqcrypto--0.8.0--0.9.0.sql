@@ -11,6 +11,8 @@
 --   re-encryption and migration jobs move the terms with the values
 --   (pq.tracked_columns.blind_index_*); the old track_column(regclass,
 --   text, text, text, text) is replaced (same arguments first).
+-- - pq.export_index_key: an index key sealed to a client, for client-side
+--   terms (apg-pq index-key, apg-pq index-term); granted to no role.
 -- No stored key or envelope changes: every 0.8.0 value decrypts as before.
 -- tests/integration/upgrade.sh installs 0.1.0 to 0.8.0, fills each, runs
 -- ALTER EXTENSION apg_pqcrypto UPDATE and compares with a fresh 0.9.0.
@@ -48,6 +50,20 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'track_column_wrapper';
 REVOKE ALL ON FUNCTION pq.track_column(regclass, text, text, text, text, text, text, integer, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq.track_column(regclass, text, text, text, text, text, text, integer, text) TO pq_admin;
+
+CREATE  FUNCTION pq."export_index_key"(
+	"tenant" TEXT, /* & str */
+	"context" TEXT, /* & str */
+	"recipient_public_key" bytea, /* & [u8] */
+	"version" INT DEFAULT NULL /* Option < i32 > */
+) RETURNS TABLE (
+	"key_version" INT,  /* i32 */
+	"kid" bytea,  /* Vec < u8 > */
+	"key_envelope" bytea  /* PgBytea */
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'export_index_key_wrapper';
 
 CREATE FUNCTION pq."blind_index_trigger"()
 	RETURNS TRIGGER
@@ -139,3 +155,7 @@ GRANT EXECUTE ON FUNCTION pq_blind_index(text, text, text, integer, text), pq_bl
                           pq_encrypt_indexed(text, text, text, text, integer, text)
     TO pq_user;
 GRANT EXECUTE ON FUNCTION pq.retire_blind_index_key(text, integer, boolean) TO pq_admin;
+-- Exporting an index key to a client is granted separately: no role may
+-- call it until a superuser grants EXECUTE (the caller also needs the
+-- tenant's grant).
+REVOKE ALL ON FUNCTION pq.export_index_key(text, text, bytea, integer) FROM PUBLIC;

@@ -266,3 +266,7 @@ GRANT EXECUTE ON FUNCTION pq_blind_index(text, text, text, integer, text), pq_bl
                           pq_encrypt_indexed(text, text, text, text, integer, text)
     TO pq_user;
 GRANT EXECUTE ON FUNCTION pq.retire_blind_index_key(text, integer, boolean) TO pq_admin;
+-- Exporting an index key to a client is granted separately: no role may
+-- call it until a superuser grants EXECUTE (the caller also needs the
+-- tenant's grant).
+REVOKE ALL ON FUNCTION pq.export_index_key(text, text, bytea, integer) FROM PUBLIC;

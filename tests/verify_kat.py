@@ -42,6 +42,7 @@ AAD_WRAP = b"apg-pq v1 wrap"
 LABEL_MDK = b"apg-pq v1 mdk"
 LABEL_KEK = b"apg-pq v1 kek"
 INFO_BLIND_INDEX = b"apg-pq v1 blind index"
+AAD_INDEX_KEY = b"apg-pq v1 index key"
 # Unicode's White_Space property (FORMAT.md §16.2); not Python's str.strip(),
 # which also strips U+001C..U+001F.
 WHITE_SPACE = "".join(map(chr, [*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
@@ -506,6 +507,7 @@ def check_blind_index(c):
         assert term.hex() == t["term"], f"term of {t['value']!r} {t['normalize']} {t['bits']}"
         assert set(t) == {"value", "normalize", "normalized", "bits", "term"}
     c.expect("bytea_term", hmac.new(key, c.hex("bytea_value"), hashlib.sha256).digest())
+    c.hex("kid")  # the version's kid: checked with the export case below
 
 
 def check(c):
@@ -636,6 +638,12 @@ def main():
     if "audit-checkpoint-chain" in by_id:
         assert by_id["audit-checkpoint-chain"]["head_hash"] == by_id["audit-row-2"]["row_hash"], "checkpoint of the chain"
         assert by_id["audit-row-2"]["prev_hash"] == by_id["audit-row-1"]["row_hash"], "rows chained"
+    # The exported index key (§16.5) is the blind-index case's key, sealed
+    # with user_aad = "apg-pq v1 index key" || kid || context.
+    if "blind-index-export" in by_id:
+        b, e = by_id["blind-index"], by_id["blind-index-export"]
+        assert e["plaintext"] == b["index_key"], "the export seals the index key"
+        assert e["user_aad"] == (AAD_INDEX_KEY + bytes.fromhex(b["kid"]) + b["context"].encode()).hex(), "export user_aad"
     # A batch item whose index is not below its count is refused (§3.3).
     item = bytes.fromhex(by_id["batch"]["items"][2]["envelope"])
     for index, count in ((3, 3), (0, 0)):

@@ -10,13 +10,17 @@
 //! so a comparison with a column is an index condition; they only read, so
 //! they work in read-only transactions and on a hot standby.
 use crate::{
-    journal::monitor::{self, Counted},
+    journal::{
+        events,
+        monitor::{self, Counted},
+    },
     keys::{cache::VersionKeys, versions},
-    platform::{datum::PgBytea, errors::{OrRaise, PqError, PqResult}},
+    platform::{catalog, datum::PgBytea, errors::{echo, OrRaise, PqError, PqResult}},
 };
 use pgrx::prelude::*;
 use pqcore::blind::{self, Normalization};
-use pqcore::keyed_len;
+use pqcore::{keyed_len, sealed, RecipientKey};
+use serde_json::json;
 
 /// A value to index: text (normalised first) or bytes (as they are).
 #[derive(Clone, Copy)]
@@ -91,6 +95,42 @@ pub fn term_of_envelope(value: &[u8], aad: &[u8], normalization: Normalization, 
     Ok((keys.tenant.clone(), term(&keys, value, spec)?))
 }
 
+/// `pq.export_index_key`: the index key of `tenant`'s active version (or
+/// of `version`, if its index key is live) for `context`, sealed to
+/// `recipient` with the AAD of FORMAT.md §16.5, and recorded in the key
+/// events. Returns (version, kid, envelope).
+fn export_index_key(tenant: &str, context: &str, recipient: &[u8], version: Option<i32>) -> PqResult<(i32, Vec<u8>, PgBytea)> {
+    const WHAT: &str = "export blind index keys";
+    TermSpec::new(context, 256)?;
+    let recipient = RecipientKey::from_slice(recipient)?;
+    if catalog::in_recovery() {
+        return Err(PqError::ReadOnly(WHAT));
+    }
+    let keys = match version {
+        None => versions::active_version(tenant, WHAT)?,
+        Some(v) => versions::live_index_versions(tenant)?.into_iter().find(|k| k.version == v).ok_or_else(|| {
+            PqError::KeyState(format!("version {v} of tenant \"{}\" has no live blind index key", echo(tenant)))
+        })?,
+    };
+    let key = blind::derive_bytes(&keys.cipher, context.as_bytes()).map_err(invalid)?;
+    let aad = blind::export_aad(&keys.kid(), context.as_bytes());
+    let envelope = PgBytea::build(sealed::sealed_len_for(recipient.suite(), key.len())?, |out| {
+        Ok(sealed::seal_to(&recipient, &key[..], &aad, out)?)
+    })?;
+    let actor = events::session_user();
+    catalog::as_owner(|| {
+        events::record(
+            "blind_index_key_exported",
+            Some(&keys.tenant),
+            Some(keys.version),
+            &actor,
+            None,
+            json!({ "context": context, "recipient_kid": recipient.kid().to_hex() }),
+        )
+    })?;
+    Ok((keys.version, keys.kid().as_bytes().to_vec(), envelope))
+}
+
 /// A keyed envelope and its term, both under the active version.
 fn encrypt_indexed(tenant: &str, plaintext: &str, context: &str, aad: &str, bits: i32, normalization: &str) -> PqResult<(PgBytea, Vec<u8>)> {
     let spec = TermSpec::new(context, bits)?;
@@ -156,4 +196,25 @@ pub fn pq_encrypt_indexed(
     normalization: default!(&str, "'exact'"),
 ) -> TableIterator<'static, (name!(envelope, PgBytea), name!(term, Vec<u8>))> {
     TableIterator::once(encrypt_indexed(tenant, plaintext, context, aad, bits, normalization).or_raise())
+}
+
+#[pg_schema]
+pub mod pq {
+    use super::*;
+
+    /// The blind index key of the tenant's active version (or of `version`,
+    /// while its index key is live) for `context`, sealed to a client's
+    /// ML-KEM-768 or X-Wing public key, so that the client computes the
+    /// terms of its lookups itself (`apg-pq index-key`, `apg-pq
+    /// index-term`). No role may call it until granted EXECUTE on it, and
+    /// the caller needs the tenant's grant; every export is a key event.
+    #[pg_extern(volatile, parallel_unsafe)]
+    pub fn export_index_key(
+        tenant: &str,
+        context: &str,
+        recipient_public_key: &[u8],
+        version: default!(Option<i32>, "NULL"),
+    ) -> TableIterator<'static, (name!(key_version, i32), name!(kid, Vec<u8>), name!(key_envelope, PgBytea))> {
+        TableIterator::once(super::export_index_key(tenant, context, recipient_public_key, version).or_raise())
+    }
 }

@@ -6,12 +6,17 @@
 use crate::{
     data::blind::{self, TermSpec},
     journal::events,
-    lifecycle::tracking::{self, BlindColumn},
+    lifecycle::{
+        blind_column::{self, BlindColumn},
+        tracking::{self, Tracked},
+    },
     platform::{catalog, errors::{PqError, PqResult}},
 };
 use pgrx::prelude::*;
 use serde_json::json;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
 
 thread_local! {
     /// The tracked column whose batch is writing back values and terms.
@@ -48,6 +53,47 @@ pub fn term_for_batch(b: &BlindColumn, envelope: &[u8], aad: &[u8]) -> Result<Ve
     })
 }
 
+type Found = Option<(i32, Rc<Tracked>)>;
+/// (local transaction id, tracking generation) and what [`tracked_for`] found then.
+type FoundCache = ((u32, u64), HashMap<(u32, String), Found>);
+
+thread_local! {
+    /// The trigger's configurations read in this transaction: one look-up
+    /// per table, not one per row written; tracking or untracking a column
+    /// in this backend starts afresh.
+    static FOUND: RefCell<FoundCache> = RefCell::new(((0, 0), HashMap::new()));
+}
+
+/// The tracked column with a blind index column whose value column is
+/// `column` of `relid`, or of a partitioned table `relid` is a partition of.
+fn tracked_for(relid: pg_sys::Oid, column: &str) -> PqResult<Found> {
+    // SAFETY: MyProc is this backend's own PGPROC; lxid its local transaction id.
+    let now = (unsafe { (*pg_sys::MyProc).lxid }, blind_column::generation());
+    let key = (relid.to_u32(), column.to_owned());
+    let hit = FOUND.with_borrow_mut(|c| {
+        if c.0 != now {
+            *c = (now, HashMap::new());
+        }
+        c.1.get(&key).cloned()
+    });
+    if let Some(hit) = hit {
+        return Ok(hit);
+    }
+    let found = catalog::as_owner(|| {
+        let id = catalog::one::<i32>(
+            "SELECT c.id FROM pq.tracked_columns c
+               LEFT JOIN pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) WITH ORDINALITY AS a(relid, depth)
+                      ON a.relid OPERATOR(pg_catalog.=) c.relid
+              WHERE c.column_name = $2 AND (c.relid = $1 OR a.relid IS NOT NULL) AND c.blind_index_column IS NOT NULL
+              ORDER BY coalesce(a.depth, 0) LIMIT 1",
+            &[relid.into(), column.into()],
+        )?;
+        id.map(|id| Ok((id, Rc::new(tracking::load(id)?)))).transpose()
+    })?;
+    FOUND.with_borrow_mut(|c| c.1.insert(key, found.clone()));
+    Ok(found)
+}
+
 fn bytes_of(tuple: &PgHeapTuple<'_, impl pgrx::WhoAllocated>, column: &str) -> PqResult<Option<Vec<u8>>> {
     match tuple.get_by_name::<&[u8]>(column) {
         Ok(v) => Ok(v.map(<[u8]>::to_vec)),
@@ -67,7 +113,7 @@ fn trigger_row<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> PqResult<Option<PgHeapTu
         return Err(bad("pq.blind_index_trigger is a BEFORE INSERT OR UPDATE row trigger"));
     };
     let mut tuple = new.into_owned();
-    let (id, t) = tracking::blind_tracked(relid, &column)?.ok_or_else(|| PqError::Sql {
+    let (id, t) = tracked_for(relid, &column)?.ok_or_else(|| PqError::Sql {
         code: b"55000",
         message: format!("column \"{}\" is not tracked with a blind index column", crate::platform::errors::echo(&column)),
         hint: Some("pq.track_column(table, column, ..., blind_index_column => ...)".into()),

@@ -1,10 +1,12 @@
 //! Keys over time: rotation, version states and rewrap (`rotation`),
 //! tracked columns (`tracking`), re-encryption and migration jobs (`jobs`)
 //! and what one batch of them does (`batch`), rotation policies (`policy`),
-//! the blind index columns of tracked columns (`blind_index`).
+//! the blind index columns of tracked columns (`blind_column`, their
+//! definitions and triggers; `blind_index`, what the trigger and batches do).
 //!
 //! May call: platform, journal, keys, data.
 pub mod batch;
+pub mod blind_column;
 pub mod blind_index;
 pub mod jobs;
 pub mod policy;

@@ -2,12 +2,15 @@
 //! `pq.untrack_column`, and the counts behind the `pq.key_usage` view.
 //! Jobs (`lifecycle::batch`) and the usage checks of disable and destroy
 //! (`lifecycle::rotation`) read them.
-use crate::{data::blind, journal::events, keys::access, platform::{catalog, errors::{echo, PqError, PqResult}}};
+use crate::{
+    data::blind,
+    journal::events,
+    keys::access,
+    lifecycle::blind_column::{self, BlindColumn},
+    platform::{catalog, errors::{echo, PqError, PqResult}},
+};
 use pgrx::prelude::*;
 use pgrx::PgRelation;
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
 use serde_json::json;
 
 /// A tracked column, resolved against the catalog as it is now.
@@ -30,34 +33,11 @@ pub struct Tracked {
     pub blind: Option<BlindColumn>,
 }
 
-/// A blind index column of a tracked column (docs/SEARCH.md): the term of
-/// each row's value under `context`, `bits` long, after `normalization`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BlindColumn {
-    pub column: String,
-    pub context: String,
-    pub bits: i32,
-    pub normalization: String,
-}
-
-impl BlindColumn {
-    /// Checks the definition (22023 with the rule otherwise).
-    fn check(&self) -> PqResult<()> {
-        blind::TermSpec::new(&self.context, self.bits)?;
-        blind::parse_normalization(&self.normalization)?;
-        Ok(())
-    }
-}
-
 /// `ident` quoted as a SQL identifier.
 pub fn quote_ident(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// `text` quoted as a SQL string literal (standard_conforming_strings).
-pub fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
 
 /// The base type (through domains) of a column of `relid`, if it exists.
 fn column_type(relid: pg_sys::Oid, column: &str) -> PqResult<Option<pg_sys::Oid>> {
@@ -206,7 +186,7 @@ pub fn require_rights(t: &Tracked, role: pg_sys::Oid) -> PqResult<()> {
 
 /// The tracked column with this id, resolved. Call as owner.
 pub fn load(id: i32) -> PqResult<Tracked> {
-    let blind_columns = if has_blind_indexes() {
+    let blind_columns = if blind_column::has_blind_indexes() {
         "blind_index_column::text, blind_index_context, blind_index_bits, blind_index_normalization"
     } else {
         "NULL::text, NULL::text, NULL::integer, NULL::text"
@@ -240,78 +220,6 @@ pub fn load(id: i32) -> PqResult<Tracked> {
     .ok_or_else(|| PqError::InvalidParameter("no such tracked column".into()))?;
     let (relid, column, tenant, tenant_column, aad_column, blind) = row;
     resolve(relid, &column, tenant, tenant_column, aad_column, blind)
-}
-
-/// True once pq.tracked_columns has the blind index columns (0.9.0; before
-/// ALTER EXTENSION UPDATE the library runs against the older table).
-pub fn has_blind_indexes() -> bool {
-    catalog::pq_column_exists(c"tracked_columns", c"blind_index_column")
-}
-
-/// Drops tracked column `id`'s blind index trigger on `relid` (`table`), if there is one.
-fn drop_blind_trigger(relid: pg_sys::Oid, id: i32, table: &str) -> PqResult<()> {
-    let name = blind_trigger_name(id);
-    let exists = catalog::one::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2 AND NOT tgisinternal)",
-        &[relid.into(), name.as_str().into()],
-    )?
-    .unwrap_or(false);
-    if exists {
-        catalog::run(&format!("DROP TRIGGER {} ON {table}", quote_ident(&name)), &[])?;
-    }
-    Ok(())
-}
-
-type BlindTracked = Option<(i32, Rc<Tracked>)>;
-
-thread_local! {
-    /// [`blind_tracked`]'s answers in this transaction (by its local
-    /// transaction id): one look-up per table, not one per row written.
-    /// Tracking or untracking a column in this backend forgets them.
-    static BLIND_TRACKED: RefCell<(u32, HashMap<(u32, String), BlindTracked>)> = RefCell::new((0, HashMap::new()));
-}
-
-/// The tracked column with a blind index column whose value column is
-/// `column` of `relid` or of a partitioned table `relid` is a partition of
-/// (the blind index trigger's configuration), with its id. Read once per
-/// transaction.
-pub fn blind_tracked(relid: pg_sys::Oid, column: &str) -> PqResult<BlindTracked> {
-    // SAFETY: MyProc is this backend's own PGPROC; lxid its local transaction id.
-    let lxid = unsafe { (*pg_sys::MyProc).lxid };
-    let key = (relid.to_u32(), column.to_owned());
-    let hit = BLIND_TRACKED.with_borrow_mut(|c| {
-        if c.0 != lxid {
-            *c = (lxid, HashMap::new());
-        }
-        c.1.get(&key).cloned()
-    });
-    if let Some(hit) = hit {
-        return Ok(hit);
-    }
-    let found = catalog::as_owner(|| {
-        let id = catalog::one::<i32>(
-            "SELECT c.id FROM pq.tracked_columns c
-               LEFT JOIN pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) WITH ORDINALITY AS a(relid, depth)
-                      ON a.relid OPERATOR(pg_catalog.=) c.relid
-              WHERE c.column_name = $2 AND (c.relid = $1 OR a.relid IS NOT NULL) AND c.blind_index_column IS NOT NULL
-              ORDER BY coalesce(a.depth, 0) LIMIT 1",
-            &[relid.into(), column.into()],
-        )?;
-        id.map(|id| Ok((id, Rc::new(load(id)?)))).transpose()
-    })?;
-    BLIND_TRACKED.with_borrow_mut(|c| c.1.insert(key, found.clone()));
-    Ok(found)
-}
-
-fn forget_blind_tracked() {
-    BLIND_TRACKED.with_borrow_mut(|c| c.1.clear());
-}
-
-/// The name of the trigger that keeps tracked column `id`'s blind index
-/// column: it sorts after the names users give, so it sees the value that
-/// other BEFORE triggers (the dual-mode migration trigger) leave.
-pub fn blind_trigger_name(id: i32) -> String {
-    format!("zz_pq_blind_index_{id}")
 }
 
 /// The ids of the tracked columns of `relid` / `column`, or of a tenant.
@@ -405,7 +313,7 @@ pub fn track(
         )?;
         require_rights(&t, caller)?;
         if blind.is_some() {
-            if !has_blind_indexes() {
+            if !blind_column::has_blind_indexes() {
                 return Err(PqError::Sql {
                     code: b"55000",
                     message: "blind index columns need the extension's 0.9.0 tables".into(),
@@ -435,7 +343,7 @@ pub fn track(
             &[relid.into(), column.into(), tenant.into(), tenant_column.into(), aad_column.into(), t.key_column.as_str().into()],
         )?
         .ok_or_else(|| PqError::internal("tracking a column returned nothing", String::new()))?;
-        forget_blind_tracked();
+        blind_column::changed();
         if let Some(b) = &blind {
             catalog::write_one::<bool>(
                 "UPDATE pq.tracked_columns SET blind_index_column = $2, blind_index_context = $3, blind_index_bits = $4,
@@ -443,16 +351,8 @@ pub fn track(
                   WHERE id = $1 RETURNING true",
                 &[id.into(), b.column.as_str().into(), b.context.as_str().into(), b.bits.into(), b.normalization.as_str().into()],
             )?;
-            drop_blind_trigger(relid, id, &t.table)?;
-            let name = quote_ident(&blind_trigger_name(id));
-            catalog::run(
-                &format!(
-                    "CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION pq.blind_index_trigger({})",
-                    t.table,
-                    quote_literal(column)
-                ),
-                &[],
-            )?;
+            blind_column::drop_trigger(relid, id, &t.table)?;
+            blind_column::create_trigger(id, &t.table, column)?;
         }
         events::record(
             "column_tracked",
@@ -478,9 +378,9 @@ fn untrack(relid: pg_sys::Oid, column: &str) -> PqResult<bool> {
             &[relid.into(), column.into()],
         )?
         .unwrap_or(false);
-        forget_blind_tracked();
+        blind_column::changed();
         if let Some(id) = id.filter(|_| removed) {
-            drop_blind_trigger(relid, id, &table)?;
+            blind_column::drop_trigger(relid, id, &table)?;
         }
         if removed {
             events::record("column_untracked", None, None, &events::session_user(), None, json!({ "table": table, "column": column }))?;

@@ -4,7 +4,7 @@
 # signatures both ways, inspection, and the documented exit codes for bad
 # input (no partial plaintext written, no secret key overwritten, no
 # password on the command line).
-# checks: 64
+# checks: 69
 dir="$base/cli"
 port=$port_cli
 cargo build -q -p apg-pq || { fail "apg-pq does not build"; return 0; }
@@ -236,6 +236,28 @@ check_contains "... saying what to do" "verify-full" \
   "$("$cli" backup --url "$remote" --recipient-key "$work/me.pk" -o "$work/r.apgb" 2>&1)"
 check "--insecure lets it try (and time out: exit 6)" "6" \
   "$(code "$cli" fetch-key --url "$remote" --sslmode require --insecure --tenant acme -o "$work/r.pk")"
+# Client-side blind index terms: an index key exported to the client's
+# key (pq.export_index_key, granted to the role), opened by index-key,
+# terms by index-term equal the server's pq_blind_index.
+"$cli" keygen --algorithm x-wing --secret-key "$work/index-client.sk" --public-key "$work/index-client.pk" >/dev/null
+q "$port" -c "GRANT EXECUTE ON FUNCTION pq.export_index_key(text, text, bytea, integer) TO it_cli" >/dev/null
+qas "$port" it_cli -F ' ' -c "SELECT encode(kid, 'hex'), encode(key_envelope, 'hex')
+                              FROM pq.export_index_key('acme', 'email', decode('$(hex "$work/index-client.pk")', 'hex'))" >"$work/index-export.txt"
+index_kid=$(cut -d' ' -f1 "$work/index-export.txt")
+cut -d' ' -f2 "$work/index-export.txt" | "$python" -c "import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))" >"$work/index-key.sealed"
+check "index-key: opens the exported key (kid and context bound) into a 0600 file" "0|600|32" \
+  "$(code "$cli" index-key --secret-key "$work/index-client.sk" --kid "$index_kid" --context email -i "$work/index-key.sealed" -o "$work/email.ik")|$(stat -c %a "$work/email.ik")|$(stat -c %s "$work/email.ik")"
+check "index-key: another context does not open (exit 4), nothing written" "4|no" \
+  "$(code "$cli" index-key --secret-key "$work/index-client.sk" --kid "$index_kid" --context phone -i "$work/index-key.sealed" -o "$work/phone.ik")|$([ -e "$work/phone.ik" ] && echo yes || echo no)"
+printf ' Alice@Example.COM ' >"$work/email.txt"
+check "index-term: the client's term is the server's pq_blind_index (trim,casefold, 128 bits)" \
+  "$(qas "$port" it_cli -c "SELECT encode(pq_blind_index('acme', ' Alice@Example.COM ', 'email', 128, 'trim,casefold'), 'hex')")" \
+  "$("$cli" index-term --index-key "$work/email.ik" --bits 128 --normalization trim,casefold -i "$work/email.txt")"
+check "index-term: bad bits or normalisation: exit 3" "3|3" \
+  "$(code "$cli" index-term --index-key "$work/email.ik" --bits 12 -i "$work/email.txt")|$(code "$cli" index-term --index-key "$work/email.ik" --normalization lower -i "$work/email.txt")"
+check "the export is a key event naming the recipient's kid" "email|t" \
+  "$(q "$port" -c "SELECT details->>'context', details->>'recipient_kid' = '$("$cli" inspect -i "$work/index-key.sealed" | "$python" -c "import json,sys; print(json.load(sys.stdin)['kid'])")'
+                   FROM pq.key_events WHERE event = 'blind_index_key_exported'" | tr '\n' '|' | sed 's/|$//')"
 check_contains "control: statements logged with log_statement = 'all' reach the log" "cli-log-canary" "$(cat "$dir/server.log")"
 check_contains "control: the pq_seal call was logged, redacted" "pq_seal(<redacted>)" "$(cat "$dir/server.log")"
 check_absent "no plaintext in the server log" "sealed by the server" "$(cat "$dir/server.log")"

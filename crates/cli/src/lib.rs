@@ -10,6 +10,7 @@
 //! destination's directory and renamed into place only when complete, so a
 //! failed `open` never leaves a partial plaintext behind.
 use pqcore::{
+    blind,
     format::{KIND_STREAM, STREAM_PREFIX_LEN},
     sealed,
     stream::{self, ChunkCipher, StreamError, StreamHeader},
@@ -581,6 +582,50 @@ pub fn inspect(input: Option<&Path>) -> Result<String> {
         }
     }
     Ok(out.to_string())
+}
+
+/// `index-key`: opens a blind index key exported by `pq.export_index_key`
+/// (FORMAT.md §16.5) with the client's secret key, checking that it is the
+/// key of the version `kid` and `context`, and writes its 32 bytes to a new
+/// 0600 file.
+pub fn index_key(secret_key: &Path, kid_hex: &str, context: &str, input: Option<&Path>, output: &Path) -> Result<()> {
+    let key = secret_kem_key(secret_key)?;
+    let kid = hex::decode(kid_hex.trim().trim_start_matches("\\x"))
+        .ok()
+        .and_then(|b| pqcore::Kid::from_slice(&b).ok())
+        .ok_or_else(|| CliError::Input("--kid is the key version's kid: 32 hex digits (the kid column of pq.export_index_key)".into()))?;
+    blind::check_context(context.as_bytes()).map_err(|e| CliError::Input(e.to_string()))?;
+    let bytes = read_input(input)?;
+    let parsed = Envelope::parse(&bytes)?;
+    if parsed.kind() != Kind::Sealed {
+        return Err(CliError::Input(format!("the input is a {} envelope, not a sealed index key", parsed.kind().name())));
+    }
+    let envelope = parsed.into_sealed()?;
+    if envelope.kid() != key.kid() {
+        return Err(not_this_key(envelope.kid(), &key, secret_key));
+    }
+    let opened = sealed::open(&key, &envelope, &blind::export_aad(&kid, context.as_bytes()))?;
+    if opened.expose().len() != blind::INDEX_KEY_LEN {
+        return Err(CliError::Input("the envelope does not hold a 32-byte index key".into()));
+    }
+    write_key(output, opened.expose(), true)
+}
+
+/// `index-term`: the blind index term (lower-case hex) of the value read
+/// from `input` under an index key file, as `pq_blind_index` makes it.
+pub fn index_term(index_key: &Path, bits: i64, normalization: &str, input: Option<&Path>) -> Result<String> {
+    let bad = |e: blind::BlindError| CliError::Input(e.to_string());
+    let key = blind::IndexKey::from_slice(&read_key_file(index_key)?).map_err(bad)?;
+    let len = blind::term_len(bits).map_err(bad)?;
+    let n = blind::Normalization::parse(normalization).map_err(bad)?;
+    let value = read_input(input)?;
+    let term = if n == blind::Normalization::default() {
+        key.term(&value, len)
+    } else {
+        let text = std::str::from_utf8(&value).map_err(|_| CliError::Input("the value is not UTF-8 text, which --normalization needs".into()))?;
+        key.text_term(text, n, len)
+    };
+    Ok(hex::encode(term))
 }
 
 fn database_error(e: postgres::Error) -> CliError {

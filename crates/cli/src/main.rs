@@ -152,6 +152,40 @@ enum Command {
         #[arg(short, long)]
         input: Option<PathBuf>,
     },
+    /// Open a blind index key exported by pq.export_index_key (its
+    /// key_envelope) with your secret key file, checking that it is the key
+    /// of version --kid and --context; writes the 32-byte key to a new
+    /// 0600 file (docs/SEARCH.md, FORMAT.md §16.5).
+    IndexKey {
+        #[arg(long)]
+        secret_key: PathBuf,
+        /// the kid column pq.export_index_key returned (32 hex digits)
+        #[arg(long)]
+        kid: String,
+        #[arg(long)]
+        context: String,
+        /// the key_envelope ("-" or absent: stdin)
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+        /// the index key file to create (0600, must not exist)
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Print the blind index term (hex) of a value read from a file or
+    /// stdin under an index key file: the same bytes as pq_blind_index
+    /// (the value is taken byte for byte: no trailing newline).
+    IndexTerm {
+        #[arg(long)]
+        index_key: PathBuf,
+        /// term length in bits: a multiple of 8 from 16 to 256
+        #[arg(long, default_value_t = 256)]
+        bits: i64,
+        /// exact, trim, casefold or trim,casefold
+        #[arg(long, default_value = "exact")]
+        normalization: String,
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+    },
     /// Describe an envelope or stream (version, kind, kid, suite, lengths) as JSON, without any key.
     Inspect {
         #[arg(short, long)]
@@ -349,6 +383,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             apg_pq::verify(&public_key, &signature, context.as_bytes(), input.as_deref())?
         }
         Command::Inspect { input } => println!("{}", apg_pq::inspect(input.as_deref())?),
+        Command::IndexKey { secret_key, kid, context, input, output } => {
+            apg_pq::index_key(&secret_key, &kid, &context, input.as_deref(), &output)?
+        }
+        Command::IndexTerm { index_key, bits, normalization, input } => {
+            println!("{}", apg_pq::index_term(&index_key, bits, &normalization, input.as_deref())?)
+        }
         Command::Escrow(EscrowCommand::Reseal {
             secret_key,
             share,

@@ -10,7 +10,10 @@
 //! must compute terms without ever being able to decrypt. A term reveals
 //! equality (and so frequency) of values within one tenant version and one
 //! context, nothing across tenants, versions or contexts.
-use crate::{format::INFO_BLIND_INDEX, KeyedCipher};
+use crate::{
+    format::{AAD_INDEX_KEY, INFO_BLIND_INDEX},
+    KeyedCipher, Kid,
+};
 use core::fmt;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -196,6 +199,13 @@ pub fn derive_bytes(cipher: &KeyedCipher, context: &[u8]) -> Result<Zeroizing<[u
     let mut okm = Zeroizing::new([0u8; INDEX_KEY_LEN]);
     cipher.expand(&[INFO_BLIND_INDEX, context], &mut okm[..]);
     Ok(okm)
+}
+
+/// The user AAD of an index key exported in a sealed envelope (§16.5):
+/// `"apg-pq v1 index key" || kid of the key version || context`, so the
+/// envelope opens only as the key of that version and context.
+pub fn export_aad(kid: &Kid, context: &[u8]) -> Vec<u8> {
+    [AAD_INDEX_KEY, kid.as_bytes(), context].concat()
 }
 
 #[cfg(test)]

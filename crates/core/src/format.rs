@@ -112,6 +112,9 @@ pub const INFO_DEK: &[u8] = b"apg-pq v1 dek";
 pub const INFO_KEYED: &[u8] = b"apg-pq v1 keyed";
 /// HKDF info prefix of a blind index key (the context follows it; §16).
 pub const INFO_BLIND_INDEX: &[u8] = b"apg-pq v1 blind index";
+/// Prefix of the user AAD of an exported blind index key (the version's
+/// kid and the context follow it; §16.5).
+pub const AAD_INDEX_KEY: &[u8] = b"apg-pq v1 index key";
 /// Prefix of the AAD of a secret wrapped under the master data key.
 pub const AAD_WRAP: &[u8] = b"apg-pq v1 wrap";
 /// Prefix hashed with the master data key to give its id.

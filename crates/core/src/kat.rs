@@ -889,10 +889,11 @@ fn backup_complete_case(rng: &mut SeededRandom) -> Value {
 
 /// Blind index terms (§16, 0.9.0): a DEK, its index key for a context,
 /// and terms of text values under each normalisation and of a bytea value.
-fn blind_index_case(rng: &mut SeededRandom) -> Value {
+fn blind_index_cases(rng: &mut SeededRandom) -> Vec<Value> {
     use crate::blind::{self, IndexKey, Normalization};
     let dek = Dek::generate_from(rng).unwrap();
-    let cipher = KeyedCipher::new(&dek, Kid(rng.array().unwrap()));
+    let kid = Kid(rng.array().unwrap());
+    let cipher = KeyedCipher::new(&dek, kid);
     let context = "email";
     let key = blind::derive_bytes(&cipher, context.as_bytes()).unwrap();
     let index = IndexKey::derive(&cipher, context.as_bytes()).unwrap();
@@ -920,17 +921,21 @@ fn blind_index_case(rng: &mut SeededRandom) -> Value {
     })
     .collect();
     let bytes = [0x00, 0xff, 0x10, 0x20];
-    json!({
+    // The index key exported to a client (pq.export_index_key, §16.5).
+    let export = sealed_case(rng, "blind-index-export", INFO_SEALED, &key[..], &blind::export_aad(&kid, context.as_bytes()));
+    let case = json!({
         "id": "blind-index",
         "kind": "blind-index",
         "dek": hex(dek.expose()),
+        "kid": hex(kid.as_bytes()),
         "context": context,
         "hkdf_info": hex(&concat(INFO_BLIND_INDEX, context.as_bytes())),
         "index_key": hex(&key[..]),
         "text_terms": text_terms,
         "bytea_value": hex(&bytes),
         "bytea_term": hex(&index.term(&bytes, 32)),
-    })
+    });
+    vec![case, export]
 }
 
 fn build() -> Value {
@@ -972,7 +977,7 @@ fn build() -> Value {
     cases.push(escrow_statement_case(&mut rng));
     cases.push(backup_complete_case(&mut rng));
     // 0.9.0
-    cases.push(blind_index_case(&mut rng));
+    cases.extend(blind_index_cases(&mut rng));
     let mut top = Map::new();
     top.insert(
         "description".into(),

@@ -67,6 +67,7 @@ pub const PQ_FUNCTIONS: &[&str] = &[
     "escrow_split",
     "escrow_statement",
     "escrow_status",
+    "export_index_key",
     "export_key_backup",
     "flush_counters",
     "grant_tenant",

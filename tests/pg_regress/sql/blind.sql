@@ -88,6 +88,33 @@ SELECT pq.untrack_column('blind_users', 'email');
 SELECT version, state, blind_index_retired_at IS NOT NULL AS index_retired FROM pq.tenant_keys WHERE tenant = 'blind_a' ORDER BY version;
 SELECT cardinality(pq_blind_indexes('blind_a', 'x', 'email')) AS live_versions;
 SELECT event, version, actor FROM pq.key_events WHERE event = 'blind_index_key_retired' AND tenant = 'blind_a';
+-- Exporting an index key to a client: granted to no role by default.
+SET ROLE regress_app_a;
+SELECT try($$ SELECT * FROM pq.export_index_key('blind_a', 'email', (SELECT public_key FROM pq_generate_keypair())) $$) AS not_granted;
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION pq.export_index_key(text, text, bytea, integer) TO regress_app_a;
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+CREATE TABLE blind_client AS SELECT public_key, secret_key FROM pq_generate_keypair('ml-kem-768');
+GRANT SELECT ON blind_client TO regress_app_a;
+SET ROLE regress_app_a;
+CREATE TEMP TABLE exported AS
+SELECT e.* FROM blind_client c, pq.export_index_key('blind_a', 'email', c.public_key) e;
+-- The client opens it (FORMAT.md §16.5: user AAD = label || kid || context)
+-- and computes terms with any HMAC-SHA-256: here pgcrypto's hmac().
+SELECT e.key_version, e.kid = (SELECT kid FROM pq.tenant_keys WHERE tenant = 'blind_a' AND state = 'active') AS active_kid,
+       hmac(convert_to('user42@example.com', 'UTF8'),
+            pq_open(c.secret_key, e.key_envelope, convert_to('apg-pq v1 index key', 'UTF8') || e.kid || convert_to('email', 'UTF8')),
+            'sha256') = pq_blind_index('blind_a', 'user42@example.com', 'email') AS client_term_matches
+  FROM exported e, blind_client c;
+SELECT try($$ SELECT length(pq_open(c.secret_key, e.key_envelope, convert_to('apg-pq v1 index key', 'UTF8') || e.kid || convert_to('phone', 'UTF8')))
+                FROM exported e, blind_client c $$) AS other_context;
+SELECT try($$ SELECT * FROM pq.export_index_key('blind_b', 'email', (SELECT public_key FROM blind_client)) $$) AS other_tenant,
+       try($$ SELECT * FROM pq.export_index_key('blind_a', 'email', (SELECT public_key FROM blind_client), 1) $$) AS retired_index_key,
+       try($$ SELECT * FROM pq.export_index_key('blind_a', 'email', '\x00') $$) AS bad_key;
+RESET ROLE;
+SELECT event, version, details->>'context' AS context FROM pq.key_events WHERE event = 'blind_index_key_exported' AND tenant = 'blind_a';
+REVOKE EXECUTE ON FUNCTION pq.export_index_key(text, text, bytea, integer) FROM regress_app_a;
+DROP TABLE blind_client;
 -- Lookups only read: in a read-only transaction, without a transaction id.
 BEGIN TRANSACTION READ ONLY;
 SET LOCAL ROLE regress_app_a;
@@ -117,3 +144,4 @@ SELECT try($$ SELECT pq_blind_index('blind_a', 'v', 'c', 12) $$) AS bits_12,
 SELECT p.oid::regprocedure, p.provolatile, p.proparallel FROM pg_proc p
  WHERE p.proname IN ('pq_blind_index', 'pq_blind_indexes', 'pq_encrypt_indexed') ORDER BY p.oid::regprocedure::text;
 DROP TABLE blind_users, blind_invites;
+DROP EXTENSION pgcrypto;
