@@ -112,11 +112,14 @@ fn export_index_key(tenant: &str, context: &str, recipient: &[u8], version: Opti
             PqError::KeyState(format!("version {v} of tenant \"{}\" has no live blind index key", echo(tenant)))
         })?,
     };
-    let key = blind::derive_bytes(&keys.cipher, context.as_bytes()).map_err(invalid)?;
     let aad = blind::export_aad(&keys.kid(), context.as_bytes());
-    let envelope = PgBytea::build(sealed::sealed_len_for(recipient.suite(), key.len())?, |out| {
-        Ok(sealed::seal_to(&recipient, &key[..], &aad, out)?)
-    })?;
+    // The key lives only while it is sealed, in Rust: it is wiped before
+    // anything calls into PostgreSQL (an ERROR would skip destructors).
+    let sealed_key = {
+        let key = blind::derive_bytes(&keys.cipher, context.as_bytes()).map_err(invalid)?;
+        sealed::seal(&recipient, &key[..], &aad)?
+    };
+    let envelope = PgBytea::copy_of(&sealed_key)?;
     let actor = events::session_user();
     catalog::as_owner(|| {
         events::record(

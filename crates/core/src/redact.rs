@@ -37,6 +37,7 @@ pub const REDACTED: &str = "<redacted>";
 /// extension's own schema all start with `pq_`.
 pub const PQ_FUNCTIONS: &[&str] = &[
     "audit_checkpoint",
+    "blind_index_trigger",
     "cancel_job",
     "classical_counts",
     "classify",
