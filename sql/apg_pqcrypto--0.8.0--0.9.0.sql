@@ -13,6 +13,8 @@
 --   text, text, text, text) is replaced (same arguments first).
 -- - pq.export_index_key: an index key sealed to a client, for client-side
 --   terms (apg-pq index-key, apg-pq index-term); granted to no role.
+-- - pq.verify_keys: every stored key version checked end to end (the
+--   worker runs it every apg_pqcrypto.verify_keys_interval).
 -- No stored key or envelope changes: every 0.8.0 value decrypts as before.
 -- tests/integration/upgrade.sh installs 0.1.0 to 0.8.0, fills each, runs
 -- ALTER EXTENSION apg_pqcrypto UPDATE and compares with a fresh 0.9.0.
@@ -159,3 +161,22 @@ GRANT EXECUTE ON FUNCTION pq.retire_blind_index_key(text, integer, boolean) TO p
 -- call it until a superuser grants EXECUTE (the caller also needs the
 -- tenant's grant).
 REVOKE ALL ON FUNCTION pq.export_index_key(text, text, bytea, integer) FROM PUBLIC;
+
+CREATE  FUNCTION pq."verify_keys"(
+	"tenant" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"tenant" TEXT,  /* String */
+	"version" INT,  /* i32 */
+	"state" TEXT,  /* String */
+	"ok" bool,  /* bool */
+	"problem" TEXT  /* Option < String > */
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'verify_keys_wrapper';
+/* </end connected objects> */
+
+
+-- Every stored key version checked end to end (0.9.0): pq_admin.
+REVOKE ALL ON FUNCTION pq.verify_keys(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.verify_keys(text) TO pq_admin;

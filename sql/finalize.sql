@@ -270,3 +270,7 @@ GRANT EXECUTE ON FUNCTION pq.retire_blind_index_key(text, integer, boolean) TO p
 -- call it until a superuser grants EXECUTE (the caller also needs the
 -- tenant's grant).
 REVOKE ALL ON FUNCTION pq.export_index_key(text, text, bytea, integer) FROM PUBLIC;
+
+-- Every stored key version checked end to end (0.9.0): pq_admin.
+REVOKE ALL ON FUNCTION pq.verify_keys(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.verify_keys(text) TO pq_admin;

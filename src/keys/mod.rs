@@ -5,7 +5,8 @@
 //! versions, loaded, unwrapped, created, backed up and restored
 //! (`versions`); the other secrets under the master key, classical keys
 //! and the audit key (`secrets`); tenants and grants (`tenants`); master
-//! key rotation and status (`master_keys`).
+//! key rotation and status (`master_keys`); every stored version checked
+//! end to end (`verify`).
 //!
 //! May call: platform, journal.
 pub mod access;
@@ -15,6 +16,7 @@ pub mod master_keys;
 pub mod provider;
 pub mod secrets;
 pub mod tenants;
+pub mod verify;
 pub mod versions;
 
 /// The cache's invalidation callbacks and end-of-transaction hook and,

@@ -23,6 +23,7 @@ static AUDIT_LEVEL: GucSetting<AuditLevelSetting> = GucSetting::<AuditLevelSetti
 static AUDIT_CHECKPOINT_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(3600);
 static ALERT_FAILED_DECRYPTS: GucSetting<i32> = GucSetting::<i32>::new(100);
 static MAX_SESSIONS_PER_TENANT: GucSetting<i32> = GucSetting::<i32>::new(16);
+static VERIFY_KEYS_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 
 /// apg_pqcrypto.audit_level as SQL spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, pgrx::PostgresGucEnum)]
@@ -172,6 +173,16 @@ pub fn init(preloading: bool) {
         GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(
+        c"apg_pqcrypto.verify_keys_interval",
+        c"Seconds between the background worker's end-to-end checks of every stored key version (pq.verify_keys).",
+        c"The first check runs when the worker starts; failures are logged as WARNINGs. 0 disables the worker's checks.",
+        &VERIFY_KEYS_INTERVAL,
+        0,
+        31_536_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
         c"apg_pqcrypto.alert_failed_decrypts_per_minute",
         c"Failed decryptions of one tenant in one minute above which the worker logs a WARNING and sends NOTIFY pq_security_event.",
         c"0 disables the alert; the counts are kept in pq.security_counts either way.",
@@ -276,6 +287,12 @@ pub fn audit_level() -> AuditLevel {
 /// apg_pqcrypto.audit_checkpoint_interval (None: disabled).
 pub fn audit_checkpoint_interval() -> Option<std::time::Duration> {
     let secs = AUDIT_CHECKPOINT_INTERVAL.get();
+    (secs > 0).then(|| std::time::Duration::from_secs(secs as u64))
+}
+
+/// apg_pqcrypto.verify_keys_interval (None: disabled).
+pub fn verify_keys_interval() -> Option<std::time::Duration> {
+    let secs = VERIFY_KEYS_INTERVAL.get();
     (secs > 0).then(|| std::time::Duration::from_secs(secs as u64))
 }
 

@@ -125,6 +125,7 @@ fn round() -> bool {
         }
     }
     warn_if_escrow_stale();
+    verify_keys_if_due();
     let mut worked = false;
     for (id, migration) in in_transaction(jobs::runnable).unwrap_or_default() {
         // Batch after batch of one job for up to a second (each batch its
@@ -156,6 +157,36 @@ fn round() -> bool {
         }
     }
     worked
+}
+
+/// Checks every stored key version (pq.verify_keys) when the worker starts
+/// and then every apg_pqcrypto.verify_keys_interval; logs a WARNING per
+/// version that fails and a LOG line with the counts.
+fn verify_keys_if_due() {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    }
+    let Some(interval) = gucs::verify_keys_interval() else { return };
+    if LAST.get().is_some_and(|at| at.elapsed() < interval) {
+        return;
+    }
+    LAST.set(Some(std::time::Instant::now()));
+    match in_transaction(|| catalog::as_owner(|| crate::keys::verify::verify_stored(None))) {
+        Ok(checks) => {
+            let failed: Vec<_> = checks.iter().filter(|c| c.problem.is_some()).collect();
+            for c in &failed {
+                warning!(
+                    "apg_pqcrypto worker: key version {} of tenant \"{}\" ({}) failed verification: {}",
+                    c.version,
+                    c.tenant,
+                    c.state,
+                    c.problem.as_deref().unwrap_or_default()
+                );
+            }
+            log!("{NAME} verified {} key versions: {} failed", checks.len(), failed.len());
+        }
+        Err(e) => warning!("apg_pqcrypto worker: verifying the stored keys failed: {e}"),
+    }
 }
 
 /// Warns in the server log while the key escrow is stale (once per active

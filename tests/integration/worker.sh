@@ -2,7 +2,7 @@
 # with its notification first, a 100,000-row re-encryption job that
 # survives kill -9 of the worker, kill -9 in the middle of a tenant key and
 # a master key rotation, and the shared generation counter.
-# checks: 43
+# checks: 46
 dir="$base/worker"
 port=$port_worker
 cluster_start "$dir" "$port" "${quiet[@]}" "apg_pqcrypto.worker_naptime = 1" || return 1
@@ -167,5 +167,19 @@ wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type =
   && ok "SIGTERM: the worker stopped and the postmaster started it again" || fail "the worker restarts after pg_terminate_backend"
 check_contains "SIGTERM: it said it was stopping" "apg_pqcrypto worker stopping" "$(cat "$dir/server.log")"
 check_absent "SIGTERM: no crash, no reinitialisation after the first kill -9" "terminated by signal 15" "$(cat "$dir/server.log")"
+
+echo "# the worker checks every stored key version (pq.verify_keys) at start and every verify_keys_interval"
+check_contains "at start: every version verified, none failed" "apg_pqcrypto worker verified" "$(grep 'key versions: 0 failed' "$dir/server.log")"
+q "$port" -c "SELECT pq.create_tenant('verify_w')" \
+  -c "CREATE TABLE saved_dek AS SELECT sealed_dek FROM pq.tenant_key_versions WHERE tenant = 'verify_w'" \
+  -c "UPDATE pq.tenant_key_versions SET sealed_dek = (SELECT sealed_dek FROM pq.tenant_key_versions WHERE tenant = 'crash' AND state = 'active')
+       WHERE tenant = 'verify_w'" \
+  -c "ALTER SYSTEM SET apg_pqcrypto.verify_keys_interval = 1" -c "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 1 100); do grep -q 'tenant "verify_w" (active) failed verification' "$dir/server.log" && break; sleep 0.2; done
+check_contains "a damaged version: one WARNING naming the version and what failed" \
+  'WARNING:  apg_pqcrypto worker: key version 1 of tenant "verify_w" (active) failed verification: the sealed DEK does not open' "$(cat "$dir/server.log")"
+q "$port" -c "UPDATE pq.tenant_key_versions SET sealed_dek = (SELECT sealed_dek FROM saved_dek) WHERE tenant = 'verify_w'" \
+  -c "ALTER SYSTEM RESET apg_pqcrypto.verify_keys_interval" -c "SELECT pg_reload_conf()" >/dev/null
+check "put back, the version passes pq.verify_keys" "t" "$(q "$port" -c "SELECT ok FROM pq.verify_keys('verify_w')")"
 cluster_stop "$dir"
 check "a fast shutdown stops the worker cleanly" "2" "$(grep -c "apg_pqcrypto worker stopping" "$dir/server.log")"

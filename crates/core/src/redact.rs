@@ -106,6 +106,7 @@ pub const PQ_FUNCTIONS: &[&str] = &[
     "untrack_column",
     "verify_audit_chain",
     "verify_config_signature",
+    "verify_keys",
 ];
 
 /// True if `name` (an identifier, any case) names one of the extension's
