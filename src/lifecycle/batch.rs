@@ -405,12 +405,12 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
             .collect(),
     };
     let mut terms = Vec::with_capacity(rows.len());
+    // A blind index column gets the term of each new value.
+    let results = match &t.blind {
+        Some(b) => blind_index::with_terms(b, results, rows.iter().map(|r| r.aad.as_slice()))?,
+        None => results.into_iter().map(|r| r.map(|new| (new, Vec::new()))).collect(),
+    };
     for (row, result) in rows.into_iter().zip(results) {
-        // A blind index column gets the term of the new value.
-        let result = result.and_then(|new| match &t.blind {
-            Some(b) => blind_index::term_for_batch(b, &new, &row.aad).map(|term| (new, term)),
-            None => Ok((new, Vec::new())),
-        });
         match result {
             Ok((new, term)) => {
                 targets.push(row.at);

@@ -38,18 +38,30 @@ pub fn writing_back<R>(id: i32, f: impl FnOnce() -> PqResult<R>) -> PqResult<R> 
     f()
 }
 
-/// The term of a value a batch made (an envelope under the active version),
-/// or why not (never with the plaintext).
-pub fn term_for_batch(b: &BlindColumn, envelope: &[u8], aad: &[u8]) -> Result<Vec<u8>, String> {
-    let term = || -> PqResult<Vec<u8>> {
-        let n = blind::parse_normalization(&b.normalization)?;
-        Ok(blind::term_of_envelope(envelope, aad, n, TermSpec::new(&b.context, b.bits)?)?.1)
-    };
-    // As the extension's owner, like the batch's other crypto: the job was
-    // allowed when it was queued.
-    catalog::as_owner(term).map_err(|e| match e {
-        PqError::NotText => "its value is not UTF-8 text, which the blind index normalisation needs".to_owned(),
-        _ => "its blind index term could not be made".to_owned(),
+/// Each value a batch made (an envelope under the active version) with its
+/// term, or why not (never with the plaintext); `aads` pairs with `values`.
+/// One switch to the extension's owner for the whole batch, like the
+/// batch's other crypto: the job was allowed when it was queued.
+pub fn with_terms<'a>(
+    b: &BlindColumn,
+    values: Vec<Result<Vec<u8>, String>>,
+    aads: impl Iterator<Item = &'a [u8]>,
+) -> PqResult<Vec<Result<(Vec<u8>, Vec<u8>), String>>> {
+    let n = blind::parse_normalization(&b.normalization)?;
+    let spec = TermSpec::new(&b.context, b.bits)?;
+    catalog::as_owner(|| {
+        Ok(values
+            .into_iter()
+            .zip(aads)
+            .map(|(value, aad)| {
+                let value = value?;
+                match blind::term_of_envelope(&value, aad, n, spec) {
+                    Ok((_, term)) => Ok((value, term)),
+                    Err(PqError::NotText) => Err("its value is not UTF-8 text, which the blind index normalisation needs".to_owned()),
+                    Err(_) => Err("its blind index term could not be made".to_owned()),
+                }
+            })
+            .collect())
     })
 }
 
