@@ -92,15 +92,7 @@ fn tracked_for(relid: pg_sys::Oid, column: &str) -> PqResult<Found> {
         return Ok(hit);
     }
     let found = catalog::as_owner(|| {
-        let id = catalog::one::<i32>(
-            "SELECT c.id FROM pq.tracked_columns c
-               LEFT JOIN pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) WITH ORDINALITY AS a(relid, depth)
-                      ON a.relid OPERATOR(pg_catalog.=) c.relid
-              WHERE c.column_name = $2 AND (c.relid = $1 OR a.relid IS NOT NULL) AND c.blind_index_column IS NOT NULL
-              ORDER BY coalesce(a.depth, 0) LIMIT 1",
-            &[relid.into(), column.into()],
-        )?;
-        id.map(|id| Ok((id, Rc::new(tracking::load(id)?)))).transpose()
+        tracking::for_trigger(relid, column, true)?.map(|(id, ..)| Ok((id, Rc::new(tracking::load(id)?)))).transpose()
     })?;
     FOUND.with_borrow_mut(|c| c.1.insert(key, found.clone()));
     Ok(found)

@@ -222,6 +222,29 @@ pub fn load(id: i32) -> PqResult<Tracked> {
     resolve(relid, &column, tenant, tenant_column, aad_column, blind)
 }
 
+/// A tracked column as a row trigger finds it: id, tenant, tenant column
+/// and AAD column.
+pub type ForTrigger = (i32, Option<String>, Option<String>, Option<String>);
+
+/// The tracked column `column` of `relid`, or, for a partition (whose row
+/// trigger is a clone of its parent's), of the nearest partitioned table
+/// above it that tracks the column; with `blind_only`, only one with a
+/// blind index column. Call as owner.
+pub fn for_trigger(relid: pg_sys::Oid, column: &str, blind_only: bool) -> PqResult<Option<ForTrigger>> {
+    let blind = if blind_only { " AND c.blind_index_column IS NOT NULL" } else { "" };
+    catalog::row(
+        &format!(
+            "SELECT c.id, c.tenant, c.tenant_column::text, c.aad_column::text FROM pq.tracked_columns c
+               LEFT JOIN pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) WITH ORDINALITY AS a(relid, depth)
+                      ON a.relid OPERATOR(pg_catalog.=) c.relid
+              WHERE c.column_name = $2 AND (c.relid = $1 OR a.relid IS NOT NULL){blind}
+              ORDER BY coalesce(a.depth, 0) LIMIT 1"
+        ),
+        &[relid.into(), column.into()],
+        |row| Ok((row.get::<i32>(1)?.unwrap_or_default(), row.get::<String>(2)?, row.get::<String>(3)?, row.get::<String>(4)?)),
+    )
+}
+
 /// The ids of the tracked columns of `relid` / `column`, or of a tenant.
 pub fn ids_for_column(relid: pg_sys::Oid, column: &str) -> PqResult<Option<i32>> {
     catalog::one::<i32>(

@@ -400,21 +400,10 @@ fn convert_for_write(tenant: &str, value: &[u8], aad: &[u8]) -> PqResult<Option<
     }
 }
 
-/// The tracked column's tenant, tenant column and AAD column: of `relid`,
-/// or, for a partition (whose row trigger is a clone of its parent's), of
-/// the nearest partitioned table above it that tracks the column. Call as
-/// owner.
+/// The tracked column's tenant, tenant column and AAD column, as the
+/// trigger of `relid` finds it (`tracking::for_trigger`). Call as owner.
 fn tracked_config(relid: pg_sys::Oid, column: &str) -> PqResult<(Option<String>, Option<String>, Option<String>)> {
-    catalog::row(
-        "SELECT c.tenant, c.tenant_column::text, c.aad_column::text FROM pq.tracked_columns c
-           LEFT JOIN pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) WITH ORDINALITY AS a(relid, depth)
-                  ON a.relid OPERATOR(pg_catalog.=) c.relid
-          WHERE c.column_name = $2 AND (c.relid = $1 OR a.relid IS NOT NULL)
-          ORDER BY coalesce(a.depth, 0) LIMIT 1",
-        &[relid.into(), column.into()],
-        |row| Ok((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<String>(3)?)),
-    )?
-    .ok_or_else(|| PqError::Sql {
+    tracking::for_trigger(relid, column, false)?.map(|(_, tenant, tc, ac)| (tenant, tc, ac)).ok_or_else(|| PqError::Sql {
         code: b"55000",
         message: format!("column \"{}\" is not tracked", echo(column)),
         hint: Some("pq.migrate_column or pq.track_column records its tenant first".into()),
