@@ -38,6 +38,9 @@ pub fn writing_back<R>(id: i32, f: impl FnOnce() -> PqResult<R>) -> PqResult<R> 
     f()
 }
 
+/// A new value and its term, or why not.
+pub type WithTerm = Result<(Vec<u8>, Vec<u8>), String>;
+
 /// Each value a batch made (an envelope under the active version) with its
 /// term, or why not (never with the plaintext); `aads` pairs with `values`.
 /// One switch to the extension's owner for the whole batch, like the
@@ -46,7 +49,7 @@ pub fn with_terms<'a>(
     b: &BlindColumn,
     values: Vec<Result<Vec<u8>, String>>,
     aads: impl Iterator<Item = &'a [u8]>,
-) -> PqResult<Vec<Result<(Vec<u8>, Vec<u8>), String>>> {
+) -> PqResult<Vec<WithTerm>> {
     let n = blind::parse_normalization(&b.normalization)?;
     let spec = TermSpec::new(&b.context, b.bits)?;
     catalog::as_owner(|| {
