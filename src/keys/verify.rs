@@ -1,15 +1,17 @@
 //! `pq.verify_keys`: every stored tenant key version checked end to end,
-//! without the cache and without using any key for data — its seeds unwrap
-//! under their master data key, the KEM seed gives the stored kid and
-//! public key, the sealed DEK opens with it, and the ML-DSA seed gives the
-//! stored verifying key and signing kid; a destroyed version holds no
-//! secret any more. The worker runs it every
-//! `apg_pqcrypto.verify_keys_interval` and logs what fails. Problems are
-//! described without any key material.
+//! without the cache and without using any key for data, through the
+//! unwrapping the key loader uses (`versions::open_stored`,
+//! `versions::open_signing`): its seeds unwrap under their master data
+//! key, the KEM seed gives the stored kid and public key, the sealed DEK
+//! opens with it, and the ML-DSA seed gives the stored verifying key and
+//! signing kid; a destroyed version holds no secret any more. The worker
+//! runs it every `apg_pqcrypto.verify_keys_interval` and logs what fails.
+//! Problems are described without any key material.
 use crate::{
     keys::{
         access,
         master::{mdk, stored_kid, unwrapping},
+        versions::{open_signing, open_stored},
     },
     platform::{
         catalog, roles,
@@ -17,7 +19,7 @@ use crate::{
     },
 };
 use pgrx::prelude::*;
-use pqcore::{dek_suite, open_dek, DsaSeed, Kid, Purpose, RecipientSecret, SigningKey, WrapContext};
+use pqcore::Kid;
 
 /// One version's result.
 pub struct VersionCheck {
@@ -60,25 +62,20 @@ fn check(v: &Stored) -> Option<String> {
         Ok(m) => m,
         Err(_) => return Some("its master data key could not be unwrapped (see the server log)".to_owned()),
     };
+    let Ok(kid) = Kid::from_slice(&v.kid) else { return Some("its kid is malformed".to_owned()) };
     let result = unwrapping(|| {
         let fail = |m: &str| Ok(Some(m.to_owned()));
-        let Ok(suite) = dek_suite(sealed_dek) else { return fail("the sealed DEK is malformed") };
-        let context = WrapContext { tenant: &v.tenant, version: v.version as u32, purpose: Purpose::kem_seed(suite) };
-        let Ok(seed) = mdk.unwrap(kem_seed, &context) else { return fail("the KEM seed does not unwrap") };
-        let Ok(kem) = RecipientSecret::from_seed(suite, seed.expose()) else { return fail("the KEM seed is malformed") };
-        if kem.kid().as_bytes()[..] != v.kid[..] {
-            return fail("the KEM seed does not give the stored kid");
-        }
+        let (kem, _dek) = match open_stored(&mdk, &v.tenant, v.version, kid, kem_seed, sealed_dek) {
+            Ok(opened) => opened,
+            Err(what) => return fail(what),
+        };
         if kem.public_key().as_bytes() != &v.public_key[..] {
             return fail("the KEM seed does not give the stored public key");
         }
-        if open_dek(&kem, sealed_dek).is_err() {
-            return fail("the sealed DEK does not open");
-        }
-        let context = WrapContext { tenant: &v.tenant, version: v.version as u32, purpose: Purpose::DsaSeed };
-        let Ok(seed) = mdk.unwrap(dsa_seed, &context) else { return fail("the ML-DSA seed does not unwrap") };
-        let Ok(seed) = DsaSeed::from_slice(seed.expose()) else { return fail("the ML-DSA seed is malformed") };
-        let signing = SigningKey::from_seed(&seed);
+        let signing = match open_signing(&mdk, &v.tenant, v.version, dsa_seed) {
+            Ok(key) => key,
+            Err(what) => return fail(what),
+        };
         let vk = signing.verifying_key().as_bytes();
         if vk[..] != v.verifying_key[..] {
             return fail("the ML-DSA seed does not give the stored verifying key");

@@ -16,7 +16,10 @@ use crate::{
         errors::{echo, PqError, PqResult},
     },
 };
-use pqcore::{dek_suite, open_dek, DsaSeed, KeyedCipher, Kid, Purpose, RecipientSecret, SigningKey, Suite, VerifyingKey, WrapContext};
+use pqcore::{
+    dek_suite, open_dek, Dek, DsaSeed, KeyedCipher, Kid, MasterDataKey, Purpose, RecipientSecret, SigningKey, Suite, VerifyingKey,
+    WrapContext,
+};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -60,15 +63,8 @@ fn load_version(query: &str, arg: pgrx::datum::DatumWithOid<'_>) -> PqResult<Opt
     let damaged = |what: &str| {
         PqError::internal("a stored tenant key is damaged", format!("tenant {tenant} version {version}: {what}"))
     };
-    let suite = dek_suite(&sealed_dek).map_err(|_| damaged("the sealed DEK is malformed"))?;
     let keys = unwrapping(|| {
-        let context = WrapContext { tenant: &tenant, version: version as u32, purpose: Purpose::kem_seed(suite) };
-        let seed = mdk.unwrap(&wrapped_seed, &context).map_err(|_| damaged("the KEM seed does not unwrap"))?;
-        let kem = RecipientSecret::from_seed(suite, seed.expose())?;
-        if kem.kid() != kid {
-            return Err(damaged("the KEM seed does not match the kid"));
-        }
-        let dek = open_dek(&kem, &sealed_dek).map_err(|_| damaged("the sealed DEK does not open"))?;
+        let (kem, dek) = open_stored(&mdk, &tenant, version, kid, &wrapped_seed, &sealed_dek).map_err(damaged)?;
         let cipher = KeyedCipher::new(&dek, kid);
         Ok(Rc::new(VersionKeys {
             tenant: tenant.clone(),
@@ -84,6 +80,37 @@ fn load_version(query: &str, arg: pgrx::datum::DatumWithOid<'_>) -> PqResult<Opt
         }))
     })?;
     Ok(Some(keys))
+}
+
+/// A stored version's KEM key and DEK: the seed unwrapped under `mdk`,
+/// checked against the stored kid, and the sealed DEK opened with it; or
+/// what is wrong, without key material. Call inside `unwrapping`.
+pub(super) fn open_stored(
+    mdk: &MasterDataKey,
+    tenant: &str,
+    version: i32,
+    kid: Kid,
+    wrapped_seed: &[u8],
+    sealed_dek: &[u8],
+) -> Result<(RecipientSecret, Dek), &'static str> {
+    let suite = dek_suite(sealed_dek).map_err(|_| "the sealed DEK is malformed")?;
+    let context = WrapContext { tenant, version: version as u32, purpose: Purpose::kem_seed(suite) };
+    let seed = mdk.unwrap(wrapped_seed, &context).map_err(|_| "the KEM seed does not unwrap")?;
+    let kem = RecipientSecret::from_seed(suite, seed.expose()).map_err(|_| "the KEM seed is malformed")?;
+    if kem.kid() != kid {
+        return Err("the KEM seed does not give the stored kid");
+    }
+    let dek = open_dek(&kem, sealed_dek).map_err(|_| "the sealed DEK does not open")?;
+    Ok((kem, dek))
+}
+
+/// A stored version's ML-DSA-65 signing key, its seed unwrapped under
+/// `mdk`; or what is wrong, without key material. Call inside `unwrapping`.
+pub(super) fn open_signing(mdk: &MasterDataKey, tenant: &str, version: i32, wrapped: &[u8]) -> Result<SigningKey, &'static str> {
+    let context = WrapContext { tenant, version: version as u32, purpose: Purpose::DsaSeed };
+    let seed = mdk.unwrap(wrapped, &context).map_err(|_| "the ML-DSA seed does not unwrap")?;
+    let seed = DsaSeed::from_slice(seed.expose()).map_err(|_| "the ML-DSA seed is malformed")?;
+    Ok(SigningKey::from_seed(&seed))
 }
 
 fn cache_version(keys: &Rc<VersionKeys>) {
@@ -188,14 +215,9 @@ pub fn signing_key(keys: &VersionKeys) -> PqResult<Rc<SigningKey>> {
         Ok((wrapped, mdk(keys.mdk_id)?))
     })?;
     let key = unwrapping(|| {
-        let context = WrapContext { tenant: &keys.tenant, version: keys.version as u32, purpose: Purpose::DsaSeed };
-        let seed = mdk.unwrap(&wrapped, &context).map_err(|_| {
-            PqError::internal(
-                "a stored tenant key is damaged",
-                format!("tenant {} version {}: the ML-DSA seed does not unwrap", keys.tenant, keys.version),
-            )
-        })?;
-        Ok(Rc::new(SigningKey::from_seed(&DsaSeed::from_slice(seed.expose())?)))
+        open_signing(&mdk, &keys.tenant, keys.version, &wrapped).map(Rc::new).map_err(|what| {
+            PqError::internal("a stored tenant key is damaged", format!("tenant {} version {}: {what}", keys.tenant, keys.version))
+        })
     })?;
     *keys.signing.borrow_mut() = Some(key.clone());
     Ok(key)
