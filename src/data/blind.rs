@@ -101,7 +101,7 @@ pub fn term_of_envelope(value: &[u8], aad: &[u8], normalization: Normalization, 
 /// events. Returns (version, kid, envelope).
 fn export_index_key(tenant: &str, context: &str, recipient: &[u8], version: Option<i32>) -> PqResult<(i32, Vec<u8>, PgBytea)> {
     const WHAT: &str = "export blind index keys";
-    TermSpec::new(context, 256)?;
+    blind::check_context(context.as_bytes()).map_err(invalid)?;
     let recipient = RecipientKey::from_slice(recipient)?;
     if catalog::in_recovery() {
         return Err(PqError::ReadOnly(WHAT));
