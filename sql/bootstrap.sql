@@ -34,7 +34,10 @@ CREATE TABLE pq.tenants (
     created_at timestamptz NOT NULL DEFAULT now(),
     created_by text NOT NULL DEFAULT session_user,
     -- The KEM of every key version (0.6.0): chosen at creation.
-    kem        text NOT NULL DEFAULT 'ml-kem-768' CHECK (kem IN ('ml-kem-768', 'x-wing'))
+    kem        text NOT NULL DEFAULT 'ml-kem-768' CHECK (kem IN ('ml-kem-768', 'x-wing')),
+    -- 0.10.0: when pq.shred_tenant destroyed every key of the tenant (it
+    -- gets no new keys after).
+    shredded_at timestamptz
 );
 
 CREATE TABLE pq.tenant_key_versions (
@@ -325,7 +328,8 @@ CREATE TABLE pq.usage_counts (
 CREATE TABLE pq.security_counts (
     tenant    text NOT NULL,
     role_name text NOT NULL,
-    kind      text NOT NULL CHECK (kind IN ('failed_decrypt', 'failed_verify')),
+    -- 0.10.0: unusual_access, a role's decryptions above its baseline.
+    kind      text NOT NULL CHECK (kind IN ('failed_decrypt', 'failed_verify', 'unusual_access')),
     minute    timestamptz NOT NULL,
     count     bigint NOT NULL CHECK (count >= 0),
     alerted   boolean NOT NULL DEFAULT false,

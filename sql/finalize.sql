@@ -274,3 +274,34 @@ REVOKE ALL ON FUNCTION pq.export_index_key(text, text, bytea, integer) FROM PUBL
 -- Every stored key version checked end to end (0.9.0): pq_admin.
 REVOKE ALL ON FUNCTION pq.verify_keys(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq.verify_keys(text) TO pq_admin;
+
+-- Operating it (0.10.0): crypto-shredding, enforced encryption, key DDL in
+-- the audit chain (docs/OPERATIONS.md).
+REVOKE ALL ON FUNCTION pq.shred_tenant(text, text), pq.enforcement_report(), pq.ddl_dropped(), pq.ddl_ended() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.shred_tenant(text, text), pq.enforcement_report() TO pq_admin;
+
+-- The DDL audit's event triggers (src/audit/ddl.rs): their functions run as
+-- the extension's owner, who alone may execute pq.ddl_dropped and
+-- pq.ddl_ended; those read pg_event_trigger_dropped_objects() and
+-- pg_event_trigger_ddl_commands(), so they do nothing outside an event
+-- trigger. Dropping the extension drops them first.
+CREATE FUNCTION pq.audit_sql_drop() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pq, pg_temp AS $$
+BEGIN
+    IF pg_catalog.to_regprocedure('pq.ddl_dropped()') IS NOT NULL THEN
+        PERFORM pq.ddl_dropped();
+    END IF;
+END
+$$;
+CREATE FUNCTION pq.audit_ddl_end() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pq, pg_temp AS $$
+BEGIN
+    IF pg_catalog.to_regprocedure('pq.ddl_ended()') IS NOT NULL THEN
+        PERFORM pq.ddl_ended();
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION pq.audit_sql_drop(), pq.audit_ddl_end() FROM PUBLIC;
+CREATE EVENT TRIGGER pq_audit_sql_drop ON sql_drop EXECUTE FUNCTION pq.audit_sql_drop();
+CREATE EVENT TRIGGER pq_audit_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'ALTER EXTENSION')
+    EXECUTE FUNCTION pq.audit_ddl_end();

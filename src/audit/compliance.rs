@@ -30,7 +30,7 @@ SELECT jsonb_build_object(
         FROM pq.key_events, period
        WHERE tenant = $1 AND at >= period.since
          AND event IN ('tenant_created', 'key_rotated', 'version_disabled', 'version_enabled', 'version_destroyed',
-                       'policy_set', 'rotation_notified', 'master_key_rotated')),
+                       'policy_set', 'rotation_notified', 'master_key_rotated', 'tenant_shredded')),
   'access_patterns', jsonb_build_object(
       'by_role', (SELECT coalesce(jsonb_agg(jsonb_build_object('role', role_name, 'operation', operation, 'count', n)
                                            ORDER BY role_name, operation), '[]') FROM usage WHERE role_name <> ''),
@@ -39,6 +39,7 @@ SELECT jsonb_build_object(
   'security_incidents', jsonb_build_object(
       'failed_decrypts', (SELECT coalesce(sum(count), 0) FROM security WHERE kind = 'failed_decrypt'),
       'failed_verifies', (SELECT coalesce(sum(count), 0) FROM security WHERE kind = 'failed_verify'),
+      'unusual_access_minutes', (SELECT count(*) FROM security WHERE kind = 'unusual_access'),
       'alerts', (SELECT coalesce(jsonb_agg(DISTINCT jsonb_build_object('minute', minute)), '[]')
                    FROM security WHERE alerted)),
   'compliance_status', jsonb_build_object(

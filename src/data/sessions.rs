@@ -143,6 +143,22 @@ pub fn sweep() -> usize {
     wiped
 }
 
+/// Wipes every live session of `tenant` (a crypto-shred: its envelopes
+/// can never be opened again); returns how many. Not transactional: a
+/// session ended here stays ended even if the caller's transaction aborts.
+pub fn end_tenant(tenant: &str) -> usize {
+    if !crate::platform::shmem::preloaded() {
+        return 0;
+    }
+    let mut sessions = SESSIONS.exclusive();
+    let mut wiped = 0;
+    for slot in sessions.slots.iter_mut().filter(|s| s.in_use && s.tenant[..usize::from(s.tenant_len)] == *tenant.as_bytes()) {
+        slot.wipe();
+        wiped += 1;
+    }
+    wiped
+}
+
 /// Time until the next live session expires (an hour when there is none).
 pub fn until_next_expiry() -> std::time::Duration {
     let idle = std::time::Duration::from_secs(3600);

@@ -249,6 +249,7 @@ pub fn flush(actor: &str) -> PqResult<u64> {
         written += t.count;
     }
     alert(actor)?;
+    unusual_access(actor)?;
     if dropped > 0 {
         warning!("apg_pqcrypto: {dropped} operation counts were lost: more distinct counters than shared memory holds between two flushes");
     }
@@ -312,6 +313,68 @@ fn alert(actor: &str) -> PqResult<()> {
         let tenant = if tenant.is_empty() { "(unknown key id)".to_owned() } else { format!("\"{tenant}\"") };
         warning!(
             "apg_pqcrypto: {n} failed decryptions for tenant {tenant} in the minute from {minute} (alert threshold {threshold})"
+        );
+    }
+    Ok(())
+}
+
+/// Minutes of the last hour in which a role decrypted a tenant's values
+/// more than `apg_pqcrypto.alert_rate_factor` times its baseline (the 99th
+/// percentile of its busy minutes over the 7 days before that hour, in
+/// pq.usage_counts: so only with `audit_level = all`, and only for a role
+/// that has such history), and at least `alert_rate_min_decrypts` times: a
+/// `unusual_access` row in pq.security_counts (so in pq.security_events),
+/// an `unusual_access_alert` event, a WARNING and a NOTIFY
+/// pq_security_event carrying only the event's id; once per tenant, role
+/// and minute.
+fn unusual_access(actor: &str) -> PqResult<()> {
+    let (factor, floor) = gucs::alert_rate();
+    if factor <= 0.0 || !catalog::has_0_10_objects() {
+        return Ok(());
+    }
+    let bursts = catalog::write_rows(
+        "WITH recent AS (
+             SELECT tenant, role_name, minute, sum(count) AS n FROM pq.usage_counts
+              WHERE operation = 'decrypt' AND role_name <> '' AND minute >= now() - interval '1 hour'
+              GROUP BY tenant, role_name, minute HAVING sum(count) >= $2),
+         baseline AS (
+             SELECT u.tenant, u.role_name,
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY u.count::float8) AS p99, count(*) AS minutes
+               FROM pq.usage_counts u
+              WHERE u.operation = 'decrypt' AND u.minute >= now() - interval '7 days' AND u.minute < now() - interval '1 hour'
+                AND (u.tenant, u.role_name) IN (SELECT tenant, role_name FROM recent)
+              GROUP BY u.tenant, u.role_name),
+         burst AS (
+             SELECT r.tenant, r.role_name, r.minute, r.n, b.p99, b.minutes FROM recent r JOIN baseline b USING (tenant, role_name)
+              WHERE r.n > $1 * b.p99),
+         marked AS (
+             INSERT INTO pq.security_counts (tenant, role_name, kind, minute, count, alerted)
+             SELECT tenant, role_name, 'unusual_access', minute, n, true FROM burst
+             ON CONFLICT (tenant, role_name, kind, minute) DO NOTHING
+             RETURNING tenant, role_name, minute, count)
+         SELECT m.tenant, m.role_name, m.minute::text, m.count, b.p99, b.minutes
+           FROM marked m JOIN burst b USING (tenant, role_name, minute)",
+        &[factor.into(), i64::from(floor).into()],
+        |row| {
+            Ok((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?.unwrap_or_default(),
+                row.get::<String>(3)?.unwrap_or_default(),
+                row.get::<i64>(4)?.unwrap_or_default(),
+                row.get::<f64>(5)?.unwrap_or_default(),
+                row.get::<i64>(6)?.unwrap_or_default(),
+            ))
+        },
+    )?;
+    for (tenant, role, minute, n, p99, minutes) in bursts {
+        let details = serde_json::json!({
+            "role": role, "minute": minute, "decrypts": n, "baseline_p99": p99, "baseline_minutes": minutes, "factor": factor
+        });
+        let id = crate::journal::events::record_id("unusual_access_alert", Some(&tenant), None, actor, None, details)?;
+        crate::journal::events::notify("pq_security_event", id)?;
+        warning!(
+            "apg_pqcrypto: role \"{role}\" decrypted {n} values of tenant \"{tenant}\" in the minute from {minute}, \
+             above {factor} times its 7-day baseline of {p99:.1} per minute"
         );
     }
     Ok(())

@@ -20,6 +20,14 @@ pub(crate) fn check_tenant_name(tenant: &str) -> PqResult<()> {
     Ok(())
 }
 
+/// When `tenant` was shredded, if it was. Call as owner.
+pub fn shredded_at(tenant: &str) -> PqResult<Option<String>> {
+    if !catalog::has_0_10_objects() {
+        return Ok(None);
+    }
+    catalog::one::<String>("SELECT shredded_at::text FROM pq.tenants WHERE name = $1", &[tenant.into()])
+}
+
 fn create_tenant(tenant: &str, kem: &str) -> PqResult<(String, i32, Vec<u8>)> {
     crate::platform::roles::require_admin("create tenants")?;
     check_tenant_name(tenant)?;

@@ -22,6 +22,7 @@ use crate::{
         blind_index,
         jobs::{Work, DEFAULT_BATCH},
         rotation,
+        row_trigger,
         tracking::{self, quote_ident, Tracked},
     },
     platform::{catalog, errors::{PqError, PqResult}},
@@ -103,8 +104,11 @@ impl<'a> TableSql<'a> {
         };
         let only = if only_tenant { format!(" AND {tenant_expr} = $2") } else { String::new() };
         let pending = match work {
+            // A row whose tenant has no active version (shredded) cannot be
+            // re-encrypted: it is not pending.
             Work::Reencrypt => format!(
-                "substr(t.{col}, 3, 16) IS DISTINCT FROM ($5::bytea[])[array_position($4::text[], {tenant_expr})]"
+                "array_position($4::text[], {tenant_expr}) IS NOT NULL
+                 AND substr(t.{col}, 3, 16) IS DISTINCT FROM ($5::bytea[])[array_position($4::text[], {tenant_expr})]"
             ),
             Work::Migrate { .. } => format!("NOT (substr(t.{col}, 3, 16) = ANY($5::bytea[]))"),
         };
@@ -195,7 +199,7 @@ impl<'a> TableSql<'a> {
         let mut written = self.as_owner(|| {
             // A nested loop of TID look-ups, not a scan of the whole table.
             catalog::run("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", &[])?;
-            blind_index::writing_back(tracked_id, || {
+            row_trigger::writing_back(tracked_id, || {
                 catalog::write_rows(&query, &[rels.into(), tids.into(), values.into(), terms.into()], |row| {
                     Ok(RowId {
                         rel: row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID).to_u32(),

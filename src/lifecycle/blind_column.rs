@@ -1,5 +1,6 @@
 //! The blind index column of a tracked column (docs/SEARCH.md): its
-//! definition, the trigger that keeps it (created and dropped with the
+//! definition, the row triggers of tracked tables (the one that keeps the
+//! blind index column and the enforcement one, created and dropped with the
 //! tracking), and a counter that tells the trigger's cache (in
 //! `blind_index`) that a definition changed in this backend. Below
 //! `tracking`, which calls it.
@@ -39,6 +40,25 @@ pub fn has_blind_indexes() -> bool {
 thread_local! {
     /// Goes up when this backend tracks or untracks a column.
     static GENERATION: Cell<u64> = const { Cell::new(0) };
+    /// Set while the extension itself creates or drops a row trigger, so
+    /// that the DDL audit's event triggers leave that DDL alone.
+    static OWN_DDL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True while the extension runs its own trigger DDL (see `OWN_DDL`).
+pub fn own_ddl() -> bool {
+    OWN_DDL.get()
+}
+
+fn as_own_ddl<R>(f: impl FnOnce() -> PqResult<R>) -> PqResult<R> {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            OWN_DDL.set(self.0);
+        }
+    }
+    let _reset = Reset(OWN_DDL.replace(true));
+    f()
 }
 
 /// A column was tracked or untracked: cached trigger configurations are stale.
@@ -51,36 +71,62 @@ pub fn generation() -> u64 {
     GENERATION.get()
 }
 
-/// The name of the trigger that keeps tracked column `id`'s blind index
-/// column: it sorts after the names users give, so it sees the value that
-/// other BEFORE triggers (the dual-mode migration trigger) leave.
-pub fn trigger_name(id: i32) -> String {
-    format!("zz_pq_blind_index_{id}")
+/// The row triggers `pq.track_column` puts on a tracked table.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RowTrigger {
+    /// `pq.blind_index_trigger`: keeps the blind index column (only with one).
+    BlindIndex,
+    /// `pq.enforcement_trigger`: refuses values that are not envelopes of
+    /// the column's tenant while `apg_pqcrypto.enforce_encryption` says so
+    /// (every tracked column, 0.10.0).
+    Enforcement,
 }
 
-/// Creates tracked column `id`'s trigger on `table` (schema-qualified and
-/// quoted), for its value column `column`. Call as owner.
-pub fn create_trigger(id: i32, table: &str, column: &str) -> PqResult<()> {
-    catalog::run(
-        &format!(
-            "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION pq.blind_index_trigger({})",
-            quote_identifier(trigger_name(id)),
-            quote_literal(column)
-        ),
-        &[],
-    )
+impl RowTrigger {
+    /// The trigger's name on the table: it sorts after the names users give,
+    /// so it sees the value that other BEFORE triggers (the dual-mode
+    /// migration trigger) leave; the enforcement trigger sorts last.
+    pub fn name(self, id: i32) -> String {
+        match self {
+            RowTrigger::BlindIndex => format!("zz_pq_blind_index_{id}"),
+            RowTrigger::Enforcement => format!("zz_pq_enforcement_{id}"),
+        }
+    }
+
+    fn function(self) -> &'static str {
+        match self {
+            RowTrigger::BlindIndex => "pq.blind_index_trigger",
+            RowTrigger::Enforcement => "pq.enforcement_trigger",
+        }
+    }
 }
 
-/// Drops tracked column `id`'s trigger on `relid` (`table`), if there is one. Call as owner.
-pub fn drop_trigger(relid: pg_sys::Oid, id: i32, table: &str) -> PqResult<()> {
-    let name = trigger_name(id);
+/// Creates tracked column `id`'s `kind` trigger on `table` (schema-qualified
+/// and quoted), for its value column `column`. Call as owner.
+pub fn create_trigger(kind: RowTrigger, id: i32, table: &str, column: &str) -> PqResult<()> {
+    as_own_ddl(|| {
+        catalog::run(
+            &format!(
+                "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION {}({})",
+                quote_identifier(kind.name(id)),
+                kind.function(),
+                quote_literal(column)
+            ),
+            &[],
+        )
+    })
+}
+
+/// Drops tracked column `id`'s `kind` trigger on `relid` (`table`), if there is one. Call as owner.
+pub fn drop_trigger(kind: RowTrigger, relid: pg_sys::Oid, id: i32, table: &str) -> PqResult<()> {
+    let name = kind.name(id);
     let exists = catalog::one::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2 AND NOT tgisinternal)",
         &[relid.into(), name.as_str().into()],
     )?
     .unwrap_or(false);
     if exists {
-        catalog::run(&format!("DROP TRIGGER {} ON {table}", quote_identifier(&name)), &[])?;
+        as_own_ddl(|| catalog::run(&format!("DROP TRIGGER {} ON {table}", quote_identifier(&name)), &[]))?;
     }
     Ok(())
 }

@@ -7,36 +7,13 @@ use crate::{
     data::blind::{self, TermSpec},
     journal::events,
     lifecycle::{
-        blind_column::{self, BlindColumn},
-        tracking::{self, Tracked},
+        blind_column::BlindColumn,
+        row_trigger, tracking,
     },
     platform::{catalog, errors::{PqError, PqResult}},
 };
 use pgrx::prelude::*;
 use serde_json::json;
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::rc::Rc;
-
-thread_local! {
-    /// The tracked column whose batch is writing back values and terms.
-    static WRITING_BACK: Cell<Option<i32>> = const { Cell::new(None) };
-}
-
-/// Runs a batch's write-back of tracked column `id`: its rows come with
-/// their terms made under the active version, and the trigger leaves them
-/// (it would otherwise decrypt each value again, as the table's owner,
-/// who need not be granted the tenant).
-pub fn writing_back<R>(id: i32, f: impl FnOnce() -> PqResult<R>) -> PqResult<R> {
-    struct Reset(Option<i32>);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            WRITING_BACK.set(self.0);
-        }
-    }
-    let _reset = Reset(WRITING_BACK.replace(Some(id)));
-    f()
-}
 
 /// A new value and its term, or why not.
 pub type WithTerm = Result<(Vec<u8>, Vec<u8>), String>;
@@ -68,39 +45,6 @@ pub fn with_terms<'a>(
     })
 }
 
-type Found = Option<(i32, Rc<Tracked>)>;
-/// (local transaction id, tracking generation) and what [`tracked_for`] found then.
-type FoundCache = ((u32, u64), HashMap<(u32, String), Found>);
-
-thread_local! {
-    /// The trigger's configurations read in this transaction: one look-up
-    /// per table, not one per row written; tracking or untracking a column
-    /// in this backend starts afresh.
-    static FOUND: RefCell<FoundCache> = RefCell::new(((0, 0), HashMap::new()));
-}
-
-/// The tracked column with a blind index column whose value column is
-/// `column` of `relid`, or of a partitioned table `relid` is a partition of.
-fn tracked_for(relid: pg_sys::Oid, column: &str) -> PqResult<Found> {
-    // SAFETY: MyProc is this backend's own PGPROC; lxid its local transaction id.
-    let now = (unsafe { (*pg_sys::MyProc).lxid }, blind_column::generation());
-    let key = (relid.to_u32(), column.to_owned());
-    let hit = FOUND.with_borrow_mut(|c| {
-        if c.0 != now {
-            *c = (now, HashMap::new());
-        }
-        c.1.get(&key).cloned()
-    });
-    if let Some(hit) = hit {
-        return Ok(hit);
-    }
-    let found = catalog::as_owner(|| {
-        tracking::for_trigger(relid, column, true)?.map(|(id, ..)| Ok((id, Rc::new(tracking::load(id)?)))).transpose()
-    })?;
-    FOUND.with_borrow_mut(|c| c.1.insert(key, found.clone()));
-    Ok(found)
-}
-
 fn bytes_of(tuple: &PgHeapTuple<'_, impl pgrx::WhoAllocated>, column: &str) -> PqResult<Option<Vec<u8>>> {
     match tuple.get_by_name::<&[u8]>(column) {
         Ok(v) => Ok(v.map(<[u8]>::to_vec)),
@@ -120,13 +64,13 @@ fn trigger_row<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> PqResult<Option<PgHeapTu
         return Err(bad("pq.blind_index_trigger is a BEFORE INSERT OR UPDATE row trigger"));
     };
     let mut tuple = new.into_owned();
-    let (id, t) = tracked_for(relid, &column)?.ok_or_else(|| PqError::Sql {
+    let (id, t) = row_trigger::cached_for_trigger(relid, &column, true)?.ok_or_else(|| PqError::Sql {
         code: b"55000",
         message: format!("column \"{}\" is not tracked with a blind index column", crate::platform::errors::echo(&column)),
         hint: Some("pq.track_column(table, column, ..., blind_index_column => ...)".into()),
     })?;
     let Some(b) = t.blind.as_ref() else { return Ok(Some(tuple)) };
-    if WRITING_BACK.get() == Some(id) {
+    if row_trigger::writing_back_now(id) {
         return Ok(Some(tuple));
     }
     let value = bytes_of(&tuple, &t.column)?;

@@ -2,13 +2,19 @@
 //! tracked columns (`tracking`), re-encryption and migration jobs (`jobs`)
 //! and what one batch of them does (`batch`), rotation policies (`policy`),
 //! the blind index columns of tracked columns (`blind_column`, their
-//! definitions and triggers; `blind_index`, what the trigger and batches do).
+//! definitions and triggers; `blind_index`, what the trigger and batches do),
+//! enforced encryption of tracked columns (`enforcement`), what those row
+//! triggers share (`row_trigger`), crypto-shredding
+//! of a whole tenant (`shred`).
 //!
 //! May call: platform, journal, keys, data.
 pub mod batch;
 pub mod blind_column;
 pub mod blind_index;
+pub mod enforcement;
 pub mod jobs;
 pub mod policy;
 pub mod rotation;
+pub mod row_trigger;
+pub mod shred;
 pub mod tracking;

@@ -27,7 +27,7 @@ pub struct Rotation {
 
 /// Checks that the caller administers keys and sees `tenant`, and that this
 /// is not a standby.
-fn require_key_admin(tenant: &str, what: &'static str) -> PqResult<()> {
+pub(crate) fn require_key_admin(tenant: &str, what: &'static str) -> PqResult<()> {
     crate::platform::roles::require_admin(what)?;
     access::require_visible(tenant)?;
     if catalog::in_recovery() {
@@ -38,7 +38,7 @@ fn require_key_admin(tenant: &str, what: &'static str) -> PqResult<()> {
 
 /// Locks the tenant's row, so that lifecycle changes of one tenant run one
 /// at a time. Call as owner.
-fn lock_tenant(tenant: &str) -> PqResult<()> {
+pub(crate) fn lock_tenant(tenant: &str) -> PqResult<()> {
     catalog::write_one::<bool>("SELECT true FROM pq.tenants WHERE name = $1 FOR UPDATE", &[tenant.into()])?
         .map(|_| ())
         .ok_or_else(|| PqError::UnknownTenant(echo(tenant)))
@@ -48,6 +48,9 @@ fn lock_tenant(tenant: &str) -> PqResult<()> {
 /// Call as owner; the worker calls it too.
 pub fn rotate_as_owner(tenant: &str, reason: &str, actor: &str) -> PqResult<Rotation> {
     lock_tenant(tenant)?;
+    if let Some(at) = crate::keys::tenants::shredded_at(tenant)? {
+        return Err(PqError::KeyState(format!("tenant \"{}\" was shredded at {at}: it gets no new keys", echo(tenant))));
+    }
     let old = catalog::write_one::<i32>(
         "UPDATE pq.tenant_key_versions SET state = 'retired', retired_at = now()
           WHERE tenant = $1 AND state = 'active' RETURNING version",

@@ -6,7 +6,7 @@ use crate::{
     data::blind,
     journal::events,
     keys::access,
-    lifecycle::blind_column::{self, BlindColumn},
+    lifecycle::blind_column::{self, BlindColumn, RowTrigger},
     platform::{catalog, errors::{echo, PqError, PqResult}},
 };
 use pgrx::prelude::*;
@@ -288,17 +288,23 @@ pub fn ids_existing() -> PqResult<Vec<i32>> {
 /// Ciphertexts of the key version `kid` in every tracked column: (count,
 /// columns holding any). Call as owner.
 pub fn usage(tenant: &str, kid: &[u8]) -> PqResult<(i64, i64)> {
+    usage_of(tenant, &[kid.to_vec()])
+}
+
+/// Ciphertexts of any of the key versions `kids` in the tenant's tracked
+/// columns: (count, columns holding any). Call as owner.
+pub fn usage_of(tenant: &str, kids: &[Vec<u8>]) -> PqResult<(i64, i64)> {
     let mut total = 0;
     let mut columns = 0;
     for id in ids_for_tenant(tenant)? {
         let t = load(id)?;
         let n = catalog::one::<i64>(
             &format!(
-                "SELECT count(*) FROM {} WHERE substr({col}, 3, 16) = $1",
+                "SELECT count(*) FROM {} WHERE substr({col}, 3, 16) = ANY ($1::bytea[])",
                 t.table,
                 col = quote_ident(&t.column)
             ),
-            &[kid.into()],
+            &[kids.to_vec().into()],
         )?
         .unwrap_or(0);
         if n > 0 {
@@ -374,8 +380,12 @@ pub fn track(
                   WHERE id = $1 RETURNING true",
                 &[id.into(), b.column.as_str().into(), b.context.as_str().into(), b.bits.into(), b.normalization.as_str().into()],
             )?;
-            blind_column::drop_trigger(relid, id, &t.table)?;
-            blind_column::create_trigger(id, &t.table, column)?;
+            blind_column::drop_trigger(RowTrigger::BlindIndex, relid, id, &t.table)?;
+            blind_column::create_trigger(RowTrigger::BlindIndex, id, &t.table, column)?;
+        }
+        if catalog::has_0_10_objects() {
+            blind_column::drop_trigger(RowTrigger::Enforcement, relid, id, &t.table)?;
+            blind_column::create_trigger(RowTrigger::Enforcement, id, &t.table, column)?;
         }
         events::record(
             "column_tracked",
@@ -388,6 +398,25 @@ pub fn track(
         )?;
         Ok(id)
     })
+}
+
+/// A tracked table's name as SQL text (schema-qualified, quoted). Call as owner.
+pub fn table_text(relid: pg_sys::Oid) -> PqResult<String> {
+    Ok(catalog::one::<String>("SELECT $1::pg_catalog.regclass::text", &[relid.into()])?.unwrap_or_default())
+}
+
+/// Removes tracked column `id` whose table or a column it names was
+/// dropped (the audit area's sql_drop event trigger); with the table still
+/// there, its row triggers go too. Call as owner.
+pub fn forget(id: i32, relid: pg_sys::Oid, table_exists: bool) -> PqResult<()> {
+    catalog::write_one::<bool>("DELETE FROM pq.tracked_columns WHERE id = $1 RETURNING true", &[id.into()])?;
+    blind_column::changed();
+    if table_exists {
+        let table = table_text(relid)?;
+        blind_column::drop_trigger(RowTrigger::BlindIndex, relid, id, &table)?;
+        blind_column::drop_trigger(RowTrigger::Enforcement, relid, id, &table)?;
+    }
+    Ok(())
 }
 
 fn untrack(relid: pg_sys::Oid, column: &str) -> PqResult<bool> {
@@ -403,7 +432,8 @@ fn untrack(relid: pg_sys::Oid, column: &str) -> PqResult<bool> {
         .unwrap_or(false);
         blind_column::changed();
         if let Some(id) = id.filter(|_| removed) {
-            blind_column::drop_trigger(relid, id, &table)?;
+            blind_column::drop_trigger(RowTrigger::BlindIndex, relid, id, &table)?;
+            blind_column::drop_trigger(RowTrigger::Enforcement, relid, id, &table)?;
         }
         if removed {
             events::record("column_untracked", None, None, &events::session_user(), None, json!({ "table": table, "column": column }))?;

@@ -217,6 +217,13 @@ pub fn pq_column_exists(table: &std::ffi::CStr, column: &std::ffi::CStr) -> bool
     }
 }
 
+/// True once the extension's objects are those of 0.10.0 or later
+/// (`ALTER EXTENSION UPDATE` done): shredding, enforcement, unusual-access
+/// alerts and key DDL auditing need them. Its mark is pq.tenants.shredded_at.
+pub fn has_0_10_objects() -> bool {
+    pq_column_exists(c"tenants", c"shredded_at")
+}
+
 /// The first column of the first row of a read-only `query`, or None when
 /// there is no row or the value is NULL.
 pub fn one<T: pgrx::FromDatum + pgrx::IntoDatum>(

@@ -24,6 +24,17 @@ static AUDIT_CHECKPOINT_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(3600)
 static ALERT_FAILED_DECRYPTS: GucSetting<i32> = GucSetting::<i32>::new(100);
 static MAX_SESSIONS_PER_TENANT: GucSetting<i32> = GucSetting::<i32>::new(16);
 static VERIFY_KEYS_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(86_400);
+static ENFORCE_ENCRYPTION: GucSetting<EnforceSetting> = GucSetting::<EnforceSetting>::new(EnforceSetting::off);
+static ALERT_RATE_FACTOR: GucSetting<f64> = GucSetting::<f64>::new(10.0);
+static ALERT_RATE_MIN_DECRYPTS: GucSetting<i32> = GucSetting::<i32>::new(100);
+
+/// apg_pqcrypto.enforce_encryption as SQL spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, pgrx::PostgresGucEnum)]
+#[allow(non_camel_case_types)]
+enum EnforceSetting {
+    off,
+    tracked,
+}
 
 /// apg_pqcrypto.audit_level as SQL spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, pgrx::PostgresGucEnum)]
@@ -202,6 +213,34 @@ pub fn init(preloading: bool) {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    GucRegistry::define_enum_guc(
+        c"apg_pqcrypto.enforce_encryption",
+        c"off, or tracked: writes to tracked columns must be envelopes of the column's tenant (22023 otherwise).",
+        c"Superuser only; set it per database or role with ALTER DATABASE / ALTER ROLE ... SET. pq.enforcement_report() lists values still in plaintext.",
+        &ENFORCE_ENCRYPTION,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"apg_pqcrypto.alert_rate_factor",
+        c"A role's decryptions of one tenant in one minute above this factor times its trailing 7-day baseline raise an unusual-access alert.",
+        c"The baseline is the role's 99th percentile of busy minutes over 7 days (pq.usage_counts, audit_level = all); 0 disables the alert.",
+        &ALERT_RATE_FACTOR,
+        0.0,
+        1_000_000.0,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"apg_pqcrypto.alert_rate_min_decrypts",
+        c"Decryptions in one minute below which no unusual-access alert is raised, whatever the baseline.",
+        c"Keeps a role with almost no history from alerting on a handful of reads.",
+        &ALERT_RATE_MIN_DECRYPTS,
+        1,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"apg_pqcrypto.redact_statement_log",
         c"Removes the arguments of this extension's functions from statements in the server log.",
@@ -304,4 +343,15 @@ pub fn max_sessions_per_tenant() -> usize {
 /// apg_pqcrypto.alert_failed_decrypts_per_minute (0: disabled).
 pub fn alert_failed_decrypts_per_minute() -> i32 {
     ALERT_FAILED_DECRYPTS.get()
+}
+
+/// apg_pqcrypto.enforce_encryption = tracked.
+pub fn enforce_tracked() -> bool {
+    ENFORCE_ENCRYPTION.get() == EnforceSetting::tracked
+}
+
+/// apg_pqcrypto.alert_rate_factor (0: disabled) and
+/// apg_pqcrypto.alert_rate_min_decrypts.
+pub fn alert_rate() -> (f64, i32) {
+    (ALERT_RATE_FACTOR.get(), ALERT_RATE_MIN_DECRYPTS.get())
 }

@@ -311,6 +311,12 @@ fn restore_tenant(t: &Value, name: &str, payload: &Payload, overwrite: bool) -> 
                 &[name.into(), suite.name().into(), JsonB(t.clone()).into()],
             )?;
         }
+        Some(_) if crate::keys::tenants::shredded_at(name)?.is_some() => {
+            return Err(PqError::KeyStateHint(
+                format!("tenant \"{}\" was shredded: its keys are not restored under its name", echo(name)),
+                "restore under another name (target_tenant) if the erasure is to be undone",
+            ));
+        }
         Some(_) if !overwrite => {
             return Err(PqError::Sql {
                 code: b"42710",

@@ -35,9 +35,9 @@ terms_right() {
 }
 
 echo "# a tracked column with a blind index column, written by the application"
-check "track_column with a blind index column creates the trigger" "1|zz_pq_blind_index_1" \
+check "track_column with a blind index column creates the trigger (and the enforcement one)" "1|zz_pq_blind_index_1|zz_pq_enforcement_1" \
   "$(q "$port" -c "SELECT pq.track_column('cfg', 'value', tenant_column => 'tenant', aad_column => 'name', blind_index_column => 'value_bidx', context => 'value', normalization => 'trim,casefold')" \
-        -c "SELECT tgname FROM pg_trigger WHERE tgrelid = 'cfg'::regclass AND NOT tgisinternal" | tr '\n' '|' | sed 's/|$//')"
+        -c "SELECT tgname FROM pg_trigger WHERE tgrelid = 'cfg'::regclass AND NOT tgisinternal ORDER BY tgname" | tr '\n' '|' | sed 's/|$//')"
 qas "$port" app -c "INSERT INTO cfg (id, tenant, name, value)
                     SELECT i, CASE WHEN i % 2 = 0 THEN 'acme' ELSE 'globex' END, 'k' || i,
                            pq_encrypt(CASE WHEN i % 2 = 0 THEN 'acme' ELSE 'globex' END, 'Token-' || i, 'k' || i)

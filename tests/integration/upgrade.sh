@@ -1,9 +1,9 @@
-# Each released version (0.1.0 to 0.8.0), filled with data, updated with
+# Each released version (0.1.0 to 0.9.0), filled with data, updated with
 # ALTER EXTENSION: every old value still opens, rotation and the master key
 # providers work, and the result is the same extension as a fresh install
 # of this version (objects, columns, constraints, functions, views,
 # triggers, privileges, dump settings).
-# checks: 169
+# checks: 208
 dir="$base/upgrade"
 port=$port_upgrade
 extdir="$("$PG_CONFIG" --sharedir)/extension"
@@ -11,7 +11,7 @@ cp "$root"/sql/archive/apg_pqcrypto--*.sql "$extdir/"   # as a server that ran t
 current=$(sed -n "s/^version = \"\(.*\)\"/\1/p" "$root/Cargo.toml" | head -1)
 cluster_start "$dir" "$port" "${quiet[@]}" || return 1
 q "$port" -c "CREATE DATABASE fresh" -c "CREATE ROLE it_app LOGIN" >/dev/null
-for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0; do
+for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0 0.9.0; do
   db=upgraded_${from//./_}
   q "$port" -c "CREATE DATABASE $db" >/dev/null
   q "$port" -d "$db" -c "CREATE EXTENSION apg_pqcrypto VERSION '$from'" -c "GRANT pq_user TO it_app" \
@@ -20,6 +20,13 @@ for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0; do
     -c "INSERT INTO app SELECT 'k' || i, pq_encrypt('acme', 'value-' || i, 'k' || i),
                              pq_seal(pq.tenant_public_key('globex'), 'sealed-' || i, 'k' || i), pq_sign('acme', convert_to('k' || i, 'UTF8'))
           FROM generate_series(1, 100) i" -c "GRANT SELECT ON app TO it_app" >/dev/null
+  if [ "$from" != 0.1.0 ]; then   # tracked columns exist from 0.2.0
+    # Tracked as that version's library did it (this library's track_column
+    # takes 0.9.0's arguments): its row in pq.tracked_columns.
+    q "$port" -d "$db" -v ON_ERROR_STOP=1 -c "CREATE TABLE pre (id int PRIMARY KEY, v bytea)" \
+      -c "INSERT INTO pre VALUES (1, pq_encrypt('acme', 'tracked before'))" \
+      -c "INSERT INTO pq.tracked_columns (relid, column_name, tenant, key_column) VALUES ('pre', 'v', 'acme', 'id')" >/dev/null
+  fi
   check "$from installed" "$from" "$(q "$port" -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'apg_pqcrypto'")"
   out=$(q "$port" -d "$db" -c "ALTER EXTENSION apg_pqcrypto UPDATE")
   check "from $from: ALTER EXTENSION UPDATE succeeds" "" "$out"
@@ -56,6 +63,15 @@ for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0; do
     "$(q "$port" -d "$db" -c "SELECT pq_blind_index('acme', 'x', 'c') = (SELECT term FROM pq_encrypt_indexed('acme', 'x', 'c')),
                                      cardinality(pq_blind_indexes('acme', 'x', 'c')),
                                      (pq_blind_indexes('acme', 'x', 'c'))[1] = pq_blind_index('acme', 'x', 'c')")"
+  pre=$(case "$from" in 0.1.0) echo "0|-" ;; *) echo "1|22023" ;; esac)
+  check "from $from: a column tracked before the update gets the enforcement trigger, which enforces" "$pre" \
+    "$(q "$port" -d "$db" -c "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'zz_pq_enforcement_%'" \
+         -c "SET apg_pqcrypto.enforce_encryption = tracked" -v VERBOSITY=sqlstate \
+         -c "$( [ "$from" = 0.1.0 ] && echo "SELECT '-'" || echo "INSERT INTO pre VALUES (2, 'plain')")" 2>&1 | tr '\n' '|' | sed 's/|$//; s/ERROR:  //')"
+  check "from $from: a tenant shreds after the update: its envelopes then fail with PQ003" "1|PQ003" \
+    "$(q "$port" -d "$db" -c "SELECT pq.create_tenant('gone')" -c "CREATE TABLE gone AS SELECT pq_encrypt('gone', 'x') AS v" \
+         -c "SELECT jsonb_array_length(pq.shred_tenant('gone', confirm => 'gone')->'versions_destroyed')" -v VERBOSITY=sqlstate \
+         -c "SELECT pq_decrypt_text(v) FROM gone" 2>&1 | grep -v '^(gone' | tr '\n' '|' | sed 's/|$//; s/ERROR:  //')"
   check "from $from: the upgraded lifecycle works: track, usage, rewrap" "100|2" \
     "$(q "$port" -d "$db" -c "SELECT pq.track_column('app', 'keyed', tenant => 'acme', aad_column => 'name') > 0" \
          -c "SELECT count(*), max((pq_inspect(pq.rewrap(keyed, convert_to(name, 'UTF8')))->>'key_version')::int) FROM app" | tail -1)"
@@ -114,6 +130,9 @@ UNION ALL
 SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text
   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = 'pq'::regnamespace AND NOT t.tgisinternal
 UNION ALL
+SELECT 'event trigger ' || evtname || ' ' || evtevent || ' ' || evtfoid::regprocedure || ' ' || coalesce(evttags::text, '')
+       || ' ' || evtenabled::text FROM pg_event_trigger
+UNION ALL
 SELECT 'dump ' || unnest(extconfig)::regclass || ' ' FROM pg_extension WHERE extname = 'apg_pqcrypto'
 ORDER BY 1"
 q "$port" -d fresh -v ON_ERROR_STOP=1 -c "$shape" >"$base/fresh.shape"
@@ -121,9 +140,10 @@ q "$port" -d fresh -v ON_ERROR_STOP=1 -c "$shape" >"$base/fresh.shape"
 # extension: an error on both sides would compare equal.
 check "the shape query reads the fresh extension (no error, its functions, tables and domain)" "0|t|t|t" \
   "$(grep -c ERROR "$base/fresh.shape")|$([ "$(grep -c '^function ' "$base/fresh.shape")" -gt 80 ] && echo t)|$(grep -q '^column pq.tenant_key_versions.kid ' "$base/fresh.shape" && echo t)|$(grep -q '^domain pq_envelope ' "$base/fresh.shape" && echo t)"
-for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0; do
+for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0 0.9.0; do
   db=upgraded_${from//./_}
   q "$port" -d "$db" -c "SELECT pq.untrack_column('app', 'keyed')" -c "SELECT pq.untrack_column('legacy', 'v')" >/dev/null
+  [ "$from" = 0.1.0 ] || q "$port" -d "$db" -c "SELECT pq.untrack_column('pre', 'v')" >/dev/null
   q "$port" -d "$db" -v ON_ERROR_STOP=1 -c "$shape" >"$base/$db.shape"
   check "from $from: the updated extension is the fresh one ($(wc -l <"$base/fresh.shape") facts compared)" "" \
     "$(diff "$base/fresh.shape" "$base/$db.shape" | head -20)"
