@@ -61,3 +61,53 @@ SELECT c.what, round(a.x / b.x, 2) AS ratio, c.target
     ('pq_encrypt / digest floor', 'pq_encrypt (keyed)', 'digest sha256 (floor)', '>= 0.5')
   ) AS c(what, num, den, target)
   JOIN r a ON a.op = c.num JOIN r b ON b.op = c.den;
+
+-- The cost of pq.stat_latency on the per-row path: the same calls with
+-- apg_pqcrypto.track_latency off, sampled (the default) and all, in turns.
+CREATE TEMP TABLE timing (op text, mode text, rows_per_s numeric);
+DO $$
+DECLARE mode text; round int;
+BEGIN
+    FOR round IN 1..3 LOOP
+        FOREACH mode IN ARRAY ARRAY['off', 'sampled', 'all'] LOOP
+            PERFORM set_config('apg_pqcrypto.track_latency', mode, false);
+            INSERT INTO timing SELECT 'pq_encrypt', mode, rows_per_s FROM bench('e', 'SELECT count(pq_encrypt(''bench'', v, ''k'')) FROM data', (SELECT count(*) FROM data), 1);
+            INSERT INTO timing SELECT 'pq_decrypt', mode, rows_per_s FROM bench('d', 'SELECT count(pq_decrypt(pq_keyed, ''k''::bytea)) FROM enc', (SELECT count(*) FROM enc), 1);
+        END LOOP;
+    END LOOP;
+    PERFORM set_config('apg_pqcrypto.track_latency', 'sampled', false);
+END $$;
+\echo 'Timing overhead (best of 3 turns; sampled / off is the default, target >= 0.97):'
+SELECT op, round(max(rows_per_s) FILTER (WHERE mode = 'off'), 0) AS off,
+       round(max(rows_per_s) FILTER (WHERE mode = 'sampled'), 0) AS sampled,
+       round(max(rows_per_s) FILTER (WHERE mode = 'all'), 0) AS "all",
+       round(max(rows_per_s) FILTER (WHERE mode = 'sampled') / max(rows_per_s) FILTER (WHERE mode = 'off'), 3) AS "sampled/off",
+       round(max(rows_per_s) FILTER (WHERE mode = 'all') / max(rows_per_s) FILTER (WHERE mode = 'off'), 3) AS "all/off"
+  FROM timing GROUP BY op ORDER BY op;
+
+-- The enforcement trigger that pq.track_column puts on every tracked
+-- column (0.10.0): inserts of pq_encrypt values into a plain table, into a
+-- tracked one with apg_pqcrypto.enforce_encryption off, and with it on.
+CREATE TABLE ins_plain (i int PRIMARY KEY, v bytea);
+CREATE TABLE ins_tracked (i int PRIMARY KEY, v bytea);
+SELECT pq.track_column('ins_tracked', 'v', 'bench') > 0 AS tracked;
+CREATE TEMP TABLE inserts (target text, mode text, rows_per_s numeric);
+DO $$
+DECLARE round int;
+BEGIN
+    FOR round IN 1..3 LOOP
+        PERFORM set_config('apg_pqcrypto.enforce_encryption', 'off', false);
+        TRUNCATE ins_plain;
+        INSERT INTO inserts SELECT 'plain table', 'off', rows_per_s FROM bench('p', 'INSERT INTO ins_plain SELECT i, pq_encrypt(''bench'', v, ''k'') FROM data', (SELECT count(*) FROM data), 1);
+        TRUNCATE ins_tracked;
+        INSERT INTO inserts SELECT 'tracked table', 'off', rows_per_s FROM bench('t', 'INSERT INTO ins_tracked SELECT i, pq_encrypt(''bench'', v, ''k'') FROM data', (SELECT count(*) FROM data), 1);
+        PERFORM set_config('apg_pqcrypto.enforce_encryption', 'tracked', false);
+        TRUNCATE ins_tracked;
+        INSERT INTO inserts SELECT 'tracked table', 'tracked', rows_per_s FROM bench('e', 'INSERT INTO ins_tracked SELECT i, pq_encrypt(''bench'', v, ''k'') FROM data', (SELECT count(*) FROM data), 1);
+    END LOOP;
+    PERFORM set_config('apg_pqcrypto.enforce_encryption', 'off', false);
+END $$;
+\echo 'Inserts of pq_encrypt values (best of 3 turns), relative to the plain table:'
+SELECT target, mode, max(rows_per_s) AS rows_per_s,
+       round(max(rows_per_s) / (SELECT max(rows_per_s) FROM inserts WHERE target = 'plain table'), 3) AS ratio
+  FROM inserts GROUP BY target, mode ORDER BY ratio DESC;

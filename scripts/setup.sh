@@ -3,7 +3,8 @@
 # Debian packages (PostgreSQL 15 server and headers, clang for bindgen,
 # pkg-config and OpenSSL headers for cargo-pgrx, sudo, gnupg, Python's venv,
 # SoftHSM2 and OpenSC's pkcs11-tool for the PKCS#11 provider's tests, g++
-# for the libFuzzer runtime the fuzz targets link),
+# for the libFuzzer runtime the fuzz targets link, postgres_exporter for the
+# monitoring test),
 # cargo-pgrx 0.18.1 and `cargo pgrx init` against the system PostgreSQL 15,
 # and a Python virtual environment with the test tools. Safe to run again:
 # it only installs what is absent. Run as root.
@@ -13,7 +14,7 @@ require_root
 
 packages=(postgresql-15 postgresql-contrib postgresql-server-dev-15 postgresql-client-15
           libclang-dev clang pkg-config libssl-dev sudo gnupg python3 python3-venv
-          softhsm2 opensc g++)
+          softhsm2 opensc g++ prometheus-postgres-exporter)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,6 +23,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # The package's service would listen on every interface (:9187): the
+  # tests start their own exporter on 127.0.0.1 and stop it.
+  if [[ " ${missing[*]} " == *" prometheus-postgres-exporter "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now prometheus-postgres-exporter >/dev/null 2>&1 || true
+  fi
 fi
 
 # tests/verify_kat.py: the vectors against implementations that share no

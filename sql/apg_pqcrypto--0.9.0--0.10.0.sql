@@ -11,6 +11,9 @@
 --   ProcessUtility hook).
 -- - Unusual-access alerts: pq.security_counts takes the kind
 --   'unusual_access'.
+-- - Latency and key cache statistics: the views pq.stat_latency and
+--   pq.stat_cache (pq.stat_latency_rows, pq.stat_cache_rows, shared
+--   memory) and pq.stat_reset.
 -- No stored key or envelope changes: every 0.9.0 value decrypts as before.
 -- tests/integration/upgrade.sh installs 0.1.0 to 0.9.0, fills each, runs
 -- ALTER EXTENSION apg_pqcrypto UPDATE and compares with a fresh 0.10.0.
@@ -97,3 +100,43 @@ REVOKE ALL ON FUNCTION pq.audit_sql_drop(), pq.audit_ddl_end() FROM PUBLIC;
 CREATE EVENT TRIGGER pq_audit_sql_drop ON sql_drop EXECUTE FUNCTION pq.audit_sql_drop();
 CREATE EVENT TRIGGER pq_audit_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'ALTER EXTENSION')
     EXECUTE FUNCTION pq.audit_ddl_end();
+
+CREATE  FUNCTION pq."stat_latency_rows"() RETURNS TABLE (
+	"tenant" TEXT,  /* String */
+	"operation" TEXT,  /* String */
+	"calls" bigint,  /* i64 */
+	"timed_calls" bigint,  /* i64 */
+	"mean_ms" double precision,  /* Option < f64 > */
+	"p50_ms" double precision,  /* Option < f64 > */
+	"p95_ms" double precision,  /* Option < f64 > */
+	"p99_ms" double precision,  /* Option < f64 > */
+	"max_ms" double precision,  /* Option < f64 > */
+	"calls_per_minute" double precision,  /* Option < f64 > */
+	"since" timestamp with time zone  /* Option < TimestampWithTimeZone > */
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'stat_latency_rows_wrapper';
+
+CREATE  FUNCTION pq."stat_cache_rows"() RETURNS TABLE (
+	"tenant" TEXT,  /* String */
+	"hits" bigint,  /* i64 */
+	"misses" bigint,  /* i64 */
+	"evictions" bigint,  /* i64 */
+	"unwraps" bigint,  /* i64 */
+	"hit_ratio" double precision  /* Option < f64 > */
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'stat_cache_rows_wrapper';
+
+CREATE  FUNCTION pq."stat_reset"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'stat_reset_wrapper';
+
+CREATE VIEW pq.stat_latency AS SELECT * FROM pq.stat_latency_rows();
+CREATE VIEW pq.stat_cache AS SELECT * FROM pq.stat_cache_rows();
+REVOKE ALL ON FUNCTION pq.stat_latency_rows(), pq.stat_cache_rows(), pq.stat_reset() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.stat_latency_rows(), pq.stat_cache_rows(), pq.stat_reset() TO pq_admin;
+GRANT SELECT ON pq.stat_latency, pq.stat_cache TO pq_admin;

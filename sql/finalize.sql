@@ -305,3 +305,11 @@ REVOKE ALL ON FUNCTION pq.audit_sql_drop(), pq.audit_ddl_end() FROM PUBLIC;
 CREATE EVENT TRIGGER pq_audit_sql_drop ON sql_drop EXECUTE FUNCTION pq.audit_sql_drop();
 CREATE EVENT TRIGGER pq_audit_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'ALTER EXTENSION')
     EXECUTE FUNCTION pq.audit_ddl_end();
+
+-- Latency and key cache statistics (0.10.0), read from shared memory
+-- (journal::latency): pq_admin.
+CREATE VIEW pq.stat_latency AS SELECT * FROM pq.stat_latency_rows();
+CREATE VIEW pq.stat_cache AS SELECT * FROM pq.stat_cache_rows();
+REVOKE ALL ON FUNCTION pq.stat_latency_rows(), pq.stat_cache_rows(), pq.stat_reset() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.stat_latency_rows(), pq.stat_cache_rows(), pq.stat_reset() TO pq_admin;
+GRANT SELECT ON pq.stat_latency, pq.stat_cache TO pq_admin;

@@ -12,7 +12,7 @@
 //!
 //! Results are written straight into the returned datum (`platform::datum`).
 use crate::{
-    journal::monitor::{self, Counted},
+    journal::{latency::{self, Op}, monitor::{self, Counted}},
     keys::versions,
     platform::{datum::{PgBytea, PgByteaArray, PgText}, errors::{OrRaise, PqError, PqResult}},
 };
@@ -21,9 +21,11 @@ use pqcore::{keyed_len, sealed, Envelope, Kind, RecipientKey, RecipientSecret};
 use serde_json::json;
 
 fn encrypt(tenant: &str, plaintext: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
+    let timer = latency::start(Op::Encrypt);
     let keys = versions::active_version(tenant, "encrypt")?;
     let out = PgBytea::build(keyed_len(plaintext.len())?, |out| Ok(keys.cipher.encrypt_to(plaintext, aad, out)?))?;
     monitor::used(&keys.tenant, Counted::Encrypt);
+    latency::finish(Op::Encrypt, &keys.tenant, timer);
     Ok(out)
 }
 
@@ -38,21 +40,35 @@ fn expect_kind<'a>(envelope: &'a [u8], kind: Kind, function: &'static str) -> Pq
 
 /// Opens a keyed envelope of a version the caller may use (counted).
 pub fn decrypt(envelope: &[u8], aad: &[u8], function: &'static str) -> PqResult<PgBytea> {
+    let timer = latency::start(Op::Decrypt);
     let env = expect_kind(envelope, Kind::Keyed, function)?.into_keyed()?;
     let keys = versions::version_by_kid(env.kid()).map_err(|e| monitor::failed_decryption(e, None))?;
-    monitor::decryption(PgBytea::build(env.plaintext_len(), |out| Ok(keys.cipher.decrypt_to(&env, aad, out)?)), &keys.tenant)
+    let out =
+        monitor::decryption(PgBytea::build(env.plaintext_len(), |out| Ok(keys.cipher.decrypt_to(&env, aad, out)?)), &keys.tenant)?;
+    latency::finish(Op::Decrypt, &keys.tenant, timer);
+    Ok(out)
 }
 
 /// Opens an envelope sealed to a version the caller may use (counted).
 pub fn unseal(envelope: &[u8], aad: &[u8], function: &'static str) -> PqResult<PgBytea> {
+    let timer = latency::start(Op::Unseal);
     let env = expect_kind(envelope, Kind::Sealed, function)?.into_sealed()?;
     let keys = versions::version_by_kid(env.kid()).map_err(|e| monitor::failed_decryption(e, None))?;
-    monitor::decryption(PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&keys.kem, &env, aad, out)?)), &keys.tenant)
+    let out =
+        monitor::decryption(PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&keys.kem, &env, aad, out)?)), &keys.tenant)?;
+    latency::finish(Op::Unseal, &keys.tenant, timer);
+    Ok(out)
 }
 
+/// Sealing takes a raw public key, not a tenant: its latency is counted
+/// under tenant ''.
 fn seal(public_key: &[u8], plaintext: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
+    let timer = latency::start(Op::Seal);
     let key = RecipientKey::from_slice(public_key)?;
-    PgBytea::build(sealed::sealed_len_for(key.suite(), plaintext.len())?, |out| Ok(sealed::seal_to(&key, plaintext, aad, out)?))
+    let out =
+        PgBytea::build(sealed::sealed_len_for(key.suite(), plaintext.len())?, |out| Ok(sealed::seal_to(&key, plaintext, aad, out)?))?;
+    latency::finish(Op::Seal, "", timer);
+    Ok(out)
 }
 
 /// One batch item per value (NULL stays NULL), all under one key

@@ -1,7 +1,7 @@
 //! Signatures and raw keys: `pq_sign`, `pq_verify`, `pq_sign_with`,
 //! `pq_verify_with`, `pq_generate_keypair`.
 use crate::{
-    journal::monitor::{self, Counted},
+    journal::{latency::{self, Op}, monitor::{self, Counted}},
     keys::versions,
     platform::{datum::PgBytea, errors::{OrRaise, PqError, PqResult}},
 };
@@ -10,15 +10,18 @@ use pqcore::{Envelope, Kind, RecipientSecret, SigningKey, Suite, VerifyingKey};
 
 /// A signature envelope over `message` with the tenant's active key.
 pub fn sign(tenant: &str, message: &[u8], context: &[u8]) -> PqResult<Vec<u8>> {
+    let timer = latency::start(Op::Sign);
     let keys = versions::active_version(tenant, "sign")?;
     let signing = versions::signing_key(&keys)?;
     let signature = signing.sign_envelope(message, context)?;
     monitor::used(tenant, Counted::Sign);
+    latency::finish(Op::Sign, tenant, timer);
     Ok(signature)
 }
 
 /// True if `signature` (an envelope) is valid under a non-destroyed version of the tenant.
 pub fn verify(tenant: &str, message: &[u8], signature: &[u8], context: &[u8]) -> PqResult<bool> {
+    let timer = latency::start(Op::Verify);
     let parsed = Envelope::parse(signature)?;
     if parsed.kind() != Kind::Signature {
         return Err(PqError::WrongKind { found: parsed.kind(), function: "pq_verify" });
@@ -33,6 +36,7 @@ pub fn verify(tenant: &str, message: &[u8], signature: &[u8], context: &[u8]) ->
     } else {
         monitor::failed(Some(tenant), Counted::FailedVerify);
     }
+    latency::finish(Op::Verify, tenant, timer);
     Ok(valid)
 }
 

@@ -204,6 +204,12 @@ pub fn flush(actor: &str) -> PqResult<u64> {
     if !crate::platform::shmem::preloaded() || !catalog::pq_table_exists(c"security_counts") || catalog::in_recovery() {
         return Ok(0);
     }
+    // One flush at a time (the worker's and a pq.flush_counters() call):
+    // two that read the same shared counts before either committed would
+    // both write them. The lock, a mode that conflicts with itself, is held
+    // until this transaction ends, after its commit has subtracted what it
+    // wrote from shared memory; no role but the owner may lock the table.
+    catalog::run("LOCK TABLE pq.security_counts IN SHARE ROW EXCLUSIVE MODE", &[])?;
     let (taken, dropped) = {
         let shared = COUNTERS.share();
         let taken: Vec<Taken> = shared

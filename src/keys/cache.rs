@@ -25,6 +25,7 @@
 //!
 //! Secrets in entries are zeroized when dropped, live in locked memory
 //! (`secure_mem`), and are wiped at backend exit.
+use crate::journal::latency::{self, CacheEvent};
 use crate::platform::{
     errors::{PqError, PqResult},
     gucs, secure_mem, shmem::preloaded, xact,
@@ -191,6 +192,9 @@ impl Cache {
     }
 
     fn drop_all(&mut self) {
+        for v in self.versions.values() {
+            latency::cache(&v.tenant, CacheEvent::Eviction);
+        }
         self.mdks.clear();
         self.versions.clear();
         self.active.clear();
@@ -204,7 +208,13 @@ impl Cache {
     fn sweep(&mut self, now: Micros) {
         let ttl = ttl_micros();
         self.mdks.retain(|_, (_, at)| now - *at < ttl);
-        self.versions.retain(|_, v| now - v.loaded < ttl);
+        self.versions.retain(|_, v| {
+            let keep = now - v.loaded < ttl;
+            if !keep {
+                latency::cache(&v.tenant, CacheEvent::Eviction);
+            }
+            keep
+        });
         let versions = &self.versions;
         self.active.retain(|_, kid| versions.contains_key(kid));
         self.verifying.retain(|_, (_, _, at)| now - *at < ttl);

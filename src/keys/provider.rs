@@ -7,6 +7,7 @@
 //!
 //! PQ004 messages say what failed without paths, PINs, key references or
 //! credentials; those go to the server log only (`errdetail_log`).
+use crate::journal::latency::{self, Op};
 use crate::platform::{errors::{PqError, PqResult}, gucs, secure_mem};
 use pqcore::{Dek, Kid};
 use pqprovider::{
@@ -235,6 +236,7 @@ fn with_provider<R>(
     f: impl FnOnce(&mut dyn KeyProvider, &CallLimits) -> Result<R, ProviderError>,
 ) -> PqResult<R> {
     let limits = limits();
+    let timer = latency::start(Op::ProviderCall);
     let result = if name == "file" {
         let path = key_file(create_dev_key)?;
         secure_mem::scope(|| FileProvider::open(&path).and_then(|mut p| f(&mut p, &limits)))
@@ -258,6 +260,8 @@ fn with_provider<R>(
         result
     };
     record(name, result.as_ref().map(|_| ()));
+    // Provider calls belong to no tenant: counted under tenant ''.
+    latency::finish(Op::ProviderCall, "", timer);
     result.map_err(|e| {
         if e.kind == ErrorKind::Cancelled {
             pgrx::check_for_interrupts!();

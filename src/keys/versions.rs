@@ -6,6 +6,7 @@
 //! transactions and on a hot standby. Also the writes: a new version, and
 //! the seeds of a stored version for a backup or from a restore.
 use crate::{
+    journal::latency::{self, CacheEvent, Op},
     keys::{
         access,
         cache::{self, KeyState, VersionKeys},
@@ -63,6 +64,8 @@ fn load_version(query: &str, arg: pgrx::datum::DatumWithOid<'_>) -> PqResult<Opt
     let damaged = |what: &str| {
         PqError::internal("a stored tenant key is damaged", format!("tenant {tenant} version {version}: {what}"))
     };
+    latency::cache(&tenant, CacheEvent::Miss);
+    let timer = latency::start(Op::KeyUnwrap);
     let keys = unwrapping(|| {
         let (kem, dek) = open_stored(&mdk, &tenant, version, kid, &wrapped_seed, &sealed_dek).map_err(damaged)?;
         let cipher = KeyedCipher::new(&dek, kid);
@@ -79,6 +82,8 @@ fn load_version(query: &str, arg: pgrx::datum::DatumWithOid<'_>) -> PqResult<Opt
             index_keys: RefCell::new(Vec::new()),
         }))
     })?;
+    latency::finish(Op::KeyUnwrap, &tenant, timer);
+    latency::cache(&tenant, CacheEvent::Unwrap);
     Ok(Some(keys))
 }
 
@@ -149,6 +154,7 @@ pub fn active_for_reading(tenant: &str) -> PqResult<Rc<VersionKeys>> {
         c.active.get(tenant).and_then(|kid| c.versions.get(kid)).filter(|v| c.fresh(v.loaded, now)).cloned()
     });
     if let Some(keys) = hit {
+        latency::cache(&keys.tenant, CacheEvent::Hit);
         return Ok(keys);
     }
     let keys = catalog::as_owner(|| {
@@ -188,6 +194,7 @@ pub fn version_by_kid(kid: Kid) -> PqResult<Rc<VersionKeys>> {
     let hit = cache::with(|c| c.versions.get(&kid).filter(|v| c.fresh(v.loaded, now)).cloned());
     if let Some(keys) = hit {
         access::require_usable_unnamed(&keys.tenant)?;
+        latency::cache(&keys.tenant, CacheEvent::Hit);
         return Ok(keys);
     }
     let tenant = catalog::as_owner(|| {

@@ -16,7 +16,7 @@
 //! reaches the end of the table, the job completes if no row needs work,
 //! and otherwise starts another pass for the rows that were locked.
 use crate::{
-    journal::events,
+    journal::{events, latency::{self, Op}},
     keys::versions,
     lifecycle::{
         blind_index,
@@ -389,6 +389,9 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
         events::record("job_started", only_tenant.as_deref().or(t.tenant.as_deref()), None, actor, None, json!({ "job": id, "rows": total }))?;
     }
 
+    // A batch's latency: claim, crypto and write-back, under the job's
+    // tenant ('' for a column of several tenants).
+    let timer = latency::start(Op::JobBatch);
     let rows = sql.claim(&args, batch_size)?;
     let claimed = rows.len() as i64;
     let last = rows.last().map(|r| r.key.clone());
@@ -426,6 +429,9 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
     }
     let written = if targets.is_empty() { 0 } else { sql.write_back(tracked_id, targets, values, terms)? };
     let done = written as i64;
+    if claimed > 0 {
+        latency::finish(Op::JobBatch, &args.tenant, timer);
+    }
 
     if claimed == 0 {
         // The end of a pass: done, or another pass for rows that were locked.

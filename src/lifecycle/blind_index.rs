@@ -45,13 +45,6 @@ pub fn with_terms<'a>(
     })
 }
 
-fn bytes_of(tuple: &PgHeapTuple<'_, impl pgrx::WhoAllocated>, column: &str) -> PqResult<Option<Vec<u8>>> {
-    match tuple.get_by_name::<&[u8]>(column) {
-        Ok(v) => Ok(v.map(<[u8]>::to_vec)),
-        Err(_) => Ok(tuple.get_by_name::<String>(column).ok().flatten().map(String::into_bytes)),
-    }
-}
-
 fn trigger_row<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> PqResult<Option<PgHeapTuple<'a, pgrx::AllocatedByRust>>> {
     let bad = |m: &str| PqError::InvalidParameter(m.into());
     let column = trigger
@@ -73,20 +66,20 @@ fn trigger_row<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> PqResult<Option<PgHeapTu
     if row_trigger::writing_back_now(id) {
         return Ok(Some(tuple));
     }
-    let value = bytes_of(&tuple, &t.column)?;
+    let value = row_trigger::bytes_of(&tuple, &t.column);
     let aad = match &t.aad_column {
-        Some(ac) => bytes_of(&tuple, ac)?.unwrap_or_default(),
+        Some(ac) => row_trigger::bytes_of(&tuple, ac).unwrap_or_default(),
         None => Vec::new(),
     };
-    let stored_term = bytes_of(&tuple, &b.column)?;
+    let stored_term = row_trigger::bytes_of(&tuple, &b.column);
     // An UPDATE that changes neither the value, nor its AAD, nor the term
     // keeps the term: roles without the tenant's grant may update other columns.
     if let Some(old) = trigger.old() {
         let old_aad = match &t.aad_column {
-            Some(ac) => bytes_of(&old, ac)?.unwrap_or_default(),
+            Some(ac) => row_trigger::bytes_of(&old, ac).unwrap_or_default(),
             None => Vec::new(),
         };
-        if bytes_of(&old, &t.column)? == value && old_aad == aad && bytes_of(&old, &b.column)? == stored_term {
+        if row_trigger::bytes_of(&old, &t.column) == value && old_aad == aad && row_trigger::bytes_of(&old, &b.column) == stored_term {
             return Ok(Some(tuple));
         }
     }
@@ -95,11 +88,7 @@ fn trigger_row<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> PqResult<Option<PgHeapTu
         Some(value) => {
             let n = blind::parse_normalization(&b.normalization)?;
             let (tenant, term) = blind::term_of_envelope(&value, &aad, n, TermSpec::new(&b.context, b.bits)?)?;
-            let expected = match (&t.tenant, &t.tenant_column) {
-                (Some(fixed), _) => Some(fixed.clone()),
-                (None, Some(tc)) => tuple.get_by_name::<String>(tc).ok().flatten(),
-                (None, None) => None,
-            };
+            let expected = row_trigger::row_tenant(&t, &tuple);
             if expected.is_some_and(|e| e != tenant) {
                 return Err(bad("the value is an envelope of another tenant than the row's"));
             }

@@ -14,7 +14,7 @@
 //! and then fails to decrypt (PQ001). It keeps plaintext out by mistake,
 //! not by a writer set on storing garbage.
 use crate::{
-    lifecycle::{row_trigger, tracking::{self, Tracked}},
+    lifecycle::{row_trigger, tracking},
     platform::{catalog, errors::{PqError, PqResult}, gucs},
 };
 use pgrx::prelude::*;
@@ -64,48 +64,37 @@ fn kid_tenant(kid: &[u8]) -> PqResult<Option<String>> {
     Ok(tenant)
 }
 
-fn bytes_of(tuple: &PgHeapTuple<'_, impl pgrx::WhoAllocated>, column: &str) -> Option<Vec<u8>> {
-    match tuple.get_by_name::<&[u8]>(column) {
-        Ok(v) => v.map(<[u8]>::to_vec),
-        Err(_) => tuple.get_by_name::<String>(column).ok().flatten().map(String::into_bytes),
-    }
-}
-
-fn row_tenant(t: &Tracked, tuple: &PgHeapTuple<'_, impl pgrx::WhoAllocated>) -> Option<String> {
-    match (&t.tenant, &t.tenant_column) {
-        (Some(fixed), _) => Some(fixed.clone()),
-        (None, Some(tc)) => tuple.get_by_name::<String>(tc).ok().flatten(),
-        (None, None) => None,
-    }
-}
-
-fn trigger_row<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> PqResult<Option<PgHeapTuple<'a, pgrx::AllocatedByRust>>> {
+/// The row unchanged (the trigger only refuses): Postgres' own tuple, not
+/// a copy, so that a write with enforcement off costs little more than the
+/// trigger call.
+fn trigger_row<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> PqResult<Option<PgHeapTuple<'a, pgrx::AllocatedByPostgres>>> {
     let bad = |m: &str| PqError::InvalidParameter(m.into());
+    let Some(new) = trigger.new() else {
+        return Err(bad("pq.enforcement_trigger is a BEFORE INSERT OR UPDATE row trigger"));
+    };
+    if !gucs::enforce_tracked() {
+        return Ok(Some(new));
+    }
     let column = trigger
         .extra_args()
         .ok()
         .and_then(|a| a.into_iter().next())
         .ok_or_else(|| bad("pq.enforcement_trigger takes the tracked column's name as its argument"))?;
     let relid = trigger.relid().map_err(|_| bad("pq.enforcement_trigger is a row trigger"))?;
-    let Some(new) = trigger.new() else {
-        return Err(bad("pq.enforcement_trigger is a BEFORE INSERT OR UPDATE row trigger"));
-    };
-    let tuple = new.into_owned();
-    if !gucs::enforce_tracked() {
-        return Ok(Some(tuple));
-    }
     // Not tracked (any more): nothing to enforce.
-    let Some((id, t)) = row_trigger::cached_for_trigger(relid, &column, false)? else { return Ok(Some(tuple)) };
+    let Some((id, t)) = row_trigger::cached_for_trigger(relid, &column, false)? else { return Ok(Some(new)) };
     if row_trigger::writing_back_now(id) {
-        return Ok(Some(tuple));
+        return Ok(Some(new));
     }
-    let Some(value) = bytes_of(&tuple, &t.column) else { return Ok(Some(tuple)) };
+    let Some(value) = row_trigger::bytes_of(&new, &t.column) else { return Ok(Some(new)) };
     if let Some(old) = trigger.old() {
-        if bytes_of(&old, &t.column).as_deref() == Some(value.as_slice()) && row_tenant(&t, &old) == row_tenant(&t, &tuple) {
-            return Ok(Some(tuple));
+        if row_trigger::bytes_of(&old, &t.column).as_deref() == Some(value.as_slice())
+            && row_trigger::row_tenant(&t, &old) == row_trigger::row_tenant(&t, &new)
+        {
+            return Ok(Some(new));
         }
     }
-    if let Some(why) = refusal(&value, row_tenant(&t, &tuple).as_deref())? {
+    if let Some(why) = refusal(&value, row_trigger::row_tenant(&t, &new).as_deref())? {
         return Err(PqError::Sql {
             code: b"22023",
             message: format!(
@@ -116,7 +105,7 @@ fn trigger_row<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> PqResult<Option<PgHeapTu
             hint: Some("write pq_encrypt(tenant, value, aad) (or a sealed envelope of the row's tenant)".into()),
         });
     }
-    Ok(Some(tuple))
+    Ok(Some(new))
 }
 
 /// One line of `pq.enforcement_report()`.
@@ -174,7 +163,7 @@ pub mod pq {
     #[pg_trigger]
     pub fn enforcement_trigger<'a>(
         trigger: &'a pgrx::PgTrigger<'a>,
-    ) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByRust>>, pgrx::PgTriggerError> {
+    ) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByPostgres>>, pgrx::PgTriggerError> {
         Ok(trigger_row(trigger).or_raise())
     }
 

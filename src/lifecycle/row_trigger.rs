@@ -1,7 +1,7 @@
 //! What the row triggers of tracked tables (`blind_index`, `enforcement`)
 //! share: the tracked column a trigger stands for, read once per
-//! transaction and table, and the write-back of a batch (`batch`), which
-//! they leave alone.
+//! transaction and table, the write-back of a batch (`batch`), which they
+//! leave alone, and how they read a row's value and tenant.
 use crate::{
     lifecycle::{blind_column, tracking::{self, Tracked}},
     platform::{catalog, errors::PqResult},
@@ -69,4 +69,23 @@ pub fn cached_for_trigger(relid: pg_sys::Oid, column: &str, blind_only: bool) ->
     })?;
     FOUND.with_borrow_mut(|c| c.1.insert(key, found.clone()));
     Ok(found)
+}
+
+/// A column of a row as bytes: a bytea column's bytes, a text column's
+/// UTF-8 bytes; None for NULL or a column it cannot read.
+pub fn bytes_of(tuple: &PgHeapTuple<'_, impl pgrx::WhoAllocated>, column: &str) -> Option<Vec<u8>> {
+    match tuple.get_by_name::<&[u8]>(column) {
+        Ok(v) => v.map(<[u8]>::to_vec),
+        Err(_) => tuple.get_by_name::<String>(column).ok().flatten().map(String::into_bytes),
+    }
+}
+
+/// The tenant of a row of tracked column `t`: the fixed one, or the row's
+/// tenant column.
+pub fn row_tenant(t: &Tracked, tuple: &PgHeapTuple<'_, impl pgrx::WhoAllocated>) -> Option<String> {
+    match (&t.tenant, &t.tenant_column) {
+        (Some(fixed), _) => Some(fixed.clone()),
+        (None, Some(tc)) => tuple.get_by_name::<String>(tc).ok().flatten(),
+        (None, None) => None,
+    }
 }

@@ -27,6 +27,27 @@ static VERIFY_KEYS_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 static ENFORCE_ENCRYPTION: GucSetting<EnforceSetting> = GucSetting::<EnforceSetting>::new(EnforceSetting::off);
 static ALERT_RATE_FACTOR: GucSetting<f64> = GucSetting::<f64>::new(10.0);
 static ALERT_RATE_MIN_DECRYPTS: GucSetting<i32> = GucSetting::<i32>::new(100);
+static TRACK_LATENCY: GucSetting<TrackLatencySetting> = GucSetting::<TrackLatencySetting>::new(TrackLatencySetting::sampled);
+
+/// apg_pqcrypto.track_latency as SQL spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, pgrx::PostgresGucEnum)]
+#[allow(non_camel_case_types)]
+enum TrackLatencySetting {
+    off,
+    sampled,
+    all,
+}
+
+/// What `pq.stat_latency` times (`journal::latency`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrackLatency {
+    /// Nothing is counted or timed.
+    Off,
+    /// Every call counted; one per-row call in 16 timed.
+    Sampled,
+    /// Every call counted and timed.
+    All,
+}
 
 /// apg_pqcrypto.enforce_encryption as SQL spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, pgrx::PostgresGucEnum)]
@@ -241,6 +262,14 @@ pub fn init(preloading: bool) {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    GucRegistry::define_enum_guc(
+        c"apg_pqcrypto.track_latency",
+        c"Latency histograms of pq.stat_latency and key cache counts of pq.stat_cache: off, sampled (one per-row call in 16 timed) or all.",
+        c"Key unwraps, provider calls and job batches are timed whenever it is not off.",
+        &TRACK_LATENCY,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"apg_pqcrypto.redact_statement_log",
         c"Removes the arguments of this extension's functions from statements in the server log.",
@@ -354,4 +383,14 @@ pub fn enforce_tracked() -> bool {
 /// apg_pqcrypto.alert_rate_min_decrypts.
 pub fn alert_rate() -> (f64, i32) {
     (ALERT_RATE_FACTOR.get(), ALERT_RATE_MIN_DECRYPTS.get())
+}
+
+/// apg_pqcrypto.track_latency.
+#[inline]
+pub fn track_latency() -> TrackLatency {
+    match TRACK_LATENCY.get() {
+        TrackLatencySetting::off => TrackLatency::Off,
+        TrackLatencySetting::sampled => TrackLatency::Sampled,
+        TrackLatencySetting::all => TrackLatency::All,
+    }
 }

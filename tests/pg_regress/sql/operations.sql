@@ -158,6 +158,32 @@ SELECT event, tenant, details->>'role' AS role, details->>'decrypts' AS decrypts
 SELECT pq.flush_counters() >= 0 AS flushed;
 SELECT count(*) FROM pq.key_events WHERE event = 'unusual_access_alert';
 
+-- Latency and key cache statistics (shared memory, since pq.stat_reset):
+-- 150 decryptions of ops_b, every one timed; then 160 sampled, one in 16
+-- timed.
+SET apg_pqcrypto.track_latency = 'all';
+SELECT pq.stat_reset();
+SELECT count(pq_decrypt_text(v, i::text)) FROM ops_many;
+SELECT tenant, operation, calls, timed_calls, 0 < p50_ms AND p50_ms <= p95_ms AND p95_ms <= p99_ms AND p99_ms <= max_ms AS ordered,
+       mean_ms <= max_ms AS mean_below_max, calls_per_minute > 0 AS rate, since IS NOT NULL AS since
+  FROM pq.stat_latency WHERE tenant = 'ops_b' ORDER BY operation;
+SELECT tenant, hits + misses AS lookups, evictions >= 0 AS evictions, unwraps <= misses AS unwraps, hit_ratio BETWEEN 0 AND 1 AS ratio
+  FROM pq.stat_cache WHERE tenant = 'ops_b';
+SET apg_pqcrypto.track_latency = 'sampled';
+SELECT pq.stat_reset();
+SELECT count(pq_decrypt_text(v, i::text)) FROM ops_many CROSS JOIN generate_series(1, 2) g WHERE i <= 80;
+SELECT operation, calls, timed_calls FROM pq.stat_latency WHERE tenant = 'ops_b';
+SET apg_pqcrypto.track_latency = 'off';
+SELECT pq.stat_reset();
+SELECT count(pq_decrypt_text(v, i::text)) FROM ops_many;
+SELECT count(*) AS rows_when_off FROM pq.stat_latency;
+RESET apg_pqcrypto.track_latency;
+-- Only pq_admin reads them; a role may not switch the timing off.
+SET ROLE ops_reader;
+SELECT count(*) FROM pq.stat_latency;
+SET apg_pqcrypto.track_latency = 'off';
+RESET ROLE;
+
 -- Crypto-shredding.
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
 CREATE TABLE ops_s (id int PRIMARY KEY, tenant text NOT NULL, v bytea, aad text);
