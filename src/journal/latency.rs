@@ -470,7 +470,7 @@ mod tests {
             let b = bucket(ns);
             assert!(ns as f64 <= upper_bound(b) || b == BUCKETS - 1, "{ns} above bucket {b}");
             if b > 9 && b < BUCKETS - 1 {
-                assert!(ns as f64 > upper_bound(b - 1), "{ns} belongs below bucket {b}");
+                assert!(ns as f64 >= upper_bound(b - 1), "{ns} belongs below bucket {b}");
                 assert!(upper_bound(b) <= 1.25 * ns as f64 + 1.0, "bucket {b} too wide for {ns}");
             }
         }
