@@ -16,8 +16,9 @@
 //!   or not, and in the statement's transaction.
 //! - **A ProcessUtility hook**, for what event triggers cannot see
 //!   (PostgreSQL fires none for roles, databases and ALTER SYSTEM):
-//!   GRANT/REVOKE of privileges on the extension's functions (compared
-//!   before and after: exactly the functions whose ACL changed), GRANT/
+//!   GRANT/REVOKE of privileges on the extension's functions, and DROP
+//!   OWNED, which revokes a role's (compared before and after: exactly the
+//!   functions whose ACL changed), GRANT/
 //!   REVOKE of pq_admin, pq_user or a role that holds tenant grants, and
 //!   ALTER SYSTEM / ALTER DATABASE … SET / ALTER ROLE … SET of an
 //!   `apg_pqcrypto.*` setting (and RESET ALL). It is installed when the
@@ -39,8 +40,9 @@ use std::ffi::CStr;
 
 /// What a utility statement is, for this module.
 enum Watched {
-    /// GRANT/REVOKE on functions or routines: the extension's ACLs before.
-    FunctionGrant { grant: bool, before: Vec<(String, String)> },
+    /// GRANT/REVOKE on functions or routines, or DROP OWNED (which revokes
+    /// a role's privileges): the command and the extension's ACLs before.
+    FunctionGrant { command: &'static str, before: Vec<(String, String)> },
     RoleGrant { grant: bool, roles: Vec<String>, grantees: Vec<String>, admin_option: bool },
     Setting { scope: String, setting: Option<String>, action: &'static str, value: Option<String> },
 }
@@ -224,7 +226,8 @@ unsafe fn watch(node: *mut pg_sys::Node) -> PqResult<Option<Watched>> {
     use pg_sys::NodeTag::*;
     // SAFETY: node is a parse tree node; each cast below follows its tag.
     let tag = unsafe { (*node).type_ };
-    if ![T_GrantStmt, T_GrantRoleStmt, T_AlterSystemStmt, T_AlterDatabaseSetStmt, T_AlterRoleSetStmt].contains(&tag) || !recording_here() {
+    let watched_tags = [T_GrantStmt, T_GrantRoleStmt, T_DropOwnedStmt, T_AlterSystemStmt, T_AlterDatabaseSetStmt, T_AlterRoleSetStmt];
+    if !watched_tags.contains(&tag) || !recording_here() {
         return Ok(None);
     }
     // SAFETY: each cast below follows the node's tag.
@@ -235,7 +238,11 @@ unsafe fn watch(node: *mut pg_sys::Node) -> PqResult<Option<Watched>> {
             if !routines.contains(&g.objtype) {
                 return Ok(None);
             }
-            return Ok(Some(Watched::FunctionGrant { grant: g.is_grant, before: function_acls()? }));
+            let command = if g.is_grant { "GRANT" } else { "REVOKE" };
+            return Ok(Some(Watched::FunctionGrant { command, before: function_acls()? }));
+        }
+        if pgrx::is_a(node, pg_sys::NodeTag::T_DropOwnedStmt) {
+            return Ok(Some(Watched::FunctionGrant { command: "DROP OWNED", before: function_acls()? }));
         }
         if pgrx::is_a(node, pg_sys::NodeTag::T_GrantRoleStmt) {
             let g = &*(node as *mut pg_sys::GrantRoleStmt);
@@ -338,7 +345,7 @@ fn record(w: Watched) -> PqResult<()> {
     }
     let actor = events::session_user();
     let (event, details) = match w {
-        Watched::FunctionGrant { grant, before } => {
+        Watched::FunctionGrant { command, before } => {
             let after = function_acls()?;
             let changed: Vec<Value> = after
                 .iter()
@@ -350,7 +357,7 @@ fn record(w: Watched) -> PqResult<()> {
             if changed.is_empty() {
                 return Ok(());
             }
-            ("function_privileges_changed", json!({ "command": if grant { "GRANT" } else { "REVOKE" }, "functions": changed }))
+            ("function_privileges_changed", json!({ "command": command, "functions": changed }))
         }
         Watched::RoleGrant { grant, roles, grantees, admin_option } => {
             let relevant = catalog::as_owner(|| {
