@@ -208,11 +208,14 @@ fn c_str(p: *const std::ffi::c_char) -> Option<String> {
 
 /// True where this module records: a database with the 0.10.0 objects,
 /// outside the extension's own scripts (CREATE and ALTER EXTENSION run its
-/// GRANTs and DDL; the ALTER EXTENSION itself is recorded when it ends).
+/// GRANTs and DDL; the ALTER EXTENSION itself is recorded when it ends) and
+/// outside pg_upgrade's schema restore (the old cluster's tables replace
+/// whatever it would write).
 pub(crate) fn recording_here() -> bool {
     // SAFETY: backend globals, read on the backend's thread.
-    let (in_transaction, in_script) = unsafe { (pg_sys::IsTransactionState(), pg_sys::creating_extension) };
-    in_transaction && !in_script && catalog::has_0_10_objects()
+    let (in_transaction, in_script, upgrading) =
+        unsafe { (pg_sys::IsTransactionState(), pg_sys::creating_extension, pg_sys::IsBinaryUpgrade) };
+    in_transaction && !in_script && !upgrading && catalog::has_0_10_objects()
 }
 
 /// What `node` is, and for a GRANT on functions the ACLs before it runs.
