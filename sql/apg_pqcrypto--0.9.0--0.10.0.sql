@@ -13,7 +13,8 @@
 --   'unusual_access'.
 -- - Latency and key cache statistics: the views pq.stat_latency and
 --   pq.stat_cache (pq.stat_latency_rows, pq.stat_cache_rows, shared
---   memory) and pq.stat_reset.
+--   memory) and pq.stat_reset; the role pq_monitor and the view
+--   pq.key_ages for a monitoring role that administers nothing.
 -- No stored key or envelope changes: every 0.9.0 value decrypts as before.
 -- tests/integration/upgrade.sh installs 0.1.0 to 0.9.0, fills each, runs
 -- ALTER EXTENSION apg_pqcrypto UPDATE and compares with a fresh 0.10.0.
@@ -140,3 +141,21 @@ CREATE VIEW pq.stat_cache AS SELECT * FROM pq.stat_cache_rows();
 REVOKE ALL ON FUNCTION pq.stat_latency_rows(), pq.stat_cache_rows(), pq.stat_reset() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq.stat_latency_rows(), pq.stat_cache_rows(), pq.stat_reset() TO pq_admin;
 GRANT SELECT ON pq.stat_latency, pq.stat_cache TO pq_admin;
+
+-- A monitoring role (0.10.0): reads the statistics and health checks that
+-- docs/monitoring/postgres_exporter.yml queries, administers nothing, uses
+-- no tenant's keys.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pq_monitor') THEN
+        CREATE ROLE pq_monitor NOLOGIN;
+    END IF;
+END
+$$;
+CREATE VIEW pq.key_ages AS
+SELECT tenant, version, activated_at, now() - activated_at AS age FROM pq.tenant_key_versions WHERE state = 'active';
+GRANT USAGE ON SCHEMA pq TO pq_monitor;
+GRANT EXECUTE ON FUNCTION pq.stat_latency_rows(), pq.stat_cache_rows(), pq.verify_audit_chain(), pq.master_key_status()
+    TO pq_monitor;
+GRANT SELECT ON pq.stat_latency, pq.stat_cache, pq.security_events, pq.jobs, pq.audit_checkpoints TO pq_monitor;
+GRANT SELECT ON pq.key_ages TO pq_admin, pq_monitor;

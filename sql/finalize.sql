@@ -313,3 +313,21 @@ CREATE VIEW pq.stat_cache AS SELECT * FROM pq.stat_cache_rows();
 REVOKE ALL ON FUNCTION pq.stat_latency_rows(), pq.stat_cache_rows(), pq.stat_reset() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq.stat_latency_rows(), pq.stat_cache_rows(), pq.stat_reset() TO pq_admin;
 GRANT SELECT ON pq.stat_latency, pq.stat_cache TO pq_admin;
+
+-- A monitoring role (0.10.0): reads the statistics and health checks that
+-- docs/monitoring/postgres_exporter.yml queries, administers nothing, uses
+-- no tenant's keys.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pq_monitor') THEN
+        CREATE ROLE pq_monitor NOLOGIN;
+    END IF;
+END
+$$;
+CREATE VIEW pq.key_ages AS
+SELECT tenant, version, activated_at, now() - activated_at AS age FROM pq.tenant_key_versions WHERE state = 'active';
+GRANT USAGE ON SCHEMA pq TO pq_monitor;
+GRANT EXECUTE ON FUNCTION pq.stat_latency_rows(), pq.stat_cache_rows(), pq.verify_audit_chain(), pq.master_key_status()
+    TO pq_monitor;
+GRANT SELECT ON pq.stat_latency, pq.stat_cache, pq.security_events, pq.jobs, pq.audit_checkpoints TO pq_monitor;
+GRANT SELECT ON pq.key_ages TO pq_admin, pq_monitor;

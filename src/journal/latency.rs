@@ -344,7 +344,7 @@ fn since_ts(since: i64) -> PqResult<Option<TimestampWithTimeZone>> {
 }
 
 fn latency_rows() -> PqResult<Vec<LatencyRow>> {
-    crate::platform::roles::require_admin("read latency statistics")?;
+    crate::platform::roles::require_monitor("read latency statistics")?;
     if !crate::platform::shmem::preloaded() {
         return Err(crate::platform::errors::PqError::NeedsPreload("latency statistics"));
     }
@@ -377,7 +377,7 @@ fn latency_rows() -> PqResult<Vec<LatencyRow>> {
 }
 
 fn cache_rows() -> PqResult<Vec<(String, i64, i64, i64, i64, Option<f64>)>> {
-    crate::platform::roles::require_admin("read cache statistics")?;
+    crate::platform::roles::require_monitor("read cache statistics")?;
     if !crate::platform::shmem::preloaded() {
         return Err(crate::platform::errors::PqError::NeedsPreload("cache statistics"));
     }

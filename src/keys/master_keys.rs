@@ -142,7 +142,7 @@ type StatusRow = (
 /// are this backend's. Never a secret, a PIN or a credential; failure
 /// details go to the server log.
 fn master_key_status() -> PqResult<Vec<StatusRow>> {
-    crate::platform::roles::require_admin("read the master key status")?;
+    crate::platform::roles::require_monitor("read the master key status")?;
     let rows = catalog::as_owner(|| {
         catalog::connect(|client| {
             let mut out = Vec::new();

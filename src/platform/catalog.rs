@@ -37,10 +37,20 @@ pub fn is_superuser(role: pg_sys::Oid) -> bool {
 
 /// True if `role` has the privileges of `pq_admin` (membership with inherit).
 pub fn is_admin(role: pg_sys::Oid) -> bool {
+    has_privs_of(role, c"pq_admin")
+}
+
+/// True if `role` has the privileges of `pq_monitor` (0.10.0: reads the
+/// statistics and health the monitoring needs, administers nothing).
+pub fn is_monitor(role: pg_sys::Oid) -> bool {
+    has_privs_of(role, c"pq_monitor")
+}
+
+fn has_privs_of(role: pg_sys::Oid, of: &std::ffi::CStr) -> bool {
     // SAFETY: syscache lookups; missing_ok turns an absent role into InvalidOid.
     unsafe {
-        let admin = pg_sys::get_role_oid(c"pq_admin".as_ptr(), true);
-        admin != pg_sys::Oid::INVALID && pg_sys::has_privs_of_role(role, admin)
+        let of = pg_sys::get_role_oid(of.as_ptr(), true);
+        of != pg_sys::Oid::INVALID && pg_sys::has_privs_of_role(role, of)
     }
 }
 

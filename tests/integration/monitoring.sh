@@ -2,9 +2,11 @@
 # 127.0.0.1, with docs/monitoring/postgres_exporter.yml against a real
 # cluster; /metrics is scraped over HTTP and each metric of the
 # configuration is found with the value the workload makes plausible (exact
-# counts where the workload fixes them). The Grafana dashboard uses only
-# metrics the configuration defines. The exporter is stopped at the end.
-# checks: 13
+# counts where the workload fixes them). The exporter logs in as a role
+# that is only in pq_monitor, which may administer nothing. The Grafana
+# dashboard uses only metrics the configuration defines. The exporter is
+# stopped at the end.
+# checks: 14
 dir="$base/monitoring"
 port=$port_monitoring
 exporter_port=$((port_monitoring + 1))
@@ -15,14 +17,17 @@ q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('acme')
   -c "SELECT pq.rotate_tenant_key('acme', 'monitoring')" \
   -c "CREATE TABLE cfg (id int PRIMARY KEY, v bytea)" \
   -c "INSERT INTO cfg SELECT i, pq_encrypt('acme', 'value ' || i, i::text) FROM generate_series(1, 40) i" \
-  -c "SELECT pq.track_column('cfg', 'v', 'acme')" -c "SELECT pq.audit_checkpoint()" >/dev/null
+  -c "SELECT pq.track_column('cfg', 'v', 'acme')" -c "SELECT pq.audit_checkpoint()" \
+  -c "CREATE ROLE exporter LOGIN IN ROLE pq_monitor" -c "GRANT SELECT ON cfg TO exporter" >/dev/null
 q "$port" -c "SELECT pq.stat_reset()" -c "SELECT count(pq_decrypt_text(v, id::text)) FROM cfg" >/dev/null
 for i in 1 2 3; do q "$port" -c "SELECT pq_decrypt_text(v, 'wrong') FROM cfg WHERE id = $i" >/dev/null; done
 # A job that stays paused (queued and paused in one transaction), and the counters flushed.
 q "$port" -c "BEGIN" -c "SELECT pq.pause_job(pq.reencrypt('cfg', 'v'))" -c "COMMIT" -c "SELECT pq.flush_counters()" >/dev/null
 check "the exporter's configuration dumps as valid maps" "0" "$(code "$exporter" --extend.query-path="$config" --dumpmaps)"
 
-DATA_SOURCE_NAME="postgresql://postgres@127.0.0.1:$port/postgres?sslmode=disable" \
+check "the exporter's role may not reset statistics, shred a tenant, read the key tables or decrypt" "42501|42501|42501|42501" \
+  "$(sqlstate "$port" "SELECT pq.stat_reset()" exporter)|$(sqlstate "$port" "SELECT pq.shred_tenant('acme', 'acme')" exporter)|$(sqlstate "$port" "SELECT count(*) FROM pq.tenant_key_versions" exporter)|$(sqlstate "$port" "SELECT pq_decrypt_text(v, id::text) FROM cfg" exporter)"
+DATA_SOURCE_NAME="postgresql://exporter@127.0.0.1:$port/postgres?sslmode=disable" \
   "$exporter" --web.listen-address="127.0.0.1:$exporter_port" --extend.query-path="$config" \
   --disable-default-metrics --disable-settings-metrics --log.level=warn >"$base/exporter.log" 2>&1 &
 exporter_pid=$!

@@ -194,11 +194,27 @@ SELECT pq.stat_reset();
 SELECT count(pq_decrypt_text(v, i::text)) FROM ops_many;
 SELECT count(*) AS rows_when_off FROM pq.stat_latency;
 RESET apg_pqcrypto.track_latency;
--- Only pq_admin reads them; a role may not switch the timing off.
+-- Only pq_admin and pq_monitor read them; a role may not switch the timing off.
 SET ROLE ops_reader;
 SELECT count(*) FROM pq.stat_latency;
 SET apg_pqcrypto.track_latency = 'off';
 RESET ROLE;
+-- pq_monitor reads statistics and health, and administers nothing.
+SELECT count(pq_decrypt_text(v, i::text)) FROM ops_many;
+CREATE ROLE ops_monitor IN ROLE pq_monitor;
+SET ROLE ops_monitor;
+SELECT count(*) > 0 AS latency FROM pq.stat_latency;
+SELECT count(*) > 0 AS cache FROM pq.stat_cache;
+SELECT tenant, version, age >= interval '0' AS age FROM pq.key_ages WHERE tenant = 'ops_b';
+SELECT rows_checked > 0 AS chain FROM pq.verify_audit_chain();
+SELECT count(*) >= 0 AS events FROM pq.security_events;
+SELECT count(*) >= 0 AS jobs FROM pq.jobs;
+SELECT pq.stat_reset();
+SELECT pq.shred_tenant('ops_b', confirm => 'ops_b');
+SELECT count(*) FROM pq.tenant_key_versions;
+SELECT count(*) FROM pq.tenant_keys;
+RESET ROLE;
+DROP ROLE ops_monitor;
 
 -- Crypto-shredding.
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
