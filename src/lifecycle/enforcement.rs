@@ -113,8 +113,8 @@ type ReportRow = (String, String, i64, i64, i64, i64, i64);
 
 /// Per tracked column: rows, NULLs, envelopes of the row's tenant, values
 /// that are not envelopes of any tenant (plaintext, classical ciphertext,
-/// or a header no key version has), and envelopes of another tenant than
-/// the row's. Reads every tracked table.
+/// a signature, or an envelope no key version has), and envelopes of
+/// another tenant than the row's. Reads every tracked table.
 fn report() -> PqResult<Vec<ReportRow>> {
     crate::platform::roles::require_admin("read the enforcement report")?;
     catalog::as_owner(|| {
@@ -126,15 +126,14 @@ fn report() -> PqResult<Vec<ReportRow>> {
                 (None, Some(tc)) => format!("x.{}::text", tracking::quote_ident(tc)),
                 (None, None) => "NULL::text".to_owned(),
             };
-            // An envelope by its header (FORMAT.md: version 1; kind 'K', 'S',
-            // 'X', 'B' or 'W') and its key id, as the trigger checks it.
+            // An envelope as the trigger sees it: what pq.classify (the core's
+            // parser) calls keyed or sealed, with the key id of a version.
             let query = format!(
                 "SELECT count(*), count(*) FILTER (WHERE x.pq__value IS NULL),
                         count(*) FILTER (WHERE x.pq__envelope AND k.tenant = {tenant_expr}),
                         count(*) FILTER (WHERE x.pq__value IS NOT NULL AND NOT (x.pq__envelope AND k.tenant IS NOT NULL)),
                         count(*) FILTER (WHERE x.pq__envelope AND k.tenant IS DISTINCT FROM {tenant_expr} AND k.tenant IS NOT NULL)
-                   FROM (SELECT pq__value IS NOT NULL AND length(pq__value) >= 18 AND get_byte(pq__value, 0) = 1
-                                AND get_byte(pq__value, 1) IN (75, 83, 88, 66, 87) AS pq__envelope, *
+                   FROM (SELECT pq.classify(pq__value) IN ('pq_keyed', 'pq_sealed') AS pq__envelope, *
                            FROM (SELECT {col}::bytea AS pq__value, * FROM {table}) y) x
                    LEFT JOIN pq.tenant_key_versions k ON k.kid = substr(x.pq__value, 3, 16)",
                 col = tracking::quote_ident(&t.column),

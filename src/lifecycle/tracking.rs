@@ -422,7 +422,7 @@ pub fn forget(id: i32, relid: pg_sys::Oid, table_exists: bool) -> PqResult<()> {
 fn untrack(relid: pg_sys::Oid, column: &str) -> PqResult<bool> {
     crate::platform::roles::require_admin("untrack columns")?;
     catalog::as_owner(|| {
-        let table = catalog::one::<String>("SELECT $1::pg_catalog.regclass::text", &[relid.into()])?.unwrap_or_default();
+        let table = table_text(relid)?;
         let id = ids_for_column(relid, column)?;
         let removed = catalog::write_one::<bool>(
             "WITH d AS (DELETE FROM pq.tracked_columns WHERE relid = $1 AND column_name = $2 RETURNING true)
