@@ -17,7 +17,7 @@
 //! and otherwise starts another pass for the rows that were locked.
 use crate::{
     journal::{events, latency::{self, Op}},
-    keys::versions,
+    keys::{cache::VersionKeys, versions},
     lifecycle::{
         blind_index,
         jobs::{Work, DEFAULT_BATCH},
@@ -28,8 +28,10 @@ use crate::{
     platform::{catalog, errors::{PqError, PqResult}},
 };
 use pgrx::prelude::*;
-use pqcore::{Envelope, Kind};
+use pqcore::{Envelope, Kid, Kind};
 use serde_json::json;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 /// A claimed row, as a migration sees it: (value, aad, tenant).
 pub type Row<'a> = (&'a [u8], &'a [u8], &'a str);
@@ -140,12 +142,12 @@ impl<'a> TableSql<'a> {
 
     /// Locks up to `limit` rows that need work, in key order after the
     /// cursor (an ordered index scan that stops at the limit), skipping rows
-    /// others hold: (key as text, relation, ctid as text, value, AAD, tenant).
+    /// others hold: (key as text, relation, ctid, value, AAD, tenant).
     fn claim(&self, args: &BatchArgs, limit: i32) -> PqResult<Vec<Claimed>> {
         let key = quote_ident(&self.t.key_column);
         let after = if args.cursor.is_some() { format!(" AND t.{key} > CAST($3 AS {})", self.t.key_type) } else { String::new() };
         let query = format!(
-            "SELECT t.{key}::text, t.tableoid, t.ctid::text, t.{col}, {aad}, {tenant}
+            "SELECT t.{key}::text, t.tableoid, t.ctid, t.{col}, {aad}, {tenant}
                FROM {table} AS t
               WHERE {condition}{after}
               ORDER BY t.{key}
@@ -161,10 +163,7 @@ impl<'a> TableSql<'a> {
             catalog::write_rows(&query, &args.datums(), |row| {
                 Ok(Claimed {
                     key: row.get::<String>(1)?.unwrap_or_default(),
-                    at: RowId {
-                        rel: row.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::Oid::INVALID).to_u32(),
-                        tid: row.get::<String>(3)?.unwrap_or_default(),
-                    },
+                    at: RowId::new(row.get::<pg_sys::Oid>(2)?, row.get::<pg_sys::ItemPointerData>(3)?),
                     value: row.get::<Vec<u8>>(4)?.unwrap_or_default(),
                     aad: row.get::<Vec<u8>>(5)?.unwrap_or_default(),
                     tenant: row.get::<String>(6)?,
@@ -189,22 +188,19 @@ impl<'a> TableSql<'a> {
         };
         let query = format!(
             "UPDATE {table} AS t SET {col} = u.v{also_term}
-               FROM unnest($1::oid[], $2::text[], $3::bytea[], $4::bytea[]) AS u(rel, tid, v, term)
-              WHERE t.tableoid = u.rel AND t.ctid = u.tid::tid
+               FROM unnest($1::oid[], $2::tid[], $3::bytea[], $4::bytea[]) AS u(rel, tid, v, term)
+              WHERE t.tableoid = u.rel AND t.ctid = u.tid
              RETURNING u.rel, u.tid",
             table = self.t.table,
             col = quote_ident(&self.t.column),
         );
-        let (rels, tids): (Vec<pg_sys::Oid>, Vec<String>) = rows.iter().map(|r| (pg_sys::Oid::from(r.rel), r.tid.clone())).unzip();
+        let (rels, tids): (Vec<pg_sys::Oid>, Vec<pg_sys::ItemPointerData>) = rows.iter().map(RowId::datums).unzip();
         let mut written = self.as_owner(|| {
             // A nested loop of TID look-ups, not a scan of the whole table.
             catalog::run("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", &[])?;
             row_trigger::writing_back(tracked_id, || {
                 catalog::write_rows(&query, &[rels.into(), tids.into(), values.into(), terms.into()], |row| {
-                    Ok(RowId {
-                        rel: row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID).to_u32(),
-                        tid: row.get::<String>(2)?.unwrap_or_default(),
-                    })
+                    Ok(RowId::new(row.get::<pg_sys::Oid>(1)?, row.get::<pg_sys::ItemPointerData>(2)?))
                 })
             })
         })?;
@@ -249,11 +245,26 @@ impl BatchArgs {
 
 /// Where a claimed row is: its relation (a partition or an inheritance
 /// child of the tracked table, or the table itself) and its ctid.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct RowId {
     /// The relation's OID.
     rel: u32,
-    tid: String,
+    /// The ctid's block and offset.
+    block: u32,
+    offset: u16,
+}
+
+impl RowId {
+    fn new(rel: Option<pg_sys::Oid>, tid: Option<pg_sys::ItemPointerData>) -> Self {
+        let (block, offset) = tid.map(pgrx::itemptr::item_pointer_get_both).unwrap_or((0, 0));
+        RowId { rel: rel.unwrap_or(pg_sys::Oid::INVALID).to_u32(), block, offset }
+    }
+
+    fn datums(&self) -> (pg_sys::Oid, pg_sys::ItemPointerData) {
+        let mut tid = pg_sys::ItemPointerData::default();
+        pgrx::itemptr::item_pointer_set_all(&mut tid, self.block, self.offset);
+        (pg_sys::Oid::from(self.rel), tid)
+    }
 }
 
 /// A row claimed by a batch.
@@ -309,38 +320,66 @@ fn active_kids(tenant: Option<&str>) -> PqResult<(Vec<String>, Vec<Vec<u8>>)> {
     })
 }
 
-/// Re-encrypts one value for `tenant` (see [`rotation::reencrypt`]), or
-/// says why not (never with the plaintext).
-fn reencrypt_value(value: &[u8], aad: &[u8], tenant: &str) -> Result<Vec<u8>, &'static str> {
-    let parsed = Envelope::parse(value).map_err(|_| "not a v1 envelope")?;
-    if parsed.kind() == Kind::Signature {
-        return Err("a signature envelope, not a ciphertext");
+/// The key versions a batch uses, each looked up once per batch (a batch
+/// is one transaction: what the first lookup decided holds for the rest).
+#[derive(Default)]
+struct BatchKeys {
+    by_kid: HashMap<Kid, Result<Rc<VersionKeys>, &'static str>>,
+    active: HashMap<String, Result<Rc<VersionKeys>, &'static str>>,
+}
+
+impl BatchKeys {
+    fn by_kid(&mut self, kid: Kid) -> Result<Rc<VersionKeys>, &'static str> {
+        self.by_kid
+            .entry(kid)
+            .or_insert_with(|| {
+                versions::version_by_kid(kid).map_err(|e| match e {
+                    PqError::UnknownKid => "unknown key id",
+                    PqError::KeyState(_) | PqError::KeyStateHint(..) => "its key version is disabled or destroyed",
+                    _ => "its key version could not be loaded",
+                })
+            })
+            .clone()
     }
-    let old = versions::version_by_kid(parsed.kid()).map_err(|e| match e {
-        PqError::UnknownKid => "unknown key id",
-        PqError::KeyState(_) | PqError::KeyStateHint(..) => "its key version is disabled or destroyed",
-        _ => "its key version could not be loaded",
-    })?;
-    if old.tenant != tenant {
-        return Err("an envelope of another tenant");
-    }
-    let active = versions::active_version(tenant, "re-encrypt").map_err(|_| "the tenant has no usable active version")?;
-    let buffer = |len: usize, fill: &mut dyn FnMut(&mut [u8]) -> PqResult<()>| {
-        if len > crate::platform::datum::MAX_PAYLOAD {
-            return Err(PqError::TooLarge);
+
+    fn active(&mut self, tenant: &str) -> Result<Rc<VersionKeys>, &'static str> {
+        if let Some(found) = self.active.get(tenant) {
+            return found.clone();
         }
-        let mut out = Vec::new();
-        out.try_reserve_exact(len).map_err(|_| PqError::OutOfMemory)?;
-        out.resize(len, 0);
-        fill(&mut out)?;
-        Ok(out)
-    };
-    rotation::reencrypt(parsed, aad, &old, &active, buffer).map_err(|e| match e {
-        PqError::Core(pqcore::Error::DecryptionFailed) => "authentication failed (wrong AAD or damaged value)",
-        PqError::OutOfMemory | PqError::Core(pqcore::Error::OutOfMemory) => "out of memory",
-        PqError::TooLarge => "too large",
-        _ => "it could not be re-encrypted",
-    })
+        let found = versions::active_version(tenant, "re-encrypt").map_err(|_| "the tenant has no usable active version");
+        self.active.insert(tenant.to_owned(), found.clone());
+        found
+    }
+
+    /// Re-encrypts one value for `tenant` (see [`rotation::reencrypt`]), or
+    /// says why not (never with the plaintext).
+    fn reencrypt(&mut self, value: &[u8], aad: &[u8], tenant: &str) -> Result<Vec<u8>, &'static str> {
+        let parsed = Envelope::parse(value).map_err(|_| "not a v1 envelope")?;
+        if parsed.kind() == Kind::Signature {
+            return Err("a signature envelope, not a ciphertext");
+        }
+        let old = self.by_kid(parsed.kid())?;
+        if old.tenant != tenant {
+            return Err("an envelope of another tenant");
+        }
+        let active = self.active(tenant)?;
+        let buffer = |len: usize, fill: &mut dyn FnMut(&mut [u8]) -> PqResult<()>| {
+            if len > crate::platform::datum::MAX_PAYLOAD {
+                return Err(PqError::TooLarge);
+            }
+            let mut out = Vec::new();
+            out.try_reserve_exact(len).map_err(|_| PqError::OutOfMemory)?;
+            out.resize(len, 0);
+            fill(&mut out)?;
+            Ok(out)
+        };
+        rotation::reencrypt(parsed, aad, &old, &active, buffer).map_err(|e| match e {
+            PqError::Core(pqcore::Error::DecryptionFailed) => "authentication failed (wrong AAD or damaged value)",
+            PqError::OutOfMemory | PqError::Core(pqcore::Error::OutOfMemory) => "out of memory",
+            PqError::TooLarge => "too large",
+            _ => "it could not be re-encrypted",
+        })
+    }
 }
 
 /// One batch of job `id`, in the caller's transaction (the worker's, as
@@ -406,10 +445,12 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
                 .collect();
             (migrator()?.migrate)(from_kind.as_deref(), &inputs)?
         }
-        _ => rows
-            .iter()
-            .map(|r| reencrypt_value(&r.value, &r.aad, r.tenant.as_deref().unwrap_or_default()).map_err(str::to_owned))
-            .collect(),
+        _ => {
+            let mut keys = BatchKeys::default();
+            rows.iter()
+                .map(|r| keys.reencrypt(&r.value, &r.aad, r.tenant.as_deref().unwrap_or_default()).map_err(str::to_owned))
+                .collect()
+        }
     };
     let mut terms = Vec::with_capacity(rows.len());
     // A blind index column gets the term of each new value.
