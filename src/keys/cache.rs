@@ -28,7 +28,7 @@
 use crate::journal::latency::{self, CacheEvent};
 use crate::platform::{
     errors::{PqError, PqResult},
-    gucs, secure_mem, shmem::preloaded, xact,
+    gucs, leaf, secure_mem, shmem::preloaded, xact,
 };
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -52,8 +52,7 @@ pub type Micros = i64;
 
 /// The statement's start time: costs no system call on the per-row path.
 pub fn now() -> Micros {
-    // SAFETY: reads a backend global set at statement start.
-    unsafe { pg_sys::GetCurrentStatementStartTimestamp() }
+    leaf::statement_start()
 }
 
 fn ttl_micros() -> Micros {
@@ -159,6 +158,14 @@ pub struct Cache {
     /// The last (role, tenant) found allowed: the common case of one
     /// application role using one tenant skips the hash lookup.
     pub last_allowed: Option<(pg_sys::Oid, String)>,
+    /// The version the last decryption used and the active version the
+    /// last encryption used, each with the role that was allowed to use it:
+    /// a statement decrypts or encrypts row after row with one key, and a
+    /// repeat skips the hash lookups and the access check (which already
+    /// passed for that role in this cache's life). Dropped with everything
+    /// else, and by the sweep when the version or the decision expires.
+    last_decrypt: Option<(pg_sys::Oid, Rc<VersionKeys>)>,
+    last_encrypt: Option<(pg_sys::Oid, Rc<VersionKeys>)>,
     exit_hook: bool,
 }
 
@@ -183,12 +190,38 @@ impl Cache {
         }
     }
 
+    /// The version of `kid` if the last decryption by `role` used it and it is fresh.
+    pub fn repeat_decrypt(&self, kid: Kid, role: pg_sys::Oid, now: Micros) -> Option<Rc<VersionKeys>> {
+        let (r, keys) = self.last_decrypt.as_ref()?;
+        (*r == role && keys.kid() == kid && self.fresh(keys.loaded, now)).then(|| keys.clone())
+    }
+
+    /// The active version of `tenant` if the last encryption by `role` used it and it is fresh.
+    pub fn repeat_encrypt(&self, tenant: &str, role: pg_sys::Oid, now: Micros) -> Option<Rc<VersionKeys>> {
+        let (r, keys) = self.last_encrypt.as_ref()?;
+        (*r == role && keys.tenant == tenant && self.fresh(keys.loaded, now)).then(|| keys.clone())
+    }
+
+    /// Remembers that `role` was allowed `keys` for a decryption (call
+    /// only after the access check passed).
+    pub fn used_for_decrypt(&mut self, role: pg_sys::Oid, keys: &Rc<VersionKeys>) {
+        self.last_decrypt = Some((role, keys.clone()));
+    }
+
+    /// Remembers that `role` was allowed the active version `keys` for an
+    /// encryption (call only after the access check passed).
+    pub fn used_for_encrypt(&mut self, role: pg_sys::Oid, keys: &Rc<VersionKeys>) {
+        self.last_encrypt = Some((role, keys.clone()));
+    }
+
     fn is_empty(&self) -> bool {
         self.mdks.is_empty()
             && self.versions.is_empty()
             && self.verifying.is_empty()
             && self.access.is_empty()
             && self.last_allowed.is_none()
+            && self.last_decrypt.is_none()
+            && self.last_encrypt.is_none()
     }
 
     fn drop_all(&mut self) {
@@ -202,6 +235,8 @@ impl Cache {
         self.access.clear();
         self.decisions = 0;
         self.last_allowed = None;
+        self.last_decrypt = None;
+        self.last_encrypt = None;
     }
 
     /// Drops every entry older than the TTL at `now`.
@@ -224,8 +259,16 @@ impl Cache {
         self.access.retain(|_, tenants| !tenants.is_empty());
         self.decisions = self.access.values().map(HashMap::len).sum();
         let access = &self.access;
-        if self.last_allowed.as_ref().is_some_and(|(r, t)| !access.get(r).is_some_and(|m| m.contains_key(t))) {
+        let decided = |role: &pg_sys::Oid, tenant: &str| access.get(role).is_some_and(|m| m.contains_key(tenant));
+        if self.last_allowed.as_ref().is_some_and(|(r, t)| !decided(r, t)) {
             self.last_allowed = None;
+        }
+        let kept = |(r, keys): &(pg_sys::Oid, Rc<VersionKeys>)| decided(r, &keys.tenant) && now - keys.loaded < ttl;
+        if !self.last_decrypt.as_ref().is_some_and(kept) {
+            self.last_decrypt = None;
+        }
+        if !self.last_encrypt.as_ref().is_some_and(kept) {
+            self.last_encrypt = None;
         }
     }
 }

@@ -148,13 +148,22 @@ pub fn active_version(tenant: &str, what: &'static str) -> PqResult<Rc<VersionKe
 /// The active version of `tenant` for what only reads (a blind index term
 /// of a lookup): also on a hot standby and past max_key_age.
 pub fn active_for_reading(tenant: &str) -> PqResult<Rc<VersionKeys>> {
-    access::require_usable(tenant)?;
+    cache::refresh();
     let now = cache::now();
+    let role = catalog::caller();
+    if let Some(keys) = cache::with(|c| c.repeat_encrypt(tenant, role, now)) {
+        latency::cache(&keys.tenant, CacheEvent::Hit);
+        return Ok(keys);
+    }
+    access::require_usable(tenant)?;
     let hit = cache::with(|c| {
         c.active.get(tenant).and_then(|kid| c.versions.get(kid)).filter(|v| c.fresh(v.loaded, now)).cloned()
     });
     if let Some(keys) = hit {
         latency::cache(&keys.tenant, CacheEvent::Hit);
+        if cache::enabled() {
+            cache::with_mut(|c| c.used_for_encrypt(role, &keys));
+        }
         return Ok(keys);
     }
     let keys = catalog::as_owner(|| {
@@ -191,10 +200,18 @@ pub fn live_index_versions(tenant: &str) -> PqResult<Vec<Rc<VersionKeys>>> {
 pub fn version_by_kid(kid: Kid) -> PqResult<Rc<VersionKeys>> {
     cache::refresh();
     let now = cache::now();
+    let role = catalog::caller();
+    if let Some(keys) = cache::with(|c| c.repeat_decrypt(kid, role, now)) {
+        latency::cache(&keys.tenant, CacheEvent::Hit);
+        return Ok(keys);
+    }
     let hit = cache::with(|c| c.versions.get(&kid).filter(|v| c.fresh(v.loaded, now)).cloned());
     if let Some(keys) = hit {
         access::require_usable_unnamed(&keys.tenant)?;
         latency::cache(&keys.tenant, CacheEvent::Hit);
+        if cache::enabled() {
+            cache::with_mut(|c| c.used_for_decrypt(role, &keys));
+        }
         return Ok(keys);
     }
     let tenant = catalog::as_owner(|| {

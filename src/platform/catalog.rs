@@ -18,8 +18,7 @@ thread_local! {
 /// [`as_role`], where the current user is another one (access decisions
 /// and per-role counts are about the caller, never the owner).
 pub fn caller() -> pg_sys::Oid {
-    // SAFETY: reads a backend global; we are on the backend's main thread.
-    OUTER_CALLER.get().unwrap_or_else(|| unsafe { pg_sys::GetUserId() })
+    OUTER_CALLER.get().unwrap_or_else(super::leaf::user_id)
 }
 
 /// End of a transaction: no role scope outlives it (an ERROR that skipped

@@ -9,7 +9,8 @@
 //!   in the encodings' units.
 //! - `xact`: the end-of-transaction registry the areas hook into; `shmem`:
 //!   whether the library's shared memory exists; `latch`: waking the
-//!   background worker.
+//!   background worker; `leaf`: two never-raising PostgreSQL calls of the
+//!   per-row paths, without pgrx's guard.
 //!
 //! May call: nothing above it (pgrx, crates/core and crates/providers only).
 pub mod catalog;
@@ -18,6 +19,7 @@ pub mod datum;
 pub mod errors;
 pub mod gucs;
 pub mod latch;
+pub mod leaf;
 pub mod log_redaction;
 pub mod roles;
 pub mod secure_mem;
