@@ -5,14 +5,17 @@
 # against audit_level = all (alternating runs, the ratio of the medians).
 #   benches/audit_bench.sh [SECONDS per run]      (default 10)
 # ML-DSA-65 sign/verify of both backends: cargo bench -p apg-pqcrypto-core -- ml-dsa-65/
+# Set APG_PQ_SKIP_INSTALL=1 to measure the build that is installed already.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 seconds=${1:-10}
 source scripts/env.sh
 require_root
-scripts/setup.sh
-cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
+if [ -z "${APG_PQ_SKIP_INSTALL:-}" ]; then
+  scripts/setup.sh
+  cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
+fi
 source scripts/cluster.sh
 dir=$(cluster_scratch auditbench)
 port=${APG_PQ_BENCH_PORT:-25452}
@@ -34,7 +37,9 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? 
 echo "== configuration store ($seconds s per run, 100 keys, ~40-byte values)"
 printf '%-34s %12s\n' "operation" "per second"
 for c in 1 8; do
-  printf '%-34s %12.0f\n' "pq.config_set, $c client(s)" "$(tps "$dir/set.sql" "$c")"
+  set_tps=$(tps "$dir/set.sql" "$c")
+  printf '%-34s %12.0f\n' "pq.config_set, $c client(s)" "$set_tps"
+  printf 'rate: pq.config_set, %d client(s) = %.0f\n' "$c" "$set_tps"
   printf '%-34s %12.0f\n' "pq.config_get, $c client(s)" "$(tps "$dir/get.sql" "$c")"
 done
 echo "chain after the runs: $(cluster_psql "$port" -At -c "SELECT count(*) || ' audit rows, verified ' || (SELECT ok FROM pq.verify_audit_chain()) FROM pq.audit_log")"

@@ -5,6 +5,7 @@
 # worker's private memory before and after. Prints rows/s, the ratio
 # (target >= 0.8), and, for scale, a plain UPDATE of the same rows.
 #   benches/migration_bench.sh [ROWS] [BATCH]   (defaults 1000000, 10000)
+# Set APG_PQ_SKIP_INSTALL=1 to measure the build that is installed already.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -12,8 +13,10 @@ source scripts/env.sh
 require_root
 rows=${1:-1000000}
 batch=${2:-10000}
-scripts/setup.sh
-cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
+if [ -z "${APG_PQ_SKIP_INSTALL:-}" ]; then
+  scripts/setup.sh
+  cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
+fi
 source scripts/cluster.sh
 dir=$(cluster_scratch migration)
 port=${APG_PQ_BENCH_PORT:-25472}
@@ -60,4 +63,5 @@ awk -v r="$rows" -v d="$decrypt_ms" -v k="$run_ms" -v u="$update_ms" -v c="$chec
   printf "ratio job / decrypt alone:      %.2f (target >= 0.8)\n", d / k
   printf "one UPDATE doing the same:      %.0f rows/s (%.1f s); ratio job / UPDATE %.2f\n", r / u, u, u / k
   printf "worker private memory:          %d kB before the job, %d kB at 10%%, %d kB at the end (RssAnon)\n", a, m, b
+  printf "ratio: migration job / UPDATE = %.2f\n", u / k
 }'
