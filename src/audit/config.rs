@@ -88,12 +88,99 @@ struct Stored<'a> {
     client_signature: Option<&'a [u8]>,
 }
 
+/// The newest record of a key as [`head`] returns it.
+type Head = Option<(i64, Hash, Option<Hash>)>;
+
+/// A change ready to store: made from one reading of the key's head.
+struct Prepared {
+    version: i64,
+    change_ts: i64,
+    old_hash: Option<Hash>,
+    new_hash: Option<Hash>,
+    prev_hash: Option<Hash>,
+    record_hash: Hash,
+    signature: Vec<u8>,
+    signer: Option<(String, Vec<u8>)>,
+    event: &'static str,
+    /// The audit row's details, as the chain stores and hashes them.
+    details: String,
+}
+
+/// Makes the record of a change of `key` that replaces `previous`: checks
+/// a deletion names a key that exists and a client's signature binds
+/// `previous`, and signs the record. Call as owner.
+fn prepare(
+    tenant: &str,
+    key: &str,
+    user: &str,
+    stored: &Stored<'_>,
+    signing: &pqcore::SigningKey,
+    previous: &Head,
+) -> PqResult<Prepared> {
+    if stored.op == ConfigOp::Delete && previous.as_ref().is_none_or(|(_, _, new)| new.is_none()) {
+        return Err(unknown_key(key));
+    }
+    // A client's signature binds the record it replaces: a replayed
+    // (envelope, signature) does not verify.
+    let signer = match (stored.client_signature, stored.envelope) {
+        (Some(signature), Some(sealed)) => {
+            let replaces = previous.as_ref().map(|(_, record, _)| *record);
+            Some(signer_of(tenant, key, sealed, signature, replaces.as_ref())?)
+        }
+        _ => None,
+    };
+    let version = previous.as_ref().map_or(1, |(v, _, _)| v + 1);
+    let ts = crate::platform::clock::now_unix_micros();
+    let change = ConfigChange {
+        op: stored.op,
+        tenant,
+        key,
+        version: version as u64,
+        old_hash: previous.as_ref().and_then(|(_, _, new)| *new),
+        new_hash: stored.envelope.map(sha256),
+        user,
+        ts_micros: ts,
+        prev_hash: previous.as_ref().map(|(_, record, _)| *record),
+    };
+    let record_hash = change.record_hash();
+    let signature = signing.sign_envelope(&change.encode(), CONFIG_CHANGE_CONTEXT)?;
+    let event = match stored.op {
+        ConfigOp::Set => "config_set",
+        ConfigOp::SetSealed => "config_set_sealed",
+        ConfigOp::Delete => "config_deleted",
+    };
+    let mut details = json!({ "key": key, "version": version, "user_id": user, "record_hash": hex::encode(record_hash) });
+    if let Some((signer, _)) = &signer {
+        details["signer"] = json!(signer);
+    }
+    Ok(Prepared {
+        version,
+        change_ts: ts,
+        old_hash: change.old_hash,
+        new_hash: change.new_hash,
+        prev_hash: change.prev_hash,
+        record_hash,
+        signature,
+        signer,
+        event,
+        details: chain::canonical(&details)?,
+    })
+}
+
 /// Appends a change of `key`: takes the chain lock (and no row lock: a
 /// rotation, which locks the tenant's row and then appends to the chain,
 /// must never wait for config writers), reads the key's head, signs the
 /// record with the tenant's active key, stores it and chains an audit row.
 /// Returns the new version. The caller has checked the key name;
 /// active_version checks the tenant and the caller's right to it.
+///
+/// Writers of the chain wait for each other until commit, so a server-
+/// signed change is signed before the lock, from the head read then, and
+/// the head is read again under the lock: only if another writer changed
+/// the same key in between is the record made and signed again. What is
+/// stored is always made from the head read under the lock. (A client-
+/// signed change is checked under the lock only: a signature that fails
+/// is counted once.)
 fn append(tenant: &str, key: &str, user: &str, stored: Stored<'_>) -> PqResult<i64> {
     check_user(user)?;
     // The signing key first: it checks the role's right to the tenant and
@@ -107,38 +194,21 @@ fn append(tenant: &str, key: &str, user: &str, stored: Stored<'_>) -> PqResult<i
                 "run ALTER EXTENSION apg_pqcrypto UPDATE",
             ));
         }
+        let early = if stored.client_signature.is_none() {
+            let previous = head(tenant, key)?;
+            prepare(tenant, key, user, &stored, &signing, &previous).ok().map(|p| (previous, p))
+        } else {
+            None
+        };
         catalog::lock_audit_chain()?;
         let previous = head(tenant, key)?;
-        if stored.op == ConfigOp::Delete && previous.as_ref().is_none_or(|(_, _, new)| new.is_none()) {
-            return Err(unknown_key(key));
-        }
-        // A client's signature binds the record it replaces, read here under
-        // the chain lock: a replayed (envelope, signature) does not verify.
-        let signer = match (stored.client_signature, stored.envelope) {
-            (Some(signature), Some(sealed)) => {
-                let replaces = previous.as_ref().map(|(_, record, _)| *record);
-                Some(signer_of(tenant, key, sealed, signature, replaces.as_ref())?)
-            }
-            _ => None,
+        let p = match early {
+            Some((seen, p)) if seen == previous => p,
+            _ => prepare(tenant, key, user, &stored, &signing, &previous)?,
         };
-        let version = previous.as_ref().map_or(1, |(v, _, _)| v + 1);
-        let ts = crate::platform::clock::now_unix_micros();
-        let change = ConfigChange {
-            op: stored.op,
-            tenant,
-            key,
-            version: version as u64,
-            old_hash: previous.as_ref().and_then(|(_, _, new)| *new),
-            new_hash: stored.envelope.map(sha256),
-            user,
-            ts_micros: ts,
-            prev_hash: previous.as_ref().map(|(_, record, _)| *record),
-        };
-        let record_hash = change.record_hash();
-        let signature = signing.sign_envelope(&change.encode(), CONFIG_CHANGE_CONTEXT)?;
         // Before ALTER EXTENSION UPDATE to 0.8.0 there is no format column.
         let (format_column, format_value) = if catalog::pq_column_exists(c"config_records", c"client_signature_format") {
-            (", client_signature_format", if signer.is_some() { ", 2" } else { ", NULL" })
+            (", client_signature_format", if p.signer.is_some() { ", 2" } else { ", NULL" })
         } else {
             ("", "")
         };
@@ -152,32 +222,23 @@ fn append(tenant: &str, key: &str, user: &str, stored: Stored<'_>) -> PqResult<i
             &[
                 tenant.into(),
                 key.into(),
-                version.into(),
+                p.version.into(),
                 stored.op.name().into(),
                 stored.envelope.into(),
                 user.into(),
-                crate::platform::clock::timestamptz(ts)?.into(),
-                change.old_hash.as_ref().map(|h| h.as_slice()).into(),
-                change.new_hash.as_ref().map(|h| h.as_slice()).into(),
-                change.prev_hash.as_ref().map(|h| h.as_slice()).into(),
-                record_hash.as_slice().into(),
-                signature.as_slice().into(),
-                signer.as_ref().map(|s| s.0.as_str()).into(),
-                signer.as_ref().map(|s| s.1.as_slice()).into(),
+                crate::platform::clock::timestamptz(p.change_ts)?.into(),
+                p.old_hash.as_ref().map(|h| h.as_slice()).into(),
+                p.new_hash.as_ref().map(|h| h.as_slice()).into(),
+                p.prev_hash.as_ref().map(|h| h.as_slice()).into(),
+                p.record_hash.as_slice().into(),
+                p.signature.as_slice().into(),
+                p.signer.as_ref().map(|s| s.0.as_str()).into(),
+                p.signer.as_ref().map(|s| s.1.as_slice()).into(),
                 stored.client_signature.into(),
             ],
         )?;
-        let event = match stored.op {
-            ConfigOp::Set => "config_set",
-            ConfigOp::SetSealed => "config_set_sealed",
-            ConfigOp::Delete => "config_deleted",
-        };
-        let mut details = json!({ "key": key, "version": version, "user_id": user, "record_hash": hex::encode(record_hash) });
-        if let Some((signer, _)) = &signer {
-            details["signer"] = json!(signer);
-        }
-        chain::append(event, Some(tenant), &events::session_user(), &details)?;
-        Ok(version)
+        chain::append_canonical(p.event, Some(tenant), &events::session_user(), &p.details)?;
+        Ok(p.version)
     })
 }
 

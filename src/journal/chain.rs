@@ -47,13 +47,24 @@ pub fn append(event: &str, tenant: Option<&str>, actor: &str, details: &Value) -
     if !installed() {
         return Ok(());
     }
+    append_canonical(event, tenant, actor, &canonical(details)?)
+}
+
+/// The canonical text of `details` (jsonb's): the row is written with it,
+/// and hashing that same text is what a verifier reproduces from
+/// `details::text`. Needs no lock: make it before [`append_canonical`].
+pub fn canonical(details: &Value) -> PqResult<String> {
+    Ok(catalog::one::<String>("SELECT $1::jsonb::text", &[pgrx::JsonB(details.clone()).into()])?.unwrap_or_else(|| "{}".into()))
+}
+
+/// As [`append`], with the details already in [`canonical`] form.
+pub fn append_canonical(event: &str, tenant: Option<&str>, actor: &str, details_text: &str) -> PqResult<()> {
+    if !installed() {
+        return Ok(());
+    }
     let (prev_id, prev_hash) = locked_head()?;
-    // The row is written with the details' canonical text; hashing that
-    // same text is what a verifier reproduces from `details::text`.
-    let details_text = catalog::one::<String>("SELECT $1::jsonb::text", &[pgrx::JsonB(details.clone()).into()])?
-        .unwrap_or_else(|| "{}".into());
     let ts = now_unix_micros();
-    let row = AuditRow { id: (prev_id + 1) as u64, ts_micros: ts, event, tenant, actor, details: &details_text };
+    let row = AuditRow { id: (prev_id + 1) as u64, ts_micros: ts, event, tenant, actor, details: details_text };
     let hash = row.chain_hash(&prev_hash);
     catalog::write_one::<bool>(
         "INSERT INTO pq.audit_log (id, ts, event, tenant, actor, details, prev_hash, row_hash)
@@ -64,7 +75,7 @@ pub fn append(event: &str, tenant: Option<&str>, actor: &str, details: &Value) -
             event.into(),
             tenant.into(),
             actor.into(),
-            details_text.as_str().into(),
+            details_text.into(),
             prev_hash.as_slice().into(),
             hash.as_slice().into(),
         ],
