@@ -1,7 +1,7 @@
 // In-process tests (`cargo pgrx test`): internals the SQL suite cannot see.
 // Included into `mod tests` in lib.rs (pgrx needs the module inline).
 use crate::platform::errors::PqError;
-use crate::{keys::{cache, versions, provider}, platform::{catalog, secure_mem}};
+use crate::{keys::{cache, versions}, platform::{catalog, secure_mem}};
 use pgrx::prelude::*;
 
 fn setup_tenant(name: &str) {

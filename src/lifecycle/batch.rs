@@ -1,5 +1,5 @@
 //! One batch of a re-encryption or migration job, in the caller's
-//! transaction (the worker's, or `pq.migrate_column_now`'s). Just over 500
+//! transaction (the worker's, or `pq.migrate_column_now`'s). Just under 600
 //! lines: the statements that touch a tracked table (`TableSql`) and the
 //! one function that runs them belong together.
 //!

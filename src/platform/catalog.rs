@@ -447,9 +447,25 @@ pub fn latest_row<R>(
 /// (an advisory lock, which any role may take, could). Before ALTER
 /// EXTENSION UPDATE to 0.8.0 the table does not exist and the advisory lock
 /// of the earlier versions serialises the writers instead.
+///
+/// The lock is taken as `LOCK TABLE pq.audit_chain_lock IN EXCLUSIVE MODE`
+/// takes it, without a statement to parse and plan on every write of the
+/// chain (and taking it again in the same transaction is a local lookup).
+/// The callers run as the extension's owner, whose privilege LOCK TABLE
+/// would check. Waiting can end in an ERROR (deadlock, lock_timeout,
+/// statement_timeout, cancel), which PostgreSQL raises as usual.
 pub fn lock_audit_chain() -> PqResult<()> {
-    if pq_table_exists(c"audit_chain_lock") {
-        return run("LOCK TABLE pq.audit_chain_lock IN EXCLUSIVE MODE", &[]);
+    // SAFETY: syscache lookups with missing_ok; InvalidOid when absent.
+    let relid = unsafe {
+        let schema = pg_sys::get_namespace_oid(c"pq".as_ptr(), true);
+        if schema == pg_sys::Oid::INVALID { schema } else { pg_sys::get_relname_relid(c"audit_chain_lock".as_ptr(), schema) }
+    };
+    if relid != pg_sys::Oid::INVALID {
+        // SAFETY: locks a relation that exists (found just now) until the
+        // end of the transaction; an ERROR while waiting is raised through
+        // pgrx's guard like any other.
+        unsafe { pg_sys::LockRelationOid(relid, pg_sys::ExclusiveLock as pg_sys::LOCKMODE) };
+        return Ok(());
     }
     // 0x70714155 = "pqAU"
     one::<bool>("SELECT true FROM pg_catalog.pg_advisory_xact_lock(1886470485, 1)", &[])?;
