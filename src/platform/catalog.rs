@@ -374,6 +374,22 @@ fn ends_statement(e: &pg_sys::panic::CaughtError) -> bool {
     [b"57000", b"53000", b"58000"].iter().any(|c| crate::platform::errors::sqlstate_code(c) & 0xFFF == class)
 }
 
+/// A plan of [`latest_row`], kept for the backend's life (`SPI_keepplan`):
+/// the chain's writers read the head with it on every write. PostgreSQL's
+/// plan cache re-plans it after DDL on what it reads, under the search_path
+/// it was made with (the pinned one, part of the key).
+struct KeptPlan {
+    query: Box<[u8]>,
+    types: Vec<pg_sys::Oid>,
+    path: &'static std::ffi::CStr,
+    plan: pg_sys::SPIPlanPtr,
+}
+
+thread_local! {
+    /// Few: one per query text (the callers pass literals).
+    static LATEST_PLANS: std::cell::RefCell<Vec<KeptPlan>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// One value of the row [`latest_row`] found: the datum and its null flag.
 pub type Column<'a> = &'a dyn Fn(i32) -> (pg_sys::Datum, bool);
 
@@ -393,19 +409,32 @@ pub fn latest_row<R>(
     let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| a.1).collect();
     let nulls: Vec<std::ffi::c_char> = vec![b' ' as std::ffi::c_char; args.len()];
     let _path = path_to_pin().map(GucScope::with_path);
-    // SAFETY: a connect/finish pair around one prepared, read-only
-    // execution; the tuple is read before SPI_finish frees it, and the
+    // SAFETY: a connect/finish pair around one read-only execution of a
+    // plan prepared once and kept; the tuple is read before SPI_finish frees it, and the
     // caller's `f` copies what it keeps (FromDatum copies varlenas). An
     // ERROR longjmps out; transaction abort cleans up SPI and snapshots.
     unsafe {
         if pg_sys::SPI_connect() < 0 {
             return Err(PqError::internal("catalog query failed", "SPI_connect".into()));
         }
-        let plan = pg_sys::SPI_prepare(query.as_ptr(), types.len() as i32, types.as_mut_ptr());
-        if plan.is_null() {
-            pg_sys::SPI_finish();
-            return Err(PqError::internal("catalog query failed", "SPI_prepare".into()));
-        }
+        let path = SCOPE_PATH.get();
+        let kept = LATEST_PLANS.with_borrow(|plans| {
+            plans.iter().find(|p| &*p.query == query.to_bytes() && p.types == types && p.path == path).map(|p| p.plan)
+        });
+        let plan = match kept {
+            Some(plan) => plan,
+            None => {
+                let plan = pg_sys::SPI_prepare(query.as_ptr(), types.len() as i32, types.as_mut_ptr());
+                if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
+                    pg_sys::SPI_finish();
+                    return Err(PqError::internal("catalog query failed", "SPI_prepare".into()));
+                }
+                LATEST_PLANS.with_borrow_mut(|plans| {
+                    plans.push(KeptPlan { query: query.to_bytes().into(), types: types.clone(), path, plan })
+                });
+                plan
+            }
+        };
         let rc = pg_sys::SPI_execute_snapshot(
             plan,
             values.as_mut_ptr(),
