@@ -2,7 +2,7 @@
 //! here without pgrx's guard. pgrx wraps every `pg_sys` function in a
 //! setjmp-based guard that turns an `ereport` into a Rust panic; these two
 //! only read a backend global and can never raise, so the guard (a
-//! `sigsetjmp` and a thread check per call, a few per cent of a
+//! `sigsetjmp` and a thread check per call, together about one per cent of a
 //! `pq_decrypt`) buys nothing. Nothing else belongs here: a function that
 //! can raise, allocate or take a lock must go through `pg_sys`.
 use pgrx::pg_sys::{Oid, TimestampTz};
