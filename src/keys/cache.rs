@@ -28,7 +28,7 @@
 use crate::journal::latency::{self, CacheEvent};
 use crate::platform::{
     errors::{PqError, PqResult},
-    gucs, leaf, secure_mem, shmem::preloaded, xact,
+    catalog, gucs, leaf, secure_mem, shmem::preloaded, xact,
 };
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -440,17 +440,10 @@ pub const KEY_TABLES: [&std::ffi::CStr; 5] =
 /// Registers the key tables for invalidation (cheap syscache lookups; run
 /// on cache misses, so a recreated extension's tables are watched too).
 pub fn watch_key_tables() {
-    // SAFETY: syscache lookups with missing_ok; InvalidOid when absent.
-    unsafe {
-        let schema = pg_sys::get_namespace_oid(c"pq".as_ptr(), true);
-        if schema == pg_sys::Oid::INVALID {
-            return;
-        }
-        for table in KEY_TABLES {
-            let oid = pg_sys::get_relname_relid(table.as_ptr(), schema);
-            if oid != pg_sys::Oid::INVALID {
-                watch(oid);
-            }
+    for table in KEY_TABLES {
+        let oid = catalog::pq_relid(table);
+        if oid != pg_sys::Oid::INVALID {
+            watch(oid);
         }
     }
 }

@@ -205,25 +205,28 @@ pub fn as_owner<R>(f: impl FnOnce() -> PqResult<R>) -> PqResult<R> {
 /// against the previous version's tables: code that reads a table added
 /// later asks first.
 pub fn pq_table_exists(table: &std::ffi::CStr) -> bool {
+    pq_relid(table) != pg_sys::Oid::INVALID
+}
+
+/// The OID of relation pq.`table`, or InvalidOid when there is none (no
+/// extension, or a version before the one that made it).
+pub fn pq_relid(table: &std::ffi::CStr) -> pg_sys::Oid {
     // SAFETY: syscache lookups with missing_ok; InvalidOid when absent.
     unsafe {
         let schema = pg_sys::get_namespace_oid(c"pq".as_ptr(), true);
-        schema != pg_sys::Oid::INVALID && pg_sys::get_relname_relid(table.as_ptr(), schema) != pg_sys::Oid::INVALID
+        if schema == pg_sys::Oid::INVALID {
+            return schema;
+        }
+        pg_sys::get_relname_relid(table.as_ptr(), schema)
     }
 }
 
 /// True if table pq.`table` has column `column` (a version before
 /// `ALTER EXTENSION UPDATE` may not have it yet).
 pub fn pq_column_exists(table: &std::ffi::CStr, column: &std::ffi::CStr) -> bool {
-    // SAFETY: syscache lookups with missing_ok; InvalidOid / 0 when absent.
-    unsafe {
-        let schema = pg_sys::get_namespace_oid(c"pq".as_ptr(), true);
-        if schema == pg_sys::Oid::INVALID {
-            return false;
-        }
-        let relid = pg_sys::get_relname_relid(table.as_ptr(), schema);
-        relid != pg_sys::Oid::INVALID && pg_sys::get_attnum(relid, column.as_ptr()) > 0
-    }
+    let relid = pq_relid(table);
+    // SAFETY: a syscache lookup; 0 when the column is absent.
+    relid != pg_sys::Oid::INVALID && unsafe { pg_sys::get_attnum(relid, column.as_ptr()) } > 0
 }
 
 /// True once the extension's objects are those of 0.10.0 or later
@@ -484,11 +487,7 @@ pub fn latest_row<R>(
 /// would check. Waiting can end in an ERROR (deadlock, lock_timeout,
 /// statement_timeout, cancel), which PostgreSQL raises as usual.
 pub fn lock_audit_chain() -> PqResult<()> {
-    // SAFETY: syscache lookups with missing_ok; InvalidOid when absent.
-    let relid = unsafe {
-        let schema = pg_sys::get_namespace_oid(c"pq".as_ptr(), true);
-        if schema == pg_sys::Oid::INVALID { schema } else { pg_sys::get_relname_relid(c"audit_chain_lock".as_ptr(), schema) }
-    };
+    let relid = pq_relid(c"audit_chain_lock");
     if relid != pg_sys::Oid::INVALID {
         // SAFETY: locks a relation that exists (found just now) until the
         // end of the transaction; an ERROR while waiting is raised through
