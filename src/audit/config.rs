@@ -92,12 +92,8 @@ struct Stored<'a> {
 type Head = Option<(i64, Hash, Option<Hash>)>;
 
 /// A change ready to store: made from one reading of the key's head.
-struct Prepared {
-    version: i64,
-    change_ts: i64,
-    old_hash: Option<Hash>,
-    new_hash: Option<Hash>,
-    prev_hash: Option<Hash>,
+struct Prepared<'a> {
+    change: ConfigChange<'a>,
     record_hash: Hash,
     signature: Vec<u8>,
     signer: Option<(String, Vec<u8>)>,
@@ -109,14 +105,14 @@ struct Prepared {
 /// Makes the record of a change of `key` that replaces `previous`: checks
 /// a deletion names a key that exists and a client's signature binds
 /// `previous`, and signs the record. Call as owner.
-fn prepare(
-    tenant: &str,
-    key: &str,
-    user: &str,
+fn prepare<'a>(
+    tenant: &'a str,
+    key: &'a str,
+    user: &'a str,
     stored: &Stored<'_>,
     signing: &pqcore::SigningKey,
     previous: &Head,
-) -> PqResult<Prepared> {
+) -> PqResult<Prepared<'a>> {
     if stored.op == ConfigOp::Delete && previous.as_ref().is_none_or(|(_, _, new)| new.is_none()) {
         return Err(unknown_key(key));
     }
@@ -154,11 +150,7 @@ fn prepare(
         details["signer"] = json!(signer);
     }
     Ok(Prepared {
-        version,
-        change_ts: ts,
-        old_hash: change.old_hash,
-        new_hash: change.new_hash,
-        prev_hash: change.prev_hash,
+        change,
         record_hash,
         signature,
         signer,
@@ -222,14 +214,14 @@ fn append(tenant: &str, key: &str, user: &str, stored: Stored<'_>) -> PqResult<i
             &[
                 tenant.into(),
                 key.into(),
-                p.version.into(),
+                (p.change.version as i64).into(),
                 stored.op.name().into(),
                 stored.envelope.into(),
                 user.into(),
-                crate::platform::clock::timestamptz(p.change_ts)?.into(),
-                p.old_hash.as_ref().map(|h| h.as_slice()).into(),
-                p.new_hash.as_ref().map(|h| h.as_slice()).into(),
-                p.prev_hash.as_ref().map(|h| h.as_slice()).into(),
+                crate::platform::clock::timestamptz(p.change.ts_micros)?.into(),
+                p.change.old_hash.as_ref().map(|h| h.as_slice()).into(),
+                p.change.new_hash.as_ref().map(|h| h.as_slice()).into(),
+                p.change.prev_hash.as_ref().map(|h| h.as_slice()).into(),
                 p.record_hash.as_slice().into(),
                 p.signature.as_slice().into(),
                 p.signer.as_ref().map(|s| s.0.as_str()).into(),
@@ -238,7 +230,7 @@ fn append(tenant: &str, key: &str, user: &str, stored: Stored<'_>) -> PqResult<i
             ],
         )?;
         chain::append_canonical(p.event, Some(tenant), &events::session_user(), &p.details)?;
-        Ok(p.version)
+        Ok(p.change.version as i64)
     })
 }
 
