@@ -12,18 +12,23 @@ SELECT i, 'postgres://app:' || substr(md5(i::text), 1, 16) || '@db/app' AS v
 SELECT min(length(v)) AS min_len, max(length(v)) AS max_len, count(*) AS rows FROM data;
 VACUUM ANALYZE data;
 
--- Runs `q` (which touches `n` rows) `runs` times; keeps the fastest.
+-- Rows per second of one run of `q`, which touches `n` rows.
+CREATE FUNCTION timed(q text, n bigint) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+    EXECUTE q;
+    RETURN n / extract(epoch FROM clock_timestamp() - t0);
+END $$;
+
+-- Runs `q` `runs` times; keeps the fastest.
 CREATE FUNCTION bench(label text, q text, n bigint, runs int DEFAULT 3)
 RETURNS TABLE (op text, rows bigint, rows_per_s numeric) LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz; best float8 := 'infinity'; s float8;
+DECLARE best float8 := 0;
 BEGIN
     FOR r IN 1..runs LOOP
-        t0 := clock_timestamp();
-        EXECUTE q;
-        s := extract(epoch FROM clock_timestamp() - t0);
-        best := least(best, s);
+        best := greatest(best, timed(q, n));
     END LOOP;
-    RETURN QUERY SELECT label, n, round((n / best)::numeric, 0);
+    RETURN QUERY SELECT label, n, round(best::numeric, 0);
 END $$;
 
 -- Inputs for the decrypt side, made once, untimed.
@@ -41,12 +46,6 @@ SELECT i, pgp_pub_encrypt(v, (SELECT pub FROM keys)) AS pgp FROM data WHERE i <=
 -- table shows each side's median rows/s and the median, lowest and highest
 -- of the per-round ratios.
 CREATE TEMP TABLE rounds (pair text, side text, round int, rows_per_s float8);
-CREATE FUNCTION timed(q text, n bigint) RETURNS float8 LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz := clock_timestamp();
-BEGIN
-    EXECUTE q;
-    RETURN n / extract(epoch FROM clock_timestamp() - t0);
-END $$;
 CREATE FUNCTION pair(name text, ours text, anchor text, n bigint, rounds int) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM timed(ours, n), timed(anchor, n); -- warm both
