@@ -272,7 +272,8 @@ CREATE TABLE pq.config_records (
 
 -- The hash-chained audit trail: every key, tenant, grant, config,
 -- provider and master key event. Ids are 1, 2, 3, ... without gaps, in
--- commit order. Append-only.
+-- the order rows were chained (commit order before 0.11.0; since, rows
+-- can wait in pq.audit_pending first). Append-only.
 CREATE TABLE pq.audit_log (
     id        bigint PRIMARY KEY CHECK (id > 0),
     ts        timestamptz NOT NULL,
@@ -501,6 +502,23 @@ SELECT pg_catalog.pg_extension_config_dump('pq.backups_id_seq', '');
 -- lock (an advisory lock could be held by any role). Never has rows.
 CREATE TABLE pq.audit_chain_lock ();
 REVOKE ALL ON pq.audit_chain_lock FROM PUBLIC;
+
+-- 0.11.0. Audit rows whose writer found the chain lock held (journal::chain):
+-- written in the writer's transaction, and chained in seq order by the next
+-- holder of the lock, the worker or pq.audit_flush(), which delete them
+-- here. Not hash-chained until then.
+CREATE TABLE pq.audit_pending (
+    seq     bigserial PRIMARY KEY,
+    ts      timestamptz NOT NULL,
+    event   text NOT NULL,
+    tenant  text,
+    actor   text NOT NULL,
+    details jsonb NOT NULL
+);
+REVOKE ALL ON pq.audit_pending FROM PUBLIC;
+GRANT SELECT ON pq.audit_pending TO pq_admin;
+SELECT pg_catalog.pg_extension_config_dump('pq.audit_pending', '');
+SELECT pg_catalog.pg_extension_config_dump('pq.audit_pending_seq_seq', '');
 
 -- Approvers of escrow recoveries (0.8.0): their ML-DSA-65 public keys
 -- (apg-pq keygen --algorithm ml-dsa-65), which custodians pin at the

@@ -331,3 +331,8 @@ GRANT EXECUTE ON FUNCTION pq.stat_latency_rows(), pq.stat_cache_rows(), pq.verif
     TO pq_monitor;
 GRANT SELECT ON pq.stat_latency, pq.stat_cache, pq.security_events, pq.jobs, pq.audit_checkpoints TO pq_monitor;
 GRANT SELECT ON pq.key_ages TO pq_admin, pq_monitor;
+
+-- 0.11.0: audit writers never wait; pq.audit_flush() chains what waits in
+-- pq.audit_pending now.
+REVOKE ALL ON FUNCTION pq.audit_flush() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.audit_flush() TO pq_admin;

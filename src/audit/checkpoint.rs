@@ -261,6 +261,16 @@ pub mod pq {
         TableIterator::once(made)
     }
 
+    /// Chains every committed row waiting in pq.audit_pending now (the
+    /// worker does it within moments of their commit) and returns how many
+    /// it chained. Waits for a transaction that holds the chain lock.
+    #[pg_extern(volatile, strict, parallel_unsafe)]
+    pub fn audit_flush() -> i64 {
+        roles::require_admin("chain the pending audit rows")
+            .and_then(|_| catalog::as_owner(crate::journal::chain::flush))
+            .or_raise()
+    }
+
     /// Checks every row of the audit chain and every checkpoint. Names the
     /// first row that fails; `problem` says how.
     #[pg_extern(stable, strict, parallel_restricted)]
@@ -289,11 +299,12 @@ pub fn checkpoint_if_due(interval: std::time::Duration) -> PqResult<bool> {
         None => true,
         Some(secs) => secs >= interval.as_secs_f64(),
     };
-    let grown = catalog::one::<bool>(
-        "SELECT coalesce((SELECT max(id) FROM pq.audit_log), 0) > coalesce((SELECT max(head_id) FROM pq.audit_checkpoints), 0)",
-        &[],
-    )?
-    .unwrap_or(false);
+    let grown = crate::journal::chain::pending()?
+        || catalog::one::<bool>(
+            "SELECT coalesce((SELECT max(id) FROM pq.audit_log), 0) > coalesce((SELECT max(head_id) FROM pq.audit_checkpoints), 0)",
+            &[],
+        )?
+        .unwrap_or(false);
     if !(due && grown) {
         return Ok(false);
     }

@@ -159,14 +159,16 @@ fn prepare<'a>(
     })
 }
 
-/// Appends a change of `key`: takes the chain lock (and no row lock: a
-/// rotation, which locks the tenant's row and then appends to the chain,
-/// must never wait for config writers), reads the key's head, signs the
-/// record with the tenant's active key, stores it and chains an audit row.
-/// Returns the new version. The caller has checked the key name;
-/// active_version checks the tenant and the caller's right to it.
+/// Appends a change of `key`: takes the key's lock (catalog::
+/// lock_config_key: writers of other keys never wait; no row lock, so a
+/// rotation, which locks the tenant's row, never waits for config
+/// writers), reads the key's head, signs the record with the tenant's
+/// active key, stores it and chains an audit row (journal::chain, which
+/// never waits either). Returns the new version. The caller has checked
+/// the key name; active_version checks the tenant and the caller's right
+/// to it.
 ///
-/// Writers of the chain wait for each other until commit, so a server-
+/// Writers of one key wait for each other until commit, so a server-
 /// signed change is signed before the lock, from the head read then, and
 /// the head is read again under the lock: only if another writer changed
 /// the same key in between is the record made and signed again. What is
@@ -192,7 +194,7 @@ fn append(tenant: &str, key: &str, user: &str, stored: Stored<'_>) -> PqResult<i
         } else {
             None
         };
-        catalog::lock_audit_chain()?;
+        catalog::lock_config_key(tenant, key)?;
         let previous = head(tenant, key)?;
         let p = match early {
             Some((seen, p)) if seen == previous => p,

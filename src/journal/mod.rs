@@ -17,6 +17,7 @@ pub fn init(preloading: bool) {
         monitor::end_of_transaction();
         monitor::flush_committed(committed);
         latency::end_of_transaction();
+        chain::end_of_transaction();
     });
     if preloading {
         monitor::init_shared_memory();

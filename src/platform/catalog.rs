@@ -408,14 +408,40 @@ pub fn latest_row<R>(
     args: &[(pg_sys::Oid, pg_sys::Datum)],
     f: impl FnOnce(Column<'_>) -> PqResult<R>,
 ) -> PqResult<Option<R>> {
+    let mut f = Some(f);
+    let rows = latest(query, args, true, |col| match f.take() {
+        Some(f) => f(col).map(Some),
+        None => Ok(None),
+    })?;
+    Ok(rows.into_iter().next().flatten())
+}
+
+/// As [`latest_row`], for a statement that writes (a `DELETE … RETURNING`
+/// of rows other transactions committed after this one's snapshot): `f`
+/// applied to every row it returns.
+pub fn latest_write_rows<R>(
+    query: &std::ffi::CStr,
+    args: &[(pg_sys::Oid, pg_sys::Datum)],
+    f: impl FnMut(Column<'_>) -> PqResult<R>,
+) -> PqResult<Vec<R>> {
+    latest(query, args, false, f)
+}
+
+fn latest<R>(
+    query: &std::ffi::CStr,
+    args: &[(pg_sys::Oid, pg_sys::Datum)],
+    read_only: bool,
+    mut f: impl FnMut(Column<'_>) -> PqResult<R>,
+) -> PqResult<Vec<R>> {
     let mut types: Vec<pg_sys::Oid> = args.iter().map(|a| a.0).collect();
     let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| a.1).collect();
     let nulls: Vec<std::ffi::c_char> = vec![b' ' as std::ffi::c_char; args.len()];
     let _path = path_to_pin().map(GucScope::with_path);
-    // SAFETY: a connect/finish pair around one read-only execution of a
-    // plan prepared once and kept; the tuple is read before SPI_finish frees it, and the
-    // caller's `f` copies what it keeps (FromDatum copies varlenas). An
-    // ERROR longjmps out; transaction abort cleans up SPI and snapshots.
+    // SAFETY: a connect/finish pair around one execution of a plan
+    // prepared once and kept; the tuples are read before SPI_finish frees
+    // them, and the caller's `f` copies what it keeps (FromDatum copies
+    // varlenas). An ERROR longjmps out; transaction abort cleans up SPI
+    // and snapshots.
     unsafe {
         if pg_sys::SPI_connect() < 0 {
             return Err(PqError::internal("catalog query failed", "SPI_connect".into()));
@@ -444,24 +470,38 @@ pub fn latest_row<R>(
             nulls.as_ptr(),
             pg_sys::GetLatestSnapshot(),
             std::ptr::null_mut(),
-            true,
-            false,
-            1,
+            read_only,
+            !read_only,
+            if read_only { 1 } else { 0 },
         );
-        let result = if rc == pg_sys::SPI_OK_SELECT as i32 && pg_sys::SPI_processed > 0 && !pg_sys::SPI_tuptable.is_null() {
-            let table = pg_sys::SPI_tuptable;
-            let tuple = *(*table).vals;
-            let desc = (*table).tupdesc;
-            let column = move |n: i32| {
-                let mut isnull = false;
-                let datum = pg_sys::SPI_getbinval(tuple, desc, n, &mut isnull);
-                (datum, isnull)
-            };
-            f(&column).map(Some)
-        } else if rc < 0 {
+        let result = if rc < 0 {
             Err(PqError::internal("catalog query failed", format!("SPI_execute_snapshot: {rc}")))
+        } else if pg_sys::SPI_tuptable.is_null() {
+            Ok(Vec::new())
         } else {
-            Ok(None)
+            let table = pg_sys::SPI_tuptable;
+            let desc = (*table).tupdesc;
+            let mut out = Vec::with_capacity(pg_sys::SPI_processed as usize);
+            let mut failed = None;
+            for i in 0..pg_sys::SPI_processed as usize {
+                let tuple = *(*table).vals.add(i);
+                let column = move |n: i32| {
+                    let mut isnull = false;
+                    let datum = pg_sys::SPI_getbinval(tuple, desc, n, &mut isnull);
+                    (datum, isnull)
+                };
+                match f(&column) {
+                    Ok(r) => out.push(r),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(out),
+            }
         };
         pg_sys::SPI_finish();
         result
@@ -498,4 +538,41 @@ pub fn lock_audit_chain() -> PqResult<()> {
     // 0x70714155 = "pqAU"
     one::<bool>("SELECT true FROM pg_catalog.pg_advisory_xact_lock(1886470485, 1)", &[])?;
     Ok(())
+}
+
+/// Takes the chain lock if no other transaction holds it, without waiting
+/// (true: this transaction holds it to its end). False before ALTER
+/// EXTENSION UPDATE to 0.8.0, when the lock table does not exist.
+pub fn try_lock_audit_chain() -> bool {
+    let relid = pq_relid(c"audit_chain_lock");
+    // SAFETY: as in lock_audit_chain; a conditional acquire never waits.
+    relid != pg_sys::Oid::INVALID && unsafe { pg_sys::ConditionalLockRelationOid(relid, pg_sys::ExclusiveLock as pg_sys::LOCKMODE) }
+}
+
+/// Serialises the writers of one configuration key (`tenant`, `key`) until
+/// the end of the transaction, and no other key's: a lock on an object of
+/// a class no catalog has (pq.config_records' own oid, the key's hash), so
+/// no statement of any role can take or hold it. Two keys whose hashes
+/// collide share it, which only serialises them.
+pub fn lock_config_key(tenant: &str, key: &str) -> PqResult<()> {
+    let relid = pq_relid(c"config_records");
+    if relid == pg_sys::Oid::INVALID {
+        return Err(PqError::internal("pq.config_records is missing", String::new()));
+    }
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&(tenant, key), &mut h);
+    let hash = std::hash::Hasher::finish(&h);
+    // SAFETY: a heavyweight lock held to the end of the transaction; an
+    // ERROR while waiting (deadlock, lock_timeout, cancel) is raised
+    // through pgrx's guard like any other.
+    unsafe {
+        pg_sys::LockDatabaseObject(relid, pg_sys::Oid::from((hash as u32) ^ ((hash >> 32) as u32)), 0, pg_sys::ExclusiveLock as pg_sys::LOCKMODE)
+    };
+    Ok(())
+}
+
+/// The transaction is SERIALIZABLE.
+pub fn serializable() -> bool {
+    // SAFETY: reads a backend global.
+    unsafe { pg_sys::XactIsoLevel == pg_sys::XACT_SERIALIZABLE as i32 }
 }

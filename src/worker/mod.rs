@@ -1,6 +1,7 @@
 //! The background worker: started under shared_preload_libraries, connected
 //! to `apg_pqcrypto.worker_database` as the bootstrap superuser. Each round
-//! it applies the rotation policies (`lifecycle::policy`) and runs one batch of every
+//! it chains the audit rows left pending (`journal::chain`; writers wake it
+//! when they commit one), applies the rotation policies (`lifecycle::policy`) and runs one batch of every
 //! runnable job (`lifecycle::batch`), each in its own transaction; it
 //! goes round again at once while jobs have work, and otherwise sleeps
 //! `apg_pqcrypto.worker_naptime` seconds. SIGTERM stops it between batches,
@@ -12,7 +13,7 @@
 use crate::{
     audit::checkpoint,
     data::sessions,
-    journal::monitor,
+    journal::{chain, monitor},
     lifecycle::{batch::{self, Batch}, jobs, policy},
     platform::{catalog, errors::PqResult, gucs, latch},
 };
@@ -112,6 +113,9 @@ fn round() -> bool {
     });
     if !matches!(installed, Ok(true)) {
         return false;
+    }
+    if let Err(e) = in_transaction(|| catalog::as_owner(chain::flush_if_free)) {
+        warning!("apg_pqcrypto worker: chaining the pending audit rows failed: {e}");
     }
     if let Err(e) = in_transaction(|| policy::run_due(NAME)) {
         warning!("apg_pqcrypto worker: applying rotation policies failed: {e}");

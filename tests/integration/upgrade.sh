@@ -1,9 +1,9 @@
-# Each released version (0.1.0 to 0.9.0), filled with data, updated with
+# Each released version (0.1.0 to 0.10.0), filled with data, updated with
 # ALTER EXTENSION: every old value still opens, rotation and the master key
 # providers work, and the result is the same extension as a fresh install
 # of this version (objects, columns, constraints, functions, views,
 # triggers, privileges, dump settings).
-# checks: 208
+# checks: 230
 dir="$base/upgrade"
 port=$port_upgrade
 extdir="$("$PG_CONFIG" --sharedir)/extension"
@@ -11,7 +11,7 @@ cp "$root"/sql/archive/apg_pqcrypto--*.sql "$extdir/"   # as a server that ran t
 current=$(sed -n "s/^version = \"\(.*\)\"/\1/p" "$root/Cargo.toml" | head -1)
 cluster_start "$dir" "$port" "${quiet[@]}" || return 1
 q "$port" -c "CREATE DATABASE fresh" -c "CREATE ROLE it_app LOGIN" >/dev/null
-for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0 0.9.0; do
+for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0 0.9.0 0.10.0; do
   db=upgraded_${from//./_}
   q "$port" -c "CREATE DATABASE $db" >/dev/null
   q "$port" -d "$db" -c "CREATE EXTENSION apg_pqcrypto VERSION '$from'" -c "GRANT pq_user TO it_app" \
@@ -140,7 +140,7 @@ q "$port" -d fresh -v ON_ERROR_STOP=1 -c "$shape" >"$base/fresh.shape"
 # extension: an error on both sides would compare equal.
 check "the shape query reads the fresh extension (no error, its functions, tables and domain)" "0|t|t|t" \
   "$(grep -c ERROR "$base/fresh.shape")|$([ "$(grep -c '^function ' "$base/fresh.shape")" -gt 80 ] && echo t)|$(grep -q '^column pq.tenant_key_versions.kid ' "$base/fresh.shape" && echo t)|$(grep -q '^domain pq_envelope ' "$base/fresh.shape" && echo t)"
-for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0 0.9.0; do
+for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0 0.9.0 0.10.0; do
   db=upgraded_${from//./_}
   q "$port" -d "$db" -c "SELECT pq.untrack_column('app', 'keyed')" -c "SELECT pq.untrack_column('legacy', 'v')" >/dev/null
   [ "$from" = 0.1.0 ] || q "$port" -d "$db" -c "SELECT pq.untrack_column('pre', 'v')" >/dev/null
