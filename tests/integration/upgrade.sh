@@ -3,7 +3,7 @@
 # providers work, and the result is the same extension as a fresh install
 # of this version (objects, columns, constraints, functions, views,
 # triggers, privileges, dump settings).
-# checks: 230
+# checks: 231
 dir="$base/upgrade"
 port=$port_upgrade
 extdir="$("$PG_CONFIG" --sharedir)/extension"
@@ -21,11 +21,14 @@ for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0 0.9.0 0.10.0; do
                              pq_seal(pq.tenant_public_key('globex'), 'sealed-' || i, 'k' || i), pq_sign('acme', convert_to('k' || i, 'UTF8'))
           FROM generate_series(1, 100) i" -c "GRANT SELECT ON app TO it_app" >/dev/null
   if [ "$from" != 0.1.0 ]; then   # tracked columns exist from 0.2.0
-    # Tracked as that version's library did it (this library's track_column
-    # takes 0.9.0's arguments): its row in pq.tracked_columns.
+    # Tracked as that version's library did it: before 0.10.0 its row in
+    # pq.tracked_columns (this library's track_column takes 0.10.0's
+    # arguments and adds 0.10.0's enforcement trigger); from 0.10.0 on,
+    # track_column itself.
+    track="INSERT INTO pq.tracked_columns (relid, column_name, tenant, key_column) VALUES ('pre', 'v', 'acme', 'id')"
+    case "$from" in 0.[2-9].0) ;; *) track="SELECT pq.track_column('pre', 'v', 'acme')" ;; esac
     q "$port" -d "$db" -v ON_ERROR_STOP=1 -c "CREATE TABLE pre (id int PRIMARY KEY, v bytea)" \
-      -c "INSERT INTO pre VALUES (1, pq_encrypt('acme', 'tracked before'))" \
-      -c "INSERT INTO pq.tracked_columns (relid, column_name, tenant, key_column) VALUES ('pre', 'v', 'acme', 'id')" >/dev/null
+      -c "INSERT INTO pre VALUES (1, pq_encrypt('acme', 'tracked before'))" -c "$track" >/dev/null
   fi
   check "$from installed" "$from" "$(q "$port" -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'apg_pqcrypto'")"
   out=$(q "$port" -d "$db" -c "ALTER EXTENSION apg_pqcrypto UPDATE")

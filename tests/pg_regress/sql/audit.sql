@@ -177,6 +177,19 @@ SELECT pq_verify_with(k.ml_dsa_public_key,
 SELECT versions_rewrapped > 0 AS rotated FROM pq.rotate_master_key();
 SELECT head_id > 0 AS has_head FROM pq.audit_checkpoint();
 SELECT ok FROM pq.verify_audit_chain();
+-- Since 0.11.0 the audit rows of a SERIALIZABLE writer (and of a writer that
+-- finds the chain lock held) wait in pq.audit_pending until the worker, the
+-- next writer or pq.audit_flush() chains them, in the order written.
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT pq.config_set('acme', 'serializable.key', 'v1') AS version;
+SELECT pq.config_set('acme', 'serializable.key', 'v2') AS version;
+SELECT event, details->>'key' AS key, details->>'version' AS version FROM pq.audit_pending ORDER BY seq;
+SELECT pq.audit_flush() AS chained;
+SELECT count(*) AS still_pending FROM pq.audit_pending;
+SELECT event, details->>'version' AS version FROM pq.audit_log ORDER BY id DESC LIMIT 2;
+COMMIT;
+SELECT ok FROM pq.verify_audit_chain();
+SELECT ok FROM pq.config_verify('acme');
 
 -- Failed decryptions count even though their statements abort.
 SELECT pq.flush_counters() >= 0 AS flushed;
