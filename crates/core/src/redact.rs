@@ -38,6 +38,7 @@ pub const REDACTED: &str = "<redacted>";
 pub const PQ_FUNCTIONS: &[&str] = &[
     "audit_checkpoint",
     "audit_ddl_end",
+    "audit_flush",
     "audit_sql_drop",
     "blind_index_trigger",
     "cancel_job",
