@@ -56,8 +56,6 @@ pub(super) fn stored_hash(bytes: Option<Vec<u8>>) -> PqResult<Option<Hash>> {
 /// under the latest snapshot. Call as owner with the chain lock held.
 fn head(tenant: &str, key: &str) -> PqResult<Option<(i64, Hash, Option<Hash>)>> {
     let args = [(pg_sys::TEXTOID, tenant.into_datum()), (pg_sys::TEXTOID, key.into_datum())];
-    let args: Vec<(pg_sys::Oid, pg_sys::Datum)> =
-        args.into_iter().map(|(t, d)| (t, d.unwrap_or(pg_sys::Datum::from(0)))).collect();
     let row = catalog::latest_row(
         c"SELECT version, record_hash, new_hash FROM pq.config_records
            WHERE tenant = $1 AND key = $2 ORDER BY version DESC LIMIT 1",

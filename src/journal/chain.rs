@@ -16,7 +16,7 @@
 //! transaction wrote one is chained before it.
 use crate::platform::{
     catalog,
-    clock::{micros_sql, now_unix_micros, timestamptz},
+    clock::{now_unix_micros, timestamptz},
     errors::{PqError, PqResult},
     latch,
 };
@@ -154,9 +154,16 @@ pub fn append_canonical(event: &str, tenant: Option<&str>, actor: &str, details_
         return chain(head, &[row]).map(|_| ());
     }
     WENT_PENDING.set(true);
-    catalog::write_one::<bool>(
-        "INSERT INTO pq.audit_pending (ts, event, tenant, actor, details) VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING true",
-        &[timestamptz(ts)?.into(), event.into(), tenant.into(), actor.into(), details_text.into()],
+    catalog::latest_write_rows(
+        c"INSERT INTO pq.audit_pending (ts, event, tenant, actor, details) VALUES ($1, $2, $3, $4, $5::jsonb)",
+        &[
+            (pg_sys::TIMESTAMPTZOID, timestamptz(ts)?.into_datum()),
+            (pg_sys::TEXTOID, event.into_datum()),
+            (pg_sys::TEXTOID, tenant.into_datum()),
+            (pg_sys::TEXTOID, actor.into_datum()),
+            (pg_sys::TEXTOID, details_text.into_datum()),
+        ],
+        |_| Ok(()),
     )?;
     latch::wake_at_commit();
     Ok(())
@@ -176,15 +183,13 @@ struct Pending {
 /// written and chains them after `head`. Returns the new head and how
 /// many rows were chained.
 fn drain(mut head: (i64, Hash)) -> PqResult<((i64, Hash), i64)> {
-    let query = format!(
-        "DELETE FROM pq.audit_pending WHERE seq IN (SELECT seq FROM pq.audit_pending ORDER BY seq LIMIT {DRAIN_BATCH})
-         RETURNING seq, {}, event, tenant, actor, details::text",
-        micros_sql("ts")
-    );
-    let query = std::ffi::CString::new(query).map_err(|_| PqError::internal("drain query", String::new()))?;
+    // Rows are read as clock::micros_sql reads a timestamptz; the LIMIT is DRAIN_BATCH.
+    const _: () = assert!(DRAIN_BATCH == 1000, "the drain query spells DRAIN_BATCH out");
+    let query = c"DELETE FROM pq.audit_pending WHERE seq IN (SELECT seq FROM pq.audit_pending ORDER BY seq LIMIT 1000)
+                  RETURNING seq, (extract(epoch FROM ts) * 1000000)::bigint, event, tenant, actor, details::text";
     let mut chained = 0i64;
     loop {
-        let mut rows = catalog::latest_write_rows(&query, &[], |col| {
+        let mut rows = catalog::latest_write_rows(query, &[], |col| {
             // SAFETY: the columns are bigint, bigint, text, text, text, text.
             unsafe {
                 let get_text = |n: i32| {
@@ -237,21 +242,23 @@ fn chain(head: (i64, Hash), rows: &[Pending]) -> PqResult<(i64, Hash)> {
         hashes.push(hash.to_vec());
         prev = hash;
     }
-    catalog::run(
-        "INSERT INTO pq.audit_log (id, ts, event, tenant, actor, details, prev_hash, row_hash)
-         SELECT id, ts, event, tenant, actor, details::jsonb, prev_hash, row_hash
-           FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::bytea[])
-                AS r (id, ts, event, tenant, actor, details, prev_hash, row_hash)",
+    // A kept plan (catalog::latest_write_rows): the statement reads no
+    // table, so the snapshot it runs under does not matter.
+    catalog::latest_write_rows(
+        c"INSERT INTO pq.audit_log (id, ts, event, tenant, actor, details, prev_hash, row_hash)
+          SELECT id, ts, event, tenant, actor, details::jsonb, prev_hash, row_hash
+            FROM unnest($1, $2, $3, $4, $5, $6, $7, $8) AS r (id, ts, event, tenant, actor, details, prev_hash, row_hash)",
         &[
-            ids.into(),
-            tss.into(),
-            rows.iter().map(|r| r.event.clone()).collect::<Vec<String>>().into(),
-            rows.iter().map(|r| r.tenant.clone()).collect::<Vec<Option<String>>>().into(),
-            rows.iter().map(|r| r.actor.clone()).collect::<Vec<String>>().into(),
-            rows.iter().map(|r| r.details.clone()).collect::<Vec<String>>().into(),
-            prevs.into(),
-            hashes.into(),
+            (pg_sys::INT8ARRAYOID, ids.into_datum()),
+            (pg_sys::TIMESTAMPTZARRAYOID, tss.into_datum()),
+            (pg_sys::TEXTARRAYOID, rows.iter().map(|r| r.event.as_str()).collect::<Vec<&str>>().into_datum()),
+            (pg_sys::TEXTARRAYOID, rows.iter().map(|r| r.tenant.as_deref()).collect::<Vec<Option<&str>>>().into_datum()),
+            (pg_sys::TEXTARRAYOID, rows.iter().map(|r| r.actor.as_str()).collect::<Vec<&str>>().into_datum()),
+            (pg_sys::TEXTARRAYOID, rows.iter().map(|r| r.details.as_str()).collect::<Vec<&str>>().into_datum()),
+            (pg_sys::BYTEAARRAYOID, prevs.into_datum()),
+            (pg_sys::BYTEAARRAYOID, hashes.into_datum()),
         ],
+        |_| Ok(()),
     )?;
     Ok((id, prev))
 }

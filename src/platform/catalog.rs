@@ -402,10 +402,10 @@ pub type Column<'a> = &'a dyn Fn(i32) -> (pg_sys::Datum, bool);
 /// transactions committed since; chain heads (audit log, config records)
 /// are read this way after taking the lock that serialises their writers,
 /// the way PostgreSQL's foreign-key checks read referenced rows. `args`
-/// are (type, datum) pairs, none NULL. Call as owner.
+/// are (type, datum) pairs, None for NULL. Call as owner.
 pub fn latest_row<R>(
     query: &std::ffi::CStr,
-    args: &[(pg_sys::Oid, pg_sys::Datum)],
+    args: &[(pg_sys::Oid, Option<pg_sys::Datum>)],
     f: impl FnOnce(Column<'_>) -> PqResult<R>,
 ) -> PqResult<Option<R>> {
     let mut f = Some(f);
@@ -421,7 +421,7 @@ pub fn latest_row<R>(
 /// applied to every row it returns.
 pub fn latest_write_rows<R>(
     query: &std::ffi::CStr,
-    args: &[(pg_sys::Oid, pg_sys::Datum)],
+    args: &[(pg_sys::Oid, Option<pg_sys::Datum>)],
     f: impl FnMut(Column<'_>) -> PqResult<R>,
 ) -> PqResult<Vec<R>> {
     latest(query, args, false, f)
@@ -429,13 +429,14 @@ pub fn latest_write_rows<R>(
 
 fn latest<R>(
     query: &std::ffi::CStr,
-    args: &[(pg_sys::Oid, pg_sys::Datum)],
+    args: &[(pg_sys::Oid, Option<pg_sys::Datum>)],
     read_only: bool,
     mut f: impl FnMut(Column<'_>) -> PqResult<R>,
 ) -> PqResult<Vec<R>> {
     let mut types: Vec<pg_sys::Oid> = args.iter().map(|a| a.0).collect();
-    let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| a.1).collect();
-    let nulls: Vec<std::ffi::c_char> = vec![b' ' as std::ffi::c_char; args.len()];
+    let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| a.1.unwrap_or(pg_sys::Datum::from(0))).collect();
+    let nulls: Vec<std::ffi::c_char> =
+        args.iter().map(|a| if a.1.is_some() { b' ' } else { b'n' } as std::ffi::c_char).collect();
     let _path = path_to_pin().map(GucScope::with_path);
     // SAFETY: a connect/finish pair around one execution of a plan
     // prepared once and kept; the tuples are read before SPI_finish frees
