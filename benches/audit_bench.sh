@@ -4,6 +4,9 @@
 # clients (pgbench), and pq_encrypt throughput at audit_level = keys
 # against audit_level = all (alternating runs, the ratio of the medians).
 #   benches/audit_bench.sh [SECONDS per run]      (default 10)
+# APG_PQ_CLIENTS="1 2 4 8" sets the client counts (default "1 8");
+# APG_PQ_FSYNC=on measures with fsync on (the throwaway clusters run with
+# fsync off: commits then cost no flush, and only CPU is measured).
 # ML-DSA-65 sign/verify of both backends: cargo bench -p apg-pqcrypto-core -- ml-dsa-65/
 # Set APG_PQ_SKIP_INSTALL=1 to measure the build that is installed already.
 set -euo pipefail
@@ -20,7 +23,8 @@ source scripts/cluster.sh
 dir=$(cluster_scratch auditbench)
 port=${APG_PQ_BENCH_PORT:-25452}
 trap 'cluster_discard "$dir"' EXIT
-cluster_start "$dir/cluster" "$port" "log_statement = 'none'" "shared_buffers = '256MB'" "max_connections = 50"
+cluster_start "$dir/cluster" "$port" "log_statement = 'none'" "shared_buffers = '256MB'" "max_connections = 50" \
+  "fsync = ${APG_PQ_FSYNC:-off}"
 cluster_psql "$port" -q -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('bench')" \
   -c "SELECT pq.config_set('bench', 'key-' || i, 'initial value of key ' || i) FROM generate_series(1, 100) i" >/dev/null
 
@@ -34,9 +38,9 @@ tps() { # tps SCRIPT CLIENTS [PGOPTIONS]
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-echo "== configuration store ($seconds s per run, 100 keys, ~40-byte values)"
+echo "== configuration store ($seconds s per run, 100 keys, ~40-byte values, fsync ${APG_PQ_FSYNC:-off})"
 printf '%-34s %12s\n' "operation" "per second"
-for c in 1 8; do
+for c in ${APG_PQ_CLIENTS:-1 8}; do
   set_tps=$(tps "$dir/set.sql" "$c")
   printf '%-34s %12.0f\n' "pq.config_set, $c client(s)" "$set_tps"
   printf 'rate: pq.config_set, %d client(s) = %.0f\n' "$c" "$set_tps"
