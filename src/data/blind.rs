@@ -204,6 +204,7 @@ pub fn pq_encrypt_indexed(
 #[pg_schema]
 pub mod pq {
     use super::*;
+    use crate::platform::errors::required;
 
     /// The blind index key of the tenant's active version (or of `version`,
     /// while its index key is live) for `context`, sealed to a client's
@@ -213,11 +214,14 @@ pub mod pq {
     /// the caller needs the tenant's grant; every export is a key event.
     #[pg_extern(volatile, parallel_unsafe)]
     pub fn export_index_key(
-        tenant: &str,
-        context: &str,
-        recipient_public_key: &[u8],
+        tenant: Option<&str>,
+        context: Option<&str>,
+        recipient_public_key: Option<&[u8]>,
         version: default!(Option<i32>, "NULL"),
     ) -> TableIterator<'static, (name!(key_version, i32), name!(kid, Vec<u8>), name!(key_envelope, PgBytea))> {
+        let tenant = required(tenant, "tenant").or_raise();
+        let context = required(context, "context").or_raise();
+        let recipient_public_key = required(recipient_public_key, "recipient_public_key").or_raise();
         TableIterator::once(super::export_index_key(tenant, context, recipient_public_key, version).or_raise())
     }
 }

@@ -10,7 +10,6 @@ use crate::{
     platform::{catalog, errors::{PqError, PqResult}},
 };
 use pgrx::prelude::*;
-use pgrx::PgRelation;
 use serde_json::json;
 
 pub const DEFAULT_BATCH: i32 = 1000;
@@ -205,15 +204,14 @@ pub fn runnable() -> PqResult<Vec<(i64, bool)>> {
 #[pg_schema]
 pub mod pq {
     use super::*;
+    use crate::platform::args::RegClass;
     use crate::platform::errors::OrRaise;
 
     /// Queues re-encryption of a tracked column under its tenants' active
     /// versions; the background worker runs it. Returns the job id.
     #[pg_extern(volatile, strict, parallel_unsafe)]
-    pub fn reencrypt(table: PgRelation, column: &str, batch_size: default!(i32, 1000)) -> i64 {
-        let relid = table.oid();
-        drop(table);
-        super::reencrypt(relid, column, batch_size).or_raise()
+    pub fn reencrypt(table: RegClass, column: &str, batch_size: default!(i32, 1000)) -> i64 {
+        super::reencrypt(table.existing().or_raise(), column, batch_size).or_raise()
     }
 
     /// Queues re-encryption of every tracked column of a tenant. Returns the job ids.

@@ -186,14 +186,16 @@ pub fn run_due(actor: &str) -> PqResult<usize> {
 #[pg_schema]
 pub mod pq {
     use super::*;
+    use crate::platform::args::Json;
     use crate::platform::errors::OrRaise;
 
     /// Sets fields of the tenant's rotation policy (seconds):
     /// rotation_interval, overlap_period, notification_before,
     /// auto_rotation, max_key_age. Returns the whole policy.
     #[pg_extern(volatile, strict, parallel_unsafe)]
-    pub fn set_policy(tenant: &str, policy: pgrx::JsonB) -> pgrx::JsonB {
-        pgrx::JsonB(super::set_policy(tenant, &policy.0).or_raise())
+    pub fn set_policy(tenant: &str, policy: Json) -> pgrx::JsonB {
+        let policy = policy.parse("the policy").or_raise();
+        pgrx::JsonB(super::set_policy(tenant, &policy).or_raise())
     }
 }
 

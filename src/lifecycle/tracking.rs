@@ -10,7 +10,6 @@ use crate::{
     platform::{catalog, errors::{echo, PqError, PqResult}},
 };
 use pgrx::prelude::*;
-use pgrx::PgRelation;
 use serde_json::json;
 
 /// A tracked column, resolved against the catalog as it is now.
@@ -482,6 +481,7 @@ fn usage_rows() -> PqResult<Vec<UsageRow>> {
 #[pg_schema]
 pub mod pq {
     use super::*;
+    use crate::platform::{args::RegClass, errors::required};
     use crate::platform::errors::OrRaise;
 
     /// Records that `column` of `table` holds ciphertexts of `tenant` (or of
@@ -496,21 +496,22 @@ pub mod pq {
     #[allow(clippy::too_many_arguments)]
     #[pg_extern(volatile, parallel_unsafe)]
     pub fn track_column(
-        table: Option<PgRelation>,
+        table: Option<RegClass>,
         column: Option<&str>,
         tenant: default!(Option<&str>, "NULL"),
         tenant_column: default!(Option<&str>, "NULL"),
         aad_column: default!(Option<&str>, "NULL"),
         blind_index_column: default!(Option<&str>, "NULL"),
         context: default!(Option<&str>, "NULL"),
-        bits: default!(i32, 256),
-        normalization: default!(&str, "'exact'"),
+        bits: default!(Option<i32>, 256),
+        normalization: default!(Option<&str>, "'exact'"),
     ) -> i32 {
         let (Some(table), Some(column)) = (table, column) else {
             PqError::InvalidParameter("table and column are required".into()).raise()
         };
-        let relid = table.oid();
-        drop(table);
+        let relid = table.existing().or_raise();
+        let bits = required(bits, "bits").or_raise();
+        let normalization = required(normalization, "normalization").or_raise();
         let blind = blind_index_column.map(|b| BlindColumn {
             column: b.to_owned(),
             context: context.unwrap_or(column).to_owned(),
@@ -522,8 +523,8 @@ pub mod pq {
 
     /// Stops tracking a column. True if it was tracked.
     #[pg_extern(volatile, strict, parallel_unsafe)]
-    pub fn untrack_column(table: PgRelation, column: &str) -> bool {
-        untrack(table.oid(), column).or_raise()
+    pub fn untrack_column(table: RegClass, column: &str) -> bool {
+        untrack(table.existing().or_raise(), column).or_raise()
     }
 
     /// Ciphertexts per tenant, key version and tracked column (the rows of

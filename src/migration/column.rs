@@ -18,7 +18,6 @@ use crate::{
     platform::{catalog, errors::{echo, PqError, PqResult}},
 };
 use pgrx::prelude::*;
-use pgrx::PgRelation;
 use pqcore::classical::{classify, readings, Class};
 use std::collections::HashMap;
 
@@ -451,6 +450,7 @@ fn trigger_row<'a>(
 #[pg_schema]
 pub mod pq {
     use super::*;
+    use crate::platform::{args::RegClass, errors::required};
     use crate::platform::errors::OrRaise;
 
     /// Queues the migration of a column of pgcrypto ciphertexts to keyed
@@ -458,19 +458,19 @@ pub mod pq {
     /// the job id.
     #[pg_extern(volatile, parallel_unsafe)]
     pub fn migrate_column(
-        table: Option<PgRelation>,
+        table: Option<RegClass>,
         column: Option<&str>,
         tenant: default!(Option<&str>, "NULL"),
         from_kind: default!(Option<&str>, "NULL"),
         aad_column: default!(Option<&str>, "NULL"),
-        batch_size: default!(i32, 1000),
+        batch_size: default!(Option<i32>, 1000),
         tenant_column: default!(Option<&str>, "NULL"),
     ) -> i64 {
         let (Some(table), Some(column)) = (table, column) else {
             PqError::InvalidParameter("table and column are required".into()).raise()
         };
-        let relid = table.oid();
-        drop(table);
+        let relid = table.existing().or_raise();
+        let batch_size = required(batch_size, "batch_size").or_raise();
         let request = Request { relid, column, tenant, tenant_column, from_kind, aad_column, batch_size };
         super::migrate_column(&request).or_raise()
     }
@@ -479,12 +479,12 @@ pub mod pq {
     /// batch; rows other sessions hold are left to the worker.
     #[pg_extern(volatile, parallel_unsafe)]
     pub fn migrate_column_now(
-        table: Option<PgRelation>,
+        table: Option<RegClass>,
         column: Option<&str>,
         tenant: default!(Option<&str>, "NULL"),
         from_kind: default!(Option<&str>, "NULL"),
         aad_column: default!(Option<&str>, "NULL"),
-        batch_size: default!(i32, 1000),
+        batch_size: default!(Option<i32>, 1000),
         tenant_column: default!(Option<&str>, "NULL"),
     ) -> TableIterator<
         'static,
@@ -499,8 +499,8 @@ pub mod pq {
         let (Some(table), Some(column)) = (table, column) else {
             PqError::InvalidParameter("table and column are required".into()).raise()
         };
-        let relid = table.oid();
-        drop(table);
+        let relid = table.existing().or_raise();
+        let batch_size = required(batch_size, "batch_size").or_raise();
         let request = Request { relid, column, tenant, tenant_column, from_kind, aad_column, batch_size };
         TableIterator::once(super::migrate_column_now(&request).or_raise())
     }

@@ -51,6 +51,12 @@ pub enum PqError {
 
 pub type PqResult<T> = Result<T, PqError>;
 
+/// `value`, or 22023 naming the argument: for the functions that are not
+/// STRICT (some of their arguments may be NULL), an argument that may not.
+pub fn required<T>(value: Option<T>, name: &str) -> PqResult<T> {
+    value.ok_or_else(|| PqError::InvalidParameter(format!("{name} must not be NULL")))
+}
+
 /// The most characters of a caller's string that a message repeats.
 pub const ECHO_MAX: usize = 64;
 

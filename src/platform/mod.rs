@@ -2,6 +2,8 @@
 //! tenants or keys.
 //!
 //! - `errors`: the error type and its SQLSTATEs; `gucs`: the settings;
+//!   `args`: regclass and jsonb arguments that bad input cannot make fail
+//!   internally;
 //!   `datum`: results built in place; `secure_mem`: locked, undumpable
 //!   memory for secrets; `log_redaction`: the server log's redaction.
 //! - `catalog`: SPI to the extension's tables under a pinned search_path,
@@ -13,6 +15,7 @@
 //!   per-row paths, without pgrx's guard.
 //!
 //! May call: nothing above it (pgrx, crates/core and crates/providers only).
+pub mod args;
 pub mod catalog;
 pub mod clock;
 pub mod datum;

@@ -502,6 +502,7 @@ fn restore_classical(t: &Value, name: &str, payload: &Payload) -> PqResult<i32> 
 #[pg_schema]
 pub mod pq {
     use super::*;
+    use crate::platform::errors::required;
     use crate::platform::errors::OrRaise;
 
     /// One bundle with the secrets and description of `tenant`'s keys (NULL:
@@ -510,8 +511,9 @@ pub mod pq {
     pub fn export_key_backup(
         tenant: default!(Option<&str>, "NULL"),
         recipient_public_key: default!(Option<&[u8]>, "NULL"),
-        include_metadata: default!(bool, true),
+        include_metadata: default!(Option<bool>, true),
     ) -> Vec<u8> {
+        let include_metadata = required(include_metadata, "include_metadata").or_raise();
         super::export(tenant, recipient_public_key, include_metadata).or_raise()
     }
 
@@ -527,9 +529,9 @@ pub mod pq {
     /// existing versions are replaced only with `overwrite`.
     #[pg_extern(volatile, parallel_unsafe)]
     pub fn restore_key_backup(
-        bundle: &[u8],
+        bundle: Option<&[u8]>,
         target_tenant: default!(Option<&str>, "NULL"),
-        overwrite: default!(bool, false),
+        overwrite: default!(Option<bool>, false),
     ) -> TableIterator<
         'static,
         (
@@ -539,6 +541,8 @@ pub mod pq {
             name!(classical_keys, i32),
         ),
     > {
+        let bundle = required(bundle, "bundle").or_raise();
+        let overwrite = required(overwrite, "overwrite").or_raise();
         TableIterator::new(super::restore(bundle, target_tenant, overwrite).or_raise())
     }
 }

@@ -349,6 +349,7 @@ fn status() -> PqResult<Value> {
 #[pg_schema]
 pub mod pq {
     use super::*;
+    use crate::platform::args::Json;
     use crate::platform::errors::OrRaise;
 
     /// Registers a custodian's ML-KEM-768 or X-Wing public key (from
@@ -361,8 +362,9 @@ pub mod pq {
     /// Sets the escrow: enabled, threshold, total_shares, trustees and
     /// recovery_policy {min_approval_time, approvers_required, audit_log}.
     #[pg_extern(strict, volatile, parallel_unsafe)]
-    pub fn configure_key_escrow(config: JsonB) -> JsonB {
-        JsonB(super::configure(&config.0).or_raise())
+    pub fn configure_key_escrow(config: Json) -> JsonB {
+        let config = config.parse("the escrow configuration").or_raise();
+        JsonB(super::configure(&config).or_raise())
     }
 
     /// Splits the active master data key into one share per trustee, each
