@@ -6,7 +6,7 @@
 -- rolled back even when the call succeeds, so every case starts from the
 -- same database. fz.outcome keeps each call's SQLSTATE ('ok' on success).
 CREATE SCHEMA fz;
-CREATE TABLE fz.outcome (fn regprocedure, arg text, label text, sqlstate text, message text);
+CREATE TABLE fz.outcome (fn regprocedure, arg text, label text, sqlstate text, message text, who text DEFAULT current_user);
 CREATE TABLE fz.t (id int PRIMARY KEY, v bytea, tenant text, a text, term bytea);
 CREATE VIEW fz.v AS SELECT * FROM fz.t;
 
@@ -180,7 +180,7 @@ BEGIN
       EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
       END;
-      INSERT INTO fz.outcome VALUES (fn, names[i + 1], h.label, CASE WHEN state = 'FZ000' THEN 'ok' ELSE state END,
+      INSERT INTO fz.outcome (fn, arg, label, sqlstate, message) VALUES (fn, names[i + 1], h.label, CASE WHEN state = 'FZ000' THEN 'ok' ELSE state END,
                                      CASE WHEN state = 'FZ000' THEN NULL ELSE msg END);
       calls := calls + 1;
     END LOOP;
@@ -192,7 +192,7 @@ BEGIN
     EXCEPTION WHEN OTHERS THEN
       GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
     END;
-    INSERT INTO fz.outcome VALUES (fn, NULL, 'no arguments', CASE WHEN state = 'FZ000' THEN 'ok' ELSE state END,
+    INSERT INTO fz.outcome (fn, arg, label, sqlstate, message) VALUES (fn, NULL, 'no arguments', CASE WHEN state = 'FZ000' THEN 'ok' ELSE state END,
                                    CASE WHEN state = 'FZ000' THEN NULL ELSE msg END);
     calls := 1;
   END IF;
@@ -217,3 +217,10 @@ BEGIN
   END IF;
   RETURN value;
 END $$;
+
+-- A role with LOGIN and no grant runs the same calls: every refusal must
+-- be a documented one too.
+CREATE ROLE fz_nobody LOGIN;
+GRANT USAGE ON SCHEMA fz TO fz_nobody;
+GRANT SELECT ON fz.fixture, fz.targets TO fz_nobody;
+GRANT INSERT ON fz.outcome TO fz_nobody;
