@@ -22,16 +22,21 @@ pub fn transaction_start_unix_micros() -> i64 {
 
 /// A Unix-microsecond time as a timestamptz argument.
 pub fn timestamptz(unix_micros: i64) -> PqResult<pgrx::datum::TimestampWithTimeZone> {
-    pgrx::datum::TimestampWithTimeZone::try_from(unix_micros - PG_EPOCH_UNIX_MICROS)
-        .map_err(|_| PqError::InvalidParameter("timestamp out of range".into()))
+    unix_micros
+        .checked_sub(PG_EPOCH_UNIX_MICROS)
+        .and_then(|pg| pgrx::datum::TimestampWithTimeZone::try_from(pg).ok())
+        .ok_or_else(|| PqError::InvalidParameter("timestamp out of range".into()))
 }
 
-/// A timestamptz argument in Unix microseconds (finite only).
+/// A timestamptz argument in Unix microseconds (finite, and at most
+/// i64::MAX microseconds after 1970: PostgreSQL's last years are beyond).
 pub fn unix_micros(ts: pgrx::datum::TimestampWithTimeZone) -> PqResult<i64> {
     if !ts.is_finite() {
         return Err(PqError::InvalidParameter("the timestamp must be finite".into()));
     }
-    Ok(ts.into_inner() + PG_EPOCH_UNIX_MICROS)
+    ts.into_inner()
+        .checked_add(PG_EPOCH_UNIX_MICROS)
+        .ok_or_else(|| PqError::InvalidParameter("the timestamp is beyond what a record holds (year 294247)".into()))
 }
 
 /// SQL that reads a timestamptz column as Unix microseconds, exactly.
