@@ -89,19 +89,45 @@ fn version_state(tenant: &str, version: i32) -> PqResult<(KeyState, Vec<u8>)> {
     .and_then(|(state, kid)| Ok((KeyState::parse(&state)?, kid)))
 }
 
-/// PQ003 while tracked columns hold ciphertexts of the version, unless forced.
+/// PQ003 while tracked columns hold ciphertexts of the version, or the
+/// current value of a configuration key is an envelope under it, unless
+/// forced.
 fn check_unused(tenant: &str, version: i32, kid: &[u8], force: bool, what: &str) -> PqResult<()> {
     if force {
         return Ok(());
     }
     let (count, columns) = tracking::usage(tenant, kid)?;
-    if count > 0 {
-        return Err(PqError::KeyStateHint(
-            format!("cannot {what} version {version}: {count} ciphertexts in {columns} tracked columns still use it"),
-            "re-encrypt them first (pq.reencrypt), or pass force => true",
-        ));
+    let values = config_values_under(tenant, kid)?;
+    let (users, hint) = match (count > 0, values > 0) {
+        (false, false) => return Ok(()),
+        (true, false) => (format!("{count} ciphertexts in {columns} tracked columns"), "re-encrypt them first (pq.reencrypt), or pass force => true"),
+        (false, true) => (
+            format!("the current values of {values} configuration keys"),
+            "set them again first (pq.config_set(tenant, key, pq.config_get(tenant, key))), or pass force => true",
+        ),
+        (true, true) => (
+            format!("{count} ciphertexts in {columns} tracked columns and the current values of {values} configuration keys"),
+            "re-encrypt the columns (pq.reencrypt) and set the values again (pq.config_set(tenant, key, pq.config_get(tenant, key))) first, or pass force => true",
+        ),
+    };
+    Err(PqError::KeyStateHint(format!("cannot {what} version {version}: {users} still use it"), hint))
+}
+
+/// The tenant's configuration keys whose current value (the newest record,
+/// if not a deletion) is an envelope under `kid`. Older records keep their
+/// envelopes only to be hashed, never to be read. None before the store
+/// existed (0.5.0). Call as owner.
+fn config_values_under(tenant: &str, kid: &[u8]) -> PqResult<i64> {
+    if !catalog::pq_table_exists(c"config_records") {
+        return Ok(0);
     }
-    Ok(())
+    Ok(catalog::one::<i64>(
+        "SELECT count(*) FROM (SELECT DISTINCT ON (key) envelope FROM pq.config_records
+                                WHERE tenant = $1 ORDER BY key, version DESC) c
+          WHERE substr(c.envelope, 3, 16) = $2",
+        &[tenant.into(), kid.into()],
+    )?
+    .unwrap_or(0))
 }
 
 /// What `set_state` does to one version.

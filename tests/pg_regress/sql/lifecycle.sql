@@ -58,6 +58,18 @@ SELECT pq.set_min_decryption_version('st', 4) AS disabled_below_4;
 SELECT version, state FROM pq.tenant_keys WHERE tenant = 'st' ORDER BY version;
 SELECT try($$ SELECT pq.set_min_decryption_version('st', 5) $$) AS above_active;
 
+-- A version that the current value of a configuration key uses is neither
+-- disabled nor destroyed without force (the value would be lost); setting
+-- the value again moves it to the active version and frees the old one.
+SELECT tenant FROM pq.create_tenant('cfgv');
+SELECT pq.config_set('cfgv', 'db_url', 'postgres://a') AS v1, pq.config_set('cfgv', 'gone', 'x') AS g1;
+SELECT pq.config_delete('cfgv', 'gone') AS deleted;
+SELECT new_version FROM pq.rotate_tenant_key('cfgv', 'r');
+SELECT try($$ SELECT pq.disable_key_version('cfgv', 1) $$) AS disable_in_use;
+SELECT try($$ SELECT pq.destroy_key_version('cfgv', 1, confirm => 'destroy cfgv v1') $$) AS destroy_in_use;
+SELECT pq.config_set('cfgv', 'db_url', pq.config_get('cfgv', 'db_url')) AS set_again;
+SELECT pq.disable_key_version('cfgv', 1) AS disabled, pq.config_get('cfgv', 'db_url') AS still_reads;
+
 -- rewrap keeps the kind, moves to the active version, never returns a plaintext.
 SELECT pq_inspect(pq.rewrap(keyed, 'k')) - 'kid' - 'plaintext_length' AS keyed_rewrapped,
        pq_decrypt_text(pq.rewrap(keyed, 'k'), 'k') AS keyed_value,
