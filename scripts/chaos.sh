@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# Soak and chaos: everything at once under random faults, then invariants.
+#   scripts/chaos.sh [--seconds N] [--clients C] [--seed S]
+# (defaults: 180 s, 16 clients, a random seed, printed so a run can be
+# repeated: the faults' choice and order follow the seed, their timing and
+# the load do not.) A 60-minute campaign: scripts/chaos.sh --seconds 3600
+# --clients 32.
+#
+# A throwaway cluster on 127.0.0.1 with the library preloaded. The load:
+# pgbench clients writing rows (pq_encrypt, with the SHA-256 of the
+# plaintext in the same row: a committed row carries what its writer
+# committed), reading recent rows back (pq_decrypt, compared with the
+# digest), signing and verifying, sealing and unsealing, writing and
+# reading signed configuration values. Meanwhile: tenant key rotations,
+# re-encryption jobs, master key rotations, forward-secure sessions begun
+# and ended, key backups exported. The faults, one every 10–20 s: kill -9
+# of a client backend or of the worker (PostgreSQL then restarts every
+# backend: a crash restart), kill -9 of the postmaster (restarted by the
+# driver: crash recovery), and a statement_timeout of 5 ms for every
+# session for 3 s. Every plaintext holds a canary that must never reach
+# the server log or the data directory.
+#
+# After the load: the server is brought up if a fault left it down, every
+# tenant re-encrypted and every job driven to completion; then each
+# invariant is checked and printed with its count. Exit 0 only when every
+# invariant holds; the last line sums up operations, faults and invariants.
+# Not injected here (yet): a stopped KMS server and a full disk.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+source scripts/env.sh
+require_root
+seconds=180
+clients=16
+seed=$((RANDOM * 32768 + RANDOM))
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) seconds=$2; shift 2 ;;
+    --clients) clients=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
+    *) echo "usage: scripts/chaos.sh [--seconds N] [--clients C] [--seed S]" >&2; exit 2 ;;
+  esac
+done
+RANDOM=$seed
+source scripts/cluster.sh
+dir=$(cluster_scratch chaos)
+port=${APG_PQ_CHAOS_PORT:-25486}
+data="$dir/c/data"
+python=${APG_PQ_VENV}/bin/python
+pids=()
+held=0
+broken=0
+stop_all() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  if [ "$broken" = 0 ]; then cluster_discard "$dir"; else
+    as_postgres "$PGBIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1
+    echo "# logs kept in $dir"
+  fi
+}
+trap stop_all EXIT
+echo "# chaos: $seconds s, $clients clients, seed $seed, port $port"
+
+cluster_start "$dir/c" "$port" "log_statement = 'none'" "max_connections = 100" \
+  "apg_pqcrypto.worker_naptime = 1" "apg_pqcrypto.audit_checkpoint_interval = 10" \
+  "apg_pqcrypto.key_cache_ttl = 5" "restart_after_crash = on" || { broken=1; exit 1; }
+psql_() { cluster_psql "$port" -At -q "$@" 2>/dev/null; }
+psql_ <<'SQL' >/dev/null || { echo "the setup failed"; broken=1; exit 1; }
+CREATE EXTENSION apg_pqcrypto;
+SELECT pq.create_tenant('t' || i) FROM generate_series(1, 4) i;
+CREATE TABLE chaos_rows (id bigserial PRIMARY KEY, tenant text NOT NULL, v bytea, digest bytea NOT NULL);
+SELECT pq.track_column('chaos_rows', 'v', tenant_column => 'tenant');
+CREATE TABLE chaos_bad (at timestamptz DEFAULT now(), what text);
+INSERT INTO chaos_rows (tenant, v, digest)
+SELECT 't' || (i % 4 + 1), pq_encrypt('t' || (i % 4 + 1), p), sha256(convert_to(p, 'UTF8'))
+  FROM (SELECT i, 'chaoscanary-' || md5(i::text) AS p FROM generate_series(1, 2000) i) s;
+SQL
+
+# The load's scripts (pgbench; each failure it sees goes to chaos_bad).
+cat > "$dir/write.sql" <<'SQL'
+\set t random(1, 4)
+INSERT INTO chaos_rows (tenant, v, digest)
+SELECT 't' || :t, pq_encrypt('t' || :t, p), sha256(convert_to(p, 'UTF8'))
+  FROM (SELECT 'chaoscanary-' || md5(random()::text) AS p) s;
+SQL
+cat > "$dir/read.sql" <<'SQL'
+\set t random(1, 4)
+INSERT INTO chaos_bad (what)
+SELECT 'read ' || id FROM (SELECT id, v, digest FROM chaos_rows WHERE tenant = 't' || :t ORDER BY id DESC LIMIT 20) s
+ WHERE sha256(pq_decrypt(v)) IS DISTINCT FROM digest;
+SQL
+cat > "$dir/sign.sql" <<'SQL'
+\set t random(1, 4)
+INSERT INTO chaos_bad (what)
+SELECT 'sign t' || :t FROM (SELECT m, pq_sign('t' || :t, m) AS s FROM (SELECT convert_to(md5(random()::text), 'UTF8') AS m) x) y
+ WHERE NOT pq_verify('t' || :t, m, s);
+SQL
+cat > "$dir/seal.sql" <<'SQL'
+\set t random(1, 4)
+INSERT INTO chaos_bad (what)
+SELECT 'seal t' || :t FROM (SELECT 'chaoscanary-' || md5(random()::text) AS p) x
+ WHERE pq_unseal_text(pq_seal(pq.tenant_public_key('t' || :t), p, ''), '') IS DISTINCT FROM p;
+SQL
+cat > "$dir/config.sql" <<'SQL'
+\set t random(1, 4)
+\set k random(1, 20)
+SELECT pq.config_set('t' || :t, 'k' || :k, md5(random()::text), 'chaos');
+SELECT pq.config_get('t' || :t, 'k' || :k);
+SQL
+
+end=$(($(date +%s) + seconds))
+: > "$dir/tx"; : > "$dir/ops"; : > "$dir/faults"; : > "$dir/rss"
+
+load() {
+  while [ "$(date +%s)" -lt $((end - 1)) ]; do
+    local out n
+    out=$("$PGBIN/pgbench" -n -h 127.0.0.1 -p "$port" -U postgres -c "$clients" -j 2 -T $((end - $(date +%s))) \
+      -f "$dir/write.sql@4" -f "$dir/read.sql@4" -f "$dir/sign.sql@1" -f "$dir/seal.sql@1" -f "$dir/config.sql@2" postgres 2>&1)
+    n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+    echo "${n:-0}" >> "$dir/tx"
+    [ -n "$n" ] && [ "$n" != 0 ] || sleep 1
+  done
+}
+
+operations() {
+  local i=0 t
+  while [ "$(date +%s)" -lt $((end - 2)) ]; do
+    i=$((i + 1)); t=t$((i % 4 + 1))
+    psql_ -c "SELECT 1 FROM pq.rotate_tenant_key('$t', 'chaos')" >/dev/null && echo rotate >> "$dir/ops"
+    if [ $((i % 3)) = 0 ]; then
+      psql_ -c "SELECT count(*) FROM pq.reencrypt_tenant('$t', 500)" >/dev/null && echo reencrypt >> "$dir/ops"
+    fi
+    if [ $((i % 4)) = 1 ]; then
+      psql_ -c "SELECT pq.session_end(session_id) FROM pq.session_begin('$t', '1 minute')" >/dev/null && echo session >> "$dir/ops"
+    fi
+    if [ $((i % 5)) = 2 ]; then
+      psql_ -c "SELECT length(pq.export_key_backup('$t', (SELECT public_key FROM pq_generate_keypair('ml-kem-768'))))" >/dev/null \
+        && echo backup >> "$dir/ops"
+    fi
+    if [ $((i % 10)) = 5 ]; then
+      psql_ -c "SELECT 1 FROM pq.rotate_master_key('file')" >/dev/null && echo master >> "$dir/ops"
+    fi
+    sleep 1
+  done
+}
+
+# The postmaster's pid, and the worker's.
+postmaster() { head -1 "$data/postmaster.pid" 2>/dev/null; }
+up() {
+  local i
+  for i in $(seq 1 60); do
+    "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$port" && return 0
+    if ! kill -0 "$(postmaster)" 2>/dev/null; then
+      as_postgres "$PGBIN/pg_ctl" -D "$data" -l "$dir/c/server.log" -w -t 30 start >/dev/null 2>&1
+    fi
+    sleep 1
+  done
+  return 1
+}
+
+faults() {
+  RANDOM=$seed  # (a subshell: the fault sequence follows the seed)
+  sleep 10
+  while [ "$(date +%s)" -lt $((end - 20)) ]; do
+    local pid what
+    case $((RANDOM % 4)) in
+      0) what="kill -9 of a client backend"
+         pid=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND application_name = 'pgbench' ORDER BY random() LIMIT 1") ;;
+      1) what="kill -9 of the worker"
+         pid=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'apg_pqcrypto worker'") ;;
+      2) what="kill -9 of the postmaster"
+         pid=$(postmaster) ;;
+      3) what="statement_timeout = 5ms for 3 s"
+         pid="" ;;
+    esac
+    if [ -n "$pid" ]; then
+      kill -9 "$pid" 2>/dev/null && echo "$what" >> "$dir/faults"
+      # A dead postmaster's backends end by themselves; then it restarts.
+      [ "$what" = "kill -9 of the postmaster" ] && { sleep 2; up; }
+    elif [ "$what" = "statement_timeout = 5ms for 3 s" ]; then
+      psql_ -c "ALTER SYSTEM SET statement_timeout = '5ms'" -c "SELECT pg_reload_conf()" >/dev/null && echo "$what" >> "$dir/faults"
+      sleep 3
+      psql_ -c "ALTER SYSTEM RESET statement_timeout" -c "SELECT pg_reload_conf()" >/dev/null
+    fi
+    sleep $((10 + RANDOM % 11))
+  done
+}
+
+# Private memory (RssAnon, kB) of the worker and of the largest backend.
+memory() {
+  while [ "$(date +%s)" -lt "$end" ]; do
+    local most=0 kb p
+    for p in $(pgrep -P "$(postmaster)" 2>/dev/null); do
+      kb=$(awk '/RssAnon/ {print $2}' "/proc/$p/status" 2>/dev/null)
+      [ -n "$kb" ] && [ "$kb" -gt "$most" ] && most=$kb
+    done
+    echo "$most" >> "$dir/rss"
+    sleep 5
+  done
+}
+
+load & pids+=($!)
+operations & pids+=($!)
+faults & pids+=($!)
+memory & pids+=($!)
+wait "${pids[@]}"
+pids=()
+
+echo "# the load is over; bringing every job to its end"
+up || { echo "the server did not come back"; broken=1; exit 1; }
+psql_ -c "ALTER SYSTEM RESET statement_timeout" -c "SELECT pg_reload_conf()" >/dev/null
+psql_ -c "SELECT count(*) FROM generate_series(1, 4) i, pq.reencrypt_tenant('t' || i)" >/dev/null || echo "# the final re-encryption could not be queued"
+settled=
+for _ in $(seq 1 120); do
+  psql_ -c "SELECT count(*) FROM (SELECT pq.retry_job(id) FROM pq.job_queue WHERE state = 'failed') r" >/dev/null
+  if [ "$(psql_ -c "SELECT count(*) FROM pq.job_queue WHERE state NOT IN ('completed', 'cancelled')")" = 0 ]; then settled=1; break; fi
+  sleep 1
+done
+invariant() { # invariant NAME EXPECTED ACTUAL
+  if [ "$2" = "$3" ]; then held=$((held + 1)); echo "held - $1"; else broken=$((broken + 1)); echo "BROKEN - $1: expected [$2], got [$3]"; fi
+}
+rows=$(psql_ -c "SELECT count(*) FROM chaos_rows")
+invariant "every job completed after retries (120 s at most)" "1" "${settled:-0}"
+invariant "every committed row ($rows) decrypts to what its writer committed" "0" \
+  "$(psql_ -c "SELECT count(*) FROM chaos_rows WHERE sha256(pq_decrypt(v)) IS DISTINCT FROM digest" || echo error)"
+invariant "no reader saw a wrong value, signature or unsealed value" "0" "$(psql_ -c "SELECT count(*) FROM chaos_bad")"
+invariant "every row is under its tenant's active version" "0" \
+  "$(psql_ -c "SELECT count(*) FROM chaos_rows r JOIN pq.tenant_keys k ON k.tenant = r.tenant AND k.state = 'active' WHERE substr(r.v, 3, 16) <> k.kid")"
+values=$(psql_ -c "SELECT count(*) FROM pq.config WHERE NOT deleted AND tenant LIKE 't_'")
+# A configuration value keeps its version until it is set again (its
+# signed record covers the envelope); the retired versions are freed so.
+invariant "every configuration value ($values) reads and can be set again under the active version" "$values" \
+  "$(psql_ -c "SELECT count(pq.config_set(tenant, key, pq.config_get(tenant, key), 'chaos')) FROM pq.config WHERE NOT deleted AND tenant LIKE 't_'" || echo error)"
+disabled=$(psql_ -c "WITH r AS MATERIALIZED (SELECT tenant, version FROM pq.tenant_keys WHERE state = 'retired')
+                     SELECT count(*) FROM r WHERE pq.disable_key_version(r.tenant, r.version)")
+retired=$(psql_ -c "SELECT count(*) FROM pq.tenant_keys WHERE state IN ('retired', 'disabled') AND tenant LIKE 't_'")
+invariant "every retired version ($retired) could be disabled: none is in use" "$retired" "$disabled"
+invariant "with them disabled, every row still decrypts" "0" \
+  "$(psql_ -c "SELECT count(*) FROM chaos_rows WHERE sha256(pq_decrypt(v)) IS DISTINCT FROM digest" || echo error)"
+invariant "with them disabled, every configuration value still reads" "$values" \
+  "$(psql_ -c "SELECT count(pq.config_get(tenant, key)) FROM pq.config WHERE NOT deleted AND tenant LIKE 't_'" || echo error)"
+psql_ -c "SELECT pq.audit_flush()" >/dev/null
+invariant "the audit chain verifies in the server" "t" "$(psql_ -c "SELECT ok FROM pq.verify_audit_chain()")"
+invariant "the audit chain verifies offline (tests/verify_audit.py)" "0" \
+  "$("$python" tests/verify_audit.py check --port "$port" --tenant t1 >"$dir/offline.log" 2>&1; echo $?)"
+invariant "every tenant's configuration store verifies" "t|t|t|t" \
+  "$(psql_ -c "SELECT (pq.config_verify('t' || i)).ok FROM generate_series(1, 4) i" | paste -sd'|')"
+invariant "no backend ended by a signal other than the injected kill -9, no PANIC" "" \
+  "$(grep -aE 'terminated by signal|PANIC' "$dir/c/server.log" | grep -v 'terminated by signal 9' | head -3)"
+invariant "no plaintext canary in the server log or the data directory" "" \
+  "$(grep -ralF chaoscanary "$dir/c/server.log" "$data" 2>/dev/null | head -3)"
+most=$(sort -n "$dir/rss" | tail -1)
+invariant "no server process held more than 256 MB of private memory (most: ${most:-0} kB)" "yes" \
+  "$([ "${most:-0}" -lt 262144 ] && echo yes || echo no)"
+
+tx=$(awk '{s += $1} END {print s + 0}' "$dir/tx")
+ops=$(wc -l < "$dir/ops")
+nfaults=$(wc -l < "$dir/faults")
+echo "# faults: $(sort "$dir/faults" | uniq -c | awk '{n=$1; $1=""; printf "%s%s x%d", sep, substr($0, 2), n; sep="; "}')"
+echo "# operations: $(sort "$dir/ops" | uniq -c | awk '{printf "%s%s x%d", sep, $2, $1; sep="; "}')"
+if [ "$broken" = 0 ]; then
+  echo "chaos: $seconds s, seed $seed: $tx transactions, $ops operations, $nfaults faults injected, $held invariants checked: all held"
+else
+  echo "chaos: $seconds s, seed $seed: $tx transactions, $ops operations, $nfaults faults injected, $held held and $broken broken"
+  exit 1
+fi
