@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Soak and chaos: everything at once under random faults, then invariants.
-#   scripts/chaos.sh [--seconds N] [--clients C] [--seed S]
+#   scripts/chaos.sh [--seconds N] [--clients C] [--seed S] [--faults on|off]
 # (defaults: 180 s, 16 clients, a random seed, printed so a run can be
 # repeated: the faults' choice and order follow the seed, their timing and
 # the load do not.) A 60-minute campaign: scripts/chaos.sh --seconds 3600
-# --clients 32.
+# --clients 32. With --faults off it is a soak benchmark: the same load and
+# key operations without faults, where no transaction may fail; either way
+# it prints the throughput and the p50/p99 latency of a 10 % sample of the
+# transactions (docs/PERFORMANCE.md).
 #
 # A throwaway cluster on 127.0.0.1 with the library preloaded. The load:
 # pgbench clients writing rows (pq_encrypt, with the SHA-256 of the
@@ -33,12 +36,14 @@ require_root
 seconds=180
 clients=16
 seed=$((RANDOM * 32768 + RANDOM))
+inject=on
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
     --clients) clients=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
-    *) echo "usage: scripts/chaos.sh [--seconds N] [--clients C] [--seed S]" >&2; exit 2 ;;
+    --faults) inject=$2; shift 2 ;;
+    *) echo "usage: scripts/chaos.sh [--seconds N] [--clients C] [--seed S] [--faults on|off]" >&2; exit 2 ;;
   esac
 done
 RANDOM=$seed
@@ -59,7 +64,7 @@ stop_all() {
   fi
 }
 trap stop_all EXIT
-echo "# chaos: $seconds s, $clients clients, seed $seed, port $port"
+echo "# chaos: $seconds s, $clients clients, seed $seed, faults $inject, port $port"
 
 cluster_start "$dir/c" "$port" "log_statement = 'none'" "max_connections = 100" \
   "apg_pqcrypto.worker_naptime = 1" "apg_pqcrypto.audit_checkpoint_interval = 10" \
@@ -109,15 +114,19 @@ SELECT pq.config_get('t' || :t, 'k' || :k);
 SQL
 
 end=$(($(date +%s) + seconds))
-: > "$dir/tx"; : > "$dir/ops"; : > "$dir/faults"; : > "$dir/rss"
+: > "$dir/tx"; : > "$dir/ops"; : > "$dir/faults"; : > "$dir/rss"; : > "$dir/failed"
+mkdir -p "$dir/lat"
 
 load() {
   while [ "$(date +%s)" -lt $((end - 1)) ]; do
     local out n
-    out=$("$PGBIN/pgbench" -n -h 127.0.0.1 -p "$port" -U postgres -c "$clients" -j 2 -T $((end - $(date +%s))) \
-      -f "$dir/write.sql@4" -f "$dir/read.sql@4" -f "$dir/sign.sql@1" -f "$dir/seal.sql@1" -f "$dir/config.sql@2" postgres 2>&1)
+    out=$(cd "$dir/lat" && "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$port" -U postgres -c "$clients" -j 2 -T $((end - $(date +%s))) \
+      -l --sampling-rate=0.1 -f "$dir/write.sql@4" -f "$dir/read.sql@4" -f "$dir/sign.sql@1" -f "$dir/seal.sql@1" -f "$dir/config.sql@2" postgres 2>&1)
     n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
     echo "${n:-0}" >> "$dir/tx"
+    # Failed transactions, and clients a failure ended.
+    sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out" >> "$dir/failed"
+    grep -c "aborted in command" <<<"$out" >> "$dir/failed"
     [ -n "$n" ] && [ "$n" != 0 ] || sleep 1
   done
 }
@@ -201,7 +210,7 @@ memory() {
 
 load & pids+=($!)
 operations & pids+=($!)
-faults & pids+=($!)
+[ "$inject" = off ] || { faults & pids+=($!); }
 memory & pids+=($!)
 wait "${pids[@]}"
 pids=()
@@ -245,15 +254,23 @@ invariant "the audit chain verifies offline (tests/verify_audit.py)" "0" \
   "$("$python" tests/verify_audit.py check --port "$port" --tenant t1 >"$dir/offline.log" 2>&1; echo $?)"
 invariant "every tenant's configuration store verifies" "t|t|t|t" \
   "$(psql_ -c "SELECT (pq.config_verify('t' || i)).ok FROM generate_series(1, 4) i" | paste -sd'|')"
-invariant "no backend ended by a signal other than the injected kill -9, no PANIC" "" \
-  "$(grep -aE 'terminated by signal|PANIC' "$dir/c/server.log" | grep -v 'terminated by signal 9' | head -3)"
+invariant "no backend ended by a signal other than the injected kill -9, no PANIC, no core file" "" \
+  "$(grep -aE 'terminated by signal|PANIC' "$dir/c/server.log" | grep -v 'terminated by signal 9' | head -3; find "$data" -name 'core*' -type f | head -3)"
 invariant "no plaintext canary in the server log or the data directory" "" \
   "$(grep -ralF chaoscanary "$dir/c/server.log" "$data" 2>/dev/null | head -3)"
 most=$(sort -n "$dir/rss" | tail -1)
 invariant "no server process held more than 256 MB of private memory (most: ${most:-0} kB)" "yes" \
   "$([ "${most:-0}" -lt 262144 ] && echo yes || echo no)"
 
+failed=$(awk '{s += $1} END {print s + 0}' "$dir/failed")
+if [ "$inject" = off ]; then
+  invariant "without faults, no transaction failed and no client was aborted" "0" "$failed"
+fi
 tx=$(awk '{s += $1} END {print s + 0}' "$dir/tx")
+# Latency of the sampled transactions (pgbench's log: the third column, µs).
+cat "$dir/lat/"* 2>/dev/null | awk '$3 ~ /^[0-9]+$/ {print $3}' | sort -n > "$dir/latencies"
+pct() { awk -v p="$1" '{a[NR] = $1} END {if (NR) printf "%.1f", a[int((NR - 1) * p) + 1] / 1000; else printf "-"}' "$dir/latencies"; }
+echo "# throughput: $((tx / seconds)) transactions/s; latency of a 10 % sample: p50 $(pct 0.50) ms, p99 $(pct 0.99) ms; failed transactions and aborted clients: $failed"
 ops=$(wc -l < "$dir/ops")
 nfaults=$(wc -l < "$dir/faults")
 echo "# faults: $(sort "$dir/faults" | uniq -c | awk '{n=$1; $1=""; printf "%s%s x%d", sep, substr($0, 2), n; sep="; "}')"
