@@ -15,19 +15,21 @@
 # committed), reading recent rows back (pq_decrypt, compared with the
 # digest), signing and verifying, sealing and unsealing, writing and
 # reading signed configuration values. Meanwhile: tenant key rotations,
-# re-encryption jobs, master key rotations, forward-secure sessions begun
-# and ended, key backups exported. The faults, one every 10–20 s: kill -9
-# of a client backend or of the worker (PostgreSQL then restarts every
-# backend: a crash restart), kill -9 of the postmaster (restarted by the
-# driver: crash recovery), and a statement_timeout of 5 ms for every
-# session for 3 s. Every plaintext holds a canary that must never reach
+# re-encryption jobs, master key rotations that move the master data key
+# round a SoftHSM2 token, a KMS-compatible server (moto_server on
+# loopback) and the key file, forward-secure sessions begun and ended, key
+# backups exported. The faults, one every 10–20 s: kill -9 of a client
+# backend or of the worker (PostgreSQL then restarts every backend: a
+# crash restart), kill -9 of the postmaster (restarted by the driver:
+# crash recovery), a statement_timeout of 5 ms for every session for 3 s,
+# and SIGSTOP of the KMS server for 8 s. Every plaintext holds a canary that must never reach
 # the server log or the data directory.
 #
 # After the load: the server is brought up if a fault left it down, every
 # tenant re-encrypted and every job driven to completion; then each
 # invariant is checked and printed with its count. Exit 0 only when every
 # invariant holds; the last line sums up operations, faults and invariants.
-# Not injected here (yet): a stopped KMS server and a full disk.
+# Not injected here (yet): a full disk.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
 done
 RANDOM=$seed
 source scripts/cluster.sh
+source scripts/providers.sh
 dir=$(cluster_scratch chaos)
 port=${APG_PQ_CHAOS_PORT:-25486}
 data="$dir/c/data"
@@ -57,7 +60,8 @@ held=0
 broken=0
 stop_all() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
+  [ ${#pids[@]} = 0 ] || wait "${pids[@]}" 2>/dev/null
+  moto_stop "$dir/kms"
   if [ "$broken" = 0 ]; then cluster_discard "$dir"; else
     as_postgres "$PGBIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1
     echo "# logs kept in $dir"
@@ -66,7 +70,10 @@ stop_all() {
 trap stop_all EXIT
 echo "# chaos: $seconds s, $clients clients, seed $seed, faults $inject, port $port"
 
-cluster_start "$dir/c" "$port" "log_statement = 'none'" "max_connections = 100" \
+softhsm_setup "$dir/hsm"
+moto_start "$dir/kms"
+mapfile -t provider_lines < <(provider_settings)
+cluster_start "$dir/c" "$port" "${provider_lines[@]}" "log_statement = 'none'" "max_connections = 100" \
   "apg_pqcrypto.worker_naptime = 1" "apg_pqcrypto.audit_checkpoint_interval = 10" \
   "apg_pqcrypto.key_cache_ttl = 5" "restart_after_crash = on" || { broken=1; exit 1; }
 psql_() { cluster_psql "$port" -At -q "$@" 2>/dev/null; }
@@ -132,7 +139,7 @@ load() {
 }
 
 operations() {
-  local i=0 t
+  local i=0 t providers=(pkcs11 aws_kms file)
   while [ "$(date +%s)" -lt $((end - 2)) ]; do
     i=$((i + 1)); t=t$((i % 4 + 1))
     psql_ -c "SELECT 1 FROM pq.rotate_tenant_key('$t', 'chaos')" >/dev/null && echo rotate >> "$dir/ops"
@@ -147,7 +154,8 @@ operations() {
         && echo backup >> "$dir/ops"
     fi
     if [ $((i % 10)) = 5 ]; then
-      psql_ -c "SELECT 1 FROM pq.rotate_master_key('file')" >/dev/null && echo master >> "$dir/ops"
+      local to=${providers[$(((i / 10) % 3))]}
+      psql_ -c "SELECT 1 FROM pq.rotate_master_key('$to')" >/dev/null && echo "master_key_to_$to" >> "$dir/ops"
     fi
     sleep 1
   done
@@ -160,7 +168,7 @@ up() {
   for i in $(seq 1 60); do
     "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$port" && return 0
     if ! kill -0 "$(postmaster)" 2>/dev/null; then
-      as_postgres "$PGBIN/pg_ctl" -D "$data" -l "$dir/c/server.log" -w -t 30 start >/dev/null 2>&1
+      as_postgres env ${CLUSTER_ENV[@]+"${CLUSTER_ENV[@]}"} "$PGBIN/pg_ctl" -D "$data" -l "$dir/c/server.log" -w -t 30 start >/dev/null 2>&1
     fi
     sleep 1
   done
@@ -172,7 +180,7 @@ faults() {
   sleep 10
   while [ "$(date +%s)" -lt $((end - 20)) ]; do
     local pid what
-    case $((RANDOM % 4)) in
+    case $((RANDOM % 5)) in
       0) what="kill -9 of a client backend"
          pid=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND application_name = 'pgbench' ORDER BY random() LIMIT 1") ;;
       1) what="kill -9 of the worker"
@@ -180,6 +188,8 @@ faults() {
       2) what="kill -9 of the postmaster"
          pid=$(postmaster) ;;
       3) what="statement_timeout = 5ms for 3 s"
+         pid="" ;;
+      4) what="SIGSTOP of the KMS server for 8 s"
          pid="" ;;
     esac
     if [ -n "$pid" ]; then
@@ -190,6 +200,10 @@ faults() {
       psql_ -c "ALTER SYSTEM SET statement_timeout = '5ms'" -c "SELECT pg_reload_conf()" >/dev/null && echo "$what" >> "$dir/faults"
       sleep 3
       psql_ -c "ALTER SYSTEM RESET statement_timeout" -c "SELECT pg_reload_conf()" >/dev/null
+    elif [ "$what" = "SIGSTOP of the KMS server for 8 s" ]; then
+      kill -STOP "$MOTO_PID" && echo "$what" >> "$dir/faults"
+      sleep 8
+      kill -CONT "$MOTO_PID"
     fi
     sleep $((10 + RANDOM % 11))
   done
@@ -248,6 +262,8 @@ invariant "with them disabled, every row still decrypts" "0" \
   "$(psql_ -c "SELECT count(*) FROM chaos_rows WHERE sha256(pq_decrypt(v)) IS DISTINCT FROM digest" || echo error)"
 invariant "with them disabled, every configuration value still reads" "$values" \
   "$(psql_ -c "SELECT count(pq.config_get(tenant, key)) FROM pq.config WHERE NOT deleted AND tenant LIKE 't_'" || echo error)"
+invariant "every master data key's provider answers (file, SoftHSM2 token, KMS)" "t" \
+  "$(psql_ -c "SELECT bool_and(answered) FROM pq.master_key_status()")"
 psql_ -c "SELECT pq.audit_flush()" >/dev/null
 invariant "the audit chain verifies in the server" "t" "$(psql_ -c "SELECT ok FROM pq.verify_audit_chain()")"
 invariant "the audit chain verifies offline (tests/verify_audit.py)" "0" \
