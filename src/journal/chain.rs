@@ -16,7 +16,7 @@
 //! transaction wrote one is chained before it.
 use crate::platform::{
     catalog,
-    clock::{now_unix_micros, timestamptz},
+    clock::{micros_sql, now_unix_micros, timestamptz},
     errors::{PqError, PqResult},
     latch,
 };
@@ -24,6 +24,8 @@ use pgrx::prelude::*;
 use pqcore::audit::{AuditRow, Hash, HASH_LEN};
 use serde_json::Value;
 use std::cell::Cell;
+use std::ffi::CString;
+use std::sync::LazyLock;
 
 /// Pending rows chained per statement by [`drain`].
 const DRAIN_BATCH: i64 = 1000;
@@ -183,10 +185,18 @@ struct Pending {
 /// written and chains them after `head`. Returns the new head and how
 /// many rows were chained.
 fn drain(mut head: (i64, Hash)) -> PqResult<((i64, Hash), i64)> {
-    // Rows are read as clock::micros_sql reads a timestamptz; the LIMIT is DRAIN_BATCH.
-    const _: () = assert!(DRAIN_BATCH == 1000, "the drain query spells DRAIN_BATCH out");
-    let query = c"DELETE FROM pq.audit_pending WHERE seq IN (SELECT seq FROM pq.audit_pending ORDER BY seq LIMIT 1000)
-                  RETURNING seq, (extract(epoch FROM ts) * 1000000)::bigint, event, tenant, actor, details::text";
+    // Made once per backend; the text is the key of its kept plan. It is
+    // built from constants and holds no NUL (an empty text would fail to
+    // prepare, an error, not a panic).
+    static QUERY: LazyLock<CString> = LazyLock::new(|| {
+        CString::new(format!(
+            "DELETE FROM pq.audit_pending WHERE seq IN (SELECT seq FROM pq.audit_pending ORDER BY seq LIMIT {DRAIN_BATCH})
+             RETURNING seq, {}, event, tenant, actor, details::text",
+            micros_sql("ts")
+        ))
+        .unwrap_or_default()
+    });
+    let query = QUERY.as_c_str();
     let mut chained = 0i64;
     loop {
         let mut rows = catalog::latest_write_rows(query, &[], |col| {

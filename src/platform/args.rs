@@ -72,8 +72,11 @@ impl FromDatum for Json {
 
 macro_rules! argument {
     ($ty:ty, $sql:literal) => {
-        // SAFETY: as pgrx's own by-FromDatum arguments: a NULL argument
-        // of a non-Option parameter panics into an ERROR, never reads it.
+        // SAFETY: as pgrx's own by-FromDatum arguments. The panic cannot
+        // be reached: these types are bare (not Option) parameters only of
+        // STRICT functions, which PostgreSQL never calls with a NULL; the
+        // functions that are not STRICT take Option<…> and say which
+        // argument is missing (errors::required).
         unsafe impl<'fcx> ArgAbi<'fcx> for $ty {
             unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
                 let index = arg.index();
