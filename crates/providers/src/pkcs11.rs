@@ -18,6 +18,14 @@
 //! finalised or closed, which would act on the parent's state) and the module
 //! is initialised again, finalising first if it reports that it already is.
 //!
+//! A failed open, or a failure of the token on a reused session, is tried
+//! again within the call's time: up to five more times, 50 ms to 800 ms
+//! apart, each after finalising and initialising the module again (a module
+//! lists its tokens at `C_Initialize`: SoftHSM2 does not see a token it
+//! failed to read then until it starts over). Sessions opened before such a
+//! restart are forgotten, never closed: their handles may name new sessions.
+//! A refused PIN, a missing key and a wrong blob are not tried again.
+//!
 //! Every call runs on a short-lived helper thread that owns the session while
 //! it works; the caller waits at most [`CallLimits::timeout`] and polls
 //! [`CallLimits::cancelled`]. A call that is abandoned keeps its session (it
@@ -37,8 +45,8 @@ use cryptoki::{
     types::AuthPin,
 };
 use pqcore::Dek;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
@@ -80,6 +88,8 @@ struct Open {
     key: ObjectHandle,
     mechanism: WrapMechanism,
     pid: u32,
+    /// [`EPOCH`] when it was opened.
+    epoch: u64,
 }
 
 pub struct Pkcs11Provider {
@@ -114,7 +124,7 @@ impl Pkcs11Provider {
     fn call<T: Send + 'static>(
         &mut self,
         limits: &CallLimits,
-        op: impl FnOnce(&Open) -> Result<T> + Send + 'static,
+        op: impl Fn(&Open) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let pid = std::process::id();
         // While an abandoned call is still blocked in the token, fail at
@@ -137,8 +147,9 @@ impl Pkcs11Provider {
         }
         let previous = self.open.take();
         let previous = match previous {
-            Some(open) if open.pid != pid => {
-                // Opened by the parent before a fork: not ours to close.
+            Some(open) if open.pid != pid || open.epoch != EPOCH.load(Ordering::SeqCst) => {
+                // Opened by the parent before a fork, or under a context
+                // since finalised: not ours to close.
                 std::mem::forget(open);
                 None
             }
@@ -147,29 +158,15 @@ impl Pkcs11Provider {
         let config = self.config.clone();
         let force = self.force;
         let (tx, rx) = mpsc::channel();
+        let deadline = Instant::now() + limits.timeout;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
         IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
         let spawned = std::thread::Builder::new().name("apg-pq-pkcs11".into()).spawn(move || {
             // Declared first, dropped last: after every use of the module.
             let _in_flight = InFlight;
             crate::block_signals();
-            let open = match previous {
-                Some(open) => Ok(open),
-                None => open_session(&config, force),
-            };
-            let reply = match open {
-                Ok(open) => {
-                    let result = op(&open);
-                    // A session that failed for another reason than a wrong
-                    // blob is not reused.
-                    let keep = match &result {
-                        Ok(_) => true,
-                        Err(e) => e.kind == ErrorKind::WrongKey,
-                    };
-                    (keep.then_some(open), result)
-                }
-                Err(e) => (None, Err(e)),
-            };
-            let _ = tx.send(reply);
+            let _ = tx.send(attempts(&config, force, previous, &op, deadline, &stopped));
         });
         let handle = match spawned {
             Ok(handle) => handle,
@@ -183,7 +180,6 @@ impl Pkcs11Provider {
                 ));
             }
         };
-        let deadline = Instant::now() + limits.timeout;
         loop {
             let wait = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(20));
             match rx.recv_timeout(wait) {
@@ -205,10 +201,12 @@ impl Pkcs11Provider {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if (limits.cancelled)() {
+                        stop.store(true, Ordering::SeqCst);
                         self.abandoned = Some((handle, pid));
                         return Err(ProviderError::cancelled("pkcs11"));
                     }
                     if Instant::now() >= deadline {
+                        stop.store(true, Ordering::SeqCst);
                         self.abandoned = Some((handle, pid));
                         return Err(ProviderError::timed_out("pkcs11", limits));
                     }
@@ -367,49 +365,132 @@ extern "C" fn skip_module_destructors_while_in_use() {
     }
 }
 
-/// The process's PKCS#11 contexts, one per module, with the process id
-/// that initialised each.
-static CONTEXTS: Mutex<Vec<(String, u32, Pkcs11)>> = Mutex::new(Vec::new());
+/// A module loaded by this process, and whether it is initialised.
+struct Context {
+    module: String,
+    pid: u32,
+    ctx: Pkcs11,
+    initialised: bool,
+}
+
+/// The process's PKCS#11 contexts, one per module.
+static CONTEXTS: Mutex<Vec<Context>> = Mutex::new(Vec::new());
+/// Bumped each time a context is finalised to start over: a session opened
+/// under an earlier epoch is forgotten, never closed.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
 
 /// The initialised context of `module` in this process.
 fn context(module: &str) -> Result<Pkcs11> {
     let pid = std::process::id();
     let mut contexts = CONTEXTS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(i) = contexts.iter().position(|(m, _, _)| m == module) {
-        if contexts[i].1 == pid {
-            return Ok(contexts[i].2.clone());
-        }
+    if let Some(i) = contexts.iter().position(|c| c.module == module && c.pid != pid) {
         // Inherited through fork(): forget it without finalising.
-        let (_, _, inherited) = contexts.swap_remove(i);
-        std::mem::forget(inherited);
+        let inherited = contexts.swap_remove(i);
+        std::mem::forget(inherited.ctx);
     }
-    let ctx = Pkcs11::new(module).map_err(|e| {
-        ProviderError::new(
-            ErrorKind::Misconfigured,
-            "the PKCS#11 module cannot be loaded",
-            Some("set apg_pqcrypto.pkcs11_module to the path of the token's PKCS#11 library (the server log has the error)"),
-            format!("pkcs11 module \"{module}\": {e}"),
-        )
-    })?;
-    // SAFETY: registers a plain function; atexit has no other precondition.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::atexit(skip_module_destructors_while_in_use);
-    }
-    let args = || CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK);
-    match ctx.initialize(args()) {
-        Ok(()) => {}
-        Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
-            // State inherited from a parent process (or initialised by
-            // another library in this one): start over, as PKCS#11 requires
-            // of a child.
-            let _ = ctx.clone().finalize();
-            ctx.initialize(args()).map_err(|e| ck_error("initialise", &e))?;
+    let i = match contexts.iter().position(|c| c.module == module) {
+        Some(i) => i,
+        None => {
+            let ctx = Pkcs11::new(module).map_err(|e| {
+                ProviderError::new(
+                    ErrorKind::Misconfigured,
+                    "the PKCS#11 module cannot be loaded",
+                    Some("set apg_pqcrypto.pkcs11_module to the path of the token's PKCS#11 library (the server log has the error)"),
+                    format!("pkcs11 module \"{module}\": {e}"),
+                )
+            })?;
+            // SAFETY: registers a plain function; atexit has no other precondition.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::atexit(skip_module_destructors_while_in_use);
+            }
+            contexts.push(Context { module: module.to_owned(), pid, ctx, initialised: false });
+            contexts.len() - 1
         }
-        Err(e) => return Err(ck_error("initialise", &e)),
+    };
+    let entry = &mut contexts[i];
+    if !entry.initialised {
+        let args = || CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK);
+        match entry.ctx.initialize(args()) {
+            Ok(()) => {}
+            Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
+                // State inherited from a parent process (or initialised by
+                // another library in this one): start over, as PKCS#11
+                // requires of a child.
+                let _ = entry.ctx.clone().finalize();
+                entry.ctx.initialize(args()).map_err(|e| ck_error("initialise", &e))?;
+            }
+            Err(e) => return Err(ck_error("initialise", &e)),
+        }
+        entry.initialised = true;
     }
-    contexts.push((module.to_owned(), pid, ctx.clone()));
-    Ok(ctx)
+    Ok(entry.ctx.clone())
+}
+
+/// Finalises this process's context of `module`, so that the next open
+/// initialises it again and the module lists its tokens anew. Sessions
+/// opened before are left to [`EPOCH`]. Not done while another call is
+/// inside the module (`in_flight` counts the caller's own).
+fn start_over(module: &str, in_flight: usize) {
+    let mut contexts = CONTEXTS.lock().unwrap_or_else(|p| p.into_inner());
+    if IN_FLIGHT.load(Ordering::SeqCst) != in_flight {
+        return;
+    }
+    let pid = std::process::id();
+    if let Some(entry) = contexts.iter_mut().find(|c| c.module == module && c.pid == pid && c.initialised) {
+        EPOCH.fetch_add(1, Ordering::SeqCst);
+        entry.initialised = false;
+        let _ = entry.ctx.clone().finalize();
+    }
+}
+
+/// Pauses between attempts of one call: five more attempts, 1.55 s in all.
+const RETRY_PAUSES_MS: [u64; 5] = [50, 100, 200, 400, 800];
+
+/// Runs `op` on `previous` or on a newly opened session; a failure of the
+/// token (not a refused PIN, a missing key or a wrong blob) is tried again
+/// on a new context after a pause, while the pause ends before `deadline`
+/// and the caller has not given up (`stop`). Returns the session to keep,
+/// if any, and the result.
+fn attempts<T>(
+    config: &Pkcs11Config,
+    force: Option<WrapMechanism>,
+    mut previous: Option<Open>,
+    op: &impl Fn(&Open) -> Result<T>,
+    deadline: Instant,
+    stop: &AtomicBool,
+) -> (Option<Open>, Result<T>) {
+    let mut pauses = RETRY_PAUSES_MS.iter();
+    loop {
+        let (open, result) = match previous.take().map_or_else(|| open_session(config, force), Ok) {
+            Ok(open) => {
+                let result = op(&open);
+                // A session that failed for another reason than a wrong
+                // blob is not reused.
+                let keep = match &result {
+                    Ok(_) => true,
+                    Err(e) => e.kind == ErrorKind::WrongKey,
+                };
+                (keep.then_some(open), result)
+            }
+            Err(e) => (None, Err(e)),
+        };
+        let pause = match &result {
+            Err(e) if e.kind == ErrorKind::Unavailable => pauses.next().map(|ms| Duration::from_millis(*ms)),
+            _ => None,
+        };
+        match pause {
+            Some(pause) if Instant::now() + pause < deadline && !stop.load(Ordering::SeqCst) => {
+                drop(open);
+                start_over(&config.module, 1);
+                let until = Instant::now() + pause;
+                while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            _ => return (open, result),
+        }
+    }
 }
 
 fn open_session(config: &Pkcs11Config, force: Option<WrapMechanism>) -> Result<Open> {
@@ -417,10 +498,13 @@ fn open_session(config: &Pkcs11Config, force: Option<WrapMechanism>) -> Result<O
         ProviderError::new(ErrorKind::Misconfigured, message, Some(hint), detail)
     };
     let ctx = context(&config.module)?;
+    // Unavailable, as a token may be missing for a while (removed, failed
+    // over, or its files being rewritten): tried again, then reported.
     let slot = find_slot(&ctx, &config.token_label)?.ok_or_else(|| {
-        misconfigured(
+        ProviderError::new(
+            ErrorKind::Unavailable,
             "the PKCS#11 token was not found",
-            "set apg_pqcrypto.pkcs11_token_label to the label of an initialised token of the module",
+            Some("set apg_pqcrypto.pkcs11_token_label to the label of an initialised token of the module"),
             format!("pkcs11: no token labelled \"{}\" in module \"{}\"", config.token_label, config.module),
         )
     })?;
@@ -495,7 +579,7 @@ fn open_session(config: &Pkcs11Config, force: Option<WrapMechanism>) -> Result<O
             format!("pkcs11: token \"{}\" mechanisms: {offered:?}", config.token_label),
         ));
     };
-    Ok(Open { session, key, mechanism: force.unwrap_or(best), pid: std::process::id() })
+    Ok(Open { session, key, mechanism: force.unwrap_or(best), pid: std::process::id(), epoch: EPOCH.load(Ordering::SeqCst) })
 }
 
 fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Option<Slot>> {
