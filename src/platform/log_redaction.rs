@@ -84,11 +84,16 @@ unsafe fn redact_error(edata: *mut pg_sys::ErrorData) {
         let ours = mentions(pg_sys::debug_query_string)
             || [e.message, e.detail, e.detail_log, e.context, e.internalquery].into_iter().any(|p| mentions(p));
         // Statement echoes (log_statement, durations, bind and execute
-        // lines) are LOG messages; an error's own message goes to the
-        // client too and names no argument values of ours, so it stays.
+        // lines) are LOG messages, and so is the postmaster's report of a
+        // backend that crashed or was killed, whose DETAIL quotes the
+        // statement it was running ("Failed process was running: …"); an
+        // error's own message and detail go to the client too and name no
+        // argument values of ours, so they stay.
         if e.elevel < pg_sys::PGERROR as i32 {
-            if let Some(new) = bytes(e.message).and_then(|t| redacted(t, ours)) {
-                replace(&mut e.message, &new, e.assoc_context);
+            for field in [&mut e.message, &mut e.detail] {
+                if let Some(new) = bytes(*field).and_then(|t| redacted(t, ours)) {
+                    replace(field, &new, e.assoc_context);
+                }
             }
         }
         for field in [&mut e.context, &mut e.internalquery] {

@@ -1,9 +1,10 @@
 # The server log at its most talkative (log_statement = 'all', every
 # duration, the STATEMENT of every error) holds no plaintext and no key:
 # the extension's function calls lose their arguments, bind parameters of
-# statements that call them are dropped. The same calls with redaction
+# statements that call them are dropped, the statement of a backend that
+# was killed is logged redacted. The same calls with redaction
 # switched off do show the canaries, so these checks can fail.
-# checks: 49
+# checks: 52
 dir="$base/logs"
 port=$port_logs
 cluster_start "$dir" "$port" "log_statement = 'all'" "log_min_duration_statement = 0" "log_min_error_statement = 'error'" || return 1
@@ -28,6 +29,26 @@ calls() { # calls TAG: succeeding and failing calls carrying canary-TAG-N
   printf "SELECT pq_encrypt('acme', :secret);\nSELECT pq_encrypt('nope', :secret);\n" >"$base/bind.sql"
   pgbench -n -M extended -t 1 -D secret="canary-$t-7" -f "$base/bind.sql" -h 127.0.0.1 -p "$port" -U postgres postgres >/dev/null 2>&1
   indirect "$t" "SET log_statement = 'all'"
+  killed "$t"
+}
+
+# killed TAG: a backend killed while it runs a call; the postmaster logs
+# the statement it was running ("Failed process was running: …", canary 19)
+# and restarts every backend.
+killed() {
+  q "$port" -c "SELECT pq_encrypt('acme', 'canary-$1-19'), pg_sleep(60)" >/dev/null 2>&1 &
+  local pid i
+  for i in $(seq 1 100); do
+    pid=$(q "$port" -c "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)' AND pid <> pg_backend_pid()")
+    [ -n "$pid" ] && break
+    sleep 0.1
+  done
+  kill -9 "$pid"
+  wait
+  for i in $(seq 1 100); do
+    q "$port" -c "SELECT 1" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
 }
 
 # indirect TAG SETTING: failing calls whose secret is not in their own
@@ -60,7 +81,9 @@ check_contains "the statements were logged" "pq_encrypt(<redacted>)" "$log"
 check_contains "the STATEMENT of a failing call was logged" "STATEMENT:  SELECT pq_encrypt(<redacted>)" "$log"
 check_contains "bind parameters were logged, redacted" "parameters: <redacted by apg_pqcrypto>" "$log"
 check_contains "PL/pgSQL context was logged" "PL/pgSQL function inline_code_block" "$log"
-for n in $(seq 1 18); do
+check_contains "the killed backend's statement was logged by the postmaster, redacted" \
+  "DETAIL:  Failed process was running: SELECT pq_encrypt(<redacted>)" "$log"
+for n in $(seq 1 19); do
   check_absent "no plaintext in the log (canary $n)" "canary-on-$n" "$log"
 done
 check_contains "the unqualified call was logged, redacted" "config_set(<redacted>)" "$log"
@@ -89,7 +112,7 @@ q "$port" -c "SELECT pg_reload_conf()" >/dev/null
 calls off
 indirect off
 log=$(cat "$dir/server.log")
-for n in $(seq 1 18); do
+for n in $(seq 1 19); do
   check_contains "control: with redaction off canary $n is logged" "canary-off-$n" "$log"
 done
 cluster_stop "$dir"
