@@ -132,11 +132,18 @@ pub fn canonical(details: &Value) -> PqResult<String> {
     Ok(catalog::one::<String>("SELECT $1::jsonb::text", &[pgrx::JsonB(details.clone()).into()])?.unwrap_or_else(|| "{}".into()))
 }
 
+/// The longest actor (a role name, or the `user_id` an application passes)
+/// a row records.
+pub const MAX_ACTOR: usize = 256;
+
 /// As [`append`], with the details already in [`canonical`] form. Chains
 /// the row now if the chain lock is free (and keeps it to the end of the
 /// transaction), else leaves it in `pq.audit_pending`. Before ALTER
 /// EXTENSION UPDATE to 0.11.0 it waits for the lock.
 pub fn append_canonical(event: &str, tenant: Option<&str>, actor: &str, details_text: &str) -> PqResult<()> {
+    if actor.len() > MAX_ACTOR {
+        return Err(PqError::InvalidParameter(format!("a user id may have at most {MAX_ACTOR} bytes")));
+    }
     if !installed() {
         return Ok(());
     }

@@ -2,8 +2,15 @@
 //! policies, jobs, master key rotations. Never a secret: names, versions,
 //! key ids, counts and reasons only. Every event is also appended to the
 //! hash-chained audit trail (`journal::chain`).
-use crate::platform::{catalog, errors::PqResult};
+use crate::platform::{
+    catalog,
+    errors::{PqError, PqResult},
+};
 use serde_json::Value;
+
+/// The longest reason an event records (a reason is a note for people;
+/// longer ones would be copied into the event, the chain and its hash).
+pub const MAX_REASON: usize = 1024;
 
 /// One event, written in the caller's transaction (so it commits or rolls
 /// back with what it describes), to pq.key_events and the audit chain.
@@ -24,6 +31,9 @@ pub fn record_id(
     reason: Option<&str>,
     details: Value,
 ) -> PqResult<Option<i64>> {
+    if reason.is_some_and(|r| r.len() > MAX_REASON) {
+        return Err(PqError::InvalidParameter(format!("a reason may have at most {MAX_REASON} bytes")));
+    }
     if !catalog::pq_table_exists(c"key_events") {
         return Ok(None);
     }

@@ -7,11 +7,12 @@
 # Every call must end in success or in a SQLSTATE the README's error table
 # lists; never an internal error, never a crashed backend, never a
 # plaintext out of a changed envelope, never a plaintext or a long echo of
-# an argument in a message. Every call is made twice: as a superuser and
+# an argument in a message, never a peak of memory beyond a bound.
+# Every call is made twice: as a superuser and
 # as a LOGIN role with no grant, which must get nothing from a tenant's
 # keys. A control function that fails internally on one input shows that
 # the run reports such a failure.
-# checks: 11
+# checks: 12
 dir="$base/inputs"
 port=$port_inputs
 big=${APG_PQ_INPUTS_BIG:-16777216}
@@ -28,10 +29,22 @@ SET statement_timeout = '300s';
 SELECT pg_catalog.setseed(0.42);
 SELECT pg_catalog.format('SELECT fz.fuzz(%s::oid::regprocedure, $big)', fn::oid) FROM fz.targets ORDER BY fn::text
 \gexec
+SELECT pg_catalog.pg_backend_pid() AS fz_pid
+\gset
+\setenv FZ_PID :fz_pid
+\! awk '/^VmHWM/ {print \$2}' /proc/\$FZ_PID/status > "$dir/peak.$who"
 SQL
 ) || { inputs_rc=$?; echo "$calls" | tail -5; }
 done
 check "every call returned to the harness (no backend crashed, none timed out)" "0" "$inputs_rc"
+# The peak resident memory of each role's backend (VmHWM, read by psql on
+# this machine before the session ends): bounded by a small multiple of
+# the biggest input, plus 256 MB for the million-element arrays and the rest.
+bound=$(( (12 * big) / 1024 + 262144 ))
+peaks=$(for who in postgres fz_nobody; do echo "$(cat "$dir/peak.$who" 2>/dev/null)"; done | paste -sd' ' -)
+echo "# peak resident memory of the backends (postgres, fz_nobody): $peaks kB"
+check "each backend's peak memory stayed within 12 x the biggest input + 256 MB ($bound kB)" "t t" \
+  "$(for kb in $peaks; do [ "$kb" -le "$bound" ] && echo t || echo "f:$kb"; done | paste -sd' ' -)"
 check "every callable function of the extension was called, by each role" "t|t" \
   "$(q "$port" -c "SELECT count(DISTINCT o.fn) = (SELECT count(*) FROM fz.targets) AND count(DISTINCT o.fn) > 90 FROM fz.outcome o GROUP BY who ORDER BY who" | paste -sd'|')"
 echo "# $(q "$port" -c "SELECT string_agg(n || ' calls as ' || who || ': ' || states, '; ' ORDER BY who) FROM (SELECT who, count(*) AS n, string_agg(DISTINCT sqlstate, ' ') AS states FROM fz.outcome GROUP BY who) w")"

@@ -17,6 +17,10 @@ SET ROLE regress_app_a;
 SELECT try($$ SELECT pq.rotate_tenant_key('acme', 'not mine') $$);
 RESET ROLE;
 SELECT try($$ SELECT pq.rotate_tenant_key('no-such-tenant', 'x') $$);
+-- A reason or user id longer than the event can record: 22023, nothing rotated.
+SELECT try($$ SELECT pq.rotate_tenant_key('lc', repeat('r', 1025)) $$);
+SELECT try($$ SELECT pq.rotate_tenant_key('lc', 'r', repeat('u', 257)) $$);
+SELECT max(version) AS lc_versions FROM pq.tenant_keys WHERE tenant = 'lc';
 
 -- Every state x every operation. Versions 1..4 of tenant st end up
 -- destroyed, disabled, retired and active; each made a keyed, a sealed and
