@@ -12,24 +12,29 @@
 # A throwaway cluster on 127.0.0.1 with the library preloaded. The load:
 # pgbench clients writing rows (pq_encrypt, with the SHA-256 of the
 # plaintext in the same row: a committed row carries what its writer
-# committed), reading recent rows back (pq_decrypt, compared with the
-# digest), signing and verifying, sealing and unsealing, writing and
-# reading signed configuration values. Meanwhile: tenant key rotations,
-# re-encryption jobs, master key rotations that move the master data key
-# round a SoftHSM2 token, a KMS-compatible server (moto_server on
+# committed; a trigger keeps each row's blind index term), reading recent
+# rows back (pq_decrypt, compared with the digest), finding rows by blind
+# index, signing and verifying, sealing and unsealing, writing and reading
+# signed configuration values. The tracked table lives in a tablespace on
+# its own small filesystem (a tmpfs mounted for the run: root). Meanwhile:
+# tenant key rotations, re-encryption jobs, a migration job (20,000
+# pgcrypto rows of tenant t1), master key rotations that move the master
+# data key round a SoftHSM2 token, a KMS-compatible server (moto_server on
 # loopback) and the key file, forward-secure sessions begun and ended, key
 # backups exported. The faults, one every 10–20 s: kill -9 of a client
 # backend or of the worker (PostgreSQL then restarts every backend: a
 # crash restart), kill -9 of the postmaster (restarted by the driver:
-# crash recovery), a statement_timeout of 5 ms for every session for 3 s,
-# and SIGSTOP of the KMS server for 8 s. Every plaintext holds a canary that must never reach
-# the server log or the data directory.
+# crash recovery), a statement_timeout of 5 ms or a lock_timeout of 1 ms
+# for every session for 3 s, SIGSTOP of the KMS server for 8 s, and the
+# tablespace's filesystem full for 5 s (shrunk to what it holds). Every
+# plaintext holds a canary that must never reach the server log or the
+# data directory (WAL included).
 #
-# After the load: the server is brought up if a fault left it down, every
-# tenant re-encrypted and every job driven to completion; then each
-# invariant is checked and printed with its count. Exit 0 only when every
+# After each fault, once the server answers: the newest 2,000 rows decrypt
+# to their digests. After the load: the server is brought up if a fault
+# left it down, every tenant re-encrypted and every job driven to
+# completion; then each invariant is checked and printed with its count. Exit 0 only when every
 # invariant holds; the last line sums up operations, faults and invariants.
-# Not injected here (yet): a full disk.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -63,10 +68,10 @@ stop_all() {
   for p in "${pids[@]}" $watch_pid; do kill "$p" 2>/dev/null; done
   [ ${#pids[@]} = 0 ] || wait "${pids[@]}" 2>/dev/null
   moto_stop "$dir/kms"
-  if [ "$broken" = 0 ]; then cluster_discard "$dir"; else
-    as_postgres "$PGBIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1
-    echo "# logs kept in $dir"
-  fi
+  [ -f "$data/postmaster.pid" ] && as_postgres "$PGBIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1
+  # (the tablespace's files go with the tmpfs, also when the logs are kept)
+  mountpoint -q "$dir/ts" && umount "$dir/ts"
+  if [ "$broken" = 0 ]; then cluster_discard "$dir"; else echo "# logs kept in $dir"; fi
 }
 trap stop_all EXIT
 echo "# chaos: $seconds s, $clients clients, seed $seed, faults $inject, port $port"
@@ -78,15 +83,30 @@ cluster_start "$dir/c" "$port" "${provider_lines[@]}" "log_statement = 'none'" "
   "apg_pqcrypto.worker_naptime = 1" "apg_pqcrypto.audit_checkpoint_interval = 10" \
   "apg_pqcrypto.key_cache_ttl = 5" "restart_after_crash = on" || { broken=1; exit 1; }
 psql_() { cluster_psql "$port" -At -q "$@" 2>/dev/null; }
+# The tablespace of the tracked table, on a filesystem of its own: the
+# full-disk fault shrinks it to what it holds.
+mkdir -p "$dir/ts"
+mount -t tmpfs -o size=4g,mode=0700 tmpfs "$dir/ts" && chown postgres: "$dir/ts" \
+  || { echo "cannot mount a tmpfs for the tablespace"; broken=1; exit 1; }
+psql_ -c "CREATE TABLESPACE chaos_ts LOCATION '$dir/ts'" || { echo "the setup failed"; broken=1; exit 1; }
 psql_ <<'SQL' >/dev/null || { echo "the setup failed"; broken=1; exit 1; }
 CREATE EXTENSION apg_pqcrypto;
+CREATE EXTENSION pgcrypto;
 SELECT pq.create_tenant('t' || i) FROM generate_series(1, 4) i;
-CREATE TABLE chaos_rows (id bigserial PRIMARY KEY, tenant text NOT NULL, v bytea, digest bytea NOT NULL);
-SELECT pq.track_column('chaos_rows', 'v', tenant_column => 'tenant');
+CREATE TABLE chaos_rows (id bigserial PRIMARY KEY USING INDEX TABLESPACE chaos_ts, tenant text NOT NULL, v bytea,
+                         digest bytea NOT NULL, term bytea) TABLESPACE chaos_ts;
+CREATE INDEX ON chaos_rows (tenant, term) TABLESPACE chaos_ts;
+SELECT pq.track_column('chaos_rows', 'v', tenant_column => 'tenant', blind_index_column => 'term');
 CREATE TABLE chaos_bad (at timestamptz DEFAULT now(), what text);
 INSERT INTO chaos_rows (tenant, v, digest)
 SELECT 't' || (i % 4 + 1), pq_encrypt('t' || (i % 4 + 1), p), sha256(convert_to(p, 'UTF8'))
   FROM (SELECT i, 'chaoscanary-' || md5(i::text) AS p FROM generate_series(1, 2000) i) s;
+-- Rows a migration job carries from pgcrypto to keyed envelopes mid-run.
+SELECT pq.register_classical_key('t1', 'raw', '\x000102030405060708090a0b0c0d0e0f', 'algorithm=aes, mode=cbc, padding=pkcs');
+CREATE TABLE chaos_legacy (id int PRIMARY KEY, v bytea, digest bytea NOT NULL);
+INSERT INTO chaos_legacy
+SELECT i, encrypt(convert_to(p, 'UTF8'), '\x000102030405060708090a0b0c0d0e0f', 'aes'), sha256(convert_to(p, 'UTF8'))
+  FROM (SELECT i, 'chaoscanary-legacy-' || md5(i::text) AS p FROM generate_series(1, 20000) i) s;
 SQL
 
 # The load's scripts (pgbench; each failure it sees goes to chaos_bad).
@@ -101,6 +121,13 @@ cat > "$dir/read.sql" <<'SQL'
 INSERT INTO chaos_bad (what)
 SELECT 'read ' || id FROM (SELECT id, v, digest FROM chaos_rows WHERE tenant = 't' || :t ORDER BY id DESC LIMIT 20) s
  WHERE sha256(pq_decrypt(v)) IS DISTINCT FROM digest;
+SQL
+cat > "$dir/lookup.sql" <<'SQL'
+\set i random(1, 2000)
+INSERT INTO chaos_bad (what)
+SELECT 'lookup ' || :i FROM (SELECT 't' || (:i % 4 + 1) AS t, 'chaoscanary-' || md5(:i::text) AS p) x
+ WHERE NOT EXISTS (SELECT 1 FROM chaos_rows r WHERE r.tenant = x.t AND r.term = ANY(pq_blind_indexes(x.t, convert_to(x.p, 'UTF8'), 'v'))
+                      AND sha256(pq_decrypt(r.v)) = sha256(convert_to(x.p, 'UTF8')));
 SQL
 cat > "$dir/sign.sql" <<'SQL'
 \set t random(1, 4)
@@ -122,14 +149,14 @@ SELECT pq.config_get('t' || :t, 'k' || :k);
 SQL
 
 end=$(($(date +%s) + seconds))
-: > "$dir/tx"; : > "$dir/ops"; : > "$dir/faults"; : > "$dir/rss"; : > "$dir/failed"
+: > "$dir/tx"; : > "$dir/ops"; : > "$dir/faults"; : > "$dir/rss"; : > "$dir/failed"; : > "$dir/after_faults"
 mkdir -p "$dir/lat"
 
 load() {
   while [ "$(date +%s)" -lt $((end - 1)) ]; do
     local out n
     out=$(cd "$dir/lat" && "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$port" -U postgres -c "$clients" -j 2 -T $((end - $(date +%s))) \
-      -l --sampling-rate=0.1 -f "$dir/write.sql@4" -f "$dir/read.sql@4" -f "$dir/sign.sql@1" -f "$dir/seal.sql@1" -f "$dir/config.sql@2" postgres 2>&1)
+      -l --sampling-rate=0.1 -f "$dir/write.sql@4" -f "$dir/read.sql@4" -f "$dir/sign.sql@1" -f "$dir/seal.sql@1" -f "$dir/config.sql@2" -f "$dir/lookup.sql@2" postgres 2>&1)
     n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
     echo "${n:-0}" >> "$dir/tx"
     # Failed transactions, and clients a failure ended.
@@ -153,6 +180,9 @@ operations() {
     if [ $((i % 5)) = 2 ]; then
       psql_ -c "SELECT length(pq.export_key_backup('$t', (SELECT public_key FROM pq_generate_keypair('ml-kem-768'))))" >/dev/null \
         && echo backup >> "$dir/ops"
+    fi
+    if [ "$i" = 3 ]; then
+      psql_ -c "SELECT pq.migrate_column('chaos_legacy', 'v', tenant => 't1', batch_size => 500)" >/dev/null && echo migrate >> "$dir/ops"
     fi
     if [ $((i % 10)) = 5 ]; then
       local to=${providers[$(((i / 10) % 3))]}
@@ -181,7 +211,7 @@ faults() {
   sleep 10
   while [ "$(date +%s)" -lt $((end - 20)) ]; do
     local pid what
-    case $((RANDOM % 5)) in
+    case $((RANDOM % 7)) in
       0) what="kill -9 of a client backend"
          pid=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND application_name = 'pgbench' ORDER BY random() LIMIT 1") ;;
       1) what="kill -9 of the worker"
@@ -192,6 +222,10 @@ faults() {
          pid="" ;;
       4) what="SIGSTOP of the KMS server for 8 s"
          pid="" ;;
+      5) what="lock_timeout = 1ms for 3 s"
+         pid="" ;;
+      6) what="the tablespace's disk full for 5 s"
+         pid="" ;;
     esac
     if [ -n "$pid" ]; then
       kill -9 "$pid" 2>/dev/null && echo "$what" >> "$dir/faults"
@@ -201,13 +235,41 @@ faults() {
       psql_ -c "ALTER SYSTEM SET statement_timeout = '5ms'" -c "SELECT pg_reload_conf()" >/dev/null && echo "$what" >> "$dir/faults"
       sleep 3
       psql_ -c "ALTER SYSTEM RESET statement_timeout" -c "SELECT pg_reload_conf()" >/dev/null
+    elif [ "$what" = "lock_timeout = 1ms for 3 s" ]; then
+      psql_ -c "ALTER SYSTEM SET lock_timeout = '1ms'" -c "SELECT pg_reload_conf()" >/dev/null && echo "$what" >> "$dir/faults"
+      sleep 3
+      psql_ -c "ALTER SYSTEM RESET lock_timeout" -c "SELECT pg_reload_conf()" >/dev/null
+    elif [ "$what" = "the tablespace's disk full for 5 s" ]; then
+      # Shrunk to what it holds plus 1 MiB (the load fills that at once);
+      # tmpfs refuses a size below its use, so a race only retries.
+      local tries
+      for tries in 1 2 3 4 5; do
+        mount -o remount,size=$(($(df --output=used -B1 "$dir/ts" | tail -1) + 1048576)) "$dir/ts" 2>/dev/null \
+          && { echo "$what" >> "$dir/faults"; break; }
+      done
+      sleep 5
+      mount -o remount,size=4g "$dir/ts"
     elif [ "$what" = "SIGSTOP of the KMS server for 8 s" ]; then
       kill -STOP "$MOTO_PID" && echo "$what" >> "$dir/faults"
       sleep 8
       kill -CONT "$MOTO_PID"
     fi
+    after_fault
     sleep $((10 + RANDOM % 11))
   done
+}
+
+# After each fault, once the server answers again (30 s at most): the
+# newest 2,000 committed rows decrypt to what their writers committed.
+after_fault() {
+  local n
+  for _ in $(seq 1 30); do
+    n=$(psql_ -c "SELECT count(*) FROM (SELECT v, digest FROM chaos_rows ORDER BY id DESC LIMIT 2000) s
+                  WHERE sha256(pq_decrypt(v)) IS DISTINCT FROM digest")
+    [ -n "$n" ] && { echo "$n" >> "$dir/after_faults"; return; }
+    sleep 1
+  done
+  echo "no answer" >> "$dir/after_faults"
 }
 
 # Private memory (RssAnon, kB) of the worker and of the largest backend.
@@ -261,7 +323,8 @@ pids=()
 
 echo "# the load is over; bringing every job to its end"
 up || { echo "the server did not come back"; broken=1; exit 1; }
-psql_ -c "ALTER SYSTEM RESET statement_timeout" -c "SELECT pg_reload_conf()" >/dev/null
+psql_ -c "ALTER SYSTEM RESET statement_timeout" -c "ALTER SYSTEM RESET lock_timeout" -c "SELECT pg_reload_conf()" >/dev/null
+mount -o remount,size=4g "$dir/ts"
 psql_ -c "SELECT count(*) FROM generate_series(1, 4) i, pq.reencrypt_tenant('t' || i)" >/dev/null || echo "# the final re-encryption could not be queued"
 settled=
 for _ in $(seq 1 120); do
@@ -276,9 +339,14 @@ rows=$(psql_ -c "SELECT count(*) FROM chaos_rows")
 invariant "every job completed after retries (120 s at most)" "1" "${settled:-0}"
 invariant "every committed row ($rows) decrypts to what its writer committed" "0" \
   "$(psql_ -c "SELECT count(*) FROM chaos_rows WHERE sha256(pq_decrypt(v)) IS DISTINCT FROM digest" || echo error)"
-invariant "no reader saw a wrong value, signature or unsealed value" "0" "$(psql_ -c "SELECT count(*) FROM chaos_bad")"
-invariant "every row is under its tenant's active version" "0" \
-  "$(psql_ -c "SELECT count(*) FROM chaos_rows r JOIN pq.tenant_keys k ON k.tenant = r.tenant AND k.state = 'active' WHERE substr(r.v, 3, 16) <> k.kid")"
+invariant "no reader saw a wrong value, signature or unsealed value, no lookup missed its row" "0" "$(psql_ -c "SELECT count(*) FROM chaos_bad")"
+invariant "every row's blind index term is its value's under the active version" "0" \
+  "$(psql_ -c "SELECT count(*) FROM chaos_rows WHERE term IS DISTINCT FROM pq_blind_index(tenant, pq_decrypt(v), 'v')" || echo error)"
+invariant "the migration job carried every pgcrypto row (20000): each is a keyed envelope of what it held" "20000" \
+  "$(psql_ -c "SELECT count(*) FROM chaos_legacy WHERE pq.classify(v) = 'pq_keyed' AND sha256(pq_decrypt(v)) = digest" || echo error)"
+invariant "every row is under its tenant's active version (migrated ones too)" "0" \
+  "$(psql_ -c "SELECT (SELECT count(*) FROM chaos_rows r JOIN pq.tenant_keys k ON k.tenant = r.tenant AND k.state = 'active' WHERE substr(r.v, 3, 16) <> k.kid)
+                   + (SELECT count(*) FROM chaos_legacy r JOIN pq.tenant_keys k ON k.tenant = 't1' AND k.state = 'active' WHERE substr(r.v, 3, 16) IS DISTINCT FROM k.kid)")"
 values=$(psql_ -c "SELECT count(*) FROM pq.config WHERE NOT deleted AND tenant LIKE 't_'")
 # A configuration value keeps its version until it is set again (its
 # signed record covers the envelope); the retired versions are freed so.
@@ -288,8 +356,9 @@ disabled=$(psql_ -c "WITH r AS MATERIALIZED (SELECT tenant, version FROM pq.tena
                      SELECT count(*) FROM r WHERE pq.disable_key_version(r.tenant, r.version)")
 retired=$(psql_ -c "SELECT count(*) FROM pq.tenant_keys WHERE state IN ('retired', 'disabled') AND tenant LIKE 't_'")
 invariant "every retired version ($retired) could be disabled: none is in use" "$retired" "$disabled"
-invariant "with them disabled, every row still decrypts" "0" \
-  "$(psql_ -c "SELECT count(*) FROM chaos_rows WHERE sha256(pq_decrypt(v)) IS DISTINCT FROM digest" || echo error)"
+invariant "with them disabled, every row still decrypts (migrated ones too)" "0" \
+  "$(psql_ -c "SELECT (SELECT count(*) FROM chaos_rows WHERE sha256(pq_decrypt(v)) IS DISTINCT FROM digest)
+                   + (SELECT count(*) FROM chaos_legacy WHERE sha256(pq_decrypt(v)) IS DISTINCT FROM digest)" || echo error)"
 invariant "with them disabled, every configuration value still reads" "$values" \
   "$(psql_ -c "SELECT count(pq.config_get(tenant, key)) FROM pq.config WHERE NOT deleted AND tenant LIKE 't_'" || echo error)"
 invariant "every master data key's provider answers (file, SoftHSM2 token, KMS)" "t" \
@@ -302,12 +371,21 @@ invariant "every tenant's configuration store verifies" "t|t|t|t" \
   "$(psql_ -c "SELECT (pq.config_verify('t' || i)).ok FROM generate_series(1, 4) i" | paste -sd'|')"
 invariant "no backend ended by a signal other than the injected kill -9, no PANIC, no core file" "" \
   "$(grep -aE 'terminated by signal|PANIC' "$dir/c/server.log" | grep -v 'terminated by signal 9' | head -3; find "$data" -name 'core*' -type f | head -3)"
-invariant "no plaintext canary in the server log or the data directory" "" \
-  "$(grep -ralF chaoscanary "$dir/c/server.log" "$data" 2>/dev/null | head -3)"
+invariant "no plaintext canary in the server log, the data directory (WAL included) or the tablespace" "" \
+  "$(grep -ralF chaoscanary "$dir/c/server.log" "$data" "$dir/ts" 2>/dev/null | head -3)"
 most=$(sort -n "$dir/rss" | tail -1)
 invariant "no server process held more than 256 MB of private memory (most: ${most:-0} kB)" "yes" \
   "$([ "${most:-0}" -lt 262144 ] && echo yes || echo no)"
 
+if [ "$inject" = on ]; then
+  invariant "after each fault ($(wc -l < "$dir/after_faults")), the newest 2,000 rows decrypted to what their writers committed" "0" \
+    "$(grep -cv '^0$' "$dir/after_faults")"
+fi
+# A full-disk fault that refused no write would have tested nothing.
+if grep -q "disk full" "$dir/faults"; then
+  invariant "the full tablespace refused writes (No space left on device: $(grep -c 'No space left on device' "$dir/c/server.log") lines)" "yes" \
+    "$(grep -q 'No space left on device' "$dir/c/server.log" && echo yes || echo no)"
+fi
 failed=$(awk '{s += $1} END {print s + 0}' "$dir/failed")
 if [ "$inject" = off ]; then
   invariant "without faults, no transaction failed and no client was aborted" "0" "$failed"
