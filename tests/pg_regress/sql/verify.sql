@@ -19,7 +19,7 @@ UPDATE pq.tenant_key_versions v SET wrapped_dsa_seed = s.wrapped_dsa_seed,
   FROM saved s WHERE v.tenant = 'verify_t' AND v.version = 1 AND s.version = 1;
 SELECT version, ok, problem FROM pq.verify_keys('verify_t') ORDER BY version;
 UPDATE pq.tenant_key_versions v SET public_key = s.public_key,
-       wrapped_kem_seed = overlay(s.wrapped_kem_seed placing '\xff'::bytea from 60 for 1)
+       wrapped_kem_seed = set_byte(s.wrapped_kem_seed, 59, get_byte(s.wrapped_kem_seed, 59) # 255)
   FROM saved s WHERE v.tenant = 'verify_t' AND v.version = 1 AND s.version = 1;
 SELECT version, ok, problem FROM pq.verify_keys('verify_t') ORDER BY version;
 UPDATE pq.tenant_key_versions v SET wrapped_kem_seed = s.wrapped_kem_seed
