@@ -81,6 +81,25 @@ fn suites_and_batches(c: &mut Criterion) {
     g.finish();
 }
 
+/// X-Wing's parts and the `x-wing` crate the composition replaced (its
+/// test oracle): the crate expands the decapsulation key from its seed at
+/// every call; ours keeps the expanded key.
+fn xwing_parts(c: &mut Criterion) {
+    use x_wing::{Decapsulate, Decapsulator, KeyInit};
+    let mut g = c.benchmark_group("x-wing");
+    let sk = x25519_dalek::StaticSecret::from([7u8; 32]);
+    let pk = x25519_dalek::PublicKey::from([9u8; 32]);
+    g.bench_function("x25519_base_mult", |b| b.iter(|| x25519_dalek::PublicKey::from(black_box(&sk))));
+    g.bench_function("x25519_dh", |b| b.iter(|| black_box(&sk).diffie_hellman(&pk)));
+    let crate_dk = x_wing::DecapsulationKey::new(&[11u8; 32].into());
+    let (ct, _) = crate_dk.encapsulation_key().encapsulate_deterministic(&[13u8; 64].into());
+    g.bench_function("x-wing_crate/encapsulate", |b| {
+        b.iter(|| crate_dk.encapsulation_key().encapsulate_deterministic(black_box(&[13u8; 64].into())))
+    });
+    g.bench_function("x-wing_crate/decapsulate", |b| b.iter(|| crate_dk.decapsulate(black_box(&ct))));
+    g.finish();
+}
+
 fn keys(c: &mut Criterion) {
     let mut g = c.benchmark_group("keys");
     g.bench_function("ml-kem-768_generate", |b| b.iter(|| KemSecretKey::generate().unwrap()));
@@ -131,6 +150,7 @@ fn all(c: &mut Criterion) {
     dsa_backend::<RustCryptoDsa>(c);
     envelopes(c);
     suites_and_batches(c);
+    xwing_parts(c);
     keys(c);
     signatures(c);
 }

@@ -1,6 +1,12 @@
 //! The two key encapsulation suites of sealed envelopes: ML-KEM-768 alone
-//! (FIPS 203) and X-Wing (X25519 + ML-KEM-768, draft-connolly-cfrg-xwing-kem,
-//! from RustCrypto's `x-wing` crate). [`RecipientKey`] and [`RecipientSecret`]
+//! (FIPS 203) and X-Wing (X25519 + ML-KEM-768, draft-connolly-cfrg-xwing-kem-06).
+//! X-Wing is the draft's composition of three primitives from well-kept
+//! crates: ML-KEM-768 through the same backend seam as the ML-KEM suite
+//! (libcrux by default), X25519 from `x25519-dalek`, SHAKE256 and SHA3-256
+//! from `libcrux-sha3`. Keys are expanded once, when parsed or derived from
+//! their seed, and kept: RustCrypto's `x-wing` crate expands a decapsulation
+//! key from its seed at every call. That crate stays as a test oracle: the
+//! draft's vectors and random cases must agree with it byte for byte. [`RecipientKey`] and [`RecipientSecret`]
 //! hold a key of either suite; [`Recipient`] and [`Opener`] borrow one, and
 //! are what [`crate::sealed`] takes, so callers holding a concrete key type
 //! pass it as it is.
@@ -15,8 +21,7 @@ use crate::{
     Error, KemPublicKey, KemSecretKey, KemSeed, Kid,
 };
 use core::fmt;
-use x_wing::{Decapsulate, KeyExport, KeyInit};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// A key encapsulation suite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -73,8 +78,26 @@ impl Suite {
 /// A validated X-Wing encapsulation key (1216 bytes).
 pub struct XWingPublicKey {
     bytes: Box<[u8; XWING_PUBLIC_KEY_LEN]>,
-    parsed: x_wing::EncapsulationKey,
+    pk_m: <ActiveKem as KemBackend>::EncapsulationKey,
+    pk_x: x25519_dalek::PublicKey,
     kid: Kid,
+}
+
+/// The draft's domain separation label, `\.//^\`.
+const XWING_LABEL: &[u8; 6] = b"\\.//^\\";
+
+/// The draft's combiner: SHA3-256(ss_M ‖ ss_X ‖ ct_X ‖ pk_X ‖ label).
+fn xwing_combiner(ss_m: &SharedSecret, ss_x: &[u8; 32], ct_x: &[u8; 32], pk_x: &[u8; 32]) -> SharedSecret {
+    let mut input = Zeroizing::new([0u8; 32 * 4 + XWING_LABEL.len()]);
+    input[..32].copy_from_slice(ss_m.expose());
+    input[32..64].copy_from_slice(ss_x);
+    input[64..96].copy_from_slice(ct_x);
+    input[96..128].copy_from_slice(pk_x);
+    input[128..].copy_from_slice(XWING_LABEL);
+    let mut ss = Zeroizing::new(libcrux_sha3::sha256(&input[..]));
+    let shared = SharedSecret::from_array(&ss);
+    ss.zeroize();
+    shared
 }
 
 impl XWingPublicKey {
@@ -82,8 +105,10 @@ impl XWingPublicKey {
     /// check, else [`Error::InvalidKey`].
     pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
         let array: &[u8; XWING_PUBLIC_KEY_LEN] = bytes.try_into().map_err(|_| Error::InvalidKey)?;
-        let parsed = x_wing::EncapsulationKey::try_from(bytes).map_err(|_| Error::InvalidKey)?;
-        Ok(Self { bytes: Box::new(*array), parsed, kid: Kid::of(bytes) })
+        let (m, x) = array.split_at(KEM_PUBLIC_KEY_LEN);
+        let pk_m = ActiveKem::encapsulation_key(m.try_into().map_err(|_| Error::InvalidKey)?).ok_or(Error::InvalidKey)?;
+        let pk_x: [u8; 32] = x.try_into().map_err(|_| Error::InvalidKey)?;
+        Ok(Self { bytes: Box::new(*array), pk_m, pk_x: pk_x.into(), kid: Kid::of(bytes) })
     }
 
     /// The 1216-byte encoding.
@@ -96,13 +121,24 @@ impl XWingPublicKey {
         self.kid
     }
 
+    /// The draft's Encapsulate with 64 random bytes: the first 32 for
+    /// ML-KEM-768, the last 32 the ephemeral X25519 secret.
     fn encapsulate(&self, rng: &mut impl RandomSource) -> Result<(Vec<u8>, SharedSecret), Error> {
         let eseed = Zeroizing::new(rng.array::<64>()?);
-        let (ct, ss) = self.parsed.encapsulate_deterministic(&(*eseed).into());
-        let mut ss: [u8; 32] = ss.into();
-        let shared = SharedSecret::from_array(&ss);
-        zeroize::Zeroize::zeroize(&mut ss);
-        Ok((ct.to_vec(), shared))
+        let mut m = Zeroizing::new([0u8; 32]);
+        m.copy_from_slice(&eseed[..32]);
+        let mut ek = [0u8; 32];
+        ek.copy_from_slice(&eseed[32..]);
+        let ek_x = x25519_dalek::StaticSecret::from(ek);
+        ek.zeroize();
+        let (ct_m, ss_m) = ActiveKem::encapsulate(&self.pk_m, &m);
+        let ct_x = x25519_dalek::PublicKey::from(&ek_x);
+        let ss_x = ek_x.diffie_hellman(&self.pk_x);
+        let ss = xwing_combiner(&ss_m, ss_x.as_bytes(), ct_x.as_bytes(), self.pk_x.as_bytes());
+        let mut ct = Vec::with_capacity(XWING_CIPHERTEXT_LEN);
+        ct.extend_from_slice(&ct_m[..]);
+        ct.extend_from_slice(ct_x.as_bytes());
+        Ok((ct, ss))
     }
 }
 
@@ -112,9 +148,11 @@ impl fmt::Debug for XWingPublicKey {
     }
 }
 
-/// An X-Wing decapsulation key (from its 32-byte seed).
+/// An X-Wing decapsulation key (from its 32-byte seed), expanded once: the
+/// ML-KEM-768 key, the X25519 secret (both wiped on drop) and the public key.
 pub struct XWingSecretKey {
-    dk: x_wing::DecapsulationKey,
+    sk_m: <ActiveKem as KemBackend>::DecapsulationKey,
+    sk_x: x25519_dalek::StaticSecret,
     public: XWingPublicKey,
 }
 
@@ -130,11 +168,23 @@ impl XWingSecretKey {
         Ok((seed, key))
     }
 
-    /// The key of a 32-byte seed.
+    /// The key of a 32-byte seed: the draft's expandDecapsulationKey,
+    /// SHAKE256(seed, 96) = ML-KEM-768 seed d ‖ z (64) ‖ X25519 secret (32).
     pub fn from_seed(seed: &XWingSeed) -> Result<Self, Error> {
-        let dk = x_wing::DecapsulationKey::new(&(*seed.expose()).into());
-        let public = XWingPublicKey::from_slice(&dk.encapsulation_key_bytes())?;
-        Ok(Self { dk, public })
+        let expanded = Zeroizing::new(libcrux_sha3::shake256::<96>(seed.expose()));
+        let mut d_z = Zeroizing::new([0u8; KEM_SEED_LEN]);
+        d_z.copy_from_slice(&expanded[..KEM_SEED_LEN]);
+        let mut x = [0u8; 32];
+        x.copy_from_slice(&expanded[KEM_SEED_LEN..]);
+        let sk_x = x25519_dalek::StaticSecret::from(x);
+        x.zeroize();
+        let (sk_m, pk_m) = ActiveKem::from_seed(&d_z);
+        let pk_x = x25519_dalek::PublicKey::from(&sk_x);
+        let mut pk = [0u8; XWING_PUBLIC_KEY_LEN];
+        pk[..KEM_PUBLIC_KEY_LEN].copy_from_slice(&pk_m[..]);
+        pk[KEM_PUBLIC_KEY_LEN..].copy_from_slice(pk_x.as_bytes());
+        let public = XWingPublicKey::from_slice(&pk)?;
+        Ok(Self { sk_m, sk_x, public })
     }
 
     /// The matching encapsulation key.
@@ -147,24 +197,16 @@ impl XWingSecretKey {
         self.public.kid
     }
 
+    /// The draft's Decapsulate (ML-KEM-768's implicit rejection; an X25519
+    /// share of low order gives the all-zero ss_X, as the draft allows).
     fn decapsulate(&self, ct: &[u8]) -> Result<SharedSecret, Error> {
         let ct: &[u8; XWING_CIPHERTEXT_LEN] = ct.try_into().map_err(|_| Error::DecryptionFailed)?;
-        let mut ss: [u8; 32] = self.dk.decapsulate(&(*ct).into()).into();
-        let shared = SharedSecret::from_array(&ss);
-        zeroize::Zeroize::zeroize(&mut ss);
-        Ok(shared)
-    }
-}
-
-/// The encapsulation key bytes of an X-Wing decapsulation key.
-trait EncapsulationKeyBytes {
-    fn encapsulation_key_bytes(&self) -> [u8; XWING_PUBLIC_KEY_LEN];
-}
-
-impl EncapsulationKeyBytes for x_wing::DecapsulationKey {
-    fn encapsulation_key_bytes(&self) -> [u8; XWING_PUBLIC_KEY_LEN] {
-        use x_wing::Decapsulator;
-        self.encapsulation_key().to_bytes().into()
+        let (ct_m, ct_x) = ct.split_at(KEM_CIPHERTEXT_LEN);
+        let ct_m: &[u8; KEM_CIPHERTEXT_LEN] = ct_m.try_into().map_err(|_| Error::DecryptionFailed)?;
+        let ct_x: [u8; 32] = ct_x.try_into().map_err(|_| Error::DecryptionFailed)?;
+        let ss_m = ActiveKem::decapsulate(&self.sk_m, ct_m);
+        let ss_x = self.sk_x.diffie_hellman(&ct_x.into());
+        Ok(xwing_combiner(&ss_m, ss_x.as_bytes(), &ct_x, self.public.pk_x.as_bytes()))
     }
 }
 
@@ -444,6 +486,49 @@ mod tests {
             assert_eq!(&opened.expose()[..], &unhex(&v["ss"])[..]);
             // The raw-key path takes the same 32-byte seed.
             assert_eq!(RecipientSecret::from_slice(&unhex(&v["sk"])).unwrap().kid(), key.kid());
+        }
+    }
+
+    /// The composition agrees with RustCrypto's `x-wing` crate (the
+    /// oracle) on random seeds and encapsulation randomness, and on
+    /// ciphertexts with a flipped bit in either half (ML-KEM's implicit
+    /// rejection, X25519 on another point) or a low-order X25519 share.
+    #[test]
+    fn xwing_agrees_with_the_x_wing_crate() {
+        use x_wing::{Decapsulate, KeyExport, KeyInit};
+        let mut rng = crate::test_rng::SeededRandom::new("x-wing against the x-wing crate");
+        for case in 0..64 {
+            let seed = XWingSeed::generate_from(&mut rng).unwrap();
+            let eseed = rng.array::<64>().unwrap();
+            let ours = XWingSecretKey::from_seed(&seed).unwrap();
+            let oracle = x_wing::DecapsulationKey::new(&(*seed.expose()).into());
+            let oracle_pk: [u8; XWING_PUBLIC_KEY_LEN] = {
+                use x_wing::Decapsulator;
+                oracle.encapsulation_key().to_bytes().into()
+            };
+            assert_eq!(ours.public_key().as_bytes(), &oracle_pk, "case {case}: public key");
+            let (ct, ss) = ours.public_key().encapsulate(&mut Fixed(eseed.to_vec())).unwrap();
+            let (oracle_ct, oracle_ss) = {
+                use x_wing::Decapsulator;
+                oracle.encapsulation_key().encapsulate_deterministic(&eseed.into())
+            };
+            assert_eq!(ct, oracle_ct.to_vec(), "case {case}: ciphertext");
+            assert_eq!(&ss.expose()[..], &oracle_ss[..], "case {case}: shared secret");
+            let mut variants = vec![ct.clone()];
+            let mut flipped = ct.clone();
+            flipped[case * 17 % KEM_CIPHERTEXT_LEN] ^= 1 << (case % 8);
+            variants.push(flipped);
+            let mut flipped = ct.clone();
+            flipped[KEM_CIPHERTEXT_LEN + case % 32] ^= 1 << (case % 8);
+            variants.push(flipped);
+            let mut low_order = ct.clone();
+            low_order[KEM_CIPHERTEXT_LEN..].fill(0);
+            variants.push(low_order);
+            for (i, c) in variants.iter().enumerate() {
+                let mine = ours.decapsulate(c).unwrap();
+                let theirs = oracle.decapsulate(&<[u8; XWING_CIPHERTEXT_LEN]>::try_from(&c[..]).unwrap().into());
+                assert_eq!(&mine.expose()[..], &theirs[..], "case {case}, variant {i}: decapsulation");
+            }
         }
     }
 
