@@ -97,7 +97,8 @@ pub struct VersionKeys {
     /// ML-KEM-768 or X-Wing, as the tenant chose at creation.
     pub kem: RecipientSecret,
     pub cipher: KeyedCipher,
-    pub(in crate::keys) mdk_id: Kid,
+    /// Unwrapped on first use, under the MDK the row names then (a master
+    /// key rotation may have rewrapped it since the version was cached).
     pub(in crate::keys) signing: RefCell<Option<Rc<SigningKey>>>,
     pub loaded: Micros,
     /// When the version passes its tenant's max_key_age (no encryption or

@@ -75,7 +75,6 @@ fn load_version(query: &str, arg: pgrx::datum::DatumWithOid<'_>) -> PqResult<Opt
             state,
             kem,
             cipher,
-            mdk_id: mdk.id(),
             signing: RefCell::new(None),
             loaded: cache::now(),
             expires,
@@ -230,13 +229,18 @@ pub fn signing_key(keys: &VersionKeys) -> PqResult<Rc<SigningKey>> {
     if let Some(key) = keys.signing.borrow().clone() {
         return Ok(key);
     }
+    // The seed and the MDK id are read together: a master key rotation
+    // since the version was cached has rewrapped the seed under another
+    // MDK than the one the cached keys were opened with.
     let (wrapped, mdk) = catalog::as_owner(|| {
-        let wrapped = catalog::one::<Vec<u8>>(
-            "SELECT wrapped_dsa_seed FROM pq.tenant_key_versions WHERE kid = $1",
+        let (wrapped, mdk_id) = catalog::row(
+            "SELECT wrapped_dsa_seed, mdk_id FROM pq.tenant_key_versions WHERE kid = $1",
             &[keys.kid().as_bytes().as_slice().into()],
+            |row| Ok((row.get::<Vec<u8>>(1)?, row.get::<Vec<u8>>(2)?)),
         )?
+        .and_then(|(wrapped, mdk_id)| Some((wrapped?, mdk_id?)))
         .ok_or_else(|| PqError::KeyState("the signing key of this key version is destroyed".into()))?;
-        Ok((wrapped, mdk(keys.mdk_id)?))
+        Ok((wrapped, mdk(stored_kid(&mdk_id)?)?))
     })?;
     let key = unwrapping(|| {
         open_signing(&mdk, &keys.tenant, keys.version, &wrapped).map(Rc::new).map_err(|what| {
