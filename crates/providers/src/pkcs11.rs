@@ -45,6 +45,7 @@ use cryptoki::{
     types::AuthPin,
 };
 use pqcore::Dek;
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -84,12 +85,30 @@ const PIN_FILE: SecretFile<'static> = SecretFile { what: "PKCS#11 PIN file", set
 
 /// An open, logged-in session with the key found.
 struct Open {
-    session: Session,
+    /// Closed when dropped only by the process and context that opened it.
+    session: ManuallyDrop<Session>,
     key: ObjectHandle,
     mechanism: WrapMechanism,
     pid: u32,
     /// [`EPOCH`] when it was opened.
     epoch: u64,
+}
+
+impl Drop for Open {
+    /// Closes the session if this process opened it under the current
+    /// context. Otherwise (after a fork, or after the module was finalised
+    /// to start over) its handle may name another session now: it is
+    /// forgotten, never closed.
+    fn drop(&mut self) {
+        if self.pid == std::process::id() && self.epoch == EPOCH.load(Ordering::SeqCst) {
+            // SAFETY: the only place the session is dropped; the field is
+            // not used after this.
+            #[allow(unsafe_code)]
+            unsafe {
+                ManuallyDrop::drop(&mut self.session)
+            }
+        }
+    }
 }
 
 pub struct Pkcs11Provider {
@@ -149,8 +168,8 @@ impl Pkcs11Provider {
         let previous = match previous {
             Some(open) if open.pid != pid || open.epoch != EPOCH.load(Ordering::SeqCst) => {
                 // Opened by the parent before a fork, or under a context
-                // since finalised: not ours to close.
-                std::mem::forget(open);
+                // since finalised: not ours to close (Open's drop forgets it).
+                drop(open);
                 None
             }
             other => other,
@@ -579,7 +598,13 @@ fn open_session(config: &Pkcs11Config, force: Option<WrapMechanism>) -> Result<O
             format!("pkcs11: token \"{}\" mechanisms: {offered:?}", config.token_label),
         ));
     };
-    Ok(Open { session, key, mechanism: force.unwrap_or(best), pid: std::process::id(), epoch: EPOCH.load(Ordering::SeqCst) })
+    Ok(Open {
+        session: ManuallyDrop::new(session),
+        key,
+        mechanism: force.unwrap_or(best),
+        pid: std::process::id(),
+        epoch: EPOCH.load(Ordering::SeqCst),
+    })
 }
 
 fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Option<Slot>> {
