@@ -6,8 +6,9 @@
 //! from `libcrux-sha3`. Keys are expanded once, when parsed or derived from
 //! their seed, and kept: RustCrypto's `x-wing` crate expands a decapsulation
 //! key from its seed at every call. That crate stays as a test oracle: the
-//! draft's vectors and random cases must agree with it byte for byte. [`RecipientKey`] and [`RecipientSecret`]
-//! hold a key of either suite; [`Recipient`] and [`Opener`] borrow one, and
+//! draft's vectors and random cases must agree with it byte for byte.
+//! [`RecipientKey`] and [`RecipientSecret`] hold a key of either suite;
+//! [`Recipient`] and [`Opener`] borrow one, and
 //! are what [`crate::sealed`] takes, so callers holding a concrete key type
 //! pass it as it is.
 use crate::{
@@ -94,10 +95,8 @@ fn xwing_combiner(ss_m: &SharedSecret, ss_x: &[u8; 32], ct_x: &[u8; 32], pk_x: &
     input[64..96].copy_from_slice(ct_x);
     input[96..128].copy_from_slice(pk_x);
     input[128..].copy_from_slice(XWING_LABEL);
-    let mut ss = Zeroizing::new(libcrux_sha3::sha256(&input[..]));
-    let shared = SharedSecret::from_array(&ss);
-    ss.zeroize();
-    shared
+    let ss = Zeroizing::new(libcrux_sha3::sha256(&input[..]));
+    SharedSecret::from_array(&ss)
 }
 
 impl XWingPublicKey {

@@ -448,11 +448,11 @@ fn context(module: &str) -> Result<Pkcs11> {
 
 /// Finalises this process's context of `module`, so that the next open
 /// initialises it again and the module lists its tokens anew. Sessions
-/// opened before are left to [`EPOCH`]. Not done while another call is
-/// inside the module (`in_flight` counts the caller's own).
-fn start_over(module: &str, in_flight: usize) {
+/// opened before are left to [`EPOCH`]. Called from a helper thread; not
+/// done while another one (an abandoned call) is inside the module.
+fn start_over(module: &str) {
     let mut contexts = CONTEXTS.lock().unwrap_or_else(|p| p.into_inner());
-    if IN_FLIGHT.load(Ordering::SeqCst) != in_flight {
+    if IN_FLIGHT.load(Ordering::SeqCst) != 1 {
         return;
     }
     let pid = std::process::id();
@@ -501,7 +501,7 @@ fn attempts<T>(
         match pause {
             Some(pause) if Instant::now() + pause < deadline && !stop.load(Ordering::SeqCst) => {
                 drop(open);
-                start_over(&config.module, 1);
+                start_over(&config.module);
                 let until = Instant::now() + pause;
                 while Instant::now() < until && !stop.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(10));
