@@ -1,7 +1,7 @@
 """X-Wing, batch items, streams, escrow share records and key backup
 bundles of apg_pqcrypto, written from docs/FORMAT.md §3.2-§3.3, §12, §14
 and §15 and draft-connolly-cfrg-xwing-kem-06 alone
-(no code shared with the extension). ML-KEM-768 is kyber-py, X25519 and
+(no code shared with the extension). ML-KEM-768 and ML-KEM-1024 are kyber-py, X25519 and
 ChaCha20-Poly1305 are Python's `cryptography`, SHA3/SHAKE are hashlib.
 
 Used by tests/verify_kat.py (known-answer vectors) and by
@@ -16,7 +16,7 @@ import os
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives import serialization
-from kyber_py.ml_kem import ML_KEM_768
+from kyber_py.ml_kem import ML_KEM_768, ML_KEM_1024
 
 XWING_LABEL = b"\\.//^\\"  # the six bytes 5c 2e 2f 2f 5e 5c
 INFO_SEALED = b"apg-pq v1 sealed"
@@ -76,18 +76,24 @@ def hkdf(ikm, info):
     return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
 
 
+# §3.1: the suite of a public key by its length: (sealed kind, batch kind).
+KINDS_BY_KEY_LEN = {1184: (b"S", b"B"), 1568: (b"L", b"M"), 1216: (b"X", b"W")}
+
+
 def encapsulate(pk, randomness=None):
-    """(shared_secret, kem_ct) for a 1184-byte ML-KEM-768 or 1216-byte X-Wing key."""
+    """(shared_secret, kem_ct) for a 1184-byte ML-KEM-768, 1568-byte
+    ML-KEM-1024 or 1216-byte X-Wing key."""
     if len(pk) == 1216:
         return xwing_encaps(pk, randomness or os.urandom(64))
-    return ML_KEM_768._encaps_internal(pk, randomness or os.urandom(32))
+    kem = ML_KEM_1024 if len(pk) == 1568 else ML_KEM_768
+    return kem._encaps_internal(pk, randomness or os.urandom(32))
 
 
 def seal(pk, plaintext, user_aad=b"", randomness=None, nonce=None, info=INFO_SEALED):
-    """§3 / §3.2: a sealed envelope, 'S' or 'X' by the key's length (`info`
-    "apg-pq v1 dek" for a version's stored DEK, §6)."""
+    """§3 / §3.2: a sealed envelope, 'S', 'L' or 'X' by the key's length
+    (`info` "apg-pq v1 dek" for a version's stored DEK, §6)."""
     shared, kem_ct = encapsulate(pk, randomness)
-    kind = b"X" if len(pk) == 1216 else b"S"
+    kind = KINDS_BY_KEY_LEN[len(pk)][0]
     nonce = nonce or os.urandom(12)
     header = b"\x01" + kind + kid(pk) + kem_ct + nonce
     key = hkdf(shared, info)
@@ -95,9 +101,9 @@ def seal(pk, plaintext, user_aad=b"", randomness=None, nonce=None, info=INFO_SEA
 
 
 def seal_batch(pk, items, randomness=None, nonces=None):
-    """§3.3: items = [(plaintext, user_aad)], one encapsulation; 'B' or 'W'."""
+    """§3.3: items = [(plaintext, user_aad)], one encapsulation; 'B', 'M' or 'W'."""
     shared, kem_ct = encapsulate(pk, randomness)
-    kind = b"W" if len(pk) == 1216 else b"B"
+    kind = KINDS_BY_KEY_LEN[len(pk)][1]
     key = hkdf(shared, INFO_BATCH)
     out = []
     for i, (plaintext, user_aad) in enumerate(items):
@@ -140,10 +146,15 @@ def batch_position(item):
 
 
 def open_sealed(seed, envelope, user_aad=b"", info=INFO_SEALED):
-    """§3 / §3.2: opens an 'S' (64-byte ML-KEM-768 seed) or 'X' (32-byte X-Wing seed) envelope."""
+    """§3 / §3.2: opens an 'S' or 'L' (64-byte ML-KEM seed) or 'X'
+    (32-byte X-Wing seed) envelope."""
     if envelope[1:2] == b"X":
         ct_end = 18 + 1120
         shared = xwing_decaps(seed, envelope[18:ct_end])
+    elif envelope[1:2] == b"L":
+        ct_end = 18 + 1568
+        _, dk = ML_KEM_1024._keygen_internal(seed[:32], seed[32:])
+        shared = ML_KEM_1024.decaps(dk, envelope[18:ct_end])
     else:
         ct_end = 18 + 1088
         _, dk = ML_KEM_768._keygen_internal(seed[:32], seed[32:])

@@ -5,10 +5,14 @@ Re-derives every field of every case of crates/core/tests/data/kat/v1.json,
 byte for byte, as docs/FORMAT.md specifies them, with implementations that
 share no code with the extension:
 
-- ML-KEM-768 (key generation from the seed, encapsulation with the recorded
-  randomness `m`, decapsulation): kyber-py, a pure-Python FIPS 203.
-- ML-DSA-65 (key generation from the seed, signing with the recorded `rnd`,
-  verification): dilithium-py, a pure-Python FIPS 204.
+- ML-KEM-768 and ML-KEM-1024 (key generation from the seed, encapsulation
+  with the recorded randomness `m`, decapsulation): kyber-py, a pure-Python
+  FIPS 203.
+- ML-DSA-65 and ML-DSA-87 (key generation from the seed, signing with the
+  recorded `rnd`, verification): dilithium-py, a pure-Python FIPS 204.
+
+The envelope's kind byte names the suite (FORMAT.md §2): 'S', 'B' are
+ML-KEM-768, 'L', 'M' ML-KEM-1024, 'G' ML-DSA-65, 'H' ML-DSA-87.
 - HKDF-SHA256 and SHA-256: hashlib and hmac, written out per RFC 5869.
 - ChaCha20-Poly1305: the `cryptography` package; every envelope is rebuilt
   by encrypting again and compared whole, then opened.
@@ -25,8 +29,8 @@ import re
 import sys
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from dilithium_py.ml_dsa import ML_DSA_65
-from kyber_py.ml_kem import ML_KEM_768
+from dilithium_py.ml_dsa import ML_DSA_65, ML_DSA_87
+from kyber_py.ml_kem import ML_KEM_768, ML_KEM_1024
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import pq_audit_format as fmt
@@ -106,22 +110,35 @@ def check_aead(c, key, nonce, header, plaintext):
     assert ChaCha20Poly1305(key).decrypt(nonce, envelope[len(header):], aad) == plaintext
 
 
+# FORMAT.md §3.1: the kind byte fixes the suite, and with it the header's length.
+SEALED_KINDS = {b"S": (ML_KEM_768, 1118), b"L": (ML_KEM_1024, 1598)}
+BATCH_KINDS = {b"B": ML_KEM_768, b"M": ML_KEM_1024}
+SIGNATURE_KINDS = {b"G": (ML_DSA_65, 3309), b"H": (ML_DSA_87, 4627)}
+
+
+def kind_byte(envelope_hex):
+    """Byte 1 of an envelope given in hex (the whole envelope is checked later)."""
+    return bytes.fromhex(envelope_hex[2:4])
+
+
 def check_sealed(c, label):
+    kind = kind_byte(c.raw["envelope"])
+    kem, header_len = SEALED_KINDS[kind]
     seed = c.hex("kem_seed")
-    ek, dk = ML_KEM_768._keygen_internal(seed[:32], seed[32:])
+    ek, dk = kem._keygen_internal(seed[:32], seed[32:])
     c.expect("ek", ek)
     c.expect("kid", kid(ek))
-    shared, kem_ct = ML_KEM_768._encaps_internal(ek, c.hex("m"))
+    shared, kem_ct = kem._encaps_internal(ek, c.hex("m"))
     c.expect("kem_ct", kem_ct)
     c.expect("shared_secret", shared)
-    assert ML_KEM_768.decaps(dk, kem_ct) == shared, "decapsulation"
+    assert kem.decaps(dk, kem_ct) == shared, "decapsulation"
     c.expect("hkdf_salt", "")
     c.expect("hkdf_info", label)
     key = hkdf(shared, b"", label)
     c.expect("key", key)
     nonce = c.hex("nonce")
-    header = b"\x01S" + kid(ek) + kem_ct + nonce
-    assert len(header) == 1118
+    header = b"\x01" + kind + kid(ek) + kem_ct + nonce
+    assert len(header) == header_len
     check_aead(c, key, nonce, header, c.hex("plaintext"))
 
 
@@ -138,15 +155,18 @@ def check_keyed(c, dek, kid_bytes, plaintext):
 
 
 def check_signature(c):
-    pk, sk = ML_DSA_65._keygen_internal(c.hex("dsa_seed"))
+    kind = kind_byte(c.raw["envelope"])
+    dsa, signature_len = SIGNATURE_KINDS[kind]
+    pk, sk = dsa._keygen_internal(c.hex("dsa_seed"))
     c.expect("pk", pk)
     c.expect("kid", kid(pk))
     message, context = c.hex("message"), c.hex("context")
     formatted = bytes([0, len(context)]) + context + message  # FIPS 204 Algorithm 2, pure ML-DSA
-    signature = ML_DSA_65._sign_internal(sk, formatted, c.hex("rnd"))
+    signature = dsa._sign_internal(sk, formatted, c.hex("rnd"))
+    assert len(signature) == signature_len
     c.expect("signature", signature)
-    assert ML_DSA_65.verify(pk, message, signature, context), "verification"
-    c.expect("envelope", b"\x01G" + kid(pk) + signature)
+    assert dsa.verify(pk, message, signature, context), "verification"
+    c.expect("envelope", b"\x01" + kind + kid(pk) + signature)
 
 
 def dsa_sign(seed, message, context, rnd):
@@ -238,11 +258,12 @@ def check_batch(c, xwing):
         shared, kem_ct = client.xwing_encaps(pk, randomness)
         assert client.xwing_decaps(seed, kem_ct) == shared
     else:
+        kem = BATCH_KINDS[kind_byte(c.raw["items"][0]["envelope"])]
         seed = c.hex("kem_seed")
-        pk, dk = ML_KEM_768._keygen_internal(seed[:32], seed[32:])
+        pk, dk = kem._keygen_internal(seed[:32], seed[32:])
         randomness = c.hex("m")
-        shared, kem_ct = ML_KEM_768._encaps_internal(pk, randomness)
-        assert ML_KEM_768.decaps(dk, kem_ct) == shared
+        shared, kem_ct = kem._encaps_internal(pk, randomness)
+        assert kem.decaps(dk, kem_ct) == shared
     c.expect("pk", pk)
     c.expect("kid", kid(pk))
     c.expect("kem_ct", kem_ct)
@@ -252,7 +273,7 @@ def check_batch(c, xwing):
     key = hkdf(shared, b"", b"apg-pq v1 batch")
     c.expect("key", key)
     items = c.text("items")
-    kind = b"W" if xwing else b"B"
+    kind = b"W" if xwing else kind_byte(items[0]["envelope"])
     rebuilt = client.seal_batch(pk, [(bytes.fromhex(i["plaintext"]), bytes.fromhex(i["user_aad"])) for i in items],
                                 randomness, [bytes.fromhex(i["nonce"]) for i in items])
     for n, item in enumerate(items):

@@ -1,17 +1,21 @@
 //! Criterion benches of the core: `cargo bench -p apg-pqcrypto-core`.
 //! Results and the machine are recorded in docs/PERFORMANCE.md.
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use pqcore::backend::{KemBackend, LibcruxDsa, LibcruxKem, RustCryptoDsa, RustCryptoKem, SignatureBackend};
+use pqcore::backend::{
+    KemBackend, LibcruxDsa, LibcruxKem, MlDsa65, MlDsa87, MlDsaParams, MlKem1024, MlKem768, MlKemParams, RustCryptoDsa,
+    RustCryptoKem, SignatureBackend,
+};
 use pqcore::{sealed, Dek, Envelope, KemSecretKey, KeyedCipher, Kid, RecipientSecret, SigningKey, Suite};
 
 const SIZES: [(&str, usize); 2] = [("40B", 40), ("4KiB", 4096)];
 
-fn kem_backend<B: KemBackend>(c: &mut Criterion) {
+/// Every ML-KEM set's primitives per implementation (the sizes are in docs/FORMAT.md §1).
+fn kem_backend<P: MlKemParams, B: KemBackend<P>>(c: &mut Criterion) {
     let seed = [3u8; 64];
     let (dk, ek_bytes) = B::from_seed(&seed);
     let ek = B::encapsulation_key(&ek_bytes).unwrap();
     let (ct, _) = B::encapsulate(&ek, &[5u8; 32]);
-    let mut g = c.benchmark_group(format!("ml-kem-768/{}", B::NAME));
+    let mut g = c.benchmark_group(format!("{}/{}", P::NAME, B::NAME));
     g.bench_function("keygen_from_seed", |b| b.iter(|| B::from_seed(black_box(&seed))));
     g.bench_function("parse_ek", |b| b.iter(|| B::encapsulation_key(black_box(&ek_bytes))));
     g.bench_function("encapsulate", |b| b.iter(|| B::encapsulate(&ek, black_box(&[5u8; 32]))));
@@ -57,7 +61,7 @@ fn suites_and_batches(c: &mut Criterion) {
     let mut g = c.benchmark_group("client");
     let values: Vec<Vec<u8>> = (0..1000).map(|i| format!("a configuration value of 40 bytes {i:05}").into_bytes()).collect();
     let aads: Vec<Vec<u8>> = (0..1000).map(|i| format!("row {i}").into_bytes()).collect();
-    for suite in [Suite::MlKem768, Suite::XWing] {
+    for suite in Suite::ALL {
         let (_, key) = RecipientSecret::generate(suite).unwrap();
         let env = sealed::seal(key.public_key(), &values[0], b"k").unwrap();
         g.bench_function(format!("{}/seal_40B", suite.name()), |b| {
@@ -113,10 +117,17 @@ fn keys(c: &mut Criterion) {
 }
 
 fn signatures(c: &mut Criterion) {
-    let (_, key) = SigningKey::generate().unwrap();
+    for suite in pqcore::SignatureSuite::ALL {
+        signatures_of(c, suite);
+    }
+}
+
+/// The key type's sign and verify (what pq_sign and pq_verify call).
+fn signatures_of(c: &mut Criterion, suite: pqcore::SignatureSuite) {
+    let (_, key) = SigningKey::generate_for(suite).unwrap();
     let msg = vec![0x61u8; 40];
     let sig = key.sign(&msg, b"").unwrap();
-    let mut g = c.benchmark_group("ml-dsa-65");
+    let mut g = c.benchmark_group(suite.name());
     g.bench_function("sign_40B", |b| b.iter(|| key.sign(black_box(&msg), b"").unwrap()));
     g.bench_function("verify_40B", |b| {
         b.iter(|| key.verifying_key().verify(black_box(&msg), b"", &sig).unwrap())
@@ -128,14 +139,14 @@ fn signatures(c: &mut Criterion) {
     g.finish();
 }
 
-/// ML-DSA-65 sign and verify of a 200-byte message (a config change record) per implementation.
-fn dsa_backend<B: SignatureBackend>(c: &mut Criterion) {
+/// ML-DSA sign and verify of a 200-byte message (a config change record) per set and implementation.
+fn dsa_backend<P: MlDsaParams, B: SignatureBackend<P>>(c: &mut Criterion) {
     let (sk, pk) = B::from_seed(&[7u8; 32]);
     let vk = B::verifying_key(&pk);
     let msg = vec![0x42u8; 200];
     let ctx = b"apg-pq config-change v1";
     let sig = B::sign(&sk, &msg, ctx, &[1u8; 32]).unwrap();
-    let mut g = c.benchmark_group(format!("ml-dsa-65/{}", B::NAME));
+    let mut g = c.benchmark_group(format!("{}/{}", P::NAME, B::NAME));
     g.bench_function("keygen_from_seed", |b| b.iter(|| B::from_seed(black_box(&[7u8; 32]))));
     g.bench_function("sign_200B", |b| b.iter(|| B::sign(&sk, black_box(&msg), ctx, &[1u8; 32]).unwrap()));
     g.bench_function("verify_200B", |b| b.iter(|| B::verify(&vk, black_box(&msg), ctx, &sig)));
@@ -144,10 +155,14 @@ fn dsa_backend<B: SignatureBackend>(c: &mut Criterion) {
 }
 
 fn all(c: &mut Criterion) {
-    kem_backend::<LibcruxKem>(c);
-    kem_backend::<RustCryptoKem>(c);
-    dsa_backend::<LibcruxDsa>(c);
-    dsa_backend::<RustCryptoDsa>(c);
+    kem_backend::<MlKem768, LibcruxKem>(c);
+    kem_backend::<MlKem768, RustCryptoKem>(c);
+    kem_backend::<MlKem1024, LibcruxKem>(c);
+    kem_backend::<MlKem1024, RustCryptoKem>(c);
+    dsa_backend::<MlDsa65, LibcruxDsa>(c);
+    dsa_backend::<MlDsa65, RustCryptoDsa>(c);
+    dsa_backend::<MlDsa87, LibcruxDsa>(c);
+    dsa_backend::<MlDsa87, RustCryptoDsa>(c);
     envelopes(c);
     suites_and_batches(c);
     xwing_parts(c);

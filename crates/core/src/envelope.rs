@@ -3,19 +3,20 @@
 use crate::{
     format::*,
     kem::Suite,
-    keys::Kid,
+    keys::{Kid, SignatureSuite},
     Error, Malformed,
 };
 
 /// Envelope kinds of format v1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// Made with a public key: 'S' (ML-KEM-768), 'X' (X-Wing), and the
-    /// items of a batch, 'B' and 'W'. [`SealedEnvelope`] tells which.
+    /// Made with a public key: 'S' (ML-KEM-768), 'L' (ML-KEM-1024), 'X'
+    /// (X-Wing), and the items of a batch, 'B', 'M' and 'W'.
+    /// [`SealedEnvelope`] tells which.
     Sealed,
     /// 'K': made by the server with a tenant DEK.
     Keyed,
-    /// 'G': an ML-DSA-65 signature.
+    /// 'G' (ML-DSA-65) or 'H' (ML-DSA-87): a signature.
     Signature,
 }
 
@@ -62,8 +63,10 @@ impl SealedLayout {
     pub(crate) fn of(kind: u8) -> Option<Self> {
         let (suite, batch) = match kind {
             KIND_SEALED => (Suite::MlKem768, false),
+            KIND_SEALED_1024 => (Suite::MlKem1024, false),
             KIND_SEALED_XWING => (Suite::XWing, false),
             KIND_BATCH => (Suite::MlKem768, true),
+            KIND_BATCH_1024 => (Suite::MlKem1024, true),
             KIND_BATCH_XWING => (Suite::XWing, true),
             _ => return None,
         };
@@ -73,8 +76,10 @@ impl SealedLayout {
     pub(crate) fn new(suite: Suite, batch: bool) -> Self {
         let kind = match (suite, batch) {
             (Suite::MlKem768, false) => KIND_SEALED,
+            (Suite::MlKem1024, false) => KIND_SEALED_1024,
             (Suite::XWing, false) => KIND_SEALED_XWING,
             (Suite::MlKem768, true) => KIND_BATCH,
+            (Suite::MlKem1024, true) => KIND_BATCH_1024,
             (Suite::XWing, true) => KIND_BATCH_XWING,
         };
         Self { kind, suite, batch }
@@ -92,7 +97,8 @@ impl SealedLayout {
         self.nonce_offset() + NONCE_LEN
     }
 
-    /// Header and tag: 1134 ('S'), 1166 ('X'), 1142 ('B'), 1174 ('W').
+    /// Header and tag: 1134 ('S'), 1614 ('L'), 1166 ('X'), 1142 ('B'),
+    /// 1622 ('M'), 1174 ('W').
     pub(crate) fn overhead(self) -> usize {
         self.header_len() + TAG_LEN
     }
@@ -115,7 +121,7 @@ impl<'a> Envelope<'a> {
         }
         let &kind = rest.first().ok_or(Malformed::Truncated)?;
         match kind {
-            KIND_SEALED | KIND_SEALED_XWING | KIND_BATCH | KIND_BATCH_XWING => {
+            KIND_SEALED | KIND_SEALED_1024 | KIND_SEALED_XWING | KIND_BATCH | KIND_BATCH_1024 | KIND_BATCH_XWING => {
                 let layout = SealedLayout::of(kind).ok_or(Malformed::UnknownKind(kind))?;
                 if bytes.len() < layout.overhead() {
                     return Err(Malformed::Truncated.into());
@@ -133,8 +139,11 @@ impl<'a> Envelope<'a> {
             KIND_SIGNATURE if bytes.len() == SIGNATURE_ENVELOPE_LEN => {
                 Ok(Envelope::Signature(SignatureEnvelope(bytes)))
             }
+            KIND_SIGNATURE_87 if bytes.len() == SIGNATURE_87_ENVELOPE_LEN => {
+                Ok(Envelope::Signature(SignatureEnvelope(bytes)))
+            }
             KIND_KEYED => Err(Malformed::Truncated.into()),
-            KIND_SIGNATURE => Err(Malformed::WrongLength.into()),
+            KIND_SIGNATURE | KIND_SIGNATURE_87 => Err(Malformed::WrongLength.into()),
             other => Err(Malformed::UnknownKind(other).into()),
         }
     }
@@ -226,7 +235,7 @@ impl<'a> SealedEnvelope<'a> {
             )
         })
     }
-    /// The kind byte: 'S', 'X', 'B' or 'W'.
+    /// The kind byte: 'S', 'L', 'X', 'B', 'M' or 'W'.
     pub fn kind_byte(&self) -> u8 {
         self.layout.kind
     }
@@ -315,6 +324,10 @@ impl<'a> SignatureEnvelope<'a> {
     /// `kid(pk)` of the signing key.
     pub fn kid(&self) -> Kid {
         kid_at(self.0)
+    }
+    /// The signature's parameter set (from the kind byte: 'G' or 'H').
+    pub fn suite(&self) -> SignatureSuite {
+        if self.0[1] == KIND_SIGNATURE_87 { SignatureSuite::MlDsa87 } else { SignatureSuite::MlDsa65 }
     }
     /// The raw FIPS 204 signature.
     pub fn signature(&self) -> &'a [u8] {

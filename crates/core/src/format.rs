@@ -11,12 +11,18 @@ pub const KIND_SEALED_XWING: u8 = 0x58;
 pub const KIND_BATCH: u8 = 0x42;
 /// Kind byte of one item of a batch sealed to an X-Wing key ('W').
 pub const KIND_BATCH_XWING: u8 = 0x57;
+/// Kind byte of a sealed envelope to an ML-KEM-1024 key ('L', since 0.11.0).
+pub const KIND_SEALED_1024: u8 = 0x4C;
+/// Kind byte of one item of a batch sealed to an ML-KEM-1024 key ('M', since 0.11.0).
+pub const KIND_BATCH_1024: u8 = 0x4D;
 /// Kind byte of a stream file ('T'), written and read by the command line.
 pub const KIND_STREAM: u8 = 0x54;
 /// Kind byte of a keyed envelope ('K').
 pub const KIND_KEYED: u8 = 0x4B;
-/// Kind byte of a signature envelope ('G').
+/// Kind byte of a signature envelope ('G'): ML-DSA-65.
 pub const KIND_SIGNATURE: u8 = 0x47;
+/// Kind byte of an ML-DSA-87 signature envelope ('H', since 0.11.0).
+pub const KIND_SIGNATURE_87: u8 = 0x48;
 
 /// Length of a key id: the first 16 bytes of SHA-256 of the public key.
 pub const KID_LEN: usize = 16;
@@ -32,6 +38,13 @@ pub const KEM_CIPHERTEXT_LEN: usize = 1088;
 /// ML-KEM-768 shared secret.
 pub const KEM_SHARED_SECRET_LEN: usize = 32;
 
+/// ML-KEM-1024 encapsulation key.
+pub const KEM1024_PUBLIC_KEY_LEN: usize = 1568;
+/// ML-KEM-1024 expanded decapsulation key (accepted on input only).
+pub const KEM1024_EXPANDED_KEY_LEN: usize = 3168;
+/// ML-KEM-1024 ciphertext.
+pub const KEM1024_CIPHERTEXT_LEN: usize = 1568;
+
 /// X-Wing encapsulation key: ML-KEM-768 key (1184) then X25519 key (32).
 pub const XWING_PUBLIC_KEY_LEN: usize = 1216;
 /// X-Wing secret key: the 32-byte seed the draft expands with SHAKE256.
@@ -45,6 +58,10 @@ pub const DSA_PUBLIC_KEY_LEN: usize = 1952;
 pub const DSA_SEED_LEN: usize = 32;
 /// ML-DSA-65 signature.
 pub const DSA_SIGNATURE_LEN: usize = 3309;
+/// ML-DSA-87 public (verifying) key.
+pub const DSA87_PUBLIC_KEY_LEN: usize = 2592;
+/// ML-DSA-87 signature.
+pub const DSA87_SIGNATURE_LEN: usize = 4627;
 /// Longest FIPS 204 context string.
 pub const DSA_MAX_CONTEXT_LEN: usize = 255;
 
@@ -93,8 +110,10 @@ pub const KEYED_NONCE_OFFSET: usize = KEYED_SALT_OFFSET + SALT_LEN;
 pub const KEYED_HEADER_LEN: usize = KEYED_NONCE_OFFSET + NONCE_LEN;
 /// Signature envelope: offset of the signature.
 pub const SIGNATURE_OFFSET: usize = KID_OFFSET + KID_LEN;
-/// Signature envelope: total length = 3327.
+/// Signature envelope: total length = 3327 ('G', ML-DSA-65).
 pub const SIGNATURE_ENVELOPE_LEN: usize = SIGNATURE_OFFSET + DSA_SIGNATURE_LEN;
+/// Signature envelope: total length = 4645 ('H', ML-DSA-87).
+pub const SIGNATURE_87_ENVELOPE_LEN: usize = SIGNATURE_OFFSET + DSA87_SIGNATURE_LEN;
 
 // Labels are ASCII, used without a terminator or length prefix.
 
@@ -140,3 +159,15 @@ const _: () = assert!(BATCH_OVERHEAD == 1142);
 const _: () = assert!(BATCH_XWING_OVERHEAD == 1174);
 const _: () = assert!(KEYED_HEADER_LEN == 46);
 const _: () = assert!(SIGNATURE_ENVELOPE_LEN == 3327);
+const _: () = assert!(SIGNATURE_87_ENVELOPE_LEN == 4645);
+const _: () = assert!(KEM1024_PUBLIC_KEY_LEN == <<crate::backend::MlKem1024 as crate::backend::MlKemParams>::PublicKey as crate::backend::ByteArray>::LEN);
+const _: () = assert!(KEM1024_CIPHERTEXT_LEN == <<crate::backend::MlKem1024 as crate::backend::MlKemParams>::Ciphertext as crate::backend::ByteArray>::LEN);
+const _: () = assert!(KEM1024_EXPANDED_KEY_LEN == <<crate::backend::MlKem1024 as crate::backend::MlKemParams>::ExpandedKey as crate::backend::ByteArray>::LEN);
+const _: () = assert!(KEM_PUBLIC_KEY_LEN == <<crate::backend::MlKem768 as crate::backend::MlKemParams>::PublicKey as crate::backend::ByteArray>::LEN);
+const _: () = assert!(KEM_CIPHERTEXT_LEN == <<crate::backend::MlKem768 as crate::backend::MlKemParams>::Ciphertext as crate::backend::ByteArray>::LEN);
+const _: () = assert!(KEM_EXPANDED_KEY_LEN == <<crate::backend::MlKem768 as crate::backend::MlKemParams>::ExpandedKey as crate::backend::ByteArray>::LEN);
+const _: () = assert!(DSA_PUBLIC_KEY_LEN == <<crate::backend::MlDsa65 as crate::backend::MlDsaParams>::PublicKey as crate::backend::ByteArray>::LEN);
+const _: () = assert!(DSA_SIGNATURE_LEN == <<crate::backend::MlDsa65 as crate::backend::MlDsaParams>::Signature as crate::backend::ByteArray>::LEN);
+const _: () = assert!(DSA87_PUBLIC_KEY_LEN == <<crate::backend::MlDsa87 as crate::backend::MlDsaParams>::PublicKey as crate::backend::ByteArray>::LEN);
+const _: () = assert!(DSA87_SIGNATURE_LEN == <<crate::backend::MlDsa87 as crate::backend::MlDsaParams>::Signature as crate::backend::ByteArray>::LEN);
+const _: () = assert!(KEM_SEED_LEN == crate::backend::KEM_SEED_LEN && DSA_SEED_LEN == crate::backend::DSA_SEED_LEN);

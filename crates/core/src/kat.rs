@@ -5,7 +5,7 @@
 //! rewrites the file after an intended change (which for a released v1
 //! format must never happen).
 use crate::{
-    backend::{ActiveKem, KemBackend},
+    backend::{ActiveKem, KemBackend, MlKemParams},
     format::*,
     kek_id,
     keyed::KeyedCipher,
@@ -13,8 +13,8 @@ use crate::{
     rng::RandomSource,
     sealed,
     test_rng::{SeededRandom, ZeroRandom},
-    Dek, DsaSeed, Envelope, KemSecretKey, KemSeed, Kid, MasterDataKey, Purpose, Recipient, RecipientSecret,
-    SigningKey, Suite, WrapContext, XWingSecretKey, XWingSeed,
+    Dek, DsaSeed, Envelope, Kem1024SecretKey, KemSecretKey, KemSeed, Kid, MasterDataKey, MlKemSecretKey, Purpose,
+    Recipient, RecipientSecret, SignatureSuite, SigningKey, Suite, WrapContext, XWingSecretKey, XWingSeed,
 };
 use serde_json::{json, Map, Value};
 
@@ -41,24 +41,45 @@ fn sealed_case(rng: &mut SeededRandom, id: &str, info: &[u8], plaintext: &[u8], 
     merge(json!({ "id": id, "kind": "sealed", "kem_seed": hex(seed.expose()) }), fields)
 }
 
+/// An ML-KEM-1024 sealed envelope ('L', 0.11.0) to a new key.
+fn sealed_1024_case(rng: &mut SeededRandom, id: &str, plaintext: &[u8], user_aad: &[u8]) -> Value {
+    let seed = KemSeed::generate_from(rng).unwrap();
+    let key = Kem1024SecretKey::from_seed(&seed).unwrap();
+    let fields = sealed_fields(rng, &key, INFO_SEALED, plaintext, user_aad);
+    merge(json!({ "id": id, "kind": "sealed", "kem_seed": hex(seed.expose()) }), fields)
+}
+
 /// The fields of sealing `plaintext` to `key` with label `info`, every
 /// intermediate included; checks that it opens again.
-fn sealed_fields(rng: &mut SeededRandom, key: &KemSecretKey, info: &[u8], plaintext: &[u8], user_aad: &[u8]) -> Value {
+fn sealed_fields<P: MlKemParams>(
+    rng: &mut SeededRandom,
+    key: &MlKemSecretKey<P>,
+    info: &[u8],
+    plaintext: &[u8],
+    user_aad: &[u8],
+) -> Value
+where
+    ActiveKem: KemBackend<P>,
+    for<'a> Recipient<'a>: From<&'a crate::MlKemPublicKey<P>>,
+    for<'a> crate::Opener<'a>: From<&'a MlKemSecretKey<P>>,
+{
     let ek = key.public_key();
     let mut peek = rng.clone();
     let m: [u8; 32] = peek.array().unwrap();
     let nonce: [u8; NONCE_LEN] = peek.array().unwrap();
-    let (kem_ct, shared) = ActiveKem::encapsulate(ek.parsed(), &m);
+    let (kem_ct, shared) = <ActiveKem as KemBackend<P>>::encapsulate(ek.parsed(), &m);
+    let kem_ct: &[u8] = (*kem_ct).as_ref();
     let derived = sealed::derive_key(&shared, info).unwrap();
     let envelope = sealed::seal_from(rng, ek.into(), info, plaintext, user_aad).unwrap();
-    assert_eq!(&envelope[SEALED_KEM_CT_OFFSET..SEALED_NONCE_OFFSET], &kem_ct[..]);
+    let header_len = SEALED_KEM_CT_OFFSET + kem_ct.len() + NONCE_LEN;
+    assert_eq!(&envelope[SEALED_KEM_CT_OFFSET..SEALED_KEM_CT_OFFSET + kem_ct.len()], kem_ct);
     let parsed = Envelope::parse(&envelope).unwrap().into_sealed().unwrap();
     assert_eq!(sealed::open_labeled(key.into(), &parsed, info, user_aad).unwrap().expose(), plaintext);
     json!({
-        "ek": hex(ek.as_bytes()),
+        "ek": hex((*ek.as_bytes()).as_ref()),
         "kid": hex(ek.kid().as_bytes()),
         "m": hex(&m),
-        "kem_ct": hex(&kem_ct[..]),
+        "kem_ct": hex(kem_ct),
         "shared_secret": hex(shared.expose()),
         "hkdf_salt": "",
         "hkdf_info": hex(info),
@@ -66,7 +87,7 @@ fn sealed_fields(rng: &mut SeededRandom, key: &KemSecretKey, info: &[u8], plaint
         "nonce": hex(&nonce),
         "plaintext": hex(plaintext),
         "user_aad": hex(user_aad),
-        "aad": hex(&concat(&envelope[..SEALED_HEADER_LEN], user_aad)),
+        "aad": hex(&concat(&envelope[..header_len], user_aad)),
         "envelope": hex(&envelope),
     })
 }
@@ -101,8 +122,20 @@ fn keyed_case(rng: &mut SeededRandom, id: &str, plaintext: &[u8], user_aad: &[u8
 }
 
 fn signature_case(rng: &mut SeededRandom, id: &str, message: &[u8], context: &[u8], hedged: bool) -> Value {
+    signature_case_for(rng, SignatureSuite::MlDsa65, id, message, context, hedged)
+}
+
+/// A signature envelope of `suite` ('G' or, since 0.11.0, 'H').
+fn signature_case_for(
+    rng: &mut SeededRandom,
+    suite: SignatureSuite,
+    id: &str,
+    message: &[u8],
+    context: &[u8],
+    hedged: bool,
+) -> Value {
     let seed = DsaSeed::generate_from(rng).unwrap();
-    let key = SigningKey::from_seed(&seed);
+    let key = SigningKey::from_seed_for(suite, &seed);
     let (rnd, envelope) = if hedged {
         let rnd: [u8; 32] = rng.clone().array().unwrap();
         (rnd, key.sign_envelope_from(rng, message, context).unwrap())
@@ -128,7 +161,7 @@ fn signature_case(rng: &mut SeededRandom, id: &str, message: &[u8], context: &[u
 /// A version's DEK sealed to its own key, exactly as `TenantKeys` makes it.
 fn dek_case(rng: &mut SeededRandom) -> Value {
     let mut twin = rng.clone();
-    let keys = crate::TenantKeys::generate_from(rng, Suite::MlKem768).unwrap();
+    let keys = crate::TenantKeys::generate_from(rng, Suite::MlKem768, SignatureSuite::MlDsa65).unwrap();
     assert_eq!(crate::open_dek(&keys.kem, &keys.sealed_dek).unwrap(), keys.dek);
     // Replay TenantKeys::generate_from: KEM seed, DSA seed, DEK, then the seal.
     let _ = KemSeed::generate_from(&mut twin).unwrap();
@@ -141,6 +174,36 @@ fn dek_case(rng: &mut SeededRandom) -> Value {
         json!({ "id": "sealed-dek", "kind": "sealed-dek", "kem_seed": hex(keys.kem_seed.expose()), "dek": hex(keys.dek.expose()) }),
         fields,
     )
+}
+
+/// An ML-KEM-1024 + ML-DSA-87 version's DEK sealed to its own key ('L',
+/// label "apg-pq v1 dek"), exactly as `TenantKeys` makes it.
+fn dek_1024_case(rng: &mut SeededRandom) -> Value {
+    let mut twin = rng.clone();
+    let keys = crate::TenantKeys::generate_from(rng, Suite::MlKem1024, SignatureSuite::MlDsa87).unwrap();
+    assert_eq!(crate::open_dek(&keys.kem, &keys.sealed_dek).unwrap(), keys.dek);
+    assert_eq!(crate::dek_suite(&keys.sealed_dek).unwrap(), Suite::MlKem1024);
+    let _ = KemSeed::generate_from(&mut twin).unwrap();
+    let _ = DsaSeed::generate_from(&mut twin).unwrap();
+    let _ = Dek::generate_from(&mut twin).unwrap();
+    let RecipientSecret::MlKem1024(kem) = &keys.kem else { unreachable!("an ML-KEM-1024 version") };
+    let fields = sealed_fields(&mut twin, kem, INFO_DEK, keys.dek.expose(), b"");
+    assert_eq!(fields["envelope"], Value::String(hex(&keys.sealed_dek)));
+    merge(
+        json!({ "id": "sealed-dek-ml-kem-1024", "kind": "sealed-dek", "kem_seed": hex(keys.kem_seed.expose()), "dek": hex(keys.dek.expose()) }),
+        fields,
+    )
+}
+
+/// The seeds of an ML-KEM-1024 and an ML-DSA-87 version wrapped under the MDK (0.11.0).
+fn cnsa2_wrap_cases(rng: &mut SeededRandom) -> Vec<Value> {
+    let mdk = Dek::generate_from(rng).unwrap();
+    let kem = KemSeed::generate_from(rng).unwrap();
+    let context = WrapContext { tenant: "acme", version: 5, purpose: Purpose::Kem1024Seed };
+    let first = wrap_under_mdk(rng, "mdk-wrap-ml-kem-1024-seed", &mdk, &context, kem.expose());
+    let dsa: [u8; 32] = rng.array().unwrap();
+    let context = WrapContext { tenant: "acme", version: 5, purpose: Purpose::Dsa87Seed };
+    vec![first, wrap_under_mdk(rng, "mdk-wrap-ml-dsa-87-seed", &mdk, &context, &dsa)]
 }
 
 /// A tenant version's ML-KEM seed wrapped under the MDK.
@@ -400,9 +463,9 @@ fn xwing_sealed_case(rng: &mut SeededRandom) -> Value {
 
 /// Three items of one batch ('B' or 'W'): one encapsulation, the key with
 /// label "apg-pq v1 batch", then each item's nonce, AAD and envelope.
-fn batch_case(rng: &mut SeededRandom, suite: Suite, id: &str) -> Value {
+fn batch_case(rng: &mut SeededRandom, suite: Suite, id: &str, kind: &str) -> Value {
     let seed = match suite {
-        Suite::MlKem768 => KemSeed::generate_from(rng).unwrap().expose().to_vec(),
+        Suite::MlKem768 | Suite::MlKem1024 => KemSeed::generate_from(rng).unwrap().expose().to_vec(),
         Suite::XWing => XWingSeed::generate_from(rng).unwrap().expose().to_vec(),
     };
     let key = RecipientSecret::from_seed(suite, &seed).unwrap();
@@ -437,12 +500,12 @@ fn batch_case(rng: &mut SeededRandom, suite: Suite, id: &str) -> Value {
         })
         .collect();
     let (seed_field, randomness_field) = match suite {
-        Suite::MlKem768 => ("kem_seed", "m"),
+        Suite::MlKem768 | Suite::MlKem1024 => ("kem_seed", "m"),
         Suite::XWing => ("xwing_seed", "eseed"),
     };
     let mut case = json!({
         "id": id,
-        "kind": id,
+        "kind": kind,
         "pk": hex(pk.as_bytes()),
         "kid": hex(pk.kid().as_bytes()),
         "kem_ct": hex(&kem_ct),
@@ -961,8 +1024,8 @@ fn build() -> Value {
     let mut cases = cases;
     cases.extend(audit_rows_cases());
     cases.push(xwing_sealed_case(&mut rng));
-    cases.push(batch_case(&mut rng, Suite::MlKem768, "batch"));
-    cases.push(batch_case(&mut rng, Suite::XWing, "batch-x-wing"));
+    cases.push(batch_case(&mut rng, Suite::MlKem768, "batch", "batch"));
+    cases.push(batch_case(&mut rng, Suite::XWing, "batch-x-wing", "batch-x-wing"));
     cases.push(stream_case(&mut rng));
     cases.push(shamir_case(&mut rng));
     cases.push(escrow_case(&mut rng));
@@ -978,6 +1041,13 @@ fn build() -> Value {
     cases.push(backup_complete_case(&mut rng));
     // 0.9.0
     cases.extend(blind_index_cases(&mut rng));
+    // 0.11.0: the CNSA 2.0 suites ('L', 'M', 'H') and their wrap purposes.
+    cases.push(sealed_1024_case(&mut rng, "sealed-ml-kem-1024", config, b"database_url"));
+    cases.push(batch_case(&mut rng, Suite::MlKem1024, "batch-ml-kem-1024", "batch"));
+    cases.push(dek_1024_case(&mut rng));
+    cases.push(signature_case_for(&mut rng, SignatureSuite::MlDsa87, "signature-ml-dsa-87-deterministic", b"", b"", false));
+    cases.push(signature_case_for(&mut rng, SignatureSuite::MlDsa87, "signature-ml-dsa-87-hedged", config, b"config v7", true));
+    cases.extend(cnsa2_wrap_cases(&mut rng));
     let mut top = Map::new();
     top.insert(
         "description".into(),

@@ -1,5 +1,6 @@
-//! The two key encapsulation suites of sealed envelopes: ML-KEM-768 alone
-//! (FIPS 203) and X-Wing (X25519 + ML-KEM-768, draft-connolly-cfrg-xwing-kem-06).
+//! The three key encapsulation suites of sealed envelopes: ML-KEM-768 and
+//! ML-KEM-1024 alone (FIPS 203) and X-Wing (X25519 + ML-KEM-768,
+//! draft-connolly-cfrg-xwing-kem-06).
 //! X-Wing is the draft's composition of three primitives from well-kept
 //! crates: ML-KEM-768 through the same backend seam as the ML-KEM suite
 //! (libcrux by default), X25519 from `x25519-dalek`, SHAKE256 and SHA3-256
@@ -13,13 +14,14 @@
 //! pass it as it is.
 use crate::{
     format::{
-        KEM_CIPHERTEXT_LEN, KEM_EXPANDED_KEY_LEN, KEM_PUBLIC_KEY_LEN, KEM_SEED_LEN, XWING_CIPHERTEXT_LEN,
-        XWING_PUBLIC_KEY_LEN, XWING_SEED_LEN,
+        KEM1024_CIPHERTEXT_LEN, KEM1024_EXPANDED_KEY_LEN, KEM1024_PUBLIC_KEY_LEN, KEM_CIPHERTEXT_LEN,
+        KEM_EXPANDED_KEY_LEN, KEM_PUBLIC_KEY_LEN, KEM_SEED_LEN, XWING_CIPHERTEXT_LEN, XWING_PUBLIC_KEY_LEN,
+        XWING_SEED_LEN,
     },
-    backend::{ActiveKem, KemBackend},
+    backend::{ActiveKem, KemBackend, MlKem1024, MlKem768},
     rng::{OsRandom, RandomSource},
     secret::{SharedSecret, SuiteSeed, XWingSeed},
-    Error, KemPublicKey, KemSecretKey, KemSeed, Kid,
+    Error, Kem1024PublicKey, Kem1024SecretKey, KemPublicKey, KemSecretKey, KemSeed, Kid,
 };
 use core::fmt;
 use zeroize::{Zeroize, Zeroizing};
@@ -29,32 +31,35 @@ use zeroize::{Zeroize, Zeroizing};
 pub enum Suite {
     /// ML-KEM-768 alone.
     MlKem768,
+    /// ML-KEM-1024 alone (CNSA 2.0).
+    MlKem1024,
     /// X-Wing: X25519 and ML-KEM-768 combined with SHA3-256.
     XWing,
 }
 
 impl Suite {
+    /// Every suite, in the order reports list them.
+    pub const ALL: [Suite; 3] = [Suite::MlKem768, Suite::MlKem1024, Suite::XWing];
+
     /// The name used in SQL and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Suite::MlKem768 => "ml-kem-768",
+            Suite::MlKem1024 => "ml-kem-1024",
             Suite::XWing => "x-wing",
         }
     }
 
     /// Parses [`Suite::name`].
     pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "ml-kem-768" => Some(Suite::MlKem768),
-            "x-wing" => Some(Suite::XWing),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|s| s.name() == name)
     }
 
     /// Length of the KEM ciphertext in an envelope.
     pub fn ciphertext_len(self) -> usize {
         match self {
             Suite::MlKem768 => KEM_CIPHERTEXT_LEN,
+            Suite::MlKem1024 => KEM1024_CIPHERTEXT_LEN,
             Suite::XWing => XWING_CIPHERTEXT_LEN,
         }
     }
@@ -63,6 +68,7 @@ impl Suite {
     pub fn public_key_len(self) -> usize {
         match self {
             Suite::MlKem768 => KEM_PUBLIC_KEY_LEN,
+            Suite::MlKem1024 => KEM1024_PUBLIC_KEY_LEN,
             Suite::XWing => XWING_PUBLIC_KEY_LEN,
         }
     }
@@ -70,7 +76,7 @@ impl Suite {
     /// Length of the stored seed.
     pub fn seed_len(self) -> usize {
         match self {
-            Suite::MlKem768 => KEM_SEED_LEN,
+            Suite::MlKem768 | Suite::MlKem1024 => KEM_SEED_LEN,
             Suite::XWing => XWING_SEED_LEN,
         }
     }
@@ -79,7 +85,7 @@ impl Suite {
 /// A validated X-Wing encapsulation key (1216 bytes).
 pub struct XWingPublicKey {
     bytes: Box<[u8; XWING_PUBLIC_KEY_LEN]>,
-    pk_m: <ActiveKem as KemBackend>::EncapsulationKey,
+    pk_m: <ActiveKem as KemBackend<MlKem768>>::EncapsulationKey,
     pk_x: x25519_dalek::PublicKey,
     kid: Kid,
 }
@@ -105,7 +111,8 @@ impl XWingPublicKey {
     pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
         let array: &[u8; XWING_PUBLIC_KEY_LEN] = bytes.try_into().map_err(|_| Error::InvalidKey)?;
         let (m, x) = array.split_at(KEM_PUBLIC_KEY_LEN);
-        let pk_m = ActiveKem::encapsulation_key(m.try_into().map_err(|_| Error::InvalidKey)?).ok_or(Error::InvalidKey)?;
+        let pk_m = <ActiveKem as KemBackend<MlKem768>>::encapsulation_key(m.try_into().map_err(|_| Error::InvalidKey)?)
+            .ok_or(Error::InvalidKey)?;
         let pk_x: [u8; 32] = x.try_into().map_err(|_| Error::InvalidKey)?;
         Ok(Self { bytes: Box::new(*array), pk_m, pk_x: pk_x.into(), kid: Kid::of(bytes) })
     }
@@ -130,7 +137,7 @@ impl XWingPublicKey {
         ek.copy_from_slice(&eseed[32..]);
         let ek_x = x25519_dalek::StaticSecret::from(ek);
         ek.zeroize();
-        let (ct_m, ss_m) = ActiveKem::encapsulate(&self.pk_m, &m);
+        let (ct_m, ss_m) = <ActiveKem as KemBackend<MlKem768>>::encapsulate(&self.pk_m, &m);
         let ct_x = x25519_dalek::PublicKey::from(&ek_x);
         let ss_x = ek_x.diffie_hellman(&self.pk_x);
         let ss = xwing_combiner(&ss_m, ss_x.as_bytes(), ct_x.as_bytes(), self.pk_x.as_bytes());
@@ -150,7 +157,7 @@ impl fmt::Debug for XWingPublicKey {
 /// An X-Wing decapsulation key (from its 32-byte seed), expanded once: the
 /// ML-KEM-768 key, the X25519 secret (both wiped on drop) and the public key.
 pub struct XWingSecretKey {
-    sk_m: <ActiveKem as KemBackend>::DecapsulationKey,
+    sk_m: <ActiveKem as KemBackend<MlKem768>>::DecapsulationKey,
     sk_x: x25519_dalek::StaticSecret,
     public: XWingPublicKey,
 }
@@ -177,7 +184,7 @@ impl XWingSecretKey {
         x.copy_from_slice(&expanded[KEM_SEED_LEN..]);
         let sk_x = x25519_dalek::StaticSecret::from(x);
         x.zeroize();
-        let (sk_m, pk_m) = ActiveKem::from_seed(&d_z);
+        let (sk_m, pk_m) = <ActiveKem as KemBackend<MlKem768>>::from_seed(&d_z);
         let pk_x = x25519_dalek::PublicKey::from(&sk_x);
         let mut pk = [0u8; XWING_PUBLIC_KEY_LEN];
         pk[..KEM_PUBLIC_KEY_LEN].copy_from_slice(&pk_m[..]);
@@ -203,7 +210,7 @@ impl XWingSecretKey {
         let (ct_m, ct_x) = ct.split_at(KEM_CIPHERTEXT_LEN);
         let ct_m: &[u8; KEM_CIPHERTEXT_LEN] = ct_m.try_into().map_err(|_| Error::DecryptionFailed)?;
         let ct_x: [u8; 32] = ct_x.try_into().map_err(|_| Error::DecryptionFailed)?;
-        let ss_m = ActiveKem::decapsulate(&self.sk_m, ct_m);
+        let ss_m = <ActiveKem as KemBackend<MlKem768>>::decapsulate(&self.sk_m, ct_m);
         let ss_x = self.sk_x.diffie_hellman(&ct_x.into());
         Ok(xwing_combiner(&ss_m, ss_x.as_bytes(), &ct_x, self.public.pk_x.as_bytes()))
     }
@@ -221,16 +228,19 @@ impl fmt::Debug for XWingSecretKey {
 pub enum RecipientKey {
     /// 1184 bytes.
     MlKem768(KemPublicKey),
+    /// 1568 bytes.
+    MlKem1024(Kem1024PublicKey),
     /// 1216 bytes.
     XWing(XWingPublicKey),
 }
 
 impl RecipientKey {
-    /// 1184 bytes (ML-KEM-768) or 1216 bytes (X-Wing), validated; anything
-    /// else is [`Error::InvalidKey`].
+    /// 1184 bytes (ML-KEM-768), 1568 bytes (ML-KEM-1024) or 1216 bytes
+    /// (X-Wing), validated; anything else is [`Error::InvalidKey`].
     pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
         match bytes.len() {
             KEM_PUBLIC_KEY_LEN => Ok(RecipientKey::MlKem768(KemPublicKey::from_slice(bytes)?)),
+            KEM1024_PUBLIC_KEY_LEN => Ok(RecipientKey::MlKem1024(Kem1024PublicKey::from_slice(bytes)?)),
             XWING_PUBLIC_KEY_LEN => Ok(RecipientKey::XWing(XWingPublicKey::from_slice(bytes)?)),
             _ => Err(Error::InvalidKey),
         }
@@ -240,6 +250,7 @@ impl RecipientKey {
     pub fn recipient(&self) -> Recipient<'_> {
         match self {
             RecipientKey::MlKem768(k) => Recipient::MlKem768(k),
+            RecipientKey::MlKem1024(k) => Recipient::MlKem1024(k),
             RecipientKey::XWing(k) => Recipient::XWing(k),
         }
     }
@@ -260,6 +271,8 @@ impl RecipientKey {
 pub enum RecipientSecret {
     /// From a 64-byte seed or a 2400-byte expanded key.
     MlKem768(KemSecretKey),
+    /// From a 64-byte seed or a 3168-byte expanded key.
+    MlKem1024(Kem1024SecretKey),
     /// From a 32-byte seed.
     XWing(XWingSecretKey),
 }
@@ -276,6 +289,10 @@ impl RecipientSecret {
                 let (seed, key) = KemSecretKey::generate_from(rng)?;
                 (SuiteSeed::from_slice(seed.expose()), RecipientSecret::MlKem768(key))
             }
+            Suite::MlKem1024 => {
+                let (seed, key) = Kem1024SecretKey::generate_from(rng)?;
+                (SuiteSeed::from_slice(seed.expose()), RecipientSecret::MlKem1024(key))
+            }
             Suite::XWing => {
                 let (seed, key) = XWingSecretKey::generate_from(rng)?;
                 (SuiteSeed::from_slice(seed.expose()), RecipientSecret::XWing(key))
@@ -287,17 +304,32 @@ impl RecipientSecret {
     pub fn from_seed(suite: Suite, seed: &[u8]) -> Result<Self, Error> {
         match suite {
             Suite::MlKem768 => Ok(RecipientSecret::MlKem768(KemSecretKey::from_seed(&KemSeed::from_slice(seed)?)?)),
+            Suite::MlKem1024 => Ok(RecipientSecret::MlKem1024(Kem1024SecretKey::from_seed(&KemSeed::from_slice(seed)?)?)),
             Suite::XWing => Ok(RecipientSecret::XWing(XWingSecretKey::from_seed(&XWingSeed::from_slice(seed)?)?)),
         }
     }
 
     /// Raw key input: an ML-KEM-768 seed (64 bytes) or expanded key (2400),
-    /// or an X-Wing seed (32 bytes). Any other length is [`Error::InvalidKey`].
+    /// an ML-KEM-1024 expanded key (3168), or an X-Wing seed (32 bytes).
+    /// A 64-byte seed is read as ML-KEM-768: a caller that knows the suite
+    /// (from an envelope's kind) uses [`RecipientSecret::from_slice_for`].
+    /// Any other length is [`Error::InvalidKey`].
     pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
         match bytes.len() {
             KEM_SEED_LEN | KEM_EXPANDED_KEY_LEN => Ok(RecipientSecret::MlKem768(KemSecretKey::from_slice(bytes)?)),
+            KEM1024_EXPANDED_KEY_LEN => Ok(RecipientSecret::MlKem1024(Kem1024SecretKey::from_slice(bytes)?)),
             XWING_SEED_LEN => Self::from_seed(Suite::XWing, bytes),
             _ => Err(Error::InvalidKey),
+        }
+    }
+
+    /// Raw key input of a known `suite`: its seed, or (ML-KEM) its
+    /// expanded key. Anything else is [`Error::InvalidKey`].
+    pub fn from_slice_for(suite: Suite, bytes: &[u8]) -> Result<Self, Error> {
+        match suite {
+            Suite::MlKem768 => Ok(RecipientSecret::MlKem768(KemSecretKey::from_slice(bytes)?)),
+            Suite::MlKem1024 => Ok(RecipientSecret::MlKem1024(Kem1024SecretKey::from_slice(bytes)?)),
+            Suite::XWing => Self::from_seed(Suite::XWing, bytes),
         }
     }
 
@@ -305,6 +337,7 @@ impl RecipientSecret {
     pub fn public_key(&self) -> Recipient<'_> {
         match self {
             RecipientSecret::MlKem768(k) => Recipient::MlKem768(k.public_key()),
+            RecipientSecret::MlKem1024(k) => Recipient::MlKem1024(k.public_key()),
             RecipientSecret::XWing(k) => Recipient::XWing(k.public_key()),
         }
     }
@@ -331,6 +364,8 @@ impl fmt::Debug for RecipientSecret {
 pub enum Recipient<'a> {
     /// ML-KEM-768.
     MlKem768(&'a KemPublicKey),
+    /// ML-KEM-1024.
+    MlKem1024(&'a Kem1024PublicKey),
     /// X-Wing.
     XWing(&'a XWingPublicKey),
 }
@@ -340,6 +375,7 @@ impl Recipient<'_> {
     pub fn kid(&self) -> Kid {
         match self {
             Recipient::MlKem768(k) => k.kid(),
+            Recipient::MlKem1024(k) => k.kid(),
             Recipient::XWing(k) => k.kid(),
         }
     }
@@ -348,6 +384,7 @@ impl Recipient<'_> {
     pub fn suite(&self) -> Suite {
         match self {
             Recipient::MlKem768(_) => Suite::MlKem768,
+            Recipient::MlKem1024(_) => Suite::MlKem1024,
             Recipient::XWing(_) => Suite::XWing,
         }
     }
@@ -356,6 +393,7 @@ impl Recipient<'_> {
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             Recipient::MlKem768(k) => &k.as_bytes()[..],
+            Recipient::MlKem1024(k) => &k.as_bytes()[..],
             Recipient::XWing(k) => &k.as_bytes()[..],
         }
     }
@@ -365,7 +403,12 @@ impl Recipient<'_> {
         match self {
             Recipient::MlKem768(k) => {
                 let m = Zeroizing::new(rng.array::<32>()?);
-                let (ct, ss) = ActiveKem::encapsulate(k.parsed(), &m);
+                let (ct, ss) = <ActiveKem as KemBackend<MlKem768>>::encapsulate(k.parsed(), &m);
+                Ok((ct.to_vec(), ss))
+            }
+            Recipient::MlKem1024(k) => {
+                let m = Zeroizing::new(rng.array::<32>()?);
+                let (ct, ss) = <ActiveKem as KemBackend<MlKem1024>>::encapsulate(k.parsed(), &m);
                 Ok((ct.to_vec(), ss))
             }
             Recipient::XWing(k) => k.encapsulate(rng),
@@ -376,6 +419,11 @@ impl Recipient<'_> {
 impl<'a> From<&'a KemPublicKey> for Recipient<'a> {
     fn from(k: &'a KemPublicKey) -> Self {
         Recipient::MlKem768(k)
+    }
+}
+impl<'a> From<&'a Kem1024PublicKey> for Recipient<'a> {
+    fn from(k: &'a Kem1024PublicKey) -> Self {
+        Recipient::MlKem1024(k)
     }
 }
 impl<'a> From<&'a XWingPublicKey> for Recipient<'a> {
@@ -394,6 +442,8 @@ impl<'a> From<&'a RecipientKey> for Recipient<'a> {
 pub enum Opener<'a> {
     /// ML-KEM-768.
     MlKem768(&'a KemSecretKey),
+    /// ML-KEM-1024.
+    MlKem1024(&'a Kem1024SecretKey),
     /// X-Wing.
     XWing(&'a XWingSecretKey),
 }
@@ -402,6 +452,7 @@ impl Opener<'_> {
     pub(crate) fn kid(&self) -> Kid {
         match self {
             Opener::MlKem768(k) => k.kid(),
+            Opener::MlKem1024(k) => k.kid(),
             Opener::XWing(k) => k.kid(),
         }
     }
@@ -409,6 +460,7 @@ impl Opener<'_> {
     pub(crate) fn suite(&self) -> Suite {
         match self {
             Opener::MlKem768(_) => Suite::MlKem768,
+            Opener::MlKem1024(_) => Suite::MlKem1024,
             Opener::XWing(_) => Suite::XWing,
         }
     }
@@ -418,7 +470,11 @@ impl Opener<'_> {
         match self {
             Opener::MlKem768(k) => {
                 let ct: &[u8; KEM_CIPHERTEXT_LEN] = ct.try_into().map_err(|_| Error::DecryptionFailed)?;
-                Ok(ActiveKem::decapsulate(k.parsed(), ct))
+                Ok(<ActiveKem as KemBackend<MlKem768>>::decapsulate(k.parsed(), ct))
+            }
+            Opener::MlKem1024(k) => {
+                let ct: &[u8; KEM1024_CIPHERTEXT_LEN] = ct.try_into().map_err(|_| Error::DecryptionFailed)?;
+                Ok(<ActiveKem as KemBackend<MlKem1024>>::decapsulate(k.parsed(), ct))
             }
             Opener::XWing(k) => k.decapsulate(ct),
         }
@@ -430,6 +486,11 @@ impl<'a> From<&'a KemSecretKey> for Opener<'a> {
         Opener::MlKem768(k)
     }
 }
+impl<'a> From<&'a Kem1024SecretKey> for Opener<'a> {
+    fn from(k: &'a Kem1024SecretKey) -> Self {
+        Opener::MlKem1024(k)
+    }
+}
 impl<'a> From<&'a XWingSecretKey> for Opener<'a> {
     fn from(k: &'a XWingSecretKey) -> Self {
         Opener::XWing(k)
@@ -439,6 +500,7 @@ impl<'a> From<&'a RecipientSecret> for Opener<'a> {
     fn from(k: &'a RecipientSecret) -> Self {
         match k {
             RecipientSecret::MlKem768(k) => Opener::MlKem768(k),
+            RecipientSecret::MlKem1024(k) => Opener::MlKem1024(k),
             RecipientSecret::XWing(k) => Opener::XWing(k),
         }
     }

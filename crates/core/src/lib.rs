@@ -17,6 +17,7 @@
 //! - [`audit`]: canonical encodings of config changes, audit rows and checkpoints.
 
 mod aead;
+pub mod algorithms;
 pub mod audit;
 pub mod backend;
 pub mod blind;
@@ -43,7 +44,10 @@ mod wrap;
 pub use envelope::{Envelope, Kind, KeyedEnvelope, SealedEnvelope, SignatureEnvelope};
 pub use error::{Error, Malformed};
 pub use keyed::{keyed_len, KeyedCipher};
-pub use keys::{KemPublicKey, KemSecretKey, Kid, SigningKey, VerifyingKey};
+pub use keys::{
+    Kem1024PublicKey, Kem1024SecretKey, KemPublicKey, KemSecretKey, Kid, MlKemPublicKey, MlKemSecretKey, SignatureSuite,
+    SigningKey, VerifyingKey,
+};
 pub use kem::{Opener, Recipient, RecipientKey, RecipientSecret, Suite, XWingPublicKey, XWingSecretKey};
 pub use secret::{Dek, DsaSeed, KemSeed, Plaintext, SuiteSeed, XWingSeed};
 pub use tenant::{dek_suite, open_dek, seal_dek, TenantKeys};

@@ -1,8 +1,9 @@
-//! Signature envelopes ('G'): `01 47 kid(pk) signature`.
+//! Signature envelopes: `01 47 kid(pk) signature` ('G', ML-DSA-65) and
+//! `01 48 kid(pk) signature` ('H', ML-DSA-87).
 use crate::{
-    format::{KIND_SIGNATURE, SIGNATURE_ENVELOPE_LEN, VERSION_1},
+    format::{KIND_SIGNATURE, KIND_SIGNATURE_87, SIGNATURE_OFFSET, VERSION_1},
     rng::{OsRandom, RandomSource},
-    Error, SignatureEnvelope, SigningKey, VerifyingKey,
+    Error, SignatureEnvelope, SignatureSuite, SigningKey, VerifyingKey,
 };
 
 impl SigningKey {
@@ -18,8 +19,12 @@ impl SigningKey {
         context: &[u8],
     ) -> Result<Vec<u8>, Error> {
         let signature = self.sign_from(rng, message, context)?;
-        let mut out = Vec::with_capacity(SIGNATURE_ENVELOPE_LEN);
-        out.extend_from_slice(&[VERSION_1, KIND_SIGNATURE]);
+        let kind = match self.suite() {
+            SignatureSuite::MlDsa65 => KIND_SIGNATURE,
+            SignatureSuite::MlDsa87 => KIND_SIGNATURE_87,
+        };
+        let mut out = Vec::with_capacity(SIGNATURE_OFFSET + signature.len());
+        out.extend_from_slice(&[VERSION_1, kind]);
         out.extend_from_slice(self.kid().as_bytes());
         out.extend_from_slice(&signature);
         Ok(out)
@@ -27,14 +32,15 @@ impl SigningKey {
 }
 
 impl VerifyingKey {
-    /// True when the envelope names this key and its signature is valid.
+    /// True when the envelope names this key, is of this key's suite, and
+    /// its signature is valid.
     pub fn verify_envelope(
         &self,
         envelope: &SignatureEnvelope<'_>,
         message: &[u8],
         context: &[u8],
     ) -> Result<bool, Error> {
-        if envelope.kid() != self.kid() {
+        if envelope.kid() != self.kid() || envelope.suite() != self.suite() {
             return Ok(false);
         }
         self.verify(message, context, envelope.signature())

@@ -1,12 +1,14 @@
-//! A tenant key version: KEM seed (ML-KEM-768 or X-Wing), ML-DSA-65 seed,
-//! and a DEK sealed to the version's own encapsulation key under the HKDF
-//! label "apg-pq v1 dek" (empty user AAD), which no data-plane function
-//! uses. The sealed DEK's kind byte ('S' or 'X') records the suite.
+//! A tenant key version: KEM seed (ML-KEM-768, ML-KEM-1024 or X-Wing),
+//! ML-DSA seed (ML-DSA-65 or ML-DSA-87), and a DEK sealed to the version's
+//! own encapsulation key under the HKDF label "apg-pq v1 dek" (empty user
+//! AAD), which no data-plane function uses. The sealed DEK's kind byte
+//! ('S', 'L' or 'X') records the KEM suite; the verifying key's length
+//! records the signature suite.
 use crate::{
     format::INFO_DEK,
     kem::{Opener, Recipient, RecipientSecret, Suite},
     rng::{OsRandom, RandomSource},
-    sealed, Dek, DsaSeed, Envelope, Error, KeyedCipher, Malformed, SigningKey, SuiteSeed,
+    sealed, Dek, DsaSeed, Envelope, Error, KeyedCipher, Malformed, SignatureSuite, SigningKey, SuiteSeed,
 };
 use core::fmt;
 
@@ -21,7 +23,7 @@ pub fn valid_name(name: &str) -> bool {
 
 /// Fresh key material for one tenant key version.
 pub struct TenantKeys {
-    /// Store wrapped under the MDK (64 bytes for ML-KEM-768, 32 for X-Wing).
+    /// Store wrapped under the MDK (64 bytes for ML-KEM, 32 for X-Wing).
     pub kem_seed: SuiteSeed,
     /// Store wrapped under the MDK.
     pub dsa_seed: DsaSeed,
@@ -36,14 +38,15 @@ pub struct TenantKeys {
 }
 
 impl TenantKeys {
-    /// Generates a new version's keys with a KEM key of `suite`.
-    pub fn generate(suite: Suite) -> Result<Self, Error> {
-        Self::generate_from(&mut OsRandom, suite)
+    /// Generates a new version's keys with a KEM key of `suite` and a
+    /// signing key of `signature`.
+    pub fn generate(suite: Suite, signature: SignatureSuite) -> Result<Self, Error> {
+        Self::generate_from(&mut OsRandom, suite, signature)
     }
 
-    pub(crate) fn generate_from(rng: &mut impl RandomSource, suite: Suite) -> Result<Self, Error> {
+    pub(crate) fn generate_from(rng: &mut impl RandomSource, suite: Suite, signature: SignatureSuite) -> Result<Self, Error> {
         let (kem_seed, kem) = RecipientSecret::generate_from(rng, suite)?;
-        let (dsa_seed, signing) = SigningKey::generate_from(rng)?;
+        let (dsa_seed, signing) = SigningKey::generate_from(rng, signature)?;
         let dek = Dek::generate_from(rng)?;
         let sealed_dek = sealed::seal_from(rng, kem.public_key(), INFO_DEK, dek.expose(), b"")?;
         Ok(Self { kem_seed, dsa_seed, kem, signing, dek, sealed_dek })
@@ -66,7 +69,7 @@ pub fn seal_dek<'k>(public: impl Into<Recipient<'k>>, dek: &Dek) -> Result<Vec<u
     sealed::seal_from(&mut OsRandom, public.into(), INFO_DEK, dek.expose(), b"")
 }
 
-/// The suite of a version from its stored sealed DEK ('S' or 'X').
+/// The suite of a version from its stored sealed DEK ('S', 'L' or 'X').
 pub fn dek_suite(sealed_dek: &[u8]) -> Result<Suite, Error> {
     let envelope = Envelope::parse(sealed_dek)?.into_sealed()?;
     if envelope.batch_position().is_some() {

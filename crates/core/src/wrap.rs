@@ -25,10 +25,14 @@ use core::fmt;
 pub enum Purpose {
     /// A tenant version's ML-KEM-768 seed.
     KemSeed,
+    /// A tenant version's ML-KEM-1024 seed.
+    Kem1024Seed,
     /// A tenant version's X-Wing seed.
     XWingSeed,
     /// A tenant version's ML-DSA-65 seed.
     DsaSeed,
+    /// A tenant version's ML-DSA-87 seed.
+    Dsa87Seed,
     /// The audit signing key's ML-DSA-65 seed.
     AuditSeed,
     /// The audit signing key's Ed25519 secret key (the classical hedge).
@@ -53,7 +57,16 @@ impl Purpose {
     pub fn kem_seed(suite: crate::Suite) -> Self {
         match suite {
             crate::Suite::MlKem768 => Purpose::KemSeed,
+            crate::Suite::MlKem1024 => Purpose::Kem1024Seed,
             crate::Suite::XWing => Purpose::XWingSeed,
+        }
+    }
+
+    /// The purpose of a tenant version's signature seed of `suite`.
+    pub fn dsa_seed(suite: crate::SignatureSuite) -> Self {
+        match suite {
+            crate::SignatureSuite::MlDsa65 => Purpose::DsaSeed,
+            crate::SignatureSuite::MlDsa87 => Purpose::Dsa87Seed,
         }
     }
 
@@ -61,8 +74,10 @@ impl Purpose {
     pub fn label(self) -> &'static str {
         match self {
             Purpose::KemSeed => "ml-kem-768 seed",
+            Purpose::Kem1024Seed => "ml-kem-1024 seed",
             Purpose::XWingSeed => "x-wing seed",
             Purpose::DsaSeed => "ml-dsa-65 seed",
+            Purpose::Dsa87Seed => "ml-dsa-87 seed",
             Purpose::AuditSeed => "audit ml-dsa-65 seed",
             Purpose::AuditEd25519Seed => "audit ed25519 seed",
             Purpose::MasterDataKey => "master data key",

@@ -5,7 +5,7 @@
 
 use pqcore::{
     keyed_len, mdk_id, open_dek, sealed, Dek, Envelope, Error, KemSecretKey, KeyedCipher, Kid,
-    Malformed, MasterDataKey, Purpose, RecipientSecret, SigningKey, Suite, TenantKeys, WrapContext,
+    Malformed, MasterDataKey, Purpose, RecipientSecret, SignatureSuite, SigningKey, Suite, TenantKeys, WrapContext,
 };
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -19,6 +19,8 @@ struct Fixture {
     other_cipher: KeyedCipher,
     signing: SigningKey,
     other_signing: SigningKey,
+    kem1024: RecipientSecret,
+    signing87: SigningKey,
 }
 
 fn fixture() -> &'static Fixture {
@@ -35,6 +37,8 @@ fn fixture() -> &'static Fixture {
             other_cipher: KeyedCipher::new(&Dek::generate().unwrap(), kid),
             signing: SigningKey::generate().unwrap().1,
             other_signing: SigningKey::generate().unwrap().1,
+            kem1024: RecipientSecret::generate(Suite::MlKem1024).unwrap().1,
+            signing87: SigningKey::generate_for(SignatureSuite::MlDsa87).unwrap().1,
         }
     })
 }
@@ -94,9 +98,20 @@ fn xwing_sealed_flips_and_truncations() {
 }
 
 #[test]
+fn ml_kem_1024_sealed_flips_and_truncations() {
+    let f = fixture();
+    let env = sealed::seal(f.kem1024.public_key(), b"db password", b"key").unwrap();
+    assert_eq!((env[1], env.len()), (b'L', 11 + 1614));
+    let ok = |b: &[u8]| open_sealed(&f.kem1024, b, b"key").is_ok();
+    assert_every_flip_rejected(&env, ok);
+    assert_every_truncation_rejected(&env, ok);
+}
+
+#[test]
 fn batch_items_flips_and_truncations() {
     let f = fixture();
-    for (key, kind, overhead) in [(&RecipientSecret::MlKem768(KemSecretKey::from_slice(&[3u8; 64]).unwrap()), b'B', 1142), (&f.xwing, b'W', 1174)] {
+    let kem768 = RecipientSecret::MlKem768(KemSecretKey::from_slice(&[3u8; 64]).unwrap());
+    for (key, kind, overhead) in [(&kem768, b'B', 1142), (&f.kem1024, b'M', 1622), (&f.xwing, b'W', 1174)] {
         let values: Vec<&[u8]> = vec![b"one", b"", b"three"];
         let aads: Vec<&[u8]> = vec![b"r1", b"r2", b"r3"];
         let items = sealed::seal_batch(key.public_key(), &values, &aads).unwrap();
@@ -110,7 +125,8 @@ fn batch_items_flips_and_truncations() {
             assert_eq!(open_sealed(key, item, aads[(i + 1) % 3]).unwrap_err(), Error::DecryptionFailed);
         }
         // One encapsulation: every item carries the same KEM ciphertext.
-        assert_eq!(items[0][26..26 + 1088], items[2][26..26 + 1088]);
+        let ct_len = key.suite().ciphertext_len();
+        assert_eq!(items[0][26..26 + ct_len], items[2][26..26 + ct_len]);
         let ok = |b: &[u8]| open_sealed(key, b, b"r3").is_ok();
         assert_every_flip_rejected(&items[2], ok);
         assert_every_truncation_rejected(&items[2], ok);
@@ -139,6 +155,16 @@ fn suites_do_not_mix() {
     assert!(open_sealed(&f.xwing, &relabelled, b"").is_err());
     relabelled[1] = b'B';
     assert!(open_sealed(&f.kem, &relabelled, b"").is_err());
+    // ML-KEM-1024 ('L') and ML-KEM-768 ('S') never open each other's envelopes.
+    let l = sealed::seal(f.kem1024.public_key(), b"v", b"").unwrap();
+    assert_eq!(open_sealed(&f.kem, &l, b"").unwrap_err(), Error::DecryptionFailed);
+    assert_eq!(open_sealed(&f.kem1024, &m, b"").unwrap_err(), Error::DecryptionFailed);
+    relabelled[1] = b'L';
+    assert_eq!(Envelope::parse(&relabelled).unwrap_err(), Error::Malformed(Malformed::Truncated));
+    let mut relabelled = l.clone();
+    relabelled[1] = b'S';
+    assert!(open_sealed(&f.kem1024, &relabelled, b"").is_err());
+    assert!(open_sealed(&f.kem, &relabelled, b"").is_err());
     // A batch larger than its count refuses a further item.
     let mut batch = sealed::BatchSealer::new(f.xwing.public_key(), 1).unwrap();
     batch.seal(b"a", b"").unwrap();
@@ -147,7 +173,7 @@ fn suites_do_not_mix() {
 
 #[test]
 fn xwing_tenant_keys() {
-    let keys = TenantKeys::generate(Suite::XWing).unwrap();
+    let keys = TenantKeys::generate(Suite::XWing, pqcore::SignatureSuite::MlDsa65).unwrap();
     assert_eq!(keys.kem_seed.expose().len(), 32);
     assert_eq!(pqcore::dek_suite(&keys.sealed_dek).unwrap(), Suite::XWing);
     assert_eq!(keys.sealed_dek[1], b'X');
@@ -155,6 +181,44 @@ fn xwing_tenant_keys() {
     let again = RecipientSecret::from_seed(Suite::XWing, keys.kem_seed.expose()).unwrap();
     assert_eq!(again.kid(), keys.kem.kid());
     assert!(!format!("{:?} {:?}", keys.kem_seed, keys.kem).contains(&hex::encode(keys.kem_seed.expose())));
+}
+
+#[test]
+fn cnsa2_tenant_keys() {
+    let keys = TenantKeys::generate(Suite::MlKem1024, SignatureSuite::MlDsa87).unwrap();
+    assert_eq!(keys.kem_seed.expose().len(), 64);
+    assert_eq!(keys.sealed_dek[1], b'L');
+    assert_eq!(pqcore::dek_suite(&keys.sealed_dek).unwrap(), Suite::MlKem1024);
+    assert_eq!(open_dek(&keys.kem, &keys.sealed_dek).unwrap(), keys.dek);
+    assert_eq!(keys.signing.suite(), SignatureSuite::MlDsa87);
+    assert_eq!(keys.signing.verifying_key().as_bytes().len(), 2592);
+    let again = RecipientSecret::from_seed(Suite::MlKem1024, keys.kem_seed.expose()).unwrap();
+    assert_eq!(again.kid(), keys.kem.kid());
+    // The same 64-byte seed read as ML-KEM-768 is another key.
+    assert_ne!(RecipientSecret::from_seed(Suite::MlKem768, keys.kem_seed.expose()).unwrap().kid(), keys.kem.kid());
+    assert_eq!(Purpose::dsa_seed(SignatureSuite::MlDsa87).label(), "ml-dsa-87 seed");
+    assert_eq!(Purpose::kem_seed(Suite::MlKem1024).label(), "ml-kem-1024 seed");
+}
+
+#[test]
+fn ml_dsa_87_signature_flips_and_truncations() {
+    let f = fixture();
+    let env = f.signing87.sign_envelope(b"config", b"ctx").unwrap();
+    assert_eq!((env[1], env.len()), (b'H', 4645));
+    let ok = |b: &[u8]| verify_sig(&f.signing87, b, b"config", b"ctx").unwrap_or(false);
+    assert_every_flip_rejected(&env, ok);
+    assert_every_truncation_rejected(&env, ok);
+    // A 'G' envelope relabelled 'H' (or the reverse) has the wrong length.
+    let mut g = f.signing.sign_envelope(b"config", b"ctx").unwrap();
+    g[1] = b'H';
+    assert_eq!(Envelope::parse(&g).unwrap_err(), Error::Malformed(Malformed::WrongLength));
+    let mut h = env.clone();
+    h[1] = b'G';
+    assert_eq!(Envelope::parse(&h).unwrap_err(), Error::Malformed(Malformed::WrongLength));
+    // An ML-DSA-65 key does not take an ML-DSA-87 envelope, even naming its kid.
+    let mut renamed = env.clone();
+    renamed[2..18].copy_from_slice(f.signing.kid().as_bytes());
+    assert!(!verify_sig(&f.signing, &renamed, b"config", b"ctx").unwrap());
 }
 
 #[test]
@@ -221,9 +285,9 @@ fn raw_key_inputs() {
 
 #[test]
 fn tenant_keys_and_wrapping() {
-    let keys = TenantKeys::generate(Suite::MlKem768).unwrap();
+    let keys = TenantKeys::generate(Suite::MlKem768, pqcore::SignatureSuite::MlDsa65).unwrap();
     assert_eq!(open_dek(&keys.kem, &keys.sealed_dek).unwrap(), keys.dek);
-    let other = TenantKeys::generate(Suite::MlKem768).unwrap();
+    let other = TenantKeys::generate(Suite::MlKem768, pqcore::SignatureSuite::MlDsa65).unwrap();
     assert_eq!(open_dek(&other.kem, &keys.sealed_dek).unwrap_err(), Error::DecryptionFailed);
     // The DEK is sealed under its own HKDF label; a plain sealed envelope is
     // not a DEK, and no AAD opens a stored DEK as a plain sealed envelope.
@@ -288,7 +352,7 @@ fn in_place_apis_check_lengths_and_wipe_on_failure() {
 
 #[test]
 fn debug_output_has_no_secret_bytes() {
-    let keys = TenantKeys::generate(Suite::MlKem768).unwrap();
+    let keys = TenantKeys::generate(Suite::MlKem768, pqcore::SignatureSuite::MlDsa65).unwrap();
     let mdk_key = Dek::generate().unwrap();
     let mdk = MasterDataKey::new(Kid([1; 16]), &mdk_key);
     let plaintext = keys.keyed_cipher().decrypt(
