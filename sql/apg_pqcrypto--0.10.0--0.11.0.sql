@@ -5,6 +5,11 @@
 -- - pq.audit_flush(): chains the pending rows now (pq_admin).
 -- Configuration writers of different keys no longer wait for each other
 -- (a lock per key instead of the chain lock: nothing to create here).
+-- CNSA 2.0 suites (docs/FORMAT.md §3.4, §5): tenants of ML-KEM-1024 and
+-- ML-DSA-87 (pq.create_tenant's new signature argument), a suite change at a
+-- rotation (pq.rotate_tenant_key's kem and signature arguments),
+-- pq_sign_with's algorithm argument, pq_algorithms(), and the suite of each
+-- version in pq.tenant_keys.
 -- No stored key, envelope or audit row changes: every 0.10.0 value
 -- decrypts and the chain verifies as before.
 -- tests/integration/upgrade.sh installs 0.1.0 to 0.10.0, fills each, runs
@@ -31,3 +36,87 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'audit_flush_wrapper';
 REVOKE ALL ON FUNCTION pq.audit_flush() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq.audit_flush() TO pq_admin;
+
+-- CNSA 2.0 suites. A tenant's kem and signature name the suites of its next
+-- versions; each version's own are told by its keys' lengths.
+ALTER TABLE pq.tenants
+    DROP CONSTRAINT tenants_kem_check,
+    ADD CONSTRAINT tenants_kem_check CHECK (kem IN ('ml-kem-768', 'ml-kem-1024', 'x-wing')),
+    ADD COLUMN signature text NOT NULL DEFAULT 'ml-dsa-65' CHECK (signature IN ('ml-dsa-65', 'ml-dsa-87'));
+ALTER TABLE pq.tenant_key_versions
+    DROP CONSTRAINT tenant_key_versions_public_key_check,
+    ADD CONSTRAINT tenant_key_versions_public_key_check CHECK (length(public_key) IN (1184, 1216, 1568)),
+    DROP CONSTRAINT tenant_key_versions_verifying_key_check,
+    ADD CONSTRAINT tenant_key_versions_verifying_key_check CHECK (length(verifying_key) IN (1952, 2592));
+
+CREATE OR REPLACE VIEW pq.tenant_keys WITH (security_barrier) AS
+SELECT tenant, version, state, kid, signing_kid, public_key, verifying_key,
+       created_at, activated_at, retired_at, disabled_at, destroyed_at,
+       CASE length(public_key) WHEN 1216 THEN 'x-wing' WHEN 1568 THEN 'ml-kem-1024' ELSE 'ml-kem-768' END AS kem,
+       blind_index_retired_at,
+       CASE length(verifying_key) WHEN 2592 THEN 'ml-dsa-87' ELSE 'ml-dsa-65' END AS signature
+  FROM pq.tenant_key_versions
+ WHERE pq.tenant_visible(tenant);
+
+DROP FUNCTION pq.create_tenant(text, text);
+CREATE  FUNCTION pq."create_tenant"(
+	"tenant" TEXT, /* & str */
+	"kem" TEXT DEFAULT 'ml-kem-768', /* & str */
+	"signature" TEXT DEFAULT 'ml-dsa-65' /* & str */
+) RETURNS TABLE (
+	"tenant" TEXT,  /* String */
+	"version" INT,  /* i32 */
+	"kid" bytea  /* Vec < u8 > */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'create_tenant_suite_wrapper';
+REVOKE ALL ON FUNCTION pq.create_tenant(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.create_tenant(text, text, text) TO pq_admin;
+
+DROP FUNCTION pq.rotate_tenant_key(text, text, text);
+CREATE  FUNCTION pq."rotate_tenant_key"(
+	"tenant" TEXT, /* & str */
+	"reason" TEXT, /* & str */
+	"user_id" TEXT DEFAULT session_user, /* & str */
+	"kem" TEXT DEFAULT '', /* & str */
+	"signature" TEXT DEFAULT '' /* & str */
+) RETURNS TABLE (
+	"success" bool,  /* bool */
+	"new_key_id" bytea,  /* Vec < u8 > */
+	"new_version" INT,  /* i32 */
+	"old_key_archived" bool  /* bool */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'rotate_tenant_key_suite_wrapper';
+REVOKE ALL ON FUNCTION pq.rotate_tenant_key(text, text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.rotate_tenant_key(text, text, text, text, text) TO pq_admin;
+
+DROP FUNCTION pq_sign_with(bytea, bytea, bytea);
+CREATE  FUNCTION "pq_sign_with"(
+	"secret_key" bytea, /* & [u8] */
+	"message" bytea, /* & [u8] */
+	"context" bytea DEFAULT '', /* & [u8] */
+	"algorithm" TEXT DEFAULT 'ml-dsa-65' /* & str */
+) RETURNS bytea /* Vec < u8 > */
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'pq_sign_with_suite_wrapper';
+
+CREATE  FUNCTION "pq_algorithms"() RETURNS TABLE (
+	"name" TEXT,  /* String */
+	"kind" TEXT,  /* String */
+	"standard" TEXT,  /* String */
+	"category" INT,  /* i32 */
+	"cnsa2" bool,  /* bool */
+	"backend" TEXT,  /* String */
+	"public_key_bytes" INT,  /* i32 */
+	"secret_key_bytes" INT,  /* i32 */
+	"output_bytes" INT,  /* i32 */
+	"envelope_bytes" INT,  /* i32 */
+	"envelope_kinds" TEXT  /* String */
+)
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'pq_algorithms_wrapper';

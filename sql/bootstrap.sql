@@ -33,11 +33,14 @@ CREATE TABLE pq.tenants (
     name       text PRIMARY KEY,
     created_at timestamptz NOT NULL DEFAULT now(),
     created_by text NOT NULL DEFAULT session_user,
-    -- The KEM of every key version (0.6.0): chosen at creation.
-    kem        text NOT NULL DEFAULT 'ml-kem-768' CHECK (kem IN ('ml-kem-768', 'x-wing')),
+    -- The KEM of new key versions (0.6.0): chosen at creation, changed by
+    -- pq.rotate_tenant_key(kem => ...) (0.11.0: and ML-KEM-1024).
+    kem        text NOT NULL DEFAULT 'ml-kem-768' CHECK (kem IN ('ml-kem-768', 'ml-kem-1024', 'x-wing')),
     -- 0.10.0: when pq.shred_tenant destroyed every key of the tenant (it
     -- gets no new keys after).
-    shredded_at timestamptz
+    shredded_at timestamptz,
+    -- 0.11.0: the signature suite of new key versions.
+    signature  text NOT NULL DEFAULT 'ml-dsa-65' CHECK (signature IN ('ml-dsa-65', 'ml-dsa-87'))
 );
 
 CREATE TABLE pq.tenant_key_versions (
@@ -50,9 +53,10 @@ CREATE TABLE pq.tenant_key_versions (
     wrapped_kem_seed bytea,
     wrapped_dsa_seed bytea,
     sealed_dek       bytea,
-    -- ML-KEM-768 (1184 bytes) or X-Wing (1216 bytes, 0.6.0).
-    public_key       bytea NOT NULL CHECK (length(public_key) IN (1184, 1216)),
-    verifying_key    bytea NOT NULL CHECK (length(verifying_key) = 1952),
+    -- ML-KEM-768 (1184 bytes), X-Wing (1216 bytes, 0.6.0) or ML-KEM-1024
+    -- (1568 bytes, 0.11.0); ML-DSA-65 (1952 bytes) or ML-DSA-87 (2592, 0.11.0).
+    public_key       bytea NOT NULL CHECK (length(public_key) IN (1184, 1216, 1568)),
+    verifying_key    bytea NOT NULL CHECK (length(verifying_key) IN (1952, 2592)),
     created_at       timestamptz NOT NULL DEFAULT now(),
     activated_at     timestamptz NOT NULL DEFAULT now(),
     retired_at       timestamptz,

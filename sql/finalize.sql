@@ -10,8 +10,9 @@ COMMENT ON DOMAIN pq_envelope IS 'A well-formed apg_pqcrypto v1 envelope; anythi
 CREATE VIEW pq.tenant_keys WITH (security_barrier) AS
 SELECT tenant, version, state, kid, signing_kid, public_key, verifying_key,
        created_at, activated_at, retired_at, disabled_at, destroyed_at,
-       CASE length(public_key) WHEN 1216 THEN 'x-wing' ELSE 'ml-kem-768' END AS kem,
-       blind_index_retired_at
+       CASE length(public_key) WHEN 1216 THEN 'x-wing' WHEN 1568 THEN 'ml-kem-1024' ELSE 'ml-kem-768' END AS kem,
+       blind_index_retired_at,
+       CASE length(verifying_key) WHEN 2592 THEN 'ml-dsa-87' ELSE 'ml-dsa-65' END AS signature
   FROM pq.tenant_key_versions
  WHERE pq.tenant_visible(tenant);
 GRANT SELECT ON pq.tenant_keys TO pq_admin, pq_user;
@@ -56,10 +57,10 @@ ALTER TABLE pq.tenant_policies ENABLE ALWAYS TRIGGER key_cache_invalidation,
 REVOKE ALL ON FUNCTION pq_key_tables_changed() FROM PUBLIC;
 
 -- Key administration.
-REVOKE ALL ON FUNCTION pq.create_tenant(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq.create_tenant(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq.grant_tenant(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq.revoke_tenant(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pq.create_tenant(text, text), pq.grant_tenant(text, text),
+GRANT EXECUTE ON FUNCTION pq.create_tenant(text, text, text), pq.grant_tenant(text, text),
                           pq.revoke_tenant(text, text) TO pq_admin;
 
 -- Tenant-key functions: pq_user, and a pq.grant_tenant for the tenant.
@@ -119,7 +120,7 @@ CREATE VIEW pq.key_usage AS SELECT * FROM pq.key_usage_counts();
 
 GRANT SELECT ON pq.jobs, pq.policies, pq.key_usage TO pq_admin;
 
-REVOKE ALL ON FUNCTION pq.rotate_tenant_key(text, text, text), pq.disable_key_version(text, integer, boolean),
+REVOKE ALL ON FUNCTION pq.rotate_tenant_key(text, text, text, text, text), pq.disable_key_version(text, integer, boolean),
                        pq.enable_key_version(text, integer), pq.destroy_key_version(text, integer, text, boolean),
                        pq.set_min_decryption_version(text, integer, boolean), pq.rotate_master_key(text),
                        pq.master_key_status(),
@@ -128,7 +129,7 @@ REVOKE ALL ON FUNCTION pq.rotate_tenant_key(text, text, text), pq.disable_key_ve
                        pq.pause_job(bigint), pq.resume_job(bigint), pq.cancel_job(bigint), pq.set_policy(text, jsonb),
                        pq.rewrap(bytea, bytea)
     FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pq.rotate_tenant_key(text, text, text), pq.disable_key_version(text, integer, boolean),
+GRANT EXECUTE ON FUNCTION pq.rotate_tenant_key(text, text, text, text, text), pq.disable_key_version(text, integer, boolean),
                           pq.enable_key_version(text, integer), pq.destroy_key_version(text, integer, text, boolean),
                           pq.set_min_decryption_version(text, integer, boolean), pq.rotate_master_key(text),
                           pq.master_key_status(),

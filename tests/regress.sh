@@ -7,7 +7,7 @@ set -euo pipefail
 port=$1  # a cluster from scripts/cluster.sh, with apg_pqcrypto installed
 here=$(cd "$(dirname "$0")" && pwd)
 out=$(mktemp -d /tmp/apg_pq_regress.XXXXXX)
-tests=(setup encrypt sealed sign errors access domain readonly lifecycle migration audit client escrow blind verify operations api)
+tests=(setup encrypt sealed sign errors access domain readonly lifecycle migration audit client suites escrow blind verify operations api)
 status=0
 /usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress \
   --host=127.0.0.1 --port="$port" --user=postgres --dbname=apg_pq_regress \

@@ -99,7 +99,9 @@ fn seal_batch(public_key: &[u8], values: &[Option<&[u8]>], aads: Option<&[Option
 
 fn open(secret_key: &[u8], envelope: &[u8], aad: &[u8]) -> PqResult<PgBytea> {
     let env = expect_kind(envelope, Kind::Sealed, "pq_open")?.into_sealed()?;
-    let key = RecipientSecret::from_slice(secret_key)?;
+    // The envelope's kind names the suite, and with it how to read the key
+    // (a 64-byte seed is ML-KEM-768's or ML-KEM-1024's).
+    let key = RecipientSecret::from_slice_for(env.suite(), secret_key)?;
     PgBytea::build(env.plaintext_len(), |out| Ok(sealed::open_to(&key, &env, aad, out)?))
 }
 
@@ -113,6 +115,9 @@ fn inspect(envelope: &[u8]) -> PqResult<serde_json::Value> {
     });
     if parsed.kind() != Kind::Signature {
         out["plaintext_length"] = json!(parsed.plaintext_len());
+    }
+    if let Envelope::Signature(signature) = parsed {
+        out["signature"] = json!(signature.suite().name());
     }
     if let Envelope::Sealed(sealed) = parsed {
         out["kem"] = json!(sealed.suite().name());

@@ -1,8 +1,10 @@
 //! The values: keyed and sealed envelopes, batches and raw-key functions
 //! (`envelope`), signatures (`sign`), forward-secure sessions (`sessions`),
-//! blind index terms for equality search (`blind`).
+//! blind index terms for equality search (`blind`), the suites served
+//! (`algorithms`).
 //!
 //! May call: platform, journal, keys.
+pub mod algorithms;
 pub mod blind;
 pub mod envelope;
 pub mod sessions;

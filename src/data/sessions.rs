@@ -23,7 +23,11 @@ use pgrx::lwlock::PgLwLock;
 use pgrx::pg_shmem_init;
 use pgrx::prelude::*;
 use pgrx::shmem::PGRXSharedMemory;
-use pqcore::{format::XWING_PUBLIC_KEY_LEN, sealed, Envelope, Kid, RecipientSecret, Suite};
+use pqcore::{format::KEM1024_PUBLIC_KEY_LEN, sealed, Envelope, Kid, RecipientSecret, Suite};
+
+/// Room for the longest public key of any suite (ML-KEM-1024's).
+const MAX_PUBLIC_KEY_LEN: usize = KEM1024_PUBLIC_KEY_LEN;
+const _: () = assert!(MAX_PUBLIC_KEY_LEN >= pqcore::format::XWING_PUBLIC_KEY_LEN);
 use zeroize::Zeroize;
 
 /// Live sessions at once, across the cluster.
@@ -48,7 +52,7 @@ struct Slot {
     opened: u64,
     kid: [u8; 16],
     seed: [u8; 64],
-    public_key: [u8; XWING_PUBLIC_KEY_LEN],
+    public_key: [u8; MAX_PUBLIC_KEY_LEN],
     tenant: [u8; TENANT_BYTES],
 }
 
@@ -64,7 +68,7 @@ impl Slot {
         opened: 0,
         kid: [0; 16],
         seed: [0; 64],
-        public_key: [0; XWING_PUBLIC_KEY_LEN],
+        public_key: [0; MAX_PUBLIC_KEY_LEN],
         tenant: [0; TENANT_BYTES],
     };
 
@@ -73,7 +77,8 @@ impl Slot {
     }
 
     fn suite(&self) -> Suite {
-        if self.suite == 1 { Suite::XWing } else { Suite::MlKem768 }
+        // The index of the suite in Suite::ALL.
+        Suite::ALL.get(usize::from(self.suite)).copied().unwrap_or(Suite::MlKem768)
     }
 
     fn public_key(&self) -> &[u8] {
@@ -214,7 +219,7 @@ fn begin(tenant: &str, lifetime: &Interval) -> PqResult<(pgrx::Uuid, Vec<u8>, Ve
         };
         slot.wipe();
         slot.in_use = true;
-        slot.suite = u8::from(suite == Suite::XWing);
+        slot.suite = Suite::ALL.iter().position(|s| *s == suite).unwrap_or(0) as u8;
         slot.id = id;
         slot.created = created;
         slot.expires = expires;

@@ -6,7 +6,7 @@ use crate::{
     platform::{datum::PgBytea, errors::{OrRaise, PqError, PqResult}},
 };
 use pgrx::prelude::*;
-use pqcore::{Envelope, Kind, RecipientSecret, SigningKey, Suite, VerifyingKey};
+use pqcore::{Envelope, Kind, RecipientSecret, SignatureSuite, SigningKey, Suite, VerifyingKey};
 
 /// A signature envelope over `message` with the tenant's active key.
 pub fn sign(tenant: &str, message: &[u8], context: &[u8]) -> PqResult<Vec<u8>> {
@@ -49,16 +49,21 @@ fn generate(algorithm: &str) -> PqResult<KeyPair> {
         let (seed, key) = RecipientSecret::generate(suite)?;
         let public = key.public_key();
         Ok((public.as_bytes().to_vec(), PgBytea::copy_of(seed.expose())?, public.kid().as_bytes().to_vec()))
-    } else if algorithm.eq_ignore_ascii_case("ml-dsa-65") {
-        let (seed, key) = SigningKey::generate()?;
+    } else if let Some(suite) = SignatureSuite::parse(&algorithm.to_ascii_lowercase()) {
+        let (seed, key) = SigningKey::generate_for(suite)?;
         let public = key.verifying_key();
         Ok((public.as_bytes().to_vec(), PgBytea::copy_of(seed.expose())?, public.kid().as_bytes().to_vec()))
     } else {
         Err(PqError::InvalidParameter(format!(
-            "unknown algorithm \"{}\": use 'ml-kem-768', 'x-wing' or 'ml-dsa-65'",
+            "unknown algorithm \"{}\": use 'ml-kem-768', 'ml-kem-1024', 'x-wing', 'ml-dsa-65' or 'ml-dsa-87'",
             crate::platform::errors::echo(algorithm)
         )))
     }
+}
+
+fn sign_with(secret_key: &[u8], message: &[u8], context: &[u8], algorithm: &str) -> PqResult<Vec<u8>> {
+    let suite = crate::keys::tenants::parse_signature_named("algorithm", &algorithm.to_ascii_lowercase())?;
+    Ok(SigningKey::from_slice_for(suite, secret_key)?.sign(message, context)?)
 }
 
 /// Signature envelope over `message` with the tenant's active ML-DSA-65 key.
@@ -74,16 +79,27 @@ pub fn pq_verify(tenant: &str, message: &[u8], signature: &[u8], context: defaul
     verify(tenant, message, signature, context).or_raise()
 }
 
-/// Raw FIPS 204 signature (3309 bytes) with a 32-byte ML-DSA-65 seed.
-#[pg_extern(volatile, strict, parallel_safe)]
-pub fn pq_sign_with(secret_key: &[u8], message: &[u8], context: default!(&[u8], "''")) -> Vec<u8> {
-    SigningKey::from_slice(secret_key)
-        .and_then(|key| key.sign(message, context))
-        .map_err(PqError::from)
-        .or_raise()
+/// Raw FIPS 204 signature with a 32-byte seed: ML-DSA-65 (3309 bytes) or,
+/// with `algorithm` 'ml-dsa-87', ML-DSA-87 (4627 bytes). Its C symbol is
+/// new in 0.11.0; the one below serves older scripts.
+#[pg_extern(volatile, strict, parallel_safe, name = "pq_sign_with")]
+pub fn pq_sign_with_suite(
+    secret_key: &[u8],
+    message: &[u8],
+    context: default!(&[u8], "''"),
+    algorithm: default!(&str, "'ml-dsa-65'"),
+) -> Vec<u8> {
+    sign_with(secret_key, message, context, algorithm).or_raise()
 }
 
-/// Checks a raw FIPS 204 signature with a 1952-byte ML-DSA-65 public key.
+/// `pq_sign_with(bytea, bytea, bytea)` of the install scripts before 0.11.0.
+#[pg_extern(volatile, strict, parallel_safe, sql = false)]
+pub fn pq_sign_with(secret_key: &[u8], message: &[u8], context: &[u8]) -> Vec<u8> {
+    sign_with(secret_key, message, context, SignatureSuite::MlDsa65.name()).or_raise()
+}
+
+/// Checks a raw FIPS 204 signature with an ML-DSA-65 (1952-byte) or
+/// ML-DSA-87 (2592-byte) public key.
 #[pg_extern(immutable, strict, parallel_safe)]
 pub fn pq_verify_with(public_key: &[u8], message: &[u8], signature: &[u8], context: default!(&[u8], "''")) -> bool {
     VerifyingKey::from_slice(public_key)
@@ -92,8 +108,9 @@ pub fn pq_verify_with(public_key: &[u8], message: &[u8], signature: &[u8], conte
         .or_raise()
 }
 
-/// A new key pair: ML-KEM-768 (secret key = 64-byte seed), X-Wing (32-byte
-/// seed) or ML-DSA-65 (32-byte seed), with the kid of the public key.
+/// A new key pair: ML-KEM-768 or ML-KEM-1024 (secret key = 64-byte seed),
+/// X-Wing (32-byte seed), ML-DSA-65 or ML-DSA-87 (32-byte seed), with the
+/// kid of the public key.
 #[pg_extern(volatile, strict, parallel_safe)]
 pub fn pq_generate_keypair(
     algorithm: default!(&str, "'ml-kem-768'"),

@@ -44,14 +44,14 @@ pub fn rotate_master_data_key(provider_name: &'static str) -> PqResult<MasterRot
     for row in &rows {
         let (tenant, version, kem, dsa) = (row.tenant.as_str(), &row.version, &row.kem, &row.dsa);
         let from = mdk(stored_kid(&row.mdk_id)?)?;
-        let suite = row.suite()?;
+        let (suite, signature) = (row.suite()?, row.signature()?);
         let (kem, dsa) = unwrapping(|| {
             let rewrap = |wrapped: &[u8], purpose| {
                 rewrap_secret(&from, &new, wrapped, &WrapContext { tenant, version: *version as u32, purpose }, || {
                     ("a stored tenant key is damaged", format!("tenant {tenant} version {version}: a seed does not unwrap"))
                 })
             };
-            Ok((rewrap(kem, Purpose::kem_seed(suite))?, rewrap(dsa, Purpose::DsaSeed)?))
+            Ok((rewrap(kem, Purpose::kem_seed(suite))?, rewrap(dsa, Purpose::dsa_seed(signature))?))
         })?;
         catalog::write_one::<bool>(
             "UPDATE pq.tenant_key_versions SET wrapped_kem_seed = $3, wrapped_dsa_seed = $4, mdk_id = $5

@@ -194,7 +194,7 @@ fn create_audit_key() -> PqResult<(Kid, pqcore::audit::AuditKey)> {
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING true",
         &[
             public.kid().as_bytes().as_slice().into(),
-            public.ml_dsa().as_bytes().as_slice().into(),
+            public.ml_dsa().as_bytes().into(),
             public.ed25519().as_slice().into(),
             mdk.id().as_bytes().as_slice().into(),
             wrapped_dsa.as_slice().into(),

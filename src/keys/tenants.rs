@@ -6,7 +6,7 @@ use crate::{
     keys::{access, versions},
     platform::{catalog, errors::{echo, PqError, PqResult}},
 };
-use pqcore::Suite;
+use pqcore::{SignatureSuite, Suite};
 use serde_json::json;
 use pgrx::prelude::*;
 
@@ -28,15 +28,54 @@ pub fn shredded_at(tenant: &str) -> PqResult<Option<String>> {
     catalog::one::<String>("SELECT shredded_at::text FROM pq.tenants WHERE name = $1", &[tenant.into()])
 }
 
-fn create_tenant(tenant: &str, kem: &str) -> PqResult<(String, i32, Vec<u8>)> {
+/// The KEM suite named `kem` ('ml-kem-768', 'ml-kem-1024' or 'x-wing'), or 22023.
+pub(crate) fn parse_kem(kem: &str) -> PqResult<Suite> {
+    Suite::parse(kem).ok_or_else(|| {
+        let names = Suite::ALL.map(|s| format!("'{}'", s.name())).join(", ");
+        PqError::InvalidParameter(format!("kem must be one of {names}, not \"{}\"", echo(kem)))
+    })
+}
+
+/// The signature suite named `signature` ('ml-dsa-65' or 'ml-dsa-87'), or 22023.
+pub(crate) fn parse_signature(signature: &str) -> PqResult<SignatureSuite> {
+    parse_signature_named("signature", signature)
+}
+
+/// [`parse_signature`] of the argument called `argument`.
+pub(crate) fn parse_signature_named(argument: &str, signature: &str) -> PqResult<SignatureSuite> {
+    SignatureSuite::parse(signature).ok_or_else(|| {
+        let names = SignatureSuite::ALL.map(|s| format!("'{}'", s.name())).join(", ");
+        PqError::InvalidParameter(format!("{argument} must be one of {names}, not \"{}\"", echo(signature)))
+    })
+}
+
+/// Refuses suites this database's schema cannot record yet (before ALTER
+/// EXTENSION UPDATE to 0.11.0). Call as owner.
+pub(crate) fn require_schema_for(suite: Suite, signature: SignatureSuite) -> PqResult<()> {
+    let cnsa2 = suite == Suite::MlKem1024 || signature != SignatureSuite::MlDsa65;
+    if cnsa2 && !catalog::pq_column_exists(c"tenants", c"signature") {
+        return Err(PqError::InvalidParameter(
+            "ML-KEM-1024 and ML-DSA-87 keys need ALTER EXTENSION apg_pqcrypto UPDATE to 0.11.0".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn create_tenant(tenant: &str, kem: &str, signature: &str) -> PqResult<(String, i32, Vec<u8>)> {
     crate::platform::roles::require_admin("create tenants")?;
     check_tenant_name(tenant)?;
-    let suite = Suite::parse(kem).ok_or_else(|| {
-        PqError::InvalidParameter(format!("kem must be 'ml-kem-768' or 'x-wing', not \"{}\"", echo(kem)))
-    })?;
+    let suite = parse_kem(kem)?;
+    let signature = parse_signature(signature)?;
     catalog::as_owner(|| {
+        require_schema_for(suite, signature)?;
         // Before ALTER EXTENSION UPDATE to 0.6.0 there is no kem column (and only ML-KEM-768).
-        let inserted = if catalog::pq_column_exists(c"tenants", c"kem") {
+        let inserted = if catalog::pq_column_exists(c"tenants", c"signature") {
+            catalog::write_one::<bool>(
+                "INSERT INTO pq.tenants (name, created_by, kem, signature) VALUES ($1, session_user, $2, $3)
+                 ON CONFLICT (name) DO NOTHING RETURNING true",
+                &[tenant.into(), suite.name().into(), signature.name().into()],
+            )?
+        } else if catalog::pq_column_exists(c"tenants", c"kem") {
             catalog::write_one::<bool>(
                 "INSERT INTO pq.tenants (name, created_by, kem) VALUES ($1, session_user, $2)
                  ON CONFLICT (name) DO NOTHING RETURNING true",
@@ -55,8 +94,8 @@ fn create_tenant(tenant: &str, kem: &str) -> PqResult<(String, i32, Vec<u8>)> {
         if !inserted {
             return Err(PqError::DuplicateTenant(echo(tenant)));
         }
-        let kid = versions::insert_version(tenant, 1, suite)?;
-        let details = json!({ "kid": kid.to_hex(), "kem": suite.name() });
+        let kid = versions::insert_version(tenant, 1, suite, signature)?;
+        let details = json!({ "kid": kid.to_hex(), "kem": suite.name(), "signature": signature.name() });
         events::record("tenant_created", Some(tenant), Some(1), &events::session_user(), None, details)?;
         Ok((tenant.to_owned(), 1, kid.as_bytes().to_vec()))
     })
@@ -122,17 +161,29 @@ pub mod pq {
     use super::*;
     use crate::platform::errors::OrRaise;
 
-    /// Creates a tenant with key version 1: a KEM key of `kem` ('ml-kem-768'
-    /// or 'x-wing', kept for every later version), ML-DSA-65, DEK. Its C
-    /// symbol is new in 0.6.0 (`create_tenant_kem_wrapper`), so that a
-    /// database still on an older script keeps calling the one-argument
-    /// symbol below until ALTER EXTENSION UPDATE.
+    /// Creates a tenant with key version 1: a KEM key of `kem`
+    /// ('ml-kem-768', 'ml-kem-1024' or 'x-wing'), a signing key of
+    /// `signature` ('ml-dsa-65' or 'ml-dsa-87'), and a DEK. Later versions
+    /// keep the suite until a rotation names another. Its C symbol is new in
+    /// 0.11.0 (`create_tenant_suite_wrapper`); a database still on an older
+    /// script keeps calling the symbols below until ALTER EXTENSION UPDATE.
     #[pg_extern(volatile, strict, parallel_unsafe, name = "create_tenant")]
-    pub fn create_tenant_kem(
+    pub fn create_tenant_suite(
         tenant: &str,
         kem: default!(&str, "'ml-kem-768'"),
+        signature: default!(&str, "'ml-dsa-65'"),
     ) -> TableIterator<'static, (name!(tenant, String), name!(version, i32), name!(kid, Vec<u8>))> {
-        TableIterator::once(super::create_tenant(tenant, kem).or_raise())
+        TableIterator::once(super::create_tenant(tenant, kem, signature).or_raise())
+    }
+
+    /// `pq.create_tenant(text, text)` of the install scripts 0.6.0 to 0.10.0
+    /// (no SQL of its own now).
+    #[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+    pub fn create_tenant_kem(
+        tenant: &str,
+        kem: &str,
+    ) -> TableIterator<'static, (name!(tenant, String), name!(version, i32), name!(kid, Vec<u8>))> {
+        TableIterator::once(super::create_tenant(tenant, kem, SignatureSuite::MlDsa65.name()).or_raise())
     }
 
     /// `pq.create_tenant(text)` of the install scripts before 0.6.0 (no SQL
@@ -141,7 +192,7 @@ pub mod pq {
     pub fn create_tenant(
         tenant: &str,
     ) -> TableIterator<'static, (name!(tenant, String), name!(version, i32), name!(kid, Vec<u8>))> {
-        TableIterator::once(super::create_tenant(tenant, Suite::MlKem768.name()).or_raise())
+        TableIterator::once(super::create_tenant(tenant, Suite::MlKem768.name(), SignatureSuite::MlDsa65.name()).or_raise())
     }
 
     /// Lets members of `role` use `tenant`'s keys. True if the grant is new.
@@ -157,13 +208,15 @@ pub mod pq {
     }
 
     /// The encapsulation key of the tenant's active version: ML-KEM-768
-    /// (1184 bytes, any FIPS 203 implementation) or X-Wing (1216 bytes).
+    /// (1184 bytes) or ML-KEM-1024 (1568 bytes, any FIPS 203
+    /// implementation), or X-Wing (1216 bytes).
     #[pg_extern(stable, strict, parallel_restricted)]
     pub fn tenant_public_key(tenant: &str) -> Vec<u8> {
         public_key(tenant, "public_key").or_raise()
     }
 
-    /// The ML-DSA-65 verifying key of the tenant's active version.
+    /// The verifying key of the tenant's active version: ML-DSA-65 (1952
+    /// bytes) or ML-DSA-87 (2592 bytes).
     #[pg_extern(stable, strict, parallel_restricted)]
     pub fn tenant_verifying_key(tenant: &str) -> Vec<u8> {
         public_key(tenant, "verifying_key").or_raise()

@@ -72,7 +72,10 @@ fn check(v: &Stored) -> Option<String> {
         if kem.public_key().as_bytes() != &v.public_key[..] {
             return fail("the KEM seed does not give the stored public key");
         }
-        let signing = match open_signing(&mdk, &v.tenant, v.version, dsa_seed) {
+        let Some(suite) = pqcore::SignatureSuite::of_public_key_len(v.verifying_key.len()) else {
+            return fail("the stored verifying key has no ML-DSA length");
+        };
+        let signing = match open_signing(&mdk, &v.tenant, v.version, dsa_seed, suite) {
             Ok(key) => key,
             Err(what) => return fail(what),
         };

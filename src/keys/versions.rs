@@ -18,8 +18,8 @@ use crate::{
     },
 };
 use pqcore::{
-    dek_suite, open_dek, Dek, DsaSeed, KeyedCipher, Kid, MasterDataKey, Purpose, RecipientSecret, SigningKey, Suite, VerifyingKey,
-    WrapContext,
+    dek_suite, open_dek, Dek, DsaSeed, KeyedCipher, Kid, MasterDataKey, Purpose, RecipientSecret, SignatureSuite, SigningKey,
+    Suite, VerifyingKey, WrapContext,
 };
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -108,13 +108,25 @@ pub(super) fn open_stored(
     Ok((kem, dek))
 }
 
-/// A stored version's ML-DSA-65 signing key, its seed unwrapped under
-/// `mdk`; or what is wrong, without key material. Call inside `unwrapping`.
-pub(super) fn open_signing(mdk: &MasterDataKey, tenant: &str, version: i32, wrapped: &[u8]) -> Result<SigningKey, &'static str> {
-    let context = WrapContext { tenant, version: version as u32, purpose: Purpose::DsaSeed };
+/// A stored version's ML-DSA signing key of `suite`, its seed unwrapped
+/// under `mdk`; or what is wrong, without key material. Call inside `unwrapping`.
+pub(super) fn open_signing(
+    mdk: &MasterDataKey,
+    tenant: &str,
+    version: i32,
+    wrapped: &[u8],
+    suite: SignatureSuite,
+) -> Result<SigningKey, &'static str> {
+    let context = WrapContext { tenant, version: version as u32, purpose: Purpose::dsa_seed(suite) };
     let seed = mdk.unwrap(wrapped, &context).map_err(|_| "the ML-DSA seed does not unwrap")?;
     let seed = DsaSeed::from_slice(seed.expose()).map_err(|_| "the ML-DSA seed is malformed")?;
-    Ok(SigningKey::from_seed(&seed))
+    Ok(SigningKey::from_seed_for(suite, &seed))
+}
+
+/// The signature suite of a stored verifying key of `len` bytes.
+pub fn signature_suite_of(len: usize) -> PqResult<SignatureSuite> {
+    SignatureSuite::of_public_key_len(len)
+        .ok_or_else(|| PqError::internal("a stored tenant key is damaged", format!("a verifying key of {len} bytes")))
 }
 
 fn cache_version(keys: &Rc<VersionKeys>) {
@@ -232,18 +244,18 @@ pub fn signing_key(keys: &VersionKeys) -> PqResult<Rc<SigningKey>> {
     // The seed and the MDK id are read together: a master key rotation
     // since the version was cached has rewrapped the seed under another
     // MDK than the one the cached keys were opened with.
-    let (wrapped, mdk) = catalog::as_owner(|| {
-        let (wrapped, mdk_id) = catalog::row(
-            "SELECT wrapped_dsa_seed, mdk_id FROM pq.tenant_key_versions WHERE kid = $1",
+    let (wrapped, mdk, suite) = catalog::as_owner(|| {
+        let (wrapped, mdk_id, vk_len) = catalog::row(
+            "SELECT wrapped_dsa_seed, mdk_id, octet_length(verifying_key) FROM pq.tenant_key_versions WHERE kid = $1",
             &[keys.kid().as_bytes().as_slice().into()],
-            |row| Ok((row.get::<Vec<u8>>(1)?, row.get::<Vec<u8>>(2)?)),
+            |row| Ok((row.get::<Vec<u8>>(1)?, row.get::<Vec<u8>>(2)?, row.get::<i32>(3)?)),
         )?
-        .and_then(|(wrapped, mdk_id)| Some((wrapped?, mdk_id?)))
+        .and_then(|(wrapped, mdk_id, vk_len)| Some((wrapped?, mdk_id?, vk_len?)))
         .ok_or_else(|| PqError::KeyState("the signing key of this key version is destroyed".into()))?;
-        Ok((wrapped, mdk(stored_kid(&mdk_id)?)?))
+        Ok((wrapped, mdk(stored_kid(&mdk_id)?)?, signature_suite_of(vk_len as usize)?))
     })?;
     let key = unwrapping(|| {
-        open_signing(&mdk, &keys.tenant, keys.version, &wrapped).map(Rc::new).map_err(|what| {
+        open_signing(&mdk, &keys.tenant, keys.version, &wrapped, suite).map(Rc::new).map_err(|what| {
             PqError::internal("a stored tenant key is damaged", format!("tenant {} version {}: {what}", keys.tenant, keys.version))
         })
     })?;
@@ -286,15 +298,16 @@ pub fn verifying_key(tenant: &str, signing_kid: Kid) -> PqResult<Option<Rc<Verif
 
 // ---------------------------------------------------------------- writes
 
-/// A new key version for `tenant` with a KEM key of `suite` (the caller has
-/// checked the right to do so); returns its kid. Runs as owner.
-pub fn insert_version(tenant: &str, version: i32, suite: Suite) -> PqResult<Kid> {
+/// A new key version for `tenant` with a KEM key of `suite` and a signing
+/// key of `signature` (the caller has checked the right to do so); returns
+/// its kid. Runs as owner.
+pub fn insert_version(tenant: &str, version: i32, suite: Suite, signature: SignatureSuite) -> PqResult<Kid> {
     let mdk = active_mdk_for_write()?;
     let (keys, wrapped_kem, wrapped_dsa) = unwrapping(|| {
-        let keys = pqcore::TenantKeys::generate(suite)?;
+        let keys = pqcore::TenantKeys::generate(suite, signature)?;
         let wrap = |secret: &[u8], purpose| mdk.wrap(secret, &WrapContext { tenant, version: version as u32, purpose });
         let wrapped_kem = wrap(keys.kem_seed.expose(), Purpose::kem_seed(suite))?;
-        let wrapped_dsa = wrap(keys.dsa_seed.expose(), Purpose::DsaSeed)?;
+        let wrapped_dsa = wrap(keys.dsa_seed.expose(), Purpose::dsa_seed(signature))?;
         Ok((keys, wrapped_kem, wrapped_dsa))
     })?;
     let kid = keys.kem.kid();
@@ -313,7 +326,7 @@ pub fn insert_version(tenant: &str, version: i32, suite: Suite) -> PqResult<Kid>
             wrapped_dsa.as_slice().into(),
             keys.sealed_dek.as_slice().into(),
             keys.kem.public_key().as_bytes().into(),
-            keys.signing.verifying_key().as_bytes().as_slice().into(),
+            keys.signing.verifying_key().as_bytes().into(),
         ],
     )?;
     Ok(kid)
@@ -334,6 +347,21 @@ pub fn tenant_suite(tenant: &str, writing: bool) -> PqResult<Suite> {
         catalog::one::<String>(query, &[tenant.into()])?
     };
     Ok(name.as_deref().and_then(Suite::parse).unwrap_or(Suite::MlKem768))
+}
+
+/// The signature suite of `tenant`'s next versions (ML-DSA-65 before
+/// 0.11.0); `writing` as for [`tenant_suite`]. Runs as owner.
+pub fn tenant_signature_suite(tenant: &str, writing: bool) -> PqResult<SignatureSuite> {
+    if !catalog::pq_column_exists(c"tenants", c"signature") {
+        return Ok(SignatureSuite::MlDsa65);
+    }
+    let query = "SELECT signature FROM pq.tenants WHERE name = $1";
+    let name = if writing {
+        catalog::write_one::<String>(query, &[tenant.into()])?
+    } else {
+        catalog::one::<String>(query, &[tenant.into()])?
+    };
+    Ok(name.as_deref().and_then(SignatureSuite::parse).unwrap_or_default())
 }
 
 /// Every kid of `tenant`'s versions (of every tenant when None), any state.
@@ -376,6 +404,8 @@ pub struct StoredSeeds {
     pub kem: Vec<u8>,
     pub dsa: Vec<u8>,
     pub sealed_dek: Vec<u8>,
+    /// Length of the stored verifying key (it tells the signature suite).
+    pub verifying_key_len: i32,
 }
 
 impl StoredSeeds {
@@ -388,13 +418,19 @@ impl StoredSeeds {
             )
         })
     }
+
+    /// The version's signature suite, from its verifying key.
+    pub fn signature(&self) -> PqResult<SignatureSuite> {
+        signature_suite_of(self.verifying_key_len as usize)
+    }
 }
 
 /// Every version of `tenant` (None: of every tenant) that has seeds, by
 /// tenant and version. Call as owner.
 pub fn stored_seeds(tenant: Option<&str>) -> PqResult<Vec<StoredSeeds>> {
     catalog::write_rows(
-        "SELECT tenant, version, kid, mdk_id, wrapped_kem_seed, wrapped_dsa_seed, sealed_dek FROM pq.tenant_key_versions
+        "SELECT tenant, version, kid, mdk_id, wrapped_kem_seed, wrapped_dsa_seed, sealed_dek, octet_length(verifying_key)
+           FROM pq.tenant_key_versions
           WHERE wrapped_kem_seed IS NOT NULL AND ($1::text IS NULL OR tenant = $1) ORDER BY tenant, version",
         &[tenant.into()],
         |row| {
@@ -406,6 +442,7 @@ pub fn stored_seeds(tenant: Option<&str>) -> PqResult<Vec<StoredSeeds>> {
                 kem: row.get::<Vec<u8>>(5)?.unwrap_or_default(),
                 dsa: row.get::<Vec<u8>>(6)?.unwrap_or_default(),
                 sealed_dek: row.get::<Vec<u8>>(7)?.unwrap_or_default(),
+                verifying_key_len: row.get::<i32>(8)?.unwrap_or_default(),
             })
         },
     )
@@ -421,7 +458,7 @@ pub fn version_seeds(v: &StoredSeeds) -> PqResult<(pqcore::Plaintext, pqcore::Pl
             PqError::internal("a stored tenant key is damaged", format!("tenant {tenant} version {version}: a seed does not unwrap"))
         })
     };
-    Ok((unwrap(&v.kem, Purpose::kem_seed(v.suite()?))?, unwrap(&v.dsa, Purpose::DsaSeed)?))
+    Ok((unwrap(&v.kem, Purpose::kem_seed(v.suite()?))?, unwrap(&v.dsa, Purpose::dsa_seed(v.signature()?))?))
 }
 
 /// A version restored from a backup, checked and wrapped under the active MDK.
@@ -429,6 +466,7 @@ pub struct RestoredVersion<'a> {
     pub tenant: &'a str,
     pub version: i32,
     pub suite: Suite,
+    pub signature: SignatureSuite,
     pub kem_seed: &'a [u8],
     pub dsa_seed: &'a [u8],
     pub sealed_dek: &'a [u8],
@@ -450,11 +488,11 @@ pub fn wrap_restored(v: &RestoredVersion<'_>) -> PqResult<(DerivedKeys, WrappedS
         let damaged = || PqError::InvalidParameter(format!("the bundle's key version {} of \"{}\" is damaged", v.version, echo(v.tenant)));
         let kem = RecipientSecret::from_seed(v.suite, v.kem_seed).map_err(|_| damaged())?;
         let dsa_seed = DsaSeed::from_slice(v.dsa_seed).map_err(|_| damaged())?;
-        let signing = SigningKey::from_seed(&dsa_seed);
+        let signing = SigningKey::from_seed_for(v.signature, &dsa_seed);
         open_dek(&kem, v.sealed_dek).map_err(|_| damaged())?;
         let context = |purpose| WrapContext { tenant: v.tenant, version: v.version as u32, purpose };
         let wrapped_kem = mdk.wrap(v.kem_seed, &context(Purpose::kem_seed(v.suite)))?;
-        let wrapped_dsa = mdk.wrap(v.dsa_seed, &context(Purpose::DsaSeed))?;
+        let wrapped_dsa = mdk.wrap(v.dsa_seed, &context(Purpose::dsa_seed(v.signature)))?;
         let derived = (kem.kid(), signing.kid(), kem.public_key().as_bytes().to_vec(), signing.verifying_key().as_bytes().to_vec());
         Ok((derived, (mdk.id(), wrapped_kem, wrapped_dsa)))
     })

@@ -15,7 +15,7 @@ use crate::{
     platform::{catalog, datum::PgBytea, errors::{echo, PqError, PqResult}},
 };
 use pgrx::prelude::*;
-use pqcore::{keyed_len, sealed, Envelope, Kind};
+use pqcore::{keyed_len, sealed, Envelope, Kind, SignatureSuite, Suite};
 use serde_json::json;
 
 /// What a rotation returns.
@@ -44,9 +44,22 @@ pub(crate) fn lock_tenant(tenant: &str) -> PqResult<()> {
         .ok_or_else(|| PqError::UnknownTenant(echo(tenant)))
 }
 
-/// Retires the active version (if any) and creates the next one, active.
-/// Call as owner; the worker calls it too.
+/// Retires the active version (if any) and creates the next one, active,
+/// under the tenant's suite. Call as owner; the worker calls it too.
 pub fn rotate_as_owner(tenant: &str, reason: &str, actor: &str) -> PqResult<Rotation> {
+    rotate_to_suite(tenant, reason, actor, None, None)
+}
+
+/// [`rotate_as_owner`], moving the tenant to the KEM `kem` and the
+/// signature suite `signature` where given: the new version and every later
+/// one use them; older versions keep theirs. Call as owner.
+pub fn rotate_to_suite(
+    tenant: &str,
+    reason: &str,
+    actor: &str,
+    kem: Option<Suite>,
+    signature: Option<SignatureSuite>,
+) -> PqResult<Rotation> {
     lock_tenant(tenant)?;
     if let Some(at) = crate::keys::tenants::shredded_at(tenant)? {
         return Err(PqError::KeyState(format!("tenant \"{}\" was shredded at {at}: it gets no new keys", echo(tenant))));
@@ -61,21 +74,30 @@ pub fn rotate_as_owner(tenant: &str, reason: &str, actor: &str) -> PqResult<Rota
         &[tenant.into()],
     )?
     .unwrap_or(1);
-    let kid = versions::insert_version(tenant, next, versions::tenant_suite(tenant, true)?)?;
-    events::record(
-        "key_rotated",
-        Some(tenant),
-        Some(next),
-        actor,
-        Some(reason),
-        json!({ "old_version": old, "kid": kid.to_hex() }),
-    )?;
+    let (was_kem, was_signature) = (versions::tenant_suite(tenant, true)?, versions::tenant_signature_suite(tenant, true)?);
+    let (kem, signature) = (kem.unwrap_or(was_kem), signature.unwrap_or(was_signature));
+    crate::keys::tenants::require_schema_for(kem, signature)?;
+    if (kem, signature) != (was_kem, was_signature) {
+        catalog::write_one::<bool>(
+            "UPDATE pq.tenants SET kem = $2, signature = $3 WHERE name = $1 RETURNING true",
+            &[tenant.into(), kem.name().into(), signature.name().into()],
+        )?;
+    }
+    let kid = versions::insert_version(tenant, next, kem, signature)?;
+    let mut details = json!({ "old_version": old, "kid": kid.to_hex(), "kem": kem.name(), "signature": signature.name() });
+    if (kem, signature) != (was_kem, was_signature) {
+        details["suite_changed_from"] = json!({ "kem": was_kem.name(), "signature": was_signature.name() });
+    }
+    events::record("key_rotated", Some(tenant), Some(next), actor, Some(reason), details)?;
     Ok(Rotation { kid: kid.as_bytes().to_vec(), version: next, archived: old.is_some() })
 }
 
-fn rotate(tenant: &str, reason: &str, actor: &str) -> PqResult<Rotation> {
+fn rotate(tenant: &str, reason: &str, actor: &str, kem: &str, signature: &str) -> PqResult<Rotation> {
     require_key_admin(tenant, "rotate tenant keys")?;
-    catalog::as_owner(|| rotate_as_owner(tenant, reason, actor))
+    // '' keeps the tenant's suite.
+    let kem = (!kem.is_empty()).then(|| crate::keys::tenants::parse_kem(kem)).transpose()?;
+    let signature = (!signature.is_empty()).then(|| crate::keys::tenants::parse_signature(signature)).transpose()?;
+    catalog::as_owner(|| rotate_to_suite(tenant, reason, actor, kem, signature))
 }
 
 /// The state and kid of one version. Call as owner.
@@ -308,17 +330,38 @@ pub mod pq {
     use super::*;
     use crate::platform::errors::OrRaise;
 
-    /// Retires the tenant's active version and makes a new one active.
-    #[pg_extern(volatile, strict, parallel_unsafe)]
-    pub fn rotate_tenant_key(
+    /// Retires the tenant's active version and makes a new one active. With
+    /// `kem` ('ml-kem-768', 'ml-kem-1024', 'x-wing') or `signature`
+    /// ('ml-dsa-65', 'ml-dsa-87'), the new version and every later one use
+    /// that suite ('' keeps the tenant's); older versions keep theirs. Its
+    /// C symbol is new in 0.11.0; the one below serves older scripts.
+    #[pg_extern(volatile, strict, parallel_unsafe, name = "rotate_tenant_key")]
+    pub fn rotate_tenant_key_suite(
         tenant: &str,
         reason: &str,
         user_id: default!(&str, "session_user"),
+        kem: default!(&str, "''"),
+        signature: default!(&str, "''"),
     ) -> TableIterator<
         'static,
         (name!(success, bool), name!(new_key_id, Vec<u8>), name!(new_version, i32), name!(old_key_archived, bool)),
     > {
-        let r = rotate(tenant, reason, user_id).or_raise();
+        let r = rotate(tenant, reason, user_id, kem, signature).or_raise();
+        TableIterator::once((true, r.kid, r.version, r.archived))
+    }
+
+    /// `pq.rotate_tenant_key(text, text, text)` of the install scripts
+    /// before 0.11.0 (no SQL of its own now).
+    #[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+    pub fn rotate_tenant_key(
+        tenant: &str,
+        reason: &str,
+        user_id: &str,
+    ) -> TableIterator<
+        'static,
+        (name!(success, bool), name!(new_key_id, Vec<u8>), name!(new_version, i32), name!(old_key_archived, bool)),
+    > {
+        let r = rotate(tenant, reason, user_id, "", "").or_raise();
         TableIterator::once((true, r.kid, r.version, r.archived))
     }
 

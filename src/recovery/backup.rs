@@ -21,7 +21,7 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use pqcore::{
     backup::{self, Payload, Secret, SecretKind, BUNDLE_HEADER_LEN, BUNDLE_VERSION, KIND_KEY_BACKUP},
-    Error as CoreError, Kid, RecipientKey, Suite,
+    Error as CoreError, Kid, RecipientKey, SignatureSuite, Suite,
 };
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
@@ -34,6 +34,7 @@ const DOC_FORMAT: i64 = 1;
 fn tenant_doc(tenant: &str, metadata: bool) -> PqResult<Value> {
     catalog::write_one::<JsonB>(
         "SELECT jsonb_build_object('name', t.name, 'kem', t.kem, 'created_at', t.created_at, 'created_by', t.created_by,
+                  'signature', coalesce(to_jsonb(t)->>'signature', 'ml-dsa-65'),
                   'versions', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                       'version', v.version, 'state', v.state, 'kid', encode(v.kid, 'hex'),
                       'signing_kid', encode(v.signing_kid, 'hex'), 'public_key', encode(v.public_key, 'hex'),
@@ -310,6 +311,16 @@ fn restore_tenant(t: &Value, name: &str, payload: &Payload, overwrite: bool) -> 
                  RETURNING true",
                 &[name.into(), suite.name().into(), JsonB(t.clone()).into()],
             )?;
+            if let Some(signature) = t.get("signature").and_then(Value::as_str) {
+                let signature = tenants::parse_signature(signature).map_err(|_| invalid("the bundle names an unknown signature"))?;
+                tenants::require_schema_for(suite, signature)?;
+                if signature != SignatureSuite::MlDsa65 {
+                    catalog::write_one::<bool>(
+                        "UPDATE pq.tenants SET signature = $2 WHERE name = $1 RETURNING true",
+                        &[name.into(), signature.name().into()],
+                    )?;
+                }
+            }
         }
         Some(_) if crate::keys::tenants::shredded_at(name)?.is_some() => {
             return Err(PqError::KeyStateHint(
@@ -332,7 +343,7 @@ fn restore_tenant(t: &Value, name: &str, payload: &Payload, overwrite: bool) -> 
     let versions = field(t, "versions")?.as_array().ok_or_else(|| invalid("the bundle's \"versions\" is not an array"))?;
     let mut restored = 0;
     for v in versions {
-        restore_version(v, name, suite, payload, overwrite)?;
+        restore_version(v, name, payload, overwrite)?;
         restored += 1;
     }
     let classical = restore_classical(t, name, payload)?;
@@ -362,7 +373,7 @@ fn restore_tenant(t: &Value, name: &str, payload: &Payload, overwrite: bool) -> 
     Ok((restored, classical))
 }
 
-fn restore_version(v: &Value, name: &str, suite: Suite, payload: &Payload, overwrite: bool) -> PqResult<()> {
+fn restore_version(v: &Value, name: &str, payload: &Payload, overwrite: bool) -> PqResult<()> {
     let version = field(v, "version")?.as_i64().and_then(|n| i32::try_from(n).ok()).filter(|n| *n > 0)
         .ok_or_else(|| invalid("the bundle's \"version\" is not a positive number"))?;
     let state = text(v, "state")?;
@@ -370,6 +381,14 @@ fn restore_version(v: &Value, name: &str, suite: Suite, payload: &Payload, overw
     let reference: [u8; 16] = kid.as_slice().try_into().map_err(|_| invalid("the bundle's \"kid\" is not 16 bytes"))?;
     let (public_key, verifying_key) = (bytes(v, "public_key")?, bytes(v, "verifying_key")?);
     let signing_kid = bytes(v, "signing_kid")?;
+    // Each version has its own suites (a rotation may have moved the
+    // tenant): its public keys' lengths tell them.
+    let suite = RecipientKey::from_slice(&public_key)
+        .map(|k| k.suite())
+        .map_err(|_| invalid(format!("the bundle's key version {version} has no valid public key")))?;
+    let signature = SignatureSuite::of_public_key_len(verifying_key.len())
+        .ok_or_else(|| invalid(format!("the bundle's key version {version} has no valid verifying key")))?;
+    tenants::require_schema_for(suite, signature)?;
     let clash = catalog::write_row(
         "SELECT tenant, version FROM pq.tenant_key_versions WHERE (kid = $1 OR signing_kid = $4) AND NOT (tenant = $2 AND version = $3)",
         &[kid.as_slice().into(), name.into(), version.into(), signing_kid.as_slice().into()],
@@ -409,7 +428,7 @@ fn restore_version(v: &Value, name: &str, suite: Suite, payload: &Payload, overw
     }
     let (mdk_id, wrapped_kem, wrapped_dsa, sealed_dek) = if state == "destroyed" {
         // No seeds to derive them from: the public keys must still be valid
-        // keys of the tenant's suite whose ids are the kids (a destroyed
+        // keys of the version's suite whose ids are the kids (a destroyed
         // version's verifying key keeps verifying old signatures).
         if !public_keys_match(suite, &public_key, &kid, &verifying_key, &signing_kid) {
             return Err(invalid(format!("the bundle's key version {version} does not match its public keys")));
@@ -420,7 +439,7 @@ fn restore_version(v: &Value, name: &str, suite: Suite, payload: &Payload, overw
         let kem_seed = payload.secret(SecretKind::KemSeed, &reference).ok_or_else(missing)?;
         let dsa_seed = payload.secret(SecretKind::DsaSeed, &reference).ok_or_else(missing)?;
         let sealed_dek = bytes(v, "sealed_dek")?;
-        let restored = versions::RestoredVersion { tenant: name, version, suite, kem_seed, dsa_seed, sealed_dek: &sealed_dek };
+        let restored = versions::RestoredVersion { tenant: name, version, suite, signature, kem_seed, dsa_seed, sealed_dek: &sealed_dek };
         let ((d_kid, d_signing, d_public, d_verifying), (mdk_id, wk, wd)) = versions::wrap_restored(&restored)?;
         if d_kid.as_bytes()[..] != kid[..] || d_signing.as_bytes()[..] != signing_kid[..] || d_public != public_key || d_verifying != verifying_key {
             return Err(invalid(format!("the bundle's key version {version} does not match its secrets")));

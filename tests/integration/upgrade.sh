@@ -3,7 +3,7 @@
 # providers work, and the result is the same extension as a fresh install
 # of this version (objects, columns, constraints, functions, views,
 # triggers, privileges, dump settings).
-# checks: 231
+# checks: 251
 dir="$base/upgrade"
 port=$port_upgrade
 extdir="$("$PG_CONFIG" --sharedir)/extension"
@@ -83,6 +83,13 @@ for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0 0.9.0 0.10.0; do
          -c "INSERT INTO legacy SELECT i, pgp_sym_encrypt('legacy-' || i, 'old secret') FROM generate_series(1, 50) i" \
          -c "SELECT pq.register_classical_key('globex', 'pgp_sym', 'old secret')" \
          -c "SELECT job, rows_migrated, rows_failed FROM pq.migrate_column_now('legacy', 'v', tenant => 'globex')" 2>&1 | tail -1)"
+  check "from $from: an old tenant moves to ML-KEM-1024 + ML-DSA-87 by rotation; its old values still open and verify" "3|ml-kem-1024|ml-dsa-87|L|H|100|100" \
+    "$(q "$port" -d "$db" -c "SELECT new_version FROM pq.rotate_tenant_key('acme', 'cnsa 2.0', kem => 'ml-kem-1024', signature => 'ml-dsa-87')" \
+         -c "SELECT kem, signature FROM pq.tenant_keys WHERE tenant = 'acme' AND state = 'active'" \
+         -c "SELECT convert_from(substr(pq_seal(pq.tenant_public_key('acme'), 'x'), 2, 1), 'SQL_ASCII'),
+                    convert_from(substr(pq_sign('acme', 'x'), 2, 1), 'SQL_ASCII'),
+                    (SELECT count(*) FROM app WHERE pq_unseal_text(sealed, name) = 'sealed-' || substr(name, 2)),
+                    (SELECT count(*) FROM app WHERE pq_verify('acme', convert_to(name, 'UTF8'), signature))" | paste -sd'|')"
   check "from $from: the master key moves to another provider after the update" "file|t" \
     "$(q "$port" -d "$db" -c "SELECT provider, versions_rewrapped > 0 FROM pq.rotate_master_key('file')" | grep -v '^WARNING:  the key escrow is stale')"
   bound=$(case "$from" in 0.1.0|0.2.0) echo "1|1" ;; *) echo "0|2" ;; esac)   # 0.3.0 binds every wrap already
@@ -90,6 +97,8 @@ for from in 0.1.0 0.2.0 0.3.0 0.4.0 0.5.0 0.6.0 0.7.0 0.8.0 0.9.0 0.10.0; do
     "$(q "$port" -d "$db" -c "SELECT count(*) FILTER (WHERE system_identifier IS NULL), count(*) FILTER (WHERE system_identifier IS NOT NULL) FROM pq.master_keys")"
   check "from $from: everything still decrypts under the new master data key" "100" \
     "$(q "$port" -d "$db" -c "SELECT count(*) FROM app WHERE pq_decrypt_text(keyed, name) LIKE 'value-%'")"
+  check "from $from: the ML-KEM-1024 + ML-DSA-87 version works under the new master data key" "x|t" \
+    "$(q "$port" -d "$db" -c "SELECT pq_unseal_text(pq_seal(pq.tenant_public_key('acme'), 'x')), pq_verify('acme', 'm', pq_sign('acme', 'm'))")"
   check "from $from: classical keys move to the new master data key too" "legacy-3" \
     "$(q "$port" -d "$db" -c "SELECT pq.decrypt_any_text(pgp_sym_encrypt('legacy-3', 'old secret'), 'globex')")"
   check "from $from: the config store and the audit chain work after the update" "2|v2|t|t" \

@@ -1,0 +1,89 @@
+-- CNSA 2.0 suites (0.11.0): ML-KEM-1024 and ML-DSA-87 tenants, a suite
+-- change by rotation, raw keys of every suite. docs/FORMAT.md §3.4, §5.
+
+-- Every suite this build serves.
+SELECT name, kind, standard, category, cnsa2, public_key_bytes, secret_key_bytes, output_bytes, envelope_bytes, envelope_kinds
+  FROM pq_algorithms() ORDER BY kind, name;
+SELECT count(*) FILTER (WHERE backend LIKE '%ml-kem%' OR backend LIKE '%ml-dsa%') AS with_backend FROM pq_algorithms();
+
+-- A CNSA 2.0 tenant.
+SELECT tenant, version, length(kid) FROM pq.create_tenant('cnsa', kem => 'ml-kem-1024', signature => 'ml-dsa-87');
+SELECT try($$ SELECT pq.create_tenant('bad-sig', signature => 'ml-dsa-44') $$);
+SELECT try($$ SELECT pq.create_tenant('bad-sig', kem => 'ML-KEM-1024') $$);
+SELECT count(*) AS created FROM pq.tenants WHERE name = 'bad-sig';
+SELECT name, kem, signature FROM pq.tenants WHERE name = 'cnsa';
+SELECT version, kem, signature, length(public_key) AS pk, length(verifying_key) AS vk
+  FROM pq.tenant_keys WHERE tenant = 'cnsa';
+SELECT substr(sealed_dek, 2, 1) AS dek_kind FROM pq.tenant_key_versions WHERE tenant = 'cnsa';
+SELECT pq.grant_tenant('cnsa', 'regress_app_a');
+SET ROLE regress_app_a;
+-- Sealed ('L'), keyed ('K', unchanged: the DEK is suite-independent), signed ('H').
+SELECT substr(e, 2, 1) AS kind, length(e) - 1614 AS plaintext_len, pq_unseal_text(e, 'api_key') AS opened
+  FROM pq_seal(pq.tenant_public_key('cnsa'), 'cnsa secret', 'api_key') e;
+SELECT pq_inspect(pq_seal(pq.tenant_public_key('cnsa'), 'x', 'k')) - 'kid' AS inspect_l;
+SELECT pq_decrypt_text(pq_encrypt('cnsa', 'keyed under ML-KEM-1024', 'k'), 'k');
+SELECT substr(s, 2, 1) AS kind, length(s), pq_verify('cnsa', 'm', s) AS valid,
+       pq_verify('cnsa', 'other', s) AS other_message,
+       pq_verify('cnsa', 'm', set_byte(s, 100, get_byte(s, 100) # 1)) AS flipped
+  FROM pq_sign('cnsa', 'm') s;
+SELECT pq_inspect(pq_sign('cnsa', 'm')) - 'kid' AS inspect_h;
+-- A batch of ML-KEM-1024 items ('M').
+SELECT ord, substr(item, 2, 1) AS kind, length(item), pq_unseal_text(item, 'r' || ord) AS opened
+  FROM unnest(pq_seal_batch(pq.tenant_public_key('cnsa'), ARRAY['one', 'two']::bytea[], ARRAY['r1', 'r2']::bytea[]))
+       WITH ORDINALITY AS b(item, ord);
+-- Relabelled or truncated envelopes are refused.
+SELECT try($$ SELECT pq_unseal(overlay(pq_seal(pq.tenant_public_key('cnsa'), 'x') PLACING 'S' FROM 2 FOR 1)) $$);
+SELECT try($$ SELECT pq_unseal(overlay(pq_seal(pq.tenant_public_key('acme'), 'x') PLACING 'L' FROM 2 FOR 1)) $$);
+SELECT try($$ SELECT pq_unseal(substr(pq_seal(pq.tenant_public_key('cnsa'), 'x'), 1, 1613)) $$);
+SELECT try($$ SELECT pq_verify('cnsa', 'm', overlay(pq_sign('cnsa', 'm') PLACING 'G' FROM 2 FOR 1)) $$);
+RESET ROLE;
+
+-- A suite change by rotation: old versions keep their suite and keep
+-- decrypting and verifying; the new version and later ones use the new one.
+SELECT tenant FROM pq.create_tenant('moving');
+CREATE TABLE moving_values AS
+SELECT pq_seal(pq.tenant_public_key('moving'), 'sealed under 768', 'row') AS sealed,
+       pq_encrypt('moving', 'keyed under v1', 'row') AS keyed,
+       pq_sign('moving', 'signed by v1') AS signature;
+SELECT substr(sealed, 2, 1) AS sealed_kind, substr(signature, 2, 1) AS signature_kind FROM moving_values;
+SELECT try($$ SELECT pq.rotate_tenant_key('moving', 'cnsa', kem => 'kyber-1024') $$);
+SELECT try($$ SELECT pq.rotate_tenant_key('moving', 'cnsa', signature => 'ml-dsa-44') $$);
+SELECT count(*) AS versions FROM pq.tenant_key_versions WHERE tenant = 'moving';
+SELECT new_version FROM pq.rotate_tenant_key('moving', 'to CNSA 2.0', kem => 'ml-kem-1024', signature => 'ml-dsa-87');
+SELECT name, kem, signature FROM pq.tenants WHERE name = 'moving';
+SELECT pq_unseal_text(sealed, 'row') AS sealed, pq_decrypt_text(keyed, 'row') AS keyed,
+       pq_verify('moving', 'signed by v1', signature) AS v1_signature FROM moving_values;
+SELECT substr(pq_seal(pq.tenant_public_key('moving'), 'x'), 2, 1) AS new_sealed_kind,
+       substr(pq_sign('moving', 'x'), 2, 1) AS new_signature_kind,
+       pq_verify('moving', 'x', pq_sign('moving', 'x')) AS v2_signature;
+-- pq.rewrap carries an 'S' envelope of version 1 to the active ML-KEM-1024 version.
+SELECT substr(r, 2, 1) AS kind, pq_unseal_text(r, 'row') AS opened,
+       (pq_inspect(r)->>'key_version')::int AS key_version
+  FROM (SELECT pq.rewrap(sealed, 'row') AS r FROM moving_values) w;
+-- A rotation without a suite keeps the tenant's; another moves it again.
+SELECT new_version FROM pq.rotate_tenant_key('moving', 'scheduled');
+SELECT new_version FROM pq.rotate_tenant_key('moving', 'hybrid', kem => 'x-wing');
+SELECT version, state, kem, signature FROM pq.tenant_keys WHERE tenant = 'moving' ORDER BY version;
+SELECT version, details->'suite_changed_from' AS changed_from, details->>'kem' AS kem, details->>'signature' AS signature
+  FROM pq.key_events WHERE tenant = 'moving' AND event = 'key_rotated' ORDER BY id;
+SELECT pq_unseal_text(sealed, 'row') AS sealed, pq_decrypt_text(keyed, 'row') AS keyed,
+       pq_verify('moving', 'signed by v1', signature) AS v1_signature FROM moving_values;
+SELECT count(*) AS checked FROM pq.verify_keys('moving') WHERE problem IS NULL;
+
+-- Raw keys of every suite.
+CREATE TABLE raw_keys AS SELECT a, k.* FROM unnest(ARRAY['ml-kem-768', 'ml-kem-1024', 'x-wing', 'ml-dsa-65', 'ml-dsa-87']) a,
+                                              LATERAL pq_generate_keypair(a) k;
+SELECT a, length(public_key), length(secret_key), kid = substr(sha256(public_key), 1, 16) AS kid_ok FROM raw_keys ORDER BY a;
+SELECT a, substr(e, 2, 1) AS kind, convert_from(pq_open(secret_key, e), 'UTF8') AS opened
+  FROM raw_keys, pq_seal(public_key, 'raw ' || a) e WHERE a LIKE 'ml-kem%' OR a = 'x-wing' ORDER BY a;
+SELECT a, length(s), pq_verify_with(public_key, 'm', s) AS valid, pq_verify_with(public_key, 'n', s) AS other
+  FROM raw_keys, pq_sign_with(secret_key, 'm', '', a) s WHERE a LIKE 'ml-dsa%' ORDER BY a;
+-- A 64-byte seed opens an 'L' envelope only as an ML-KEM-1024 key; an
+-- ML-DSA-87 seed signs as ML-DSA-65 only when asked to.
+SELECT try($$ SELECT pq_open(k.secret_key, pq_seal(l.public_key, 'x'::text)) FROM raw_keys k, raw_keys l
+               WHERE k.a = 'ml-kem-768' AND l.a = 'ml-kem-1024' $$);
+SELECT try($$ SELECT pq_open(k.secret_key, pq_seal(l.public_key, 'x'::text)) FROM raw_keys k, raw_keys l
+               WHERE k.a = 'x-wing' AND l.a = 'ml-kem-1024' $$);
+SELECT pq_verify_with(public_key, 'm', pq_sign_with(secret_key, 'm')) AS as_65 FROM raw_keys WHERE a = 'ml-dsa-87';
+SELECT try($$ SELECT pq_sign_with(secret_key, 'm', '', 'ml-dsa-44') FROM raw_keys WHERE a = 'ml-dsa-87' $$);
+DROP TABLE raw_keys, moving_values;
