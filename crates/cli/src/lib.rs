@@ -14,7 +14,7 @@ use pqcore::{
     format::{KIND_STREAM, STREAM_PREFIX_LEN},
     sealed,
     stream::{self, ChunkCipher, StreamError, StreamHeader},
-    Envelope, Kind, RecipientKey, RecipientSecret, SigningKey, Suite, VerifyingKey,
+    Envelope, Kind, RecipientKey, RecipientSecret, SignatureSuite, SigningKey, Suite, VerifyingKey,
 };
 pub mod db;
 pub mod escrow;
@@ -199,8 +199,10 @@ fn write_file(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
     MlKem768,
+    MlKem1024,
     XWing,
     MlDsa65,
+    MlDsa87,
 }
 
 /// A new key pair: the secret key (seed) to `secret` (0600, never
@@ -210,13 +212,18 @@ pub fn keygen(algorithm: Algorithm, secret: &Path, public: &Path) -> Result<Stri
         return Err(CliError::Io(format!("{} exists: a secret key is never overwritten", secret.display())));
     }
     let (seed, public_key, kid): (Zeroizing<Vec<u8>>, Vec<u8>, String) = match algorithm {
-        Algorithm::MlKem768 | Algorithm::XWing => {
-            let suite = if algorithm == Algorithm::XWing { Suite::XWing } else { Suite::MlKem768 };
+        Algorithm::MlKem768 | Algorithm::MlKem1024 | Algorithm::XWing => {
+            let suite = match algorithm {
+                Algorithm::XWing => Suite::XWing,
+                Algorithm::MlKem1024 => Suite::MlKem1024,
+                _ => Suite::MlKem768,
+            };
             let (seed, key) = RecipientSecret::generate(suite)?;
             (Zeroizing::new(seed.expose().to_vec()), key.public_key().as_bytes().to_vec(), key.kid().to_hex())
         }
-        Algorithm::MlDsa65 => {
-            let (seed, key) = SigningKey::generate()?;
+        Algorithm::MlDsa65 | Algorithm::MlDsa87 => {
+            let suite = if algorithm == Algorithm::MlDsa87 { SignatureSuite::MlDsa87 } else { SignatureSuite::MlDsa65 };
+            let (seed, key) = SigningKey::generate_for(suite)?;
             (Zeroizing::new(seed.expose().to_vec()), key.verifying_key().as_bytes().to_vec(), key.kid().to_hex())
         }
     };
@@ -237,8 +244,9 @@ pub(crate) fn wrong_key(path: &Path, want: &str) -> CliError {
     CliError::Input(format!("{} is not {want}", path.display()))
 }
 
-const PUBLIC_KEM_KEY: &str = "an ML-KEM-768 (1184 bytes) or X-Wing (1216 bytes) public key";
-const SECRET_KEM_KEY: &str = "an ML-KEM-768 (64-byte seed or 2400 bytes) or X-Wing (32-byte seed) secret key";
+const PUBLIC_KEM_KEY: &str = "an ML-KEM-768 (1184 bytes), ML-KEM-1024 (1568 bytes) or X-Wing (1216 bytes) public key";
+const SECRET_KEM_KEY: &str =
+    "an ML-KEM-768 (64-byte seed or 2400 bytes), ML-KEM-1024 (64-byte seed or 3168 bytes) or X-Wing (32-byte seed) secret key";
 
 pub(crate) fn recipient(public_key: &Path) -> Result<RecipientKey> {
     RecipientKey::from_slice(&read_key_file(public_key)?).map_err(|_| wrong_key(public_key, PUBLIC_KEM_KEY))
@@ -246,6 +254,13 @@ pub(crate) fn recipient(public_key: &Path) -> Result<RecipientKey> {
 
 pub(crate) fn secret_kem_key(secret_key: &Path) -> Result<RecipientSecret> {
     RecipientSecret::from_slice(&read_key_file(secret_key)?).map_err(|_| wrong_key(secret_key, SECRET_KEM_KEY))
+}
+
+/// The secret key for an envelope of `suite` (a 64-byte seed is either
+/// ML-KEM set's: the envelope's kind decides).
+pub(crate) fn secret_kem_key_for(secret_key: &Path, suite: Suite) -> Result<RecipientSecret> {
+    RecipientSecret::from_slice_for(suite, &read_key_file(secret_key)?)
+        .map_err(|_| wrong_key(secret_key, &format!("a {} secret key", suite.name())))
 }
 
 pub(crate) fn not_this_key(kid: pqcore::Kid, key: &RecipientSecret, path: &Path) -> CliError {
@@ -431,10 +446,10 @@ fn read_envelope_or_stream(path: Option<&Path>) -> Result<Input> {
 /// or 'W', or a stream 'T') with the secret key in `secret_key`. The
 /// plaintext file is created 0600, and only once everything is authenticated.
 pub fn open(secret_key: &Path, aad: &[u8], input: Option<&Path>, output: Option<&Path>, quiet: bool) -> Result<()> {
-    let key = secret_kem_key(secret_key)?;
     let bytes = match read_envelope_or_stream(input)? {
         Input::Envelope(bytes) => bytes,
         Input::Stream { header, reader, total } => {
+            let key = secret_kem_key_for(secret_key, header.suite())?;
             return open_stream(&key, secret_key, &header, aad, reader, total, output, quiet);
         }
     };
@@ -443,6 +458,7 @@ pub fn open(secret_key: &Path, aad: &[u8], input: Option<&Path>, output: Option<
         return Err(CliError::Input(format!("the input is a {} envelope, not a sealed one", parsed.kind().name())));
     }
     let envelope = parsed.into_sealed()?;
+    let key = secret_kem_key_for(secret_key, envelope.suite())?;
     if envelope.kid() != key.kid() {
         return Err(not_this_key(envelope.kid(), &key, secret_key));
     }
@@ -515,26 +531,33 @@ impl Write for LimitedWriter<'_> {
 }
 
 /// A signature envelope (or, with `raw`, a raw FIPS 204 signature) by the
-/// ML-DSA-65 seed in `secret_key` over `input`.
-pub fn sign(secret_key: &Path, context: &[u8], raw: bool, input: Option<&Path>, output: Option<&Path>) -> Result<()> {
-    let key = SigningKey::from_slice(&read_key_file(secret_key)?)
-        .map_err(|_| wrong_key(secret_key, "an ML-DSA-65 secret key (32-byte seed)"))?;
+/// seed in `secret_key` of `suite` (ML-DSA-65 'G' or ML-DSA-87 'H') over `input`.
+pub fn sign(
+    secret_key: &Path,
+    suite: SignatureSuite,
+    context: &[u8],
+    raw: bool,
+    input: Option<&Path>,
+    output: Option<&Path>,
+) -> Result<()> {
+    let key = SigningKey::from_slice_for(suite, &read_key_file(secret_key)?)
+        .map_err(|_| wrong_key(secret_key, &format!("an {} secret key (32-byte seed)", suite.name())))?;
     let message = read_input(input)?;
     let signature = if raw { key.sign(&message, context)? } else { key.sign_envelope(&message, context)? };
     write_output(output, &signature, false)
 }
 
 /// Checks a signature envelope (as `pq_sign` and `sign` make) or a raw
-/// 3309-byte signature over `input` with the ML-DSA-65 public key in
-/// `public_key` (1952 bytes).
+/// signature over `input` with the public key in `public_key`: ML-DSA-65
+/// (1952 bytes, 3309-byte signatures) or ML-DSA-87 (2592, 4627).
 pub fn verify(public_key: &Path, signature: &Path, context: &[u8], input: Option<&Path>) -> Result<()> {
     let key = VerifyingKey::from_slice(&read_key_file(public_key)?)
-        .map_err(|_| wrong_key(public_key, "an ML-DSA-65 public key (1952 bytes)"))?;
+        .map_err(|_| wrong_key(public_key, "an ML-DSA-65 (1952 bytes) or ML-DSA-87 (2592 bytes) public key"))?;
     let sig = read_input(Some(signature))?;
     let message = read_input(input)?;
     let valid = match Envelope::parse(&sig) {
         Ok(parsed) if parsed.kind() == Kind::Signature => key.verify_envelope(&parsed.into_signature()?, &message, context)?,
-        _ if sig.len() == pqcore::format::DSA_SIGNATURE_LEN => key.verify(&message, context, &sig)?,
+        _ if sig.len() == key.suite().signature_len() => key.verify(&message, context, &sig)?,
         _ => return Err(CliError::Input(format!("{} is neither a signature envelope nor a raw signature", signature.display()))),
     };
     if valid {
@@ -573,6 +596,9 @@ pub fn inspect(input: Option<&Path>) -> Result<String> {
     });
     if parsed.kind() != Kind::Signature {
         out["plaintext_length"] = serde_json::json!(parsed.plaintext_len());
+    }
+    if let Envelope::Signature(signature) = parsed {
+        out["signature"] = serde_json::json!(signature.suite().name());
     }
     if let Envelope::Sealed(sealed) = parsed {
         out["kem"] = serde_json::json!(sealed.suite().name());
@@ -749,8 +775,8 @@ mod tests {
         // Wrong key types are input errors.
         assert_eq!(seal(&p("dsa.pk"), b"", Some(&p("msg")), None).unwrap_err().exit_code(), 3);
         assert_eq!(open(&p("dsa.sk"), b"", Some(&p("msg.sealed")), None, true).unwrap_err().exit_code(), 3);
-        sign(&p("dsa.sk"), b"ctx", false, Some(&p("msg")), Some(&p("msg.sig"))).unwrap();
-        sign(&p("dsa.sk"), b"ctx", true, Some(&p("msg")), Some(&p("msg.rawsig"))).unwrap();
+        sign(&p("dsa.sk"), SignatureSuite::MlDsa65, b"ctx", false, Some(&p("msg")), Some(&p("msg.sig"))).unwrap();
+        sign(&p("dsa.sk"), SignatureSuite::MlDsa65, b"ctx", true, Some(&p("msg")), Some(&p("msg.rawsig"))).unwrap();
         verify(&p("dsa.pk"), &p("msg.sig"), b"ctx", Some(&p("msg"))).unwrap();
         verify(&p("dsa.pk"), &p("msg.rawsig"), b"ctx", Some(&p("msg"))).unwrap();
         assert_eq!(verify(&p("dsa.pk"), &p("msg.sig"), b"other", Some(&p("msg"))).unwrap_err().exit_code(), 1);
@@ -772,6 +798,43 @@ mod tests {
             assert!(code == 3 || code == 4, "cut {cut}: {code}");
             assert!(!p("out").exists());
         }
+    }
+
+    /// The CNSA 2.0 suites: ML-KEM-1024 keys seal 'L' envelopes and streams
+    /// that open with their seed (never with an ML-KEM-768 reading of it);
+    /// ML-DSA-87 seeds sign 'H' envelopes and raw 4627-byte signatures.
+    #[test]
+    fn cnsa2_suites() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        keygen(Algorithm::MlKem1024, &p("l.sk"), &p("l.pk")).unwrap();
+        assert_eq!((std::fs::read(p("l.sk")).unwrap().len(), std::fs::read(p("l.pk")).unwrap().len()), (64, 1568));
+        std::fs::write(p("msg"), b"hello cnsa").unwrap();
+        seal(&p("l.pk"), b"a", Some(&p("msg")), Some(&p("msg.l"))).unwrap();
+        assert_eq!(std::fs::read(p("msg.l")).unwrap()[1], b'L');
+        assert!(inspect(Some(&p("msg.l"))).unwrap().contains("\"kem\":\"ml-kem-1024\""));
+        open(&p("l.sk"), b"a", Some(&p("msg.l")), Some(&p("msg.l.out")), true).unwrap();
+        assert_eq!(std::fs::read(p("msg.l.out")).unwrap(), b"hello cnsa");
+        assert!(open(&p("l.sk"), b"b", Some(&p("msg.l")), Some(&p("no")), true).is_err());
+        assert!(!p("no").exists());
+        let big = vec![0x5au8; 150_000];
+        std::fs::write(p("big"), &big).unwrap();
+        seal_stream(&p("l.pk"), b"", Some(&p("big")), Some(&p("big.t")), true).unwrap();
+        open(&p("l.sk"), b"", Some(&p("big.t")), Some(&p("big.out")), true).unwrap();
+        assert_eq!(std::fs::read(p("big.out")).unwrap(), big);
+        keygen(Algorithm::MlDsa87, &p("h.sk"), &p("h.pk")).unwrap();
+        assert_eq!(std::fs::read(p("h.pk")).unwrap().len(), 2592);
+        sign(&p("h.sk"), SignatureSuite::MlDsa87, b"ctx", false, Some(&p("msg")), Some(&p("msg.sig"))).unwrap();
+        sign(&p("h.sk"), SignatureSuite::MlDsa87, b"ctx", true, Some(&p("msg")), Some(&p("msg.raw"))).unwrap();
+        assert_eq!(std::fs::read(p("msg.sig")).unwrap()[1], b'H');
+        assert_eq!(std::fs::read(p("msg.raw")).unwrap().len(), 4627);
+        assert!(inspect(Some(&p("msg.sig"))).unwrap().contains("\"signature\":\"ml-dsa-87\""));
+        verify(&p("h.pk"), &p("msg.sig"), b"ctx", Some(&p("msg"))).unwrap();
+        verify(&p("h.pk"), &p("msg.raw"), b"ctx", Some(&p("msg"))).unwrap();
+        assert!(verify(&p("h.pk"), &p("msg.sig"), b"other", Some(&p("msg"))).is_err());
+        // The same seed read as ML-DSA-65 is another key: its signature does not verify.
+        sign(&p("h.sk"), SignatureSuite::MlDsa65, b"ctx", false, Some(&p("msg")), Some(&p("msg.g"))).unwrap();
+        assert!(verify(&p("h.pk"), &p("msg.g"), b"ctx", Some(&p("msg"))).is_err());
     }
 
     #[test]

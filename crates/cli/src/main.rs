@@ -39,11 +39,26 @@ struct Cli {
 enum AlgorithmArg {
     #[value(name = "ml-kem-768")]
     MlKem768,
+    /// ML-KEM-1024 (CNSA 2.0)
+    #[value(name = "ml-kem-1024")]
+    MlKem1024,
     /// X25519 + ML-KEM-768 (draft-connolly-cfrg-xwing-kem)
     #[value(name = "x-wing")]
     XWing,
     #[value(name = "ml-dsa-65")]
     MlDsa65,
+    /// ML-DSA-87 (CNSA 2.0)
+    #[value(name = "ml-dsa-87")]
+    MlDsa87,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SignatureArg {
+    #[value(name = "ml-dsa-65")]
+    MlDsa65,
+    /// ML-DSA-87 (CNSA 2.0)
+    #[value(name = "ml-dsa-87")]
+    MlDsa87,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -56,8 +71,8 @@ enum KindArg {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate a key pair: the secret key (seed: 64 bytes for ML-KEM-768, 32
-    /// for X-Wing and ML-DSA-65) to a new 0600 file, the raw public key to
+    /// Generate a key pair: the secret key (seed: 64 bytes for ML-KEM, 32
+    /// for X-Wing and ML-DSA) to a new 0600 file, the raw public key to
     /// another; prints the kid.
     Keygen {
         #[arg(long, value_enum, default_value = "ml-kem-768")]
@@ -65,12 +80,12 @@ enum Command {
         /// file for the secret key; must not exist
         #[arg(long)]
         secret_key: PathBuf,
-        /// file for the public key (1184, 1216 or 1952 bytes)
+        /// file for the public key (1184, 1568, 1216, 1952 or 2592 bytes)
         #[arg(long)]
         public_key: PathBuf,
     },
-    /// Seal a file or stdin to an ML-KEM-768 or X-Wing public key (a
-    /// tenant's, from fetch-key): a sealed envelope ('S' or 'X', FORMAT.md §3)
+    /// Seal a file or stdin to an ML-KEM-768, ML-KEM-1024 or X-Wing public key (a
+    /// tenant's, from fetch-key): a sealed envelope ('S', 'L' or 'X', FORMAT.md §3)
     /// that pq_unseal opens. --batch seals each line as an item of one batch
     /// (§3.3); --stream seals an input of any size in chunks (§12).
     Seal {
@@ -129,6 +144,9 @@ enum Command {
     Sign {
         #[arg(long)]
         secret_key: PathBuf,
+        /// the seed's parameter set: ML-DSA-65 makes 'G' envelopes, ML-DSA-87 'H'
+        #[arg(long, value_enum, default_value = "ml-dsa-65")]
+        algorithm: SignatureArg,
         /// FIPS 204 context string (UTF-8, at most 255 bytes)
         #[arg(long, default_value = "")]
         context: String,
@@ -357,8 +375,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keygen { algorithm, secret_key, public_key } => {
             let algorithm = match algorithm {
                 AlgorithmArg::MlKem768 => Algorithm::MlKem768,
+                AlgorithmArg::MlKem1024 => Algorithm::MlKem1024,
                 AlgorithmArg::XWing => Algorithm::XWing,
                 AlgorithmArg::MlDsa65 => Algorithm::MlDsa65,
+                AlgorithmArg::MlDsa87 => Algorithm::MlDsa87,
             };
             println!("{}", apg_pq::keygen(algorithm, &secret_key, &public_key)?);
         }
@@ -376,8 +396,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Open { secret_key, aad, aad_hex, quiet, input, output } => {
             apg_pq::open(&secret_key, &aad_bytes(aad, aad_hex)?, input.as_deref(), output.as_deref(), quiet)?
         }
-        Command::Sign { secret_key, context, raw, input, output } => {
-            apg_pq::sign(&secret_key, context.as_bytes(), raw, input.as_deref(), output.as_deref())?
+        Command::Sign { secret_key, algorithm, context, raw, input, output } => {
+            let suite = match algorithm {
+                SignatureArg::MlDsa65 => pqcore::SignatureSuite::MlDsa65,
+                SignatureArg::MlDsa87 => pqcore::SignatureSuite::MlDsa87,
+            };
+            apg_pq::sign(&secret_key, suite, context.as_bytes(), raw, input.as_deref(), output.as_deref())?
         }
         Command::Verify { public_key, signature, context, input } => {
             apg_pq::verify(&public_key, &signature, context.as_bytes(), input.as_deref())?

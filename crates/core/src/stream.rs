@@ -232,7 +232,7 @@ impl StreamHeader {
             return Err(Malformed::WrongLength.into());
         }
         let key_len = header.key_envelope_len();
-        let suite = [crate::Suite::MlKem768, crate::Suite::XWing]
+        let suite = crate::Suite::ALL
             .into_iter()
             .find(|s| sealed::sealed_len_for(*s, STREAM_KEY_LEN).ok() == Some(key_len))
             .ok_or(Malformed::WrongLength)?;
@@ -369,7 +369,7 @@ mod tests {
 
     #[test]
     fn round_trips_at_chunk_boundaries() {
-        for suite in [Suite::MlKem768, Suite::XWing] {
+        for suite in Suite::ALL {
             for len in [0, 1, 1023, 1024, 1025, 2048, 5000] {
                 roundtrip(suite, 1024, len);
             }
@@ -389,7 +389,7 @@ mod tests {
     /// chunks, trailing bytes, another key and another AAD: all rejected.
     #[test]
     fn stream_tampering() {
-        for suite in [Suite::MlKem768, Suite::XWing] {
+        for suite in Suite::ALL {
             let (_, key) = RecipientSecret::generate(suite).unwrap();
             let (_, other) = RecipientSecret::generate(suite).unwrap();
             let plain = vec![0x5Au8; 2500];
