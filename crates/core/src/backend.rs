@@ -13,7 +13,7 @@
 //!
 //! This module is public for the benchmarks and the cross-implementation
 //! tests; application code uses the key types of the crate root.
-use crate::secret::SharedSecret;
+use crate::{format, secret::SharedSecret};
 use zeroize::{Zeroize, Zeroizing};
 
 /// A fixed-length byte array (`[u8; N]`): what the parameter sets' sizes are.
@@ -91,10 +91,8 @@ impl MlDsaParams for MlDsa87 {
     type Signature = [u8; 4627];
 }
 
-/// ML-KEM seed `d ‖ z`.
-pub const KEM_SEED_LEN: usize = 64;
-/// ML-DSA seed ξ.
-pub const DSA_SEED_LEN: usize = 32;
+/// The ML-KEM seed `d ‖ z` (64 bytes) and the ML-DSA seed ξ (32 bytes).
+pub use format::{DSA_SEED_LEN, KEM_SEED_LEN};
 
 /// ML-KEM of parameter set `P` as the formats need it.
 pub trait KemBackend<P: MlKemParams> {
@@ -393,3 +391,15 @@ macro_rules! libcrux_dsa {
 }
 libcrux_dsa!(MlDsa65, ml_dsa_65, MLDSA65SigningKey, MLDSA65VerificationKey, MLDSA65Signature);
 libcrux_dsa!(MlDsa87, ml_dsa_87, MLDSA87SigningKey, MLDSA87VerificationKey, MLDSA87Signature);
+
+// The parameter sets' sizes are the format's (docs/FORMAT.md §1).
+const _: () = assert!(format::KEM1024_PUBLIC_KEY_LEN == <<MlKem1024 as MlKemParams>::PublicKey as ByteArray>::LEN);
+const _: () = assert!(format::KEM1024_CIPHERTEXT_LEN == <<MlKem1024 as MlKemParams>::Ciphertext as ByteArray>::LEN);
+const _: () = assert!(format::KEM1024_EXPANDED_KEY_LEN == <<MlKem1024 as MlKemParams>::ExpandedKey as ByteArray>::LEN);
+const _: () = assert!(format::KEM_PUBLIC_KEY_LEN == <<MlKem768 as MlKemParams>::PublicKey as ByteArray>::LEN);
+const _: () = assert!(format::KEM_CIPHERTEXT_LEN == <<MlKem768 as MlKemParams>::Ciphertext as ByteArray>::LEN);
+const _: () = assert!(format::KEM_EXPANDED_KEY_LEN == <<MlKem768 as MlKemParams>::ExpandedKey as ByteArray>::LEN);
+const _: () = assert!(format::DSA_PUBLIC_KEY_LEN == <<MlDsa65 as MlDsaParams>::PublicKey as ByteArray>::LEN);
+const _: () = assert!(format::DSA_SIGNATURE_LEN == <<MlDsa65 as MlDsaParams>::Signature as ByteArray>::LEN);
+const _: () = assert!(format::DSA87_PUBLIC_KEY_LEN == <<MlDsa87 as MlDsaParams>::PublicKey as ByteArray>::LEN);
+const _: () = assert!(format::DSA87_SIGNATURE_LEN == <<MlDsa87 as MlDsaParams>::Signature as ByteArray>::LEN);

@@ -160,14 +160,4 @@ const _: () = assert!(BATCH_XWING_OVERHEAD == 1174);
 const _: () = assert!(KEYED_HEADER_LEN == 46);
 const _: () = assert!(SIGNATURE_ENVELOPE_LEN == 3327);
 const _: () = assert!(SIGNATURE_87_ENVELOPE_LEN == 4645);
-const _: () = assert!(KEM1024_PUBLIC_KEY_LEN == <<crate::backend::MlKem1024 as crate::backend::MlKemParams>::PublicKey as crate::backend::ByteArray>::LEN);
-const _: () = assert!(KEM1024_CIPHERTEXT_LEN == <<crate::backend::MlKem1024 as crate::backend::MlKemParams>::Ciphertext as crate::backend::ByteArray>::LEN);
-const _: () = assert!(KEM1024_EXPANDED_KEY_LEN == <<crate::backend::MlKem1024 as crate::backend::MlKemParams>::ExpandedKey as crate::backend::ByteArray>::LEN);
-const _: () = assert!(KEM_PUBLIC_KEY_LEN == <<crate::backend::MlKem768 as crate::backend::MlKemParams>::PublicKey as crate::backend::ByteArray>::LEN);
-const _: () = assert!(KEM_CIPHERTEXT_LEN == <<crate::backend::MlKem768 as crate::backend::MlKemParams>::Ciphertext as crate::backend::ByteArray>::LEN);
-const _: () = assert!(KEM_EXPANDED_KEY_LEN == <<crate::backend::MlKem768 as crate::backend::MlKemParams>::ExpandedKey as crate::backend::ByteArray>::LEN);
-const _: () = assert!(DSA_PUBLIC_KEY_LEN == <<crate::backend::MlDsa65 as crate::backend::MlDsaParams>::PublicKey as crate::backend::ByteArray>::LEN);
-const _: () = assert!(DSA_SIGNATURE_LEN == <<crate::backend::MlDsa65 as crate::backend::MlDsaParams>::Signature as crate::backend::ByteArray>::LEN);
-const _: () = assert!(DSA87_PUBLIC_KEY_LEN == <<crate::backend::MlDsa87 as crate::backend::MlDsaParams>::PublicKey as crate::backend::ByteArray>::LEN);
-const _: () = assert!(DSA87_SIGNATURE_LEN == <<crate::backend::MlDsa87 as crate::backend::MlDsaParams>::Signature as crate::backend::ByteArray>::LEN);
-const _: () = assert!(KEM_SEED_LEN == crate::backend::KEM_SEED_LEN && DSA_SEED_LEN == crate::backend::DSA_SEED_LEN);
+
