@@ -5,8 +5,9 @@
 #     recipient: the same ChaCha20-Poly1305 in 64 KiB chunks, no
 #     post-quantum KEM), in one run, best of 5 interleaved rounds, MB/s and
 #     the ratio to age.
-#  2. pq_seal_batch of 1,000 values against 1,000 pq_seal calls, on one
-#     throwaway server (each in one statement, best of 5), and the ratio.
+#  2. pq_seal_batch of 1,000 values against 1,000 pq_seal calls, and
+#     1,000 pq_unseal calls, to tenants of ML-KEM-768, ML-KEM-1024 and
+#     X-Wing on one throwaway server (each in one statement, best of 5).
 #   benches/client_bench.sh [SIZE_MB]     (default 1024)
 # Files go to $APG_PQ_BENCH_DIR: by default /dev/shm (tmpfs), so that the
 # tools are compared and not the disk's writeback; 3 x SIZE_MB of space.
@@ -66,19 +67,22 @@ cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 port=${APG_PQ_BENCH_PORT:-25453}
 cluster_start "$dir/cluster" "$port" "log_statement = 'none'"
 cluster_psql "$port" -q -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('m')" \
-  -c "SELECT pq.create_tenant('x', kem => 'x-wing')" >/dev/null
+  -c "SELECT pq.create_tenant('x', kem => 'x-wing')" -c "SELECT pq.create_tenant('l', kem => 'ml-kem-1024')" >/dev/null
 ms() { # ms SQL: the fastest of 5 runs, in milliseconds
   for _ in 1 2 3 4 5; do
     cluster_psql "$port" -At -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'
   done | sort -g | head -1
 }
-printf '%-12s %16s %16s %8s\n' "tenant key" "1,000 pq_seal" "pq_seal_batch" "ratio"
-for t in m x; do
+printf '%-12s %16s %16s %8s %16s\n' "tenant key" "1,000 pq_seal" "pq_seal_batch" "ratio" "1,000 pq_unseal"
+for t in m l x; do
   # The same 1,000 values and AADs, prepared once: only the sealing is timed.
   cluster_psql "$port" -q -c "CREATE TABLE input_$t AS SELECT pq.tenant_public_key('$t') AS k,
       array_agg(convert_to('a configuration value of forty bytes ' || i, 'UTF8')) AS vals,
       array_agg(convert_to('row ' || i, 'UTF8')) AS aads FROM generate_series(1, 1000) i"
   single=$(ms "SELECT count(pq_seal(k, v, a)) FROM input_$t, unnest(vals, aads) AS u(v, a)")
   batch=$(ms "SELECT cardinality(pq_seal_batch(k, vals, aads)) FROM input_$t")
-  printf '%-12s %13s ms %13s ms %7.1fx\n' "$([ $t = x ] && echo X-Wing || echo ML-KEM-768)" "$single" "$batch" "$(awk -v a="$single" -v b="$batch" 'BEGIN { print a / b }')"
+  cluster_psql "$port" -q -c "CREATE TABLE sealed_$t AS SELECT pq_seal(k, v, a) AS e, a FROM input_$t, unnest(vals, aads) AS u(v, a)"
+  unseal=$(ms "SELECT count(pq_unseal(e, a)) FROM sealed_$t")
+  name=$(case $t in x) echo X-Wing ;; l) echo ML-KEM-1024 ;; *) echo ML-KEM-768 ;; esac)
+  printf '%-12s %13s ms %13s ms %7.1fx %13s ms\n' "$name" "$single" "$batch" "$(awk -v a="$single" -v b="$batch" 'BEGIN { print a / b }')" "$unseal"
 done

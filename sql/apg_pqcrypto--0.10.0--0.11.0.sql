@@ -8,8 +8,9 @@
 -- CNSA 2.0 suites (docs/FORMAT.md §3.4, §5): tenants of ML-KEM-1024 and
 -- ML-DSA-87 (pq.create_tenant's new signature argument), a suite change at a
 -- rotation (pq.rotate_tenant_key's kem and signature arguments),
--- pq_sign_with's algorithm argument, pq_algorithms(), and the suite of each
--- version in pq.tenant_keys.
+-- pq_sign_with's algorithm argument, pq_algorithms(), the suite of each
+-- version in pq.tenant_keys, and a policy that requires the CNSA 2.0 suites
+-- (pq.tenant_policies.require_suite, shown by pq.policies).
 -- No stored key, envelope or audit row changes: every 0.10.0 value
 -- decrypts and the chain verifies as before.
 -- tests/integration/upgrade.sh installs 0.1.0 to 0.10.0, fills each, runs
@@ -120,3 +121,16 @@ CREATE  FUNCTION "pq_algorithms"() RETURNS TABLE (
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'pq_algorithms_wrapper';
+
+-- A policy may require the CNSA 2.0 suites (pq.set_policy's require_suite).
+ALTER TABLE pq.tenant_policies ADD COLUMN require_suite text CHECK (require_suite IN ('cnsa2'));
+CREATE OR REPLACE VIEW pq.policies AS
+SELECT p.tenant, p.rotation_interval, p.overlap_period, p.notification_before, p.auto_rotation, p.max_key_age,
+       v.version AS active_version, v.activated_at,
+       CASE WHEN p.auto_rotation THEN v.activated_at + make_interval(secs => p.rotation_interval) END AS next_rotation_at,
+       CASE WHEN p.auto_rotation AND p.notification_before IS NOT NULL
+            THEN v.activated_at + make_interval(secs => p.rotation_interval - p.notification_before) END AS notify_at,
+       CASE WHEN p.max_key_age IS NOT NULL THEN v.activated_at + make_interval(secs => p.max_key_age) END AS max_age_at,
+       p.updated_at, p.updated_by, p.require_suite
+  FROM pq.tenant_policies p
+  LEFT JOIN pq.tenant_key_versions v ON v.tenant = p.tenant AND v.state = 'active';

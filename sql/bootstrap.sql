@@ -110,7 +110,9 @@ CREATE TABLE pq.tenant_policies (
     notified_version    integer,
     reencrypted_version integer,
     updated_at          timestamptz NOT NULL DEFAULT now(),
-    updated_by          text NOT NULL DEFAULT session_user
+    updated_by          text NOT NULL DEFAULT session_user,
+    -- 0.11.0: 'cnsa2' makes new key material ML-KEM-1024 + ML-DSA-87 only.
+    require_suite       text CHECK (require_suite IN ('cnsa2'))
 );
 
 -- Where a tenant's ciphertexts live: a bytea column, the tenant (fixed or

@@ -111,7 +111,7 @@ SELECT p.tenant, p.rotation_interval, p.overlap_period, p.notification_before, p
        CASE WHEN p.auto_rotation AND p.notification_before IS NOT NULL
             THEN v.activated_at + make_interval(secs => p.rotation_interval - p.notification_before) END AS notify_at,
        CASE WHEN p.max_key_age IS NOT NULL THEN v.activated_at + make_interval(secs => p.max_key_age) END AS max_age_at,
-       p.updated_at, p.updated_by
+       p.updated_at, p.updated_by, p.require_suite
   FROM pq.tenant_policies p
   LEFT JOIN pq.tenant_key_versions v ON v.tenant = p.tenant AND v.state = 'active';
 

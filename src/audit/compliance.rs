@@ -2,7 +2,13 @@
 //! from the tables the rest of the extension keeps (counts, lifecycle
 //! events, grants, policies, classical ciphertexts, the audit chain).
 //! Never a value or a key: names, counts, versions, times.
-use crate::{audit::checkpoint, keys::access, migration::column, platform::{catalog, errors::PqResult, gucs}};
+use crate::{
+    audit::checkpoint,
+    keys::access,
+    lifecycle::tracking,
+    migration::column,
+    platform::{catalog, errors::PqResult, gucs},
+};
 use pgrx::prelude::*;
 use serde_json::{json, Value};
 
@@ -50,12 +56,26 @@ SELECT jsonb_build_object(
              AND v.activated_at + pg_catalog.make_interval(secs => p.max_key_age) < now()),
       'key_versions', (SELECT jsonb_object_agg(state, n) FROM (SELECT state, count(*) AS n FROM pq.tenant_key_versions
                                                              WHERE tenant = $1 GROUP BY state) s),
-      'algorithms_in_use', jsonb_build_array('ML-KEM-768', 'ML-DSA-65', 'ChaCha20-Poly1305', 'HKDF-SHA256')
+      'algorithms_in_use', (SELECT coalesce(jsonb_agg(DISTINCT CASE length(public_key) WHEN 1216 THEN 'X-Wing'
+                                  WHEN 1568 THEN 'ML-KEM-1024' ELSE 'ML-KEM-768' END), '[]')
+                              FROM pq.tenant_key_versions WHERE tenant = $1 AND state <> 'destroyed')
+          || (SELECT coalesce(jsonb_agg(DISTINCT CASE length(verifying_key) WHEN 2592 THEN 'ML-DSA-87' ELSE 'ML-DSA-65' END), '[]')
+                FROM pq.tenant_key_versions WHERE tenant = $1 AND state <> 'destroyed')
+          || jsonb_build_array('ChaCha20-Poly1305', 'HKDF-SHA256')
           || CASE WHEN EXISTS (SELECT 1 FROM pq.classical_keys WHERE tenant = $1)
                   THEN (SELECT jsonb_agg(DISTINCT 'pgcrypto ' || kind) FROM pq.classical_keys WHERE tenant = $1)
                   ELSE '[]'::jsonb END,
       'migration', coalesce((SELECT status FROM pq.tenant_migrations WHERE tenant = $1), 'not_started'),
-      'policy', (SELECT to_jsonb(p) - 'tenant' FROM pq.tenant_policies p WHERE p.tenant = $1)))";
+      'policy', (SELECT to_jsonb(p) - 'tenant' FROM pq.tenant_policies p WHERE p.tenant = $1),
+      'required_suite', (SELECT to_jsonb(p)->'require_suite' FROM pq.tenant_policies p WHERE p.tenant = $1),
+      'versions_outside_required_suite', (
+          SELECT coalesce(jsonb_agg(jsonb_build_object('version', v.version, 'state', v.state,
+                     'kem', CASE length(v.public_key) WHEN 1216 THEN 'x-wing' WHEN 1568 THEN 'ml-kem-1024' ELSE 'ml-kem-768' END,
+                     'signature', CASE length(v.verifying_key) WHEN 2592 THEN 'ml-dsa-87' ELSE 'ml-dsa-65' END)
+                     ORDER BY v.version), '[]')
+            FROM pq.tenant_key_versions v JOIN pq.tenant_policies p ON p.tenant = v.tenant
+           WHERE v.tenant = $1 AND v.state <> 'destroyed' AND (to_jsonb(p)->>'require_suite') = 'cnsa2'
+             AND (length(v.public_key) <> 1568 OR length(v.verifying_key) <> 2592))))";
 
 fn report(tenant: &str, period_days: i32) -> PqResult<Value> {
     crate::platform::roles::require_admin("read compliance reports")?;
@@ -74,6 +94,17 @@ fn report(tenant: &str, period_days: i32) -> PqResult<Value> {
         out["encryption_stats"]["audit_level"] = json!(format!("{:?}", gucs::audit_level()).to_lowercase());
         let status = &mut out["compliance_status"];
         status["ciphertexts_under_classical_crypto"] = json!(classical);
+        // Ciphertexts in tracked columns under versions the required suite
+        // does not cover (each tracked column is scanned).
+        let outside: Vec<Vec<u8>> = catalog::rows(
+            "SELECT v.kid FROM pq.tenant_key_versions v JOIN pq.tenant_policies p ON p.tenant = v.tenant
+              WHERE v.tenant = $1 AND v.state <> 'destroyed' AND (to_jsonb(p)->>'require_suite') = 'cnsa2'
+                AND (length(v.public_key) <> 1568 OR length(v.verifying_key) <> 2592)",
+            &[tenant.into()],
+            |row| Ok(row.get::<Vec<u8>>(1)?.unwrap_or_default()),
+        )?;
+        let (count, columns) = if outside.is_empty() { (0, 0) } else { tracking::usage_of(tenant, &outside)? };
+        status["ciphertexts_outside_required_suite"] = json!({ "ciphertexts": count, "columns": columns });
         status["audit_chain_verified"] = json!(chain.ok);
         status["audit_rows_checked"] = json!(chain.rows_checked);
         if let Some(problem) = chain.problem {

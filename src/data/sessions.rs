@@ -189,7 +189,14 @@ fn begin(tenant: &str, lifetime: &Interval) -> PqResult<(pgrx::Uuid, Vec<u8>, Ve
     if micros <= 0 || micros > MAX_LIFETIME_MICROS {
         return Err(PqError::InvalidParameter("lifetime must be positive and at most 7 days".into()));
     }
-    let suite = crate::platform::catalog::as_owner(|| versions::tenant_suite(tenant, false))?;
+    let (suite, cnsa2) =
+        crate::platform::catalog::as_owner(|| Ok((versions::tenant_suite(tenant, false)?, versions::requires_cnsa2(tenant, false)?)))?;
+    if cnsa2 && suite != Suite::MlKem1024 {
+        return Err(PqError::KeyStateHint(
+            format!("tenant \"{}\" uses {}, and its policy requires the CNSA 2.0 suites", crate::platform::errors::echo(tenant), suite.name()),
+            "rotate it (the rotation takes ML-KEM-1024 and ML-DSA-87): SELECT * FROM pq.rotate_tenant_key(tenant, reason)",
+        ));
+    }
     sweep();
     let (seed, key) = secure_mem::scope(|| RecipientSecret::generate(suite))?;
     let mut id = pqcore::rng::random_id()?;

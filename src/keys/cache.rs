@@ -94,7 +94,7 @@ pub struct VersionKeys {
     pub tenant: String,
     pub version: i32,
     pub state: KeyState,
-    /// ML-KEM-768 or X-Wing, as the tenant chose at creation.
+    /// ML-KEM-768, ML-KEM-1024 or X-Wing: the version's KEM suite.
     pub kem: RecipientSecret,
     pub cipher: KeyedCipher,
     /// Unwrapped on first use, under the MDK the row names then (a master
@@ -104,6 +104,9 @@ pub struct VersionKeys {
     /// When the version passes its tenant's max_key_age (no encryption or
     /// signing after it), if the tenant's policy sets one.
     pub(in crate::keys) expires: Option<Micros>,
+    /// The tenant's policy requires CNSA 2.0 and this version is of other
+    /// suites: it encrypts and signs nothing (it still decrypts and verifies).
+    pub(in crate::keys) outside_policy: bool,
     /// Blind index keys of this version by context, made on first use.
     pub(in crate::keys) index_keys: RefCell<Vec<ContextKey>>,
 }

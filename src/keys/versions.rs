@@ -26,12 +26,14 @@ use std::rc::Rc;
 
 /// The columns `load_version` reads; `expires` is activated_at + max_key_age
 /// in PostgreSQL's microseconds since 2000-01-01.
+/// `cnsa2` is true when the policy requires the CNSA 2.0 suites (0.11.0).
 const VERSION_COLUMNS: &str = "v.tenant, v.version, v.state, v.kid, v.mdk_id, v.wrapped_kem_seed, v.sealed_dek,
-    ((extract(epoch FROM v.activated_at) - 946684800) * 1000000)::bigint + p.max_key_age * 1000000
+    ((extract(epoch FROM v.activated_at) - 946684800) * 1000000)::bigint + p.max_key_age * 1000000,
+    coalesce((to_jsonb(p)->>'require_suite') = 'cnsa2', false), octet_length(v.verifying_key)
     FROM pq.tenant_key_versions v LEFT JOIN pq.tenant_policies p ON p.tenant = v.tenant";
 /// The same before `ALTER EXTENSION UPDATE` to 0.2.0 (no policies yet).
 const VERSION_COLUMNS_0_1: &str = "v.tenant, v.version, v.state, v.kid, v.mdk_id, v.wrapped_kem_seed, v.sealed_dek,
-    NULL::bigint FROM pq.tenant_key_versions v";
+    NULL::bigint, false, octet_length(v.verifying_key) FROM pq.tenant_key_versions v";
 
 /// Loads and unwraps the version a query selects (as owner), if any.
 /// Errors name no tenant: the caller may have reached it through a kid.
@@ -47,9 +49,11 @@ fn load_version(query: &str, arg: pgrx::datum::DatumWithOid<'_>) -> PqResult<Opt
             row.get::<Vec<u8>>(6)?,
             row.get::<Vec<u8>>(7)?,
             row.get::<i64>(8)?,
+            row.get::<bool>(9)?.unwrap_or(false),
+            row.get::<i32>(10)?.unwrap_or_default(),
         ))
     })?;
-    let Some((tenant, version, state, kid, mdk_id, wrapped_seed, sealed_dek, expires)) = row else {
+    let Some((tenant, version, state, kid, mdk_id, wrapped_seed, sealed_dek, expires, cnsa2, vk_len)) = row else {
         return Ok(None);
     };
     let state = KeyState::parse(&state)?;
@@ -68,6 +72,8 @@ fn load_version(query: &str, arg: pgrx::datum::DatumWithOid<'_>) -> PqResult<Opt
     let timer = latency::start(Op::KeyUnwrap);
     let keys = unwrapping(|| {
         let (kem, dek) = open_stored(&mdk, &tenant, version, kid, &wrapped_seed, &sealed_dek).map_err(damaged)?;
+        let signature = signature_suite_of(vk_len as usize)?;
+        let outside_policy = cnsa2 && !pqcore::algorithms::cnsa2(kem.suite(), signature);
         let cipher = KeyedCipher::new(&dek, kid);
         Ok(Rc::new(VersionKeys {
             tenant: tenant.clone(),
@@ -78,6 +84,7 @@ fn load_version(query: &str, arg: pgrx::datum::DatumWithOid<'_>) -> PqResult<Opt
             signing: RefCell::new(None),
             loaded: cache::now(),
             expires,
+            outside_policy,
             index_keys: RefCell::new(Vec::new()),
         }))
     })?;
@@ -151,6 +158,12 @@ pub fn active_version(tenant: &str, what: &'static str) -> PqResult<Rc<VersionKe
         return Err(PqError::KeyStateHint(
             format!("the active key version of tenant \"{}\" is older than its max_key_age", echo(tenant)),
             "rotate it: SELECT * FROM pq.rotate_tenant_key(tenant, reason)",
+        ));
+    }
+    if keys.outside_policy {
+        return Err(PqError::KeyStateHint(
+            format!("the active key version of tenant \"{}\" is not of the CNSA 2.0 suites its policy requires", echo(tenant)),
+            "rotate it (the rotation takes ML-KEM-1024 and ML-DSA-87): SELECT * FROM pq.rotate_tenant_key(tenant, reason)",
         ));
     }
     Ok(keys)
@@ -347,6 +360,18 @@ pub fn tenant_suite(tenant: &str, writing: bool) -> PqResult<Suite> {
         catalog::one::<String>(query, &[tenant.into()])?
     };
     Ok(name.as_deref().and_then(Suite::parse).unwrap_or(Suite::MlKem768))
+}
+
+/// True if `tenant`'s policy requires the CNSA 2.0 suites (0.11.0).
+/// `writing` as for [`tenant_suite`]. Runs as owner.
+pub fn requires_cnsa2(tenant: &str, writing: bool) -> PqResult<bool> {
+    if !catalog::pq_table_exists(c"tenant_policies") {
+        return Ok(false);
+    }
+    let query = "SELECT (to_jsonb(p)->>'require_suite') = 'cnsa2' FROM pq.tenant_policies p WHERE p.tenant = $1";
+    let required =
+        if writing { catalog::write_one::<bool>(query, &[tenant.into()])? } else { catalog::one::<bool>(query, &[tenant.into()])? };
+    Ok(required.unwrap_or(false))
 }
 
 /// The signature suite of `tenant`'s next versions (ML-DSA-65 before

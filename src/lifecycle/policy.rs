@@ -28,6 +28,18 @@ pub fn merged(policy: &Policy, changes: &Value) -> PqResult<Policy> {
     let mut p = *policy;
     for (key, value) in object {
         let Some(field) = Field::parse(key) else { continue };
+        if field == Field::RequireSuite {
+            p.require_cnsa2 = match value {
+                Value::Null => false,
+                Value::String(s) if s == pqcore::policy::REQUIRE_CNSA2 => true,
+                _ => {
+                    return Err(PqError::InvalidParameter(
+                        "policy field require_suite is \"cnsa2\" (ML-KEM-1024 and ML-DSA-87) or null".into(),
+                    ))
+                }
+            };
+            continue;
+        }
         if field == Field::AutoRotation {
             p.auto_rotation = match value {
                 Value::Bool(b) => *b,
@@ -63,14 +75,30 @@ pub fn to_json(p: &Policy) -> Value {
         "notification_before": p.notification_before,
         "auto_rotation": p.auto_rotation,
         "max_key_age": p.max_key_age,
+        "require_suite": p.require_cnsa2.then_some(pqcore::policy::REQUIRE_CNSA2),
     })
+}
+
+/// Refuses (22023) key material of `kem` and `signature` for a tenant whose
+/// policy requires CNSA 2.0. Call as owner.
+pub fn check_suites(tenant: &str, kem: pqcore::Suite, signature: pqcore::SignatureSuite) -> PqResult<()> {
+    if crate::keys::versions::requires_cnsa2(tenant, true)? && !pqcore::algorithms::cnsa2(kem, signature) {
+        return Err(PqError::InvalidParameter(format!(
+            "the policy of tenant \"{}\" requires CNSA 2.0 suites (kem 'ml-kem-1024', signature 'ml-dsa-87'), not {} and {}",
+            echo(tenant),
+            kem.name(),
+            signature.name()
+        )));
+    }
+    Ok(())
 }
 
 /// The stored policy of `tenant` (the default if none). Call as owner.
 fn stored(tenant: &str) -> PqResult<Policy> {
     Ok(catalog::row(
-        "SELECT rotation_interval, overlap_period, notification_before, auto_rotation, max_key_age
-           FROM pq.tenant_policies WHERE tenant = $1",
+        "SELECT rotation_interval, overlap_period, notification_before, auto_rotation, max_key_age,
+                (to_jsonb(p)->>'require_suite') = 'cnsa2'
+           FROM pq.tenant_policies p WHERE tenant = $1",
         &[tenant.into()],
         |row| {
             Ok(Policy {
@@ -79,6 +107,7 @@ fn stored(tenant: &str) -> PqResult<Policy> {
                 notification_before: row.get::<i64>(3)?,
                 auto_rotation: row.get::<bool>(4)?.unwrap_or(false),
                 max_key_age: row.get::<i64>(5)?,
+                require_cnsa2: row.get::<bool>(6)?.unwrap_or(false),
             })
         },
     )?
@@ -112,6 +141,16 @@ fn set_policy(tenant: &str, changes: &Value) -> PqResult<Value> {
                 policy.max_key_age.into(),
             ],
         )?;
+        // 0.11.0's column: set apart, so that the statement above also runs
+        // before ALTER EXTENSION UPDATE.
+        if catalog::pq_column_exists(c"tenant_policies", c"require_suite") {
+            catalog::write_one::<bool>(
+                "UPDATE pq.tenant_policies SET require_suite = $2 WHERE tenant = $1 RETURNING true",
+                &[tenant.into(), policy.require_cnsa2.then_some(pqcore::policy::REQUIRE_CNSA2).into()],
+            )?;
+        } else if policy.require_cnsa2 {
+            return Err(PqError::InvalidParameter("require_suite needs ALTER EXTENSION apg_pqcrypto UPDATE to 0.11.0".into()));
+        }
         events::record("policy_set", Some(tenant), None, &actor, None, to_json(&policy))?;
         Ok(to_json(&policy))
     })
@@ -139,6 +178,7 @@ pub fn run_due(actor: &str) -> PqResult<usize> {
                 notification_before: row.get::<i64>(6)?,
                 auto_rotation: row.get::<bool>(7)?.unwrap_or(false),
                 max_key_age: row.get::<i64>(8)?,
+                require_cnsa2: false, // no bearing on what is due; rotations read it themselves
             };
             let version = ActiveVersion {
                 version: row.get::<i32>(2)?.unwrap_or_default(),

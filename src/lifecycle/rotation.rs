@@ -75,8 +75,14 @@ pub fn rotate_to_suite(
     )?
     .unwrap_or(1);
     let (was_kem, was_signature) = (versions::tenant_suite(tenant, true)?, versions::tenant_signature_suite(tenant, true)?);
-    let (kem, signature) = (kem.unwrap_or(was_kem), signature.unwrap_or(was_signature));
+    // A policy requiring CNSA 2.0 moves a rotation that names no suite to
+    // the CNSA 2.0 suites (also the worker's scheduled rotations).
+    let cnsa2 = versions::requires_cnsa2(tenant, true)?;
+    let (default_kem, default_signature) =
+        if cnsa2 { (Suite::MlKem1024, SignatureSuite::MlDsa87) } else { (was_kem, was_signature) };
+    let (kem, signature) = (kem.unwrap_or(default_kem), signature.unwrap_or(default_signature));
     crate::keys::tenants::require_schema_for(kem, signature)?;
+    crate::lifecycle::policy::check_suites(tenant, kem, signature)?;
     if (kem, signature) != (was_kem, was_signature) {
         catalog::write_one::<bool>(
             "UPDATE pq.tenants SET kem = $2, signature = $3 WHERE name = $1 RETURNING true",

@@ -15,7 +15,7 @@
 # key in any file of the three data directories (tables, WAL) or their
 # server logs; the test recovers each of them from the custodians', the
 # officer's and the key files first, so the search knows what to look for.
-# checks: 60
+# checks: 61
 dir="$base/recovery"
 dir_b="$base/recovery-b"
 dir_c="$base/recovery-c"
@@ -37,7 +37,7 @@ q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('acme')
   -c "SELECT pq.grant_tenant('acme', 'it_app')" -c "SELECT pq.set_policy('acme', '{\"max_key_age\": 31536000}')" \
   -c "CREATE TABLE vault (id int PRIMARY KEY, v bytea)" -c "GRANT SELECT ON vault TO it_app" \
   -c "INSERT INTO vault SELECT i, pq_encrypt('acme', 'secret-' || i, 'row ' || i) FROM generate_series(1, 5000) i" \
-  -c "SELECT pq.rotate_tenant_key('acme', 'half way')" \
+  -c "SELECT pq.rotate_tenant_key('acme', 'half way', kem => 'ml-kem-1024', signature => 'ml-dsa-87')" \
   -c "INSERT INTO vault SELECT i, pq_encrypt('acme', 'secret-' || i, 'row ' || i) FROM generate_series(5001, 10000) i" \
   -c "INSERT INTO vault SELECT i, pq_encrypt('hybrid', 'hybrid-' || i, 'row ' || i) FROM generate_series(10001, 10200) i" >/dev/null
 count_sql="SELECT count(*) FROM vault WHERE pq_decrypt_text(v, 'row ' || id) = CASE WHEN id > 10000 THEN 'hybrid-' ELSE 'secret-' END || id"
@@ -229,6 +229,10 @@ check "the restore: every tenant and version" "acme|acme|2|0 hybrid|hybrid|1|0" 
   "$(qv "$port_b" postgres b "SELECT * FROM pq.restore_key_backup(decode(:'b', 'hex'))" "$work/all_b.apgb" | tr '\n' ' ' | sed 's/ $//')"
 check "10,000 rows made before the backup decrypt in the new cluster (and the X-Wing tenant's 200)" "10200" \
   "$(q "$port_b" -c "$count_sql")"
+check "each version keeps its suites: acme v1 ML-KEM-768 + ML-DSA-65, v2 ML-KEM-1024 + ML-DSA-87, and so do the tenant's next ones" \
+  "1|ml-kem-768|ml-dsa-65 2|ml-kem-1024|ml-dsa-87 ml-kem-1024|ml-dsa-87" \
+  "$(q "$port_b" -c "SELECT version, kem, signature FROM pq.tenant_keys WHERE tenant = 'acme' ORDER BY version" \
+                 -c "SELECT kem, signature FROM pq.tenants WHERE name = 'acme'" | tr '\n' ' ' | sed 's/ $//')"
 check "metadata came along: the grant (it_app decrypts) and the policy" "secret-7|1" \
   "$(qas "$port_b" it_app -c "SELECT pq_decrypt_text(v, 'row 7') FROM vault WHERE id = 7")|$(q "$port_b" -c "SELECT count(*) FROM pq.tenant_policies WHERE max_key_age = 31536000")"
 check "the restore key was one-time" "55000" "$(restore_err "$port_b" "$work/all_b.apgb" | cut -c1-5)"

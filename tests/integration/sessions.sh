@@ -5,7 +5,7 @@
 # below can find it) and is then searched for in every file of the data
 # directory, the WAL and the server log: nowhere. Without
 # shared_preload_libraries the functions are 55000.
-# checks: 23
+# checks: 25
 dir="$base/sessions"
 port=$port_sessions
 python=${APG_PQ_VENV:-/var/tmp/apg_pqcrypto-venv}/bin/python
@@ -79,6 +79,18 @@ qas "$port" it_s -c "INSERT INTO vault SELECT 10, pq_seal(decode('$spk2', 'hex')
 check "an X-Wing session: its value opens while it lives" "x-wing session value" \
   "$(qas "$port" it_s -c "SELECT pq_session_open_text('$sid2', sealed) FROM vault WHERE n = 10")"
 check "its secret is in shared memory" "1" "$("$python" "$base/sessions-mem.py" "$postmaster" "$sid2" "$skid2" count)"
+# An ML-KEM-1024 tenant's session: a 1568-byte key and 'L' envelopes; a
+# tenant whose policy requires CNSA 2.0 while it still uses ML-KEM-768 gets none.
+q "$port" -c "SELECT pq.create_tenant('cnsa', kem => 'ml-kem-1024', signature => 'ml-dsa-87')" -c "SELECT pq.grant_tenant('cnsa', 'it_s')" \
+  -c "SELECT pq.create_tenant('strict')" -c "SELECT pq.grant_tenant('strict', 'it_s')" \
+  -c "SELECT pq.set_policy('strict', '{\"require_suite\": \"cnsa2\"}')" >/dev/null
+row=$(qas "$port" it_s -F ' ' -c "SELECT session_id, length(public_key), encode(public_key, 'hex') FROM pq.session_begin('cnsa')")
+read -r sid3 slen3 spk3 <<<"$row"
+check "an ML-KEM-1024 session: a 1568-byte key; its 'L' value opens" "1568|L|cnsa session value" \
+  "$slen3|$(qas "$port" it_s -c "SELECT convert_from(substr(e, 2, 1), 'SQL_ASCII') || '|' || pq_session_open_text('$sid3', e)
+                                FROM pq_seal(decode('$spk3', 'hex'), 'cnsa session value') e")"
+check "an ML-KEM-768 tenant whose policy requires CNSA 2.0 gets no session: PQ003" "PQ003" \
+  "$(sqlstate "$port" "SELECT pq.session_begin('strict')" it_s)"
 # Read from the postmaster's memory, not through a session call.
 wiped=1
 for _ in $(seq 1 50); do

@@ -16,12 +16,20 @@ pub enum Field {
     NotificationBefore,
     AutoRotation,
     MaxKeyAge,
+    /// `"cnsa2"`: new key material only of the CNSA 2.0 suites (0.11.0).
+    RequireSuite,
 }
 
 impl Field {
     /// Every field, in the order the policy lists them.
-    pub const ALL: [Field; 5] =
-        [Field::RotationInterval, Field::OverlapPeriod, Field::NotificationBefore, Field::AutoRotation, Field::MaxKeyAge];
+    pub const ALL: [Field; 6] = [
+        Field::RotationInterval,
+        Field::OverlapPeriod,
+        Field::NotificationBefore,
+        Field::AutoRotation,
+        Field::MaxKeyAge,
+        Field::RequireSuite,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -30,6 +38,7 @@ impl Field {
             Field::NotificationBefore => "notification_before",
             Field::AutoRotation => "auto_rotation",
             Field::MaxKeyAge => "max_key_age",
+            Field::RequireSuite => "require_suite",
         }
     }
 
@@ -61,7 +70,14 @@ pub struct Policy {
     pub notification_before: Option<i64>,
     pub auto_rotation: bool,
     pub max_key_age: Option<i64>,
+    /// `require_suite = "cnsa2"`: versions are made only of ML-KEM-1024 and
+    /// ML-DSA-87, and an active version of other suites encrypts and signs
+    /// nothing (docs/KEY-ROTATION.md, "Suites").
+    pub require_cnsa2: bool,
 }
+
+/// The one value `require_suite` takes besides null.
+pub const REQUIRE_CNSA2: &str = "cnsa2";
 
 /// A tenant's active key version, as the policy sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,7 +173,10 @@ mod tests {
     fn fields_and_seconds() {
         assert_eq!(Field::parse("overlap_period"), Some(Field::OverlapPeriod));
         assert_eq!(Field::parse("rotation"), None);
-        assert_eq!(Field::names(), "rotation_interval, overlap_period, notification_before, auto_rotation, max_key_age");
+        assert_eq!(
+            Field::names(),
+            "rotation_interval, overlap_period, notification_before, auto_rotation, max_key_age, require_suite"
+        );
         assert_eq!(check_seconds(Field::OverlapPeriod, 0), Ok(0));
         assert!(check_seconds(Field::RotationInterval, 0).is_err());
         assert!(check_seconds(Field::MaxKeyAge, MAX_SECONDS + 1).is_err());
@@ -181,6 +200,7 @@ mod tests {
             overlap_period: Some(DAY),
             auto_rotation: true,
             max_key_age: None,
+            require_cnsa2: false,
         };
         let v = version(3);
         let at = |days: i64| v.activated_at + days * DAY * MICROS;

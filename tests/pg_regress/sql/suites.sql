@@ -87,3 +87,45 @@ SELECT try($$ SELECT pq_open(k.secret_key, pq_seal(l.public_key, 'x'::text)) FRO
 SELECT pq_verify_with(public_key, 'm', pq_sign_with(secret_key, 'm')) AS as_65 FROM raw_keys WHERE a = 'ml-dsa-87';
 SELECT try($$ SELECT pq_sign_with(secret_key, 'm', '', 'ml-dsa-44') FROM raw_keys WHERE a = 'ml-dsa-87' $$);
 DROP TABLE raw_keys, moving_values;
+
+-- A policy that requires CNSA 2.0 (require_suite).
+SELECT tenant FROM pq.create_tenant('gov');
+CREATE TABLE gov_cfg (id int PRIMARY KEY, value bytea);
+SELECT pq.track_column('gov_cfg', 'value', tenant => 'gov') > 0 AS tracked;
+INSERT INTO gov_cfg SELECT i, pq_encrypt('gov', 'v' || i) FROM generate_series(1, 3) i;
+SELECT try($$ SELECT pq.set_policy('gov', '{"require_suite": "fips"}') $$);
+SELECT pq.set_policy('gov', '{"require_suite": "cnsa2"}')->'require_suite' AS required;
+SELECT tenant, require_suite FROM pq.policies WHERE tenant = 'gov';
+-- The active ML-KEM-768 version now encrypts and signs nothing, and no
+-- session of its suite begins; it still decrypts and verifies.
+SELECT try($$ SELECT pq_encrypt('gov', 'x') $$);
+SELECT try($$ SELECT pq_sign('gov', 'x') $$);
+SELECT count(*) AS still_decrypting FROM gov_cfg WHERE pq_decrypt_text(value) LIKE 'v%';
+-- The compliance report flags the version and counts its ciphertexts.
+SELECT r->'compliance_status'->'required_suite' AS required,
+       r->'compliance_status'->'versions_outside_required_suite' AS outside,
+       r->'compliance_status'->'ciphertexts_outside_required_suite' AS ciphertexts,
+       r->'compliance_status'->'algorithms_in_use' AS algorithms
+  FROM pq.compliance_report('gov') r;
+-- A rotation naming other suites is refused; a suite it does not name
+-- comes from the policy (ML-DSA-87 here), and one naming none takes CNSA 2.0.
+SELECT try($$ SELECT pq.rotate_tenant_key('gov', 'r', kem => 'x-wing') $$);
+SELECT try($$ SELECT pq.rotate_tenant_key('gov', 'r', kem => 'ml-kem-1024') $$);
+SELECT new_version FROM pq.rotate_tenant_key('gov', 'to CNSA 2.0');
+SELECT version, state, kem, signature FROM pq.tenant_keys WHERE tenant = 'gov' ORDER BY version;
+SELECT pq_decrypt_text(pq_encrypt('gov', 'compliant'), '') AS encrypts, substr(pq_sign('gov', 'x'), 2, 1) AS signature_kind;
+-- After re-encryption no ciphertext is left outside the required suite ...
+UPDATE gov_cfg SET value = pq.rewrap(value);
+SELECT r->'compliance_status'->'versions_outside_required_suite' AS outside,
+       r->'compliance_status'->'ciphertexts_outside_required_suite' AS ciphertexts
+  FROM pq.compliance_report('gov') r;
+-- ... but version 1 is still there: disabled and destroyed, it is not.
+SELECT pq.disable_key_version('gov', 1), pq.destroy_key_version('gov', 1, 'destroy gov v1');
+SELECT r->'compliance_status'->'versions_outside_required_suite' AS outside,
+       r->'compliance_status'->'algorithms_in_use' AS algorithms
+  FROM pq.compliance_report('gov') r;
+-- Lifting the requirement lets other suites back.
+SELECT pq.set_policy('gov', '{"require_suite": null}')->'require_suite' AS required;
+SELECT new_version FROM pq.rotate_tenant_key('gov', 'back', kem => 'ml-kem-768', signature => 'ml-dsa-65');
+SELECT pq.untrack_column('gov_cfg', 'value');
+DROP TABLE gov_cfg;
