@@ -79,19 +79,6 @@ pub fn to_json(p: &Policy) -> Value {
     })
 }
 
-/// Refuses (22023) key material of `kem` and `signature` for a tenant whose
-/// policy requires CNSA 2.0. Call as owner.
-pub fn check_suites(tenant: &str, kem: pqcore::Suite, signature: pqcore::SignatureSuite) -> PqResult<()> {
-    if crate::keys::versions::requires_cnsa2(tenant, true)? && !pqcore::algorithms::cnsa2(kem, signature) {
-        return Err(PqError::InvalidParameter(format!(
-            "the policy of tenant \"{}\" requires CNSA 2.0 suites (kem 'ml-kem-1024', signature 'ml-dsa-87'), not {} and {}",
-            echo(tenant),
-            kem.name(),
-            signature.name()
-        )));
-    }
-    Ok(())
-}
 
 /// The stored policy of `tenant` (the default if none). Call as owner.
 fn stored(tenant: &str) -> PqResult<Policy> {

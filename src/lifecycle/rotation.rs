@@ -82,7 +82,7 @@ pub fn rotate_to_suite(
         if cnsa2 { (Suite::MlKem1024, SignatureSuite::MlDsa87) } else { (was_kem, was_signature) };
     let (kem, signature) = (kem.unwrap_or(default_kem), signature.unwrap_or(default_signature));
     crate::keys::tenants::require_schema_for(kem, signature)?;
-    crate::lifecycle::policy::check_suites(tenant, kem, signature)?;
+    check_suites(tenant, kem, signature)?;
     if (kem, signature) != (was_kem, was_signature) {
         catalog::write_one::<bool>(
             "UPDATE pq.tenants SET kem = $2, signature = $3 WHERE name = $1 RETURNING true",
@@ -96,6 +96,20 @@ pub fn rotate_to_suite(
     }
     events::record("key_rotated", Some(tenant), Some(next), actor, Some(reason), details)?;
     Ok(Rotation { kid: kid.as_bytes().to_vec(), version: next, archived: old.is_some() })
+}
+
+/// Refuses (22023) key material of `kem` and `signature` for a tenant whose
+/// policy requires CNSA 2.0. Call as owner.
+fn check_suites(tenant: &str, kem: pqcore::Suite, signature: pqcore::SignatureSuite) -> PqResult<()> {
+    if versions::requires_cnsa2(tenant, true)? && !pqcore::algorithms::cnsa2(kem, signature) {
+        return Err(PqError::InvalidParameter(format!(
+            "the policy of tenant \"{}\" requires CNSA 2.0 suites (kem 'ml-kem-1024', signature 'ml-dsa-87'), not {} and {}",
+            echo(tenant),
+            kem.name(),
+            signature.name()
+        )));
+    }
+    Ok(())
 }
 
 fn rotate(tenant: &str, reason: &str, actor: &str, kem: &str, signature: &str) -> PqResult<Rotation> {
