@@ -31,18 +31,18 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # tests/verify_kat.py: the vectors against implementations that share no
-# code with ours (kyber-py for ML-KEM, dilithium-py for ML-DSA, cryptography);
-# tests/verify_audit.py: the audit trail offline (cryptography's ML-DSA-65
-# and Ed25519).
+# code with ours (kyber-py for ML-KEM, dilithium-py for ML-DSA, slh-dsa for
+# SLH-DSA, cryptography); tests/verify_audit.py: the audit trail offline
+# (cryptography's ML-DSA-65 and Ed25519, dilithium-py's ML-DSA-87, slh-dsa).
 # moto_server: a KMS-compatible server for the aws_kms provider's tests
 # (boto3 comes with it and creates the test keys).
-if ! "$APG_PQ_VENV/bin/python" -c "import kyber_py, dilithium_py, moto, boto3
+if ! "$APG_PQ_VENV/bin/python" -c "import kyber_py, dilithium_py, moto, boto3, slhdsa
 from cryptography.hazmat.primitives.asymmetric import mldsa, ed25519" 2>/dev/null \
    || [ ! -x "$APG_PQ_VENV/bin/moto_server" ]; then
   echo "== Python test tools in $APG_PQ_VENV"
   python3 -m venv "$APG_PQ_VENV"
   "$APG_PQ_VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    'cryptography>=50' 'kyber-py==1.2.0' 'dilithium-py==1.5.1' 'moto[server]==5.2.5'
+    'cryptography>=50' 'kyber-py==1.2.0' 'dilithium-py==1.5.1' 'moto[server]==5.2.5' 'slh-dsa==0.2.5'
 fi
 
 if ! cargo pgrx --version 2>/dev/null | grep -q "0.18.1"; then

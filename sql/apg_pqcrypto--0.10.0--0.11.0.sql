@@ -10,7 +10,10 @@
 -- rotation (pq.rotate_tenant_key's kem and signature arguments),
 -- pq_sign_with's algorithm argument, pq_algorithms(), the suite of each
 -- version in pq.tenant_keys, and a policy that requires the CNSA 2.0 suites
--- (pq.tenant_policies.require_suite, shown by pq.policies).
+-- (pq.tenant_policies.require_suite, shown by pq.policies); audit keys of
+-- ML-DSA-87 + Ed25519 or ML-DSA-65 + SLH-DSA (apg_pqcrypto.audit_signature:
+-- pq.audit_keys.algorithm and its SLH-DSA columns, and
+-- pq.audit_checkpoints.slh_dsa_signature).
 -- No stored key, envelope or audit row changes: every 0.10.0 value
 -- decrypts and the chain verifies as before.
 -- tests/integration/upgrade.sh installs 0.1.0 to 0.10.0, fills each, runs
@@ -134,3 +137,28 @@ SELECT p.tenant, p.rotation_interval, p.overlap_period, p.notification_before, p
        p.updated_at, p.updated_by, p.require_suite
   FROM pq.tenant_policies p
   LEFT JOIN pq.tenant_key_versions v ON v.tenant = p.tenant AND v.state = 'active';
+
+-- Audit keys of other algorithms (apg_pqcrypto.audit_signature): ML-DSA-87 +
+-- Ed25519, or ML-DSA-65 + SLH-DSA-SHA2-128s.
+ALTER TABLE pq.audit_keys
+    DROP CONSTRAINT audit_keys_ml_dsa_public_key_check,
+    ADD CONSTRAINT audit_keys_ml_dsa_public_key_check CHECK (length(ml_dsa_public_key) IN (1952, 2592)),
+    ALTER COLUMN ed25519_public_key DROP NOT NULL,
+    ALTER COLUMN wrapped_ed25519_seed DROP NOT NULL,
+    ADD COLUMN algorithm text NOT NULL DEFAULT 'ml-dsa-65+ed25519'
+        CHECK (algorithm IN ('ml-dsa-65+ed25519', 'ml-dsa-87+ed25519', 'slh-dsa+ml-dsa-65')),
+    ADD COLUMN slh_dsa_public_key bytea CHECK (length(slh_dsa_public_key) = 32),
+    ADD COLUMN wrapped_slh_dsa_seed bytea,
+    ADD CONSTRAINT audit_keys_hedge CHECK (CASE WHEN algorithm = 'slh-dsa+ml-dsa-65'
+        THEN slh_dsa_public_key IS NOT NULL AND wrapped_slh_dsa_seed IS NOT NULL AND ed25519_public_key IS NULL AND wrapped_ed25519_seed IS NULL
+        ELSE ed25519_public_key IS NOT NULL AND wrapped_ed25519_seed IS NOT NULL AND slh_dsa_public_key IS NULL AND wrapped_slh_dsa_seed IS NULL END);
+-- pq.audit_checkpoints is append-only: its triggers refuse UPDATE and
+-- DELETE, not ALTER TABLE.
+ALTER TABLE pq.audit_checkpoints
+    DROP CONSTRAINT audit_checkpoints_ml_dsa_signature_check,
+    ADD CONSTRAINT audit_checkpoints_ml_dsa_signature_check CHECK (length(ml_dsa_signature) IN (3309, 4627)),
+    ALTER COLUMN ed25519_signature DROP NOT NULL,
+    ADD COLUMN slh_dsa_signature bytea CHECK (length(slh_dsa_signature) = 7856),
+    ADD CONSTRAINT audit_checkpoints_hedge CHECK ((ed25519_signature IS NULL) <> (slh_dsa_signature IS NULL));
+CREATE OR REPLACE VIEW pq.audit_verifying_keys AS
+SELECT kid, state, ml_dsa_public_key, ed25519_public_key, created_at, algorithm, slh_dsa_public_key FROM pq.audit_keys;

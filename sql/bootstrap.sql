@@ -297,12 +297,22 @@ CREATE INDEX audit_log_tenant ON pq.audit_log (tenant, ts);
 CREATE TABLE pq.audit_keys (
     kid                  bytea PRIMARY KEY CHECK (length(kid) = 16),
     state                text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired')),
-    ml_dsa_public_key    bytea NOT NULL CHECK (length(ml_dsa_public_key) = 1952),
-    ed25519_public_key   bytea NOT NULL CHECK (length(ed25519_public_key) = 32),
+    -- ML-DSA-65 (1952 bytes) or, 0.11.0, ML-DSA-87 (2592).
+    ml_dsa_public_key    bytea NOT NULL CHECK (length(ml_dsa_public_key) IN (1952, 2592)),
+    -- The hedge: Ed25519, or (0.11.0) SLH-DSA in the columns below.
+    ed25519_public_key   bytea CHECK (length(ed25519_public_key) = 32),
     mdk_id               bytea NOT NULL REFERENCES pq.master_keys (id),
     wrapped_ml_dsa_seed  bytea NOT NULL,
-    wrapped_ed25519_seed bytea NOT NULL,
-    created_at           timestamptz NOT NULL DEFAULT now()
+    wrapped_ed25519_seed bytea,
+    created_at           timestamptz NOT NULL DEFAULT now(),
+    -- 0.11.0: apg_pqcrypto.audit_signature when the key was made.
+    algorithm            text NOT NULL DEFAULT 'ml-dsa-65+ed25519'
+                         CHECK (algorithm IN ('ml-dsa-65+ed25519', 'ml-dsa-87+ed25519', 'slh-dsa+ml-dsa-65')),
+    slh_dsa_public_key   bytea CHECK (length(slh_dsa_public_key) = 32),
+    wrapped_slh_dsa_seed bytea,
+    CONSTRAINT audit_keys_hedge CHECK (CASE WHEN algorithm = 'slh-dsa+ml-dsa-65'
+        THEN slh_dsa_public_key IS NOT NULL AND wrapped_slh_dsa_seed IS NOT NULL AND ed25519_public_key IS NULL AND wrapped_ed25519_seed IS NULL
+        ELSE ed25519_public_key IS NOT NULL AND wrapped_ed25519_seed IS NOT NULL AND slh_dsa_public_key IS NULL AND wrapped_slh_dsa_seed IS NULL END)
 );
 CREATE UNIQUE INDEX audit_keys_one_active ON pq.audit_keys ((true)) WHERE state = 'active';
 
@@ -313,8 +323,11 @@ CREATE TABLE pq.audit_checkpoints (
     head_hash         bytea NOT NULL CHECK (length(head_hash) = 32),
     ts                timestamptz NOT NULL,
     key_kid           bytea NOT NULL REFERENCES pq.audit_keys (kid),
-    ml_dsa_signature  bytea NOT NULL CHECK (length(ml_dsa_signature) = 3309),
-    ed25519_signature bytea NOT NULL CHECK (length(ed25519_signature) = 64)
+    ml_dsa_signature  bytea NOT NULL CHECK (length(ml_dsa_signature) IN (3309, 4627)),
+    ed25519_signature bytea CHECK (length(ed25519_signature) = 64),
+    -- 0.11.0: the SLH-DSA-SHA2-128s signature of a slh-dsa+ml-dsa-65 key.
+    slh_dsa_signature bytea CHECK (length(slh_dsa_signature) = 7856),
+    CONSTRAINT audit_checkpoints_hedge CHECK ((ed25519_signature IS NULL) <> (slh_dsa_signature IS NULL))
 );
 
 -- Counts of encrypt/decrypt/sign/verify per tenant, role, operation and

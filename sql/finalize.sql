@@ -204,7 +204,7 @@ SELECT tenant, role_name, kind, minute, count, alerted FROM pq.security_counts;
 
 -- The audit key's public half (an auditor's verifying keys).
 CREATE VIEW pq.audit_verifying_keys AS
-SELECT kid, state, ml_dsa_public_key, ed25519_public_key, created_at FROM pq.audit_keys;
+SELECT kid, state, ml_dsa_public_key, ed25519_public_key, created_at, algorithm, slh_dsa_public_key FROM pq.audit_keys;
 
 GRANT SELECT ON pq.config TO pq_admin, pq_user;
 GRANT SELECT ON pq.security_events, pq.audit_verifying_keys TO pq_admin;

@@ -11,9 +11,12 @@ the whole audit log, the checkpoints and the audit verifying keys, into
 one JSON file. `verify` then needs no database and no apg_pqcrypto code: it
 rebuilds every canonical encoding from docs/FORMAT.md section 11
 (tests/pq_audit_format.py), and checks every hash, chain and signature with
-Python's `cryptography` package (ML-DSA-65 with its FIPS 204 context
-strings, Ed25519) and hashlib. It prints the first problem and exits 1, or
-prints what it checked and exits 0.
+Python's `cryptography` package (ML-DSA-65 and ML-DSA-87 with their FIPS
+204 context strings, Ed25519), the `slhdsa` package (SLH-DSA-SHA2-128s,
+FIPS 205, for audit keys of the slh-dsa+ml-dsa-65 suite) and hashlib. It
+prints the first problem and exits 1, or prints what it checked and exits 0.
+Each audit key's `algorithm` says which signatures its checkpoints carry:
+every one of them must verify.
 """
 import argparse
 import hashlib
@@ -25,7 +28,8 @@ import tempfile
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PublicKey
+from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PublicKey, MLDSA87PublicKey
+from slhdsa import PublicKey as SlhPublicKey, sha2_128s as SLH_DSA_SHA2_128S
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pq_audit_format as fmt  # noqa: E402
@@ -54,10 +58,15 @@ SELECT json_build_object(
   'checkpoints', (SELECT coalesce(json_agg(json_build_object(
         'id', id, 'head_id', head_id, 'head_hash', encode(head_hash, 'hex'), 'ts_micros', {ts},
         'key_kid', encode(key_kid, 'hex'), 'ml_dsa_signature', encode(ml_dsa_signature, 'hex'),
-        'ed25519_signature', encode(ed25519_signature, 'hex')) ORDER BY id), '[]') FROM pq.audit_checkpoints),
+        'ed25519_signature', encode(ed25519_signature, 'hex'),
+        -- to_jsonb: the column is 0.11.0's; its bytea is text '\\x' followed by hex.
+        'slh_dsa_signature', substr(to_jsonb(c)->>'slh_dsa_signature', 3))
+        ORDER BY id), '[]') FROM pq.audit_checkpoints c),
   'audit_keys', (SELECT coalesce(json_agg(json_build_object(
         'kid', encode(kid, 'hex'), 'ml_dsa_public_key', encode(ml_dsa_public_key, 'hex'),
-        'ed25519_public_key', encode(ed25519_public_key, 'hex'))), '[]') FROM pq.audit_verifying_keys))
+        'ed25519_public_key', encode(ed25519_public_key, 'hex'),
+        'algorithm', coalesce(to_jsonb(k)->>'algorithm', 'ml-dsa-65+ed25519'),
+        'slh_dsa_public_key', substr(to_jsonb(k)->>'slh_dsa_public_key', 3))), '[]') FROM pq.audit_verifying_keys k))
 """.format(ts=MICROS.format("ts"))
 
 CONFIG_EVENTS = ("config_set", "config_set_sealed", "config_deleted")
@@ -85,10 +94,22 @@ def unhex(value):
 
 
 def ml_dsa_valid(public_key, signature, message, context):
+    """FIPS 204 verification; the key's length names the set (1952: ML-DSA-65, 2592: ML-DSA-87)."""
+    cls = MLDSA87PublicKey if len(public_key) == 2592 else MLDSA65PublicKey
     try:
-        MLDSA65PublicKey.from_public_bytes(public_key).verify(signature, message, context)
+        cls.from_public_bytes(public_key).verify(signature, message, context)
         return True
     except (InvalidSignature, ValueError):
+        return False
+
+
+def slh_dsa_valid(public_key, signature, message, context):
+    """FIPS 205 pure SLH-DSA-SHA2-128s verification with a context string."""
+    if public_key is None or signature is None or len(public_key) != 32:
+        return False
+    try:
+        return SlhPublicKey((public_key[:16], public_key[16:]), SLH_DSA_SHA2_128S).verify_pure(message, signature, context)
+    except Exception:  # a malformed signature is simply not valid
         return False
 
 
@@ -109,25 +130,38 @@ def verify_audit_log(rows):
     return hashes
 
 
+# §11.5: the audit suites, (ML-DSA public key length, hedge).
+AUDIT_SUITES = {"ml-dsa-65+ed25519": (1952, "ed25519"), "ml-dsa-87+ed25519": (2592, "ed25519"),
+                "slh-dsa+ml-dsa-65": (1952, "slh-dsa")}
+
+
 def verify_checkpoints(checkpoints, keys, hashes):
     by_kid = {}
     for k in keys:
-        ml_dsa, ed = unhex(k["ml_dsa_public_key"]), unhex(k["ed25519_public_key"])
+        ml_dsa = unhex(k["ml_dsa_public_key"])
+        if k["algorithm"] not in AUDIT_SUITES or len(ml_dsa) != AUDIT_SUITES[k["algorithm"]][0]:
+            raise Problem(f"audit key {k['kid']}: unknown algorithm {k['algorithm']!r} or a key of the wrong length")
         if hashlib.sha256(ml_dsa).digest()[:16].hex() != k["kid"]:
-            raise Problem(f"audit key {k['kid']}: the kid is not the hash of its ML-DSA-65 key")
-        by_kid[k["kid"]] = (ml_dsa, ed)
+            raise Problem(f"audit key {k['kid']}: the kid is not the hash of its ML-DSA key")
+        by_kid[k["kid"]] = (ml_dsa, AUDIT_SUITES[k["algorithm"]][1], unhex(k["ed25519_public_key"]), unhex(k["slh_dsa_public_key"]))
     head = max(hashes) if hashes else 0
     for c in checkpoints:
         if c["key_kid"] not in by_kid:
             raise Problem(f"checkpoint {c['id']} names an unknown audit key")
-        ml_dsa, ed = by_kid[c["key_kid"]]
+        ml_dsa, hedge, ed, slh = by_kid[c["key_kid"]]
         encoding = fmt.checkpoint(c["head_id"], unhex(c["head_hash"]), c["ts_micros"])
         if not ml_dsa_valid(ml_dsa, unhex(c["ml_dsa_signature"]), encoding, fmt.CHECKPOINT_CONTEXT):
-            raise Problem(f"checkpoint {c['id']}: the ML-DSA-65 signature does not verify")
-        try:
-            Ed25519PublicKey.from_public_bytes(ed).verify(unhex(c["ed25519_signature"]), fmt.CHECKPOINT_CONTEXT + encoding)
-        except InvalidSignature:
-            raise Problem(f"checkpoint {c['id']}: the Ed25519 signature does not verify")
+            raise Problem(f"checkpoint {c['id']}: the ML-DSA signature does not verify")
+        if hedge == "slh-dsa":
+            if c["ed25519_signature"] is not None or not slh_dsa_valid(slh, unhex(c["slh_dsa_signature"]), encoding, fmt.CHECKPOINT_CONTEXT):
+                raise Problem(f"checkpoint {c['id']}: the SLH-DSA signature does not verify")
+        else:
+            try:
+                if ed is None or c["ed25519_signature"] is None or c["slh_dsa_signature"] is not None:
+                    raise InvalidSignature()
+                Ed25519PublicKey.from_public_bytes(ed).verify(unhex(c["ed25519_signature"]), fmt.CHECKPOINT_CONTEXT + encoding)
+            except InvalidSignature:
+                raise Problem(f"checkpoint {c['id']}: the Ed25519 signature does not verify")
         if c["head_id"] > head:
             raise Problem(f"audit rows {head + 1} to {c['head_id']} were removed: checkpoint {c['id']} covers them")
         signed = fmt.ZERO if c["head_id"] == 0 else hashes.get(c["head_id"])

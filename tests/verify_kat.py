@@ -10,6 +10,8 @@ share no code with the extension:
   FIPS 203.
 - ML-DSA-65 and ML-DSA-87 (key generation from the seed, signing with the
   recorded `rnd`, verification): dilithium-py, a pure-Python FIPS 204.
+- SLH-DSA-SHA2-128s (key generation from the seed, deterministic signing,
+  verification): `slhdsa` (PyPI SLH-DSA), a pure-Python FIPS 205.
 
 The envelope's kind byte names the suite (FORMAT.md §2): 'S', 'B' are
 ML-KEM-768, 'L', 'M' ML-KEM-1024, 'G' ML-DSA-65, 'H' ML-DSA-87.
@@ -31,6 +33,10 @@ import sys
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from dilithium_py.ml_dsa import ML_DSA_65, ML_DSA_87
 from kyber_py.ml_kem import ML_KEM_768, ML_KEM_1024
+from slhdsa import PublicKey as SlhPublicKey, sha2_128s as SLH_PAR
+from slhdsa.lowlevel.addresses import Address as SlhAddress
+from slhdsa.lowlevel.slhdsa import sign as slh_sign_internal
+from slhdsa.lowlevel.xmss import XMSS
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import pq_audit_format as fmt
@@ -169,12 +175,20 @@ def check_signature(c):
     c.expect("envelope", b"\x01" + kind + kid(pk) + signature)
 
 
-def dsa_sign(seed, message, context, rnd):
+def dsa_sign(seed, message, context, rnd, dsa=ML_DSA_65):
     """(pk, signature): FIPS 204 keygen from the seed, pure ML-DSA signing."""
-    pk, sk = ML_DSA_65._keygen_internal(seed)
-    signature = ML_DSA_65._sign_internal(sk, bytes([0, len(context)]) + context + message, rnd)
-    assert ML_DSA_65.verify(pk, message, signature, context), "verification"
+    pk, sk = dsa._keygen_internal(seed)
+    signature = dsa._sign_internal(sk, bytes([0, len(context)]) + context + message, rnd)
+    assert dsa.verify(pk, message, signature, context), "verification"
     return pk, signature
+
+
+def slh_dsa_keygen(seed):
+    """FIPS 205 slh_keygen_internal(SK.seed, SK.prf, PK.seed) of SLH-DSA-SHA2-128s,
+    with the `slhdsa` package (pure Python): (secret key tuple, public key bytes)."""
+    sk_seed, sk_prf, pk_seed = seed[:16], seed[16:32], seed[32:48]
+    root = XMSS(SLH_PAR).node(sk_seed, 0, SLH_PAR.h_m, pk_seed, SlhAddress(SLH_PAR.d - 1, 0))
+    return (sk_seed, sk_prf, pk_seed, root), pk_seed + root
 
 
 def check_config_change(c):
@@ -216,7 +230,9 @@ def check_audit_checkpoint(c):
     encoding = fmt.checkpoint(c.text("head_id"), c.hex("head_hash"), c.text("ts_micros"))
     c.expect("encoding", encoding)
     c.expect("context", fmt.CHECKPOINT_CONTEXT)
-    pk, signature = dsa_sign(c.hex("dsa_seed"), encoding, fmt.CHECKPOINT_CONTEXT, c.hex("rnd"))
+    # §11.5: the ML-DSA set of an audit key is told by its public key's length.
+    dsa = ML_DSA_87 if len(c.raw["pk"]) == 2 * 2592 else ML_DSA_65
+    pk, signature = dsa_sign(c.hex("dsa_seed"), encoding, fmt.CHECKPOINT_CONTEXT, c.hex("rnd"), dsa)
     c.expect("pk", pk)
     c.expect("kid", kid(pk))
     c.expect("ml_dsa_signature", signature)
@@ -225,6 +241,23 @@ def check_audit_checkpoint(c):
     c.expect("ed25519_pk", ed.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
     c.expect("ed25519_message", fmt.CHECKPOINT_CONTEXT + encoding)
     c.expect("ed25519_signature", ed.sign(fmt.CHECKPOINT_CONTEXT + encoding))
+
+
+def check_audit_checkpoint_slh_dsa(c):
+    """§11.5, suite slh-dsa+ml-dsa-65: ML-DSA-65 and SLH-DSA-SHA2-128s, both
+    deterministic, over the same encoding with the same context."""
+    encoding = fmt.checkpoint(c.text("head_id"), c.hex("head_hash"), c.text("ts_micros"))
+    c.expect("encoding", encoding)
+    c.expect("context", fmt.CHECKPOINT_CONTEXT)
+    pk, signature = dsa_sign(c.hex("dsa_seed"), encoding, fmt.CHECKPOINT_CONTEXT, c.hex("rnd"))
+    c.expect("pk", pk)
+    c.expect("kid", kid(pk))
+    c.expect("ml_dsa_signature", signature)
+    sk, slh_pk = slh_dsa_keygen(c.hex("slh_dsa_seed"))
+    c.expect("slh_dsa_pk", slh_pk)
+    message = bytes([0, len(fmt.CHECKPOINT_CONTEXT)]) + fmt.CHECKPOINT_CONTEXT + encoding  # FIPS 205 Algorithm 22
+    c.expect("slh_dsa_signature", slh_sign_internal(message, sk, SLH_PAR, False))  # deterministic: opt_rand = PK.seed
+    assert SlhPublicKey((slh_pk[:16], slh_pk[16:]), SLH_PAR).verify_pure(encoding, c.hex("slh_dsa_signature"), fmt.CHECKPOINT_CONTEXT)
 
 
 def check_xwing_sealed(c):
@@ -572,6 +605,8 @@ def check(c):
         check_audit_row(c)
     elif kind == "audit-checkpoint":
         check_audit_checkpoint(c)
+    elif kind == "audit-checkpoint-slh-dsa":
+        check_audit_checkpoint_slh_dsa(c)
     elif kind == "sealed-x-wing":
         check_xwing_sealed(c)
     elif kind in ("batch", "batch-x-wing"):

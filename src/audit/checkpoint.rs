@@ -62,17 +62,27 @@ fn make_checkpoint() -> PqResult<Made> {
     let cp = Checkpoint { head_id: head_id as u64, head_hash, ts_micros: ts };
     let signatures = key.sign(&cp)?;
     drop(key);
+    // The SLH-DSA column is 0.11.0's; a key with an SLH-DSA hedge exists
+    // only after the update (secrets::audit_key refuses one before).
+    let (columns, values) = if catalog::pq_column_exists(c"audit_checkpoints", c"slh_dsa_signature") {
+        (", slh_dsa_signature", ", $7")
+    } else {
+        ("", "")
+    };
     catalog::write_one::<bool>(
-        "INSERT INTO pq.audit_checkpoints (head_id, head_hash, ts, key_kid, ml_dsa_signature, ed25519_signature)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING true",
+        &format!(
+            "INSERT INTO pq.audit_checkpoints (head_id, head_hash, ts, key_kid, ml_dsa_signature, ed25519_signature{columns})
+             VALUES ($1, $2, $3, $4, $5, $6{values}) RETURNING true"
+        ),
         &[
             head_id.into(),
             head_hash.as_slice().into(),
             timestamptz(ts)?.into(),
             kid.as_bytes().as_slice().into(),
             signatures.ml_dsa.as_slice().into(),
-            signatures.ed25519.as_slice().into(),
-        ],
+            signatures.ed25519.as_deref().into(),
+            signatures.slh_dsa.as_deref().into(),
+        ][..if columns.is_empty() { 6 } else { 7 }],
     )?;
     Ok(Made { head_id, head_hash, kid })
 }
@@ -170,7 +180,7 @@ pub fn verify_chain() -> PqResult<ChainReport> {
             None => return Ok(bad(c.head_id.max(1), checked, format!("checkpoint {} names an unknown audit key", c.id))),
         };
         let cp = Checkpoint { head_id: c.head_id as u64, head_hash: hash_of(&c.head_hash)?, ts_micros: c.ts_micros };
-        if key.verify(&cp, &c.ml_dsa, &c.ed25519) != (true, true) {
+        if key.verify(&cp, &c.ml_dsa, c.ed25519.as_deref(), c.slh_dsa.as_deref()) != (true, true) {
             return Ok(bad(c.head_id.max(1), checked, format!("checkpoint {} has an invalid signature", c.id)));
         }
         if c.head_id > head_id {
@@ -197,12 +207,14 @@ struct CheckpointRow {
     ts_micros: i64,
     key_kid: Vec<u8>,
     ml_dsa: Vec<u8>,
-    ed25519: Vec<u8>,
+    ed25519: Option<Vec<u8>>,
+    slh_dsa: Option<Vec<u8>>,
 }
 
 fn checkpoints() -> PqResult<Vec<CheckpointRow>> {
+    let slh = if catalog::pq_column_exists(c"audit_checkpoints", c"slh_dsa_signature") { "slh_dsa_signature" } else { "NULL::bytea" };
     let query = format!(
-        "SELECT id, head_id, head_hash, ts, {}, key_kid, ml_dsa_signature, ed25519_signature
+        "SELECT id, head_id, head_hash, ts, {}, key_kid, ml_dsa_signature, ed25519_signature, {slh}
            FROM pq.audit_checkpoints ORDER BY id",
         micros_sql("ts")
     );
@@ -218,7 +230,8 @@ fn checkpoints() -> PqResult<Vec<CheckpointRow>> {
                 ts_micros: row.get::<i64>(5)?.unwrap_or_default(),
                 key_kid: row.get::<Vec<u8>>(6)?.unwrap_or_default(),
                 ml_dsa: row.get::<Vec<u8>>(7)?.unwrap_or_default(),
-                ed25519: row.get::<Vec<u8>>(8)?.unwrap_or_default(),
+                ed25519: row.get::<Vec<u8>>(8)?,
+                slh_dsa: row.get::<Vec<u8>>(9)?,
             });
         }
         Ok::<_, PqError>(out)
@@ -228,13 +241,14 @@ fn checkpoints() -> PqResult<Vec<CheckpointRow>> {
 /// The public keys of audit key `kid`; None if unknown or if they do not
 /// match the kid.
 fn keys(kid: &[u8]) -> PqResult<Option<AuditVerifyingKey>> {
+    let slh = if catalog::pq_column_exists(c"audit_keys", c"slh_dsa_public_key") { "slh_dsa_public_key" } else { "NULL::bytea" };
     let row = catalog::row(
-        "SELECT ml_dsa_public_key, ed25519_public_key FROM pq.audit_keys WHERE kid = $1",
+        &format!("SELECT ml_dsa_public_key, ed25519_public_key, {slh} FROM pq.audit_keys WHERE kid = $1"),
         &[kid.into()],
-        |row| Ok((row.get::<Vec<u8>>(1)?.unwrap_or_default(), row.get::<Vec<u8>>(2)?.unwrap_or_default())),
+        |row| Ok((row.get::<Vec<u8>>(1)?.unwrap_or_default(), row.get::<Vec<u8>>(2)?, row.get::<Vec<u8>>(3)?)),
     )?;
-    let Some((dsa, ed)) = row else { return Ok(None) };
-    Ok(AuditVerifyingKey::from_slices(&dsa, &ed).ok().filter(|k| k.kid().as_bytes().as_slice() == kid))
+    let Some((dsa, ed, slh)) = row else { return Ok(None) };
+    Ok(AuditVerifyingKey::from_parts(&dsa, ed.as_deref(), slh.as_deref()).ok().filter(|k| k.kid().as_bytes().as_slice() == kid))
 }
 
 #[pg_schema]

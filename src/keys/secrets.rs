@@ -9,7 +9,10 @@ use crate::{
         errors::{PqError, PqResult},
     },
 };
-use pqcore::{DsaSeed, Kid, MasterDataKey, Purpose, WrapContext};
+use pqcore::{
+    audit::{AuditKey, AuditSuite},
+    DsaSeed, Kid, MasterDataKey, Purpose, WrapContext,
+};
 
 /// A tenant's classical (pgcrypto) key, unwrapped; wiped when dropped.
 pub struct ClassicalSecret {
@@ -143,31 +146,88 @@ pub fn rewrap_classical(new: &MasterDataKey) -> PqResult<()> {
     Ok(())
 }
 
-/// The active system audit key (ML-DSA-65 + Ed25519), created and wrapped
-/// under the active MDK on first use. Call as owner; writes when it creates.
-pub fn audit_key() -> PqResult<(Kid, pqcore::audit::AuditKey)> {
-    let row = catalog::row(
-        "SELECT kid, mdk_id, wrapped_ml_dsa_seed, wrapped_ed25519_seed FROM pq.audit_keys WHERE state = 'active'",
-        &[],
-        |row| {
-            Ok((
-                row.get::<Vec<u8>>(1)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(2)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(3)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(4)?.unwrap_or_default(),
-            ))
-        },
-    )?;
-    let Some((kid, mdk_id, wrapped_dsa, wrapped_ed)) = row else {
-        return create_audit_key();
+/// The columns of an audit key row: kid, mdk_id, algorithm, wrapped ML-DSA
+/// seed, wrapped hedge seed (Ed25519 or SLH-DSA). Before ALTER EXTENSION
+/// UPDATE to 0.11.0 every key is ML-DSA-65 + Ed25519.
+fn audit_key_columns() -> &'static str {
+    if catalog::pq_column_exists(c"audit_keys", c"algorithm") {
+        "kid, mdk_id, algorithm, wrapped_ml_dsa_seed, coalesce(wrapped_ed25519_seed, wrapped_slh_dsa_seed)"
+    } else {
+        "kid, mdk_id, 'ml-dsa-65+ed25519', wrapped_ml_dsa_seed, wrapped_ed25519_seed"
+    }
+}
+
+/// A stored audit key: kid, mdk_id, suite, wrapped ML-DSA seed, wrapped hedge seed.
+type AuditKeyRow = (Vec<u8>, Vec<u8>, AuditSuite, Vec<u8>, Vec<u8>);
+
+fn audit_key_row(row: &pgrx::spi::SpiTupleTable<'_>) -> PqResult<AuditKeyRow> {
+    let name = row.get::<String>(3)?.unwrap_or_default();
+    let suite = AuditSuite::parse(&name)
+        .ok_or_else(|| PqError::internal("the stored audit key is damaged", format!("unknown algorithm {name}")))?;
+    Ok((
+        row.get::<Vec<u8>>(1)?.unwrap_or_default(),
+        row.get::<Vec<u8>>(2)?.unwrap_or_default(),
+        suite,
+        row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+        row.get::<Vec<u8>>(5)?.unwrap_or_default(),
+    ))
+}
+
+/// The wrap purposes of an audit key's two seeds.
+fn audit_purposes(suite: AuditSuite) -> (Purpose, Purpose) {
+    let dsa = if suite.ml_dsa() == pqcore::SignatureSuite::MlDsa87 { Purpose::AuditDsa87Seed } else { Purpose::AuditSeed };
+    (dsa, if suite.slh_dsa() { Purpose::AuditSlhDsaSeed } else { Purpose::AuditEd25519Seed })
+}
+
+/// The audit suite `apg_pqcrypto.audit_signature` names, or 22023.
+pub fn configured_audit_suite() -> PqResult<AuditSuite> {
+    let name = crate::platform::gucs::audit_signature();
+    AuditSuite::parse(&name).ok_or_else(|| {
+        let names = AuditSuite::ALL.map(|s| format!("'{}'", s.name())).join(", ");
+        PqError::InvalidParameter(format!(
+            "apg_pqcrypto.audit_signature must be one of {names}, not \"{}\"",
+            crate::platform::errors::echo(&name)
+        ))
+    })
+}
+
+/// The active system audit key, created and wrapped under the active MDK
+/// on first use, and replaced (the old one retired, still verifying) when
+/// `apg_pqcrypto.audit_signature` names other algorithms than it has.
+/// Call as owner; writes when it creates.
+pub fn audit_key() -> PqResult<(Kid, AuditKey)> {
+    let wanted = configured_audit_suite()?;
+    if wanted != AuditSuite::MlDsa65Ed25519 && !catalog::pq_column_exists(c"audit_keys", c"algorithm") {
+        return Err(PqError::InvalidParameter(format!(
+            "apg_pqcrypto.audit_signature = '{}' needs ALTER EXTENSION apg_pqcrypto UPDATE to 0.11.0",
+            wanted.name()
+        )));
+    }
+    let active = || {
+        catalog::write_row(&format!("SELECT {} FROM pq.audit_keys WHERE state = 'active'", audit_key_columns()), &[], audit_key_row)
+    };
+    let mut row = active()?;
+    if row.as_ref().is_none_or(|r| r.2 != wanted) {
+        // Made or replaced by one transaction at a time (the worker's
+        // checkpoint and a caller's may both see the setting change).
+        catalog::run("LOCK TABLE pq.audit_keys IN SHARE ROW EXCLUSIVE MODE", &[])?;
+        row = active()?;
+        if row.as_ref().is_some_and(|r| r.2 != wanted) {
+            catalog::write_one::<bool>("UPDATE pq.audit_keys SET state = 'retired' WHERE state = 'active' RETURNING true", &[])?;
+            row = None;
+        }
+    }
+    let Some((kid, mdk_id, suite, wrapped_dsa, wrapped_hedge)) = row else {
+        return create_audit_key(wanted);
     };
     let kid = stored_kid(&kid)?;
     let from = mdk(stored_kid(&mdk_id)?)?;
     let damaged = || PqError::internal("the stored audit key is damaged", format!("audit key {}", kid.to_hex()));
+    let (dsa_purpose, hedge_purpose) = audit_purposes(suite);
     let key = unwrapping(|| {
-        let dsa = from.unwrap(&wrapped_dsa, &audit_context(Purpose::AuditSeed)).map_err(|_| damaged())?;
-        let ed = from.unwrap(&wrapped_ed, &audit_context(Purpose::AuditEd25519Seed)).map_err(|_| damaged())?;
-        Ok(pqcore::audit::AuditKey::from_seeds(&DsaSeed::from_slice(dsa.expose())?, ed.expose())?)
+        let dsa = from.unwrap(&wrapped_dsa, &audit_context(dsa_purpose)).map_err(|_| damaged())?;
+        let hedge = from.unwrap(&wrapped_hedge, &audit_context(hedge_purpose)).map_err(|_| damaged())?;
+        Ok(AuditKey::from_seeds(suite, &DsaSeed::from_slice(dsa.expose())?, hedge.expose())?)
     })?;
     if key.verifying_key()?.kid() != kid {
         return Err(damaged());
@@ -180,27 +240,49 @@ fn audit_context(purpose: Purpose) -> WrapContext<'static> {
     WrapContext { tenant: "", version: 0, purpose }
 }
 
-fn create_audit_key() -> PqResult<(Kid, pqcore::audit::AuditKey)> {
+fn create_audit_key(suite: AuditSuite) -> PqResult<(Kid, AuditKey)> {
     let mdk = active_mdk_for_write()?;
-    let (key, wrapped_dsa, wrapped_ed) = unwrapping(|| {
-        let (dsa_seed, ed_seed, key) = pqcore::audit::AuditKey::generate()?;
-        let wrapped_dsa = mdk.wrap(dsa_seed.expose(), &audit_context(Purpose::AuditSeed))?;
-        let wrapped_ed = mdk.wrap(&ed_seed[..], &audit_context(Purpose::AuditEd25519Seed))?;
-        Ok((key, wrapped_dsa, wrapped_ed))
+    let (dsa_purpose, hedge_purpose) = audit_purposes(suite);
+    let (key, wrapped_dsa, wrapped_hedge) = unwrapping(|| {
+        let (dsa_seed, hedge_seed, key) = AuditKey::generate(suite)?;
+        let wrapped_dsa = mdk.wrap(dsa_seed.expose(), &audit_context(dsa_purpose))?;
+        let wrapped_hedge = mdk.wrap(&hedge_seed[..], &audit_context(hedge_purpose))?;
+        Ok((key, wrapped_dsa, wrapped_hedge))
     })?;
     let public = key.verifying_key()?;
-    catalog::write_one::<bool>(
-        "INSERT INTO pq.audit_keys (kid, ml_dsa_public_key, ed25519_public_key, mdk_id, wrapped_ml_dsa_seed, wrapped_ed25519_seed)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING true",
-        &[
-            public.kid().as_bytes().as_slice().into(),
-            public.ml_dsa().as_bytes().into(),
-            public.ed25519().as_slice().into(),
-            mdk.id().as_bytes().as_slice().into(),
-            wrapped_dsa.as_slice().into(),
-            wrapped_ed.as_slice().into(),
-        ],
-    )?;
+    let (ed, slh) = (public.ed25519(), public.slh_dsa());
+    let (ed_wrapped, slh_wrapped) = if suite.slh_dsa() { (None, Some(wrapped_hedge)) } else { (Some(wrapped_hedge), None) };
+    if catalog::pq_column_exists(c"audit_keys", c"algorithm") {
+        catalog::write_one::<bool>(
+            "INSERT INTO pq.audit_keys (kid, ml_dsa_public_key, ed25519_public_key, mdk_id, wrapped_ml_dsa_seed, wrapped_ed25519_seed,
+                                        algorithm, slh_dsa_public_key, wrapped_slh_dsa_seed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING true",
+            &[
+                public.kid().as_bytes().as_slice().into(),
+                public.ml_dsa().as_bytes().into(),
+                ed.as_ref().map(|k| &k[..]).into(),
+                mdk.id().as_bytes().as_slice().into(),
+                wrapped_dsa.as_slice().into(),
+                ed_wrapped.as_deref().into(),
+                suite.name().into(),
+                slh.as_ref().map(|k| &k[..]).into(),
+                slh_wrapped.as_deref().into(),
+            ],
+        )?;
+    } else {
+        catalog::write_one::<bool>(
+            "INSERT INTO pq.audit_keys (kid, ml_dsa_public_key, ed25519_public_key, mdk_id, wrapped_ml_dsa_seed, wrapped_ed25519_seed)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING true",
+            &[
+                public.kid().as_bytes().as_slice().into(),
+                public.ml_dsa().as_bytes().into(),
+                ed.as_ref().map(|k| &k[..]).into(),
+                mdk.id().as_bytes().as_slice().into(),
+                wrapped_dsa.as_slice().into(),
+                ed_wrapped.as_deref().into(),
+            ],
+        )?;
+    }
     Ok((public.kid(), key))
 }
 
@@ -209,38 +291,26 @@ pub fn rewrap_audit_keys(new: &MasterDataKey) -> PqResult<()> {
     if !catalog::pq_table_exists(c"audit_keys") {
         return Ok(());
     }
-    /// kid, mdk_id, wrapped ML-DSA seed, wrapped Ed25519 seed.
-    type Row = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
-    let rows: Vec<Row> = catalog::connect(|client| {
-        let rows = client.select(
-            "SELECT kid, mdk_id, wrapped_ml_dsa_seed, wrapped_ed25519_seed FROM pq.audit_keys ORDER BY created_at",
-            None,
-            &[],
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push((
-                row.get::<Vec<u8>>(1)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(2)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(3)?.unwrap_or_default(),
-                row.get::<Vec<u8>>(4)?.unwrap_or_default(),
-            ));
-        }
-        Ok::<_, PqError>(out)
-    })?;
-    for (kid, old_id, dsa, ed) in rows {
+    let rows: Vec<AuditKeyRow> = catalog::write_rows(
+        &format!("SELECT {} FROM pq.audit_keys ORDER BY created_at", audit_key_columns()),
+        &[],
+        audit_key_row,
+    )?;
+    for (kid, old_id, suite, dsa, hedge) in rows {
         let from = mdk(stored_kid(&old_id)?)?;
-        let (dsa, ed) = unwrapping(|| {
+        let (dsa_purpose, hedge_purpose) = audit_purposes(suite);
+        let (dsa, hedge) = unwrapping(|| {
             let rewrap = |wrapped: &[u8], purpose| {
                 rewrap_secret(&from, new, wrapped, &audit_context(purpose), || {
                     ("the stored audit key is damaged", format!("audit key {}", hex::encode(&kid)))
                 })
             };
-            Ok((rewrap(&dsa, Purpose::AuditSeed)?, rewrap(&ed, Purpose::AuditEd25519Seed)?))
+            Ok((rewrap(&dsa, dsa_purpose)?, rewrap(&hedge, hedge_purpose)?))
         })?;
+        let column = if suite.slh_dsa() { "wrapped_slh_dsa_seed" } else { "wrapped_ed25519_seed" };
         catalog::write_one::<bool>(
-            "UPDATE pq.audit_keys SET wrapped_ml_dsa_seed = $2, wrapped_ed25519_seed = $3, mdk_id = $4 WHERE kid = $1 RETURNING true",
-            &[kid.as_slice().into(), dsa.as_slice().into(), ed.as_slice().into(), new.id().as_bytes().as_slice().into()],
+            &format!("UPDATE pq.audit_keys SET wrapped_ml_dsa_seed = $2, {column} = $3, mdk_id = $4 WHERE kid = $1 RETURNING true"),
+            &[kid.as_slice().into(), dsa.as_slice().into(), hedge.as_slice().into(), new.id().as_bytes().as_slice().into()],
         )?;
     }
     Ok(())

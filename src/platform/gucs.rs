@@ -16,6 +16,7 @@ static KMS_ENDPOINT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>
 static PROVIDER_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 static KEY_CACHE_TTL: GucSetting<i32> = GucSetting::<i32>::new(300);
 static REDACT_STATEMENT_LOG: GucSetting<bool> = GucSetting::<bool>::new(true);
+static AUDIT_SIGNATURE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"ml-dsa-65+ed25519"));
 static WORKER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
 static WORKER_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(10);
 static MIGRATION_BATCH_DELAY: GucSetting<i32> = GucSetting::<i32>::new(20);
@@ -98,6 +99,14 @@ pub fn init(preloading: bool) {
         c"Where the key-encryption key is held: file, pkcs11 or aws_kms.",
         c"New master data keys are wrapped by this provider (pq.rotate_master_key's default); each existing one is unwrapped by the provider recorded beside it in pq.master_keys.",
         &MASTER_KEY_PROVIDER,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_string_guc(
+        c"apg_pqcrypto.audit_signature",
+        c"Algorithms of new audit keys: ml-dsa-65+ed25519, ml-dsa-87+ed25519 or slh-dsa+ml-dsa-65.",
+        c"The next checkpoint after a change retires the active audit key and signs with a new key of these algorithms; older checkpoints keep verifying under their own key.",
+        &AUDIT_SIGNATURE,
         GucContext::Sighup,
         GucFlags::SUPERUSER_ONLY,
     );
@@ -286,6 +295,14 @@ pub fn master_key_provider() -> String {
         .get()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into())
+}
+
+/// `apg_pqcrypto.audit_signature` (as set; checked where it is used).
+pub fn audit_signature() -> String {
+    AUDIT_SIGNATURE
+        .get()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "ml-dsa-65+ed25519".into())
 }
 
 /// `apg_pqcrypto.master_key_file`, if set.

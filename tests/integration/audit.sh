@@ -6,7 +6,7 @@
 # decryptions in aborted transactions are counted and raise the alert; a
 # superuser who edits, deletes, reorders or truncates rows behind the
 # triggers' back is caught, with the first bad row named.
-# checks: 60
+# checks: 73
 dir="$base/audit"
 port=$port_audit
 seconds=${APG_PQ_AUDIT_SECONDS:-30}
@@ -62,6 +62,40 @@ check "the audit chain verifies in the server" "t||t" \
 out=$("$python" "$root/tests/verify_audit.py" check --port "$port" --user it_auditor --tenant cfg 2>&1)
 check_contains "verified offline by an auditor role (cryptography: ML-DSA-65, Ed25519)" "verified: " "$out"
 echo "# $out" | tail -1
+
+# --- other audit suites (apg_pqcrypto.audit_signature): after a change the
+# next checkpoint retires the audit key and signs with a new key of those
+# algorithms; every checkpoint, old and new, verifies online and offline.
+last_checkpoint="SELECT k.algorithm, length(c.ml_dsa_signature), c.ed25519_signature IS NOT NULL, length(c.slh_dsa_signature),
+                        (SELECT count(*) FROM pq.audit_keys WHERE state = 'active')
+                   FROM pq.audit_checkpoints c JOIN pq.audit_keys k ON k.kid = c.key_kid ORDER BY c.id DESC LIMIT 1"
+for suite in "ml-dsa-87+ed25519|4627|t||1" "slh-dsa+ml-dsa-65|3309|f|7856|1" "ml-dsa-65+ed25519|3309|t||1"; do
+  name=${suite%%|*}
+  q "$port" -c "ALTER SYSTEM SET apg_pqcrypto.audit_signature = '$name'" -c "SELECT pg_reload_conf()" >/dev/null
+  sleep 1
+  q "$port" -c "SELECT head_id FROM pq.audit_checkpoint()" >/dev/null
+  check "audit_signature = $name: the next checkpoint is signed by a new key of it" "$suite" "$(q "$port" -c "$last_checkpoint")"
+  check "... every checkpoint verifies in the server" "t|" "$(q "$port" -c "SELECT ok, first_bad_id FROM pq.verify_audit_chain()")"
+  check_contains "... and offline" "verified: " "$("$python" "$root/tests/verify_audit.py" check --port "$port" --user it_auditor --tenant cfg 2>&1)"
+done
+# A flipped bit in the SLH-DSA signature (a superuser bypassing the
+# append-only triggers) is caught by both verifiers.
+slh_id=$(q "$port" -c "SELECT max(id) FROM pq.audit_checkpoints WHERE slh_dsa_signature IS NOT NULL")
+q "$port" -c "SET session_replication_role = replica" \
+  -c "UPDATE pq.audit_checkpoints SET slh_dsa_signature = set_byte(slh_dsa_signature, 4000, get_byte(slh_dsa_signature, 4000) # 1) WHERE id = $slh_id" >/dev/null
+check "a tampered SLH-DSA checkpoint signature fails in the server" "f|checkpoint $slh_id has an invalid signature" \
+  "$(q "$port" -c "SELECT ok, problem FROM pq.verify_audit_chain()")"
+check_contains "... and offline" "checkpoint $slh_id: the SLH-DSA signature does not verify" \
+  "$("$python" "$root/tests/verify_audit.py" check --port "$port" --user it_auditor --tenant cfg 2>&1)"
+q "$port" -c "SET session_replication_role = replica" \
+  -c "UPDATE pq.audit_checkpoints SET slh_dsa_signature = set_byte(slh_dsa_signature, 4000, get_byte(slh_dsa_signature, 4000) # 1) WHERE id = $slh_id" >/dev/null
+check "three audit keys retired, each still verifying its checkpoints" "3" \
+  "$(q "$port" -c "SELECT count(*) FROM pq.audit_keys WHERE state = 'retired'")"
+q "$port" -c "ALTER SYSTEM SET apg_pqcrypto.audit_signature = 'rsa'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+check "an unknown audit_signature: 22023 at the next checkpoint" "22023" "$(sqlstate "$port" "SELECT pq.audit_checkpoint()")"
+q "$port" -c "ALTER SYSTEM RESET apg_pqcrypto.audit_signature" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
 check "the application reads every key" "40" \
   "$(qas "$port" it_cfg -c "SELECT count(*) FROM pq.config WHERE pq.config_get(tenant, key) LIKE 'value-%'")"
 

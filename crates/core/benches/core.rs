@@ -154,6 +154,25 @@ fn dsa_backend<P: MlDsaParams, B: SignatureBackend<P>>(c: &mut Criterion) {
     g.finish();
 }
 
+/// SLH-DSA-SHA2-128s, the audit key's hash-based hedge: keygen from its
+/// seed, a checkpoint's signature (hedged) and its verification.
+fn slh_dsa(c: &mut Criterion) {
+    use pqcore::slh::{self, SlhSigningKey};
+    let seed = [9u8; slh::SEED_LEN];
+    let key = SlhSigningKey::from_seed(&seed).unwrap();
+    let pk = key.public_key();
+    let msg = [0x42u8; 48];
+    let sig = key.sign(&msg, b"apg-pq audit-checkpoint v1", Some(&[3; slh::N])).unwrap();
+    let mut g = c.benchmark_group("slh-dsa-sha2-128s/rustcrypto");
+    g.sample_size(10);
+    g.bench_function("keygen_from_seed", |b| b.iter(|| SlhSigningKey::from_seed(black_box(&seed)).unwrap()));
+    g.bench_function("sign_checkpoint", |b| {
+        b.iter(|| key.sign(black_box(&msg), b"apg-pq audit-checkpoint v1", Some(&[3; slh::N])).unwrap())
+    });
+    g.bench_function("verify_checkpoint", |b| b.iter(|| slh::verify(&pk, black_box(&msg), b"apg-pq audit-checkpoint v1", &sig)));
+    g.finish();
+}
+
 fn all(c: &mut Criterion) {
     kem_backend::<MlKem768, LibcruxKem>(c);
     kem_backend::<MlKem768, RustCryptoKem>(c);
@@ -168,6 +187,7 @@ fn all(c: &mut Criterion) {
     xwing_parts(c);
     keys(c);
     signatures(c);
+    slh_dsa(c);
 }
 
 criterion_group! {

@@ -13,9 +13,10 @@
 //! ```
 use crate::{
     format::DSA_SEED_LEN,
-    keys::{Kid, SigningKey, VerifyingKey},
+    keys::{Kid, SignatureSuite, SigningKey, VerifyingKey},
     rng::{OsRandom, RandomSource},
     secret::DsaSeed,
+    slh::{self, SlhSigningKey},
     Error,
 };
 use sha2::{Digest, Sha256};
@@ -263,90 +264,228 @@ impl Checkpoint {
     }
 }
 
-/// The system audit key: ML-DSA-65 and, as a classical hedge, Ed25519
-/// (RFC 8032). Both seeds are 32 bytes, wrapped under the MDK.
+/// The algorithms of the system audit key (`apg_pqcrypto.audit_signature`):
+/// a primary ML-DSA signature and a hedge of another family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AuditSuite {
+    /// ML-DSA-65 and, as a classical hedge, Ed25519 (RFC 8032). The default.
+    #[default]
+    MlDsa65Ed25519,
+    /// ML-DSA-87 and Ed25519 (CNSA 2.0's signature set).
+    MlDsa87Ed25519,
+    /// ML-DSA-65 and SLH-DSA-SHA2-128s (FIPS 205): a hash-based hedge for
+    /// checkpoints that must verify for decades.
+    SlhDsaMlDsa65,
+}
+
+impl AuditSuite {
+    /// Every suite.
+    pub const ALL: [AuditSuite; 3] = [AuditSuite::MlDsa65Ed25519, AuditSuite::MlDsa87Ed25519, AuditSuite::SlhDsaMlDsa65];
+
+    /// The name the setting and `pq.audit_verifying_keys` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditSuite::MlDsa65Ed25519 => "ml-dsa-65+ed25519",
+            AuditSuite::MlDsa87Ed25519 => "ml-dsa-87+ed25519",
+            AuditSuite::SlhDsaMlDsa65 => "slh-dsa+ml-dsa-65",
+        }
+    }
+
+    /// Parses [`AuditSuite::name`].
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The ML-DSA parameter set.
+    pub fn ml_dsa(self) -> SignatureSuite {
+        if self == AuditSuite::MlDsa87Ed25519 { SignatureSuite::MlDsa87 } else { SignatureSuite::MlDsa65 }
+    }
+
+    /// True if the hedge is SLH-DSA (else Ed25519).
+    pub fn slh_dsa(self) -> bool {
+        self == AuditSuite::SlhDsaMlDsa65
+    }
+
+    /// Length of the hedge's stored seed: 32 (Ed25519) or 48 (SLH-DSA).
+    pub fn hedge_seed_len(self) -> usize {
+        if self.slh_dsa() { slh::SEED_LEN } else { ED25519_KEY_LEN }
+    }
+}
+
+/// The hedge half of an audit key.
+enum Hedge {
+    Ed25519(ed25519_dalek::SigningKey),
+    SlhDsa(SlhSigningKey),
+}
+
+/// The system audit key: an ML-DSA key and a hedge (Ed25519 or SLH-DSA),
+/// both from seeds wrapped under the MDK.
 pub struct AuditKey {
+    suite: AuditSuite,
     dsa: SigningKey,
-    ed: ed25519_dalek::SigningKey,
+    hedge: Hedge,
+}
+
+/// The public half of a hedge.
+#[derive(Clone)]
+enum HedgeKey {
+    Ed25519(ed25519_dalek::VerifyingKey),
+    SlhDsa([u8; slh::PUBLIC_KEY_LEN]),
 }
 
 /// The public half of an [`AuditKey`].
 pub struct AuditVerifyingKey {
     dsa: VerifyingKey,
-    ed: ed25519_dalek::VerifyingKey,
+    hedge: HedgeKey,
 }
 
 /// Both signatures of a checkpoint.
 pub struct CheckpointSignatures {
-    /// ML-DSA-65, context [`CHECKPOINT_CONTEXT`], 3309 bytes.
+    /// ML-DSA-65 or -87, context [`CHECKPOINT_CONTEXT`], 3309 or 4627 bytes.
     pub ml_dsa: Vec<u8>,
-    /// Ed25519 over [`Checkpoint::ed25519_message`], 64 bytes.
-    pub ed25519: Vec<u8>,
+    /// Ed25519 over [`Checkpoint::ed25519_message`], 64 bytes (Ed25519 suites).
+    pub ed25519: Option<Vec<u8>>,
+    /// SLH-DSA-SHA2-128s over [`Checkpoint::encode`] with context
+    /// [`CHECKPOINT_CONTEXT`], 7856 bytes (the SLH-DSA suite).
+    pub slh_dsa: Option<Vec<u8>>,
 }
 
 impl AuditKey {
-    /// A new key; returns the two seeds to be wrapped (ML-DSA ξ, Ed25519 secret).
-    pub fn generate() -> Result<(DsaSeed, Zeroizing<[u8; ED25519_KEY_LEN]>, Self), Error> {
-        let dsa_seed = DsaSeed::from_slice(&OsRandom.array::<DSA_SEED_LEN>()?)?;
-        let ed_seed = Zeroizing::new(OsRandom.array::<ED25519_KEY_LEN>()?);
-        let key = Self::from_seeds(&dsa_seed, &ed_seed[..])?;
-        Ok((dsa_seed, ed_seed, key))
+    /// A new key of `suite`; returns the two seeds to be wrapped (ML-DSA ξ,
+    /// then the hedge's: the Ed25519 secret or the SLH-DSA seed).
+    pub fn generate(suite: AuditSuite) -> Result<(DsaSeed, Zeroizing<Vec<u8>>, Self), Error> {
+        Self::generate_from(&mut OsRandom, suite)
     }
 
-    /// The key from its two seeds.
-    pub fn from_seeds(dsa_seed: &DsaSeed, ed_seed: &[u8]) -> Result<Self, Error> {
-        let ed: Zeroizing<[u8; ED25519_KEY_LEN]> =
-            Zeroizing::new(ed_seed.try_into().map_err(|_| Error::InvalidKey)?);
-        Ok(Self { dsa: SigningKey::from_seed(dsa_seed), ed: ed25519_dalek::SigningKey::from_bytes(&ed) })
+    pub(crate) fn generate_from(rng: &mut impl RandomSource, suite: AuditSuite) -> Result<(DsaSeed, Zeroizing<Vec<u8>>, Self), Error> {
+        let dsa_seed = DsaSeed::from_slice(&rng.array::<DSA_SEED_LEN>()?)?;
+        let mut hedge_seed = Zeroizing::new(vec![0u8; suite.hedge_seed_len()]);
+        rng.fill(&mut hedge_seed)?;
+        let key = Self::from_seeds(suite, &dsa_seed, &hedge_seed)?;
+        Ok((dsa_seed, hedge_seed, key))
+    }
+
+    /// The key of `suite` from its two seeds.
+    pub fn from_seeds(suite: AuditSuite, dsa_seed: &DsaSeed, hedge_seed: &[u8]) -> Result<Self, Error> {
+        let hedge = if suite.slh_dsa() {
+            Hedge::SlhDsa(SlhSigningKey::from_seed(hedge_seed)?)
+        } else {
+            let ed: Zeroizing<[u8; ED25519_KEY_LEN]> = Zeroizing::new(hedge_seed.try_into().map_err(|_| Error::InvalidKey)?);
+            Hedge::Ed25519(ed25519_dalek::SigningKey::from_bytes(&ed))
+        };
+        Ok(Self { suite, dsa: SigningKey::from_seed_for(suite.ml_dsa(), dsa_seed), hedge })
+    }
+
+    /// Its suite.
+    pub fn suite(&self) -> AuditSuite {
+        self.suite
     }
 
     /// The verifying keys.
     pub fn verifying_key(&self) -> Result<AuditVerifyingKey, Error> {
-        Ok(AuditVerifyingKey { dsa: VerifyingKey::from_slice(self.dsa.verifying_key().as_bytes())?, ed: self.ed.verifying_key() })
+        let hedge = match &self.hedge {
+            Hedge::Ed25519(ed) => HedgeKey::Ed25519(ed.verifying_key()),
+            Hedge::SlhDsa(slh) => HedgeKey::SlhDsa(slh.public_key()),
+        };
+        Ok(AuditVerifyingKey { dsa: VerifyingKey::from_slice(self.dsa.verifying_key().as_bytes())?, hedge })
     }
 
-    /// Signs a checkpoint with both algorithms.
+    /// Signs a checkpoint with both algorithms (hedged).
     pub fn sign(&self, checkpoint: &Checkpoint) -> Result<CheckpointSignatures, Error> {
+        self.sign_from(&mut OsRandom, checkpoint)
+    }
+
+    /// [`AuditKey::sign`] with the signatures' randomness from `rng`
+    /// (the known-answer vectors use the deterministic variants).
+    pub(crate) fn sign_from(&self, rng: &mut impl RandomSource, checkpoint: &Checkpoint) -> Result<CheckpointSignatures, Error> {
         use ed25519_dalek::Signer;
-        Ok(CheckpointSignatures {
-            ml_dsa: self.dsa.sign(&checkpoint.encode(), CHECKPOINT_CONTEXT)?,
-            ed25519: self.ed.sign(&checkpoint.ed25519_message()).to_bytes().to_vec(),
+        let ml_dsa = self.dsa.sign_from(rng, &checkpoint.encode(), CHECKPOINT_CONTEXT)?;
+        Ok(match &self.hedge {
+            Hedge::Ed25519(ed) => CheckpointSignatures {
+                ml_dsa,
+                ed25519: Some(ed.sign(&checkpoint.ed25519_message()).to_bytes().to_vec()),
+                slh_dsa: None,
+            },
+            Hedge::SlhDsa(slh) => {
+                let opt_rand = rng.array::<{ slh::N }>()?;
+                // All-zero randomness (the vectors' ZeroRandom) selects the
+                // deterministic variant, as for ML-DSA.
+                let opt_rand = (opt_rand != [0; slh::N]).then_some(opt_rand);
+                let sig = slh.sign(&checkpoint.encode(), CHECKPOINT_CONTEXT, opt_rand.as_ref())?;
+                CheckpointSignatures { ml_dsa, ed25519: None, slh_dsa: Some(sig) }
+            }
         })
     }
 }
 
 impl AuditVerifyingKey {
-    /// From the stored public keys (1952 and 32 bytes).
-    pub fn from_slices(ml_dsa: &[u8], ed25519: &[u8]) -> Result<Self, Error> {
-        let ed: [u8; ED25519_KEY_LEN] = ed25519.try_into().map_err(|_| Error::InvalidKey)?;
-        Ok(Self {
-            dsa: VerifyingKey::from_slice(ml_dsa)?,
-            ed: ed25519_dalek::VerifyingKey::from_bytes(&ed).map_err(|_| Error::InvalidKey)?,
-        })
+    /// From the stored public keys: ML-DSA (1952 or 2592 bytes), then
+    /// Ed25519 (32 bytes) or SLH-DSA (32 bytes), exactly one of the two.
+    pub fn from_parts(ml_dsa: &[u8], ed25519: Option<&[u8]>, slh_dsa: Option<&[u8]>) -> Result<Self, Error> {
+        let hedge = match (ed25519, slh_dsa) {
+            (Some(ed), None) => {
+                let ed: [u8; ED25519_KEY_LEN] = ed.try_into().map_err(|_| Error::InvalidKey)?;
+                HedgeKey::Ed25519(ed25519_dalek::VerifyingKey::from_bytes(&ed).map_err(|_| Error::InvalidKey)?)
+            }
+            (None, Some(slh)) => HedgeKey::SlhDsa(slh.try_into().map_err(|_| Error::InvalidKey)?),
+            _ => return Err(Error::InvalidKey),
+        };
+        Ok(Self { dsa: VerifyingKey::from_slice(ml_dsa)?, hedge })
     }
 
-    /// The ML-DSA-65 public key (1952 bytes).
+    /// From the stored public keys of an Ed25519 suite (ML-DSA, then 32 bytes).
+    pub fn from_slices(ml_dsa: &[u8], ed25519: &[u8]) -> Result<Self, Error> {
+        Self::from_parts(ml_dsa, Some(ed25519), None)
+    }
+
+    /// The key's suite.
+    pub fn suite(&self) -> AuditSuite {
+        match (&self.hedge, self.dsa.suite()) {
+            (HedgeKey::SlhDsa(_), _) => AuditSuite::SlhDsaMlDsa65,
+            (HedgeKey::Ed25519(_), SignatureSuite::MlDsa87) => AuditSuite::MlDsa87Ed25519,
+            (HedgeKey::Ed25519(_), SignatureSuite::MlDsa65) => AuditSuite::MlDsa65Ed25519,
+        }
+    }
+
+    /// The ML-DSA public key.
     pub fn ml_dsa(&self) -> &VerifyingKey {
         &self.dsa
     }
 
-    /// The Ed25519 public key (32 bytes).
-    pub fn ed25519(&self) -> [u8; ED25519_KEY_LEN] {
-        self.ed.to_bytes()
+    /// The Ed25519 public key (32 bytes), for the Ed25519 suites.
+    pub fn ed25519(&self) -> Option<[u8; ED25519_KEY_LEN]> {
+        match &self.hedge {
+            HedgeKey::Ed25519(ed) => Some(ed.to_bytes()),
+            HedgeKey::SlhDsa(_) => None,
+        }
     }
 
-    /// The key's id: the kid of its ML-DSA-65 public key.
+    /// The SLH-DSA public key (32 bytes), for the SLH-DSA suite.
+    pub fn slh_dsa(&self) -> Option<[u8; slh::PUBLIC_KEY_LEN]> {
+        match &self.hedge {
+            HedgeKey::SlhDsa(pk) => Some(*pk),
+            HedgeKey::Ed25519(_) => None,
+        }
+    }
+
+    /// The key's id: the kid of its ML-DSA public key.
     pub fn kid(&self) -> Kid {
         self.dsa.kid()
     }
 
-    /// (ML-DSA-65 valid, Ed25519 valid) for a checkpoint's two signatures.
-    pub fn verify(&self, checkpoint: &Checkpoint, ml_dsa: &[u8], ed25519: &[u8]) -> (bool, bool) {
+    /// (ML-DSA valid, hedge valid) for a checkpoint's signatures: the hedge
+    /// is the Ed25519 or the SLH-DSA signature, whichever the key has; a
+    /// missing one is not valid.
+    pub fn verify(&self, checkpoint: &Checkpoint, ml_dsa: &[u8], ed25519: Option<&[u8]>, slh_dsa: Option<&[u8]>) -> (bool, bool) {
         let dsa_ok = self.dsa.verify(&checkpoint.encode(), CHECKPOINT_CONTEXT, ml_dsa).unwrap_or(false);
-        let ed_ok = <[u8; ED25519_SIGNATURE_LEN]>::try_from(ed25519)
-            .map(|s| self.ed.verify_strict(&checkpoint.ed25519_message(), &ed25519_dalek::Signature::from_bytes(&s)).is_ok())
-            .unwrap_or(false);
-        (dsa_ok, ed_ok)
+        let hedge_ok = match (&self.hedge, ed25519, slh_dsa) {
+            (HedgeKey::Ed25519(ed), Some(sig), None) => <[u8; ED25519_SIGNATURE_LEN]>::try_from(sig)
+                .map(|s| ed.verify_strict(&checkpoint.ed25519_message(), &ed25519_dalek::Signature::from_bytes(&s)).is_ok())
+                .unwrap_or(false),
+            (HedgeKey::SlhDsa(pk), None, Some(sig)) => slh::verify(pk, &checkpoint.encode(), CHECKPOINT_CONTEXT, sig),
+            _ => false,
+        };
+        (dsa_ok, hedge_ok)
     }
 }
 
@@ -421,18 +560,30 @@ mod tests {
 
     #[test]
     fn checkpoints_verify_with_both_algorithms() {
-        let (dsa_seed, ed_seed, key) = AuditKey::generate().unwrap();
-        let vk = key.verifying_key().unwrap();
-        let cp = Checkpoint { head_id: 42, head_hash: [7; 32], ts_micros: 99 };
-        let sigs = key.sign(&cp).unwrap();
-        assert_eq!(vk.verify(&cp, &sigs.ml_dsa, &sigs.ed25519), (true, true));
-        let other = Checkpoint { head_id: 41, ..cp.clone() };
-        assert_eq!(vk.verify(&other, &sigs.ml_dsa, &sigs.ed25519), (false, false));
-        let again = AuditKey::from_seeds(&dsa_seed, &ed_seed[..]).unwrap().verifying_key().unwrap();
-        assert_eq!(again.kid(), vk.kid());
-        assert_eq!(again.ed25519(), vk.ed25519());
-        let parsed = AuditVerifyingKey::from_slices(vk.ml_dsa().as_bytes(), &vk.ed25519()).unwrap();
-        assert_eq!(parsed.verify(&cp, &sigs.ml_dsa, &sigs.ed25519), (true, true));
-        assert_eq!(parsed.verify(&cp, &sigs.ml_dsa, &[0; 64]), (true, false));
+        for suite in AuditSuite::ALL {
+            let (dsa_seed, hedge_seed, key) = AuditKey::generate(suite).unwrap();
+            let vk = key.verifying_key().unwrap();
+            assert_eq!(vk.suite(), suite);
+            assert_eq!(vk.ml_dsa().suite(), suite.ml_dsa());
+            let cp = Checkpoint { head_id: 42, head_hash: [7; 32], ts_micros: 99 };
+            let sigs = key.sign(&cp).unwrap();
+            let (ed, slh) = (sigs.ed25519.as_deref(), sigs.slh_dsa.as_deref());
+            assert_eq!((ed.is_some(), slh.is_some()), (!suite.slh_dsa(), suite.slh_dsa()), "{suite:?}");
+            assert_eq!(vk.verify(&cp, &sigs.ml_dsa, ed, slh), (true, true), "{suite:?}");
+            let other = Checkpoint { head_id: 41, ..cp.clone() };
+            assert_eq!(vk.verify(&other, &sigs.ml_dsa, ed, slh), (false, false), "{suite:?}");
+            // The hedge's signature must be there, and only it.
+            assert_eq!(vk.verify(&cp, &sigs.ml_dsa, None, None), (true, false));
+            assert_eq!(vk.verify(&cp, &sigs.ml_dsa, Some(&[0; 64]), Some(&[0; 7856])), (true, false));
+            let again = AuditKey::from_seeds(suite, &dsa_seed, &hedge_seed[..]).unwrap().verifying_key().unwrap();
+            assert_eq!((again.kid(), again.ed25519(), again.slh_dsa()), (vk.kid(), vk.ed25519(), vk.slh_dsa()));
+            let parsed = AuditVerifyingKey::from_parts(vk.ml_dsa().as_bytes(), vk.ed25519().as_ref().map(|k| &k[..]), vk.slh_dsa().as_ref().map(|k| &k[..])).unwrap();
+            assert_eq!(parsed.verify(&cp, &sigs.ml_dsa, ed, slh), (true, true));
+            let mut bad = sigs.ml_dsa.clone();
+            bad[7] ^= 1;
+            assert_eq!(parsed.verify(&cp, &bad, ed, slh), (false, true));
+            assert_eq!(AuditSuite::parse(suite.name()), Some(suite));
+        }
+        assert_eq!(AuditSuite::parse("slh-dsa"), None);
     }
 }

@@ -389,15 +389,16 @@ fn audit_checkpoint_case(rng: &mut SeededRandom) -> Value {
 /// A checkpoint of head 2 with `head_hash`, signed by the audit key of
 /// these seeds.
 fn checkpoint_case(id: &str, dsa_seed: &DsaSeed, ed_seed: &[u8; 32], head_hash: [u8; 32]) -> Value {
-    use crate::audit::{AuditKey, Checkpoint, CHECKPOINT_CONTEXT};
+    use crate::audit::{AuditKey, AuditSuite, Checkpoint, CHECKPOINT_CONTEXT};
     let cp = Checkpoint { head_id: 2, head_hash, ts_micros: 1_798_761_602_000_000 };
     let dsa = SigningKey::from_seed(dsa_seed);
     let ml_dsa = dsa.sign_from(&mut ZeroRandom, &cp.encode(), CHECKPOINT_CONTEXT).unwrap();
-    let key = AuditKey::from_seeds(dsa_seed, ed_seed).unwrap();
+    let key = AuditKey::from_seeds(AuditSuite::MlDsa65Ed25519, dsa_seed, ed_seed).unwrap();
     let hedged = key.sign(&cp).unwrap();
     let vk = key.verifying_key().unwrap();
-    assert_eq!(vk.verify(&cp, &ml_dsa, &hedged.ed25519), (true, true));
-    assert_eq!(vk.verify(&cp, &hedged.ml_dsa, &hedged.ed25519), (true, true));
+    let ed25519 = hedged.ed25519.clone().unwrap();
+    assert_eq!(vk.verify(&cp, &ml_dsa, Some(&ed25519), None), (true, true));
+    assert_eq!(vk.verify(&cp, &hedged.ml_dsa, Some(&ed25519), None), (true, true));
     json!({
         "id": id,
         "kind": "audit-checkpoint",
@@ -412,10 +413,58 @@ fn checkpoint_case(id: &str, dsa_seed: &DsaSeed, ed_seed: &[u8; 32], head_hash: 
         "rnd": hex(&[0u8; 32]),
         "ml_dsa_signature": hex(&ml_dsa),
         "ed25519_seed": hex(ed_seed),
-        "ed25519_pk": hex(&vk.ed25519()),
+        "ed25519_pk": hex(&vk.ed25519().unwrap()),
         "ed25519_message": hex(&cp.ed25519_message()),
-        "ed25519_signature": hex(&hedged.ed25519),
+        "ed25519_signature": hex(&ed25519),
     })
+}
+
+/// Checkpoints of the other audit suites (0.11.0), every signature in its
+/// deterministic variant: ML-DSA-87 + Ed25519 (kind `audit-checkpoint`, told
+/// by the key's length) and SLH-DSA-SHA2-128s + ML-DSA-65.
+fn audit_suite_cases(rng: &mut SeededRandom) -> Vec<Value> {
+    use crate::audit::{AuditKey, AuditSuite, Checkpoint, CHECKPOINT_CONTEXT};
+    let cp = Checkpoint { head_id: 2, head_hash: rng.array().unwrap(), ts_micros: 1_798_761_602_000_000 };
+    let mut out = Vec::new();
+    for (id, suite) in [("audit-checkpoint-ml-dsa-87", AuditSuite::MlDsa87Ed25519), ("audit-checkpoint-slh-dsa", AuditSuite::SlhDsaMlDsa65)] {
+        let (dsa_seed, hedge_seed, key) = AuditKey::generate_from(rng, suite).unwrap();
+        let sigs = key.sign_from(&mut ZeroRandom, &cp).unwrap();
+        let vk = key.verifying_key().unwrap();
+        assert_eq!(vk.verify(&cp, &sigs.ml_dsa, sigs.ed25519.as_deref(), sigs.slh_dsa.as_deref()), (true, true));
+        let mut case = json!({
+            "id": id,
+            "kind": if suite.slh_dsa() { "audit-checkpoint-slh-dsa" } else { "audit-checkpoint" },
+            "head_id": cp.head_id,
+            "head_hash": hex(&cp.head_hash),
+            "ts_micros": cp.ts_micros,
+            "encoding": hex(&cp.encode()),
+            "dsa_seed": hex(dsa_seed.expose()),
+            "pk": hex(vk.ml_dsa().as_bytes()),
+            "kid": hex(vk.kid().as_bytes()),
+            "context": hex(CHECKPOINT_CONTEXT),
+            "rnd": hex(&[0u8; 32]),
+            "ml_dsa_signature": hex(&sigs.ml_dsa),
+        });
+        if let Some(slh) = &sigs.slh_dsa {
+            case["slh_dsa_seed"] = json!(hex(&hedge_seed));
+            case["slh_dsa_pk"] = json!(hex(&vk.slh_dsa().unwrap()));
+            case["slh_dsa_signature"] = json!(hex(slh));
+        } else {
+            case["ed25519_seed"] = json!(hex(&hedge_seed));
+            case["ed25519_pk"] = json!(hex(&vk.ed25519().unwrap()));
+            case["ed25519_message"] = json!(hex(&cp.ed25519_message()));
+            case["ed25519_signature"] = json!(hex(sigs.ed25519.as_ref().unwrap()));
+        }
+        out.push(case);
+    }
+    let mdk = Dek::generate_from(rng).unwrap();
+    let dsa: [u8; 32] = rng.array().unwrap();
+    let context = WrapContext { tenant: "", version: 0, purpose: Purpose::AuditDsa87Seed };
+    out.push(wrap_under_mdk(rng, "mdk-wrap-audit-ml-dsa-87-seed", &mdk, &context, &dsa));
+    let slh: [u8; 48] = rng.array().unwrap();
+    let context = WrapContext { tenant: "", version: 0, purpose: Purpose::AuditSlhDsaSeed };
+    out.push(wrap_under_mdk(rng, "mdk-wrap-audit-slh-dsa-seed", &mdk, &context, &slh));
+    out
 }
 
 /// The audit key's Ed25519 seed wrapped under the MDK (system key: no tenant, version 0).
@@ -1048,6 +1097,7 @@ fn build() -> Value {
     cases.push(signature_case_for(&mut rng, SignatureSuite::MlDsa87, "signature-ml-dsa-87-deterministic", b"", b"", false));
     cases.push(signature_case_for(&mut rng, SignatureSuite::MlDsa87, "signature-ml-dsa-87-hedged", config, b"config v7", true));
     cases.extend(cnsa2_wrap_cases(&mut rng));
+    cases.extend(audit_suite_cases(&mut rng));
     let mut top = Map::new();
     top.insert(
         "description".into(),

@@ -37,6 +37,7 @@ mod secret;
 pub mod sealed;
 pub mod shamir;
 mod signature;
+pub mod slh;
 pub mod stream;
 pub mod tenant;
 mod wrap;

@@ -37,6 +37,11 @@ pub enum Purpose {
     AuditSeed,
     /// The audit signing key's Ed25519 secret key (the classical hedge).
     AuditEd25519Seed,
+    /// The audit signing key's ML-DSA-87 seed (suite `ml-dsa-87+ed25519`).
+    AuditDsa87Seed,
+    /// The audit signing key's SLH-DSA seed, `SK.seed ‖ SK.prf ‖ PK.seed`
+    /// (suite `slh-dsa+ml-dsa-65`).
+    AuditSlhDsaSeed,
     /// The master data key itself, wrapped by a provider's key (the tenant
     /// field then holds the MDK id in hex).
     MasterDataKey,
@@ -80,6 +85,8 @@ impl Purpose {
             Purpose::Dsa87Seed => "ml-dsa-87 seed",
             Purpose::AuditSeed => "audit ml-dsa-65 seed",
             Purpose::AuditEd25519Seed => "audit ed25519 seed",
+            Purpose::AuditDsa87Seed => "audit ml-dsa-87 seed",
+            Purpose::AuditSlhDsaSeed => "audit slh-dsa seed",
             Purpose::MasterDataKey => "master data key",
             Purpose::ClassicalKey => "classical key",
             Purpose::ClassicalPassphrase => "classical key passphrase",
