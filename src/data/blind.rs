@@ -102,7 +102,12 @@ pub fn term_of_envelope(value: &[u8], aad: &[u8], normalization: Normalization, 
 fn export_index_key(tenant: &str, context: &str, recipient: &[u8], version: Option<i32>) -> PqResult<(i32, Vec<u8>, PgBytea)> {
     const WHAT: &str = "export blind index keys";
     blind::check_context(context.as_bytes()).map_err(invalid)?;
+    // FORMAT.md §16.5: the export is an 'S' or 'X' envelope (`apg-pq
+    // index-key` reads the client's key by its length).
     let recipient = RecipientKey::from_slice(recipient)?;
+    if recipient.suite() == pqcore::Suite::MlKem1024 {
+        return Err(pqcore::Error::InvalidKey.into());
+    }
     if catalog::in_recovery() {
         return Err(PqError::ReadOnly(WHAT));
     }

@@ -137,7 +137,7 @@ impl PqError {
             PqError::Core(e @ CoreError::Malformed(_)) => parts(b"22023", e.to_string())
                 .hint("a v1 envelope starts with 0x01 followed by 'S', 'L', 'X', 'B', 'M', 'W', 'K', 'G' or 'H' and has the length of its kind"),
             PqError::Core(CoreError::InvalidKey) => parts(b"22023", "invalid key: wrong length or encoding").hint(
-                "ML-KEM-768 keys: public 1184 bytes, secret 64 (seed) or 2400 bytes; ML-KEM-1024: public 1568, secret 64 (seed) or 3168; X-Wing: public 1216, secret 32 (seed); ML-DSA-65: public 1952, secret 32 (seed); ML-DSA-87: public 2592, secret 32 (seed); the envelope's kind names the suite",
+                "ML-KEM-768 keys: public 1184 bytes, secret 64 (seed) or 2400 bytes; ML-KEM-1024: public 1568, secret 64 (seed) or 3168; X-Wing: public 1216, secret 32 (seed); ML-DSA-65: public 1952, secret 32 (seed); ML-DSA-87: public 2592, secret 32 (seed); SLH-DSA-SHA2-128s: public 32, secret 48 (seed); the envelope's kind names the suite",
             ),
             PqError::Core(CoreError::ContextTooLong) => parts(b"22023", "context string longer than 255 bytes"),
             PqError::Core(CoreError::OutOfMemory) | PqError::OutOfMemory => {

@@ -92,8 +92,11 @@ fn tenant_secrets(tenant: &str, doc: &mut Value, secrets: &mut Vec<Secret>) -> P
 fn export(tenant: Option<&str>, recipient: Option<&[u8]>, include_metadata: bool) -> PqResult<Vec<u8>> {
     crate::platform::roles::require_admin_on_primary("export key backups")?;
     let recipient = recipient.ok_or_else(|| invalid("recipient_public_key is required: the recovery officer's public key"))?;
+    // Bundles (FORMAT.md §15) are sealed 'S' or 'X': not to ML-KEM-1024 keys yet.
     let to = RecipientKey::from_slice(recipient)
-        .map_err(|_| invalid("recipient_public_key is an ML-KEM-768 (1184 bytes) or X-Wing (1216 bytes) public key"))?;
+        .ok()
+        .filter(|k| k.suite() != Suite::MlKem1024)
+        .ok_or_else(|| invalid("recipient_public_key is an ML-KEM-768 (1184 bytes) or X-Wing (1216 bytes) public key"))?;
     let actor = events::session_user();
     catalog::as_owner(|| {
         catalog::run("LOCK TABLE pq.master_keys IN SHARE MODE", &[])?;

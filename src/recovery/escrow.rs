@@ -32,7 +32,8 @@ fn add_custodian(name: &str, public_key: &[u8]) -> PqResult<Vec<u8>> {
     if name.is_empty() || name.len() > 63 || name.chars().any(char::is_control) {
         return Err(invalid("custodian names are 1 to 63 bytes without control characters"));
     }
-    let key = RecipientKey::from_slice(public_key).map_err(|_| {
+    // Share records (FORMAT.md §14.1) are 'S' or 'X' envelopes: ML-KEM-1024 keys are not custodians' yet.
+    let key = RecipientKey::from_slice(public_key).ok().filter(|k| k.suite() != pqcore::Suite::MlKem1024).ok_or_else(|| {
         invalid("a custodian's public key is an ML-KEM-768 (1184 bytes) or X-Wing (1216 bytes) key from apg-pq keygen")
     })?;
     let kid = key.kid();

@@ -4,7 +4,7 @@
 # signatures both ways, inspection, and the documented exit codes for bad
 # input (no partial plaintext written, no secret key overwritten, no
 # password on the command line).
-# checks: 69
+# checks: 71
 dir="$base/cli"
 port=$port_cli
 cargo build -q -p apg-pq || { fail "apg-pq does not build"; return 0; }
@@ -109,6 +109,18 @@ check "a raw CLI signature verifies with pq_verify_with" "t|f" \
                                          decode('$(hex "$work/config.rawsig")', 'hex'), 'config v7'),
                           pq_verify_with(decode('$(hex "$work/signer.pk")', 'hex'), 'other message',
                                          decode('$(hex "$work/config.rawsig")', 'hex'), 'config v7')" | tr '\n' '|' | sed 's/|$//')"
+# SLH-DSA-SHA2-128s long-term signatures: the CLI's verify in the server, the server's in the CLI.
+"$cli" keygen --algorithm slh-dsa-sha2-128s --secret-key "$work/slh.sk" --public-key "$work/slh.pk" >/dev/null
+"$cli" sign --algorithm slh-dsa-sha2-128s --secret-key "$work/slh.sk" --raw --context "config v7" -i "$work/config.txt" -o "$work/config.slhsig"
+check "a CLI SLH-DSA signature verifies with pq_verify_with (and not over another message)" "t|f" \
+  "$(q "$port" -c "SELECT pq_verify_with(decode('$(hex "$work/slh.pk")', 'hex'), decode('$(hex "$work/config.txt")', 'hex'),
+                                         decode('$(hex "$work/config.slhsig")', 'hex'), 'config v7'),
+                          pq_verify_with(decode('$(hex "$work/slh.pk")', 'hex'), 'other message',
+                                         decode('$(hex "$work/config.slhsig")', 'hex'), 'config v7')" | tr '\n' '|' | sed 's/|$//')"
+q "$port" -c "SELECT encode(pq_sign_with(decode('$(hex "$work/slh.sk")', 'hex'), decode('$(hex "$work/config.txt")', 'hex'), 'config v7', 'slh-dsa-sha2-128s'), 'hex')" \
+  | unhex "$work/server.slhsig"
+check "a pq_sign_with SLH-DSA signature verifies with the CLI" "0" \
+  "$(code "$cli" verify --public-key "$work/slh.pk" --signature "$work/server.slhsig" --context "config v7" -i "$work/config.txt")"
 "$cli" fetch-key --url "$url" --tenant acme --kind dsa -o "$work/acme.vk" >/dev/null
 q "$port" -c "SELECT encode(pq_sign('acme', decode('$(hex "$work/config.txt")', 'hex'), 'config v7'), 'hex')" | unhex "$work/server.sig"
 check "a pq_sign signature verifies with the CLI (fetched verifying key)" "0" \

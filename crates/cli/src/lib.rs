@@ -203,6 +203,7 @@ pub enum Algorithm {
     XWing,
     MlDsa65,
     MlDsa87,
+    SlhDsa,
 }
 
 /// A new key pair: the secret key (seed) to `secret` (0600, never
@@ -220,6 +221,11 @@ pub fn keygen(algorithm: Algorithm, secret: &Path, public: &Path) -> Result<Stri
             };
             let (seed, key) = RecipientSecret::generate(suite)?;
             (Zeroizing::new(seed.expose().to_vec()), key.public_key().as_bytes().to_vec(), key.kid().to_hex())
+        }
+        Algorithm::SlhDsa => {
+            let (seed, key) = pqcore::slh::SlhSigningKey::generate()?;
+            let public = key.public_key();
+            (Zeroizing::new(seed.to_vec()), public.to_vec(), pqcore::Kid::of(&public).to_hex())
         }
         Algorithm::MlDsa65 | Algorithm::MlDsa87 => {
             let suite = if algorithm == Algorithm::MlDsa87 { SignatureSuite::MlDsa87 } else { SignatureSuite::MlDsa65 };
@@ -530,16 +536,38 @@ impl Write for LimitedWriter<'_> {
     }
 }
 
-/// A signature envelope (or, with `raw`, a raw FIPS 204 signature) by the
-/// seed in `secret_key` of `suite` (ML-DSA-65 'G' or ML-DSA-87 'H') over `input`.
+/// What `sign` signs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignAlgorithm {
+    /// ML-DSA-65 ('G' envelopes) or ML-DSA-87 ('H').
+    MlDsa(SignatureSuite),
+    /// SLH-DSA-SHA2-128s (FIPS 205): raw signatures only.
+    SlhDsa,
+}
+
+/// A signature envelope (or, with `raw`, a raw signature) by the seed in
+/// `secret_key` over `input`: ML-DSA-65 'G', ML-DSA-87 'H', or a raw
+/// SLH-DSA-SHA2-128s signature (it has no envelope kind).
 pub fn sign(
     secret_key: &Path,
-    suite: SignatureSuite,
+    algorithm: SignAlgorithm,
     context: &[u8],
     raw: bool,
     input: Option<&Path>,
     output: Option<&Path>,
 ) -> Result<()> {
+    let suite = match algorithm {
+        SignAlgorithm::MlDsa(suite) => suite,
+        SignAlgorithm::SlhDsa => {
+            if !raw {
+                return Err(CliError::Input("SLH-DSA signatures have no envelope: add --raw".into()));
+            }
+            let key = pqcore::slh::SlhSigningKey::from_seed(&read_key_file(secret_key)?)
+                .map_err(|_| wrong_key(secret_key, "an SLH-DSA-SHA2-128s secret key (48-byte seed)"))?;
+            let message = read_input(input)?;
+            return write_output(output, &key.sign_hedged(&message, context)?, false);
+        }
+    };
     let key = SigningKey::from_slice_for(suite, &read_key_file(secret_key)?)
         .map_err(|_| wrong_key(secret_key, &format!("an {} secret key (32-byte seed)", suite.name())))?;
     let message = read_input(input)?;
@@ -549,12 +577,21 @@ pub fn sign(
 
 /// Checks a signature envelope (as `pq_sign` and `sign` make) or a raw
 /// signature over `input` with the public key in `public_key`: ML-DSA-65
-/// (1952 bytes, 3309-byte signatures) or ML-DSA-87 (2592, 4627).
+/// (1952 bytes, 3309-byte signatures), ML-DSA-87 (2592, 4627) or
+/// SLH-DSA-SHA2-128s (32, 7856; raw only).
 pub fn verify(public_key: &Path, signature: &Path, context: &[u8], input: Option<&Path>) -> Result<()> {
-    let key = VerifyingKey::from_slice(&read_key_file(public_key)?)
-        .map_err(|_| wrong_key(public_key, "an ML-DSA-65 (1952 bytes) or ML-DSA-87 (2592 bytes) public key"))?;
+    let public = read_key_file(public_key)?;
     let sig = read_input(Some(signature))?;
     let message = read_input(input)?;
+    if public.len() == pqcore::slh::PUBLIC_KEY_LEN {
+        if context.len() > pqcore::format::DSA_MAX_CONTEXT_LEN {
+            return Err(CliError::Input("the context is at most 255 bytes".into()));
+        }
+        return if pqcore::slh::verify(&public, &message, context, &sig) { Ok(()) } else { Err(CliError::Invalid) };
+    }
+    let key = VerifyingKey::from_slice(&public).map_err(|_| {
+        wrong_key(public_key, "an ML-DSA-65 (1952 bytes), ML-DSA-87 (2592 bytes) or SLH-DSA-SHA2-128s (32 bytes) public key")
+    })?;
     let valid = match Envelope::parse(&sig) {
         Ok(parsed) if parsed.kind() == Kind::Signature => key.verify_envelope(&parsed.into_signature()?, &message, context)?,
         _ if sig.len() == key.suite().signature_len() => key.verify(&message, context, &sig)?,
@@ -775,8 +812,8 @@ mod tests {
         // Wrong key types are input errors.
         assert_eq!(seal(&p("dsa.pk"), b"", Some(&p("msg")), None).unwrap_err().exit_code(), 3);
         assert_eq!(open(&p("dsa.sk"), b"", Some(&p("msg.sealed")), None, true).unwrap_err().exit_code(), 3);
-        sign(&p("dsa.sk"), SignatureSuite::MlDsa65, b"ctx", false, Some(&p("msg")), Some(&p("msg.sig"))).unwrap();
-        sign(&p("dsa.sk"), SignatureSuite::MlDsa65, b"ctx", true, Some(&p("msg")), Some(&p("msg.rawsig"))).unwrap();
+        sign(&p("dsa.sk"), SignAlgorithm::MlDsa(SignatureSuite::MlDsa65), b"ctx", false, Some(&p("msg")), Some(&p("msg.sig"))).unwrap();
+        sign(&p("dsa.sk"), SignAlgorithm::MlDsa(SignatureSuite::MlDsa65), b"ctx", true, Some(&p("msg")), Some(&p("msg.rawsig"))).unwrap();
         verify(&p("dsa.pk"), &p("msg.sig"), b"ctx", Some(&p("msg"))).unwrap();
         verify(&p("dsa.pk"), &p("msg.rawsig"), b"ctx", Some(&p("msg"))).unwrap();
         assert_eq!(verify(&p("dsa.pk"), &p("msg.sig"), b"other", Some(&p("msg"))).unwrap_err().exit_code(), 1);
@@ -824,8 +861,8 @@ mod tests {
         assert_eq!(std::fs::read(p("big.out")).unwrap(), big);
         keygen(Algorithm::MlDsa87, &p("h.sk"), &p("h.pk")).unwrap();
         assert_eq!(std::fs::read(p("h.pk")).unwrap().len(), 2592);
-        sign(&p("h.sk"), SignatureSuite::MlDsa87, b"ctx", false, Some(&p("msg")), Some(&p("msg.sig"))).unwrap();
-        sign(&p("h.sk"), SignatureSuite::MlDsa87, b"ctx", true, Some(&p("msg")), Some(&p("msg.raw"))).unwrap();
+        sign(&p("h.sk"), SignAlgorithm::MlDsa(SignatureSuite::MlDsa87), b"ctx", false, Some(&p("msg")), Some(&p("msg.sig"))).unwrap();
+        sign(&p("h.sk"), SignAlgorithm::MlDsa(SignatureSuite::MlDsa87), b"ctx", true, Some(&p("msg")), Some(&p("msg.raw"))).unwrap();
         assert_eq!(std::fs::read(p("msg.sig")).unwrap()[1], b'H');
         assert_eq!(std::fs::read(p("msg.raw")).unwrap().len(), 4627);
         assert!(inspect(Some(&p("msg.sig"))).unwrap().contains("\"signature\":\"ml-dsa-87\""));
@@ -833,8 +870,17 @@ mod tests {
         verify(&p("h.pk"), &p("msg.raw"), b"ctx", Some(&p("msg"))).unwrap();
         assert!(verify(&p("h.pk"), &p("msg.sig"), b"other", Some(&p("msg"))).is_err());
         // The same seed read as ML-DSA-65 is another key: its signature does not verify.
-        sign(&p("h.sk"), SignatureSuite::MlDsa65, b"ctx", false, Some(&p("msg")), Some(&p("msg.g"))).unwrap();
+        sign(&p("h.sk"), SignAlgorithm::MlDsa(SignatureSuite::MlDsa65), b"ctx", false, Some(&p("msg")), Some(&p("msg.g"))).unwrap();
         assert!(verify(&p("h.pk"), &p("msg.g"), b"ctx", Some(&p("msg"))).is_err());
+        // SLH-DSA-SHA2-128s: raw signatures only, verified by the 32-byte key's length.
+        keygen(Algorithm::SlhDsa, &p("s.sk"), &p("s.pk")).unwrap();
+        assert_eq!((std::fs::read(p("s.sk")).unwrap().len(), std::fs::read(p("s.pk")).unwrap().len()), (48, 32));
+        assert!(sign(&p("s.sk"), SignAlgorithm::SlhDsa, b"ctx", false, Some(&p("msg")), Some(&p("no"))).is_err());
+        sign(&p("s.sk"), SignAlgorithm::SlhDsa, b"ctx", true, Some(&p("msg")), Some(&p("msg.slh"))).unwrap();
+        assert_eq!(std::fs::read(p("msg.slh")).unwrap().len(), 7856);
+        verify(&p("s.pk"), &p("msg.slh"), b"ctx", Some(&p("msg"))).unwrap();
+        assert!(verify(&p("s.pk"), &p("msg.slh"), b"other", Some(&p("msg"))).is_err());
+        assert!(verify(&p("s.pk"), &p("msg.raw"), b"ctx", Some(&p("msg"))).is_err());
     }
 
     #[test]

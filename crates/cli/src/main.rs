@@ -50,6 +50,9 @@ enum AlgorithmArg {
     /// ML-DSA-87 (CNSA 2.0)
     #[value(name = "ml-dsa-87")]
     MlDsa87,
+    /// SLH-DSA-SHA2-128s (FIPS 205): raw long-term signatures
+    #[value(name = "slh-dsa-sha2-128s")]
+    SlhDsa,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -59,6 +62,9 @@ enum SignatureArg {
     /// ML-DSA-87 (CNSA 2.0)
     #[value(name = "ml-dsa-87")]
     MlDsa87,
+    /// SLH-DSA-SHA2-128s (FIPS 205): with --raw only
+    #[value(name = "slh-dsa-sha2-128s")]
+    SlhDsa,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -80,7 +86,7 @@ enum Command {
         /// file for the secret key; must not exist
         #[arg(long)]
         secret_key: PathBuf,
-        /// file for the public key (1184, 1568, 1216, 1952 or 2592 bytes)
+        /// file for the public key (1184, 1568, 1216, 1952, 2592 or 32 bytes)
         #[arg(long)]
         public_key: PathBuf,
     },
@@ -379,6 +385,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 AlgorithmArg::XWing => Algorithm::XWing,
                 AlgorithmArg::MlDsa65 => Algorithm::MlDsa65,
                 AlgorithmArg::MlDsa87 => Algorithm::MlDsa87,
+                AlgorithmArg::SlhDsa => Algorithm::SlhDsa,
             };
             println!("{}", apg_pq::keygen(algorithm, &secret_key, &public_key)?);
         }
@@ -397,11 +404,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             apg_pq::open(&secret_key, &aad_bytes(aad, aad_hex)?, input.as_deref(), output.as_deref(), quiet)?
         }
         Command::Sign { secret_key, algorithm, context, raw, input, output } => {
-            let suite = match algorithm {
-                SignatureArg::MlDsa65 => pqcore::SignatureSuite::MlDsa65,
-                SignatureArg::MlDsa87 => pqcore::SignatureSuite::MlDsa87,
+            let algorithm = match algorithm {
+                SignatureArg::MlDsa65 => apg_pq::SignAlgorithm::MlDsa(pqcore::SignatureSuite::MlDsa65),
+                SignatureArg::MlDsa87 => apg_pq::SignAlgorithm::MlDsa(pqcore::SignatureSuite::MlDsa87),
+                SignatureArg::SlhDsa => apg_pq::SignAlgorithm::SlhDsa,
             };
-            apg_pq::sign(&secret_key, suite, context.as_bytes(), raw, input.as_deref(), output.as_deref())?
+            apg_pq::sign(&secret_key, algorithm, context.as_bytes(), raw, input.as_deref(), output.as_deref())?
         }
         Command::Verify { public_key, signature, context, input } => {
             apg_pq::verify(&public_key, &signature, context.as_bytes(), input.as_deref())?

@@ -7,6 +7,7 @@ use crate::{
     format::{DSA_SEED_LEN, SIGNATURE_OFFSET},
     kem::Suite,
     keys::SignatureSuite,
+    slh,
 };
 
 /// One row of the algorithm report.
@@ -41,6 +42,20 @@ pub struct Algorithm {
 pub fn all() -> Vec<Algorithm> {
     let mut out: Vec<Algorithm> = Suite::ALL.into_iter().map(kem).collect();
     out.extend(SignatureSuite::ALL.into_iter().map(signature));
+    out.push(Algorithm {
+        name: slh::NAME,
+        kind: "signature",
+        standard: "FIPS 205",
+        category: 1,
+        cnsa2: false,
+        backend: "rustcrypto slh-dsa".into(),
+        public_key_bytes: slh::PUBLIC_KEY_LEN,
+        secret_key_bytes: slh::SEED_LEN,
+        output_bytes: slh::SIGNATURE_LEN,
+        // No envelope: raw signatures (pq_sign_with) and audit checkpoints.
+        envelope_bytes: 0,
+        envelope_kinds: "",
+    });
     out
 }
 
@@ -105,7 +120,8 @@ mod tests {
     #[test]
     fn sizes_match_the_format() {
         let rows = all();
-        assert_eq!(rows.len(), 5);
+        assert_eq!(rows.len(), 6);
+        assert_eq!((by("slh-dsa-sha2-128s").public_key_bytes, by("slh-dsa-sha2-128s").output_bytes), (32, 7856));
         let by = |name: &str| rows.iter().find(|r| r.name == name).unwrap().clone();
         assert_eq!((by("ml-kem-768").public_key_bytes, by("ml-kem-768").output_bytes, by("ml-kem-768").envelope_bytes), (1184, 1088, 1134));
         assert_eq!((by("ml-kem-1024").public_key_bytes, by("ml-kem-1024").output_bytes, by("ml-kem-1024").envelope_bytes), (1568, 1568, 1614));

@@ -16,6 +16,8 @@ pub const SEED_LEN: usize = 3 * N;
 pub const PUBLIC_KEY_LEN: usize = 2 * N;
 /// Signature.
 pub const SIGNATURE_LEN: usize = 7856;
+/// The name SQL and the command line take.
+pub const NAME: &str = "slh-dsa-sha2-128s";
 
 /// An SLH-DSA-SHA2-128s signing key.
 pub struct SlhSigningKey(Box<SigningKey<Sha2_128s>>);
@@ -29,8 +31,19 @@ impl SlhSigningKey {
         Ok(Self(Box::new(SigningKey::slh_keygen_internal(&seed[..N], &seed[N..2 * N], &seed[2 * N..]))))
     }
 
+    /// A new key from a fresh random seed; returns the seed too.
+    pub fn generate() -> Result<(zeroize::Zeroizing<[u8; SEED_LEN]>, Self), Error> {
+        Self::generate_from(&mut crate::rng::OsRandom)
+    }
+
+    /// Hedged pure SLH-DSA (random `opt_rand`) with context `ctx`.
+    pub fn sign_hedged(&self, msg: &[u8], ctx: &[u8]) -> Result<Vec<u8>, Error> {
+        use crate::rng::RandomSource;
+        let opt_rand = zeroize::Zeroizing::new(crate::rng::OsRandom.array::<N>()?);
+        self.sign(msg, ctx, Some(&opt_rand))
+    }
+
     /// A new key; returns its seed (to be wrapped) too.
-    #[cfg(test)]
     pub(crate) fn generate_from(
         rng: &mut impl crate::rng::RandomSource,
     ) -> Result<(zeroize::Zeroizing<[u8; SEED_LEN]>, Self), Error> {

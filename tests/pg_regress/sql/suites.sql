@@ -71,13 +71,19 @@ SELECT pq_unseal_text(sealed, 'row') AS sealed, pq_decrypt_text(keyed, 'row') AS
 SELECT count(*) AS checked FROM pq.verify_keys('moving') WHERE problem IS NULL;
 
 -- Raw keys of every suite.
-CREATE TABLE raw_keys AS SELECT a, k.* FROM unnest(ARRAY['ml-kem-768', 'ml-kem-1024', 'x-wing', 'ml-dsa-65', 'ml-dsa-87']) a,
+CREATE TABLE raw_keys AS SELECT a, k.* FROM unnest(ARRAY['ml-kem-768', 'ml-kem-1024', 'x-wing', 'ml-dsa-65', 'ml-dsa-87', 'slh-dsa-sha2-128s']) a,
                                               LATERAL pq_generate_keypair(a) k;
 SELECT a, length(public_key), length(secret_key), kid = substr(sha256(public_key), 1, 16) AS kid_ok FROM raw_keys ORDER BY a;
 SELECT a, substr(e, 2, 1) AS kind, convert_from(pq_open(secret_key, e), 'UTF8') AS opened
   FROM raw_keys, pq_seal(public_key, 'raw ' || a) e WHERE a LIKE 'ml-kem%' OR a = 'x-wing' ORDER BY a;
 SELECT a, length(s), pq_verify_with(public_key, 'm', s) AS valid, pq_verify_with(public_key, 'n', s) AS other
-  FROM raw_keys, pq_sign_with(secret_key, 'm', '', a) s WHERE a LIKE 'ml-dsa%' ORDER BY a;
+  FROM raw_keys, pq_sign_with(secret_key, 'm', '', a) s WHERE a LIKE '%dsa%' ORDER BY a;
+-- SLH-DSA (FIPS 205) signatures are raw: hedged, with a context like ML-DSA's.
+SELECT pq_verify_with(public_key, 'm', pq_sign_with(secret_key, 'm', 'ctx', 'slh-dsa-sha2-128s'), 'ctx') AS with_context,
+       pq_verify_with(public_key, 'm', pq_sign_with(secret_key, 'm', 'ctx', 'slh-dsa-sha2-128s'), 'other') AS other_context,
+       pq_sign_with(secret_key, 'm', '', 'slh-dsa-sha2-128s') <> pq_sign_with(secret_key, 'm', '', 'slh-dsa-sha2-128s') AS hedged
+  FROM raw_keys WHERE a = 'slh-dsa-sha2-128s';
+SELECT try($$ SELECT pq_sign_with(secret_key, 'm', '', 'slh-dsa-sha2-128s') FROM raw_keys WHERE a = 'ml-dsa-65' $$);
 -- A 64-byte seed opens an 'L' envelope only as an ML-KEM-1024 key; an
 -- ML-DSA-87 seed signs as ML-DSA-65 only when asked to.
 SELECT try($$ SELECT pq_open(k.secret_key, pq_seal(l.public_key, 'x'::text)) FROM raw_keys k, raw_keys l
@@ -86,6 +92,12 @@ SELECT try($$ SELECT pq_open(k.secret_key, pq_seal(l.public_key, 'x'::text)) FRO
                WHERE k.a = 'x-wing' AND l.a = 'ml-kem-1024' $$);
 SELECT pq_verify_with(public_key, 'm', pq_sign_with(secret_key, 'm')) AS as_65 FROM raw_keys WHERE a = 'ml-dsa-87';
 SELECT try($$ SELECT pq_sign_with(secret_key, 'm', '', 'ml-dsa-44') FROM raw_keys WHERE a = 'ml-dsa-87' $$);
+-- Formats not yet defined for ML-KEM-1024 recipients refuse its keys with
+-- 22023: escrow custodians (§14.1), key backups (§15), exported blind
+-- index keys (§16.5).
+SELECT try($$ SELECT pq.escrow_add_custodian('c1024', public_key) FROM raw_keys WHERE a = 'ml-kem-1024' $$) AS custodian,
+       try($$ SELECT pq.export_key_backup(recipient_public_key => public_key) FROM raw_keys WHERE a = 'ml-kem-1024' $$) AS backup,
+       try($$ SELECT pq.export_index_key('cnsa', 'email', public_key) FROM raw_keys WHERE a = 'ml-kem-1024' $$) AS index_key;
 DROP TABLE raw_keys, moving_values;
 
 -- A policy that requires CNSA 2.0 (require_suite).
