@@ -342,7 +342,11 @@ fn register_signer(tenant: &str, name: &str, public_key: &[u8]) -> PqResult<bool
     if name.is_empty() || name.len() > 63 || name.chars().any(char::is_control) {
         return Err(PqError::InvalidParameter("signer names are 1 to 63 bytes without control characters".into()));
     }
+    // Client signatures over sealed values (FORMAT.md §11.3) are ML-DSA-65.
     let key = VerifyingKey::from_slice(public_key)?;
+    if key.suite() != pqcore::SignatureSuite::MlDsa65 {
+        return Err(PqError::InvalidParameter("a config signer's public key is an ML-DSA-65 key (1952 bytes)".into()));
+    }
     catalog::as_owner(|| {
         let inserted = catalog::write_one::<bool>(
             "INSERT INTO pq.config_signers (tenant, name, public_key) VALUES ($1, $2, $3)

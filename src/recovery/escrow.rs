@@ -76,8 +76,11 @@ fn add_approver(name: &str, public_key: &[u8]) -> PqResult<Vec<u8>> {
     if name.is_empty() || name.len() > 63 || name.chars().any(char::is_control) {
         return Err(invalid("approver names are 1 to 63 bytes without control characters"));
     }
+    // Approvals (FORMAT.md §14.2) are ML-DSA-65 signatures.
     let key = VerifyingKey::from_slice(public_key)
-        .map_err(|_| invalid("an approver's public key is an ML-DSA-65 key (1952 bytes) from apg-pq keygen --algorithm ml-dsa-65"))?;
+        .ok()
+        .filter(|k| k.suite() == pqcore::SignatureSuite::MlDsa65)
+        .ok_or_else(|| invalid("an approver's public key is an ML-DSA-65 key (1952 bytes) from apg-pq keygen --algorithm ml-dsa-65"))?;
     let kid = key.kid();
     let actor = events::session_user();
     catalog::as_owner(|| {

@@ -98,6 +98,10 @@ SELECT try($$ SELECT pq_sign_with(secret_key, 'm', '', 'ml-dsa-44') FROM raw_key
 SELECT try($$ SELECT pq.escrow_add_custodian('c1024', public_key) FROM raw_keys WHERE a = 'ml-kem-1024' $$) AS custodian,
        try($$ SELECT pq.export_key_backup(recipient_public_key => public_key) FROM raw_keys WHERE a = 'ml-kem-1024' $$) AS backup,
        try($$ SELECT pq.export_index_key('cnsa', 'email', public_key) FROM raw_keys WHERE a = 'ml-kem-1024' $$) AS index_key;
+-- ... and ML-DSA-87 keys where a format is defined for ML-DSA-65 only:
+-- escrow approvers (§14.2), config signers (§11.3).
+SELECT try($$ SELECT pq.escrow_add_approver('a87', public_key) FROM raw_keys WHERE a = 'ml-dsa-87' $$) AS approver,
+       try($$ SELECT pq.config_register_signer('cnsa', 's87', public_key) FROM raw_keys WHERE a = 'ml-dsa-87' $$) AS signer;
 DROP TABLE raw_keys, moving_values;
 
 -- A policy that requires CNSA 2.0 (require_suite).
