@@ -64,7 +64,16 @@ fn make_checkpoint() -> PqResult<Made> {
     drop(key);
     // The SLH-DSA column is 0.11.0's; a key with an SLH-DSA hedge exists
     // only after the update (secrets::audit_key refuses one before).
+    let mut args = vec![
+        head_id.into(),
+        head_hash.as_slice().into(),
+        timestamptz(ts)?.into(),
+        kid.as_bytes().as_slice().into(),
+        signatures.ml_dsa.as_slice().into(),
+        signatures.ed25519.as_deref().into(),
+    ];
     let (columns, values) = if catalog::pq_column_exists(c"audit_checkpoints", c"slh_dsa_signature") {
+        args.push(signatures.slh_dsa.as_deref().into());
         (", slh_dsa_signature", ", $7")
     } else {
         ("", "")
@@ -74,15 +83,7 @@ fn make_checkpoint() -> PqResult<Made> {
             "INSERT INTO pq.audit_checkpoints (head_id, head_hash, ts, key_kid, ml_dsa_signature, ed25519_signature{columns})
              VALUES ($1, $2, $3, $4, $5, $6{values}) RETURNING true"
         ),
-        &[
-            head_id.into(),
-            head_hash.as_slice().into(),
-            timestamptz(ts)?.into(),
-            kid.as_bytes().as_slice().into(),
-            signatures.ml_dsa.as_slice().into(),
-            signatures.ed25519.as_deref().into(),
-            signatures.slh_dsa.as_deref().into(),
-        ][..if columns.is_empty() { 6 } else { 7 }],
+        &args,
     )?;
     Ok(Made { head_id, head_hash, kid })
 }

@@ -190,7 +190,7 @@ fn begin(tenant: &str, lifetime: &Interval) -> PqResult<(pgrx::Uuid, Vec<u8>, Ve
         return Err(PqError::InvalidParameter("lifetime must be positive and at most 7 days".into()));
     }
     let (suite, cnsa2) =
-        crate::platform::catalog::as_owner(|| Ok((versions::tenant_suite(tenant, false)?, versions::requires_cnsa2(tenant, false)?)))?;
+        crate::platform::catalog::as_owner(|| Ok((versions::tenant_suites(tenant, false)?.0, versions::requires_cnsa2(tenant, false)?)))?;
     if cnsa2 && suite != Suite::MlKem1024 {
         return Err(PqError::KeyStateHint(
             format!("tenant \"{}\" uses {}, and its policy requires the CNSA 2.0 suites", crate::platform::errors::echo(tenant), suite.name()),

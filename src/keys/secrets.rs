@@ -252,37 +252,28 @@ fn create_audit_key(suite: AuditSuite) -> PqResult<(Kid, AuditKey)> {
     let public = key.verifying_key()?;
     let (ed, slh) = (public.ed25519(), public.slh_dsa());
     let (ed_wrapped, slh_wrapped) = if suite.slh_dsa() { (None, Some(wrapped_hedge)) } else { (Some(wrapped_hedge), None) };
-    if catalog::pq_column_exists(c"audit_keys", c"algorithm") {
-        catalog::write_one::<bool>(
-            "INSERT INTO pq.audit_keys (kid, ml_dsa_public_key, ed25519_public_key, mdk_id, wrapped_ml_dsa_seed, wrapped_ed25519_seed,
-                                        algorithm, slh_dsa_public_key, wrapped_slh_dsa_seed)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING true",
-            &[
-                public.kid().as_bytes().as_slice().into(),
-                public.ml_dsa().as_bytes().into(),
-                ed.as_ref().map(|k| &k[..]).into(),
-                mdk.id().as_bytes().as_slice().into(),
-                wrapped_dsa.as_slice().into(),
-                ed_wrapped.as_deref().into(),
-                suite.name().into(),
-                slh.as_ref().map(|k| &k[..]).into(),
-                slh_wrapped.as_deref().into(),
-            ],
-        )?;
+    let mut args = vec![
+        public.kid().as_bytes().as_slice().into(),
+        public.ml_dsa().as_bytes().into(),
+        ed.as_ref().map(|k| &k[..]).into(),
+        mdk.id().as_bytes().as_slice().into(),
+        wrapped_dsa.as_slice().into(),
+        ed_wrapped.as_deref().into(),
+    ];
+    // 0.11.0's columns; before the update only the default suite is made.
+    let (columns, values) = if catalog::pq_column_exists(c"audit_keys", c"algorithm") {
+        args.extend([suite.name().into(), slh.as_ref().map(|k| &k[..]).into(), slh_wrapped.as_deref().into()]);
+        (", algorithm, slh_dsa_public_key, wrapped_slh_dsa_seed", ", $7, $8, $9")
     } else {
-        catalog::write_one::<bool>(
-            "INSERT INTO pq.audit_keys (kid, ml_dsa_public_key, ed25519_public_key, mdk_id, wrapped_ml_dsa_seed, wrapped_ed25519_seed)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING true",
-            &[
-                public.kid().as_bytes().as_slice().into(),
-                public.ml_dsa().as_bytes().into(),
-                ed.as_ref().map(|k| &k[..]).into(),
-                mdk.id().as_bytes().as_slice().into(),
-                wrapped_dsa.as_slice().into(),
-                ed_wrapped.as_deref().into(),
-            ],
-        )?;
-    }
+        ("", "")
+    };
+    catalog::write_one::<bool>(
+        &format!(
+            "INSERT INTO pq.audit_keys (kid, ml_dsa_public_key, ed25519_public_key, mdk_id, wrapped_ml_dsa_seed, wrapped_ed25519_seed{columns})
+             VALUES ($1, $2, $3, $4, $5, $6{values}) RETURNING true"
+        ),
+        &args,
+    )?;
     Ok((public.kid(), key))
 }
 

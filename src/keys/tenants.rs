@@ -38,14 +38,9 @@ pub(crate) fn parse_kem(kem: &str) -> PqResult<Suite> {
 
 /// The signature suite named `signature` ('ml-dsa-65' or 'ml-dsa-87'), or 22023.
 pub(crate) fn parse_signature(signature: &str) -> PqResult<SignatureSuite> {
-    parse_signature_named("signature", signature)
-}
-
-/// [`parse_signature`] of the argument called `argument`.
-pub(crate) fn parse_signature_named(argument: &str, signature: &str) -> PqResult<SignatureSuite> {
     SignatureSuite::parse(signature).ok_or_else(|| {
         let names = SignatureSuite::ALL.map(|s| format!("'{}'", s.name())).join(", ");
-        PqError::InvalidParameter(format!("{argument} must be one of {names}, not \"{}\"", echo(signature)))
+        PqError::InvalidParameter(format!("signature must be one of {names}, not \"{}\"", echo(signature)))
     })
 }
 

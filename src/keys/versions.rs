@@ -345,48 +345,39 @@ pub fn insert_version(tenant: &str, version: i32, suite: Suite, signature: Signa
     Ok(kid)
 }
 
-/// The KEM suite a tenant chose at creation (ML-KEM-768 before 0.6.0).
-/// `writing`: the caller writes (a rotation), so the lookup must see a
-/// tenant created earlier in this transaction; otherwise it is read-only
-/// (a session, also on a hot standby). Runs as owner.
-pub fn tenant_suite(tenant: &str, writing: bool) -> PqResult<Suite> {
-    if !catalog::pq_column_exists(c"tenants", c"kem") {
-        return Ok(Suite::MlKem768);
-    }
-    let query = "SELECT kem FROM pq.tenants WHERE name = $1";
-    let name = if writing {
-        catalog::write_one::<String>(query, &[tenant.into()])?
-    } else {
-        catalog::one::<String>(query, &[tenant.into()])?
-    };
-    Ok(name.as_deref().and_then(Suite::parse).unwrap_or(Suite::MlKem768))
+/// One row of `query` with `tenant` as $1. `writing`: the caller writes (a
+/// rotation), so the read must see what this transaction wrote; otherwise
+/// it is read-only (a session, also on a hot standby). Runs as owner.
+fn tenant_row<R>(query: &str, tenant: &str, writing: bool, f: impl FnOnce(&pgrx::spi::SpiTupleTable<'_>) -> PqResult<R>) -> PqResult<Option<R>> {
+    if writing { catalog::write_row(query, &[tenant.into()], f) } else { catalog::row(query, &[tenant.into()], f) }
+}
+
+/// The suites of `tenant`'s next versions: its `kem` (ML-KEM-768 before
+/// 0.6.0) and `signature` (ML-DSA-65 before 0.11.0), read through
+/// `to_jsonb` so that a schema without those columns reads the defaults.
+/// `writing` as for [`tenant_row`]. Runs as owner.
+pub fn tenant_suites(tenant: &str, writing: bool) -> PqResult<(Suite, SignatureSuite)> {
+    let names = tenant_row(
+        "SELECT to_jsonb(t)->>'kem', to_jsonb(t)->>'signature' FROM pq.tenants t WHERE t.name = $1",
+        tenant,
+        writing,
+        |row| Ok((row.get::<String>(1)?, row.get::<String>(2)?)),
+    )?;
+    let (kem, signature) = names.unwrap_or_default();
+    Ok((
+        kem.as_deref().and_then(Suite::parse).unwrap_or(Suite::MlKem768),
+        signature.as_deref().and_then(SignatureSuite::parse).unwrap_or_default(),
+    ))
 }
 
 /// True if `tenant`'s policy requires the CNSA 2.0 suites (0.11.0).
-/// `writing` as for [`tenant_suite`]. Runs as owner.
+/// `writing` as for [`tenant_row`]. Runs as owner.
 pub fn requires_cnsa2(tenant: &str, writing: bool) -> PqResult<bool> {
     if !catalog::pq_table_exists(c"tenant_policies") {
         return Ok(false);
     }
     let query = "SELECT (to_jsonb(p)->>'require_suite') = 'cnsa2' FROM pq.tenant_policies p WHERE p.tenant = $1";
-    let required =
-        if writing { catalog::write_one::<bool>(query, &[tenant.into()])? } else { catalog::one::<bool>(query, &[tenant.into()])? };
-    Ok(required.unwrap_or(false))
-}
-
-/// The signature suite of `tenant`'s next versions (ML-DSA-65 before
-/// 0.11.0); `writing` as for [`tenant_suite`]. Runs as owner.
-pub fn tenant_signature_suite(tenant: &str, writing: bool) -> PqResult<SignatureSuite> {
-    if !catalog::pq_column_exists(c"tenants", c"signature") {
-        return Ok(SignatureSuite::MlDsa65);
-    }
-    let query = "SELECT signature FROM pq.tenants WHERE name = $1";
-    let name = if writing {
-        catalog::write_one::<String>(query, &[tenant.into()])?
-    } else {
-        catalog::one::<String>(query, &[tenant.into()])?
-    };
-    Ok(name.as_deref().and_then(SignatureSuite::parse).unwrap_or_default())
+    Ok(tenant_row(query, tenant, writing, |row| Ok(row.get::<bool>(1)?))?.flatten().unwrap_or(false))
 }
 
 /// Every kid of `tenant`'s versions (of every tenant when None), any state.

@@ -74,7 +74,7 @@ pub fn rotate_to_suite(
         &[tenant.into()],
     )?
     .unwrap_or(1);
-    let (was_kem, was_signature) = (versions::tenant_suite(tenant, true)?, versions::tenant_signature_suite(tenant, true)?);
+    let (was_kem, was_signature) = versions::tenant_suites(tenant, true)?;
     // A policy requiring CNSA 2.0 moves a rotation that names no suite to
     // the CNSA 2.0 suites (also the worker's scheduled rotations).
     let cnsa2 = versions::requires_cnsa2(tenant, true)?;
@@ -82,7 +82,7 @@ pub fn rotate_to_suite(
         if cnsa2 { (Suite::MlKem1024, SignatureSuite::MlDsa87) } else { (was_kem, was_signature) };
     let (kem, signature) = (kem.unwrap_or(default_kem), signature.unwrap_or(default_signature));
     crate::keys::tenants::require_schema_for(kem, signature)?;
-    check_suites(tenant, kem, signature)?;
+    check_suites(tenant, cnsa2, kem, signature)?;
     if (kem, signature) != (was_kem, was_signature) {
         catalog::write_one::<bool>(
             "UPDATE pq.tenants SET kem = $2, signature = $3 WHERE name = $1 RETURNING true",
@@ -99,9 +99,9 @@ pub fn rotate_to_suite(
 }
 
 /// Refuses (22023) key material of `kem` and `signature` for a tenant whose
-/// policy requires CNSA 2.0. Call as owner.
-fn check_suites(tenant: &str, kem: pqcore::Suite, signature: pqcore::SignatureSuite) -> PqResult<()> {
-    if versions::requires_cnsa2(tenant, true)? && !pqcore::algorithms::cnsa2(kem, signature) {
+/// policy requires CNSA 2.0 (`cnsa2`).
+fn check_suites(tenant: &str, cnsa2: bool, kem: pqcore::Suite, signature: pqcore::SignatureSuite) -> PqResult<()> {
+    if cnsa2 && !pqcore::algorithms::cnsa2(kem, signature) {
         return Err(PqError::InvalidParameter(format!(
             "the policy of tenant \"{}\" requires CNSA 2.0 suites (kem 'ml-kem-1024', signature 'ml-dsa-87'), not {} and {}",
             echo(tenant),

@@ -5,7 +5,7 @@
 //! rewrites the file after an intended change (which for a released v1
 //! format must never happen).
 use crate::{
-    backend::{ActiveKem, KemBackend, MlKemParams},
+    backend::{ActiveKem, KemBackend, MlKem1024, MlKem768, MlKemParams},
     format::*,
     kek_id,
     keyed::KeyedCipher,
@@ -13,7 +13,7 @@ use crate::{
     rng::RandomSource,
     sealed,
     test_rng::{SeededRandom, ZeroRandom},
-    Dek, DsaSeed, Envelope, Kem1024SecretKey, KemSecretKey, KemSeed, Kid, MasterDataKey, MlKemSecretKey, Purpose,
+    Dek, DsaSeed, Envelope, KemSecretKey, KemSeed, Kid, MasterDataKey, MlKemSecretKey, Purpose,
     Recipient, RecipientSecret, SignatureSuite, SigningKey, Suite, WrapContext, XWingSecretKey, XWingSeed,
 };
 use serde_json::{json, Map, Value};
@@ -33,19 +33,17 @@ fn merge(mut a: Value, b: Value) -> Value {
     a
 }
 
-/// A sealed envelope with label `info` (INFO_SEALED or INFO_DEK), to a new key.
-fn sealed_case(rng: &mut SeededRandom, id: &str, info: &[u8], plaintext: &[u8], user_aad: &[u8]) -> Value {
+/// A sealed envelope with label `info` (INFO_SEALED or INFO_DEK), to a new
+/// ML-KEM key of set `P` ('S' for ML-KEM-768, 'L' for ML-KEM-1024).
+fn sealed_case<P: MlKemParams>(rng: &mut SeededRandom, id: &str, info: &[u8], plaintext: &[u8], user_aad: &[u8]) -> Value
+where
+    ActiveKem: KemBackend<P>,
+    for<'a> Recipient<'a>: From<&'a crate::MlKemPublicKey<P>>,
+    for<'a> crate::Opener<'a>: From<&'a MlKemSecretKey<P>>,
+{
     let seed = KemSeed::generate_from(rng).unwrap();
-    let key = KemSecretKey::from_seed(&seed).unwrap();
+    let key = MlKemSecretKey::<P>::from_seed(&seed).unwrap();
     let fields = sealed_fields(rng, &key, info, plaintext, user_aad);
-    merge(json!({ "id": id, "kind": "sealed", "kem_seed": hex(seed.expose()) }), fields)
-}
-
-/// An ML-KEM-1024 sealed envelope ('L', 0.11.0) to a new key.
-fn sealed_1024_case(rng: &mut SeededRandom, id: &str, plaintext: &[u8], user_aad: &[u8]) -> Value {
-    let seed = KemSeed::generate_from(rng).unwrap();
-    let key = Kem1024SecretKey::from_seed(&seed).unwrap();
-    let fields = sealed_fields(rng, &key, INFO_SEALED, plaintext, user_aad);
     merge(json!({ "id": id, "kind": "sealed", "kem_seed": hex(seed.expose()) }), fields)
 }
 
@@ -1034,7 +1032,7 @@ fn blind_index_cases(rng: &mut SeededRandom) -> Vec<Value> {
     .collect();
     let bytes = [0x00, 0xff, 0x10, 0x20];
     // The index key exported to a client (pq.export_index_key, §16.5).
-    let export = sealed_case(rng, "blind-index-export", INFO_SEALED, &key[..], &blind::export_aad(&kid, context.as_bytes()));
+    let export = sealed_case::<MlKem768>(rng, "blind-index-export", INFO_SEALED, &key[..], &blind::export_aad(&kid, context.as_bytes()));
     let case = json!({
         "id": "blind-index",
         "kind": "blind-index",
@@ -1054,8 +1052,8 @@ fn build() -> Value {
     let mut rng = SeededRandom::new("apg-pq v1 known-answer vectors");
     let config = b"postgres://app:s3cret@db.internal:5432/app";
     let cases = vec![
-        sealed_case(&mut rng, "sealed-empty", INFO_SEALED, b"", b""),
-        sealed_case(&mut rng, "sealed-config", INFO_SEALED, config, b"database_url"),
+        sealed_case::<MlKem768>(&mut rng, "sealed-empty", INFO_SEALED, b"", b""),
+        sealed_case::<MlKem768>(&mut rng, "sealed-config", INFO_SEALED, config, b"database_url"),
         keyed_case(&mut rng, "keyed-empty", b"", b""),
         keyed_case(&mut rng, "keyed-config", config, b"database_url"),
         keyed_case(&mut rng, "keyed-100", &[0xA5; 100], b""),
@@ -1091,7 +1089,7 @@ fn build() -> Value {
     // 0.9.0
     cases.extend(blind_index_cases(&mut rng));
     // 0.11.0: the CNSA 2.0 suites ('L', 'M', 'H') and their wrap purposes.
-    cases.push(sealed_1024_case(&mut rng, "sealed-ml-kem-1024", config, b"database_url"));
+    cases.push(sealed_case::<MlKem1024>(&mut rng, "sealed-ml-kem-1024", INFO_SEALED, config, b"database_url"));
     cases.push(batch_case(&mut rng, Suite::MlKem1024, "batch-ml-kem-1024", "batch"));
     cases.push(dek_1024_case(&mut rng));
     cases.push(signature_case_for(&mut rng, SignatureSuite::MlDsa87, "signature-ml-dsa-87-deterministic", b"", b"", false));
