@@ -96,6 +96,9 @@ SELECT pq.create_tenant('t' || i) FROM generate_series(1, 4) i;
 CREATE TABLE chaos_rows (id bigserial PRIMARY KEY USING INDEX TABLESPACE chaos_ts, tenant text NOT NULL, v bytea,
                          digest bytea NOT NULL, term bytea) TABLESPACE chaos_ts;
 CREATE INDEX ON chaos_rows (tenant, term) TABLESPACE chaos_ts;
+-- Filled by the disk-full fault itself, so that the fault refuses a write
+-- even when the load happens to fit in the room left.
+CREATE TABLE chaos_fill (b bytea) TABLESPACE chaos_ts;
 SELECT pq.track_column('chaos_rows', 'v', tenant_column => 'tenant', blind_index_column => 'term');
 CREATE TABLE chaos_bad (at timestamptz DEFAULT now(), what text);
 INSERT INTO chaos_rows (tenant, v, digest)
@@ -240,13 +243,16 @@ faults() {
       sleep 3
       psql_ -c "ALTER SYSTEM RESET lock_timeout" -c "SELECT pg_reload_conf()" >/dev/null
     elif [ "$what" = "the tablespace's disk full for 5 s" ]; then
-      # Shrunk to what it holds plus 1 MiB (the load fills that at once);
-      # tmpfs refuses a size below its use, so a race only retries.
+      # Shrunk to what it holds plus 1 MiB; tmpfs refuses a size below its
+      # use, so a race only retries. The load may fit in that room (free
+      # space in its pages): 2 MiB of incompressible bytes written here do
+      # not, so the fault always refuses writes while it lasts.
       local tries
       for tries in 1 2 3 4 5; do
         mount -o remount,size=$(($(df --output=used -B1 "$dir/ts" | tail -1) + 1048576)) "$dir/ts" 2>/dev/null \
           && { echo "$what" >> "$dir/faults"; break; }
       done
+      psql_ -c "INSERT INTO chaos_fill SELECT gen_random_bytes(1024) FROM generate_series(1, 2048)" >/dev/null 2>&1
       sleep 5
       mount -o remount,size=4g "$dir/ts"
     elif [ "$what" = "SIGSTOP of the KMS server for 8 s" ]; then
