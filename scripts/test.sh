@@ -5,14 +5,16 @@
 #      re-derived by an independent implementation; the
 #      apg-pq command line's unit tests; the fuzz targets build; docker/
 #      against the install steps;
-#      providers crate: the file, PKCS#11 (a SoftHSM2 token) and AWS KMS
-#      (moto_server on loopback) providers, without PostgreSQL
+#      providers crate: the file, PKCS#11 (a SoftHSM2 token), AWS KMS
+#      (moto_server on loopback), Vault Transit (an OpenBao server) and
+#      KMIP (PyKMIP's server) providers, without PostgreSQL
 #   2. #[pg_test]s inside PostgreSQL (cargo pgrx test)
 #   3. SQL regression suite with golden output (pg_regress)
 #   4. integration: key files, revocation under every isolation level,
 #      dump/restore, hot standby, logical replication, crash recovery,
 #      memory limits, the server log, upgrades, the worker, master keys in
-#      a SoftHSM2 token and a KMS-compatible server, the audit trail, the
+#      a SoftHSM2 token, a KMS-compatible server, OpenBao Transit and a
+#      KMIP server (keystores), the audit trail, the
 #      apg-pq command line against a server (X-Wing, batches, streams,
 #      forward-secure sessions)
 # Installs what it needs first (scripts/setup.sh). Run as root.
@@ -31,7 +33,7 @@ echo "== 1/4 core and providers crates"
 tests/source_check.sh
 cargo test -p apg-pqcrypto-core
 "$APG_PQ_VENV/bin/python" tests/verify_kat.py
-APG_PQ_MOTO_SERVER="$APG_PQ_VENV/bin/moto_server" cargo test -p apg-pqcrypto-providers
+APG_PQ_VENV="$APG_PQ_VENV" APG_PQ_MOTO_SERVER="$APG_PQ_VENV/bin/moto_server" cargo test -p apg-pqcrypto-providers
 cargo test -p apg-pq
 # The fuzz targets compile (running them is docs/FUZZING.md's campaign).
 cargo build -q --manifest-path fuzz/Cargo.toml

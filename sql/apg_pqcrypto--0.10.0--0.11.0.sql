@@ -162,3 +162,20 @@ ALTER TABLE pq.audit_checkpoints
     ADD CONSTRAINT audit_checkpoints_hedge CHECK ((ed25519_signature IS NULL) <> (slh_dsa_signature IS NULL));
 CREATE OR REPLACE VIEW pq.audit_verifying_keys AS
 SELECT kid, state, ml_dsa_public_key, ed25519_public_key, created_at, algorithm, slh_dsa_public_key FROM pq.audit_keys;
+
+-- Master keys in HashiCorp Vault / OpenBao Transit and in KMIP servers: the
+-- providers vault_transit and kmip need no schema; a Transit key rotation
+-- is followed by pq.rewrap_master_key(), which moves each stored blob to
+-- the key's newest version inside the server.
+CREATE  FUNCTION pq."rewrap_master_key"() RETURNS TABLE (
+	"mdk_id" bytea,  /* Vec < u8 > */
+	"provider" TEXT,  /* String */
+	"old_key_ref" TEXT,  /* String */
+	"key_ref" TEXT,  /* String */
+	"rewrapped" bool  /* bool */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'rewrap_master_key_wrapper';
+REVOKE ALL ON FUNCTION pq.rewrap_master_key() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.rewrap_master_key() TO pq_admin;

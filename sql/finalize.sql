@@ -137,6 +137,8 @@ GRANT EXECUTE ON FUNCTION pq.rotate_tenant_key(text, text, text, text, text), pq
                           pq.key_usage_counts(), pq.reencrypt(regclass, text, integer), pq.reencrypt_tenant(text, integer),
                           pq.pause_job(bigint), pq.resume_job(bigint), pq.cancel_job(bigint), pq.set_policy(text, jsonb)
     TO pq_admin;
+REVOKE ALL ON FUNCTION pq.rewrap_master_key() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.rewrap_master_key() TO pq_admin;
 -- rewrap opens and makes envelopes of a tenant: like pq_decrypt, it needs a grant on it.
 GRANT EXECUTE ON FUNCTION pq.rewrap(bytea, bytea) TO pq_user, pq_admin;
 

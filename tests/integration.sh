@@ -37,6 +37,7 @@ port_operations=$((port0 + 42))
 port_monitoring=$((port0 + 44))
 port_inputs=$((port0 + 46))
 port_chaos=$((port0 + 48))
+port_keystores=$((port0 + 50))
 
 cleanup() {
   for d in "$base"/*/; do
@@ -49,7 +50,7 @@ cleanup() {
 trap cleanup EXIT
 
 topics=("$@")
-[ ${#topics[@]} -gt 0 ] || topics=(keyfile revocation dump_restore standby replication crash memory logs upgrade worker stress providers migration audit cli sessions recovery hostile partitions blind operations monitoring inputs chaos)
+[ ${#topics[@]} -gt 0 ] || topics=(keyfile revocation dump_restore standby replication crash memory logs upgrade worker stress providers migration audit cli sessions recovery hostile partitions blind operations monitoring inputs keystores chaos)
 # Each topic declares how many checks it runs ("# checks: N"): a topic
 # that stops early, or skips a block, fails here rather than passing with
 # fewer checks.

@@ -10,6 +10,9 @@ loopback port, with certificates made here, and a client to make keys.
                                    an active AES-256 key named NAME that
                                    CLIENT (default client) owns; prints its
                                    unique identifier
+  kmip_tool.py register DIR PORT NAME HEX
+                                   an active AES-256 key of the given value
+                                   (docs/FORMAT.md §6.5's vector KEK)
   kmip_tool.py revoke DIR PORT UID   revokes (deactivates) the key
   kmip_tool.py destroy DIR PORT UID  revokes and destroys it
 
@@ -109,6 +112,14 @@ def main(argv):
             uid = c.create(enums.CryptographicAlgorithm.AES, 256, name=argv[4],
                            cryptographic_usage_mask=[enums.CryptographicUsageMask.ENCRYPT,
                                                      enums.CryptographicUsageMask.DECRYPT])
+            c.activate(uid)
+            print(uid)
+        elif cmd == "register":
+            from kmip.pie import objects
+            key = objects.SymmetricKey(enums.CryptographicAlgorithm.AES, 256, bytes.fromhex(argv[5]),
+                                       masks=[enums.CryptographicUsageMask.ENCRYPT,
+                                              enums.CryptographicUsageMask.DECRYPT], name=argv[4])
+            uid = c.register(key)
             c.activate(uid)
             print(uid)
         elif cmd == "revoke":

@@ -88,7 +88,7 @@ fn rotate_master_key(provider_name: Option<&str>) -> PqResult<Rotated> {
         Some(name) => provider::canonical(name).map_err(|_| PqError::Sql {
             code: b"22023",
             message: format!("unknown master key provider \"{}\"", crate::platform::errors::echo(name)),
-            hint: Some("the providers are: file, pkcs11, aws_kms".into()),
+            hint: Some(provider::NAMES_HINT.into()),
         })?,
         None => provider::configured()?,
     };
@@ -120,6 +120,74 @@ fn rotate_master_key(provider_name: Option<&str>) -> PqResult<Rotated> {
             key_ref: r.key_ref,
             versions_rewrapped: r.versions_rewrapped,
         })
+    })
+}
+
+/// One row of `pq.rewrap_master_key()`: an MDK, its provider, its key
+/// reference before and after, and whether its blob moved.
+type RewrapRow = (Vec<u8>, String, String, String, bool);
+
+/// Moves every stored MDK blob that a key version needs and whose provider
+/// can (vault_transit) to the newest version of its key inside the
+/// provider: the MDK is neither generated anew nor seen here, and no tenant
+/// secret changes. Other MDKs are listed unmoved.
+fn rewrap_master_key() -> PqResult<Vec<RewrapRow>> {
+    crate::platform::roles::require_admin_on_primary("rewrap the master key")?;
+    let actor = events::session_user();
+    catalog::as_owner(|| {
+        catalog::run("LOCK TABLE pq.master_keys IN EXCLUSIVE MODE", &[])?;
+        let rows = catalog::connect(|client| {
+            let mut out = Vec::new();
+            for row in client.select(
+                "SELECT m.id, m.provider, m.provider_key_id, m.wrapped_key, m.system_identifier,
+                        m.state = 'active' OR EXISTS (SELECT 1 FROM pq.tenant_key_versions v
+                                                        WHERE v.mdk_id = m.id AND v.wrapped_kem_seed IS NOT NULL)
+                   FROM pq.master_keys m ORDER BY m.created_at, m.id",
+                None,
+                &[],
+            )? {
+                out.push((
+                    row.get::<Vec<u8>>(1)?.unwrap_or_default(),
+                    row.get::<String>(2)?.unwrap_or_default(),
+                    row.get::<String>(3)?.unwrap_or_default(),
+                    row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+                    row.get::<String>(5)?,
+                    row.get::<bool>(6)?.unwrap_or(false),
+                ));
+            }
+            Ok::<_, PqError>(out)
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, provider_name, old_ref, wrapped, system_identifier, needed) in rows {
+            let kid = stored_kid(&id)?;
+            // Only what a key version needs, and only where the provider
+            // can: a retired key or a key file is never asked.
+            let moved = if needed && provider::REWRAPS.contains(&provider_name.as_str()) {
+                provider::rewrap(&provider_name, &old_ref, &wrapped, &provider::binding(kid, system_identifier))?
+            } else {
+                None
+            };
+            // Already at the newest version (the same reference): the
+            // stored blob stays.
+            let Some((blob, new_ref)) = moved.filter(|(_, new_ref)| *new_ref != old_ref) else {
+                out.push((id, provider_name, old_ref.clone(), old_ref, false));
+                continue;
+            };
+            catalog::write_one::<bool>(
+                "UPDATE pq.master_keys SET wrapped_key = $2, provider_key_id = $3 WHERE id = $1 RETURNING true",
+                &[id.as_slice().into(), blob.as_slice().into(), new_ref.as_str().into()],
+            )?;
+            events::record(
+                "master_key_rewrapped",
+                None,
+                None,
+                &actor,
+                None,
+                json!({ "mdk_id": kid.to_hex(), "provider": provider_name, "old_key_ref": old_ref, "key_ref": new_ref }),
+            )?;
+            out.push((id, provider_name, old_ref, new_ref, true));
+        }
+        Ok(out)
     })
 }
 
@@ -236,6 +304,23 @@ pub mod pq {
     > {
         let r = super::rotate_master_key(provider).or_raise();
         TableIterator::once((r.mdk_id, r.provider, r.key_ref, r.versions_rewrapped))
+    }
+
+    /// Every stored master data key moved to the newest version of its
+    /// provider's key inside the provider (vault_transit's rewrap), where
+    /// the provider can.
+    #[pg_extern(volatile, parallel_unsafe)]
+    pub fn rewrap_master_key() -> TableIterator<
+        'static,
+        (
+            name!(mdk_id, Vec<u8>),
+            name!(provider, String),
+            name!(old_key_ref, String),
+            name!(key_ref, String),
+            name!(rewrapped, bool),
+        ),
+    > {
+        TableIterator::new(super::rewrap_master_key().or_raise())
     }
 
     /// Each master data key's provider, key reference and whether the

@@ -12,9 +12,12 @@ use crate::platform::{errors::{PqError, PqResult}, gucs, secure_mem};
 use pqcore::{Dek, Kid};
 use pqprovider::{
     file::FileProvider,
+    kmip::{KmipConfig, KmipProvider},
     kms::{KmsConfig, KmsProvider},
     pkcs11::{Pkcs11Config, Pkcs11Provider},
-    secure_file, Binding, CallLimits, ErrorKind, KeyProvider, ProviderError,
+    secure_file,
+    vault::{VaultConfig, VaultProvider},
+    Binding, CallLimits, ErrorKind, KeyProvider, ProviderError,
 };
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PgAtomic};
@@ -22,7 +25,14 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// The providers this version knows.
-pub const NAMES: [&str; 3] = ["file", "pkcs11", "aws_kms"];
+pub const NAMES: [&str; 5] = ["file", "pkcs11", "aws_kms", "vault_transit", "kmip"];
+
+/// The providers that move a wrapped MDK to a newer version of their key
+/// inside themselves ([`rewrap`]).
+pub const REWRAPS: [&str; 1] = ["vault_transit"];
+
+/// The hint of an unknown provider name.
+pub const NAMES_HINT: &str = "the providers are: file, pkcs11, aws_kms, vault_transit, kmip";
 
 const DEV_KEY_NAME: &str = "apg_pqcrypto_dev_master.key";
 
@@ -55,12 +65,16 @@ thread_local! {
 static LAST_OK_FILE: PgAtomic<AtomicI64> = unsafe { PgAtomic::new(c"apg_pqcrypto_provider_ok_file") };
 static LAST_OK_PKCS11: PgAtomic<AtomicI64> = unsafe { PgAtomic::new(c"apg_pqcrypto_provider_ok_pkcs11") };
 static LAST_OK_KMS: PgAtomic<AtomicI64> = unsafe { PgAtomic::new(c"apg_pqcrypto_provider_ok_aws_kms") };
+static LAST_OK_VAULT: PgAtomic<AtomicI64> = unsafe { PgAtomic::new(c"apg_pqcrypto_provider_ok_vault_transit") };
+static LAST_OK_KMIP: PgAtomic<AtomicI64> = unsafe { PgAtomic::new(c"apg_pqcrypto_provider_ok_kmip") };
 
 /// Creates the shared last-success times; from _PG_init, when preloading.
 pub fn init_shared_memory() {
     pg_shmem_init!(LAST_OK_FILE);
     pg_shmem_init!(LAST_OK_PKCS11);
     pg_shmem_init!(LAST_OK_KMS);
+    pg_shmem_init!(LAST_OK_VAULT);
+    pg_shmem_init!(LAST_OK_KMIP);
 }
 
 fn shared_last_ok(name: &str) -> Option<&'static AtomicI64> {
@@ -70,6 +84,8 @@ fn shared_last_ok(name: &str) -> Option<&'static AtomicI64> {
     Some(match name {
         "file" => LAST_OK_FILE.get(),
         "pkcs11" => LAST_OK_PKCS11.get(),
+        "vault_transit" => LAST_OK_VAULT.get(),
+        "kmip" => LAST_OK_KMIP.get(),
         _ => LAST_OK_KMS.get(),
     })
 }
@@ -117,7 +133,7 @@ pub fn canonical(name: &str) -> PqResult<&'static str> {
     NAMES.iter().copied().find(|n| *n == name).ok_or_else(|| {
         PqError::Provider {
             message: format!("unknown master key provider \"{}\"", crate::platform::errors::echo(name)),
-            hint: Some("the providers are: file, pkcs11, aws_kms".into()),
+            hint: Some(NAMES_HINT.into()),
             detail_log: None,
         }
     })
@@ -162,6 +178,12 @@ fn settings_of(name: &str) -> Vec<Option<String>> {
     match name {
         "pkcs11" => gucs::pkcs11().to_vec(),
         "aws_kms" => gucs::kms().to_vec(),
+        "vault_transit" => gucs::vault().to_vec(),
+        "kmip" => {
+            let mut settings = gucs::kmip().to_vec();
+            settings.push(None); // the key id may be a name
+            settings
+        }
         _ => Vec::new(),
     }
 }
@@ -197,6 +219,25 @@ fn build(name: &'static str, settings: &[Option<String>]) -> PqResult<Box<dyn Ke
             region: settings[1].clone(),
             endpoint: settings[2].clone(),
         })),
+        "vault_transit" => Box::new(VaultProvider::new(VaultConfig {
+            addr: need(0, "vault_addr")?,
+            mount: settings[1].clone().unwrap_or_else(|| "transit".into()),
+            key: need(2, "vault_key")?,
+            namespace: settings[3].clone(),
+            token_file: settings[4].clone(),
+            ca_file: settings[5].clone(),
+            role_id: settings[6].clone(),
+            secret_id_file: settings[7].clone(),
+        })),
+        "kmip" => Box::new(KmipProvider::new(KmipConfig {
+            host: need(0, "kmip_host")?,
+            port: settings[1].as_deref().and_then(|p| p.parse().ok()).unwrap_or(5696),
+            client_cert: need(2, "kmip_client_cert")?,
+            client_key: need(3, "kmip_client_key")?,
+            ca_file: settings[4].clone(),
+            key_id: need(5, "kmip_key_id")?,
+            key_is_uid: settings[6].is_some(),
+        })),
         _ => return Err(PqError::internal("a key file is not a built provider", format!("provider {name}"))),
     })
 }
@@ -226,7 +267,7 @@ fn key_file(create: bool) -> PqResult<String> {
 /// a rotation between two keys of one provider needs both.
 const MAX_BUILT: usize = 4;
 
-/// Runs `f` on provider `name` with `settings` (pkcs11 and aws_kms), or on
+/// Runs `f` on provider `name` with `settings` (every provider but file), or on
 /// the key file (file). The file provider reads its key file for each call,
 /// in locked memory; the others are built once per backend and settings.
 fn with_provider<R>(
@@ -286,30 +327,63 @@ pub fn wrap(name: &'static str, mdk: &Dek, binding: &Binding) -> PqResult<(Vec<u
     with_provider(name, settings_of(name), dev_key_allowed, |p, limits| Ok((p.wrap(mdk, binding, limits)?, p.key_ref())))
 }
 
+fn damaged(name: &str, key_ref: &str) -> PqError {
+    PqError::internal("a stored master key reference is damaged", format!("{name} key reference {key_ref}"))
+}
+
 /// Unwraps the MDK that pq.master_keys says provider `name` wrapped with
-/// key `key_ref`. pkcs11 and aws_kms use the recorded key (a token's key
-/// label, a KMS key id) with the configured module, PIN and endpoint, so a
-/// newly configured key wraps the next MDK while the current one still
-/// unwraps. A key file other than the recorded one is PQ004 before any
+/// key `key_ref`. Every provider but file uses the recorded key (a token's
+/// key label, a KMS key id, a Transit mount and key, a KMIP unique
+/// identifier) with the configured module, PIN, endpoint, address and
+/// credentials, so a newly configured key wraps the next MDK while the
+/// current one still unwraps. A key file other than the recorded one is PQ004 before any
 /// call (the log names both keys).
 pub fn unwrap(name: &str, key_ref: &str, wrapped: &[u8], binding: &Binding) -> PqResult<Dek> {
+    with_recorded(name, key_ref, binding, |p, limits| p.unwrap(wrapped, binding, limits))
+}
+
+/// Moves a wrapped MDK to the newest version of its provider's key inside
+/// the provider (vault_transit's rewrap): the new blob and key reference,
+/// or `None` when the provider cannot (then pq.rotate_master_key moves the
+/// MDK).
+pub fn rewrap(name: &str, key_ref: &str, wrapped: &[u8], binding: &Binding) -> PqResult<Option<(Vec<u8>, String)>> {
+    with_recorded(name, key_ref, binding, |p, limits| Ok(p.rewrap(wrapped, binding, limits)?.map(|blob| (blob, p.key_ref()))))
+}
+
+/// Runs `f` on the provider `name` built for the key recorded as `key_ref`
+/// (see [`unwrap`]), after checking that it is that key.
+fn with_recorded<R>(
+    name: &str,
+    key_ref: &str,
+    binding: &Binding,
+    f: impl FnOnce(&mut dyn KeyProvider, &CallLimits) -> Result<R, ProviderError>,
+) -> PqResult<R> {
     let name = canonical(name)?;
     let settings = match name {
         "pkcs11" => {
             let [module, _, pin_file, _] = gucs::pkcs11();
-            let (token, key) = pqprovider::pkcs11::parse_key_ref(key_ref).ok_or_else(|| {
-                PqError::internal("a stored master key reference is damaged", format!("pkcs11 key reference {key_ref}"))
-            })?;
+            let (token, key) = pqprovider::pkcs11::parse_key_ref(key_ref).ok_or_else(|| damaged(name, key_ref))?;
             vec![module, Some(token), pin_file, Some(key)]
         }
         "aws_kms" => {
             let [_, region, endpoint] = gucs::kms();
             vec![Some(key_ref.to_owned()), region, endpoint]
         }
+        "vault_transit" => {
+            let recorded = pqprovider::vault::KeyRef::parse(key_ref).ok_or_else(|| damaged(name, key_ref))?;
+            let [addr, _, _, _, token_file, ca_file, role_id, secret_id_file] = gucs::vault();
+            let namespace = Some(recorded.namespace).filter(|n| !n.is_empty());
+            vec![addr, Some(recorded.mount), Some(recorded.key), namespace, token_file, ca_file, role_id, secret_id_file]
+        }
+        "kmip" => {
+            let uid = pqprovider::kmip::parse_key_ref(key_ref).ok_or_else(|| damaged(name, key_ref))?;
+            let [host, port, cert, key, ca, _] = gucs::kmip();
+            vec![host, port, cert, key, ca, Some(uid), Some("uid".into())]
+        }
         _ => Vec::new(),
     };
     with_provider(name, settings, false, |p, limits| {
-        if p.key_ref() != key_ref {
+        if !p.same_key(key_ref) {
             return Err(ProviderError::new(
                 ErrorKind::Misconfigured,
                 "the master data key was wrapped by another key than the one configured",
@@ -321,7 +395,7 @@ pub fn unwrap(name: &str, key_ref: &str, wrapped: &[u8], binding: &Binding) -> P
                 ),
             ));
         }
-        p.unwrap(wrapped, binding, limits)
+        f(p, limits)
     })
 }
 

@@ -13,6 +13,20 @@ static PKCS11_KEY_LABEL: GucSetting<Option<CString>> = GucSetting::<Option<CStri
 static KMS_KEY_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static KMS_REGION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static KMS_ENDPOINT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static VAULT_ADDR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static VAULT_TOKEN_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static VAULT_MOUNT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"transit"));
+static VAULT_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static VAULT_NAMESPACE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static VAULT_CA_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static VAULT_APPROLE_ROLE_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static VAULT_APPROLE_SECRET_ID_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static KMIP_HOST: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static KMIP_PORT: GucSetting<i32> = GucSetting::<i32>::new(5696);
+static KMIP_CLIENT_CERT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static KMIP_CLIENT_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static KMIP_CA_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static KMIP_KEY_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static PROVIDER_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 static KEY_CACHE_TTL: GucSetting<i32> = GucSetting::<i32>::new(300);
 static REDACT_STATEMENT_LOG: GucSetting<bool> = GucSetting::<bool>::new(true);
@@ -96,7 +110,7 @@ pub fn init(preloading: bool) {
     }
     GucRegistry::define_string_guc(
         c"apg_pqcrypto.master_key_provider",
-        c"Where the key-encryption key is held: file, pkcs11 or aws_kms.",
+        c"Where the key-encryption key is held: file, pkcs11, aws_kms, vault_transit or kmip.",
         c"New master data keys are wrapped by this provider (pq.rotate_master_key's default); each existing one is unwrapped by the provider recorded beside it in pq.master_keys.",
         &MASTER_KEY_PROVIDER,
         GucContext::Sighup,
@@ -154,6 +168,79 @@ pub fn init(preloading: bool) {
         c"URL of a KMS-compatible endpoint.",
         c"When unset, AWS's own endpoint for the region (or AWS_ENDPOINT_URL_KMS).",
         &KMS_ENDPOINT,
+    );
+    location(
+        c"apg_pqcrypto.vault_addr",
+        c"Address of the HashiCorp Vault or OpenBao server holding the Transit key.",
+        c"https://HOST:PORT; plain http only to a loopback address.",
+        &VAULT_ADDR,
+    );
+    location(
+        c"apg_pqcrypto.vault_token_file",
+        c"File holding a Vault token (mode 0600, owned by the server's user), read at each call.",
+        c"The token itself is never a setting; a Vault agent may renew the file.",
+        &VAULT_TOKEN_FILE,
+    );
+    location(c"apg_pqcrypto.vault_mount", c"Mount path of the Transit secrets engine.", c"", &VAULT_MOUNT);
+    location(
+        c"apg_pqcrypto.vault_key",
+        c"Name of the Transit key (aes256-gcm96, derived=true) that wraps the master data key.",
+        c"",
+        &VAULT_KEY,
+    );
+    location(c"apg_pqcrypto.vault_namespace", c"Vault or OpenBao namespace of the Transit mount.", c"", &VAULT_NAMESPACE);
+    location(
+        c"apg_pqcrypto.vault_ca_file",
+        c"PEM file of the certificates that sign the Vault server's certificate.",
+        c"When unset, the operating system's roots.",
+        &VAULT_CA_FILE,
+    );
+    location(
+        c"apg_pqcrypto.vault_approle_role_id",
+        c"AppRole role id, when the server logs in with AppRole instead of a token file.",
+        c"",
+        &VAULT_APPROLE_ROLE_ID,
+    );
+    location(
+        c"apg_pqcrypto.vault_approle_secret_id_file",
+        c"File holding the AppRole secret id (mode 0600, owned by the server's user).",
+        c"",
+        &VAULT_APPROLE_SECRET_ID_FILE,
+    );
+    location(c"apg_pqcrypto.kmip_host", c"Host name or address of the KMIP server.", c"", &KMIP_HOST);
+    GucRegistry::define_int_guc(
+        c"apg_pqcrypto.kmip_port",
+        c"TCP port of the KMIP server.",
+        c"",
+        &KMIP_PORT,
+        1,
+        65_535,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    location(
+        c"apg_pqcrypto.kmip_client_cert",
+        c"PEM file of the client certificate (and its chain) presented to the KMIP server.",
+        c"",
+        &KMIP_CLIENT_CERT,
+    );
+    location(
+        c"apg_pqcrypto.kmip_client_key",
+        c"PEM file of the client certificate's private key (mode 0600, owned by the server's user).",
+        c"",
+        &KMIP_CLIENT_KEY,
+    );
+    location(
+        c"apg_pqcrypto.kmip_ca_file",
+        c"PEM file of the certificates that sign the KMIP server's certificate.",
+        c"When unset, the operating system's roots.",
+        &KMIP_CA_FILE,
+    );
+    location(
+        c"apg_pqcrypto.kmip_key_id",
+        c"Unique identifier or name of the AES-256 key in the KMIP server that wraps the master data key.",
+        c"A name is looked up (Locate) and the unique identifier it names is recorded.",
+        &KMIP_KEY_ID,
     );
     GucRegistry::define_int_guc(
         c"apg_pqcrypto.provider_timeout",
@@ -348,6 +435,34 @@ pub fn pkcs11() -> [Option<String>; 4] {
 /// The aws_kms settings, in order: key id, region, endpoint.
 pub fn kms() -> [Option<String>; 3] {
     [string(&KMS_KEY_ID), string(&KMS_REGION), string(&KMS_ENDPOINT)]
+}
+
+/// The vault_transit settings, in order: address, mount, key, namespace,
+/// token file, CA file, AppRole role id, AppRole secret id file.
+pub fn vault() -> [Option<String>; 8] {
+    [
+        string(&VAULT_ADDR),
+        string(&VAULT_MOUNT),
+        string(&VAULT_KEY),
+        string(&VAULT_NAMESPACE),
+        string(&VAULT_TOKEN_FILE),
+        string(&VAULT_CA_FILE),
+        string(&VAULT_APPROLE_ROLE_ID),
+        string(&VAULT_APPROLE_SECRET_ID_FILE),
+    ]
+}
+
+/// The kmip settings, in order: host, port, client certificate, client
+/// key, CA file, key id.
+pub fn kmip() -> [Option<String>; 6] {
+    [
+        string(&KMIP_HOST),
+        Some(KMIP_PORT.get().to_string()),
+        string(&KMIP_CLIENT_CERT),
+        string(&KMIP_CLIENT_KEY),
+        string(&KMIP_CA_FILE),
+        string(&KMIP_KEY_ID),
+    ]
 }
 
 /// `apg_pqcrypto.provider_timeout`.

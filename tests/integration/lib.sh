@@ -40,3 +40,18 @@ wait_for() {
   done
   return 1
 }
+
+# The helpers below act on the topic's cluster at $port.
+# reload_conf SQL...: runs the statements and pg_reload_conf, then waits
+# until a new session has the reloaded configuration (pg_conf_load_time of
+# a new backend is the postmaster's last load).
+reload_conf() {
+  local before
+  before=$(q "$port" -c "SELECT pg_conf_load_time()")
+  q "$port" "$@" -c "SELECT pg_reload_conf()" >/dev/null
+  wait_for "$port" "SELECT pg_conf_load_time() > '$before'" || fail "the server did not reload its configuration"
+}
+set_conf() { reload_conf -c "ALTER SYSTEM SET apg_pqcrypto.$1 = '$2'"; }   # set_conf NAME VALUE
+reset_conf() { reload_conf -c "ALTER SYSTEM RESET apg_pqcrypto.$1"; }       # reset_conf NAME
+# errtext SQL: what psql prints for SQL in a new session, errors verbose.
+errtext() { psql -X -At -q -v VERBOSITY=verbose -h 127.0.0.1 -p "$port" -U postgres postgres -c "$1" 2>&1; }

@@ -13,17 +13,6 @@ moto_start "$dir/kms"
 mapfile -t provider_lines < <(provider_settings)
 cluster_start "$dir/c" "$port" "${quiet[@]}" "${provider_lines[@]}" "apg_pqcrypto.master_key_provider = 'pkcs11'" \
   || return 1
-# reload_conf SQL...: runs the statements and pg_reload_conf, then waits
-# until a new session has the reloaded configuration (pg_conf_load_time of
-# a new backend is the postmaster's last load).
-reload_conf() {
-  local before
-  before=$(q "$port" -c "SELECT pg_conf_load_time()")
-  q "$port" "$@" -c "SELECT pg_reload_conf()" >/dev/null
-  wait_for "$port" "SELECT pg_conf_load_time() > '$before'" || fail "the server did not reload its configuration"
-}
-set_conf() { reload_conf -c "ALTER SYSTEM SET apg_pqcrypto.$1 = '$2'"; }   # set_conf NAME VALUE
-reset_conf() { reload_conf -c "ALTER SYSTEM RESET apg_pqcrypto.$1"; }       # reset_conf NAME
 
 # --- HSM: the first master data key is made in the token.
 q "$port" -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT pq.create_tenant('acme')" -c "SELECT pq.create_tenant('globex')" >/dev/null
@@ -41,7 +30,6 @@ check "status: the token answered, nothing secret shown" "active|pkcs11|t|" \
 
 # --- Misconfigured token: PQ004 in a new session (cold cache), no secret in the message.
 cold="SELECT pq_decrypt_text(value, id::text) FROM vault WHERE id = 2"
-errtext() { psql -X -At -q -v VERBOSITY=verbose -h 127.0.0.1 -p "$port" -U postgres postgres -c "$1" 2>&1; }
 expect_pq004() { # expect_pq004 NAME SETTING VALUE FAILURES: FAILURES of (cold decrypt, wrap) give PQ004
   set_conf "$2" "$3"
   local out

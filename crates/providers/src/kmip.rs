@@ -10,7 +10,8 @@
 //!   padding over `SHA-256(AAD) || MDK` (KMIP 1.2): the binding is then
 //!   checked here, after Decrypt, not by the server. A tampered blob still
 //!   fails (the hash or the MDK id no longer matches); what is lost is the
-//!   server's own refusal, and a blob is 34 + 80 bytes instead of 66.
+//!   server's own refusal, and a blob has 31 bytes more (IV + 82 instead
+//!   of IV + 51).
 //!
 //! `kmip_key_id` is a unique identifier or a name: a Locate by name comes
 //! first, and the unique identifier it finds is what the key reference

@@ -268,7 +268,7 @@ impl VaultProvider {
                 "create the Transit key with derived=true (docs/PROVIDERS.md)",
                 format!("vault_transit: key \"{}\" encrypts without a context", self.config.key),
             )),
-            Err(e) if e.detail.contains("context") => Ok(()),
+            Err(e) if e.detail.contains("'context'") => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -116,3 +116,27 @@ fn missing_revoked_keys_bad_certificates_a_stopped_server_and_a_dead_port() {
     let e = KmipProvider::new(dead).unwrap(&blob, &binding(3), &limits()).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unavailable, "{e:?}");
 }
+
+/// docs/FORMAT.md §6.5's vectors unwrap through a server holding their KEK.
+#[test]
+fn the_format_vectors_unwrap() {
+    let kmip = kmip();
+    let kek: String = (0u8..32).map(|b| format!("{b:02x}")).collect();
+    let uid = kmip.tool(&["register", "vector-kek", &kek]);
+    let hex = |s: &str| -> Vec<u8> { (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect() };
+    let mdk = pqcore::Dek::from_slice(&hex("202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f")).unwrap();
+    let binding = pqprovider::Binding { mdk_id: pqcore::mdk_id(&mdk), system_identifier: "7302000000000000001".into() };
+    assert_eq!(binding.mdk_id.to_hex(), "271aea6ff76e893d854c495fa3c97dd1");
+    let gcm = hex(concat!(
+        "0110c0c1c2c3c4c5c6c7c8c9cacbcccdcecf1076bda67616500015d03310c084f7da0b",
+        "9d4f6a4cc35ef3d3e85b58ad2c595b2a480a7ee66cf4e1ca41d04548a8f41a53"
+    ));
+    let cbc = hex(concat!(
+        "0210b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc307729fa54b6bc16a83f7f2416747bf",
+        "e03af2b187a2ec1fedc45bf124f3417bb36e8105b304285da1e79d25610691aa3881",
+        "7bcf3cfea09d39884df9fa7d817deacad49a791010ca75c6ae258ceb1ea7"
+    ));
+    let mut p = KmipProvider::new(kmip.config(&uid, "client"));
+    assert_eq!(p.unwrap(&gcm, &binding, &limits()).unwrap(), mdk);
+    assert_eq!(p.unwrap(&cbc, &binding, &limits()).unwrap(), mdk);
+}

@@ -153,3 +153,23 @@ fn a_stopped_server_times_out_a_cancel_ends_the_wait_and_a_dead_port_is_unavaila
     assert_eq!(e.kind, ErrorKind::Unavailable, "{e:?}");
     assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
 }
+
+/// docs/FORMAT.md §6.4: the context is base64 of §6.2's AAD, so another
+/// Transit client decrypts a wrapped MDK with the documented string.
+#[test]
+fn the_documented_context_decrypts() {
+    let bao = bao();
+    let token = bao.policy_token_file("token", "1h");
+    let hex = |s: &str| -> Vec<u8> { (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect() };
+    let mdk = pqcore::Dek::from_slice(&hex("202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f")).unwrap();
+    let binding = pqprovider::Binding { mdk_id: pqcore::mdk_id(&mdk), system_identifier: "7302000000000000001".into() };
+    let blob = VaultProvider::new(bao.config("apg-pq", Some(token))).wrap(&mdk, &binding, &limits()).unwrap();
+    let plaintext = bao.cli(&[
+        "write",
+        "-field=plaintext",
+        "transit/decrypt/apg-pq",
+        &format!("ciphertext={}", String::from_utf8(blob).unwrap()),
+        "context=YXBnLXBxIHYxIG1kay13cmFwACca6m/3bok9hUxJX6PJfdE3MzAyMDAwMDAwMDAwMDAwMDAx",
+    ]);
+    assert_eq!(plaintext, "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=");
+}

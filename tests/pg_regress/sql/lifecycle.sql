@@ -183,6 +183,10 @@ SELECT state, provider, length(key_ref) AS key_ref_len, answered, provider_calls
 SELECT count(*) AS master_keys_before FROM pq.master_keys;
 SELECT * FROM pq.rotate_master_key('pkcs11');
 SELECT * FROM pq.rotate_master_key('aws_kms');
+SELECT * FROM pq.rotate_master_key('vault_transit');
+SELECT * FROM pq.rotate_master_key('kmip');
+-- A key file cannot rewrap inside a provider: every row stays as it is.
+SELECT provider, key_ref = old_key_ref AS same_ref, rewrapped FROM pq.rewrap_master_key() ORDER BY mdk_id;
 SELECT count(*) AS master_keys_after FROM pq.master_keys;
 SELECT pq_decrypt_text(pq_encrypt('tr', 'still works'));
 SET ROLE regress_app_a;
