@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Master key providers: the cost of a cold master data key unwrap through
 # each provider (file, a SoftHSM2 token, moto_server's KMS over loopback
-# HTTP), the cost of a fully cold decryption (key_cache_ttl = 0: every call
+# HTTP, OpenBao's Transit over loopback HTTPS, PyKMIP's server over loopback
+# TLS with a client certificate), the cost of a fully cold decryption (key_cache_ttl = 0: every call
 # unwraps the MDK, the tenant seed and the DEK), and proof that the warm
 # path makes no provider call (this backend's provider_calls counter).
 #   benches/provider_bench.sh [PROBES] [ROWS]   (defaults 200, 10000)
@@ -21,15 +22,17 @@ port=${APG_PQ_BENCH_PORT:-25480}
 trap 'cluster_discard "$dir"' EXIT
 softhsm_setup "$dir/hsm"
 moto_start "$dir/kms"
-mapfile -t settings < <(provider_settings)
+bao_start "$dir/bao"
+kmip_start "$dir/kmip"
+mapfile -t settings < <(provider_settings; vault_settings; kmip_settings)
 cluster_start "$dir/c" "$port" "log_statement = 'none'" "${settings[@]}"
 psql_() { cluster_psql "$port" -At -q "$@"; }
 psql_ -c "CREATE EXTENSION apg_pqcrypto" -c "SELECT 1 FROM pq.create_tenant('bench')" \
   -c "CREATE TABLE v AS SELECT i, pq_encrypt('bench', 'postgres://app:' || substr(md5(i::text), 1, 18) || '@db/app') AS e
         FROM generate_series(1, $rows) i" >/dev/null
 
-printf '%-8s %16s %18s %22s\n' provider "cold unwrap ms" "cold decrypt ms" "warm: calls/$rows rows"
-for provider in file pkcs11 aws_kms; do
+printf '%-14s %16s %18s %22s\n' provider "cold unwrap ms" "cold decrypt ms" "warm: calls/$rows rows"
+for provider in file pkcs11 aws_kms vault_transit kmip; do
   psql_ -c "SELECT 1 FROM pq.rotate_master_key('$provider')" >/dev/null
   # pq.master_key_status() unwraps the active MDK through its provider on
   # every call (the cache is not used): the cold unwrap, plus one catalog query.
@@ -62,6 +65,8 @@ SELECT count(*) FROM v WHERE pq_decrypt_text(e) LIKE 'postgres://%';
 SELECT provider_calls - :c0 - 1 FROM pq.master_key_status() WHERE state = 'active';
 SQL
 )
-  printf '%-8s %16s %18s %22s\n' "$provider" "$unwrap" "$cold" "$warm"
+  printf '%-14s %16s %18s %22s\n' "$provider" "$unwrap" "$cold" "$warm"
 done
 moto_stop "$dir/kms"
+bao_stop "$dir/bao"
+kmip_stop "$dir/kmip"

@@ -23,7 +23,7 @@ use crate::{
 };
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use pqcore::Dek;
-use serde_json::{json, Value};
+use serde_json::Value;
 use zeroize::Zeroizing;
 
 const NAME: &str = "vault_transit";
@@ -199,7 +199,7 @@ impl VaultProvider {
             ));
         };
         let secret_id = credential(&SECRET_ID_FILE, secret_file)?;
-        let body = Zeroizing::new(json!({ "role_id": role_id, "secret_id": secret_id.as_str() }).to_string());
+        let body = body(&[("role_id", role_id), ("secret_id", &secret_id)])?;
         let reply = self.send(limits, "auth/approle/login", body, None)?;
         let token = reply["auth"]["client_token"].as_str().filter(|t| !t.is_empty()).ok_or_else(|| {
             net::unavailable(NAME, "vault_transit: the AppRole login returned no token".into())
@@ -245,9 +245,8 @@ impl VaultProvider {
 
     /// A Transit call: with the token; an AppRole token that is refused is
     /// renewed by one new login, and the call made once more.
-    fn transit(&mut self, limits: &CallLimits, op: &str, body: Value) -> Result<Value> {
+    fn transit(&mut self, limits: &CallLimits, op: &str, body: Zeroizing<String>) -> Result<Value> {
         let path = format!("{}/{op}/{}", self.config.mount.trim_matches('/'), self.config.key);
-        let body = Zeroizing::new(body.to_string());
         let token = self.token(limits)?;
         match self.send(limits, &path, body.clone(), Some(&token)) {
             Err(e) if e.kind == ErrorKind::Misconfigured && e.detail.contains("HTTP 403") && self.login_token.is_some() => {
@@ -262,7 +261,7 @@ impl VaultProvider {
     /// A key that is not derived ignores the context, and the binding with
     /// it: such a key must refuse an encryption without a context.
     fn check_derived(&mut self, limits: &CallLimits) -> Result<()> {
-        match self.transit(limits, "encrypt", json!({ "plaintext": B64.encode(b"apg-pq derived key check") })) {
+        match self.transit(limits, "encrypt", body(&[("plaintext", &B64.encode(b"apg-pq derived key check"))])?) {
             Ok(_) => Err(misconfigured(
                 "the Vault Transit key is not a derived key, so it would not bind the master data key to this cluster",
                 "create the Transit key with derived=true (docs/PROVIDERS.md)",
@@ -280,6 +279,32 @@ impl VaultProvider {
         self.version = blob_version(ct.as_bytes());
         Ok(ct.as_bytes().to_vec())
     }
+}
+
+/// A JSON object of string fields, written straight into one zeroizing
+/// buffer (a `serde_json::Value` would keep unwiped copies of a key or a
+/// secret id). Values are base64, Vault ciphertexts, ids and secret ids:
+/// anything that would need escaping is refused.
+fn body(fields: &[(&str, &str)]) -> Result<Zeroizing<String>> {
+    let mut out = Zeroizing::new(String::with_capacity(fields.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>() + 2));
+    out.push('{');
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if v.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+            return Err(misconfigured(
+                "the vault_transit master key provider got a value it cannot send",
+                "the token and secret id files hold printable characters only",
+                format!("vault_transit: the field {k} needs escaping"),
+            ));
+        }
+        if i > 0 {
+            out.push(',');
+        }
+        for part in ["\"", k, "\":\"", v, "\""] {
+            out.push_str(part);
+        }
+    }
+    out.push('}');
+    Ok(out)
 }
 
 fn credential(file: &SecretFile<'_>, path: &str) -> Result<Zeroizing<String>> {
@@ -358,19 +383,21 @@ impl KeyProvider for VaultProvider {
     fn wrap(&mut self, mdk: &Dek, binding: &Binding, limits: &CallLimits) -> Result<Vec<u8>> {
         self.check_derived(limits)?;
         let plaintext = Zeroizing::new(B64.encode(mdk.expose()));
-        let reply = self
-            .transit(limits, "encrypt", json!({ "plaintext": plaintext.as_str(), "context": B64.encode(binding.aad()) }))?;
+        let reply = self.transit(limits, "encrypt", body(&[("plaintext", &plaintext), ("context", &B64.encode(binding.aad()))])?)?;
         self.ciphertext(&reply)
     }
 
     fn unwrap(&mut self, wrapped: &[u8], binding: &Binding, limits: &CallLimits) -> Result<Dek> {
         let ciphertext = std::str::from_utf8(wrapped)
             .map_err(|_| ProviderError::wrong_key(NAME, "vault_transit: the stored blob is not a Transit ciphertext"))?;
-        let reply =
-            self.transit(limits, "decrypt", json!({ "ciphertext": ciphertext, "context": B64.encode(binding.aad()) }))?;
-        let plain = Zeroizing::new(
-            reply["data"]["plaintext"].as_str().and_then(|p| B64.decode(p).ok()).unwrap_or_default(),
-        );
+        let mut reply =
+            self.transit(limits, "decrypt", body(&[("ciphertext", ciphertext), ("context", &B64.encode(binding.aad()))])?)?;
+        // The base64 of the MDK: taken out of the reply and wiped.
+        let encoded = match reply["data"]["plaintext"].take() {
+            Value::String(s) => Zeroizing::new(s),
+            _ => Zeroizing::new(String::new()),
+        };
+        let plain = Zeroizing::new(B64.decode(encoded.as_bytes()).unwrap_or_default());
         let key = Dek::from_slice(&plain)
             .map_err(|_| ProviderError::wrong_key(NAME, "vault_transit: decrypt returned a key that is not 32 bytes"))?;
         check_id(NAME, key, binding)
@@ -380,7 +407,7 @@ impl KeyProvider for VaultProvider {
         let ciphertext = std::str::from_utf8(wrapped)
             .map_err(|_| ProviderError::wrong_key(NAME, "vault_transit: the stored blob is not a Transit ciphertext"))?;
         let reply =
-            self.transit(limits, "rewrap", json!({ "ciphertext": ciphertext, "context": B64.encode(binding.aad()) }))?;
+            self.transit(limits, "rewrap", body(&[("ciphertext", ciphertext), ("context", &B64.encode(binding.aad()))])?)?;
         self.ciphertext(&reply).map(Some)
     }
 }
@@ -405,5 +432,15 @@ mod tests {
         assert_eq!(KeyRef::parse("vault:mount=t;key=k;version=x"), None);
         assert_eq!(blob_version(b"vault:v12:abc"), Some(12));
         assert_eq!(blob_version(b"vault:abc"), None);
+    }
+
+    #[test]
+    fn bodies_are_json_objects_and_refuse_what_needs_escaping() {
+        let b = body(&[("plaintext", "AAE="), ("context", "YQ==")]).unwrap();
+        assert_eq!(b.as_str(), r#"{"plaintext":"AAE=","context":"YQ=="}"#);
+        assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["context"], "YQ==");
+        assert!(body(&[("secret_id", "a\"b")]).is_err());
+        assert!(body(&[("secret_id", "a\\b")]).is_err());
+        assert!(body(&[("secret_id", "a\nb")]).is_err());
     }
 }
