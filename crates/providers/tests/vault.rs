@@ -173,3 +173,35 @@ fn the_documented_context_decrypts() {
     ]);
     assert_eq!(plaintext, "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=");
 }
+
+/// A Transit mount inside a namespace (OpenBao has namespaces, as Vault
+/// Enterprise does): the namespace header reaches it, another does not.
+#[test]
+fn a_namespace_reaches_its_own_mount() {
+    let bao = bao();
+    bao.cli(&["namespace", "create", "team-a"]);
+    let ns = |args: &[&str]| {
+        let out = std::process::Command::new(venv_bin("bao"))
+            .args(args)
+            .env("BAO_ADDR", &bao.addr)
+            .env("BAO_CACERT", bao.ca())
+            .env("BAO_TOKEN", "apg-pq-root")
+            .env("BAO_NAMESPACE", "team-a")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "bao {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    ns(&["secrets", "enable", "transit"]);
+    ns(&["write", "-f", "transit/keys/apg-pq", "type=aes256-gcm96", "derived=true"]);
+    let root = bao.dir.join("root-token");
+    write_secret(&root, "apg-pq-root");
+    let mut config = bao.config("apg-pq", Some(root.display().to_string()));
+    config.namespace = Some("team-a".into());
+    let mut p = VaultProvider::new(config);
+    let blob = p.wrap(&mdk(6), &binding(6), &limits()).unwrap();
+    assert!(p.key_ref().contains(";namespace=team-a;"), "{}", p.key_ref());
+    assert_eq!(p.unwrap(&blob, &binding(6), &limits()).unwrap(), mdk(6));
+    // The root namespace's key of the same name is another key.
+    let e = VaultProvider::new(bao.config("apg-pq", Some(root.display().to_string()))).unwrap(&blob, &binding(6), &limits()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::WrongKey, "{e:?}");
+}
