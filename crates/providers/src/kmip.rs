@@ -160,6 +160,8 @@ async fn open(host: &str, port: u16, tls: Arc<rustls::ClientConfig>) -> Result<S
     let tcp = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| net::unavailable(NAME, format!("kmip: connect to {host}:{port}: {e}")))?;
+    // One request, one answer: nothing to gain from Nagle's delay.
+    let _ = tcp.set_nodelay(true);
     let name = rustls_pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
         misconfigured(
             "the kmip master key provider's host is not a host name",
