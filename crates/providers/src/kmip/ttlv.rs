@@ -60,6 +60,10 @@ pub struct Item {
     pub value: Value,
 }
 
+/// How deep structures may nest in an answer (KMIP's own nest about six
+/// deep); deeper is refused rather than recursed into.
+pub const MAX_DEPTH: usize = 32;
+
 /// A parse failure: the answer is not well-formed TTLV.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Malformed(pub &'static str);
@@ -121,8 +125,15 @@ impl Item {
     }
 
     /// Parses one item at the start of `input`; returns it and the bytes it
-    /// took (padding included).
+    /// took (padding included). Structures nest at most [`MAX_DEPTH`] deep.
     pub fn decode(input: &[u8]) -> Result<(Item, usize), Malformed> {
+        Item::decode_at(input, 0)
+    }
+
+    fn decode_at(input: &[u8], depth: usize) -> Result<(Item, usize), Malformed> {
+        if depth > MAX_DEPTH {
+            return Err(Malformed("structures nest too deep"));
+        }
         if input.len() < 8 {
             return Err(Malformed("an item is cut short"));
         }
@@ -146,7 +157,7 @@ impl Item {
                 let mut items = Vec::new();
                 let mut at = 0;
                 while at < len {
-                    let (item, used) = Item::decode(&body[at..])?;
+                    let (item, used) = Item::decode_at(&body[at..], depth + 1)?;
                     items.push(item);
                     at += used;
                 }
@@ -240,6 +251,58 @@ mod tests {
         let mut bad = out.clone();
         bad[7] -= 8;
         assert!(Item::decode(&bad).is_err());
+    }
+
+    #[test]
+    fn refuses_structures_nested_too_deep() {
+        let nest = |depth: usize| {
+            let mut item = integer(tag::BATCH_COUNT, 1);
+            for _ in 0..depth {
+                item = structure(tag::BATCH_ITEM, vec![item]);
+            }
+            let mut out = Vec::new();
+            item.encode(&mut out);
+            out
+        };
+        assert!(Item::decode(&nest(MAX_DEPTH)).is_ok());
+        assert_eq!(Item::decode(&nest(MAX_DEPTH + 1)), Err(Malformed("structures nest too deep")));
+        // A megabyte of nested headers is refused without deep recursion.
+        let mut deep = Vec::new();
+        for i in 0..100_000u32 {
+            deep.extend_from_slice(&[0x42, 0x00, 0x0F, 0x01]);
+            deep.extend_from_slice(&((100_000 - i - 1) * 8).to_be_bytes());
+        }
+        assert!(Item::decode(&deep).is_err());
+    }
+
+    /// Every mutation of a real answer parses or is refused; none panics.
+    #[test]
+    fn mutated_answers_never_panic() {
+        let item = structure(
+            tag::RESPONSE_MESSAGE,
+            vec![structure(
+                tag::BATCH_ITEM,
+                vec![enumeration(tag::RESULT_STATUS, 0), structure(tag::RESPONSE_PAYLOAD, vec![bytes(tag::DATA, &[9; 32])])],
+            )],
+        );
+        let mut good = Vec::new();
+        item.encode(&mut good);
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let mut m = good.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let i = (next() % m.len() as u64) as usize;
+                m[i] = next() as u8;
+            }
+            let cut = (next() % (m.len() as u64 + 1)) as usize;
+            let _ = Item::decode(&m[..cut]);
+        }
     }
 
     fn hex(b: &[u8]) -> String {
