@@ -98,6 +98,7 @@ pub const PQ_FUNCTIONS: &[&str] = &[
     "retry_job",
     "revoke_tenant",
     "rewrap",
+    "rewrap_master_key",
     "rotate_master_key",
     "rotate_tenant_key",
     "session_begin",
