@@ -40,8 +40,9 @@ pub mod tag {
     pub const AEAD_TAG: u32 = 0x4200FF;
 }
 
-/// An item's value.
-#[derive(Debug, PartialEq, Eq)]
+/// An item's value. Its Debug form shows a byte string's length only (a
+/// Decrypt answer's Data is the master data key).
+#[derive(PartialEq, Eq)]
 pub enum Value {
     Structure(Vec<Item>),
     Integer(i32),
@@ -52,6 +53,21 @@ pub enum Value {
     Bytes(Zeroizing<Vec<u8>>),
     /// Big integers, date-times and intervals: kept as their raw bytes.
     Other(u8, Vec<u8>),
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Structure(items) => f.debug_tuple("Structure").field(items).finish(),
+            Value::Integer(v) => write!(f, "Integer({v})"),
+            Value::LongInteger(v) => write!(f, "LongInteger({v})"),
+            Value::Enumeration(v) => write!(f, "Enumeration({v:#x})"),
+            Value::Boolean(v) => write!(f, "Boolean({v})"),
+            Value::Text(s) => write!(f, "Text({s:?})"),
+            Value::Bytes(b) => write!(f, "Bytes(<{} bytes>)", b.len()),
+            Value::Other(kind, b) => write!(f, "Other({kind:#x}, <{} bytes>)", b.len()),
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -303,6 +319,12 @@ mod tests {
             let cut = (next() % (m.len() as u64 + 1)) as usize;
             let _ = Item::decode(&m[..cut]);
         }
+    }
+
+    #[test]
+    fn debug_never_shows_bytes() {
+        let shown = format!("{:?}", structure(tag::DATA, vec![bytes(tag::DATA, b"the-master-data-key")]));
+        assert!(shown.contains("<19 bytes>") && !shown.contains("the-master"), "{shown}");
     }
 
     fn hex(b: &[u8]) -> String {
