@@ -123,6 +123,44 @@ fn rotate_master_key(provider_name: Option<&str>) -> PqResult<Rotated> {
     })
 }
 
+/// A row of pq.master_keys, and whether a key version needs it (it is
+/// active, or a version's seeds are wrapped under it).
+struct StoredMdk {
+    id: Vec<u8>,
+    state: String,
+    provider: String,
+    key_ref: String,
+    wrapped: Vec<u8>,
+    system_identifier: Option<String>,
+    needed: bool,
+}
+
+/// Every stored MDK, oldest first. Call as owner.
+fn stored_mdks() -> PqResult<Vec<StoredMdk>> {
+    catalog::connect(|client| {
+        let mut out = Vec::new();
+        for row in client.select(
+            "SELECT m.id, m.state, m.provider, m.provider_key_id, m.wrapped_key, m.system_identifier,
+                    m.state = 'active' OR EXISTS (SELECT 1 FROM pq.tenant_key_versions v
+                                                    WHERE v.mdk_id = m.id AND v.wrapped_kem_seed IS NOT NULL)
+               FROM pq.master_keys m ORDER BY m.created_at, m.id",
+            None,
+            &[],
+        )? {
+            out.push(StoredMdk {
+                id: row.get::<Vec<u8>>(1)?.unwrap_or_default(),
+                state: row.get::<String>(2)?.unwrap_or_default(),
+                provider: row.get::<String>(3)?.unwrap_or_default(),
+                key_ref: row.get::<String>(4)?.unwrap_or_default(),
+                wrapped: row.get::<Vec<u8>>(5)?.unwrap_or_default(),
+                system_identifier: row.get::<String>(6)?,
+                needed: row.get::<bool>(7)?.unwrap_or(false),
+            });
+        }
+        Ok(out)
+    })
+}
+
 /// One row of `pq.rewrap_master_key()`: an MDK, its provider, its key
 /// reference before and after, and whether its blob moved.
 type RewrapRow = (Vec<u8>, String, String, String, bool);
@@ -136,29 +174,9 @@ fn rewrap_master_key() -> PqResult<Vec<RewrapRow>> {
     let actor = events::session_user();
     catalog::as_owner(|| {
         catalog::run("LOCK TABLE pq.master_keys IN EXCLUSIVE MODE", &[])?;
-        let rows = catalog::connect(|client| {
-            let mut out = Vec::new();
-            for row in client.select(
-                "SELECT m.id, m.provider, m.provider_key_id, m.wrapped_key, m.system_identifier,
-                        m.state = 'active' OR EXISTS (SELECT 1 FROM pq.tenant_key_versions v
-                                                        WHERE v.mdk_id = m.id AND v.wrapped_kem_seed IS NOT NULL)
-                   FROM pq.master_keys m ORDER BY m.created_at, m.id",
-                None,
-                &[],
-            )? {
-                out.push((
-                    row.get::<Vec<u8>>(1)?.unwrap_or_default(),
-                    row.get::<String>(2)?.unwrap_or_default(),
-                    row.get::<String>(3)?.unwrap_or_default(),
-                    row.get::<Vec<u8>>(4)?.unwrap_or_default(),
-                    row.get::<String>(5)?,
-                    row.get::<bool>(6)?.unwrap_or(false),
-                ));
-            }
-            Ok::<_, PqError>(out)
-        })?;
+        let rows = stored_mdks()?;
         let mut out = Vec::with_capacity(rows.len());
-        for (id, provider_name, old_ref, wrapped, system_identifier, needed) in rows {
+        for StoredMdk { id, provider: provider_name, key_ref: old_ref, wrapped, system_identifier, needed, .. } in rows {
             let kid = stored_kid(&id)?;
             // Only what a key version needs, and only where the provider
             // can: a retired key or a key file is never asked.
@@ -211,32 +229,10 @@ type StatusRow = (
 /// details go to the server log.
 fn master_key_status() -> PqResult<Vec<StatusRow>> {
     crate::platform::roles::require_monitor("read the master key status")?;
-    let rows = catalog::as_owner(|| {
-        catalog::connect(|client| {
-            let mut out = Vec::new();
-            let rows = client.select(
-                "SELECT m.id, m.state, m.provider, m.provider_key_id,
-                        m.state = 'active' OR EXISTS (SELECT 1 FROM pq.tenant_key_versions v
-                                                        WHERE v.mdk_id = m.id AND v.wrapped_kem_seed IS NOT NULL)
-                   FROM pq.master_keys m ORDER BY m.created_at, m.id",
-                None,
-                &[],
-            )?;
-            for row in rows {
-                out.push((
-                    row.get::<Vec<u8>>(1)?.unwrap_or_default(),
-                    row.get::<String>(2)?.unwrap_or_default(),
-                    row.get::<String>(3)?.unwrap_or_default(),
-                    row.get::<String>(4)?.unwrap_or_default(),
-                    row.get::<bool>(5)?.unwrap_or(false),
-                ));
-            }
-            Ok::<_, PqError>(out)
-        })
-    })?;
+    let rows = catalog::as_owner(stored_mdks)?;
     let now = cache::now();
     let mut out = Vec::with_capacity(rows.len());
-    for (id, state, provider_name, key_ref, needed) in rows {
+    for StoredMdk { id, state, provider: provider_name, key_ref, needed, .. } in rows {
         let kid = Kid::from_slice(&id).map_err(|_| PqError::internal("a stored key id has the wrong length", String::new()))?;
         let (answered, message) = if needed {
             match catalog::as_owner(|| master::probe_mdk(kid)) {
