@@ -2,8 +2,7 @@
 //! certificates) on loopback.
 mod common;
 use common::*;
-use pqprovider::{kmip::{KmipProvider, MODE_CBC, MODE_GCM}, CallLimits, ErrorKind, KeyProvider};
-use std::time::{Duration, Instant};
+use pqprovider::{kmip::{KmipProvider, MODE_CBC, MODE_GCM}, ErrorKind, KeyProvider};
 
 #[test]
 fn wraps_and_unwraps_with_the_binding_as_additional_data() {
@@ -88,22 +87,7 @@ fn missing_revoked_keys_bad_certificates_a_stopped_server_and_a_dead_port() {
     }
 
     // SIGSTOP: connections are accepted by the kernel, nothing answers.
-    let pid = kmip.child.id().to_string();
-    std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
-    let start = Instant::now();
-    let e = p.unwrap(&blob, &binding(3), &CallLimits::timeout(Duration::from_millis(800))).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::TimedOut, "{e:?}");
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
-    fn cancel_after_300ms() -> bool {
-        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        START.get_or_init(Instant::now).elapsed() > Duration::from_millis(300)
-    }
-    let start = Instant::now();
-    let e = p.unwrap(&blob, &binding(3), &CallLimits { timeout: Duration::from_secs(30), cancelled: cancel_after_300ms }).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Cancelled, "{e:?}");
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
-    std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
-    assert_eq!(p.unwrap(&blob, &binding(3), &limits()).unwrap(), mdk(3));
+    stopped_server_checks(kmip.child.id(), |l| p.unwrap(&blob, &binding(3), l), &mdk(3));
 
     // A revoked key, then a destroyed one.
     kmip.tool(&["revoke", &uid]);
@@ -123,15 +107,12 @@ fn the_format_vectors_unwrap() {
     let kmip = kmip();
     let kek: String = (0u8..32).map(|b| format!("{b:02x}")).collect();
     let uid = kmip.tool(&["register", "vector-kek", &kek]);
-    let hex = |s: &str| -> Vec<u8> { (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect() };
-    let mdk = pqcore::Dek::from_slice(&hex("202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f")).unwrap();
-    let binding = pqprovider::Binding { mdk_id: pqcore::mdk_id(&mdk), system_identifier: "7302000000000000001".into() };
-    assert_eq!(binding.mdk_id.to_hex(), "271aea6ff76e893d854c495fa3c97dd1");
-    let gcm = hex(concat!(
+    let (mdk, binding) = vector_mdk();
+    let gcm = hex_bytes(concat!(
         "0110c0c1c2c3c4c5c6c7c8c9cacbcccdcecf1076bda67616500015d03310c084f7da0b",
         "9d4f6a4cc35ef3d3e85b58ad2c595b2a480a7ee66cf4e1ca41d04548a8f41a53"
     ));
-    let cbc = hex(concat!(
+    let cbc = hex_bytes(concat!(
         "0210b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc307729fa54b6bc16a83f7f2416747bf",
         "e03af2b187a2ec1fedc45bf124f3417bb36e8105b304285da1e79d25610691aa3881",
         "7bcf3cfea09d39884df9fa7d817deacad49a791010ca75c6ae258ceb1ea7"

@@ -1,8 +1,7 @@
 //! The aws_kms provider against moto_server, a KMS-compatible server, over HTTP.
 mod common;
 use common::*;
-use pqprovider::{kms::KmsProvider, CallLimits, ErrorKind, KeyProvider};
-use std::time::{Duration, Instant};
+use pqprovider::{kms::KmsProvider, ErrorKind, KeyProvider};
 
 #[test]
 fn wraps_and_unwraps_under_the_encryption_context() {
@@ -51,30 +50,7 @@ fn a_closed_port_is_unavailable_and_a_stopped_server_times_out() {
     let mut p = KmsProvider::new(kms_config(&moto, &key));
     let blob = p.wrap(&mdk(3), &binding(3), &limits()).unwrap();
 
-    // SIGSTOP: the port accepts connections, nothing answers.
-    let pid = moto.child.id().to_string();
-    std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
-    let short = CallLimits::timeout(Duration::from_millis(800));
-    let start = Instant::now();
-    let e = p.unwrap(&blob, &binding(3), &short).unwrap_err();
-    let took = start.elapsed();
-    assert_eq!(e.kind, ErrorKind::TimedOut, "{e:?}");
-    assert!(took >= Duration::from_millis(700) && took < Duration::from_secs(3), "{took:?}");
-
-    // A cancel ends the wait long before the timeout.
-    fn cancel_after_300ms() -> bool {
-        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        START.get_or_init(Instant::now).elapsed() > Duration::from_millis(300)
-    }
-    let cancellable = CallLimits { timeout: Duration::from_secs(30), cancelled: cancel_after_300ms };
-    let start = Instant::now();
-    let e = p.unwrap(&blob, &binding(3), &cancellable).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Cancelled, "{e:?}");
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
-
-    // SIGCONT: it answers again, with the same provider.
-    std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
-    assert_eq!(p.unwrap(&blob, &binding(3), &limits()).unwrap(), mdk(3));
+    stopped_server_checks(moto.child.id(), |l| p.unwrap(&blob, &binding(3), l), &mdk(3));
 
     // Nothing listens: refused at once.
     let mut config = kms_config(&moto, &key);

@@ -102,26 +102,19 @@ fn a_pin_file_open_to_others_is_refused() {
     misconfigured(Pkcs11Provider::new(pkcs11_config(TOKEN, "kek", "open-pin")), "accessible by group or others");
 }
 
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
-
 /// docs/FORMAT.md §6.2: the vector's blobs (made with Python's
 /// `cryptography`, not with this code) unwrap in a real token holding the
 /// vector's KEK, to the vector's MDK, under the vector's binding only.
 #[test]
 fn the_documented_vectors_unwrap_in_a_token() {
-    let mdk = pqcore::Dek::from_slice(&hex("202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f")).unwrap();
-    let binding = pqprovider::Binding { mdk_id: pqcore::mdk_id(&mdk), system_identifier: "7302000000000000001".into() };
-    assert_eq!(binding.mdk_id.to_hex(), "271aea6ff76e893d854c495fa3c97dd1");
+    let (mdk, binding) = vector_mdk();
     assert_eq!(
         binding.aad(),
-        hex("6170672d7071207631206d646b2d7772617000271aea6ff76e893d854c495fa3c97dd1 37333032303030303030303030303030303031")
+        hex_bytes("6170672d7071207631206d646b2d7772617000271aea6ff76e893d854c495fa3c97dd1 37333032303030303030303030303030303031")
     );
-    let gcm = hex("01a0a1a2a3a4a5a6a7a8a9aaabc6395e0e61ee24984a4cadf82b57eef1409d6b23a682
+    let gcm = hex_bytes("01a0a1a2a3a4a5a6a7a8a9aaabc6395e0e61ee24984a4cadf82b57eef1409d6b23a682
                    745ba4371cbd43964b3e7f986fdf741b150885c8266c8e60c7e8");
-    let kwp = hex("0292f48c52045c08050ec796a5a91c5ddaf7c61cbdc940adc8d3dc8a144f6161a8c5d3
+    let kwp = hex_bytes("0292f48c52045c08050ec796a5a91c5ddaf7c61cbdc940adc8d3dc8a144f6161a8c5d3
                    299e325f1750");
     let mut p = Pkcs11Provider::new(pkcs11_config(TOKEN, "vector-kek", "pin"));
     assert_eq!(p.unwrap(&gcm, &binding, &limits()).unwrap(), mdk);

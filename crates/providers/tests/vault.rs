@@ -2,7 +2,7 @@
 //! with its own CA) on loopback.
 mod common;
 use common::*;
-use pqprovider::{vault::VaultProvider, CallLimits, ErrorKind, KeyProvider};
+use pqprovider::{vault::VaultProvider, ErrorKind, KeyProvider};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -128,23 +128,7 @@ fn a_stopped_server_times_out_a_cancel_ends_the_wait_and_a_dead_port_is_unavaila
     let mut p = VaultProvider::new(bao.config("apg-pq", Some(token.clone())));
     let blob = p.wrap(&mdk(3), &binding(3), &limits()).unwrap();
 
-    let pid = bao.child.id().to_string();
-    std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
-    let short = CallLimits::timeout(Duration::from_millis(800));
-    let start = Instant::now();
-    let e = p.unwrap(&blob, &binding(3), &short).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::TimedOut, "{e:?}");
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
-    fn cancel_after_300ms() -> bool {
-        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        START.get_or_init(Instant::now).elapsed() > Duration::from_millis(300)
-    }
-    let start = Instant::now();
-    let e = p.unwrap(&blob, &binding(3), &CallLimits { timeout: Duration::from_secs(30), cancelled: cancel_after_300ms }).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Cancelled, "{e:?}");
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
-    std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
-    assert_eq!(p.unwrap(&blob, &binding(3), &limits()).unwrap(), mdk(3));
+    stopped_server_checks(bao.child.id(), |l| p.unwrap(&blob, &binding(3), l), &mdk(3));
 
     let mut dead = bao.config("apg-pq", Some(token));
     dead.addr = format!("https://127.0.0.1:{}", free_port());
@@ -160,9 +144,7 @@ fn a_stopped_server_times_out_a_cancel_ends_the_wait_and_a_dead_port_is_unavaila
 fn the_documented_context_decrypts() {
     let bao = bao();
     let token = bao.policy_token_file("token", "1h");
-    let hex = |s: &str| -> Vec<u8> { (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect() };
-    let mdk = pqcore::Dek::from_slice(&hex("202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f")).unwrap();
-    let binding = pqprovider::Binding { mdk_id: pqcore::mdk_id(&mdk), system_identifier: "7302000000000000001".into() };
+    let (mdk, binding) = vector_mdk();
     let blob = VaultProvider::new(bao.config("apg-pq", Some(token))).wrap(&mdk, &binding, &limits()).unwrap();
     let plaintext = bao.cli(&[
         "write",

@@ -339,3 +339,58 @@ pub fn kmip() -> Kmip {
     wait_for_port(port, "the KMIP server");
     Kmip { child, port, dir }
 }
+
+/// The value and binding of docs/FORMAT.md §6.2's vector.
+pub fn vector_mdk() -> (pqcore::Dek, Binding) {
+    let mdk = pqcore::Dek::from_slice(&hex_bytes("202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f")).unwrap();
+    let binding = Binding { mdk_id: pqcore::mdk_id(&mdk), system_identifier: "7302000000000000001".into() };
+    assert_eq!(binding.mdk_id.to_hex(), "271aea6ff76e893d854c495fa3c97dd1");
+    (mdk, binding)
+}
+
+/// Hex digits to bytes; white space (a vector's line breaks) is skipped.
+pub fn hex_bytes(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+/// When the current cancellable wait started (see [`cancel_after_300ms`]).
+static CANCEL_FROM: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+
+/// A cancel check that says yes 300 ms after [`stopped_server_checks`]
+/// started its cancellable call.
+fn cancel_after_300ms() -> bool {
+    CANCEL_FROM.lock().unwrap().is_some_and(|from| from.elapsed() > Duration::from_millis(300))
+}
+
+/// The outage checks of a network provider: with the server process `pid`
+/// stopped (SIGSTOP: the port accepts connections, nothing answers), a call
+/// with an 800 ms timeout fails with TimedOut at that timeout, and a call
+/// with a 30 s timeout ends at a cancel; after SIGCONT the same provider
+/// (`call`, which unwraps `expected`) works again.
+pub fn stopped_server_checks(
+    pid: u32,
+    mut call: impl FnMut(&CallLimits) -> pqprovider::Result<pqcore::Dek>,
+    expected: &pqcore::Dek,
+) {
+    use pqprovider::ErrorKind;
+    let pid = pid.to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let start = Instant::now();
+    let e = call(&CallLimits::timeout(Duration::from_millis(800))).unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(e.kind, ErrorKind::TimedOut, "{e:?}");
+    assert!(took >= Duration::from_millis(700) && took < Duration::from_secs(3), "{took:?}");
+
+    // A cancel ends the wait long before the timeout.
+    let start = Instant::now();
+    *CANCEL_FROM.lock().unwrap() = Some(start);
+    let e = call(&CallLimits { timeout: Duration::from_secs(30), cancelled: cancel_after_300ms }).unwrap_err();
+    *CANCEL_FROM.lock().unwrap() = None;
+    assert_eq!(e.kind, ErrorKind::Cancelled, "{e:?}");
+    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+
+    // SIGCONT: it answers again, with the same provider.
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    assert_eq!(&call(&limits()).unwrap(), expected);
+}
