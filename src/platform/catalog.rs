@@ -3,7 +3,7 @@
 //! Reads are read-only SPI queries, which assign no transaction id, so every
 //! lookup works in a read-only transaction and on a hot standby; only the
 //! functions that change keys and grants write.
-use crate::platform::errors::{PqError, PqResult};
+use crate::platform::{citus, errors::{PqError, PqResult}};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::Cell;
@@ -91,25 +91,39 @@ struct GucScope {
 }
 
 impl GucScope {
-    /// Opens a level with `search_path` set to `path`.
+    /// Opens a level with `search_path` set to `path` (and, under Citus,
+    /// our own reads of the key tables allowed inside a shard task: see
+    /// `platform::citus`).
     fn with_path(path: &std::ffi::CStr) -> Self {
         // SAFETY: the sequence of fmgr_security_definer's SET clause: a new
-        // nest level, then a value saved at that level; undone in Drop.
+        // nest level, then values saved at that level; undone in Drop.
         unsafe {
             let level = pg_sys::NewGUCNestLevel();
-            pg_sys::set_config_option(
-                c"search_path".as_ptr(),
-                path.as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
+            save_setting(c"search_path", path);
+            if citus::loaded() {
+                save_setting(citus::NESTED_SETTING, c"on");
+            }
             GucScope { level }
         }
     }
+}
+
+/// Sets `name` to `value` at the innermost GUC nest level.
+///
+/// # Safety
+/// Call only inside a level opened with `NewGUCNestLevel`, with a setting
+/// that exists and is user-settable.
+unsafe fn save_setting(name: &std::ffi::CStr, value: &std::ffi::CStr) {
+    pg_sys::set_config_option(
+        name.as_ptr(),
+        value.as_ptr(),
+        pg_sys::GucContext::PGC_USERSET,
+        pg_sys::GucSource::PGC_S_SESSION,
+        pg_sys::GucAction::GUC_ACTION_SAVE,
+        true,
+        0,
+        false,
+    );
 }
 
 impl Drop for GucScope {
@@ -144,6 +158,19 @@ fn path_to_pin() -> Option<&'static std::ffi::CStr> {
 /// when the path is pinned already (inside [`as_owner`]).
 pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
     let _scope = path_to_pin().map(GucScope::with_path);
+    f()
+}
+
+/// Runs `f` with the search_path pinned and each of `settings` set (a
+/// superuser-only one needs a superuser); all are undone when `f` ends,
+/// also when it unwinds. For the statements that only some settings allow.
+pub fn with_settings<R>(settings: &[(&std::ffi::CStr, &std::ffi::CStr)], f: impl FnOnce() -> R) -> R {
+    let _scope = GucScope::with_path(SCOPE_PATH.get());
+    for (name, value) in settings {
+        // SAFETY: inside the level `_scope` opened; set_config_option
+        // raises (as SET would) for an unknown or forbidden setting.
+        unsafe { save_setting(name, value) };
+    }
     f()
 }
 
@@ -211,9 +238,14 @@ pub fn pq_table_exists(table: &std::ffi::CStr) -> bool {
 /// The OID of relation pq.`table`, or InvalidOid when there is none (no
 /// extension, or a version before the one that made it).
 pub fn pq_relid(table: &std::ffi::CStr) -> pg_sys::Oid {
+    relid(c"pq", table)
+}
+
+/// The OID of relation `schema`.`table`, or InvalidOid when there is none.
+pub fn relid(schema: &std::ffi::CStr, table: &std::ffi::CStr) -> pg_sys::Oid {
     // SAFETY: syscache lookups with missing_ok; InvalidOid when absent.
     unsafe {
-        let schema = pg_sys::get_namespace_oid(c"pq".as_ptr(), true);
+        let schema = pg_sys::get_namespace_oid(schema.as_ptr(), true);
         if schema == pg_sys::Oid::INVALID {
             return schema;
         }

@@ -9,6 +9,8 @@
 //! - `catalog`: SPI to the extension's tables under a pinned search_path,
 //!   as the extension's owner; `roles`: who administers keys; `clock`: time
 //!   in the encodings' units.
+//! - `citus`: whether Citus is loaded, whether this node is one of its
+//!   workers, and the shards it made of our tables.
 //! - `xact`: the end-of-transaction registry the areas hook into; `shmem`:
 //!   whether the library's shared memory exists; `latch`: waking the
 //!   background worker; `leaf`: two never-raising PostgreSQL calls of the
@@ -17,6 +19,7 @@
 //! May call: nothing above it (pgrx, crates/core and crates/providers only).
 pub mod args;
 pub mod catalog;
+pub mod citus;
 pub mod clock;
 pub mod datum;
 pub mod errors;
