@@ -28,7 +28,7 @@
 use crate::journal::latency::{self, CacheEvent};
 use crate::platform::{
     errors::{PqError, PqResult},
-    catalog, gucs, leaf, secure_mem, shmem::preloaded, xact,
+    catalog, citus, gucs, leaf, secure_mem, shmem::preloaded, xact,
 };
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -433,6 +433,17 @@ fn pq_key_tables_changed<'a>(
     let relid = trigger.relid()?;
     // SAFETY: queues a transactional relcache invalidation for the trigger's own relation.
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    // Under Citus the trigger fires on a reference table's shard on every
+    // node; backends watch the table itself (`watch_key_tables`).
+    if citus::loaded() {
+        if let Some(table) = trigger.table_name().ok().and_then(|name| citus::shard_of(&name, &KEY_TABLES)) {
+            let table_id = catalog::pq_relid(table);
+            if table_id != pg_sys::Oid::INVALID && table_id != relid {
+                // SAFETY: as above, for the table whose shard this is.
+                unsafe { pg_sys::CacheInvalidateRelcacheByRelid(table_id) };
+            }
+        }
+    }
     key_tables_written();
     Ok(None)
 }

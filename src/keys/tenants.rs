@@ -4,7 +4,7 @@
 use crate::{
     journal::events,
     keys::{access, versions},
-    platform::{catalog, errors::{echo, PqError, PqResult}},
+    platform::{catalog, clock, errors::{echo, PqError, PqResult}},
 };
 use pqcore::{SignatureSuite, Suite};
 use serde_json::json;
@@ -117,11 +117,13 @@ fn set_grant(tenant: &str, role: &str, grant: bool) -> PqResult<bool> {
         let changed = match (grant, oid) {
             (true, None) => return Err(PqError::InvalidParameter(format!("role \"{}\" does not exist", echo(role)))),
             (true, Some(oid)) => catalog::write_one::<bool>(
-                "INSERT INTO pq.tenant_grants (tenant, role, role_name) VALUES ($1, $2::pg_catalog.regrole, $3)
-                 ON CONFLICT (tenant, role) DO UPDATE SET role_name = EXCLUDED.role_name, granted_at = now()
+                // The time is an argument, not now(): Citus takes only
+                // immutable expressions in DO UPDATE on a reference table.
+                "INSERT INTO pq.tenant_grants (tenant, role, role_name, granted_at) VALUES ($1, $2::pg_catalog.regrole, $3, $4)
+                 ON CONFLICT (tenant, role) DO UPDATE SET role_name = EXCLUDED.role_name, granted_at = EXCLUDED.granted_at
                   WHERE tenant_grants.role_name <> EXCLUDED.role_name
                  RETURNING true",
-                &[tenant.into(), oid.into(), role.into()],
+                &[tenant.into(), oid.into(), role.into(), clock::timestamptz(clock::transaction_start_unix_micros())?.into()],
             )?,
             // By OID, and by name for the grants of a role that was dropped.
             (false, oid) => catalog::write_one::<bool>(

@@ -111,13 +111,17 @@ fn set_policy(tenant: &str, changes: &Value) -> PqResult<Value> {
             return Err(PqError::NeedsPreload("auto_rotation"));
         }
         catalog::write_one::<bool>(
+            // Time and actor are arguments, not now() and session_user:
+            // Citus takes only immutable expressions in DO UPDATE on a
+            // reference table.
             "INSERT INTO pq.tenant_policies AS p
-                    (tenant, rotation_interval, overlap_period, notification_before, auto_rotation, max_key_age)
-             VALUES ($1, $2, $3, $4, $5, $6)
+                    (tenant, rotation_interval, overlap_period, notification_before, auto_rotation, max_key_age,
+                     updated_at, updated_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (tenant) DO UPDATE
                 SET rotation_interval = EXCLUDED.rotation_interval, overlap_period = EXCLUDED.overlap_period,
                     notification_before = EXCLUDED.notification_before, auto_rotation = EXCLUDED.auto_rotation,
-                    max_key_age = EXCLUDED.max_key_age, updated_at = now(), updated_by = session_user
+                    max_key_age = EXCLUDED.max_key_age, updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by
              RETURNING true",
             &[
                 tenant.into(),
@@ -126,6 +130,8 @@ fn set_policy(tenant: &str, changes: &Value) -> PqResult<Value> {
                 policy.notification_before.into(),
                 policy.auto_rotation.into(),
                 policy.max_key_age.into(),
+                clock::timestamptz(clock::transaction_start_unix_micros())?.into(),
+                actor.as_str().into(),
             ],
         )?;
         // 0.11.0's column: set apart, so that the statement above also runs
