@@ -19,14 +19,39 @@ fn dropped() -> PqResult<()> {
     }
     let actor = events::session_user();
     catalog::as_owner(|| {
-        let gone = catalog::rows(
-            "SELECT t.id, t.relid::oid, d.object_identity, d.object_type, d.address_names[3], t.column_name::text
+        // The event's rows first, on their own: under Citus, a query that
+        // also reads pq.tracked_columns (a reference table) may run in
+        // another backend, outside this event trigger.
+        let objects = catalog::rows(
+            "SELECT d.objid, d.object_identity, d.object_type, d.address_names[3], d.objsubid = 0
                FROM pg_catalog.pg_event_trigger_dropped_objects() d
-               JOIN pq.tracked_columns t ON t.relid::oid = d.objid
-              WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                AND (d.objsubid = 0 OR d.address_names[3] IN (t.column_name, t.tenant_column, t.aad_column, t.key_column,
-                                                              t.blind_index_column))",
+              WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass",
             &[],
+            |r| {
+                Ok((
+                    r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                    r.get::<String>(3)?.unwrap_or_default(),
+                    r.get::<String>(4)?.unwrap_or_default(),
+                    r.get::<bool>(5)?.unwrap_or(false),
+                ))
+            },
+        )?;
+        let oids: Vec<pg_sys::Oid> = objects.iter().map(|o| o.0).collect();
+        let identities: Vec<&str> = objects.iter().map(|o| o.1.as_str()).collect();
+        let types: Vec<&str> = objects.iter().map(|o| o.2.as_str()).collect();
+        let columns: Vec<&str> = objects.iter().map(|o| o.3.as_str()).collect();
+        let whole: Vec<bool> = objects.iter().map(|o| o.4).collect();
+        // unnest of several arrays is grammar (ROWS FROM): it cannot be
+        // schema-qualified, and the pinned path resolves it to pg_catalog.
+        let gone = if objects.is_empty() { Vec::new() } else { catalog::rows(
+            "SELECT t.id, t.relid::oid, d.object_identity, d.object_type, CASE WHEN NOT d.whole THEN d.col END,
+                    t.column_name::text
+               FROM unnest($1::pg_catalog.oid[], $2::text[], $3::text[], $4::text[], $5::bool[])
+                    AS d(objid, object_identity, object_type, col, whole)
+               JOIN pq.tracked_columns t ON t.relid::oid = d.objid
+              WHERE d.whole OR d.col IN (t.column_name, t.tenant_column, t.aad_column, t.key_column, t.blind_index_column)",
+            &[oids.into(), identities.into(), types.into(), columns.into(), whole.into()],
             |r| {
                 Ok((
                     r.get::<i32>(1)?.unwrap_or_default(),
@@ -37,7 +62,7 @@ fn dropped() -> PqResult<()> {
                     r.get::<String>(6)?.unwrap_or_default(),
                 ))
             },
-        )?;
+        )? };
         for (id, relid, identity, object_type, dropped_column, column) in gone {
             let table_dropped = dropped_column.is_none();
             let table = if table_dropped { identity.clone() } else { tracking::table_text(relid)? };
@@ -74,9 +99,9 @@ fn ended() -> PqResult<()> {
     let actor = events::session_user();
     catalog::as_owner(|| {
         let commands = catalog::rows(
+            // pq.tracked_columns is read apart (see `dropped`).
             "SELECT DISTINCT c.command_tag, c.objid, c.object_identity,
-                    (c.command_tag = 'ALTER EXTENSION' AND c.objid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'apg_pqcrypto')),
-                    EXISTS (SELECT 1 FROM pq.tracked_columns t WHERE t.relid::oid = c.objid)
+                    (c.command_tag = 'ALTER EXTENSION' AND c.objid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'apg_pqcrypto'))
                FROM pg_catalog.pg_event_trigger_ddl_commands() c",
             &[],
             |r| {
@@ -85,11 +110,14 @@ fn ended() -> PqResult<()> {
                     r.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::Oid::INVALID),
                     r.get::<String>(3)?.unwrap_or_default(),
                     r.get::<bool>(4)?.unwrap_or(false),
-                    r.get::<bool>(5)?.unwrap_or(false),
                 ))
             },
         )?;
-        for (tag, objid, identity, ours, tracked) in commands {
+        for (tag, objid, identity, ours) in commands {
+            let tracked = !ours
+                && tag == "ALTER TABLE"
+                && catalog::one::<bool>("SELECT EXISTS (SELECT 1 FROM pq.tracked_columns t WHERE t.relid::oid = $1)", &[objid.into()])?
+                    .unwrap_or(false);
             if ours {
                 let version = catalog::one::<String>("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'apg_pqcrypto'", &[])?;
                 events::record("extension_altered", None, None, &actor, None, json!({ "command": tag, "version": version }))?;
