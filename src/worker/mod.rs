@@ -15,7 +15,7 @@ use crate::{
     data::sessions,
     journal::{chain, monitor},
     lifecycle::{batch::{self, Batch}, jobs, policy},
-    platform::{catalog, errors::PqResult, gucs, latch},
+    platform::{catalog, citus, errors::PqResult, gucs, latch},
 };
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
 use pgrx::prelude::*;
@@ -117,11 +117,19 @@ fn round() -> bool {
     if let Err(e) = in_transaction(|| catalog::as_owner(chain::flush_if_free)) {
         warning!("apg_pqcrypto worker: chaining the pending audit rows failed: {e}");
     }
-    if let Err(e) = in_transaction(|| policy::run_due(NAME)) {
-        warning!("apg_pqcrypto worker: applying rotation policies failed: {e}");
-    }
     if let Err(e) = in_transaction(|| catalog::as_owner(|| monitor::flush(NAME))) {
         warning!("apg_pqcrypto worker: flushing the counters failed: {e}");
+    }
+    // On a Citus worker node the key and job tables are the coordinator's
+    // reference tables: its worker alone rotates, checkpoints and runs
+    // jobs (docs/SCALE-OUT.md); here only this node's own chain, counters
+    // and key checks.
+    if in_transaction(citus::is_worker_node).unwrap_or(false) {
+        verify_keys_if_due();
+        return false;
+    }
+    if let Err(e) = in_transaction(|| policy::run_due(NAME)) {
+        warning!("apg_pqcrypto worker: applying rotation policies failed: {e}");
     }
     if let Some(interval) = gucs::audit_checkpoint_interval() {
         if let Err(e) = in_transaction(|| catalog::as_owner(|| checkpoint::checkpoint_if_due(interval))) {
