@@ -179,3 +179,15 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'rewrap_master_key_wrapper';
 REVOKE ALL ON FUNCTION pq.rewrap_master_key() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq.rewrap_master_key() TO pq_admin;
+
+-- Scale-out on Citus: pq.citus_setup(), run once by a superuser on the
+-- coordinator, makes the key-bearing and lifecycle tables reference
+-- tables (docs/SCALE-OUT.md).
+CREATE  FUNCTION pq."citus_setup"() RETURNS TABLE (
+	"table_name" TEXT,  /* String */
+	"placement" TEXT  /* String */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'citus_setup_wrapper';
+REVOKE ALL ON FUNCTION pq.citus_setup() FROM PUBLIC;

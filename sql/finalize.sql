@@ -139,6 +139,8 @@ GRANT EXECUTE ON FUNCTION pq.rotate_tenant_key(text, text, text, text, text), pq
     TO pq_admin;
 REVOKE ALL ON FUNCTION pq.rewrap_master_key() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq.rewrap_master_key() TO pq_admin;
+-- Citus setup: superusers only (docs/SCALE-OUT.md).
+REVOKE ALL ON FUNCTION pq.citus_setup() FROM PUBLIC;
 -- rewrap opens and makes envelopes of a tenant: like pq_decrypt, it needs a grant on it.
 GRANT EXECUTE ON FUNCTION pq.rewrap(bytea, bytea) TO pq_user, pq_admin;
 

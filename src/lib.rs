@@ -19,6 +19,7 @@
 //! - `recovery`: key escrow, recovery requests, key backups;
 //! - `audit`: checkpoints and verification, the signed configuration
 //!   store, the compliance report;
+//! - `scale`: scale-out on Citus (`pq.citus_setup()`);
 //! - `worker`: the background worker.
 //!
 //! A SQL function's Rust is in its area's folder, in the `pq` module (or at
@@ -33,6 +34,7 @@ mod lifecycle;
 mod migration;
 mod platform;
 mod recovery;
+mod scale;
 mod worker;
 
 /// Rust allocations go to the system allocator, except those made while

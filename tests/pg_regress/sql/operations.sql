@@ -270,3 +270,8 @@ DROP TABLE ops_t, ops_s, ops_sealed, ops_many, ops_p;
 DROP FUNCTION ops_new_events();
 DROP OWNED BY ops_writer, ops_reader, ops_member, ops_other;
 DROP ROLE ops_writer, ops_reader, ops_member, ops_other;
+
+-- Scale-out: without Citus, pq.citus_setup() says what is missing (55000).
+\set VERBOSITY default
+SELECT * FROM pq.citus_setup();
+\echo :LAST_ERROR_SQLSTATE

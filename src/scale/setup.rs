@@ -1,0 +1,219 @@
+//! `pq.citus_setup()`: run once on a Citus coordinator, by a superuser,
+//! after `CREATE EXTENSION apg_pqcrypto` (which Citus replays on every
+//! node). It is a function rather than automatic at CREATE EXTENSION
+//! because it needs what an extension script cannot count on: the
+//! coordinator in Citus's metadata, the workers added, and statements that
+//! Citus runs on the workers outside the script's transaction.
+//!
+//! What it does, in one transaction on the coordinator (the worker-side
+//! foreign-key drops excepted, see below):
+//!
+//! 1. The foreign keys among [`REFERENCE_TABLES`] are dropped, here and on
+//!    every worker (`run_command_on_workers`; idempotent, so a failed
+//!    setup can be run again), because Citus would otherwise turn the
+//!    tables that reference a new reference table into "Citus local
+//!    tables", which means dropping the extension's views.
+//! 2. Each table becomes a reference table (`create_reference_table`),
+//!    with its triggers (`citus.enable_unsafe_triggers`, for this
+//!    function only): the key-cache invalidation triggers then fire on
+//!    every node's placement, so revocations and rotations reach every
+//!    node's backends.
+//! 3. The foreign keys are added back; Citus creates them between the
+//!    placements on every node.
+//! 4. The coordinator's own copies of the rows (left behind by
+//!    `create_reference_table`) are truncated.
+//!
+//! The other tables stay on each node: the audit chain, the event log,
+//! the counters, sessions, and the coordinator's configuration store,
+//! escrow and backups. The answer lists every table and where it lives.
+use crate::platform::{
+    catalog, citus,
+    errors::{PqError, PqResult},
+};
+use pgrx::prelude::*;
+
+/// The tables every node holds, referenced ones before those that
+/// reference them: the keys and grants that every shard task reads, and
+/// the tables linked to them by foreign keys (Citus makes a reference
+/// table only of a table whose foreign keys point at reference tables).
+pub const REFERENCE_TABLES: [&str; 13] = [
+    "master_keys",
+    "tenants",
+    "tenant_key_versions",
+    "tenant_grants",
+    "tenant_policies",
+    "classical_keys",
+    "tenant_migrations",
+    "config_signers",
+    "tracked_columns",
+    "job_queue",
+    "job_failures",
+    "audit_keys",
+    "audit_checkpoints",
+];
+
+fn state_error(message: &str, hint: Option<&str>) -> PqError {
+    PqError::Sql { code: b"55000", message: message.into(), hint: hint.map(Into::into) }
+}
+
+/// Refuses unless Citus can take the tables: a superuser, Citus created in
+/// this database, this node its coordinator, and the coordinator in the
+/// metadata (so that it holds a placement of every reference table).
+fn check_ready() -> PqResult<()> {
+    if !catalog::is_superuser(catalog::caller()) {
+        return Err(PqError::PermissionDenied("pq.citus_setup() must be run by a superuser".into()));
+    }
+    if !citus::loaded() || catalog::relid(c"pg_catalog", c"pg_dist_partition") == pg_sys::Oid::INVALID {
+        return Err(state_error(
+            "Citus is not installed in this database",
+            Some("preload citus before apg_pqcrypto in shared_preload_libraries, then CREATE EXTENSION citus"),
+        ));
+    }
+    if citus::is_worker_node()? {
+        return Err(state_error("pq.citus_setup() runs on the coordinator, not on a worker node", None));
+    }
+    let coordinator_known =
+        catalog::one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node WHERE groupid = 0)", &[])?
+            .unwrap_or(false);
+    if !coordinator_known {
+        return Err(state_error(
+            "the coordinator is not in Citus's metadata",
+            Some("run SELECT citus_set_coordinator_host('<host>', <port>) first"),
+        ));
+    }
+    Ok(())
+}
+
+/// True if pq.`table` is a Citus reference table already.
+fn is_reference(table: &str) -> PqResult<bool> {
+    Ok(catalog::one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition
+                         WHERE logicalrelid = pg_catalog.to_regclass('pq.' || pg_catalog.quote_ident($1))
+                           AND partmethod = 'n' AND repmodel = 't')",
+        &[table.into()],
+    )?
+    .unwrap_or(false))
+}
+
+/// A foreign key between two of the reference tables.
+struct ForeignKey {
+    table: String,
+    name: String,
+    definition: String,
+}
+
+fn foreign_keys() -> PqResult<Vec<ForeignKey>> {
+    catalog::rows(
+        // Names qualified by hand: the pinned search_path holds pq, and
+        // the workers' sessions do not.
+        "SELECT 'pq.' || pg_catalog.quote_ident(r.relname), c.conname::text,
+                pg_catalog.replace(pg_catalog.pg_get_constraintdef(c.oid),
+                                   'REFERENCES ' || pg_catalog.quote_ident(f.relname) || '(',
+                                   'REFERENCES pq.' || pg_catalog.quote_ident(f.relname) || '(')
+           FROM pg_catalog.pg_constraint c
+           JOIN pg_catalog.pg_class r ON r.oid = c.conrelid
+           JOIN pg_catalog.pg_class f ON f.oid = c.confrelid
+          WHERE c.contype = 'f' AND c.connamespace = 'pq'::pg_catalog.regnamespace
+            AND r.relname = ANY ($1) AND f.relname = ANY ($1)
+          ORDER BY 1, 2",
+        &[REFERENCE_TABLES.to_vec().into()],
+        |row| {
+            Ok(ForeignKey {
+                table: row.get::<String>(1)?.unwrap_or_default(),
+                name: row.get::<String>(2)?.unwrap_or_default(),
+                definition: row.get::<String>(3)?.unwrap_or_default(),
+            })
+        },
+    )
+}
+
+fn setup() -> PqResult<Vec<(String, String)>> {
+    check_ready()?;
+    let pending: Vec<&str> =
+        REFERENCE_TABLES.iter().copied().filter(|t| !matches!(is_reference(t), Ok(true))).collect();
+    if !pending.is_empty() {
+        let keys = foreign_keys()?;
+        for fk in &keys {
+            let drop = format!("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}", fk.table, quote(&fk.name));
+            catalog::run(&drop, &[])?;
+            // The workers' copies of the tables (made by CREATE EXTENSION
+            // there) carry the same keys; Citus adds them back below.
+            let failed = catalog::one::<String>(
+                "SELECT pg_catalog.string_agg(nodename || ':' || nodeport || ': ' || result, '; ')
+                   FROM pg_catalog.run_command_on_workers($1) WHERE NOT success",
+                &[drop.as_str().into()],
+            )?;
+            if let Some(failed) = failed {
+                return Err(state_error(&format!("a worker refused to drop {}: {failed}", fk.name), None));
+            }
+        }
+        catalog::with_settings(&[(c"citus.enable_unsafe_triggers", c"on")], || -> PqResult<()> {
+            for table in &pending {
+                catalog::run(
+                    "SELECT pg_catalog.create_reference_table(('pq.' || pg_catalog.quote_ident($1))::pg_catalog.regclass)",
+                    &[(*table).into()],
+                )?;
+            }
+            for fk in &keys {
+                catalog::run(&format!("ALTER TABLE {} ADD CONSTRAINT {} {}", fk.table, quote(&fk.name), fk.definition), &[])?;
+            }
+            Ok(())
+        })?;
+        // The coordinator's own copies of the rows: children first, with
+        // the append-only triggers (ENABLE ORIGIN) not firing.
+        catalog::with_settings(&[(c"session_replication_role", c"replica")], || -> PqResult<()> {
+            for table in pending.iter().rev() {
+                catalog::run(
+                    "SELECT pg_catalog.truncate_local_data_after_distributing_table(('pq.' || pg_catalog.quote_ident($1))::pg_catalog.regclass)",
+                    &[(*table).into()],
+                )?;
+            }
+            Ok(())
+        })?;
+        crate::journal::events::record(
+            "citus_setup",
+            None,
+            None,
+            &crate::journal::events::session_user(),
+            None,
+            serde_json::json!({ "reference_tables": pending }),
+        )?;
+    }
+    placements()
+}
+
+fn quote(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+/// Every table of the extension and where it lives: `reference` (every
+/// node, kept equal by Citus) or `per node`.
+fn placements() -> PqResult<Vec<(String, String)>> {
+    catalog::rows(
+        "SELECT c.relname::text,
+                CASE WHEN p.logicalrelid IS NOT NULL THEN 'reference' ELSE 'per node' END
+           FROM pg_catalog.pg_class c
+           LEFT JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid = c.oid AND p.partmethod = 'n'
+          WHERE c.relnamespace = 'pq'::pg_catalog.regnamespace AND c.relkind IN ('r', 'p')
+            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_shard s
+                             WHERE c.relname = s.logicalrelid::pg_catalog.regclass::text || '_' || s.shardid
+                                OR c.relname = 'pq.' || s.logicalrelid::pg_catalog.regclass::text || '_' || s.shardid)
+          ORDER BY 2, 1",
+        &[],
+        |row| Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<String>(2)?.unwrap_or_default())),
+    )
+}
+
+#[pg_schema]
+mod pq {
+    use crate::platform::errors::OrRaise;
+    use pgrx::prelude::*;
+
+    /// Makes the key-bearing and lifecycle tables Citus reference tables
+    /// (once, on the coordinator, as a superuser) and lists where every
+    /// table of the extension lives. Running it again changes nothing.
+    #[pg_extern(volatile, parallel_unsafe)]
+    pub fn citus_setup() -> TableIterator<'static, (name!(table_name, String), name!(placement, String))> {
+        TableIterator::new(super::setup().or_raise())
+    }
+}
