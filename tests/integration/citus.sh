@@ -1,0 +1,148 @@
+# Scale-out on Citus (docs/SCALE-OUT.md): a coordinator and two workers on
+# loopback ports, pq.citus_setup(), a 100,000-row table distributed by
+# tenant over 100 tenants, decryption in the workers' shard tasks, access
+# and revocation through the connections Citus keeps open to the workers,
+# rotation, a documented UPDATE, and a third worker added later with a
+# shard moved to it. Runs when Citus is installed; otherwise the topic says
+# SKIPPED and counts nothing.
+# checks: 30
+citus_lib=$("$PGBIN/pg_config" --pkglibdir 2>/dev/null)
+citus_share=$("$PGBIN/pg_config" --sharedir 2>/dev/null)
+if [ ! -f "$citus_lib/citus.so" ] || [ ! -f "$citus_share/extension/citus.control" ]; then
+  it_skipped="Citus not installed"
+  return 0
+fi
+
+cdir="$base"   # nodes in $base/citus_nN: the harness stops them on any exit
+cport=$port_citus
+citus_conf=("shared_preload_libraries = 'citus,apg_pqcrypto'" "max_prepared_transactions = 20" "wal_level = logical"
+            "citus.shard_count = 8" "apg_pqcrypto.worker_naptime = 1" "${quiet[@]}")
+citus_node() { # citus_node N: starts node N (0 = coordinator) with the coordinator's master key
+  local n=$1
+  cluster_start "$cdir/citus_n$n" $((cport + n)) "${citus_conf[@]}" || return 1
+  [ "$n" = 0 ] || cp "$cdir/citus_n0/master.key" "$cdir/citus_n$n/master.key"
+  q $((cport + n)) -c "CREATE EXTENSION citus" >/dev/null
+}
+for n in 0 1 2; do citus_node $n || return 1; done
+c=$cport
+q $c -c "SELECT citus_set_coordinator_host('127.0.0.1', $c)" \
+  -c "SELECT citus_add_node('127.0.0.1', $((cport + 1)))" -c "SELECT citus_add_node('127.0.0.1', $((cport + 2)))" \
+  -c "CREATE EXTENSION apg_pqcrypto" -c "CREATE ROLE it_citus_app LOGIN IN ROLE pq_user" \
+  -c "CREATE ROLE it_citus_admin LOGIN IN ROLE pq_admin" >/dev/null
+on_worker() { local n=$1; shift; q $((cport + n)) "$@"; }
+
+echo "# setup"
+out=$(qas $c it_citus_admin -v VERBOSITY=verbose -c "SELECT * FROM pq.citus_setup()")
+check_contains "pq.citus_setup() is for superusers (42501)" "ERROR:  42501" "$out"
+out=$(q $c -c "SELECT placement, count(*) FROM pq.citus_setup() GROUP BY 1 ORDER BY 1")
+check_contains "pq.citus_setup() makes 13 reference tables" "reference|13" "$out"
+out=$(q $c -c "SELECT count(*) FROM pq.citus_setup() WHERE placement = 'reference'" \
+        -c "SELECT count(*) FROM pq.key_events WHERE event = 'citus_setup'")
+check "run again, it changes nothing (one setup event)" "13
+1" "$out"
+out=$(q $c -c "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'pq.%' AND partmethod = 'n'")
+check "Citus's metadata lists the 13 tables" "13" "$out"
+
+echo "# 100 tenants, 100,000 rows distributed by tenant"
+q $c -c "SELECT count(*) FROM generate_series(1, 100) i, pq.create_tenant('t' || i)" \
+  -c "SELECT pq.grant_tenant('t1', 'it_citus_app'), pq.grant_tenant('t2', 'it_citus_app')" >/dev/null
+for n in 1 2; do
+  out=$(on_worker $n -c "SELECT count(*) FROM pq.tenants" -c "SELECT count(*) FROM pq.tenant_grants")
+  check "worker $n holds the 100 tenants and the 2 grants" "100
+2" "$out"
+done
+q $c -c "CREATE TABLE cfg (tenant text NOT NULL, name text NOT NULL, value bytea, PRIMARY KEY (tenant, name))" \
+  -c "SELECT create_distributed_table('cfg', 'tenant')" -c "GRANT SELECT, INSERT, UPDATE ON cfg TO it_citus_app" \
+  -c "INSERT INTO cfg SELECT 't' || (i % 100 + 1), 'k' || i, pq_encrypt('t' || (i % 100 + 1), 'v' || i, 'k' || i)
+        FROM generate_series(1, 100000) i" >/dev/null
+out=$(q $c -c "SELECT count(*) FILTER (WHERE pq_decrypt_text(value, name) = 'v' || substr(name, 2)) FROM cfg")
+check "every row of every tenant decrypts, on the workers" "100000" "$out"
+plan=$(q $c -c "SET citus.explain_all_tasks = on" -c "EXPLAIN (VERBOSE, COSTS OFF) SELECT count(pq_decrypt_text(value, name)) FROM cfg")
+check_contains "... in shard tasks on worker 1" "port=$((cport + 1))" "$plan"
+check_contains "... and on worker 2" "port=$((cport + 2))" "$plan"
+out=$(q $c -c "SELECT count(*) FILTER (WHERE pq_decrypt_text(value, name) = 'v' || substr(name, 2)) FROM cfg WHERE tenant = 't7'")
+check "a router query for one tenant" "1000" "$out"
+out=$(cat "$cdir"/citus_n*/server.log | grep -c "cannot execute a distributed query")
+check "no key lookup ran a distributed query inside a shard task" "0" "$out"
+
+echo "# access, and revocation through the connections Citus keeps open"
+out=$(qas $c it_citus_app -c "SELECT count(pq_decrypt_text(value, name)) FROM cfg WHERE tenant IN ('t1', 't2')")
+check "a granted role decrypts its tenants on the workers (grants match by role name there)" "2000" "$out"
+out=$(qas $c it_citus_app -v VERBOSITY=verbose -c "SELECT count(pq_decrypt_text(value, name)) FROM cfg WHERE tenant = 't3'")
+check_contains "... and not another tenant's (42501)" "42501" "$out"
+for iso in "READ COMMITTED" "REPEATABLE READ"; do
+  q $c -c "SELECT pq.grant_tenant('t2', 'it_citus_app')" >/dev/null
+  out=$(qas $c it_citus_app -v VERBOSITY=verbose <<SQL
+SELECT 'cached', count(pq_decrypt_text(value, name)) FROM cfg WHERE tenant IN ('t1', 't2');
+BEGIN ISOLATION LEVEL $iso;
+SELECT count(*) FROM cfg WHERE tenant = 't2';
+\! psql -X -At -q -h 127.0.0.1 -p $c -U postgres -c "SELECT pq.revoke_tenant('t2', 'it_citus_app')" postgres >/dev/null
+COMMIT;
+SELECT 'next', count(pq_decrypt_text(value, name)) FROM cfg WHERE tenant = 't2';
+SELECT 'later', count(pq_decrypt_text(value, name)) FROM cfg WHERE tenant = 't2';
+SELECT 'other', count(pq_decrypt_text(value, name)) FROM cfg WHERE tenant = 't1';
+SQL
+)
+  check_contains "$iso: the grant worked, keys cached in the worker backends" "cached|2000" "$out"
+  if ! echo "$out" | grep -q "next|" && ! echo "$out" | grep -q "later|" && [ "$(echo "$out" | grep -c 42501)" -ge 2 ]; then
+    ok "$iso: revoked on the coordinator, refused on the workers from the next transaction"
+  else
+    fail "$iso: revoked on the coordinator, refused on the workers from the next transaction: $out"
+  fi
+done
+
+echo "# rotation, the UPDATE rule, disabling a version"
+q $c -c "SELECT pq.rotate_tenant_key('t1', 'citus test')" >/dev/null
+out=$(q $c -c "UPDATE cfg SET value = pq_encrypt(tenant, 'x', name) WHERE tenant = 't1' AND name = 'k100'" 2>&1)
+check_contains "Citus refuses a VOLATILE function in UPDATE (why the rule exists)" "must not be VOLATILE" "$out"
+q $c -c "WITH n AS MATERIALIZED (
+           SELECT tenant, name, pq_encrypt(tenant, pq_decrypt(value, name::bytea), name::bytea) AS value
+             FROM cfg WHERE tenant = 't1' AND name <> 'k100')
+         UPDATE cfg SET value = n.value FROM n WHERE cfg.tenant = n.tenant AND cfg.name = n.name" >/dev/null
+out=$(q $c -c "SELECT count(*) FILTER (WHERE substr(value, 3, 16) = k.kid), count(*)
+                 FROM cfg, pq.tenant_keys k WHERE cfg.tenant = 't1' AND k.tenant = 't1' AND k.state = 'active'")
+check "the UPDATE rule: rows re-encrypted on the workers under the rotated version (one left)" "999|1000" "$out"
+out=$(q $c -c "SELECT count(*) FILTER (WHERE pq_decrypt_text(value, name) = 'v' || substr(name, 2)) FROM cfg WHERE tenant = 't1'")
+check "... and every row of the tenant decrypts" "1000" "$out"
+out=$(q $c -v VERBOSITY=verbose <<SQL 2>&1
+SELECT 'cached', pq_decrypt_text(value, name) FROM cfg WHERE tenant = 't1' AND name = 'k100';
+SELECT pq.disable_key_version('t1', 1, force => true);
+SELECT 'after', pq_decrypt_text(value, name) FROM cfg WHERE tenant = 't1' AND name = 'k100';
+SQL
+)
+check_contains "a version disabled on the coordinator refuses on the workers (PQ003)" "ERROR:  PQ003" "$out"
+check_absent "... no plaintext of the disabled version" "after|" "$out"
+
+echo "# sealing, signatures and the configuration store"
+out=$(q $c -c "CREATE TABLE sealed (tenant text NOT NULL, id int NOT NULL, env bytea, sig bytea, PRIMARY KEY (tenant, id))" \
+        -c "SELECT create_distributed_table('sealed', 'tenant', colocate_with => 'cfg')" \
+        -c "INSERT INTO sealed SELECT 't' || i, i, pq_seal(pq.tenant_public_key('t' || i), 'sealed ' || i), pq_sign('t' || i, ('msg ' || i)::bytea)
+              FROM generate_series(2, 100) i" \
+        -c "SELECT count(*) FILTER (WHERE pq_unseal_text(env) = 'sealed ' || id AND pq_verify(tenant, ('msg ' || id)::bytea, sig)) FROM sealed" | tail -1)
+check "pq_seal on the coordinator, pq_unseal and pq_verify in the workers' shard tasks" "99" "$out"
+out=$(q $c -c "SELECT pq.config_set('t5', 'db.password', 's3cret', 'citus')" -c "SELECT pq.config_get('t5', 'db.password')" | tail -1)
+check "pq.config_set and pq.config_get on the coordinator" "s3cret" "$out"
+
+echo "# master keys on every node; a node added later"
+out=$(q $c -c "SELECT string_agg(result, ',') FROM run_command_on_workers('SELECT bool_and(answered) FROM pq.master_key_status()')")
+check "each worker unwraps the master data key with its own provider configuration" "t,t" "$out"
+citus_node 3 || return 1
+q $c -c "SELECT citus_add_node('127.0.0.1', $((cport + 3)))" -c "SELECT replicate_reference_tables()" \
+  -c "SELECT citus_move_shard_placement(s.shardid, '127.0.0.1', p.nodeport, '127.0.0.1', $((cport + 3)), shard_transfer_mode => 'block_writes')
+        FROM pg_dist_shard s JOIN pg_dist_placement pl USING (shardid) JOIN pg_dist_node p USING (groupid)
+       WHERE s.logicalrelid = 'cfg'::regclass ORDER BY s.shardid LIMIT 1" >/dev/null 2>&1
+out=$(on_worker 3 -c "SELECT count(*) FROM pq.tenant_key_versions")
+check "the added worker holds every key version" "101" "$out"
+out=$(q $c -c "SELECT count(*) FILTER (WHERE pq_decrypt_text(value, name) = 'v' || substr(name, 2)) FROM cfg WHERE name <> 'k100'")
+plan=$(q $c -c "SET citus.explain_all_tasks = on" -c "EXPLAIN (VERBOSE, COSTS OFF) SELECT count(pq_decrypt_text(value, name)) FROM cfg WHERE name <> 'k100'")
+check "after a shard moved to it, every row decrypts" "99999" "$out"
+check_contains "... some of them on the added worker" "port=$((cport + 3))" "$plan"
+echo "# scheduled rotation: the coordinator's background worker alone"
+q $c -c "SELECT pq.set_policy('t9', '{\"rotation_interval\": 2, \"auto_rotation\": true}')" >/dev/null
+wait_for $c "SELECT count(*) >= 2 FROM pq.tenant_key_versions WHERE tenant = 't9'" \
+  && ok "a due rotation is made by the coordinator's worker" || fail "a due rotation is made by the coordinator's worker"
+sleep 3   # rounds of every node's worker while rotations are due
+q $c -c "SELECT pq.set_policy('t9', '{\"auto_rotation\": false}')" >/dev/null
+out=$(for n in 1 2 3; do on_worker $n -c "SELECT count(*) FROM pq.key_events WHERE event = 'key_rotated'"; done | tr '\n' ' ')
+check "the workers' background workers rotated nothing (their event logs hold no rotation)" "0 0 0 " "$out"
+for n in 3 2 1 0; do cluster_stop "$cdir/citus_n$n"; done
