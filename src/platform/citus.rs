@@ -52,6 +52,17 @@ pub fn is_worker_node() -> crate::platform::errors::PqResult<bool> {
     Ok(catalog::one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group", &[])?.is_some_and(|g| g != 0))
 }
 
+/// True if relation `relid` is a Citus table (distributed, reference or
+/// Citus-managed local). Runs a query when Citus is loaded.
+pub fn is_distributed(relid: pg_sys::Oid) -> crate::platform::errors::PqResult<bool> {
+    use crate::platform::catalog;
+    if !loaded() || relid == pg_sys::Oid::INVALID || catalog::relid(c"pg_catalog", c"pg_dist_partition") == pg_sys::Oid::INVALID {
+        return Ok(false);
+    }
+    Ok(catalog::one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)", &[relid.into()])?
+        .unwrap_or(false))
+}
+
 /// If `relname` is the shard of one of `tables` (`<table>_<digits>`),
 /// that table's name.
 pub fn shard_of<'a>(relname: &str, tables: &[&'a std::ffi::CStr]) -> Option<&'a std::ffi::CStr> {

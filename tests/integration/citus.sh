@@ -5,7 +5,7 @@
 # rotation, a documented UPDATE, and a third worker added later with a
 # shard moved to it. Runs when Citus is installed; otherwise the topic says
 # SKIPPED and counts nothing.
-# checks: 30
+# checks: 33
 citus_lib=$("$PGBIN/pg_config" --pkglibdir 2>/dev/null)
 citus_share=$("$PGBIN/pg_config" --sharedir 2>/dev/null)
 if [ ! -f "$citus_lib/citus.so" ] || [ ! -f "$citus_share/extension/citus.control" ]; then
@@ -90,6 +90,18 @@ SQL
     fail "$iso: revoked on the coordinator, refused on the workers from the next transaction: $out"
   fi
 done
+
+echo "# a dropped role's grants go with it: a new role of the same name gets none"
+q $c -c "CREATE ROLE it_citus_gone LOGIN IN ROLE pq_user" -c "GRANT SELECT ON cfg TO it_citus_gone" \
+  -c "SELECT pq.grant_tenant('t3', 'it_citus_gone')" >/dev/null
+out=$(qas $c it_citus_gone -c "SELECT count(pq_decrypt_text(value, name)) FROM cfg WHERE tenant = 't3'")
+check "the granted role decrypts on the workers" "1000" "$out"
+q $c -c "DROP OWNED BY it_citus_gone" -c "DROP ROLE it_citus_gone" -c "CREATE ROLE it_citus_gone LOGIN IN ROLE pq_user" \
+  -c "GRANT SELECT ON cfg TO it_citus_gone" >/dev/null
+out=$(qas $c it_citus_gone -v VERBOSITY=verbose -c "SELECT count(pq_decrypt_text(value, name)) FROM cfg WHERE tenant = 't3'")
+check_contains "a new role under the dropped one's name is refused on the workers (42501)" "42501: permission denied for the key" "$out"
+out=$(q $c -c "SELECT reason, details->>'role' FROM pq.key_events WHERE event = 'tenant_revoked' AND tenant = 't3'")
+check "the DROP ROLE is recorded as the grant's revocation" "role dropped|it_citus_gone" "$out"
 
 echo "# rotation, the UPDATE rule, disabling a version"
 q $c -c "SELECT pq.rotate_tenant_key('t1', 'citus test')" >/dev/null
