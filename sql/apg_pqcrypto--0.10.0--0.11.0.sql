@@ -191,3 +191,22 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'citus_setup_wrapper';
 REVOKE ALL ON FUNCTION pq.citus_setup() FROM PUBLIC;
+
+-- Audit on Citus: a checkpoint names the Citus group of the node whose
+-- chain it signs (0: the coordinator, or a single server); the coordinator
+-- signs each worker node's chain head (docs/SCALE-OUT.md, Audit).
+ALTER TABLE pq.audit_checkpoints ADD COLUMN IF NOT EXISTS node_group integer NOT NULL DEFAULT 0;
+CREATE  FUNCTION pq."verify_cluster_audit"() RETURNS TABLE (
+	"node_group" INT,  /* i32 */
+	"node" TEXT,  /* String */
+	"ok" bool,  /* core::option::Option<bool> */
+	"first_bad_id" bigint,  /* core::option::Option<i64> */
+	"rows_checked" bigint,  /* core::option::Option<i64> */
+	"last_checkpoint" timestamp with time zone,  /* core::option::Option<pgrx::datum::time_stamp_with_timezone::TimestampWithTimeZone> */
+	"problem" TEXT  /* core::option::Option<alloc::string::String> */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'verify_cluster_audit_wrapper';
+REVOKE ALL ON FUNCTION pq.verify_cluster_audit() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.verify_cluster_audit() TO pq_admin, pq_monitor;

@@ -327,6 +327,9 @@ CREATE TABLE pq.audit_checkpoints (
     ed25519_signature bytea CHECK (length(ed25519_signature) = 64),
     -- 0.11.0: the SLH-DSA-SHA2-128s signature of a slh-dsa+ml-dsa-65 key.
     slh_dsa_signature bytea CHECK (length(slh_dsa_signature) = 7856),
+    -- 0.11.0: the Citus group of the node whose chain this signs (0: the
+    -- coordinator, or a single server). docs/SCALE-OUT.md, Audit.
+    node_group        integer NOT NULL DEFAULT 0,
     CONSTRAINT audit_checkpoints_hedge CHECK ((ed25519_signature IS NULL) <> (slh_dsa_signature IS NULL))
 );
 

@@ -341,3 +341,7 @@ GRANT SELECT ON pq.key_ages TO pq_admin, pq_monitor;
 -- pq.audit_pending now.
 REVOKE ALL ON FUNCTION pq.audit_flush() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq.audit_flush() TO pq_admin;
+
+-- The Citus cluster's audit check (docs/SCALE-OUT.md): as pq.verify_audit_chain.
+REVOKE ALL ON FUNCTION pq.verify_cluster_audit() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.verify_cluster_audit() TO pq_admin, pq_monitor;

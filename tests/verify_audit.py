@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Offline verification of apg_pqcrypto's audit trail and configuration store.
 
-    verify_audit.py export --port P [--host H] [--user U] [--dbname D] --tenant T --out FILE
+    verify_audit.py export --port P [--host H] [--user U] [--dbname D] [--node-group G] --tenant T --out FILE
     verify_audit.py verify FILE
     verify_audit.py check --port P ... --tenant T      (export to a temporary file, then verify)
 
@@ -61,7 +61,9 @@ SELECT json_build_object(
         'ed25519_signature', encode(ed25519_signature, 'hex'),
         -- to_jsonb: the column is 0.11.0's; its bytea is text '\\x' followed by hex.
         'slh_dsa_signature', substr(to_jsonb(c)->>'slh_dsa_signature', 3))
-        ORDER BY id), '[]') FROM pq.audit_checkpoints c),
+        ORDER BY id), '[]') FROM pq.audit_checkpoints c
+      -- to_jsonb again: node_group is 0.11.0's (the Citus group whose chain a checkpoint signs).
+      WHERE coalesce((to_jsonb(c)->>'node_group')::int, 0) = :node_group),
   'audit_keys', (SELECT coalesce(json_agg(json_build_object(
         'kid', encode(kid, 'hex'), 'ml_dsa_public_key', encode(ml_dsa_public_key, 'hex'),
         'ed25519_public_key', encode(ed25519_public_key, 'hex'),
@@ -78,6 +80,7 @@ class Problem(Exception):
 
 def export(args, out):
     cmd = ["psql", "-X", "-At", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"tenant={args.tenant}",
+           "-v", f"node_group={int(args.node_group)}",
            "-h", args.host, "-p", str(args.port), "-U", args.user, "-d", args.dbname]
     result = subprocess.run(cmd, input=EXPORT_SQL, capture_output=True, text=True)
     if result.returncode != 0:
@@ -241,6 +244,9 @@ def main():
         p.add_argument("--user", default="postgres")
         p.add_argument("--dbname", default="postgres")
         p.add_argument("--tenant", required=True)
+        # On Citus, export from each node with its group (pg_dist_local_group):
+        # its chain, and the checkpoints the coordinator signed for it.
+        p.add_argument("--node-group", type=int, default=0)
         if name == "export":
             p.add_argument("--out", required=True)
     sub.add_parser("verify").add_argument("file")

@@ -8,7 +8,7 @@
 use crate::{
     journal::chain::{hash_of, installed, locked_head},
     keys::secrets,
-    platform::{catalog, clock::{micros_sql, now_unix_micros, timestamptz}, errors::{PqError, PqResult}, roles},
+    platform::{catalog, citus, clock::{micros_sql, now_unix_micros, timestamptz}, errors::{PqError, PqResult}, roles},
 };
 use pgrx::prelude::*;
 use pqcore::audit::{AuditRow, AuditVerifyingKey, Checkpoint, Hash, HASH_LEN};
@@ -26,19 +26,97 @@ thread_local! {
     static AT_COMMIT: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Signs the current head. Call as owner.
+/// Signs the current head; on a Citus coordinator, also each worker
+/// node's head (`checkpoint_workers`). Returns this node's. Call as owner.
 pub fn checkpoint() -> PqResult<(i64, Vec<u8>, Vec<u8>)> {
-    let made = make_checkpoint()?;
-    // The head's hash in the server log too, once the checkpoint commits: a
-    // copy outside the database that a later rewrite of the chain cannot reach.
+    if citus::is_worker_node()? {
+        return Err(PqError::Sql {
+            code: b"55000",
+            message: "on a Citus worker node the coordinator makes the checkpoints of this node's chain".into(),
+            hint: Some("run pq.audit_checkpoint() on the coordinator".into()),
+        });
+    }
+    let (kid, key) = secrets::audit_key()?;
+    let made = make_checkpoint(kid, &key, None)?;
+    checkpoint_workers(kid, &key)?;
+    drop(key);
+    Ok((made.head_id, made.head_hash.to_vec(), made.kid.as_bytes().to_vec()))
+}
+
+/// The head's hash in the server log too, once the checkpoint commits: a
+/// copy outside the database that a later rewrite of the chain cannot reach.
+fn log_at_commit(made: &Made, node_group: i32) {
+    let node = if node_group == 0 { String::new() } else { format!("node_group={node_group} ") };
     let line = format!(
-        "apg_pqcrypto: audit checkpoint head_id={} head_hash={} audit_key={}",
+        "apg_pqcrypto: audit checkpoint {node}head_id={} head_hash={} audit_key={}",
         made.head_id,
         hex::encode(made.head_hash),
         made.kid.to_hex()
     );
     AT_COMMIT.with_borrow_mut(|lines| lines.push(line));
-    Ok((made.head_id, made.head_hash.to_vec(), made.kid.as_bytes().to_vec()))
+}
+
+/// True once checkpoints name the node whose chain they sign (0.11.0).
+fn per_node() -> bool {
+    catalog::pq_column_exists(c"audit_checkpoints", c"node_group")
+}
+
+/// The condition on pq.audit_checkpoints that selects this node's
+/// checkpoints (all of them before 0.11.0).
+fn this_node() -> PqResult<String> {
+    Ok(if per_node() { format!("node_group = {}", citus::local_group()?) } else { "true".into() })
+}
+
+/// True on a Citus coordinator after `pq.citus_setup()`, where the
+/// checkpoints also sign the worker nodes' chains.
+fn signs_workers() -> PqResult<bool> {
+    Ok(per_node() && citus::local_group()? == 0 && citus::is_distributed(catalog::pq_relid(c"audit_checkpoints"))?)
+}
+
+/// On a Citus coordinator after `pq.citus_setup()`: each worker node's
+/// chain head (its newest chained row, read over Citus's connections) is
+/// signed with the coordinator's audit key and stored as a checkpoint of
+/// that node, in the reference table, so that every node holds it and it
+/// outlives the node. A node that does not answer is skipped with a
+/// warning; a head already signed is not signed again. Call as owner.
+fn checkpoint_workers(kid: pqcore::Kid, key: &pqcore::audit::AuditKey) -> PqResult<()> {
+    if !signs_workers()? {
+        return Ok(());
+    }
+    let heads = catalog::rows(
+        "SELECT r.nodename || ':' || r.nodeport, r.success, r.result
+           FROM pg_catalog.run_command_on_workers(
+                  $$SELECT pg_catalog.json_build_object('group', (SELECT groupid FROM pg_catalog.pg_dist_local_group),
+                                                        'id', id, 'hash', pg_catalog.encode(row_hash, 'hex'))
+                      FROM pq.audit_log ORDER BY id DESC LIMIT 1$$) r",
+        &[],
+        |row| Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<bool>(2)?.unwrap_or(false), row.get::<String>(3)?)),
+    )?;
+    for (node, answered, result) in heads {
+        let Some(result) = result.filter(|r| !r.is_empty()) else { continue };
+        if !answered {
+            warning!("apg_pqcrypto: no audit checkpoint of node {node}: {}", result.lines().next().unwrap_or_default());
+            continue;
+        }
+        let head: serde_json::Value = serde_json::from_str(&result)
+            .map_err(|e| PqError::internal("a worker node's chain head is unreadable", format!("{node}: {e}")))?;
+        let (Some(group), Some(head_id), Some(hash)) = (head["group"].as_i64(), head["id"].as_i64(), head["hash"].as_str()) else {
+            continue;
+        };
+        let signed = catalog::one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pq.audit_checkpoints WHERE node_group = $1 AND head_id >= $2)",
+            &[(group as i32).into(), head_id.into()],
+        )?
+        .unwrap_or(false);
+        if signed {
+            continue;
+        }
+        let hash = hex::decode(hash).ok().and_then(|h| hash_of(&h).ok()).ok_or_else(|| {
+            PqError::internal("a worker node's chain head is unreadable", format!("{node}: head hash {hash}"))
+        })?;
+        make_checkpoint(kid, key, Some((group as i32, head_id, hash)))?;
+    }
+    Ok(())
 }
 
 /// End of a transaction: the lines of its checkpoints go to the server log
@@ -52,16 +130,22 @@ pub fn end_of_transaction(committed: bool) {
     }
 }
 
-fn make_checkpoint() -> PqResult<Made> {
-    // The key first: creating it may create the MDK, whose writers must
-    // never wait for a holder of the chain lock (the chain lock is always
-    // the last lock a transaction takes).
-    let (kid, key) = secrets::audit_key()?;
-    let (head_id, head_hash) = locked_head()?;
+/// Signs and stores one checkpoint: of this node's chain (its head locked
+/// and read here), or of a worker node's `(group, head id, head hash)`.
+fn make_checkpoint(kid: pqcore::Kid, key: &pqcore::audit::AuditKey, worker: Option<(i32, i64, Hash)>) -> PqResult<Made> {
+    // The key was made first (by the caller): creating it may create the
+    // MDK, whose writers must never wait for a holder of the chain lock
+    // (the chain lock is always the last lock a transaction takes).
+    let (node_group, head_id, head_hash) = match worker {
+        Some(head) => head,
+        None => {
+            let (head_id, head_hash) = locked_head()?;
+            (citus::local_group()?, head_id, head_hash)
+        }
+    };
     let ts = now_unix_micros();
     let cp = Checkpoint { head_id: head_id as u64, head_hash, ts_micros: ts };
     let signatures = key.sign(&cp)?;
-    drop(key);
     // The SLH-DSA column is 0.11.0's; a key with an SLH-DSA hedge exists
     // only after the update (secrets::audit_key refuses one before).
     let mut args = vec![
@@ -72,7 +156,11 @@ fn make_checkpoint() -> PqResult<Made> {
         signatures.ml_dsa.as_slice().into(),
         signatures.ed25519.as_deref().into(),
     ];
-    let (columns, values) = if catalog::pq_column_exists(c"audit_checkpoints", c"slh_dsa_signature") {
+    let (columns, values) = if per_node() {
+        args.push(signatures.slh_dsa.as_deref().into());
+        args.push(node_group.into());
+        (", slh_dsa_signature, node_group", ", $7, $8")
+    } else if catalog::pq_column_exists(c"audit_checkpoints", c"slh_dsa_signature") {
         args.push(signatures.slh_dsa.as_deref().into());
         (", slh_dsa_signature", ", $7")
     } else {
@@ -85,12 +173,14 @@ fn make_checkpoint() -> PqResult<Made> {
         ),
         &args,
     )?;
-    Ok(Made { head_id, head_hash, kid })
+    let made = Made { head_id, head_hash, kid };
+    log_at_commit(&made, node_group);
+    Ok(made)
 }
 
 /// Seconds since the last checkpoint (None: there is none). Call as owner.
 pub fn seconds_since_checkpoint() -> PqResult<Option<f64>> {
-    catalog::one::<f64>("SELECT extract(epoch FROM now() - max(ts))::float8 FROM pq.audit_checkpoints", &[])
+    catalog::one::<f64>(&format!("SELECT extract(epoch FROM now() - max(ts))::float8 FROM pq.audit_checkpoints WHERE {}", this_node()?), &[])
 }
 
 /// The result of a chain check.
@@ -216,8 +306,9 @@ fn checkpoints() -> PqResult<Vec<CheckpointRow>> {
     let slh = if catalog::pq_column_exists(c"audit_checkpoints", c"slh_dsa_signature") { "slh_dsa_signature" } else { "NULL::bytea" };
     let query = format!(
         "SELECT id, head_id, head_hash, ts, {}, key_kid, ml_dsa_signature, ed25519_signature, {slh}
-           FROM pq.audit_checkpoints ORDER BY id",
-        micros_sql("ts")
+           FROM pq.audit_checkpoints WHERE {} ORDER BY id",
+        micros_sql("ts"),
+        this_node()?
     );
     catalog::connect(|client| {
         let mut out = Vec::new();
@@ -305,8 +396,13 @@ pub mod pq {
 }
 
 /// The worker's checkpoint: when the last one is older than `interval`
-/// (or there is none) and rows were added since. Call as owner.
+/// (or there is none) and rows were added since. On a Citus coordinator,
+/// the worker nodes' heads are signed on the same schedule (at most once
+/// per `interval` when nothing changed). Call as owner.
 pub fn checkpoint_if_due(interval: std::time::Duration) -> PqResult<bool> {
+    thread_local! {
+        static WORKERS_SIGNED_AT: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    }
     if !installed() || catalog::in_recovery() {
         return Ok(false);
     }
@@ -314,15 +410,27 @@ pub fn checkpoint_if_due(interval: std::time::Duration) -> PqResult<bool> {
         None => true,
         Some(secs) => secs >= interval.as_secs_f64(),
     };
-    let grown = crate::journal::chain::pending()?
-        || catalog::one::<bool>(
-            "SELECT coalesce((SELECT max(id) FROM pq.audit_log), 0) > coalesce((SELECT max(head_id) FROM pq.audit_checkpoints), 0)",
-            &[],
-        )?
-        .unwrap_or(false);
-    if !(due && grown) {
+    let grown = due
+        && (crate::journal::chain::pending()?
+            || catalog::one::<bool>(
+                &format!(
+                    "SELECT coalesce((SELECT max(id) FROM pq.audit_log), 0) > coalesce((SELECT max(head_id) FROM pq.audit_checkpoints WHERE {}), 0)",
+                    this_node()?
+                ),
+                &[],
+            )?
+            .unwrap_or(false));
+    let workers = WORKERS_SIGNED_AT.get().is_none_or(|at| at.elapsed() >= interval) && signs_workers()?;
+    if !grown && !workers {
         return Ok(false);
     }
-    checkpoint()?;
-    Ok(true)
+    let (kid, key) = secrets::audit_key()?;
+    if grown {
+        make_checkpoint(kid, &key, None)?;
+    }
+    if workers {
+        checkpoint_workers(kid, &key)?;
+        WORKERS_SIGNED_AT.set(Some(std::time::Instant::now()));
+    }
+    Ok(grown)
 }

@@ -41,15 +41,21 @@ pub fn loaded() -> bool {
     found
 }
 
+/// This node's Citus group: 0 on the coordinator, and without Citus (a
+/// single server is its own coordinator). Runs a query when Citus is loaded.
+pub fn local_group() -> crate::platform::errors::PqResult<i32> {
+    use crate::platform::catalog;
+    if !loaded() || catalog::relid(c"pg_catalog", c"pg_dist_local_group") == pg_sys::Oid::INVALID {
+        return Ok(0);
+    }
+    Ok(catalog::one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group", &[])?.unwrap_or(0))
+}
+
 /// True on a Citus node that is not the coordinator (its group is not 0):
 /// a worker, whose background worker leaves schedules to the coordinator
 /// and whose role OIDs differ from the coordinator's. Runs a query.
 pub fn is_worker_node() -> crate::platform::errors::PqResult<bool> {
-    use crate::platform::catalog;
-    if !loaded() || catalog::relid(c"pg_catalog", c"pg_dist_local_group") == pg_sys::Oid::INVALID {
-        return Ok(false);
-    }
-    Ok(catalog::one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group", &[])?.is_some_and(|g| g != 0))
+    Ok(local_group()? != 0)
 }
 
 /// True if relation `relid` is a Citus table (distributed, reference or

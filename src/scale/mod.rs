@@ -1,7 +1,8 @@
 //! Scale-out on Citus (docs/SCALE-OUT.md): `setup` makes the key-bearing
 //! and lifecycle tables Citus reference tables, so that every node holds
 //! them and the functions Citus pushes down to a worker find the keys
-//! there. What the lower floors do about Citus is in `platform::citus`.
+//! there; `audit` verifies every node's audit chain. What the lower floors do about Citus is in `platform::citus`.
 //!
 //! May call: every area but the worker.
+pub mod audit;
 pub mod setup;

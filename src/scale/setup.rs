@@ -161,7 +161,7 @@ fn setup() -> PqResult<Vec<(String, String)>> {
         })?;
         // The coordinator's own copies of the rows: children first, with
         // the append-only triggers (ENABLE ORIGIN) not firing.
-        catalog::with_settings(&[(c"session_replication_role", c"replica")], || -> PqResult<()> {
+        catalog::with_settings(&[(c"session_replication_role", c"replica"), (c"client_min_messages", c"warning")], || -> PqResult<()> {
             for table in pending.iter().rev() {
                 catalog::run(
                     "SELECT pg_catalog.truncate_local_data_after_distributing_table(('pq.' || pg_catalog.quote_ident($1))::pg_catalog.regclass)",

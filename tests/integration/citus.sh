@@ -5,7 +5,7 @@
 # rotation, a documented UPDATE, and a third worker added later with a
 # shard moved to it. Runs when Citus is installed; otherwise the topic says
 # SKIPPED and counts nothing.
-# checks: 39
+# checks: 46
 citus_lib=$("$PGBIN/pg_config" --pkglibdir 2>/dev/null)
 citus_share=$("$PGBIN/pg_config" --sharedir 2>/dev/null)
 if [ ! -f "$citus_lib/citus.so" ] || [ ! -f "$citus_share/extension/citus.control" ]; then
@@ -203,4 +203,29 @@ sleep 3   # rounds of every node's worker while rotations are due
 q $c -c "SELECT pq.set_policy('t9', '{\"auto_rotation\": false}')" >/dev/null
 out=$(for n in 1 2 3; do on_worker $n -c "SELECT count(*) FROM pq.key_events WHERE event = 'key_rotated'"; done | tr '\n' ' ')
 check "the workers' background workers rotated nothing (their event logs hold no rotation)" "0 0 0 " "$out"
+echo "# audit: one chain per node, each checkpointed by the coordinator into a reference table"
+python=${APG_PQ_VENV:-/var/tmp/apg_pqcrypto-venv}/bin/python
+for n in 1 2; do   # a DBA changes a setting on each worker: that node's chain records it
+  on_worker $n -c "ALTER SYSTEM SET apg_pqcrypto.key_cache_ttl = 300" -c "ALTER SYSTEM RESET apg_pqcrypto.key_cache_ttl" \
+    -c "SELECT pq.audit_flush()" >/dev/null
+done
+q $c -c "SELECT pq.audit_checkpoint()" >/dev/null
+groups=$(q $c -c "SELECT string_agg(groupid::text, ' ' ORDER BY groupid) FROM pg_dist_node WHERE nodeport IN ($((cport + 1)), $((cport + 2)))")
+out=$(on_worker 2 -c "SELECT count(DISTINCT node_group) FROM pq.audit_checkpoints WHERE node_group IN (${groups// /,})")
+check "the coordinator signed both workers' chain heads, and every node holds those checkpoints" "2" "$out"
+out=$(on_worker 1 -c "SELECT ok, rows_checked > 0, last_checkpoint IS NOT NULL FROM pq.verify_audit_chain()")
+check "a worker verifies its own chain against its checkpoints" "t|t|t" "$out"
+out=$(q $c -c "SELECT count(*) FILTER (WHERE ok), count(*) FROM pq.verify_cluster_audit()")
+check "pq.verify_cluster_audit(): every node's chain verifies" "4|4" "$out"
+out=$("$python" "$root/tests/verify_audit.py" check --port $((cport + 1)) --node-group "${groups%% *}" --tenant t1 2>&1 | tail -1)
+check_contains "a worker's chain and checkpoints verify offline (tests/verify_audit.py --node-group)" "verified: " "$out"
+on_worker 1 -c "SET session_replication_role = replica" -c "UPDATE pq.audit_log SET actor = 'mallory' WHERE id = 1" >/dev/null
+out=$(q $c -c "SELECT ok, first_bad_id FROM pq.verify_cluster_audit() WHERE node = '127.0.0.1:$((cport + 1))'")
+check "an edited row on worker 1 is named by the cluster check" "f|1" "$out"
+cluster_stop "$cdir/citus_n2"
+out=$(q $c -c "SELECT count(*) FILTER (WHERE ok), count(*) FILTER (WHERE ok IS NULL AND problem LIKE 'the node did not answer%')
+                 FROM pq.verify_cluster_audit()")
+check "with worker 2 down: it is reported as not answering, the others are checked" "2|1" "$out"
+out=$(q $c -c "SELECT count(*) > 0 FROM pq.audit_checkpoints WHERE node_group = ${groups##* }")
+check "... and the checkpoints of its chain are still on the coordinator" "t" "$out"
 for n in 3 2 1 0; do cluster_stop "$cdir/citus_n$n"; done
