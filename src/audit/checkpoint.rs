@@ -8,7 +8,7 @@
 use crate::{
     journal::chain::{hash_of, installed, locked_head},
     keys::secrets,
-    platform::{catalog, citus, clock::{micros_sql, now_unix_micros, timestamptz}, errors::{PqError, PqResult}, roles},
+    platform::{catalog, cluster, clock::{micros_sql, now_unix_micros, timestamptz}, errors::{PqError, PqResult}, roles},
 };
 use pgrx::prelude::*;
 use pqcore::audit::{AuditRow, AuditVerifyingKey, Checkpoint, Hash, HASH_LEN};
@@ -29,7 +29,7 @@ thread_local! {
 /// Signs the current head; on a Citus coordinator, also each worker
 /// node's head (`checkpoint_workers`). Returns this node's. Call as owner.
 pub fn checkpoint() -> PqResult<(i64, Vec<u8>, Vec<u8>)> {
-    if citus::is_worker_node()? {
+    if cluster::is_worker_node()? {
         return Err(PqError::Sql {
             code: b"55000",
             message: "on a Citus worker node the coordinator makes the checkpoints of this node's chain".into(),
@@ -64,13 +64,13 @@ fn per_node() -> bool {
 /// The condition on pq.audit_checkpoints that selects this node's
 /// checkpoints (all of them before 0.11.0).
 fn this_node() -> PqResult<String> {
-    Ok(if per_node() { format!("node_group = {}", citus::local_group()?) } else { "true".into() })
+    Ok(if per_node() { format!("node_group = {}", cluster::local_group()?) } else { "true".into() })
 }
 
 /// True on a Citus coordinator after `pq.citus_setup()`, where the
 /// checkpoints also sign the worker nodes' chains.
 fn signs_workers() -> PqResult<bool> {
-    Ok(per_node() && citus::local_group()? == 0 && citus::is_distributed(catalog::pq_relid(c"audit_checkpoints"))?)
+    Ok(per_node() && cluster::local_group()? == 0 && cluster::is_distributed(catalog::pq_relid(c"audit_checkpoints"))?)
 }
 
 /// On a Citus coordinator after `pq.citus_setup()`: each worker node's
@@ -140,7 +140,7 @@ fn make_checkpoint(kid: pqcore::Kid, key: &pqcore::audit::AuditKey, worker: Opti
         Some(head) => head,
         None => {
             let (head_id, head_hash) = locked_head()?;
-            (citus::local_group()?, head_id, head_hash)
+            (cluster::local_group()?, head_id, head_hash)
         }
     };
     let ts = now_unix_micros();

@@ -32,7 +32,7 @@
 use crate::{
     journal::events,
     keys::tenants,
-    platform::{catalog, citus, errors::{OrRaise, PqResult}},
+    platform::{catalog, citus, cluster, errors::{OrRaise, PqResult}},
 };
 use pgrx::prelude::*;
 use serde_json::{json, Value};
@@ -242,7 +242,7 @@ unsafe fn watch(node: *mut pg_sys::Node) -> PqResult<Option<Watched>> {
     // SAFETY: each cast below follows the node's tag.
     unsafe {
         if pgrx::is_a(node, pg_sys::NodeTag::T_DropRoleStmt) {
-            if !citus::loaded() || citus::is_worker_node()? || !tenants::grants_replicated()? {
+            if !citus::loaded() || cluster::is_worker_node()? || !tenants::grants_replicated()? {
                 return Ok(None);
             }
             let d = &*(node as *mut pg_sys::DropRoleStmt);

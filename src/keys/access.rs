@@ -15,7 +15,7 @@
 //! name, nor to an unrelated role that later gets its OID. On a Citus
 //! worker node, whose roles were created with other OIDs than the
 //! coordinator's, the name alone counts (docs/SCALE-OUT.md, Limits).
-use crate::{keys::cache::{self, TenantAccess}, platform::{catalog, citus, errors::{echo, PqError, PqResult}}};
+use crate::{keys::cache::{self, TenantAccess}, platform::{catalog, cluster, errors::{echo, PqError, PqResult}}};
 use pgrx::pg_sys;
 
 /// Superusers and members of pq_admin see every tenant.
@@ -36,7 +36,7 @@ fn lookup(role: pg_sys::Oid, tenant: &str) -> PqResult<TenantAccess> {
     let row = catalog::as_owner(|| {
         // A Citus worker's roles have other OIDs than the coordinator's,
         // where the grant was made: there the name alone identifies a role.
-        let by_name = citus::is_worker_node()?;
+        let by_name = cluster::is_worker_node()?;
         catalog::row(
             "SELECT EXISTS (SELECT 1 FROM pq.tenants WHERE name = $1),
                     EXISTS (SELECT 1 FROM pq.tenant_grants g

@@ -4,7 +4,7 @@
 use crate::{
     journal::events,
     keys::{access, versions},
-    platform::{catalog, citus, clock, errors::{echo, PqError, PqResult}},
+    platform::{catalog, cluster, clock, errors::{echo, PqError, PqResult}},
 };
 use pqcore::{SignatureSuite, Suite};
 use serde_json::json;
@@ -111,7 +111,7 @@ fn role_oid(name: &str) -> PqResult<Option<pg_sys::Oid>> {
 /// True if pq.tenant_grants is a Citus reference table (`pq.citus_setup()`
 /// ran): then worker nodes match grants by role name.
 pub fn grants_replicated() -> PqResult<bool> {
-    citus::is_distributed(catalog::pq_relid(c"tenant_grants"))
+    cluster::is_distributed(catalog::pq_relid(c"tenant_grants"))
 }
 
 /// After DROP ROLE on a Citus coordinator: the dropped roles' grants are

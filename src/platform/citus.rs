@@ -1,7 +1,8 @@
-//! Citus (distributed PostgreSQL), seen from below: whether it is loaded,
-//! whether this node is a worker, and which of the extension's tables it
-//! made shards of. Nothing here needs Citus to be installed; without it
-//! every answer is "no".
+//! Citus (distributed PostgreSQL), seen from below: whether it is loaded
+//! and which relations are shards of the extension's tables. Nothing here
+//! runs a query or needs Citus to be installed; without it every answer is
+//! "no". What needs Citus's catalogs (this node's group, Citus tables) is
+//! in `cluster`.
 //!
 //! - **Nested reads.** A function of ours that Citus pushes down into a
 //!   shard task (a worker evaluating `pq_decrypt` over its shard) reads the
@@ -39,34 +40,6 @@ pub fn loaded() -> bool {
         LOADED.set(true);
     }
     found
-}
-
-/// This node's Citus group: 0 on the coordinator, and without Citus (a
-/// single server is its own coordinator). Runs a query when Citus is loaded.
-pub fn local_group() -> crate::platform::errors::PqResult<i32> {
-    use crate::platform::catalog;
-    if !loaded() || catalog::relid(c"pg_catalog", c"pg_dist_local_group") == pg_sys::Oid::INVALID {
-        return Ok(0);
-    }
-    Ok(catalog::one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group", &[])?.unwrap_or(0))
-}
-
-/// True on a Citus node that is not the coordinator (its group is not 0):
-/// a worker, whose background worker leaves schedules to the coordinator
-/// and whose role OIDs differ from the coordinator's. Runs a query.
-pub fn is_worker_node() -> crate::platform::errors::PqResult<bool> {
-    Ok(local_group()? != 0)
-}
-
-/// True if relation `relid` is a Citus table (distributed, reference or
-/// Citus-managed local). Runs a query when Citus is loaded.
-pub fn is_distributed(relid: pg_sys::Oid) -> crate::platform::errors::PqResult<bool> {
-    use crate::platform::catalog;
-    if !loaded() || relid == pg_sys::Oid::INVALID || catalog::relid(c"pg_catalog", c"pg_dist_partition") == pg_sys::Oid::INVALID {
-        return Ok(false);
-    }
-    Ok(catalog::one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)", &[relid.into()])?
-        .unwrap_or(false))
 }
 
 /// If `relname` is the shard of one of `tables` (`<table>_<digits>`),

@@ -9,8 +9,8 @@
 //! - `catalog`: SPI to the extension's tables under a pinned search_path,
 //!   as the extension's owner; `roles`: who administers keys; `clock`: time
 //!   in the encodings' units.
-//! - `citus`: whether Citus is loaded, whether this node is one of its
-//!   workers, and the shards it made of our tables.
+//! - `citus`: whether Citus is loaded, and the shards it made of our
+//!   tables; `cluster`: Citus's catalogs (this node's group, Citus tables).
 //! - `xact`: the end-of-transaction registry the areas hook into; `shmem`:
 //!   whether the library's shared memory exists; `latch`: waking the
 //!   background worker; `leaf`: two never-raising PostgreSQL calls of the
@@ -20,6 +20,7 @@
 pub mod args;
 pub mod catalog;
 pub mod citus;
+pub mod cluster;
 pub mod clock;
 pub mod datum;
 pub mod errors;

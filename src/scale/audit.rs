@@ -7,7 +7,7 @@
 //! extension's owner) and adds a line for each node that has checkpoints but is no
 //! longer in the cluster.
 use crate::platform::{
-    catalog, citus,
+    catalog, citus, cluster,
     errors::{PqError, PqResult},
     roles,
 };
@@ -32,7 +32,7 @@ fn verify() -> PqResult<Vec<NodeReport>> {
             hint: Some("on a single server, SELECT * FROM pq.verify_audit_chain()".into()),
         });
     }
-    if citus::is_worker_node()? {
+    if cluster::is_worker_node()? {
         return Err(PqError::Sql { code: b"55000", message: "pq.verify_cluster_audit() runs on the coordinator".into(), hint: None });
     }
     // As the owner: it reads every node's checkpoints, and Citus connects

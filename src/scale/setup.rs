@@ -27,7 +27,7 @@
 //! the counters, sessions, and the coordinator's configuration store,
 //! escrow and backups. The answer lists every table and where it lives.
 use crate::platform::{
-    catalog, citus,
+    catalog, citus, cluster,
     errors::{PqError, PqResult},
 };
 use pgrx::prelude::*;
@@ -69,7 +69,7 @@ fn check_ready() -> PqResult<()> {
             Some("preload citus before apg_pqcrypto in shared_preload_libraries, then CREATE EXTENSION citus"),
         ));
     }
-    if citus::is_worker_node()? {
+    if cluster::is_worker_node()? {
         return Err(state_error("pq.citus_setup() runs on the coordinator, not on a worker node", None));
     }
     let coordinator_known =

@@ -15,7 +15,7 @@ use crate::{
     data::sessions,
     journal::{chain, monitor},
     lifecycle::{batch::{self, Batch}, jobs, policy},
-    platform::{catalog, citus, errors::PqResult, gucs, latch},
+    platform::{catalog, cluster, errors::PqResult, gucs, latch},
 };
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
 use pgrx::prelude::*;
@@ -124,7 +124,7 @@ fn round() -> bool {
     // reference tables: its worker alone rotates, checkpoints and runs
     // jobs (docs/SCALE-OUT.md); here only this node's own chain, counters
     // and key checks.
-    if in_transaction(citus::is_worker_node).unwrap_or(false) {
+    if in_transaction(cluster::is_worker_node).unwrap_or(false) {
         verify_keys_if_due();
         return false;
     }
