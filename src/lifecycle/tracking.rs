@@ -7,7 +7,7 @@ use crate::{
     journal::events,
     keys::access,
     lifecycle::blind_column::{self, BlindColumn, RowTrigger},
-    platform::{catalog, errors::{echo, PqError, PqResult}},
+    platform::{catalog, cluster, errors::{echo, PqError, PqResult}},
 };
 use pgrx::prelude::*;
 use serde_json::json;
@@ -139,6 +139,15 @@ fn resolve(
                 "the blind index column must be a column of its own, not the value, tenant or AAD column".into(),
             ));
         }
+    }
+    // Jobs claim rows with FOR UPDATE and write them back one UPDATE per
+    // batch, which Citus refuses on its tables (docs/SCALE-OUT.md, Limits).
+    if cluster::is_distributed(relid)? {
+        return Err(PqError::Sql {
+            code: b"0A000",
+            message: "tracking a Citus table is not supported yet".into(),
+            hint: Some("re-encrypt it with the UPDATE rule of docs/SCALE-OUT.md".into()),
+        });
     }
     let (key_column, key_type) = key_column(relid)?;
     Ok(Tracked {

@@ -5,7 +5,7 @@
 # rotation, a documented UPDATE, and a third worker added later with a
 # shard moved to it. Runs when Citus is installed; otherwise the topic says
 # SKIPPED and counts nothing.
-# checks: 46
+# checks: 48
 citus_lib=$("$PGBIN/pg_config" --pkglibdir 2>/dev/null)
 citus_share=$("$PGBIN/pg_config" --sharedir 2>/dev/null)
 if [ ! -f "$citus_lib/citus.so" ] || [ ! -f "$citus_share/extension/citus.control" ]; then
@@ -32,6 +32,10 @@ q $c -c "SELECT citus_set_coordinator_host('127.0.0.1', $c)" \
 on_worker() { local n=$1; shift; q $((cport + n)) "$@"; }
 
 echo "# setup"
+# A tenant and a value made before the setup: they must survive it.
+q $c -c "SELECT pq.create_tenant('early')" \
+  -c "CREATE TABLE early_cfg (tenant text NOT NULL, name text NOT NULL, value bytea, PRIMARY KEY (tenant, name))" \
+  -c "INSERT INTO early_cfg VALUES ('early', 'a', pq_encrypt('early', 'made before the setup', 'a'))" >/dev/null
 out=$(qas $c it_citus_admin -v VERBOSITY=verbose -c "SELECT * FROM pq.citus_setup()")
 check_contains "pq.citus_setup() is for superusers (42501)" "ERROR:  42501" "$out"
 out=$(q $c -c "SELECT placement, count(*) FROM pq.citus_setup() GROUP BY 1 ORDER BY 1")
@@ -42,13 +46,17 @@ check "run again, it changes nothing (one setup event)" "13
 1" "$out"
 out=$(q $c -c "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'pq.%' AND partmethod = 'n'")
 check "Citus's metadata lists the 13 tables" "13" "$out"
+out=$(q $c -c "SELECT create_distributed_table('early_cfg', 'tenant')" -c "SELECT pq_decrypt_text(value, name) FROM early_cfg" 2>&1 | tail -1)
+check "a value encrypted before the setup decrypts on a worker after it" "made before the setup" "$out"
+out=$(q $c -v VERBOSITY=verbose -c "SELECT pq.track_column('early_cfg', 'value', tenant_column => 'tenant', aad_column => 'name')" 2>&1)
+check_contains "pq.track_column refuses a Citus table with a hint (0A000), not a confusing key error" "ERROR:  0A000: tracking a Citus table is not supported yet" "$out"
 
 echo "# 100 tenants, 100,000 rows distributed by tenant"
 q $c -c "SELECT count(*) FROM generate_series(1, 100) i, pq.create_tenant('t' || i)" \
   -c "SELECT pq.grant_tenant('t1', 'it_citus_app'), pq.grant_tenant('t2', 'it_citus_app')" >/dev/null
 for n in 1 2; do
   out=$(on_worker $n -c "SELECT count(*) FROM pq.tenants" -c "SELECT count(*) FROM pq.tenant_grants")
-  check "worker $n holds the 100 tenants and the 2 grants" "100
+  check "worker $n holds the 101 tenants and the 2 grants" "101
 2" "$out"
 done
 q $c -c "CREATE TABLE cfg (tenant text NOT NULL, name text NOT NULL, value bytea, PRIMARY KEY (tenant, name))" \
@@ -150,7 +158,7 @@ q $c -c "SELECT citus_add_node('127.0.0.1', $((cport + 3)))" -c "SELECT replicat
         FROM pg_dist_shard s JOIN pg_dist_placement pl USING (shardid) JOIN pg_dist_node p USING (groupid)
        WHERE s.logicalrelid = 'cfg'::regclass ORDER BY s.shardid LIMIT 1" >/dev/null 2>&1
 out=$(on_worker 3 -c "SELECT count(*) FROM pq.tenant_key_versions")
-check "the added worker holds every key version" "101" "$out"
+check "the added worker holds every key version" "102" "$out"
 out=$(q $c -c "SELECT count(*) FILTER (WHERE pq_decrypt_text(value, name) = 'v' || substr(name, 2)) FROM cfg WHERE name <> 'k100'")
 plan=$(q $c -c "SET citus.explain_all_tasks = on" -c "EXPLAIN (VERBOSE, COSTS OFF) SELECT count(pq_decrypt_text(value, name)) FROM cfg WHERE name <> 'k100'")
 check "after a shard moved to it, every row decrypts" "99999" "$out"
