@@ -48,7 +48,7 @@ fi
 #    below it, and no files name each other in a circle.
 if ! python3 - <<'PY'
 import glob, os, re, sys
-floors = ["platform", "journal", "keys", "data", "lifecycle", "migration", "recovery", "audit", "worker"]
+floors = ["platform", "journal", "keys", "data", "lifecycle", "migration", "recovery", "audit", "scale", "worker"]
 modules = {}
 for path in glob.glob("src/**/*.rs", recursive=True):
     rel = os.path.relpath(path, "src")[:-3]
