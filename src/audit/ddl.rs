@@ -31,8 +31,7 @@
 //! there is logged to the server log instead).
 use crate::{
     journal::events,
-    keys::tenants,
-    platform::{catalog, citus, cluster, errors::{OrRaise, PqResult}},
+    platform::{catalog, errors::{OrRaise, PqResult}},
 };
 use pgrx::prelude::*;
 use serde_json::{json, Value};
@@ -46,10 +45,6 @@ enum Watched {
     FunctionGrant { command: &'static str, before: Vec<(String, String)> },
     RoleGrant { grant: bool, roles: Vec<String>, grantees: Vec<String>, admin_option: bool },
     Setting { scope: String, setting: Option<String>, action: &'static str, value: Option<String> },
-    /// DROP ROLE on a Citus coordinator: the roles' grants go with them
-    /// (worker nodes match grants by role name, so a new role of the same
-    /// name must not find them).
-    DroppedRoles { roles: Vec<String> },
 }
 
 static mut PREVIOUS: pg_sys::ProcessUtility_hook_type = None;
@@ -234,21 +229,12 @@ unsafe fn watch(node: *mut pg_sys::Node) -> PqResult<Option<Watched>> {
     use pg_sys::NodeTag::*;
     // SAFETY: node is a parse tree node; each cast below follows its tag.
     let tag = unsafe { (*node).type_ };
-    let watched_tags =
-        [T_GrantStmt, T_GrantRoleStmt, T_DropOwnedStmt, T_AlterSystemStmt, T_AlterDatabaseSetStmt, T_AlterRoleSetStmt, T_DropRoleStmt];
+    let watched_tags = [T_GrantStmt, T_GrantRoleStmt, T_DropOwnedStmt, T_AlterSystemStmt, T_AlterDatabaseSetStmt, T_AlterRoleSetStmt];
     if !watched_tags.contains(&tag) || !recording_here() {
         return Ok(None);
     }
     // SAFETY: each cast below follows the node's tag.
     unsafe {
-        if pgrx::is_a(node, pg_sys::NodeTag::T_DropRoleStmt) {
-            if !citus::loaded() || cluster::is_worker_node()? || !tenants::grants_replicated()? {
-                return Ok(None);
-            }
-            let d = &*(node as *mut pg_sys::DropRoleStmt);
-            let roles = pgrx::PgList::<pg_sys::RoleSpec>::from_pg(d.roles).iter_ptr().filter_map(|r| role_spec(r)).collect();
-            return Ok(Some(Watched::DroppedRoles { roles }));
-        }
         if pgrx::is_a(node, pg_sys::NodeTag::T_GrantStmt) {
             let g = &*(node as *mut pg_sys::GrantStmt);
             let routines = [pg_sys::ObjectType::OBJECT_FUNCTION, pg_sys::ObjectType::OBJECT_ROUTINE, pg_sys::ObjectType::OBJECT_PROCEDURE];
@@ -362,7 +348,6 @@ fn record(w: Watched) -> PqResult<()> {
     }
     let actor = events::session_user();
     let (event, details) = match w {
-        Watched::DroppedRoles { roles } => return tenants::forget_dropped_roles(&roles, &actor),
         Watched::FunctionGrant { command, before } => {
             let after = function_acls()?;
             let changed: Vec<Value> = after

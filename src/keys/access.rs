@@ -12,10 +12,10 @@
 //! Grants are kept by role OID together with the role's name at grant time
 //! (pq.tenant_grants.role, role_name) and count only while both still
 //! match: a dropped role's grant does not pass to a new role of the same
-//! name, nor to an unrelated role that later gets its OID. On a Citus
-//! worker node, whose roles were created with other OIDs than the
-//! coordinator's, the name alone counts (docs/SCALE-OUT.md, Limits).
-use crate::{keys::cache::{self, TenantAccess}, platform::{catalog, cluster, errors::{echo, PqError, PqResult}}};
+//! name, nor to an unrelated role that later gets its OID. The column is a
+//! `regrole`, written and replicated as the role's name: on each node of a
+//! Citus cluster it holds that node's OID of the role (docs/SCALE-OUT.md).
+use crate::{keys::cache::{self, TenantAccess}, platform::{catalog, errors::{echo, PqError, PqResult}}};
 use pgrx::pg_sys;
 
 /// Superusers and members of pq_admin see every tenant.
@@ -34,15 +34,12 @@ fn lookup(role: pg_sys::Oid, tenant: &str) -> PqResult<TenantAccess> {
     }
     crate::keys::cache::watch_key_tables();
     let row = catalog::as_owner(|| {
-        // A Citus worker's roles have other OIDs than the coordinator's,
-        // where the grant was made: there the name alone identifies a role.
-        let by_name = cluster::is_worker_node()?;
         catalog::row(
             "SELECT EXISTS (SELECT 1 FROM pq.tenants WHERE name = $1),
                     EXISTS (SELECT 1 FROM pq.tenant_grants g
-                              JOIN pg_catalog.pg_roles r ON r.rolname = g.role_name AND (r.oid = g.role OR $3)
-                             WHERE g.tenant = $1 AND pg_catalog.pg_has_role($2, r.oid, 'USAGE'))",
-            &[tenant.into(), role.into(), by_name.into()],
+                              JOIN pg_catalog.pg_roles r ON r.oid = g.role AND r.rolname = g.role_name
+                             WHERE g.tenant = $1 AND pg_catalog.pg_has_role($2, g.role, 'USAGE'))",
+            &[tenant.into(), role.into()],
             |row| Ok((row.get::<bool>(1)?, row.get::<bool>(2)?)),
         )
     })?;

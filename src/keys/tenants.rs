@@ -4,7 +4,7 @@
 use crate::{
     journal::events,
     keys::{access, versions},
-    platform::{catalog, cluster, clock, errors::{echo, PqError, PqResult}},
+    platform::{catalog, clock, errors::{echo, PqError, PqResult}},
 };
 use pqcore::{SignatureSuite, Suite};
 use serde_json::json;
@@ -106,29 +106,6 @@ fn role_oid(name: &str) -> PqResult<Option<pg_sys::Oid>> {
     // SAFETY: a syscache lookup; missing_ok returns InvalidOid for no such role.
     let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
     Ok((oid != pg_sys::Oid::INVALID).then_some(oid))
-}
-
-/// True if pq.tenant_grants is a Citus reference table (`pq.citus_setup()`
-/// ran): then worker nodes match grants by role name.
-pub fn grants_replicated() -> PqResult<bool> {
-    cluster::is_distributed(catalog::pq_relid(c"tenant_grants"))
-}
-
-/// After DROP ROLE on a Citus coordinator: the dropped roles' grants are
-/// deleted (on every node) and each is recorded as a revocation, so that a
-/// role created later under one of the names gets none of them.
-pub fn forget_dropped_roles(roles: &[String], actor: &str) -> PqResult<()> {
-    catalog::as_owner(|| {
-        let gone = catalog::write_rows(
-            "DELETE FROM pq.tenant_grants WHERE role_name::text = ANY ($1) RETURNING tenant, role_name::text",
-            &[roles.to_vec().into()],
-            |row| Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<String>(2)?.unwrap_or_default())),
-        )?;
-        for (tenant, role) in gone {
-            events::record("tenant_revoked", Some(&tenant), None, actor, Some("role dropped"), json!({ "role": role }))?;
-        }
-        Ok(())
-    })
 }
 
 /// Grants are kept by role OID and the role's name at grant time; see `keys::access`.

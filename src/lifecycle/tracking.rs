@@ -7,7 +7,7 @@ use crate::{
     journal::events,
     keys::access,
     lifecycle::blind_column::{self, BlindColumn, RowTrigger},
-    platform::{catalog, cluster, errors::{echo, PqError, PqResult}},
+    platform::{catalog, clock, cluster, errors::{echo, PqError, PqResult}},
 };
 use pgrx::prelude::*;
 use serde_json::json;
@@ -370,14 +370,26 @@ pub fn track(
             }
         }
         let id = catalog::write_one::<i32>(
-            "INSERT INTO pq.tracked_columns (relid, column_name, tenant, tenant_column, aad_column, key_column)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            // Time and actor as arguments: Citus takes only immutable
+            // expressions in DO UPDATE on a reference table.
+            "INSERT INTO pq.tracked_columns (relid, column_name, tenant, tenant_column, aad_column, key_column,
+                                            tracked_at, tracked_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (relid, column_name) DO UPDATE
                 SET tenant = EXCLUDED.tenant, tenant_column = EXCLUDED.tenant_column,
                     aad_column = EXCLUDED.aad_column, key_column = EXCLUDED.key_column,
-                    tracked_at = now(), tracked_by = session_user
+                    tracked_at = EXCLUDED.tracked_at, tracked_by = EXCLUDED.tracked_by
              RETURNING id",
-            &[relid.into(), column.into(), tenant.into(), tenant_column.into(), aad_column.into(), t.key_column.as_str().into()],
+            &[
+                relid.into(),
+                column.into(),
+                tenant.into(),
+                tenant_column.into(),
+                aad_column.into(),
+                t.key_column.as_str().into(),
+                clock::timestamptz(clock::transaction_start_unix_micros())?.into(),
+                crate::journal::events::session_user().as_str().into(),
+            ],
         )?
         .ok_or_else(|| PqError::internal("tracking a column returned nothing", String::new()))?;
         blind_column::changed();

@@ -8,24 +8,27 @@
 //! What it does, in one transaction on the coordinator (the worker-side
 //! foreign-key drops excepted, see below):
 //!
-//! 1. The foreign keys among [`REFERENCE_TABLES`] are dropped, here and on
-//!    every worker (`run_command_on_workers`; idempotent, so a failed
-//!    setup can be run again), because Citus would otherwise turn the
-//!    tables that reference a new reference table into "Citus local
-//!    tables", which means dropping the extension's views.
+//! 1. The foreign keys among [`REFERENCE_TABLES`], and those from the
+//!    extension's other tables to them (`tracked_columns` to `tenants`),
+//!    are dropped, here and on every worker (`run_command_on_workers`;
+//!    idempotent, so a failed setup can be run again), because Citus would
+//!    otherwise turn the tables that reference a new reference table into
+//!    "Citus local tables", which means dropping the extension's views.
 //! 2. Each table becomes a reference table (`create_reference_table`),
 //!    with its triggers (`citus.enable_unsafe_triggers`, for this
 //!    function only): the key-cache invalidation triggers then fire on
 //!    every node's placement, so revocations and rotations reach every
 //!    node's backends.
-//! 3. The foreign keys are added back; Citus creates them between the
-//!    placements on every node.
+//! 3. The foreign keys among the reference tables are added back; Citus
+//!    creates them between the placements on every node. The grants'
+//!    role OIDs are rewritten from their names, on every node.
 //! 4. The coordinator's own copies of the rows (left behind by
 //!    `create_reference_table`) are truncated.
 //!
 //! The other tables stay on each node: the audit chain, the event log,
-//! the counters, sessions, and the coordinator's configuration store,
-//! escrow and backups. The answer lists every table and where it lives.
+//! the counters, and the coordinator's tracked columns and jobs,
+//! configuration store, escrow and backups. The answer lists every table
+//! and where it lives.
 use crate::platform::{
     catalog, citus, cluster,
     errors::{PqError, PqResult},
@@ -33,10 +36,13 @@ use crate::platform::{
 use pgrx::prelude::*;
 
 /// The tables every node holds, referenced ones before those that
-/// reference them: the keys and grants that every shard task reads, and
-/// the tables linked to them by foreign keys (Citus makes a reference
-/// table only of a table whose foreign keys point at reference tables).
-pub const REFERENCE_TABLES: [&str; 13] = [
+/// reference them: the keys, grants and policies that every shard task
+/// reads, and the tables linked to them by foreign keys (Citus makes a
+/// reference table only of a table whose foreign keys point at reference
+/// tables). Not `tracked_columns` and the job tables: a tracking names its
+/// table by `regclass`, which exists on the coordinator only; their foreign
+/// key to `tenants` is dropped instead (see [`setup`]).
+pub const REFERENCE_TABLES: [&str; 10] = [
     "master_keys",
     "tenants",
     "tenant_key_versions",
@@ -45,9 +51,6 @@ pub const REFERENCE_TABLES: [&str; 13] = [
     "classical_keys",
     "tenant_migrations",
     "config_signers",
-    "tracked_columns",
-    "job_queue",
-    "job_failures",
     "audit_keys",
     "audit_checkpoints",
 ];
@@ -102,7 +105,10 @@ struct ForeignKey {
     definition: String,
 }
 
-fn foreign_keys() -> PqResult<Vec<ForeignKey>> {
+/// The foreign keys among the reference tables (`among` true), or from
+/// another table of the extension to one of them (`among` false: Citus
+/// would turn that table into a "Citus local table").
+fn foreign_keys(among: bool) -> PqResult<Vec<ForeignKey>> {
     catalog::rows(
         // Names qualified by hand: the pinned search_path holds pq, and
         // the workers' sessions do not.
@@ -114,9 +120,9 @@ fn foreign_keys() -> PqResult<Vec<ForeignKey>> {
            JOIN pg_catalog.pg_class r ON r.oid = c.conrelid
            JOIN pg_catalog.pg_class f ON f.oid = c.confrelid
           WHERE c.contype = 'f' AND c.connamespace = 'pq'::pg_catalog.regnamespace
-            AND r.relname = ANY ($1) AND f.relname = ANY ($1)
+            AND (r.relname = ANY ($1)) = $2 AND f.relname = ANY ($1)
           ORDER BY 1, 2",
-        &[REFERENCE_TABLES.to_vec().into()],
+        &[REFERENCE_TABLES.to_vec().into(), among.into()],
         |row| {
             Ok(ForeignKey {
                 table: row.get::<String>(1)?.unwrap_or_default(),
@@ -132,8 +138,9 @@ fn setup() -> PqResult<Vec<(String, String)>> {
     let pending: Vec<&str> =
         REFERENCE_TABLES.iter().copied().filter(|t| !matches!(is_reference(t), Ok(true))).collect();
     if !pending.is_empty() {
-        let keys = foreign_keys()?;
-        for fk in &keys {
+        let keys = foreign_keys(true)?;
+        let detached = foreign_keys(false)?;
+        for fk in keys.iter().chain(&detached) {
             let drop = format!("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}", fk.table, quote(&fk.name));
             catalog::run(&drop, &[])?;
             // The workers' copies of the tables (made by CREATE EXTENSION
@@ -159,6 +166,31 @@ fn setup() -> PqResult<Vec<(String, String)>> {
             }
             Ok(())
         })?;
+        // A grant names its role by `regrole`: rows written from now on
+        // reach every node as the role's name, and each node stores its own
+        // OID of it; the rows copied above carry the coordinator's OIDs.
+        // Rewritten one by one with the name as a constant (Citus refuses a
+        // STABLE cast of a column in an UPDATE), found by the copied OID;
+        // a dropped role's stay inert.
+        let grants = catalog::rows(
+            "SELECT tenant, role_name::text, role::oid FROM pq.tenant_grants
+              WHERE pg_catalog.to_regrole(role_name::text) IS NOT NULL",
+            &[],
+            |row| {
+                Ok((
+                    row.get::<String>(1)?.unwrap_or_default(),
+                    row.get::<String>(2)?.unwrap_or_default(),
+                    row.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::Oid::INVALID),
+                ))
+            },
+        )?;
+        for (tenant, role_name, copied) in grants {
+            catalog::run(
+                "UPDATE pq.tenant_grants SET role = $2::text::pg_catalog.regrole
+                  WHERE tenant = $1 AND role_name = $2 AND role::oid = $3",
+                &[tenant.as_str().into(), role_name.as_str().into(), copied.into()],
+            )?;
+        }
         // The coordinator's own copies of the rows: children first, with
         // the append-only triggers (ENABLE ORIGIN) not firing.
         catalog::with_settings(&[(c"session_replication_role", c"replica"), (c"client_min_messages", c"warning")], || -> PqResult<()> {
@@ -170,13 +202,14 @@ fn setup() -> PqResult<Vec<(String, String)>> {
             }
             Ok(())
         })?;
+        let detached: Vec<String> = detached.iter().map(|fk| format!("{} {}", fk.table, fk.name)).collect();
         crate::journal::events::record(
             "citus_setup",
             None,
             None,
             &crate::journal::events::session_user(),
             None,
-            serde_json::json!({ "reference_tables": pending }),
+            serde_json::json!({ "reference_tables": pending, "dropped_foreign_keys": detached }),
         )?;
     }
     placements()

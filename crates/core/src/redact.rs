@@ -42,6 +42,7 @@ pub const PQ_FUNCTIONS: &[&str] = &[
     "audit_sql_drop",
     "blind_index_trigger",
     "cancel_job",
+    "citus_setup",
     "classical_counts",
     "classify",
     "compliance_report",
@@ -117,6 +118,7 @@ pub const PQ_FUNCTIONS: &[&str] = &[
     "track_column",
     "untrack_column",
     "verify_audit_chain",
+    "verify_cluster_audit",
     "verify_config_signature",
     "verify_keys",
 ];
