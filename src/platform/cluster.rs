@@ -18,8 +18,8 @@ pub fn local_group() -> PqResult<i32> {
 }
 
 /// True on a Citus node that is not the coordinator (its group is not 0):
-/// a worker, whose background worker leaves schedules to the coordinator
-/// and whose role OIDs differ from the coordinator's. Runs a query.
+/// a worker, whose background worker leaves schedules, checkpoints and
+/// jobs to the coordinator's. Runs a query.
 pub fn is_worker_node() -> PqResult<bool> {
     Ok(local_group()? != 0)
 }
