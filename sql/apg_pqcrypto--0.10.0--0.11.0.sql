@@ -210,3 +210,19 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'verify_cluster_audit_wrapper';
 REVOKE ALL ON FUNCTION pq.verify_cluster_audit() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq.verify_cluster_audit() TO pq_admin, pq_monitor;
+CREATE  FUNCTION pq."cluster_master_key_status"() RETURNS TABLE (
+	"node_group" INT,  /* i32 */
+	"node" TEXT,  /* String */
+	"mdk_id" bytea,  /* core::option::Option<alloc::vec::Vec<u8>> */
+	"state" TEXT,  /* core::option::Option<alloc::string::String> */
+	"provider" TEXT,  /* core::option::Option<alloc::string::String> */
+	"key_ref" TEXT,  /* core::option::Option<alloc::string::String> */
+	"answered" bool,  /* core::option::Option<bool> */
+	"last_success" timestamp with time zone,  /* core::option::Option<pgrx::datum::time_stamp_with_timezone::TimestampWithTimeZone> */
+	"message" TEXT  /* core::option::Option<alloc::string::String> */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'cluster_master_key_status_wrapper';
+REVOKE ALL ON FUNCTION pq.cluster_master_key_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.cluster_master_key_status() TO pq_admin, pq_monitor;

@@ -342,6 +342,7 @@ GRANT SELECT ON pq.key_ages TO pq_admin, pq_monitor;
 REVOKE ALL ON FUNCTION pq.audit_flush() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq.audit_flush() TO pq_admin;
 
--- The Citus cluster's audit check (docs/SCALE-OUT.md): as pq.verify_audit_chain.
-REVOKE ALL ON FUNCTION pq.verify_cluster_audit() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pq.verify_cluster_audit() TO pq_admin, pq_monitor;
+-- The Citus cluster's audit check and master key status (docs/SCALE-OUT.md):
+-- as pq.verify_audit_chain and pq.master_key_status.
+REVOKE ALL ON FUNCTION pq.verify_cluster_audit(), pq.cluster_master_key_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pq.verify_cluster_audit(), pq.cluster_master_key_status() TO pq_admin, pq_monitor;

@@ -6,10 +6,9 @@
 //! (`pq.verify_audit_chain()` there, over Citus's connections, as the
 //! extension's owner) and adds a line for each node that has checkpoints but is no
 //! longer in the cluster.
-use crate::platform::{
-    catalog, citus, cluster,
-    errors::{PqError, PqResult},
-    roles,
+use crate::{
+    platform::{catalog, errors::PqResult, roles},
+    scale::nodes,
 };
 use pgrx::prelude::*;
 
@@ -25,28 +24,15 @@ type NodeReport = (
 
 fn verify() -> PqResult<Vec<NodeReport>> {
     roles::require_monitor("verify the audit chain")?;
-    if !citus::loaded() || catalog::relid(c"pg_catalog", c"pg_dist_node") == pg_sys::Oid::INVALID {
-        return Err(PqError::Sql {
-            code: b"55000",
-            message: "Citus is not installed in this database".into(),
-            hint: Some("on a single server, SELECT * FROM pq.verify_audit_chain()".into()),
-        });
-    }
-    if cluster::is_worker_node()? {
-        return Err(PqError::Sql { code: b"55000", message: "pq.verify_cluster_audit() runs on the coordinator".into(), hint: None });
-    }
+    nodes::require_coordinator("pq.verify_cluster_audit()", "SELECT * FROM pq.verify_audit_chain()")?;
     // As the owner: it reads every node's checkpoints, and Citus connects
     // to each node as the current user.
-    catalog::as_owner(|| catalog::rows(
-        "WITH r AS (
-           SELECT n.groupid, n.nodename || ':' || n.nodeport AS node, r.success, r.result
-             FROM pg_catalog.run_command_on_all_nodes(
-                    $$SELECT pg_catalog.row_to_json(v) FROM pq.verify_audit_chain() v$$) r
-             JOIN pg_catalog.pg_dist_node n ON n.nodeid = r.nodeid),
+    let query = format!(
+        "WITH {},
          v AS (SELECT groupid, node, success, CASE WHEN success THEN result::json END AS j, result FROM r)
          SELECT groupid, node, (j->>'ok')::bool, (j->>'first_bad_id')::bigint, (j->>'rows_checked')::bigint,
                 (j->>'last_checkpoint')::timestamptz,
-                CASE WHEN success THEN j->>'problem' ELSE 'the node did not answer: ' || result END
+                CASE WHEN success THEN j->>'problem' ELSE 'the node could not answer: ' || result END
            FROM v
          UNION ALL
          SELECT c.node_group, '(not in the cluster)', NULL, NULL, NULL, max(c.ts),
@@ -56,6 +42,10 @@ fn verify() -> PqResult<Vec<NodeReport>> {
           WHERE c.node_group NOT IN (SELECT groupid FROM pg_catalog.pg_dist_node)
           GROUP BY c.node_group
           ORDER BY 1, 2",
+        nodes::on_all_nodes("SELECT pg_catalog.row_to_json(v) FROM pq.verify_audit_chain() v")
+    );
+    catalog::as_owner(|| catalog::rows(
+        &query,
         &[],
         |row| {
             Ok((

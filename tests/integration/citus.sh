@@ -5,7 +5,7 @@
 # rotation, a documented UPDATE, and a third worker added later with a
 # shard moved to it. Runs when Citus is installed; otherwise the topic says
 # SKIPPED and counts nothing.
-# checks: 52
+# checks: 53
 citus_lib=$("$PGBIN/pg_config" --pkglibdir 2>/dev/null)
 citus_share=$("$PGBIN/pg_config" --sharedir 2>/dev/null)
 if [ ! -f "$citus_lib/citus.so" ] || [ ! -f "$citus_share/extension/citus.control" ]; then
@@ -170,8 +170,9 @@ echo "# master keys on every node; a node added later"
 out=$(q $c -c "SELECT string_agg(result, ',') FROM run_command_on_workers('SELECT bool_and(answered) FROM pq.master_key_status()')")
 check "each worker unwraps the master data key with its own provider configuration" "t,t" "$out"
 q $c -c "SELECT count(*) FROM pq.rotate_master_key()" >/dev/null
-out=$(q $c -c "SELECT string_agg(result, ',' ORDER BY nodeid) FROM run_command_on_all_nodes(
-                 \$\$SELECT count(*) FILTER (WHERE state = 'active' AND answered) || '/' || count(*) FROM pq.master_key_status()\$\$)")
+out=$(q $c -c "SELECT string_agg(n, ',' ORDER BY g) FROM (
+                 SELECT node_group AS g, count(*) FILTER (WHERE state = 'active' AND answered) || '/' || count(*) AS n
+                   FROM pq.cluster_master_key_status() GROUP BY node_group) x")
 check "pq.rotate_master_key() on the coordinator: every node answers for the new key (status per node)" "1/2,1/2,1/2" "$out"
 out=$(q $c -c "SELECT count(*) FILTER (WHERE pq_decrypt_text(value, name) = 'v' || substr(name, 2)) FROM cfg WHERE name <> 'k100'")
 check "... and the workers decrypt every row under the rewrapped versions" "99999" "$out"
@@ -254,9 +255,12 @@ on_worker 1 -c "SET session_replication_role = replica" -c "UPDATE pq.audit_log 
 out=$(q $c -c "SELECT ok, first_bad_id FROM pq.verify_cluster_audit() WHERE node = '127.0.0.1:$((cport + 1))'")
 check "an edited row on worker 1 is named by the cluster check" "f|1" "$out"
 cluster_stop "$cdir/citus_n2"
-out=$(q $c -c "SELECT count(*) FILTER (WHERE ok), count(*) FILTER (WHERE ok IS NULL AND problem LIKE 'the node did not answer%')
+out=$(q $c -c "SELECT count(*) FILTER (WHERE ok), count(*) FILTER (WHERE ok IS NULL AND problem LIKE 'the node could not answer%')
                  FROM pq.verify_cluster_audit()")
 check "with worker 2 down: it is reported as not answering, the others are checked" "2|1" "$out"
 out=$(q $c -c "SELECT count(*) > 0 FROM pq.audit_checkpoints WHERE node_group = ${groups##* }")
 check "... and the checkpoints of its chain are still on the coordinator" "t" "$out"
+out=$(q $c -c "SELECT count(*) FILTER (WHERE answered IS NULL AND message LIKE 'the node could not answer%'),
+                      count(DISTINCT node) FILTER (WHERE answered) FROM pq.cluster_master_key_status()")
+check "pq.cluster_master_key_status() says which node does not answer, and the others answer" "1|3" "$out"
 for n in 3 2 1 0; do cluster_stop "$cdir/citus_n$n"; done

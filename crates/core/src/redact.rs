@@ -45,6 +45,7 @@ pub const PQ_FUNCTIONS: &[&str] = &[
     "citus_setup",
     "classical_counts",
     "classify",
+    "cluster_master_key_status",
     "compliance_report",
     "config_delete",
     "config_drop_signer",
