@@ -1,10 +1,14 @@
 # Scale-out on Citus (docs/SCALE-OUT.md): a coordinator and two workers on
-# loopback ports, pq.citus_setup(), a 100,000-row table distributed by
-# tenant over 100 tenants, decryption in the workers' shard tasks, access
-# and revocation through the connections Citus keeps open to the workers,
-# rotation, a documented UPDATE, and a third worker added later with a
-# shard moved to it. Runs when Citus is installed; otherwise the topic says
-# SKIPPED and counts nothing.
+# loopback ports, pq.citus_setup() over data and grants made before it, a
+# 100,000-row table distributed by tenant over 100 tenants, decryption in
+# the workers' shard tasks, access and revocation through the connections
+# Citus keeps open to the workers, rotation, the UPDATE rule, a job on a
+# coordinator table, master key rotation and status per node, a third
+# worker added later with a shard moved to it, kill -9 of a worker backend
+# mid-UPDATE, an upgrade script replayed on the workers, scheduled
+# rotation by the coordinator alone, and the audit chains of every node.
+# Runs when Citus is installed; otherwise the topic says SKIPPED and
+# counts nothing.
 # checks: 53
 citus_lib=$("$PGBIN/pg_config" --pkglibdir 2>/dev/null)
 citus_share=$("$PGBIN/pg_config" --sharedir 2>/dev/null)
