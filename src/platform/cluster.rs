@@ -8,10 +8,16 @@ use crate::platform::{
 };
 use pgrx::pg_sys;
 
+/// True if Citus is loaded and created in this database (its catalogs,
+/// such as pg_dist_partition, exist). Syscache lookups only.
+pub fn created() -> bool {
+    citus::loaded() && catalog::relid(c"pg_catalog", c"pg_dist_partition") != pg_sys::Oid::INVALID
+}
+
 /// This node's Citus group: 0 on the coordinator, and without Citus (a
 /// single server is its own coordinator). Runs a query when Citus is loaded.
 pub fn local_group() -> PqResult<i32> {
-    if !citus::loaded() || catalog::relid(c"pg_catalog", c"pg_dist_local_group") == pg_sys::Oid::INVALID {
+    if !created() {
         return Ok(0);
     }
     Ok(catalog::one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group", &[])?.unwrap_or(0))
@@ -27,7 +33,7 @@ pub fn is_worker_node() -> PqResult<bool> {
 /// True if relation `relid` is a Citus table (distributed, reference or
 /// Citus-managed local). Runs a query when Citus is loaded.
 pub fn is_distributed(relid: pg_sys::Oid) -> PqResult<bool> {
-    if !citus::loaded() || relid == pg_sys::Oid::INVALID || catalog::relid(c"pg_catalog", c"pg_dist_partition") == pg_sys::Oid::INVALID {
+    if relid == pg_sys::Oid::INVALID || !created() {
         return Ok(false);
     }
     Ok(catalog::one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)", &[relid.into()])?

@@ -2,15 +2,14 @@
 //! coordinator, and one statement run on every node (the coordinator
 //! included) with each node's group and address.
 use crate::platform::{
-    catalog, citus, cluster,
+    cluster,
     errors::{PqError, PqResult},
 };
-use pgrx::pg_sys;
 
 /// Ok on a Citus coordinator; 55000 elsewhere, with `single` (what to run
 /// on a single server) as the hint where Citus is missing.
 pub fn require_coordinator(function: &str, single: &str) -> PqResult<()> {
-    if !citus::loaded() || catalog::relid(c"pg_catalog", c"pg_dist_node") == pg_sys::Oid::INVALID {
+    if !cluster::created() {
         return Err(PqError::Sql {
             code: b"55000",
             message: "Citus is not installed in this database".into(),

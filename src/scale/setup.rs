@@ -30,7 +30,7 @@
 //! configuration store, escrow and backups. The answer lists every table
 //! and where it lives.
 use crate::platform::{
-    catalog, citus, cluster,
+    catalog, cluster,
     errors::{PqError, PqResult},
 };
 use pgrx::prelude::*;
@@ -42,18 +42,23 @@ use pgrx::prelude::*;
 /// tables). Not `tracked_columns` and the job tables: a tracking names its
 /// table by `regclass`, which exists on the coordinator only; their foreign
 /// key to `tenants` is dropped instead (see [`setup`]).
-pub const REFERENCE_TABLES: [&str; 10] = [
-    "master_keys",
-    "tenants",
-    "tenant_key_versions",
-    "tenant_grants",
-    "tenant_policies",
-    "classical_keys",
-    "tenant_migrations",
-    "config_signers",
-    "audit_keys",
-    "audit_checkpoints",
+pub const REFERENCE_TABLES: [&std::ffi::CStr; 10] = [
+    c"master_keys",
+    c"tenants",
+    c"tenant_key_versions",
+    c"tenant_grants",
+    c"tenant_policies",
+    c"classical_keys",
+    c"tenant_migrations",
+    c"config_signers",
+    c"audit_keys",
+    c"audit_checkpoints",
 ];
+
+/// [`REFERENCE_TABLES`] as SQL arguments.
+fn reference_table_names() -> Vec<&'static str> {
+    REFERENCE_TABLES.iter().filter_map(|t| t.to_str().ok()).collect()
+}
 
 fn state_error(message: &str, hint: Option<&str>) -> PqError {
     PqError::Sql { code: b"55000", message: message.into(), hint: hint.map(Into::into) }
@@ -66,7 +71,7 @@ fn check_ready() -> PqResult<()> {
     if !catalog::is_superuser(catalog::caller()) {
         return Err(PqError::PermissionDenied("pq.citus_setup() must be run by a superuser".into()));
     }
-    if !citus::loaded() || catalog::relid(c"pg_catalog", c"pg_dist_partition") == pg_sys::Oid::INVALID {
+    if !cluster::created() {
         return Err(state_error(
             "Citus is not installed in this database",
             Some("preload citus before apg_pqcrypto in shared_preload_libraries, then CREATE EXTENSION citus"),
@@ -87,18 +92,7 @@ fn check_ready() -> PqResult<()> {
     Ok(())
 }
 
-/// True if pq.`table` is a Citus reference table already.
-fn is_reference(table: &str) -> PqResult<bool> {
-    Ok(catalog::one::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition
-                         WHERE logicalrelid = pg_catalog.to_regclass('pq.' || pg_catalog.quote_ident($1))
-                           AND partmethod = 'n' AND repmodel = 't')",
-        &[table.into()],
-    )?
-    .unwrap_or(false))
-}
-
-/// A foreign key between two of the reference tables.
+/// A foreign key to one of the reference tables (see [`foreign_keys`]).
 struct ForeignKey {
     table: String,
     name: String,
@@ -122,7 +116,7 @@ fn foreign_keys(among: bool) -> PqResult<Vec<ForeignKey>> {
           WHERE c.contype = 'f' AND c.connamespace = 'pq'::pg_catalog.regnamespace
             AND (r.relname = ANY ($1)) = $2 AND f.relname = ANY ($1)
           ORDER BY 1, 2",
-        &[REFERENCE_TABLES.to_vec().into(), among.into()],
+        &[reference_table_names().into(), among.into()],
         |row| {
             Ok(ForeignKey {
                 table: row.get::<String>(1)?.unwrap_or_default(),
@@ -135,8 +129,13 @@ fn foreign_keys(among: bool) -> PqResult<Vec<ForeignKey>> {
 
 fn setup() -> PqResult<Vec<(String, String)>> {
     check_ready()?;
-    let pending: Vec<&str> =
-        REFERENCE_TABLES.iter().copied().filter(|t| !matches!(is_reference(t), Ok(true))).collect();
+    // The tables Citus does not have yet (an earlier run made the others).
+    let mut pending = Vec::new();
+    for table in REFERENCE_TABLES {
+        if !cluster::is_distributed(catalog::pq_relid(table))? {
+            pending.extend(table.to_str().ok());
+        }
+    }
     if !pending.is_empty() {
         let keys = foreign_keys(true)?;
         let detached = foreign_keys(false)?;
