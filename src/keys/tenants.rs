@@ -123,7 +123,7 @@ fn set_grant(tenant: &str, role: &str, grant: bool) -> PqResult<bool> {
                  ON CONFLICT (tenant, role) DO UPDATE SET role_name = EXCLUDED.role_name, granted_at = EXCLUDED.granted_at
                   WHERE tenant_grants.role_name <> EXCLUDED.role_name
                  RETURNING true",
-                &[tenant.into(), oid.into(), role.into(), clock::timestamptz(clock::transaction_start_unix_micros())?.into()],
+                &[tenant.into(), oid.into(), role.into(), clock::transaction_start()?.into()],
             )?,
             // By OID, and by name for the grants of a role that was dropped.
             (false, oid) => catalog::write_one::<bool>(

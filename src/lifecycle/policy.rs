@@ -130,7 +130,7 @@ fn set_policy(tenant: &str, changes: &Value) -> PqResult<Value> {
                 policy.notification_before.into(),
                 policy.auto_rotation.into(),
                 policy.max_key_age.into(),
-                clock::timestamptz(clock::transaction_start_unix_micros())?.into(),
+                clock::transaction_start()?.into(),
                 actor.as_str().into(),
             ],
         )?;

@@ -387,8 +387,8 @@ pub fn track(
                 tenant_column.into(),
                 aad_column.into(),
                 t.key_column.as_str().into(),
-                clock::timestamptz(clock::transaction_start_unix_micros())?.into(),
-                crate::journal::events::session_user().as_str().into(),
+                clock::transaction_start()?.into(),
+                events::session_user().as_str().into(),
             ],
         )?
         .ok_or_else(|| PqError::internal("tracking a column returned nothing", String::new()))?;

@@ -20,6 +20,13 @@ pub fn transaction_start_unix_micros() -> i64 {
     start + PG_EPOCH_UNIX_MICROS
 }
 
+/// The transaction's start (SQL's `now()`) as a timestamptz argument: for
+/// statements that may not call now() themselves (Citus takes only
+/// immutable expressions in `ON CONFLICT DO UPDATE` on a reference table).
+pub fn transaction_start() -> PqResult<pgrx::datum::TimestampWithTimeZone> {
+    timestamptz(transaction_start_unix_micros())
+}
+
 /// A Unix-microsecond time as a timestamptz argument.
 pub fn timestamptz(unix_micros: i64) -> PqResult<pgrx::datum::TimestampWithTimeZone> {
     unix_micros
