@@ -363,6 +363,28 @@ fn cancel_after_300ms() -> bool {
     CANCEL_FROM.lock().unwrap().is_some_and(|from| from.elapsed() > Duration::from_millis(300))
 }
 
+/// Waits until every thread of process `pid` is stopped: `kill` returns
+/// when SIGSTOP is queued, and a thread running on another core may still
+/// answer one request before it stops (a busy 2-core CI machine saw it).
+fn wait_until_stopped(pid: &str) {
+    let start = Instant::now();
+    let stopped = || {
+        std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
+            tasks.flatten().all(|t| {
+                std::fs::read_to_string(t.path().join("stat"))
+                    .ok()
+                    // The state follows the command name, which is in parentheses.
+                    .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| rest.starts_with(['T', 't'])))
+                    .unwrap_or(false)
+            })
+        })
+    };
+    while !stopped() {
+        assert!(start.elapsed() < Duration::from_secs(5), "process {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The outage checks of a network provider: with the server process `pid`
 /// stopped (SIGSTOP: the port accepts connections, nothing answers), a call
 /// with an 800 ms timeout fails with TimedOut at that timeout, and a call
@@ -376,6 +398,7 @@ pub fn stopped_server_checks(
     use pqprovider::ErrorKind;
     let pid = pid.to_string();
     Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    wait_until_stopped(&pid);
     let start = Instant::now();
     let e = call(&CallLimits::timeout(Duration::from_millis(800))).unwrap_err();
     let took = start.elapsed();
