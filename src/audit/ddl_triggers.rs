@@ -45,12 +45,16 @@ fn dropped() -> PqResult<()> {
         // unnest of several arrays is grammar (ROWS FROM): it cannot be
         // schema-qualified, and the pinned path resolves it to pg_catalog.
         let gone = if objects.is_empty() { Vec::new() } else { catalog::rows(
-            "SELECT t.id, t.relid::oid, d.object_identity, d.object_type, CASE WHEN NOT d.whole THEN d.col END,
-                    t.column_name::text
-               FROM unnest($1::pg_catalog.oid[], $2::text[], $3::text[], $4::text[], $5::bool[])
-                    AS d(objid, object_identity, object_type, col, whole)
-               JOIN pq.tracked_columns t ON t.relid::oid = d.objid
-              WHERE d.whole OR d.col IN (t.column_name, t.tenant_column, t.aad_column, t.key_column, t.blind_index_column)",
+            &format!(
+                "SELECT t.id, t.relid::oid, d.object_identity, d.object_type, CASE WHEN NOT d.whole THEN d.col END,
+                        t.column_name::text
+                   FROM unnest($1::pg_catalog.oid[], $2::text[], $3::text[], $4::text[], $5::bool[])
+                        AS d(objid, object_identity, object_type, col, whole)
+                   JOIN pq.tracked_columns t ON t.relid::oid = d.objid
+                  WHERE d.whole OR d.col IN (t.column_name, t.tenant_column, t.aad_column, t.key_column, t.blind_index_column)
+                     OR d.col::name = ANY ({})",
+                key_columns_sql()
+            ),
             &[oids.into(), identities.into(), types.into(), columns.into(), whole.into()],
             |r| {
                 Ok((
@@ -89,6 +93,16 @@ fn dropped() -> PqResult<()> {
     })
 }
 
+/// SQL for the tracked columns' claim keys of several columns (table alias
+/// `t`): none before 0.11.0's `key_columns`.
+fn key_columns_sql() -> &'static str {
+    if catalog::pq_column_exists(c"tracked_columns", c"key_columns") {
+        "coalesce(t.key_columns, '{}'::name[])"
+    } else {
+        "'{}'::name[]"
+    }
+}
+
 /// The ddl_command_end event trigger's work: ALTER TABLE of a tracked table
 /// is recorded, and refused if a column a tracking names is gone (renamed);
 /// ALTER EXTENSION apg_pqcrypto is recorded with the version it leaves.
@@ -123,11 +137,14 @@ fn ended() -> PqResult<()> {
                 events::record("extension_altered", None, None, &actor, None, json!({ "command": tag, "version": version }))?;
             } else if tracked && tag == "ALTER TABLE" {
                 if let Some(missing) = catalog::one::<String>(
-                    "SELECT string_agg(DISTINCT n, ', ') FROM pq.tracked_columns t,
-                            LATERAL unnest(ARRAY[t.column_name, t.tenant_column, t.aad_column, t.key_column, t.blind_index_column]) n
+                    &format!("SELECT string_agg(DISTINCT n, ', ') FROM pq.tracked_columns t,
+                            LATERAL unnest(ARRAY[t.column_name, t.tenant_column, t.aad_column, t.key_column, t.blind_index_column]
+                                           || {}) n
                       WHERE t.relid::oid = $1 AND n IS NOT NULL
                         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
                                          WHERE a.attrelid = $1 AND a.attname = n AND NOT a.attisdropped)",
+                        key_columns_sql()
+                    ),
                     &[objid.into()],
                 )? {
                     let table = tracking::table_text(objid)?;

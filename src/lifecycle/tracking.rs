@@ -12,6 +12,28 @@ use crate::{
 use pgrx::prelude::*;
 use serde_json::json;
 
+/// Refuses (55000) to track a Citus distributed table until
+/// `pq.citus_setup()` has made `pq.job_shards` a reference table: the
+/// nodes that run its jobs read their shards' work there.
+fn require_shard_jobs() -> PqResult<()> {
+    if cluster::is_worker_node()? {
+        return Err(PqError::Sql {
+            code: b"55000",
+            message: "track a Citus table on the coordinator, whose worker runs its jobs".into(),
+            hint: None,
+        });
+    }
+    let relid = catalog::pq_relid(c"job_shards");
+    if relid != pg_sys::Oid::INVALID && cluster::is_distributed(relid)? {
+        return Ok(());
+    }
+    Err(PqError::Sql {
+        code: b"55000",
+        message: "the jobs of a Citus table need pq.job_shards on every node".into(),
+        hint: Some("run SELECT pq.citus_setup() (again, after ALTER EXTENSION UPDATE)".into()),
+    })
+}
+
 /// A tracked column, resolved against the catalog as it is now.
 pub struct Tracked {
     pub relid: pg_sys::Oid,
@@ -25,9 +47,14 @@ pub struct Tracked {
     pub aad_column: Option<String>,
     /// SQL expression giving the AAD bytes of a row (`''` without an AAD column).
     pub aad_expr: String,
-    pub key_column: String,
-    /// The key column's type, schema-qualified, for casting a cursor given as text.
-    pub key_type: String,
+    /// The key rows are claimed by, in index order: (column, its type
+    /// schema-qualified, for casting a cursor given as text). One column,
+    /// or on a Citus distributed table (and its shards) the columns of a
+    /// unique key that includes the distribution column.
+    pub keys: Vec<(String, String)>,
+    /// The distribution column, on a Citus distributed table or a shard of
+    /// one: its jobs run shard by shard (`lifecycle::shard_jobs`).
+    pub distribution_column: Option<String>,
     /// The column that keeps each row's blind index term, if any.
     pub blind: Option<BlindColumn>,
 }
@@ -57,27 +84,57 @@ fn wrong_type(column: &str, want: &str) -> PqError {
     PqError::Sql { code: b"42804", message: format!("column \"{}\" is not {want}", echo(column)), hint: None }
 }
 
-/// The single column re-encryption claims rows by: the primary key, or a
-/// unique, non-partial index on one NOT NULL column.
-fn key_column(relid: pg_sys::Oid) -> PqResult<(String, String)> {
-    catalog::row(
-        "SELECT a.attname::text, pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(ty.typname)
-           FROM pg_catalog.pg_index i
-           JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-           JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-           JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
-          WHERE i.indrelid = $1 AND i.indnkeyatts = 1 AND i.indisunique AND i.indisvalid
-            AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attnotnull
-          ORDER BY i.indisprimary DESC, i.indexrelid
+/// The key re-encryption claims rows by: the primary key, or a unique,
+/// non-partial index, on one NOT NULL column; or, with `including` (the
+/// distribution column of a Citus table, where every unique key includes
+/// it), on NOT NULL columns one of which is `including`, the fewest first.
+/// Each column with its type; in index order.
+fn key_columns(relid: pg_sys::Oid, including: Option<&str>) -> PqResult<Vec<(String, String)>> {
+    let found = catalog::row(
+        "SELECT x.names, x.types FROM pg_catalog.pg_index i
+           CROSS JOIN LATERAL (
+             SELECT array_agg(a.attname::text ORDER BY k.n) AS names,
+                    array_agg(pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(ty.typname) ORDER BY k.n) AS types,
+                    bool_and(a.attnotnull) AS not_null, bool_or(a.attname = $2) AS includes
+               FROM unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, n)
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+               JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+               JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
+              WHERE k.n <= i.indnkeyatts) x
+          WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+            AND x.not_null AND CASE WHEN $2 IS NULL THEN i.indnkeyatts = 1 ELSE x.includes END
+          ORDER BY i.indisprimary DESC, i.indnkeyatts, i.indexrelid
           LIMIT 1",
-        &[relid.into()],
-        |row| Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<String>(2)?.unwrap_or_default())),
-    )?
-    .ok_or_else(|| PqError::Sql {
-        code: b"42P16",
-        message: "the table has no single-column primary key or unique NOT NULL column to claim rows by".into(),
-        hint: Some("add a primary key, or a unique index on one NOT NULL column".into()),
-    })
+        &[relid.into(), including.into()],
+        |row| Ok((row.get::<Vec<String>>(1)?.unwrap_or_default(), row.get::<Vec<String>>(2)?.unwrap_or_default())),
+    )?;
+    match (found, including) {
+        (Some((names, types)), _) if !names.is_empty() => Ok(names.into_iter().zip(types).collect()),
+        (_, None) => Err(PqError::Sql {
+            code: b"42P16",
+            message: "the table has no single-column primary key or unique NOT NULL column to claim rows by".into(),
+            hint: Some("add a primary key, or a unique index on one NOT NULL column".into()),
+        }),
+        (_, Some(column)) => Err(PqError::Sql {
+            code: b"42P16",
+            message: format!(
+                "the table has no primary key or unique index on NOT NULL columns that includes its distribution column \"{}\"",
+                echo(column)
+            ),
+            hint: Some("add a primary key that includes the distribution column".into()),
+        }),
+    }
+}
+
+/// Where a tracked column's table is.
+#[derive(Clone, Copy)]
+enum Placement<'a> {
+    /// A table of this server: a plain or partitioned table, or a Citus
+    /// distributed table on the coordinator.
+    Here,
+    /// A shard of a Citus distributed table on the node that holds it,
+    /// distributed by this column.
+    Shard(&'a str),
 }
 
 /// Resolves and checks a tracked column's definition. Call as owner.
@@ -88,6 +145,7 @@ fn resolve(
     tenant_column: Option<String>,
     aad_column: Option<String>,
     blind: Option<BlindColumn>,
+    placement: Placement<'_>,
 ) -> PqResult<Tracked> {
     let (table, kind, owner) = catalog::row(
         "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relkind::text, c.relowner
@@ -140,16 +198,32 @@ fn resolve(
             ));
         }
     }
-    // Jobs claim rows with FOR UPDATE and write them back one UPDATE per
-    // batch, which Citus refuses on its tables (docs/SCALE-OUT.md, Limits).
-    if cluster::is_distributed(relid)? {
+    // A Citus distributed table's jobs run shard by shard on the nodes
+    // (`shard_jobs`): claims and write-backs go to each shard's own
+    // relation. Citus refuses them on its other tables (a reference table's
+    // copies have row addresses of their own).
+    let distribution_column = match placement {
+        Placement::Shard(d) => Some(d.to_owned()),
+        Placement::Here => match cluster::distribution_column(relid)? {
+            Some(d) => Some(d),
+            None if cluster::is_distributed(relid)? => {
+                return Err(PqError::Sql {
+                    code: b"0A000",
+                    message: "only hash-distributed Citus tables can be tracked, not reference or Citus-managed local tables".into(),
+                    hint: Some("re-encrypt it with the UPDATE rule of docs/SCALE-OUT.md".into()),
+                })
+            }
+            None => None,
+        },
+    };
+    if distribution_column.is_some() && blind.is_some() {
         return Err(PqError::Sql {
             code: b"0A000",
-            message: "tracking a Citus table is not supported yet".into(),
-            hint: Some("re-encrypt it with the UPDATE rule of docs/SCALE-OUT.md".into()),
+            message: "a blind index column is not supported on a Citus table".into(),
+            hint: Some("compute the terms with pq_blind_index in the INSERT (docs/SEARCH.md)".into()),
         });
     }
-    let (key_column, key_type) = key_column(relid)?;
+    let keys = key_columns(relid, distribution_column.as_deref())?;
     Ok(Tracked {
         relid,
         owner,
@@ -159,10 +233,35 @@ fn resolve(
         tenant_column,
         aad_column,
         aad_expr,
-        key_column,
-        key_type,
+        keys,
+        distribution_column,
         blind,
     })
+}
+
+impl Tracked {
+    /// The key's first column (`pq.tracked_columns.key_column`).
+    pub fn key_column(&self) -> &str {
+        self.keys.first().map(|k| k.0.as_str()).unwrap_or_default()
+    }
+
+    /// The key's columns when there are several (`pq.tracked_columns.key_columns`).
+    pub fn key_columns(&self) -> Option<Vec<String>> {
+        (self.keys.len() > 1).then(|| self.keys.iter().map(|k| k.0.clone()).collect())
+    }
+}
+
+/// The tracked column of a job shard: `column` of the shard relation
+/// `relid` on this node, distributed by `distribution_column`. Call as owner.
+pub fn for_shard(
+    relid: pg_sys::Oid,
+    column: &str,
+    tenant: Option<String>,
+    tenant_column: Option<String>,
+    aad_column: Option<String>,
+    distribution_column: &str,
+) -> PqResult<Tracked> {
+    resolve(relid, column, tenant, tenant_column, aad_column, None, Placement::Shard(distribution_column))
 }
 
 /// Refuses (42501) unless `role` may read every column a job reads (key,
@@ -170,7 +269,8 @@ fn resolve(
 /// rewrites the table, so tracking a column and queueing its
 /// re-encryption take the rights an UPDATE of it would.
 pub fn require_rights(t: &Tracked, role: pg_sys::Oid) -> PqResult<()> {
-    let mut reads = vec![t.key_column.clone(), t.column.clone()];
+    let mut reads: Vec<String> = t.keys.iter().map(|k| k.0.clone()).collect();
+    reads.push(t.column.clone());
     reads.extend(t.tenant_column.clone());
     reads.extend(t.aad_column.clone());
     let mut writes = vec![t.column.clone()];
@@ -227,7 +327,7 @@ pub fn load(id: i32) -> PqResult<Tracked> {
     )?
     .ok_or_else(|| PqError::InvalidParameter("no such tracked column".into()))?;
     let (relid, column, tenant, tenant_column, aad_column, blind) = row;
-    resolve(relid, &column, tenant, tenant_column, aad_column, blind)
+    resolve(relid, &column, tenant, tenant_column, aad_column, blind, Placement::Here)
 }
 
 /// A tracked column as a row trigger finds it: id, tenant, tenant column
@@ -347,8 +447,12 @@ pub fn track(
             tenant_column.map(str::to_owned),
             aad_column.map(str::to_owned),
             blind.clone(),
+            Placement::Here,
         )?;
         require_rights(&t, caller)?;
+        if t.distribution_column.is_some() {
+            require_shard_jobs()?;
+        }
         if blind.is_some() {
             if !blind_column::has_blind_indexes() {
                 return Err(PqError::Sql {
@@ -386,13 +490,19 @@ pub fn track(
                 tenant.into(),
                 tenant_column.into(),
                 aad_column.into(),
-                t.key_column.as_str().into(),
+                t.key_column().into(),
                 clock::transaction_start()?.into(),
                 events::session_user().as_str().into(),
             ],
         )?
         .ok_or_else(|| PqError::internal("tracking a column returned nothing", String::new()))?;
         blind_column::changed();
+        if catalog::pq_column_exists(c"tracked_columns", c"key_columns") {
+            catalog::write_one::<bool>(
+                "UPDATE pq.tracked_columns SET key_columns = $2 WHERE id = $1 RETURNING true",
+                &[id.into(), t.key_columns().into()],
+            )?;
+        }
         if let Some(b) = &blind {
             catalog::write_one::<bool>(
                 "UPDATE pq.tracked_columns SET blind_index_column = $2, blind_index_context = $3, blind_index_bits = $4,
@@ -403,19 +513,19 @@ pub fn track(
             blind_column::drop_trigger(RowTrigger::BlindIndex, relid, id, &t.table)?;
             blind_column::create_trigger(RowTrigger::BlindIndex, id, &t.table, column)?;
         }
-        if catalog::has_0_10_objects() {
+        // No row trigger on a Citus table: Citus refuses them, and on a
+        // worker's shard the trigger would not find the coordinator's
+        // tracking (docs/SCALE-OUT.md, Limits).
+        if catalog::has_0_10_objects() && t.distribution_column.is_none() {
             blind_column::drop_trigger(RowTrigger::Enforcement, relid, id, &t.table)?;
             blind_column::create_trigger(RowTrigger::Enforcement, id, &t.table, column)?;
         }
-        events::record(
-            "column_tracked",
-            tenant,
-            None,
-            &events::session_user(),
-            None,
-            json!({ "table": t.table, "column": column, "tenant_column": tenant_column, "aad_column": aad_column, "key_column": t.key_column,
-                    "blind_index_column": blind.as_ref().map(|b| &b.column) }),
-        )?;
+        let mut details = json!({ "table": t.table, "column": column, "tenant_column": tenant_column, "aad_column": aad_column,
+                                  "key_column": t.key_column(), "blind_index_column": blind.as_ref().map(|b| &b.column) });
+        if let Some(keys) = t.key_columns() {
+            details["key_columns"] = json!(keys);
+        }
+        events::record("column_tracked", tenant, None, &events::session_user(), None, details)?;
         Ok(id)
     })
 }
