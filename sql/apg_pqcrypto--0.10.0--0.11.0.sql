@@ -226,3 +226,71 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'cluster_master_key_status_wrapper';
 REVOKE ALL ON FUNCTION pq.cluster_master_key_status() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pq.cluster_master_key_status() TO pq_admin, pq_monitor;
+
+-- Jobs on Citus distributed tables (docs/SCALE-OUT.md, Jobs): a tracked
+-- column of a distributed table is claimed by a unique key of several
+-- columns (pq.tracked_columns.key_columns); its job runs shard by shard on
+-- the nodes that hold them, with each shard's progress in pq.job_shards
+-- (a reference table once pq.citus_setup() has run: run it again after
+-- this update on a Citus cluster). Statements are idempotent: Citus
+-- replays this script on the workers after propagating its DDL.
+ALTER TABLE pq.tracked_columns ADD COLUMN IF NOT EXISTS key_columns name[];
+ALTER TABLE pq.job_queue ADD COLUMN IF NOT EXISTS distributed boolean NOT NULL DEFAULT false;
+ALTER TABLE pq.job_queue ADD COLUMN IF NOT EXISTS shards_total integer;
+ALTER TABLE pq.job_queue ADD COLUMN IF NOT EXISTS shards_done integer;
+CREATE TABLE IF NOT EXISTS pq.job_shards (
+    job_id              bigint NOT NULL,
+    shardid             bigint NOT NULL,
+    state               text NOT NULL DEFAULT 'queued'
+                        CHECK (state IN ('queued', 'running', 'paused', 'cancelled', 'completed', 'failed', 'gone')),
+    node_group          integer,
+    rows_total          bigint,
+    rows_done           bigint NOT NULL DEFAULT 0,
+    rows_failed         bigint NOT NULL DEFAULT 0,
+    pass                integer NOT NULL DEFAULT 1,
+    batch_errors        integer NOT NULL DEFAULT 0,
+    cursor_key          text,
+    last_error          text,
+    started_at          timestamptz,
+    updated_at          timestamptz NOT NULL,
+    finished_at         timestamptz,
+    kind                text NOT NULL CHECK (kind IN ('reencrypt', 'migrate')),
+    from_kind           text CHECK (from_kind IN ('pgp_sym', 'pgp_pub', 'raw', 'any')),
+    tracked_id          integer NOT NULL,
+    column_name         name NOT NULL,
+    tenant              text,
+    tenant_column       name,
+    aad_column          name,
+    distribution_column name NOT NULL,
+    batch_size          integer NOT NULL CHECK (batch_size BETWEEN 1 AND 100000),
+    PRIMARY KEY (job_id, shardid)
+);
+CREATE TABLE IF NOT EXISTS pq.job_shard_failures (
+    job_id  bigint NOT NULL,
+    shardid bigint NOT NULL,
+    row_key text NOT NULL,
+    reason  text NOT NULL,
+    at      timestamptz NOT NULL,
+    PRIMARY KEY (job_id, shardid, row_key)
+);
+REVOKE ALL ON pq.job_shards, pq.job_shard_failures FROM PUBLIC;
+GRANT SELECT ON pq.job_shards, pq.job_shard_failures TO pq_admin;
+GRANT SELECT ON pq.job_shards TO pq_monitor;
+CREATE OR REPLACE VIEW pq.jobs AS
+SELECT j.id, j.kind, t.relid AS table_name, t.column_name, coalesce(j.tenant, t.tenant) AS tenant, j.state,
+       j.rows_total, j.rows_done, j.rows_failed,
+       CASE WHEN j.state = 'completed' THEN 100.0
+            WHEN j.rows_total > 0 THEN round(100.0 * least(j.rows_done + j.rows_failed, j.rows_total) / j.rows_total, 1)
+       END AS percent,
+       r.rows_per_second,
+       CASE WHEN j.state = 'running' AND r.rows_per_second > 0 AND j.rows_total IS NOT NULL
+            THEN j.updated_at + make_interval(secs => greatest(j.rows_total - j.rows_done - j.rows_failed, 0) / r.rows_per_second)
+       END AS eta,
+       j.pass, j.batch_size, j.last_error, j.created_at, j.created_by, j.started_at, j.updated_at, j.finished_at,
+       j.shards_total, j.shards_done
+  FROM pq.job_queue j
+  JOIN pq.tracked_columns t ON t.id = j.tracked_id
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN j.started_at IS NOT NULL AND j.rows_done > 0
+                THEN round(j.rows_done / greatest(extract(epoch FROM coalesce(j.finished_at, j.updated_at) - j.started_at), 0.001), 1)
+           END AS rows_per_second) r;

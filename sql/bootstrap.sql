@@ -117,7 +117,9 @@ CREATE TABLE pq.tenant_policies (
 
 -- Where a tenant's ciphertexts live: a bytea column, the tenant (fixed or
 -- from another column), the AAD column, and the single-column key that
--- re-encryption claims rows by.
+-- re-encryption claims rows by (on a Citus distributed table, 0.11.0: a
+-- unique key of several columns, one of them the distribution column, in
+-- key_columns; key_column is its first).
 CREATE TABLE pq.tracked_columns (
     id            serial PRIMARY KEY,
     relid         regclass NOT NULL,
@@ -134,6 +136,7 @@ CREATE TABLE pq.tracked_columns (
     blind_index_context       text,
     blind_index_bits          integer,
     blind_index_normalization text,
+    key_columns               name[],
     UNIQUE (relid, column_name),
     CHECK ((tenant IS NULL) <> (tenant_column IS NULL)),
     CONSTRAINT tracked_columns_blind_index_check CHECK (
@@ -166,7 +169,12 @@ CREATE TABLE pq.job_queue (
     updated_at   timestamptz NOT NULL DEFAULT now(),
     finished_at  timestamptz,
     -- migrate jobs: the classical kind they read (any: whatever each value is)
-    from_kind    text CHECK (from_kind IN ('pgp_sym', 'pgp_pub', 'raw', 'any'))
+    from_kind    text CHECK (from_kind IN ('pgp_sym', 'pgp_pub', 'raw', 'any')),
+    -- 0.11.0: a job on a Citus distributed table runs shard by shard on the
+    -- nodes that hold them (pq.job_shards); its counters here add theirs up.
+    distributed  boolean NOT NULL DEFAULT false,
+    shards_total integer,
+    shards_done  integer
 );
 CREATE INDEX job_queue_pending ON pq.job_queue (id) WHERE state IN ('queued', 'running');
 
@@ -541,6 +549,53 @@ REVOKE ALL ON pq.audit_pending FROM PUBLIC;
 GRANT SELECT ON pq.audit_pending TO pq_admin;
 SELECT pg_catalog.pg_extension_config_dump('pq.audit_pending', '');
 SELECT pg_catalog.pg_extension_config_dump('pq.audit_pending_seq_seq', '');
+
+-- 0.11.0. Jobs on Citus distributed tables (docs/SCALE-OUT.md, Jobs): one
+-- row per job and shard, which pq.citus_setup() makes a reference table, so
+-- that every node sees them; the node that holds a shard's placement runs
+-- its batches, and a shard move hands the shard's progress (its cursor
+-- over the claim key) to the node it moves to. The job's definition is
+-- copied in: the coordinator's tracked_columns and job_queue are not on the
+-- workers. State 'gone': the shard no longer exists (split).
+CREATE TABLE pq.job_shards (
+    job_id              bigint NOT NULL,
+    shardid             bigint NOT NULL,
+    state               text NOT NULL DEFAULT 'queued'
+                        CHECK (state IN ('queued', 'running', 'paused', 'cancelled', 'completed', 'failed', 'gone')),
+    node_group          integer,
+    rows_total          bigint,
+    rows_done           bigint NOT NULL DEFAULT 0,
+    rows_failed         bigint NOT NULL DEFAULT 0,
+    pass                integer NOT NULL DEFAULT 1,
+    batch_errors        integer NOT NULL DEFAULT 0,
+    cursor_key          text,
+    last_error          text,
+    started_at          timestamptz,
+    updated_at          timestamptz NOT NULL,
+    finished_at         timestamptz,
+    kind                text NOT NULL CHECK (kind IN ('reencrypt', 'migrate')),
+    from_kind           text CHECK (from_kind IN ('pgp_sym', 'pgp_pub', 'raw', 'any')),
+    tracked_id          integer NOT NULL,
+    column_name         name NOT NULL,
+    tenant              text,
+    tenant_column       name,
+    aad_column          name,
+    distribution_column name NOT NULL,
+    batch_size          integer NOT NULL CHECK (batch_size BETWEEN 1 AND 100000),
+    PRIMARY KEY (job_id, shardid)
+);
+-- Rows of a shard a job could not re-encrypt or migrate: the row's claim
+-- key as text (array text for several columns), never a plaintext.
+CREATE TABLE pq.job_shard_failures (
+    job_id  bigint NOT NULL,
+    shardid bigint NOT NULL,
+    row_key text NOT NULL,
+    reason  text NOT NULL,
+    at      timestamptz NOT NULL,
+    PRIMARY KEY (job_id, shardid, row_key)
+);
+REVOKE ALL ON pq.job_shards, pq.job_shard_failures FROM PUBLIC;
+GRANT SELECT ON pq.job_shards, pq.job_shard_failures TO pq_admin;
 
 -- Approvers of escrow recoveries (0.8.0): their ML-DSA-65 public keys
 -- (apg-pq keygen --algorithm ml-dsa-65), which custodians pin at the

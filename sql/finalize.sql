@@ -94,7 +94,8 @@ SELECT j.id, j.kind, t.relid AS table_name, t.column_name, coalesce(j.tenant, t.
        CASE WHEN j.state = 'running' AND r.rows_per_second > 0 AND j.rows_total IS NOT NULL
             THEN j.updated_at + make_interval(secs => greatest(j.rows_total - j.rows_done - j.rows_failed, 0) / r.rows_per_second)
        END AS eta,
-       j.pass, j.batch_size, j.last_error, j.created_at, j.created_by, j.started_at, j.updated_at, j.finished_at
+       j.pass, j.batch_size, j.last_error, j.created_at, j.created_by, j.started_at, j.updated_at, j.finished_at,
+       j.shards_total, j.shards_done
   FROM pq.job_queue j
   JOIN pq.tracked_columns t ON t.id = j.tracked_id
   CROSS JOIN LATERAL (
@@ -335,6 +336,7 @@ GRANT USAGE ON SCHEMA pq TO pq_monitor;
 GRANT EXECUTE ON FUNCTION pq.stat_latency_rows(), pq.stat_cache_rows(), pq.verify_audit_chain(), pq.master_key_status()
     TO pq_monitor;
 GRANT SELECT ON pq.stat_latency, pq.stat_cache, pq.security_events, pq.jobs, pq.audit_checkpoints TO pq_monitor;
+GRANT SELECT ON pq.job_shards TO pq_monitor;
 GRANT SELECT ON pq.key_ages TO pq_admin, pq_monitor;
 
 -- 0.11.0: audit writers never wait; pq.audit_flush() chains what waits in

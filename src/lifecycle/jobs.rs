@@ -6,30 +6,18 @@
 //! same batches with another row condition and another transformation.
 use crate::{
     journal::events,
-    lifecycle::tracking::{self},
+    lifecycle::{shard_jobs, tracking::{self}},
     platform::{catalog, errors::{PqError, PqResult}},
 };
+pub use crate::lifecycle::batch::{Work, DEFAULT_BATCH};
 use pgrx::prelude::*;
 use serde_json::json;
-
-pub const DEFAULT_BATCH: i32 = 1000;
 
 pub fn check_batch(batch_size: i32) -> PqResult<()> {
     if !(1..=100_000).contains(&batch_size) {
         return Err(PqError::InvalidParameter("batch_size is between 1 and 100000".into()));
     }
     Ok(())
-}
-
-/// What a job does to each row it claims.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Work {
-    /// Re-encrypt under the tenant's active version (rows not under it).
-    Reencrypt,
-    /// Decrypt a classical value and encrypt it as a keyed envelope (rows
-    /// not under any of the tenant's versions); `from_kind` restricts it
-    /// to one classical kind.
-    Migrate { from_kind: Option<String> },
 }
 
 /// Queues a job for a tracked column (restricted to `tenant`'s rows where
@@ -48,10 +36,7 @@ pub fn queue(
     if let Some(role) = role {
         tracking::require_rights(&t, role)?;
     }
-    let (kind, from_kind) = match work {
-        Work::Reencrypt => ("reencrypt", None),
-        Work::Migrate { from_kind } => ("migrate", Some(from_kind.as_deref().unwrap_or("any"))),
-    };
+    let (kind, from_kind) = work.kinds();
     let (query, mut args): (&str, Vec<pgrx::datum::DatumWithOid<'_>>) = match from_kind {
         // Without from_kind, the statement a 0.3.0 job table (before ALTER
         // EXTENSION UPDATE) also takes.
@@ -69,6 +54,9 @@ pub fn queue(
     args.splice(0..0, [tracked_id.into(), tenant.into(), batch_size.into(), actor.into()]);
     let id = catalog::write_one::<i64>(query, &args)?
         .ok_or_else(|| PqError::internal("queueing a job returned nothing", String::new()))?;
+    if t.distribution_column.is_some() {
+        shard_jobs::queue(id, tracked_id, &t, tenant, batch_size, work)?;
+    }
     crate::platform::latch::wake_at_commit();
     events::record(
         "job_queued",
@@ -152,6 +140,9 @@ fn control(id: i64, to: &str, from: &[&str], event: &str) -> PqResult<bool> {
             &[id.into(), to.into(), from.to_vec().into()],
         )?
         .unwrap_or(false);
+        if changed && shard_jobs::is_distributed_job(id)? {
+            shard_jobs::control(id, to)?;
+        }
         if changed {
             events::record(event, None, None, &actor, None, json!({ "job": id }))?;
         }
@@ -173,11 +164,14 @@ fn retry(id: i64) -> PqResult<bool> {
         )?
         .unwrap_or(false);
         if queued {
-            let forgotten = catalog::write_one::<i64>(
+            let mut forgotten = catalog::write_one::<i64>(
                 "WITH d AS (DELETE FROM pq.job_failures WHERE job_id = $1 RETURNING 1) SELECT count(*) FROM d",
                 &[id.into()],
             )?
             .unwrap_or(0);
+            if shard_jobs::is_distributed_job(id)? {
+                forgotten += shard_jobs::retry(id)?;
+            }
             crate::platform::latch::wake_at_commit();
             events::record("job_retried", None, None, &actor, None, json!({ "job": id, "failed_rows": forgotten }))?;
         }
@@ -185,11 +179,13 @@ fn retry(id: i64) -> PqResult<bool> {
     })
 }
 
-/// Jobs the worker should run, oldest first, and whether each is a migration.
+/// Jobs the worker should run, oldest first, and whether each is a
+/// migration (not those of Citus tables: `shard_jobs` runs them).
 pub fn runnable() -> PqResult<Vec<(i64, bool)>> {
+    let local = if catalog::pq_column_exists(c"job_queue", c"distributed") { " AND NOT distributed" } else { "" };
     catalog::connect(|client| {
         let rows = client.select(
-            "SELECT id, kind = 'migrate' FROM pq.job_queue WHERE state IN ('queued', 'running') ORDER BY id",
+            &format!("SELECT id, kind = 'migrate' FROM pq.job_queue WHERE state IN ('queued', 'running'){local} ORDER BY id"),
             None,
             &[],
         )?;

@@ -1,6 +1,8 @@
 //! Keys over time: rotation, version states and rewrap (`rotation`),
 //! tracked columns (`tracking`), re-encryption and migration jobs (`jobs`)
-//! and what one batch of them does (`batch`), rotation policies (`policy`),
+//! and what one batch of them does (`batch`), the same jobs on Citus
+//! distributed tables, shard by shard on the nodes (`shard_jobs`),
+//! rotation policies (`policy`),
 //! the blind index columns of tracked columns (`blind_column`, their
 //! definitions and triggers; `blind_index`, what the trigger and batches do),
 //! enforced encryption of tracked columns (`enforcement`), what those row
@@ -16,5 +18,6 @@ pub mod jobs;
 pub mod policy;
 pub mod rotation;
 pub mod row_trigger;
+pub mod shard_jobs;
 pub mod shred;
 pub mod tracking;

@@ -41,8 +41,10 @@ use pgrx::prelude::*;
 /// reference table only of a table whose foreign keys point at reference
 /// tables). Not `tracked_columns` and the job tables: a tracking names its
 /// table by `regclass`, which exists on the coordinator only; their foreign
-/// key to `tenants` is dropped instead (see [`setup`]).
-pub const REFERENCE_TABLES: [&std::ffi::CStr; 10] = [
+/// key to `tenants` is dropped instead (see [`setup`]). The shards of jobs on
+/// distributed tables are (`job_shards`, `job_shard_failures`): the node
+/// holding a shard runs its batches (`lifecycle::shard_jobs`).
+pub const REFERENCE_TABLES: [&std::ffi::CStr; 12] = [
     c"master_keys",
     c"tenants",
     c"tenant_key_versions",
@@ -53,6 +55,8 @@ pub const REFERENCE_TABLES: [&std::ffi::CStr; 10] = [
     c"config_signers",
     c"audit_keys",
     c"audit_checkpoints",
+    c"job_shards",
+    c"job_shard_failures",
 ];
 
 /// [`REFERENCE_TABLES`] as SQL arguments.
@@ -132,7 +136,9 @@ fn setup() -> PqResult<Vec<(String, String)>> {
     // The tables Citus does not have yet (an earlier run made the others).
     let mut pending = Vec::new();
     for table in REFERENCE_TABLES {
-        if !cluster::is_distributed(catalog::pq_relid(table))? {
+        // (A table of a later version than the schema is skipped until
+        // ALTER EXTENSION UPDATE; then run this again.)
+        if catalog::pq_table_exists(table) && !cluster::is_distributed(catalog::pq_relid(table))? {
             pending.extend(table.to_str().ok());
         }
     }

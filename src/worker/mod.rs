@@ -14,7 +14,7 @@ use crate::{
     audit::checkpoint,
     data::sessions,
     journal::{chain, monitor},
-    lifecycle::{batch::{self, Batch}, jobs, policy},
+    lifecycle::{batch::{self, Batch}, jobs, policy, shard_jobs},
     platform::{catalog, cluster, errors::PqResult, gucs, latch},
 };
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
@@ -46,9 +46,29 @@ const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '10s'";
 #[derive(Debug, PartialEq, Eq)]
 struct Failed {
     message: String,
-    /// A lock it needed was held past [`LOCK_TIMEOUT`] (55P03): try again
-    /// later, nothing is wrong with the work itself.
-    lock_timeout: bool,
+    /// Nothing is wrong with the work itself: try again later. A lock it
+    /// needed was held past [`LOCK_TIMEOUT`] (55P03), a deadlock or
+    /// serialization failure (40P01, 40001), or on Citus another node was
+    /// out of reach or restarting (class 08, 57P01–57P03).
+    retry_later: bool,
+}
+
+/// True for the errors of [`Failed::retry_later`].
+fn transient(code: pgrx::PgSqlErrorCode) -> bool {
+    use pgrx::PgSqlErrorCode::*;
+    matches!(
+        code,
+        ERRCODE_LOCK_NOT_AVAILABLE
+            | ERRCODE_T_R_DEADLOCK_DETECTED
+            | ERRCODE_T_R_SERIALIZATION_FAILURE
+            | ERRCODE_CONNECTION_EXCEPTION
+            | ERRCODE_CONNECTION_FAILURE
+            | ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION
+            | ERRCODE_SQLSERVER_REJECTED_ESTABLISHMENT_OF_SQLCONNECTION
+            | ERRCODE_ADMIN_SHUTDOWN
+            | ERRCODE_CRASH_SHUTDOWN
+            | ERRCODE_CANNOT_CONNECT_NOW
+    )
 }
 
 impl std::fmt::Display for Failed {
@@ -77,7 +97,7 @@ fn in_transaction<R>(f: impl FnOnce() -> PqResult<R>) -> Result<R, Failed> {
         })
     };
     let result = PgTryBuilder::new(AssertUnwindSafe(|| {
-        pinned().map_err(|e| Failed { message: e.describe(), lock_timeout: false })
+        pinned().map_err(|e| Failed { message: e.describe(), retry_later: false })
     }))
     .catch_others(|e| {
         Err(match &e {
@@ -85,7 +105,7 @@ fn in_transaction<R>(f: impl FnOnce() -> PqResult<R>) -> Result<R, Failed> {
             | pg_sys::panic::CaughtError::ErrorReport(r)
             | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => Failed {
                 message: r.message().to_owned(),
-                lock_timeout: r.sql_error_code() == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+                retry_later: transient(r.sql_error_code()),
             },
         })
     })
@@ -122,11 +142,12 @@ fn round() -> bool {
     }
     // On a Citus worker node the key and job tables are the coordinator's
     // reference tables: its worker alone rotates, checkpoints and runs
-    // jobs (docs/SCALE-OUT.md); here only this node's own chain, counters
-    // and key checks.
+    // the jobs of its own tables (docs/SCALE-OUT.md); here only this
+    // node's own chain, counters and key checks, and the shards of
+    // distributed tables' jobs that this node holds.
     if in_transaction(cluster::is_worker_node).unwrap_or(false) {
         verify_keys_if_due();
-        return false;
+        return run_shard_jobs();
     }
     if let Err(e) = in_transaction(|| policy::run_due(NAME)) {
         warning!("apg_pqcrypto worker: applying rotation policies failed: {e}");
@@ -140,33 +161,71 @@ fn round() -> bool {
     verify_keys_if_due();
     let mut worked = false;
     for (id, migration) in in_transaction(jobs::runnable).unwrap_or_default() {
-        // Batch after batch of one job for up to a second (each batch its
-        // own transaction), then on to the next job and the policies. A
-        // migration pauses migration_batch_delay between its batches.
-        let until = std::time::Instant::now() + Duration::from_secs(1);
-        while !BackgroundWorker::sigterm_received() && std::time::Instant::now() < until {
-            match in_transaction(|| batch::run_batch(id, NAME)) {
-                Ok(Batch::Worked(_)) => {
-                    worked = true;
-                    let delay = gucs::migration_batch_delay();
-                    if migration && !delay.is_zero() && !BackgroundWorker::wait_latch(Some(delay)) {
-                        break;
-                    }
-                }
-                Ok(Batch::Completed | Batch::Idle) => break,
-                Err(e) if e.lock_timeout => {
-                    // Not the job's fault (a table lock held elsewhere): the
-                    // next round tries again, without counting a failure.
-                    warning!("apg_pqcrypto worker: job {id} waits for a lock: {e}");
-                    break;
-                }
-                Err(e) => {
-                    warning!("apg_pqcrypto worker: a batch of job {id} failed: {e}");
-                    let _ = in_transaction(|| batch::record_error(id, &e.message, NAME));
+        worked |= run_job(&format!("job {id}"), migration, || batch::run_batch(id, NAME), |e| batch::record_error(id, e, NAME));
+    }
+    // The jobs of Citus distributed tables: their counters and ends here,
+    // their batches on the nodes that hold the shards (this one too, if
+    // it holds some).
+    if let Err(e) = in_transaction(|| catalog::as_owner(|| shard_jobs::settle(NAME))) {
+        warning!("apg_pqcrypto worker: adding up the shards of distributed jobs failed: {e}");
+    }
+    run_shard_jobs() || worked
+}
+
+/// Batch after batch of one job (`batch`: a batch, in its own transaction;
+/// `record_error`: a failed batch's error) for up to a second, then on to
+/// the next job and the policies. A migration pauses
+/// migration_batch_delay between its batches. True if a batch did work.
+fn run_job(
+    what: &str,
+    migration: bool,
+    batch: impl Fn() -> PqResult<Batch>,
+    record_error: impl Fn(&str) -> PqResult<()>,
+) -> bool {
+    let mut worked = false;
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    while !BackgroundWorker::sigterm_received() && std::time::Instant::now() < until {
+        match in_transaction(&batch) {
+            Ok(Batch::Worked(_)) => {
+                worked = true;
+                let delay = gucs::migration_batch_delay();
+                if migration && !delay.is_zero() && !BackgroundWorker::wait_latch(Some(delay)) {
                     break;
                 }
             }
+            Ok(Batch::Completed | Batch::Idle) => break,
+            Err(e) if e.retry_later => {
+                // Not the job's fault (a lock held elsewhere, a node out of
+                // reach): the next round tries again, without counting a
+                // failure.
+                warning!("apg_pqcrypto worker: {what} waits for a lock or another node, and will try again: {e}");
+                break;
+            }
+            Err(e) => {
+                warning!("apg_pqcrypto worker: a batch of {what} failed: {e}");
+                let _ = in_transaction(|| record_error(&e.message));
+                break;
+            }
         }
+    }
+    worked
+}
+
+/// Batches of the shards of distributed tables' jobs whose placements this
+/// node holds (`lifecycle::shard_jobs`). True if a batch did work.
+fn run_shard_jobs() -> bool {
+    let mut worked = false;
+    let shards = in_transaction(shard_jobs::runnable_here).unwrap_or_else(|e| {
+        warning!("apg_pqcrypto worker: listing the shards of distributed jobs failed: {e}");
+        Vec::new()
+    });
+    for (id, shard, migration) in shards {
+        worked |= run_job(
+            &format!("job {id} on shard {shard}"),
+            migration,
+            || shard_jobs::run_batch(id, shard),
+            |e| shard_jobs::record_error(id, shard, e),
+        );
     }
     worked
 }
