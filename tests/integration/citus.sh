@@ -5,11 +5,13 @@
 # Citus keeps open to the workers, rotation, the UPDATE rule, a job on a
 # coordinator table, master key rotation and status per node, a third
 # worker added later with a shard moved to it, kill -9 of a worker backend
-# mid-UPDATE, an upgrade script replayed on the workers, scheduled
+# mid-UPDATE, re-encryption jobs per shard on the nodes (a shard moved
+# mid-job, kill -9 of a node's background worker mid-job, pause and
+# resume), an upgrade script replayed on the workers, scheduled
 # rotation by the coordinator alone, and the audit chains of every node.
 # Runs when Citus is installed; otherwise the topic says SKIPPED and
 # counts nothing.
-# checks: 53
+# checks: 67
 citus_lib=$("$PGBIN/pg_config" --pkglibdir 2>/dev/null)
 citus_share=$("$PGBIN/pg_config" --sharedir 2>/dev/null)
 if [ ! -f "$citus_lib/citus.so" ] || [ ! -f "$citus_share/extension/citus.control" ]; then
@@ -47,13 +49,13 @@ q $c -c "SELECT pq.create_tenant('early')" -c "SELECT pq.grant_tenant('early', '
 out=$(qas $c it_citus_admin -v VERBOSITY=verbose -c "SELECT * FROM pq.citus_setup()")
 check_contains "pq.citus_setup() is for superusers (42501)" "ERROR:  42501" "$out"
 out=$(q $c -c "SELECT placement, count(*) FROM pq.citus_setup() GROUP BY 1 ORDER BY 1")
-check_contains "pq.citus_setup() makes 10 reference tables" "reference|10" "$out"
+check_contains "pq.citus_setup() makes 12 reference tables" "reference|12" "$out"
 out=$(q $c -c "SELECT count(*) FROM pq.citus_setup() WHERE placement = 'reference'" \
         -c "SELECT count(*) FROM pq.key_events WHERE event = 'citus_setup'")
-check "run again, it changes nothing (one setup event)" "10
+check "run again, it changes nothing (one setup event)" "12
 1" "$out"
 out=$(q $c -c "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'pq.%' AND partmethod = 'n'")
-check "Citus's metadata lists the 10 tables" "10" "$out"
+check "Citus's metadata lists the 12 tables" "12" "$out"
 out=$(q $c -c "SELECT create_distributed_table('early_cfg', 'tenant')" -c "SELECT pq_decrypt_text(value, name) FROM early_cfg" 2>&1 | tail -1)
 check "a value encrypted before the setup decrypts on a worker after it" "made before the setup" "$out"
 out=$(qas $c it_citus_app -c "SELECT pq_decrypt_text(value, name) FROM early_cfg")
@@ -61,8 +63,14 @@ check "a grant made before the setup holds on the workers (a role with another O
 out=$(on_worker 1 -c "SELECT g.role::oid = r.oid AND r.oid <> $(q $c -c "SELECT 'it_citus_app'::regrole::oid")
                         FROM pq.tenant_grants g JOIN pg_roles r ON r.rolname = g.role_name WHERE g.tenant = 'early'")
 check "... stored there under that node's own OID of the role" "t" "$out"
-out=$(q $c -v VERBOSITY=verbose -c "SELECT pq.track_column('early_cfg', 'value', tenant_column => 'tenant', aad_column => 'name')" 2>&1)
-check_contains "pq.track_column refuses a Citus table with a hint (0A000), not a confusing key error" "ERROR:  0A000: tracking a Citus table is not supported yet" "$out"
+q $c -c "CREATE TABLE ref_cfg (id int PRIMARY KEY, tenant text NOT NULL, value bytea)" -c "SELECT create_reference_table('ref_cfg')" \
+  -c "CREATE TABLE keyless_cfg (tenant text NOT NULL, value bytea)" -c "SELECT create_distributed_table('keyless_cfg', 'tenant')" >/dev/null
+out=$(q $c -v VERBOSITY=verbose -c "SELECT pq.track_column('ref_cfg', 'value', tenant_column => 'tenant')" 2>&1)
+check_contains "pq.track_column refuses a reference table with a hint (0A000)" "ERROR:  0A000: only hash-distributed Citus tables can be tracked" "$out"
+out=$(q $c -v VERBOSITY=verbose -c "SELECT pq.track_column('keyless_cfg', 'value', tenant_column => 'tenant')" 2>&1)
+check_contains "... and a distributed table without a unique key that includes the distribution column (42P16)" "ERROR:  42P16: the table has no primary key or unique index on NOT NULL columns that includes its distribution column \"tenant\"" "$out"
+out=$(on_worker 1 -v VERBOSITY=verbose -c "SELECT pq.track_column('early_cfg', 'value', tenant_column => 'tenant')" 2>&1)
+check_contains "... and tracking on a worker node (55000): the coordinator runs the jobs" "ERROR:  55000: track a Citus table on the coordinator" "$out"
 
 echo "# 100 tenants, 100,000 rows distributed by tenant"
 q $c -c "SELECT count(*) FROM generate_series(1, 100) i, pq.create_tenant('t' || i)" \
@@ -214,6 +222,73 @@ check "after the kill every row still decrypts (nothing lost, nothing half-writt
 out=$(q $c -c "SELECT count(*) FILTER (WHERE substr(value, 3, 16) = $new_kid) IN (0, 1000) FROM cfg WHERE tenant = 't2'")
 echo "# the UPDATE $(grep -q UPDATE "$cdir/killed_update.out" && echo committed || echo "was rolled back: $(head -1 "$cdir/killed_update.out")")"
 check "... and the tenant's rows are all under one version: the distributed UPDATE committed whole or not at all" "t" "$out"
+
+echo "# re-encryption jobs per shard: each node's worker re-encrypts the shards it holds"
+# wait_long PORT SQL: wait_for, for up to 3 minutes.
+wait_long() { for _ in 1 2 3 4 5 6; do wait_for "$1" "$2" && return 0; done; return 1; }
+active="pq.tenant_keys k WHERE k.tenant = cfg.tenant AND k.state = 'active'"
+pending_sql="SELECT count(*) FROM cfg WHERE value IS NOT NULL AND NOT EXISTS (SELECT 1 FROM $active AND substr(cfg.value, 3, 16) = k.kid)"
+under_active_sql="SELECT count(*) FILTER (WHERE substr(value, 3, 16) = k.kid AND pq_decrypt_text(value, name) = 'v' || substr(name, 2))
+                    FROM cfg JOIN pq.tenant_keys k ON k.tenant = cfg.tenant AND k.state = 'active'"
+out=$(q $c -c "SELECT pq.track_column('cfg', 'value', tenant_column => 'tenant', aad_column => 'name')" \
+        -c "SELECT key_column, key_columns FROM pq.tracked_columns WHERE relid = 'cfg'::regclass")
+check "a distributed table is tracked by a key that includes its distribution column" "tenant|{tenant,name}" "$(echo "$out" | tail -1)"
+q $c -c "SELECT count(*) FROM generate_series(1, 100) i, pq.rotate_tenant_key('t' || i, 'shard jobs')" >/dev/null
+pending=$(q $c -c "$pending_sql")
+job=$(q $c -c "SELECT pq.reencrypt('cfg', 'value', batch_size => 100)")
+out=$(q $c -c "SELECT count(*), count(DISTINCT shardid) FROM pq.job_shards WHERE job_id = 0$job" \
+        -c "SELECT count(*) FROM pq.job_shards s WHERE job_id = 0$job AND shardid IN (SELECT shardid FROM pg_dist_shard WHERE logicalrelid = 'cfg'::regclass)")
+check "pq.reencrypt queues one row per shard of the table in pq.job_shards" "8|8
+8" "$out"
+# A shard that a worker (1 or 2) has started and not finished moves to worker 3.
+g3=$(q $c -c "SELECT groupid FROM pg_dist_node WHERE nodeport = $((cport + 3))")
+moving="SELECT shardid FROM pq.job_shards WHERE job_id = 0$job AND state = 'running' AND node_group <> $g3
+          AND rows_done > 0 AND rows_done < rows_total - 300 ORDER BY rows_done LIMIT 1"
+wait_long $c "SELECT EXISTS ($moving)" || fail "no shard was half done on worker 1 or 2"
+shard=$(q $c -c "$moving")
+before=$(q $c -c "SELECT node_group || '|' || rows_done FROM pq.job_shards WHERE job_id = 0$job AND shardid = 0$shard")
+from_port=$(q $c -c "SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid) WHERE p.shardid = 0$shard")
+out=$(q $c -c "SELECT citus_move_shard_placement(0$shard, '127.0.0.1', 0$from_port, '127.0.0.1', $((cport + 3)), shard_transfer_mode => 'force_logical')" 2>&1)
+echo "# moved shard $shard (group|rows done before: $before) from port $from_port: ${out:-ok}"
+wait_long $c "SELECT state IN ('completed', 'failed') FROM pq.jobs WHERE id = 0$job" || fail "the job did not finish"
+out=$(q $c -c "SELECT state, shards_done || '/' || shards_total, rows_done = $pending - 1, rows_failed FROM pq.jobs WHERE id = 0$job")
+check "the job completed on every shard; rows done = rows pending, less the row under the disabled version (failed)" "completed|8/8|t|1" "$out"
+out=$(q $c -c "SELECT node_group, state, rows_done > ${before#*|} FROM pq.job_shards WHERE job_id = 0$job AND shardid = 0$shard")
+check "the moved shard was finished by worker 3, from where the other worker left it" "$g3|completed|t" "$out"
+out=$(q $c -c "$under_active_sql")
+check "citus_move_shard_placement mid-job lost and repeated nothing: every other row decrypts under the active version" "99999" "$out"
+out=$(q $c -c "SELECT row_key, reason FROM pq.job_shard_failures WHERE job_id = 0$job")
+check "the row under the disabled version is recorded by its key, with the reason (never a plaintext)" "{t1,k100}|its key version is disabled or destroyed" "$out"
+out=$(q $c -c "SELECT string_agg(event, ',' ORDER BY id) FROM pq.key_events WHERE details->>'job' = '$job'")
+check "the coordinator records the job's events" "job_queued,job_started,job_completed" "$out"
+out=$(cat "$cdir"/citus_n*/server.log | grep -c "cannot execute a distributed query\|a batch of job $job on shard")
+check "no batch of the job failed on any node" "0" "$out"
+
+echo "# kill -9 of a worker node's background worker during a job; pause and resume"
+q $c -c "SELECT count(*) FROM generate_series(1, 100) i, pq.rotate_tenant_key('t' || i, 'kill test')" >/dev/null
+pending=$(q $c -c "$pending_sql")
+out=$(q $c -c "BEGIN" -c "SELECT 'job ' || pq.reencrypt('cfg', 'value', batch_size => 100)" \
+        -c "SELECT pq.pause_job(currval('pq.job_queue_id_seq'))" -c "COMMIT")
+job=$(echo "$out" | sed -n 's/^job \([0-9]*\)$/\1/p')
+[ -n "$job" ] || echo "# queueing and pausing the job said: $out"
+out=$(q $c -c "SELECT count(*) FILTER (WHERE state = 'paused') FROM pq.job_shards WHERE job_id = 0$job")
+sleep 2
+out="$out $(q $c -c "SELECT coalesce(sum(rows_done), 0) FROM pq.job_shards WHERE job_id = 0$job")"
+check "a paused job's shards are paused, and no node works on them" "8 0" "$out"
+q $c -c "SELECT pq.resume_job(0$job)" >/dev/null
+g2=$(q $c -c "SELECT groupid FROM pg_dist_node WHERE nodeport = $((cport + 2))")
+wait_long $c "SELECT EXISTS (SELECT 1 FROM pq.job_shards WHERE job_id = 0$job AND node_group = $g2 AND state = 'running' AND rows_done > 0)" \
+  || fail "worker 2 did not start on the job"
+victim=$(on_worker 2 -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'apg_pqcrypto worker'")
+kill -9 $victim
+sleep 1
+wait_long $((cport + 2)) "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'apg_pqcrypto worker' AND pid <> 0$victim)" \
+  && ok "worker 2 restarted after the kill (crash recovery), with a new background worker" || fail "worker 2's background worker did not come back"
+wait_long $c "SELECT state IN ('completed', 'failed') FROM pq.jobs WHERE id = 0$job" || fail "the job did not finish after the kill"
+out=$(q $c -c "SELECT state, shards_done || '/' || shards_total, rows_done = $pending - 1, rows_failed FROM pq.jobs WHERE id = 0$job")
+check "after the kill the job completed: rows done = rows pending (the batch in flight was redone, none twice)" "completed|8/8|t|1" "$out"
+out=$(q $c -c "$under_active_sql")
+check "... and every other row decrypts under the active version" "99999" "$out"
 
 echo "# an upgrade script on a Citus cluster: ALTER EXTENSION UPDATE on the coordinator"
 # A throwaway version, removed again below, with the kind of DDL a future
