@@ -216,6 +216,9 @@ fn resolve(
             None => None,
         },
     };
+    if let (Some(_), Placement::Here) = (&distribution_column, placement) {
+        cluster::require_single_placements(relid)?;
+    }
     if distribution_column.is_some() && blind.is_some() {
         return Err(PqError::Sql {
             code: b"0A000",

@@ -1,10 +1,12 @@
 //! Citus's catalogs, read through SPI: this node's group (0 on the
-//! coordinator and on a single server), whether it is a worker node, and
-//! whether a relation is a Citus table. Without Citus (not loaded, or not
-//! created in this database) every answer is "no" and no query runs.
+//! coordinator and on a single server), whether it is a worker node,
+//! whether a relation is a Citus table, a distributed table's shards and
+//! where they are placed, and the shard lock a job's batch holds. Without
+//! Citus (not loaded, or not created in this database) every answer is
+//! "no" and no query runs.
 use crate::platform::{
     catalog, citus,
-    errors::PqResult,
+    errors::{PqError, PqResult},
 };
 use pgrx::pg_sys;
 
@@ -55,6 +57,30 @@ pub fn distribution_column(relid: pg_sys::Oid) -> PqResult<Option<String>> {
     )
 }
 
+/// The refusal of a table whose shards have several placements.
+fn replicated_shards() -> PqError {
+    PqError::Sql {
+        code: b"0A000",
+        message: "the shards of this Citus table have several placements (citus.shard_replication_factor above 1)".into(),
+        hint: Some("jobs write each shard on the one node that holds it; re-encrypt it with the UPDATE rule of docs/SCALE-OUT.md".into()),
+    }
+}
+
+/// Refuses (0A000) a distributed table `relid` with a shard of several
+/// placements.
+pub fn require_single_placements(relid: pg_sys::Oid) -> PqResult<()> {
+    let replicated = catalog::one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_placement p ON p.shardid = s.shardid
+                         WHERE s.logicalrelid = $1 GROUP BY s.shardid HAVING count(*) > 1)",
+        &[relid.into()],
+    )?
+    .unwrap_or(false);
+    if replicated {
+        return Err(replicated_shards());
+    }
+    Ok(())
+}
+
 /// The shards of the distributed table `relid`, in shard id order.
 pub fn shards(relid: pg_sys::Oid) -> PqResult<Vec<i64>> {
     catalog::rows(
@@ -89,8 +115,17 @@ pub fn local_shards() -> PqResult<Vec<i64>> {
 /// the new placement; once the move has committed, the placement check
 /// (a statement after the lock, with a newer snapshot) sees it gone. As a
 /// superuser: Citus allows the lock to a shard's owner.
+///
+/// Refuses (0A000) a shard with several placements (a table created with
+/// `citus.shard_replication_factor` above 1): a write to one placement
+/// would leave the others behind.
 pub fn hold_local_shard(shardid: i64) -> PqResult<Option<pg_sys::Oid>> {
     catalog::run("SELECT pg_catalog.lock_shard_metadata(5, ARRAY[$1]::bigint[])", &[shardid.into()])?;
+    let placements =
+        catalog::one::<i64>("SELECT count(*) FROM pg_catalog.pg_dist_placement WHERE shardid = $1", &[shardid.into()])?.unwrap_or(0);
+    if placements > 1 {
+        return Err(replicated_shards());
+    }
     // shard_name leaves the schema out for `public`, which the pinned
     // search_path does not hold.
     catalog::one::<pg_sys::Oid>(
