@@ -88,6 +88,13 @@ fn in_transaction<R>(f: impl FnOnce() -> PqResult<R>) -> Result<R, Failed> {
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
+        // READ COMMITTED whatever default_transaction_isolation says (a
+        // database owner may set it): every statement of the worker takes
+        // a new snapshot, which a shard batch relies on (its placement
+        // check must see a shard move that committed while it waited for
+        // the shard's lock). What SET TRANSACTION ISOLATION LEVEL does,
+        // before the transaction's first snapshot.
+        pg_sys::XactIsoLevel = pg_sys::XACT_READ_COMMITTED as i32;
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
     let pinned = || {

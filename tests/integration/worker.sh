@@ -1,8 +1,9 @@
 # The background worker and the lifecycle under crashes: scheduled rotation
 # with its notification first, a 100,000-row re-encryption job that
 # survives kill -9 of the worker, kill -9 in the middle of a tenant key and
-# a master key rotation, and the shared generation counter.
-# checks: 46
+# a master key rotation, the shared generation counter, and READ COMMITTED
+# batches under any default isolation.
+# checks: 49
 dir="$base/worker"
 port=$port_worker
 cluster_start "$dir" "$port" "${quiet[@]}" "apg_pqcrypto.worker_naptime = 1" || return 1
@@ -181,5 +182,26 @@ check_contains "a damaged version: one WARNING naming the version and what faile
 q "$port" -c "UPDATE pq.tenant_key_versions SET sealed_dek = (SELECT sealed_dek FROM saved_dek) WHERE tenant = 'verify_w'" \
   -c "ALTER SYSTEM RESET apg_pqcrypto.verify_keys_interval" -c "SELECT pg_reload_conf()" >/dev/null
 check "put back, the version passes pq.verify_keys" "t" "$(q "$port" -c "SELECT ok FROM pq.verify_keys('verify_w')")"
+
+echo "# the worker's transactions are READ COMMITTED whatever the database's default isolation"
+# (a shard batch on Citus relies on it: docs/SCALE-OUT.md, Jobs)
+q "$port" -c "ALTER DATABASE postgres SET default_transaction_isolation = 'serializable'" >/dev/null
+old_pid=$(worker_pid)
+q "$port" -c "SELECT pg_terminate_backend($old_pid)" >/dev/null
+wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'apg_pqcrypto worker' AND pid <> $old_pid" \
+  && ok "the worker reconnected under default_transaction_isolation = serializable" || fail "the worker did not come back"
+q "$port" -c "SELECT pq.create_tenant('iso')" -c "CREATE TABLE iso_seen (level text)" \
+  -c "CREATE TABLE iso_t (id int PRIMARY KEY, v bytea)" \
+  -c "CREATE FUNCTION iso_note() RETURNS trigger LANGUAGE plpgsql
+        AS \$\$BEGIN INSERT INTO public.iso_seen VALUES (current_setting('transaction_isolation')); RETURN NEW; END\$\$" \
+  -c "CREATE TRIGGER iso_note BEFORE UPDATE ON iso_t FOR EACH ROW EXECUTE FUNCTION iso_note()" \
+  -c "INSERT INTO iso_t SELECT i, pq_encrypt('iso', 'x' || i) FROM generate_series(1, 10) i" \
+  -c "SELECT pq.track_column('iso_t', 'v', tenant => 'iso')" -c "SELECT pq.rotate_tenant_key('iso', 'isolation')" >/dev/null
+job=$(q "$port" -c "SELECT pq.reencrypt('iso_t', 'v')")
+wait_for "$port" "SELECT state = 'completed' FROM pq.jobs WHERE id = 0$job" || fail "the job on iso_t did not complete"
+check "sessions get the database's default" "serializable" "$(q "$port" -c "SHOW transaction_isolation")"
+check "the worker's batch ran READ COMMITTED (as the table's trigger saw it)" "read committed|10" \
+  "$(q "$port" -c "SELECT level, count(*) FROM iso_seen GROUP BY 1")"
+q "$port" -c "ALTER DATABASE postgres RESET default_transaction_isolation" >/dev/null
 cluster_stop "$dir"
-check "a fast shutdown stops the worker cleanly" "2" "$(grep -c "apg_pqcrypto worker stopping" "$dir/server.log")"
+check "a fast shutdown stops the worker cleanly" "3" "$(grep -c "apg_pqcrypto worker stopping" "$dir/server.log")"
