@@ -114,13 +114,14 @@ pub fn runnable_here() -> PqResult<Vec<(i64, i64, bool)>> {
     Ok(rows.into_iter().filter(|(_, shard, _)| here.contains(shard)).collect())
 }
 
-/// The rows of shard `shardid` that job `id` recorded as failed, by key.
-fn failed_keys(id: i64, shardid: i64) -> PqResult<Vec<String>> {
-    catalog::rows(
-        "SELECT row_key FROM pq.job_shard_failures WHERE job_id = $1 AND shardid = $2",
-        &[id.into(), shardid.into()],
-        |r| Ok(r.get::<String>(1)?.unwrap_or_default()),
-    )
+/// The rows that job `id` recorded as failed, by key, on any of its
+/// shards: a key includes the distribution column, so it names one row of
+/// the table, and a row whose shard was split away is not tried again in
+/// the new shard.
+fn failed_keys(id: i64) -> PqResult<Vec<String>> {
+    catalog::rows("SELECT row_key FROM pq.job_shard_failures WHERE job_id = $1", &[id.into()], |r| {
+        Ok(r.get::<String>(1)?.unwrap_or_default())
+    })
 }
 
 /// A shard row's definition and progress, as a batch reads it.
@@ -175,7 +176,7 @@ pub fn run_batch(id: i64, shardid: i64) -> PqResult<Batch> {
         tracking::for_shard(relid, &job.column, fixed, job.tenant_column.clone(), job.aad_column.clone(), &job.distribution_column)
     })?;
     let sql = TableSql::new(&t, only_tenant, &job.work);
-    let args = catalog::as_owner(|| BatchArgs::new(&job.work, job.tenant.clone(), failed_keys(id, shardid)?, job.cursor.clone()))?;
+    let args = catalog::as_owner(|| BatchArgs::new(&job.work, job.tenant.clone(), failed_keys(id)?, job.cursor.clone()))?;
     let node = cluster::local_group()?;
     let now = clock::transaction_start()?;
     // $1 to $4 of every statement on the shard's row.

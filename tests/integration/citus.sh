@@ -6,12 +6,12 @@
 # coordinator table, master key rotation and status per node, a third
 # worker added later with a shard moved to it, kill -9 of a worker backend
 # mid-UPDATE, re-encryption jobs per shard on the nodes (a shard moved
-# mid-job, kill -9 of a node's background worker mid-job, pause and
-# resume), an upgrade script replayed on the workers, scheduled
+# mid-job, one split mid-job, kill -9 of a node's background worker
+# mid-job, pause and resume, a migration), an upgrade script replayed on the workers, scheduled
 # rotation by the coordinator alone, and the audit chains of every node.
 # Runs when Citus is installed; otherwise the topic says SKIPPED and
 # counts nothing.
-# checks: 71
+# checks: 73
 citus_lib=$("$PGBIN/pg_config" --pkglibdir 2>/dev/null)
 citus_share=$("$PGBIN/pg_config" --sharedir 2>/dev/null)
 if [ ! -f "$citus_lib/citus.so" ] || [ ! -f "$citus_share/extension/citus.control" ]; then
@@ -246,16 +246,45 @@ out=$(q $c -c "SELECT count(*), count(DISTINCT shardid) FROM pq.job_shards WHERE
 check "pq.reencrypt queues one row per shard of the table in pq.job_shards" "8|8
 8" "$out"
 # A shard that a worker (1 or 2) has started, with most of it left,
-# moves to worker 3 (a node's worker takes its shards in turn, a second
-# each: the move, a few seconds, ends long before the shard would).
+# moves to worker 3 by logical replication. Once the move has made its
+# replication slot (which waits for every transaction with an xid), a
+# session on the shard's node holds the shard's last row (FOR UPDATE)
+# until the move is done: batches skip that row, so the shard cannot
+# finish where it is, and its work is still there to hand over.
 g3=$(q $c -c "SELECT groupid FROM pg_dist_node WHERE nodeport = $((cport + 3))")
-moving="SELECT shardid FROM pq.job_shards WHERE job_id = 0$job AND state = 'running' AND node_group <> $g3
+half_done() { # half_done JOB: SQL for a shard of JOB that a worker (1 or 2) started, with most of it left
+  echo "SELECT shardid FROM pq.job_shards WHERE job_id = 0$1 AND state = 'running' AND node_group <> $g3
           AND rows_done > 0 AND rows_done < rows_total / 3 ORDER BY rows_total - rows_done DESC LIMIT 1"
+}
+# hold_last_row SHARD PORT UNTIL: in the background, on the node at PORT,
+# locks the last row of shard SHARD of cfg until the SQL condition UNTIL
+# holds there (two minutes at most); waits until the lock is held.
+hold_last_row() {
+  psql -X -q -h 127.0.0.1 -p "$2" -U postgres postgres >/dev/null 2>&1 <<SQL &
+SET statement_timeout = '120s';
+BEGIN;
+SELECT 1 FROM cfg_$1 ORDER BY tenant DESC, name DESC LIMIT 1 FOR UPDATE;
+DO \$\$ BEGIN WHILE NOT ($3) LOOP PERFORM pg_sleep(0.1); END LOOP; END \$\$;
+COMMIT;
+SQL
+  holder=$!
+  wait_for "$2" "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'cfg_$1'::regclass AND mode = 'RowShareLock' AND granted)" \
+    || echo "# the row lock on shard $1 was not seen"
+}
+moving=$(half_done "$job")
 wait_long $c "SELECT EXISTS ($moving)" || fail "no shard was half done on worker 1 or 2"
 shard=$(q $c -c "$moving")
 before=$(q $c -c "SELECT node_group || '|' || rows_done FROM pq.job_shards WHERE job_id = 0$job AND shardid = 0$shard")
 from_port=$(q $c -c "SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid) WHERE p.shardid = 0$shard")
-out=$(q $c -c "SELECT citus_move_shard_placement(0$shard, '127.0.0.1', 0$from_port, '127.0.0.1', $((cport + 3)), shard_transfer_mode => 'force_logical')" 2>&1)
+q $c -c "SELECT citus_move_shard_placement(0$shard, '127.0.0.1', 0$from_port, '127.0.0.1', $((cport + 3)), shard_transfer_mode => 'force_logical')" \
+  >"$cdir/move.out" 2>&1 &
+mover=$!
+wait_for "$from_port" "SELECT EXISTS (SELECT 1 FROM pg_replication_slots)" || echo "# no replication slot seen"
+hold_last_row "$shard" "$from_port" "NOT EXISTS (SELECT 1 FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid)
+                                                  WHERE p.shardid = $shard AND n.nodeport = $from_port)"
+wait $mover
+wait $holder
+out=$(grep -v "^$" "$cdir/move.out")
 echo "# moved shard $shard (group|rows done before: $before) from port $from_port: ${out:-ok}"
 wait_long $c "SELECT state IN ('completed', 'failed') FROM pq.jobs WHERE id = 0$job" || fail "the job did not finish"
 out=$(q $c -c "SELECT state, shards_done || '/' || shards_total, rows_done = $pending - 1, rows_failed FROM pq.jobs WHERE id = 0$job")
@@ -294,6 +323,27 @@ wait_long $((cport + 2)) "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE ba
 wait_long $c "SELECT state IN ('completed', 'failed') FROM pq.jobs WHERE id = 0$job" || fail "the job did not finish after the kill"
 out=$(q $c -c "SELECT state, shards_done || '/' || shards_total, rows_done = $pending - 1, rows_failed FROM pq.jobs WHERE id = 0$job")
 check "after the kill the job completed: rows done = rows pending (the batch in flight was redone, none twice)" "completed|8/8|t|1" "$out"
+out=$(q $c -c "$under_active_sql")
+check "... and every other row decrypts under the active version" "99999" "$out"
+
+echo "# a shard split during a job: the new shards join it, the split one is gone"
+q $c -c "SELECT count(*) FROM generate_series(1, 100) i, pq.rotate_tenant_key('t' || i, 'split test')" >/dev/null
+pending=$(q $c -c "$pending_sql")
+job=$(q $c -c "SELECT pq.reencrypt('cfg', 'value', batch_size => 50)")
+moving=$(half_done "$job")
+wait_long $c "SELECT EXISTS ($moving)" || fail "no shard was half done"
+shard=$(q $c -c "$moving")
+tenant=$(q $c -c "SELECT tenant FROM cfg WHERE get_shard_id_for_distribution_column('cfg', tenant) = 0$shard ORDER BY tenant LIMIT 1")
+from_port=$(q $c -c "SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid) WHERE p.shardid = 0$shard")
+hold_last_row "$shard" "$from_port" "NOT EXISTS (SELECT 1 FROM pg_dist_shard WHERE shardid = $shard)"
+out=$(q $c -c "SELECT isolate_tenant_to_new_shard('cfg', '$tenant', 'CASCADE', shard_transfer_mode => 'block_writes') IS NOT NULL" 2>&1 | tail -1)
+wait $holder
+echo "# split shard $shard, isolating tenant $tenant: $out"
+wait_long $c "SELECT state IN ('completed', 'failed') FROM pq.jobs WHERE id = 0$job" || fail "the job did not finish after the split"
+out=$(q $c -c "SELECT state, shards_total > 8, rows_done = $pending - 1, rows_failed FROM pq.jobs WHERE id = 0$job" \
+        -c "SELECT state, rows_done > 0 FROM pq.job_shards WHERE job_id = 0$job AND shardid = 0$shard")
+check "the job completed over the split's new shards; rows done = rows pending, the failed row not tried again" "completed|t|t|1
+gone|t" "$out"
 out=$(q $c -c "$under_active_sql")
 check "... and every other row decrypts under the active version" "99999" "$out"
 
