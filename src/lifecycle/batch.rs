@@ -59,6 +59,15 @@ impl Work {
         }
     }
 
+    /// A job's last_error after `count` rows of a batch failed, recorded in `table`.
+    pub fn failed_rows(&self, count: usize, table: &str) -> String {
+        let done = match self {
+            Work::Reencrypt => "re-encrypted",
+            Work::Migrate { .. } => "migrated",
+        };
+        format!("{count} rows could not be {done} (see {table})")
+    }
+
     /// The job kind and the classical kind it reads, as the queue stores them.
     pub fn kinds(&self) -> (&'static str, Option<&str>) {
         match self {
@@ -662,12 +671,7 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
             done.into(),
             (failed_count as i64).into(),
             last.as_str().into(),
-            format!("{failed_count} rows could not be {} (see pq.job_failures)", match work {
-                Work::Reencrypt => "re-encrypted",
-                Work::Migrate { .. } => "migrated",
-            })
-            .as_str()
-            .into(),
+            work.failed_rows(failed_count, "pq.job_failures").as_str().into(),
         ],
     )?;
     Ok(Batch::Worked(claimed))

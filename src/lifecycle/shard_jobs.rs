@@ -219,10 +219,7 @@ pub fn run_batch(id: i64, shardid: i64) -> PqResult<Batch> {
         )?;
     }
     let failed = failures.len() as i64;
-    let why = format!("{failed} rows could not be {} (see pq.job_shard_failures)", match job.work {
-        Work::Reencrypt => "re-encrypted",
-        Work::Migrate { .. } => "migrated",
-    });
+    let why = job.work.failed_rows(failures.len(), "pq.job_shard_failures");
     catalog::run(
         "UPDATE pq.job_shards SET rows_done = rows_done + $5, rows_failed = rows_failed + $6, cursor_key = $7, updated_at = $3,
                 node_group = $4, batch_errors = 0, last_error = CASE WHEN $6 > 0 THEN $8 ELSE last_error END
