@@ -140,10 +140,10 @@ fn control(id: i64, to: &str, from: &[&str], event: &str) -> PqResult<bool> {
             &[id.into(), to.into(), from.to_vec().into()],
         )?
         .unwrap_or(false);
-        if changed && shard_jobs::is_distributed_job(id)? {
-            shard_jobs::control(id, to)?;
-        }
         if changed {
+            if shard_jobs::is_distributed_job(id)? {
+                shard_jobs::control(id, to)?;
+            }
             events::record(event, None, None, &actor, None, json!({ "job": id }))?;
         }
         Ok(changed)

@@ -339,8 +339,13 @@ pub fn settle(actor: &str) -> PqResult<()> {
         },
     )?;
     for (id, tracked_id, only_tenant, batch_size, work, state) in jobs {
-        let t = tracking::load(tracked_id)?;
-        follow_shards(id, tracked_id, &t, only_tenant.as_deref(), batch_size, &work)?;
+        // A table that can no longer be resolved (its key dropped, its
+        // shards replicated) does not stop the other jobs: its shards'
+        // batches fail with the reason, and the job ends failed below.
+        let t = tracking::load(tracked_id).ok();
+        if let Some(t) = &t {
+            follow_shards(id, tracked_id, t, only_tenant.as_deref(), batch_size, &work)?;
+        }
         let sum = totals(id)?;
         let now = clock::transaction_start()?;
         let running = sum.started > 0 || state == "running";
@@ -361,7 +366,7 @@ pub fn settle(actor: &str) -> PqResult<()> {
                 now.into(),
             ],
         )?;
-        let tenant = only_tenant.as_deref().or(t.tenant.as_deref());
+        let tenant = only_tenant.as_deref().or(t.as_ref().and_then(|t| t.tenant.as_deref()));
         if running && state == "queued" {
             // Rows are counted as each shard starts: the total is in job_completed.
             events::record("job_started", tenant, None, actor, None, json!({ "job": id, "shards": sum.shards }))?;
