@@ -214,7 +214,11 @@ pub fn as_role<R>(
         }
         pg_sys::SetUserIdAndSecContext(role, flags);
         let outer = OUTER_CALLER.get();
-        OUTER_CALLER.set(Some(outer.unwrap_or(user)));
+        // A restricted scope runs a user's code (a table's triggers, index
+        // expressions, defaults) as that user: inside it the caller, whom
+        // access decisions are about, is that user too, never the role
+        // that opened the scope (the worker's superuser, a job's admin).
+        OUTER_CALLER.set(if restricted { None } else { Some(outer.unwrap_or(user)) });
         RoleScope { user, context, path: SCOPE_PATH.replace(search_path), outer, _gucs: GucScope::with_path(search_path) }
     };
     f()
