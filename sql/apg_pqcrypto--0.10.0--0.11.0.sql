@@ -294,3 +294,18 @@ SELECT j.id, j.kind, t.relid AS table_name, t.column_name, coalesce(j.tenant, t.
     SELECT CASE WHEN j.started_at IS NOT NULL AND j.rows_done > 0
                 THEN round(j.rows_done / greatest(extract(epoch FROM coalesce(j.finished_at, j.updated_at) - j.started_at), 0.001), 1)
            END AS rows_per_second) r;
+
+-- Re-encryption done in place (docs/OPERATIONS.md): a local re-encryption
+-- job on a plain table goes through it range of blocks by range of blocks,
+-- each with one UPDATE that calls pq_job_rewrite (which refuses outside
+-- the job's own statement).
+ALTER TABLE pq.job_queue ADD COLUMN IF NOT EXISTS cursor_block bigint;
+ALTER TABLE pq.job_queue ADD COLUMN IF NOT EXISTS pass_end_block bigint;
+CREATE FUNCTION "pq_job_rewrite"(
+	"value" bytea, /* Option < & [u8] > */
+	"aad" bytea, /* Option < & [u8] > */
+	"tenant" TEXT /* Option < & str > */
+) RETURNS bytea /* Vec < u8 > */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'pq_job_rewrite_wrapper';

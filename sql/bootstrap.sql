@@ -174,7 +174,11 @@ CREATE TABLE pq.job_queue (
     -- nodes that hold them (pq.job_shards); its counters here add theirs up.
     distributed  boolean NOT NULL DEFAULT false,
     shards_total integer,
-    shards_done  integer
+    shards_done  integer,
+    -- 0.11.0: a re-encryption done in place goes through the table's
+    -- blocks; the pass has got to cursor_block and ends before pass_end_block.
+    cursor_block   bigint,
+    pass_end_block bigint
 );
 CREATE INDEX job_queue_pending ON pq.job_queue (id) WHERE state IN ('queued', 'running');
 

@@ -1,36 +1,34 @@
-//! One batch of a re-encryption or migration job, in the caller's
-//! transaction (the worker's, or `pq.migrate_column_now`'s). About 700
-//! lines: what a job does (`Work`), the statements that touch a tracked
-//! table (`TableSql`), the part of a batch that runs them (`work_rows`,
-//! which `shard_jobs` shares for the shards of Citus tables) and the one
-//! function that runs a local job's batch belong together.
+//! What a batch of a re-encryption or migration job does to a tracked
+//! table, in the caller's transaction: what a job does (`Work`), the
+//! statements that touch the table (`TableSql`), and the part of a batch
+//! that runs them (`work_rows`), which local jobs (`local_jobs`, and
+//! `in_place` for a range it cannot do in place) and the shards of Citus
+//! tables (`shard_jobs`) share.
 //!
-//! A batch is one transaction: it claims up to `batch_size` rows that are
-//! not under their tenant's active version, in key order after the job's
-//! cursor, with FOR UPDATE SKIP LOCKED (so the application's own writes
-//! wait at most one batch, and rows it holds are left for a later pass);
-//! re-encrypts them in the server; writes them back with one UPDATE (the
-//! table is read and written as its owner, see `TableSql`);
-//! records rows that fail (with the reason, never a plaintext); and moves
-//! the job's counters and cursor, all in that same transaction. A crash
-//! loses at most the batch in flight, which the next run redoes; rows
-//! already under the active version are never touched again. When a pass
-//! reaches the end of the table, the job completes if no row needs work,
-//! and otherwise starts another pass for the rows that were locked.
+//! A batch claims the rows of its scope that are not under their
+//! tenant's active version (up to `batch_size` in key order after the
+//! job's cursor, or those of a range of blocks) with FOR UPDATE SKIP
+//! LOCKED, so the application's own writes wait at most one batch and
+//! rows it holds are left for a later pass; re-encrypts them in the
+//! server; writes them back with one UPDATE (the table is read and written
+//! as its owner, see `TableSql`); and returns the rows that failed (with
+//! the reason, never a plaintext), for the caller to record with the
+//! job's counters and cursor in the same transaction. A crash loses at
+//! most the batch in flight, which the next run redoes; rows already under
+//! the active version are never touched again.
 use crate::{
-    journal::{events, latency::{self, Op}},
+    journal::latency::{self, Op},
     keys::{cache::VersionKeys, versions},
     lifecycle::{
         blind_index,
         rotation,
         row_trigger,
-        tracking::{self, quote_ident, Tracked},
+        tracking::{quote_ident, Tracked},
     },
     platform::{catalog, errors::{PqError, PqResult}},
 };
 use pgrx::prelude::*;
 use pqcore::{Envelope, Kid, Kind};
-use serde_json::json;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -183,20 +181,32 @@ impl<'a> TableSql<'a> {
         self.as_owner(|| catalog::rows(&query, &[], |r| Ok(r.get::<String>(1)?.unwrap_or_default())))
     }
 
-    /// Locks up to `limit` rows that need work, in key order after the
-    /// cursor (an ordered index scan that stops at the limit), skipping rows
-    /// others hold: (key as text, relation, ctid, value, AAD, tenant).
-    fn claim(&self, args: &BatchArgs, limit: i32) -> PqResult<Vec<Claimed>> {
-        let after = if args.cursor.is_some() { format!(" AND {}", after_cursor(self.t)) } else { String::new() };
+    /// Locks the rows of `scope` that need work, skipping rows others
+    /// hold: (key as text, relation, ctid, value, AAD, tenant).
+    fn claim(&self, args: &BatchArgs, scope: Scope) -> PqResult<Vec<Claimed>> {
+        let mut datums = args.datums();
+        let (range, order) = match scope {
+            // An ordered index scan that stops at the limit.
+            Scope::AfterCursor(limit) => (
+                if args.cursor.is_some() { format!(" AND {}", after_cursor(self.t)) } else { String::new() },
+                format!(
+                    " ORDER BY {} LIMIT {limit}",
+                    self.t.keys.iter().map(|k| format!("t.{}", quote_ident(&k.0))).collect::<Vec<_>>().join(", ")
+                ),
+            ),
+            // A TID range scan of those blocks.
+            Scope::Blocks(from, to) => {
+                datums.push(block_start(from).into());
+                datums.push(block_start(to).into());
+                (" AND t.ctid >= $6 AND t.ctid < $7".to_owned(), String::new())
+            }
+        };
         let query = format!(
             "SELECT {key}, t.tableoid, t.ctid, t.{col}, {aad}, {tenant}
                FROM {table} AS t
-              WHERE {condition}{after}
-              ORDER BY {order}
-              LIMIT {limit}
+              WHERE {condition}{range}{order}
               FOR UPDATE OF t SKIP LOCKED",
             key = key_text(self.t),
-            order = self.t.keys.iter().map(|k| format!("t.{}", quote_ident(&k.0))).collect::<Vec<_>>().join(", "),
             col = quote_ident(&self.t.column),
             aad = self.t.aad_expr,
             tenant = self.tenant_expr,
@@ -204,7 +214,7 @@ impl<'a> TableSql<'a> {
             condition = self.condition,
         );
         self.as_owner(|| {
-            catalog::write_rows(&query, &args.datums(), |row| {
+            catalog::write_rows(&query, &datums, |row| {
                 Ok(Claimed {
                     key: row.get::<String>(1)?.unwrap_or_default(),
                     at: RowId::new(row.get::<pg_sys::Oid>(2)?, row.get::<pg_sys::ItemPointerData>(3)?),
@@ -266,6 +276,29 @@ impl<'a> TableSql<'a> {
     }
 }
 
+impl TableSql<'_> {
+    /// Re-encrypts every row of blocks `from..to` that needs it with one
+    /// UPDATE (a TID range scan), each value by `function` (the extension's
+    /// `pq_job_rewrite`, schema-qualified) inside the statement: nothing is
+    /// claimed first or copied out and back. Waits for rows others hold
+    /// (the caller bounds that with a lock timeout). Returns the rows written.
+    pub(super) fn rewrite(&self, tracked_id: i32, args: &BatchArgs, function: &str, from: u32, to: u32) -> PqResult<usize> {
+        let col = quote_ident(&self.t.column);
+        let query = format!(
+            "UPDATE {table} AS t SET {col} = {function}(t.{col}::bytea, ({aad})::bytea, {tenant})
+              WHERE t.ctid >= $6 AND t.ctid < $7 AND {condition}",
+            table = self.t.table,
+            aad = self.t.aad_expr,
+            tenant = self.tenant_expr,
+            condition = self.condition,
+        );
+        let mut datums = args.datums();
+        datums.push(block_start(from).into());
+        datums.push(block_start(to).into());
+        self.as_owner(|| row_trigger::writing_back(tracked_id, || catalog::write_count(&query, &datums)))
+    }
+}
+
 /// A row's claim key as SQL text (table alias `t`): the key column as
 /// text, or for a key of several columns the text of an array of theirs
 /// (`{acme,42}`), which a cursor reads back in [`after_cursor`].
@@ -290,6 +323,23 @@ fn after_cursor(t: &Tracked) -> String {
     }
 }
 
+/// Which rows a batch claims.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Scope {
+    /// Up to this many, in key order after the job's cursor.
+    AfterCursor(i32),
+    /// Those of blocks `from..to` of a plain table (`in_place`).
+    Blocks(u32, u32),
+}
+
+/// The first tid of block `block`: `ctid >= block_start(a) AND ctid <
+/// block_start(b)` is a TID range scan of blocks a..b.
+pub(super) fn block_start(block: u32) -> pg_sys::ItemPointerData {
+    let mut tid = pg_sys::ItemPointerData::default();
+    pgrx::itemptr::item_pointer_set_all(&mut tid, block, 0);
+    tid
+}
+
 /// The parameters of a batch's table statements (see [`TableSql`]).
 pub(super) struct BatchArgs {
     pub(super) failed: Vec<String>,
@@ -310,7 +360,7 @@ impl BatchArgs {
         Ok(BatchArgs { failed, tenant: tenant.unwrap_or_default(), cursor, active_tenants, active_kids })
     }
 
-    fn datums(&self) -> Vec<pgrx::datum::DatumWithOid<'_>> {
+    pub(super) fn datums(&self) -> Vec<pgrx::datum::DatumWithOid<'_>> {
         vec![
             self.failed.clone().into(),
             self.tenant.as_str().into(),
@@ -326,7 +376,7 @@ impl BatchArgs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct RowId {
     /// The relation's OID.
-    rel: u32,
+    pub(super) rel: u32,
     /// The ctid's block and offset.
     block: u32,
     offset: u16,
@@ -356,7 +406,7 @@ struct Claimed {
 
 /// True once pq.job_failures records the relation of a failed row (0.8.0;
 /// before ALTER EXTENSION UPDATE a failure is known by its key alone).
-fn failures_have_relations() -> bool {
+pub(super) fn failures_have_relations() -> bool {
     catalog::pq_column_exists(c"job_failures", c"relid")
 }
 
@@ -375,7 +425,7 @@ fn failure_id_sql(key: &str) -> String {
 /// (few; they are skipped as a filter, which keeps the claim an ordered
 /// index scan that stops at the batch size, where NOT EXISTS would become
 /// an anti-join over the whole table).
-fn failed_keys(id: i64) -> PqResult<Vec<String>> {
+pub(super) fn failed_keys(id: i64) -> PqResult<Vec<String>> {
     let id_sql = if failures_have_relations() { "relid::text || ' ' || row_key" } else { "row_key" };
     catalog::rows(&format!("SELECT {id_sql} FROM pq.job_failures WHERE job_id = $1"), &[id.into()], |r| {
         Ok(r.get::<String>(1)?.unwrap_or_default())
@@ -402,7 +452,7 @@ fn active_kids(tenant: Option<&str>) -> PqResult<(Vec<String>, Vec<Vec<u8>>)> {
 /// The key versions a batch uses, each looked up once per batch (a batch
 /// is one transaction: what the first lookup decided holds for the rest).
 #[derive(Default)]
-struct BatchKeys {
+pub(super) struct BatchKeys {
     by_kid: HashMap<Kid, Result<Rc<VersionKeys>, &'static str>>,
     active: HashMap<String, Result<Rc<VersionKeys>, &'static str>>,
 }
@@ -432,7 +482,7 @@ impl BatchKeys {
 
     /// Re-encrypts one value for `tenant` (see [`rotation::reencrypt`]), or
     /// says why not (never with the plaintext).
-    fn reencrypt(&mut self, value: &[u8], aad: &[u8], tenant: &str) -> Result<Vec<u8>, &'static str> {
+    pub(super) fn reencrypt(&mut self, value: &[u8], aad: &[u8], tenant: &str) -> Result<Vec<u8>, &'static str> {
         let parsed = Envelope::parse(value).map_err(|_| "not a v1 envelope")?;
         if parsed.kind() == Kind::Signature {
             return Err("a signature envelope, not a ciphertext");
@@ -480,13 +530,13 @@ pub(super) fn work_rows(
     tracked_id: i32,
     sql: &TableSql<'_>,
     args: &BatchArgs,
-    batch_size: i32,
+    scope: Scope,
     work: &Work,
 ) -> PqResult<Worked> {
     // A batch's latency: claim, crypto and write-back, under the job's
     // tenant ('' for a column of several tenants).
     let timer = latency::start(Op::JobBatch);
-    let rows = sql.claim(args, batch_size)?;
+    let rows = sql.claim(args, scope)?;
     let claimed = rows.len() as i64;
     let last = rows.last().map(|r| r.key.clone());
     let mut targets = Vec::with_capacity(rows.len());
@@ -538,162 +588,5 @@ pub(super) fn work_rows(
     Ok(Worked { claimed, done, failures, last })
 }
 
-/// One batch of job `id`, in the caller's transaction (the worker's, as
-/// superuser; the tracked table itself is touched as its owner).
-pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
-    let from_kind = if catalog::pq_column_exists(c"job_queue", c"from_kind") { "from_kind" } else { "NULL::text" };
-    let job = catalog::write_row(
-        &format!(
-            "SELECT tracked_id, tenant, batch_size, state, cursor_key, kind, {from_kind} FROM pq.job_queue
-              WHERE id = $1 AND state IN ('queued', 'running') FOR UPDATE SKIP LOCKED"
-        ),
-        &[id.into()],
-        |row| {
-            Ok((
-                row.get::<i32>(1)?.unwrap_or_default(),
-                row.get::<String>(2)?,
-                row.get::<i32>(3)?.unwrap_or(DEFAULT_BATCH),
-                row.get::<String>(4)?.unwrap_or_default(),
-                row.get::<String>(5)?,
-                row.get::<String>(6)?.unwrap_or_default(),
-                row.get::<String>(7)?,
-            ))
-        },
-    )?;
-    let Some((tracked_id, only_tenant, batch_size, state, cursor, kind, from_kind)) = job else { return Ok(Batch::Idle) };
-    let work = Work::from_row(&kind, from_kind);
-    let t = tracking::load(tracked_id)?;
-    if t.distribution_column.is_some() {
-        // Its shards are on the nodes, whose workers run it (`shard_jobs`).
-        return Err(PqError::Sql {
-            code: b"0A000",
-            message: "a job on a Citus table runs on the nodes that hold its shards, not in a session".into(),
-            hint: Some("queue it with pq.migrate_column or pq.reencrypt; pq.jobs and pq.job_shards show its progress".into()),
-        });
-    }
-    let sql = TableSql::new(&t, only_tenant.is_some(), &work);
-    let tenant = only_tenant.clone().or_else(|| t.tenant.clone());
-    let args = BatchArgs::new(&work, tenant, failed_keys(id)?, cursor)?;
-    if state == "queued" {
-        let total = sql.remaining(&args)?;
-        catalog::write_one::<bool>(
-            "UPDATE pq.job_queue SET state = 'running', started_at = now(), updated_at = now(), rows_total = $2
-              WHERE id = $1 RETURNING true",
-            &[id.into(), total.into()],
-        )?;
-        events::record("job_started", only_tenant.as_deref().or(t.tenant.as_deref()), None, actor, None, json!({ "job": id, "rows": total }))?;
-    }
-
-    let Worked { claimed, done, failures, last } = work_rows(&t, tracked_id, &sql, &args, batch_size, &work)?;
-
-    if claimed == 0 {
-        // The end of a pass: done, or another pass for rows that were locked.
-        if sql.remaining(&args)? == 0 {
-            catalog::write_one::<bool>(
-                "UPDATE pq.job_queue SET state = 'completed', finished_at = now(), updated_at = now(), cursor_key = NULL
-                  WHERE id = $1 RETURNING true",
-                &[id.into()],
-            )?;
-            let counts = catalog::row(
-                "SELECT rows_done, rows_failed FROM pq.job_queue WHERE id = $1",
-                &[id.into()],
-                |row| Ok((row.get::<i64>(1)?.unwrap_or(0), row.get::<i64>(2)?.unwrap_or(0))),
-            )?
-            .unwrap_or_default();
-            events::record(
-                "job_completed",
-                only_tenant.as_deref().or(t.tenant.as_deref()),
-                None,
-                actor,
-                None,
-                json!({ "job": id, "rows_done": counts.0, "rows_failed": counts.1 }),
-            )?;
-            if matches!(work, Work::Reencrypt) && t.blind.is_some() {
-                // The terms moved with the values: old versions that no
-                // tracked column uses any more give no terms from now on.
-                let tenants = match only_tenant.as_deref().or(t.tenant.as_deref()) {
-                    Some(one) => vec![one.to_owned()],
-                    None => sql.tenants()?,
-                };
-                catalog::as_owner(|| blind_index::retire_unused(&tenants, actor))?;
-            }
-            if matches!(work, Work::Migrate { .. }) {
-                // This pass saw every row of the column again: failures that
-                // earlier migrations of it recorded are superseded.
-                catalog::run(
-                    "DELETE FROM pq.job_failures f USING pq.job_queue j
-                      WHERE f.job_id = j.id AND j.tracked_id = $1 AND j.kind = 'migrate' AND j.id < $2
-                        AND j.state IN ('completed', 'failed', 'cancelled')",
-                    &[tracked_id.into(), id.into()],
-                )?;
-                (migrator()?.finished)(only_tenant.as_deref().or(t.tenant.as_deref()), actor)?;
-            }
-            return Ok(Batch::Completed);
-        }
-        catalog::write_one::<bool>(
-            "UPDATE pq.job_queue SET cursor_key = NULL, pass = pass + 1, updated_at = now() WHERE id = $1 RETURNING true",
-            &[id.into()],
-        )?;
-        return Ok(Batch::Worked(0));
-    }
-
-    let failed_count = failures.len();
-    if failed_count > 0 {
-        let mut rels = Vec::with_capacity(failed_count);
-        let mut keys = Vec::with_capacity(failed_count);
-        let mut reasons = Vec::with_capacity(failed_count);
-        for (at, key, reason) in failures {
-            rels.push(pg_sys::Oid::from(at.rel));
-            keys.push(key);
-            reasons.push(reason);
-        }
-        if failures_have_relations() {
-            catalog::run(
-                "INSERT INTO pq.job_failures (job_id, relid, row_key, reason)
-                 SELECT $1, r, k, why FROM unnest($2::oid[], $3::text[], $4::text[]) AS f(r, k, why) ON CONFLICT DO NOTHING",
-                &[id.into(), rels.into(), keys.into(), reasons.into()],
-            )?;
-        } else {
-            catalog::run(
-                "INSERT INTO pq.job_failures (job_id, row_key, reason)
-                 SELECT $1, k, why FROM unnest($2::text[], $3::text[]) AS f(k, why) ON CONFLICT DO NOTHING",
-                &[id.into(), keys.into(), reasons.into()],
-            )?;
-        }
-    }
-    let last = last.unwrap_or_default();
-    catalog::write_one::<bool>(
-        "UPDATE pq.job_queue SET rows_done = rows_done + $2, rows_failed = rows_failed + $3, cursor_key = $4,
-                updated_at = now(), batch_errors = 0, last_error = CASE WHEN $3 > 0 THEN $5 ELSE last_error END
-          WHERE id = $1 RETURNING true",
-        &[
-            id.into(),
-            done.into(),
-            (failed_count as i64).into(),
-            last.as_str().into(),
-            work.failed_rows(failed_count, "pq.job_failures").as_str().into(),
-        ],
-    )?;
-    Ok(Batch::Worked(claimed))
-}
-
 /// After this many failed batches in a row, a job fails.
 pub(super) const MAX_BATCH_ERRORS: i32 = 3;
-
-/// Records that a batch of job `id` failed with `error` (the batch's own
-/// transaction was rolled back); after MAX_BATCH_ERRORS in a row the job fails.
-pub fn record_error(id: i64, error: &str, actor: &str) -> PqResult<()> {
-    let failed = catalog::write_one::<bool>(
-        "UPDATE pq.job_queue
-            SET last_error = $2, updated_at = now(), batch_errors = batch_errors + 1,
-                state = CASE WHEN batch_errors + 1 >= $3 THEN 'failed' ELSE state END,
-                finished_at = CASE WHEN batch_errors + 1 >= $3 THEN now() END
-          WHERE id = $1 AND state IN ('queued', 'running') RETURNING state = 'failed'",
-        &[id.into(), error.into(), MAX_BATCH_ERRORS.into()],
-    )?
-    .unwrap_or(false);
-    if failed {
-        events::record("job_failed", None, None, actor, Some(error), json!({ "job": id }))?;
-    }
-    Ok(())
-}

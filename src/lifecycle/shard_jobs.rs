@@ -193,7 +193,7 @@ pub fn run_batch(id: i64, shardid: i64) -> PqResult<Batch> {
             &with(vec![total.into()]),
         )?;
     }
-    let Worked { claimed, done, failures, last } = batch::work_rows(&t, job.tracked_id, &sql, &args, job.batch_size, &job.work)?;
+    let Worked { claimed, done, failures, last } = batch::work_rows(&t, job.tracked_id, &sql, &args, batch::Scope::AfterCursor(job.batch_size), &job.work)?;
     if claimed == 0 {
         // The end of a pass: done, or another pass for rows that were locked.
         if sql.remaining(&args)? == 0 {

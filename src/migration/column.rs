@@ -281,7 +281,7 @@ fn migrate_column_now(r: &Request<'_>) -> PqResult<NowResult> {
     let mut idle_passes = 0;
     loop {
         pgrx::check_for_interrupts!();
-        let batch = catalog::as_owner(|| batch::run_batch(id, &actor))?;
+        let batch = catalog::as_owner(|| crate::lifecycle::local_jobs::run_batch(id, &actor))?;
         let (done, failed, total, state) = catalog::as_owner(|| {
             catalog::row(
                 "SELECT rows_done, rows_failed, coalesce(rows_total, 0), state FROM pq.job_queue WHERE id = $1",

@@ -21,6 +21,22 @@ pub fn caller() -> pg_sys::Oid {
     OUTER_CALLER.get().unwrap_or_else(super::leaf::user_id)
 }
 
+/// Runs `f` with `role` as the caller of access decisions (see [`caller`]),
+/// whoever the current user is: for the extension's own work inside a
+/// statement that runs as another role (a job's values re-encrypted inside
+/// its UPDATE, `lifecycle::in_place`), with the authority of the role that
+/// started that work.
+pub fn acting_for<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<pg_sys::Oid>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OUTER_CALLER.set(self.0);
+        }
+    }
+    let _restore = Restore(OUTER_CALLER.replace(Some(role)));
+    f()
+}
+
 /// End of a transaction: no role scope outlives it (an ERROR that skipped
 /// a scope's drop is undone by PostgreSQL; this forgets its caller too).
 pub fn end_of_transaction() {
@@ -349,6 +365,11 @@ pub fn write_row<R>(
     Ok(if rows.is_empty() { None } else { rows.swap_remove(0) })
 }
 
+/// Runs a statement that writes, to completion; the rows it wrote.
+pub fn write_count(query: &str, args: &[pgrx::datum::DatumWithOid<'_>]) -> PqResult<usize> {
+    pinned(|| Spi::connect_mut(|client| Ok(client.update(query, None, args)?.len())))
+}
+
 /// `f` applied to every row of a statement that writes (or locks rows). It
 /// runs to completion (no row limit): a DML statement stopped at its first
 /// RETURNING row would skip its AFTER STATEMENT triggers, the ones that
@@ -403,12 +424,23 @@ pub fn attempt<R>(f: impl FnOnce() -> R) -> Result<R, Refused> {
     }
 }
 
+impl Refused {
+    /// The SQLSTATE of the error, as five characters.
+    pub fn code(&self) -> String {
+        crate::platform::errors::sqlstate_text(error_code(&self.0))
+    }
+}
+
+fn error_code(e: &pg_sys::panic::CaughtError) -> i32 {
+    use pg_sys::panic::CaughtError::*;
+    match e {
+        PostgresError(r) | ErrorReport(r) | RustPanic { ereport: r, .. } => r.sql_error_code() as i32,
+    }
+}
+
 /// A cancel, a shutdown, insufficient resources or a system error.
 fn ends_statement(e: &pg_sys::panic::CaughtError) -> bool {
-    use pg_sys::panic::CaughtError::*;
-    let code = match e {
-        PostgresError(r) | ErrorReport(r) | RustPanic { ereport: r, .. } => r.sql_error_code() as i32,
-    };
+    let code = error_code(e);
     let class = code & 0xFFF; // the first two characters, six bits each
     [b"57000", b"53000", b"58000"].iter().any(|c| crate::platform::errors::sqlstate_code(c) & 0xFFF == class)
 }

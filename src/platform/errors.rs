@@ -100,6 +100,11 @@ pub const fn sqlstate_code(code: &[u8; 5]) -> c_int {
     v
 }
 
+/// The five characters of a packed SQLSTATE ([`sqlstate_code`] undone).
+pub fn sqlstate_text(code: c_int) -> String {
+    (0..5).map(|i| char::from(((code >> (6 * i)) & 0x3F) as u8 + b'0')).collect()
+}
+
 /// What to do instead, for an envelope kind given to the wrong function.
 fn kind_hint(found: Kind) -> &'static str {
     match found {

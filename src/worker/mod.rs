@@ -14,7 +14,7 @@ use crate::{
     audit::checkpoint,
     data::sessions,
     journal::{chain, monitor},
-    lifecycle::{batch::{self, Batch}, jobs, policy, shard_jobs},
+    lifecycle::{batch::Batch, jobs, local_jobs, policy, shard_jobs},
     platform::{catalog, cluster, errors::PqResult, gucs, latch},
 };
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
@@ -168,7 +168,7 @@ fn round() -> bool {
     verify_keys_if_due();
     let mut worked = false;
     for (id, migration) in in_transaction(jobs::runnable).unwrap_or_default() {
-        worked |= run_job(&format!("job {id}"), migration, || batch::run_batch(id, NAME), |e| batch::record_error(id, e, NAME));
+        worked |= run_job(&format!("job {id}"), migration, || local_jobs::run_batch(id, NAME), |e| local_jobs::record_error(id, e, NAME));
     }
     // The jobs of Citus distributed tables: their counters and ends here,
     // their batches on the nodes that hold the shards (this one too, if

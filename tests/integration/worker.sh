@@ -3,7 +3,7 @@
 # survives kill -9 of the worker, kill -9 in the middle of a tenant key and
 # a master key rotation, the shared generation counter, and READ COMMITTED
 # batches under any default isolation.
-# checks: 49
+# checks: 58
 dir="$base/worker"
 port=$port_worker
 cluster_start "$dir" "$port" "${quiet[@]}" "apg_pqcrypto.worker_naptime = 1" || return 1
@@ -64,6 +64,11 @@ check "every row decrypts to its value" "100000" "$(q "$port" -c "SELECT count(*
 check "every row is under the new version" "2|100000" "$(q "$port" -c "SELECT version, ciphertexts FROM pq.key_usage WHERE tenant = 'jobt'")"
 check "the job's events" "job_queued job_started job_completed" \
   "$(q "$port" -c "SELECT string_agg(event, ' ' ORDER BY id) FROM pq.key_events WHERE event LIKE 'job%' AND details->>'job' = '$job'")"
+check "done in place throughout, across the kill: no range of it went row by row" "0" \
+  "$(grep -c "of public.big are re-encrypted row by row" "$dir/server.log")"
+check "pq_job_rewrite refuses outside a job's own statement" "42501" \
+  "$(q "$port" -c "DO \$\$BEGIN PERFORM pq_job_rewrite(v, 'n1', 'jobt') FROM big WHERE id = 1;
+        EXCEPTION WHEN OTHERS THEN RAISE NOTICE '%', SQLSTATE; END\$\$" 2>&1 | sed -n 's/.*NOTICE: *//p')"
 
 echo "# a failing row is recorded with its reason, and the job goes on"
 q "$port" -c "SELECT pq.rotate_tenant_key('jobt', 'again')" \
@@ -76,13 +81,21 @@ check "each failure has its reason" \
   "7|authentication failed (wrong AAD or damaged value),8|not a v1 envelope,9|an envelope of another tenant" \
   "$(q "$port" -c "SELECT string_agg(row_key || '|' || reason, ',' ORDER BY row_key) FROM pq.job_failures WHERE job_id = $job")"
 check_absent "no plaintext in the failures" "value-" "$(q "$port" -c "SELECT string_agg(reason, ' ') FROM pq.job_failures")"
+check_contains "the ranges with those rows went row by row, and the log says so" "of public.big are re-encrypted row by row (55000)" \
+  "$(cat "$dir/server.log")"
 
 echo "# the worker touches a tracked table with its owner's rights, never a superuser's"
-q "$port" -c "SELECT pq.create_tenant('own')" -c "CREATE ROLE tbl_owner" \
-  -c "CREATE TABLE public.seen (who text, su text)" -c "CREATE TABLE public.owned (id int PRIMARY KEY, v bytea)" \
+# The owner may use tenant 'own' only; its trigger also tries to decrypt a
+# value of tenant 'jobt' while the job writes (it got the plaintext with
+# the worker's access until 0.11.0: the access check saw the worker).
+foreign=$(q "$port" -c "SELECT v FROM big WHERE id = 1")
+q "$port" -c "SELECT pq.create_tenant('own')" -c "CREATE ROLE tbl_owner" -c "GRANT pq_user TO tbl_owner" \
+  -c "SELECT pq.grant_tenant('own', 'tbl_owner')" \
+  -c "CREATE TABLE public.seen (who text, su text, foreign_value text)" -c "CREATE TABLE public.owned (id int PRIMARY KEY, v bytea)" \
   -c "INSERT INTO owned SELECT i, pq_encrypt('own', 'o-' || i) FROM generate_series(1, 20) i" \
-  -c "CREATE FUNCTION public.note() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN
-        INSERT INTO public.seen SELECT current_user, rolsuper::text FROM pg_roles WHERE rolname = current_user; RETURN NEW; END\$\$" \
+  -c "CREATE FUNCTION public.note() RETURNS trigger LANGUAGE plpgsql AS \$\$DECLARE got text; BEGIN
+        BEGIN got := public.pq_decrypt_text('$foreign'::bytea, 'n1'); EXCEPTION WHEN OTHERS THEN got := SQLSTATE; END;
+        INSERT INTO public.seen SELECT current_user, rolsuper::text, got FROM pg_roles WHERE rolname = current_user; RETURN NEW; END\$\$" \
   -c "CREATE TRIGGER note BEFORE UPDATE ON owned FOR EACH ROW EXECUTE FUNCTION public.note()" \
   -c "ALTER TABLE owned OWNER TO tbl_owner" -c "ALTER TABLE seen OWNER TO tbl_owner" \
   -c "SELECT pq.track_column('owned', 'v', tenant => 'own')" -c "SELECT pq.rotate_tenant_key('own', 'owner rights')" >/dev/null
@@ -91,7 +104,31 @@ for _ in $(seq 1 60); do [ "$(q "$port" -c "SELECT state FROM pq.jobs WHERE id =
 check "the job completed" "completed|20|0" "$(q "$port" -c "SELECT state, rows_done, rows_failed FROM pq.jobs WHERE id = $job")"
 check "the table's trigger ran as the table's owner, not as a superuser" "20|tbl_owner|false" \
   "$(q "$port" -c "SELECT count(*), string_agg(DISTINCT who, ','), string_agg(DISTINCT su, ',') FROM seen")"
+check "the trigger could not decrypt another tenant's value during the job (done in place)" "42501" \
+  "$(q "$port" -c "SELECT string_agg(DISTINCT foreign_value, ',') FROM seen")"
 check "every row decrypts" "20" "$(q "$port" -c "SELECT count(*) FROM owned WHERE pq_decrypt_text(v) = 'o-' || id")"
+check "that job was done in place" "0" "$(grep -c "of public.owned are re-encrypted row by row" "$dir/server.log")"
+# A row that cannot be re-encrypted sends its range the careful way (rows
+# claimed, then written back): the trigger runs there as the owner too.
+q "$port" -c "TRUNCATE seen" -c "INSERT INTO owned VALUES (21, '\\x0102')" -c "SELECT pq.rotate_tenant_key('own', 'careful way')" >/dev/null
+job=$(q "$port" -c "SELECT pq.reencrypt('owned', 'v')")
+for _ in $(seq 1 60); do [ "$(q "$port" -c "SELECT state FROM pq.jobs WHERE id = $job")" = completed ] && break; sleep 0.5; done
+check "the careful way: completed with the one failure" "completed|20|1" "$(q "$port" -c "SELECT state, rows_done, rows_failed FROM pq.jobs WHERE id = $job")"
+check "the careful way: the trigger ran as the owner and could not decrypt the other tenant's value" "20|tbl_owner|42501" \
+  "$(q "$port" -c "SELECT count(*), string_agg(DISTINCT who, ','), string_agg(DISTINCT foreign_value, ',') FROM seen")"
+q "$port" -c "DELETE FROM owned WHERE id = 21" >/dev/null
+# A row the application holds: the in-place UPDATE waits 100 ms for it,
+# then its range goes the careful way (SKIP LOCKED) and a later pass gets it.
+q "$port" -c "SELECT pq.rotate_tenant_key('own', 'held row')" >/dev/null
+psql -X -q -h 127.0.0.1 -p "$port" -U postgres postgres -c "BEGIN" -c "SELECT 1 FROM owned WHERE id = 5 FOR UPDATE" \
+  -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null 2>&1 &
+wait_for "$port" "SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(2)'" || fail "the row holder started"
+job=$(q "$port" -c "SELECT pq.reencrypt('owned', 'v')")
+for _ in $(seq 1 60); do [ "$(q "$port" -c "SELECT state FROM pq.jobs WHERE id = $job")" = completed ] && break; sleep 0.5; done
+check "a held row: the job waited for it in a later pass and completed" "completed|20|0|t" \
+  "$(q "$port" -c "SELECT state, rows_done, rows_failed, pass > 1 FROM pq.jobs WHERE id = $job")"
+check "a held row: every row is under the active version" "20" \
+  "$(q "$port" -c "SELECT count(*) FROM owned WHERE substr(v, 3, 16) = (SELECT kid FROM pq.tenant_keys WHERE tenant = 'own' AND state = 'active')")"
 q "$port" -c "ALTER TABLE owned ENABLE ROW LEVEL SECURITY" -c "ALTER TABLE owned FORCE ROW LEVEL SECURITY" \
   -c "CREATE POLICY some ON owned USING (id > 5)" -c "SELECT pq.rotate_tenant_key('own', 'hidden rows')" >/dev/null
 job=$(q "$port" -c "SELECT pq.reencrypt('owned', 'v')")
