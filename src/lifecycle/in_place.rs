@@ -17,8 +17,10 @@
 //!
 //! Used for re-encryption (not migration, whose decryption is pgcrypto's)
 //! of a column without a blind index column, on a plain table without
-//! inheritance children or row security, whose owner may call
-//! `pq_job_rewrite`; every other job runs in key order (`batch`).
+//! inheritance children, row security or rules (a DO INSTEAD rule would
+//! turn the UPDATE into something else, and the job would see a range
+//! with nothing to do), whose owner may call `pq_job_rewrite`; every
+//! other job runs in key order (`batch`).
 use crate::{
     journal::latency::{self, Op},
     lifecycle::{
@@ -64,7 +66,8 @@ pub(super) fn plan(t: &Tracked, work: &Work) -> PqResult<Option<Plan>> {
         return Ok(None);
     }
     let found = catalog::row(
-        "SELECT c.relkind OPERATOR(pg_catalog.=) 'r' AND NOT c.relhassubclass AND NOT c.relrowsecurity AND p.oid IS NOT NULL
+        "SELECT c.relkind OPERATOR(pg_catalog.=) 'r' AND NOT c.relhassubclass AND NOT c.relrowsecurity
+                AND NOT c.relhasrules AND p.oid IS NOT NULL
                 AND pg_catalog.has_schema_privilege($2, n.oid, 'USAGE')
                 AND pg_catalog.has_function_privilege($2, p.oid, 'EXECUTE'),
                 pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.pq_job_rewrite',
