@@ -59,6 +59,7 @@ row "pq_encrypt / digest sha256 (median)" "$(value 'ratio: pq_encrypt \/ digest 
 row "re-encryption job / plain UPDATE" "$(value 'ratio: re-encryption job \/ UPDATE' "$out/reencrypt.log")" ">= 0.9"
 row "re-encryption job / UPDATE of a tracked table" "$(value 'ratio: re-encryption job \/ UPDATE of a tracked table' "$out/reencrypt.log")" ">= 0.9"
 row "migration job / one UPDATE" "$(value 'ratio: migration job \/ UPDATE' "$out/migration.log")" ">= 0.9"
+row "migration job / UPDATE of a tracked table" "$(value 'ratio: migration job \/ UPDATE of a tracked table' "$out/migration.log")" ">= 0.9"
 row "pq.config_set per second, 1 client" "$(value 'rate: pq.config_set, 1 client(s)' "$out/audit.log")" ""
 row "pq.config_set per second, 8 clients" "$(value 'rate: pq.config_set, 8 client(s)' "$out/audit.log")" ">= 4000"
 row "pq_sign in SQL / core sign" \

@@ -88,6 +88,17 @@ pub struct Migrator {
     /// A migration job covering `tenant` (every tenant in progress: None)
     /// completed. Call as owner.
     pub finished: fn(tenant: Option<&str>, actor: &str) -> PqResult<()>,
+    /// The migration of one value at a time, for a range done in place
+    /// (`in_place`). Call as owner.
+    pub one_by_one: fn(from_kind: Option<&str>) -> PqResult<Box<dyn MigrateValue>>,
+}
+
+/// Migrates one value at a time inside an in-place UPDATE: the value as a
+/// keyed envelope of `tenant`, or an error (pgcrypto's own ERROR raises)
+/// that sends the range the careful way, which tries every key and
+/// records why a value cannot be migrated. Call as owner.
+pub trait MigrateValue {
+    fn migrate(&mut self, value: &[u8], aad: &[u8], tenant: &str) -> PqResult<Vec<u8>>;
 }
 
 thread_local! {

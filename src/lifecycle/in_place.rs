@@ -1,30 +1,32 @@
-//! Re-encryption batches done in place (0.11.0): the batches of a local
-//! re-encryption job over a plain table go through it range of blocks by
-//! range of blocks, and re-encrypt each range with one UPDATE (a TID range
-//! scan) that calls `pq_job_rewrite` on every value needing it. Nothing is
+//! Job batches done in place (0.11.0): the batches of a local
+//! re-encryption or migration job over a plain table go through it range
+//! of blocks by range of blocks, and do each range with one UPDATE (a TID
+//! range scan) that calls `pq_job_rewrite` on every value needing it:
+//! re-encrypted under its tenant's active version, or a classical value
+//! decrypted by pgcrypto and encrypted as a keyed envelope. Nothing is
 //! claimed first, copied out of the table or sent back in: the statement
 //! does what a plain `UPDATE … SET c = pq_encrypt(…, pq_decrypt(c))` does,
 //! a range at a time, each range in the job's own transaction with its
 //! counters and cursor.
 //!
 //! The UPDATE runs in a subtransaction and waits at most [`LOCK_WAIT`] for
-//! a row the application holds. If a value cannot be re-encrypted (its
-//! version disabled, a damaged value), a row was held longer, or a trigger
-//! skipped a row, the subtransaction is rolled back and the same range is
-//! done the careful way (`batch::work_rows`: rows claimed with FOR UPDATE
-//! SKIP LOCKED, failures recorded with their reasons), so a job's outcome
-//! is the same either way.
+//! a row the application holds. If a value cannot be done in place (its
+//! version disabled, a damaged value, pgcrypto refusing the first
+//! candidate key), a row was held longer, a row changed under the
+//! statement or a trigger skipped one, the subtransaction is rolled back
+//! and the same range is done the careful way (`batch::work_rows`: rows
+//! claimed with FOR UPDATE SKIP LOCKED, every key tried, failures recorded
+//! with their reasons), so a job's outcome is the same either way.
 //!
-//! Used for re-encryption (not migration, whose decryption is pgcrypto's)
-//! of a column without a blind index column, on a plain table without
-//! inheritance children, row security or rules (a DO INSTEAD rule would
-//! turn the UPDATE into something else, and the job would see a range
-//! with nothing to do), whose owner may call `pq_job_rewrite`; every
-//! other job runs in key order (`batch`).
+//! Used for a column without a blind index column, on a plain table
+//! without inheritance children, row security or rules (a DO INSTEAD rule
+//! would turn the UPDATE into something else, and the job would see a
+//! range with nothing to do), whose owner may call `pq_job_rewrite`;
+//! every other job runs in key order (`local_jobs`, `batch`).
 use crate::{
     journal::latency::{self, Op},
     lifecycle::{
-        batch::{work_rows, BatchArgs, BatchKeys, Scope, TableSql, Work, Worked},
+        batch::{migrator, work_rows, BatchArgs, BatchKeys, MigrateValue, Scope, TableSql, Work, Worked},
         tracking::Tracked,
     },
     platform::{catalog, errors::{OrRaise, PqError, PqResult}},
@@ -35,10 +37,6 @@ use std::cell::RefCell;
 /// The longest an in-place UPDATE waits for a lock (a row the application
 /// holds, or the table's lock) before the range is done the careful way.
 const LOCK_WAIT: &std::ffi::CStr = c"100ms";
-
-/// Ranges with nothing to do (most of a later pass) go by in one
-/// transaction, up to this many.
-const EMPTY_RANGES: u32 = 16;
 
 /// How a job's table is gone through in place.
 pub(super) struct Plan {
@@ -59,10 +57,10 @@ impl Plan {
     }
 }
 
-/// How `t`'s job of `work` goes through it in place, or None if it cannot
+/// How a job goes through `t` in place, or None if it cannot
 /// (see the module's documentation).
-pub(super) fn plan(t: &Tracked, work: &Work) -> PqResult<Option<Plan>> {
-    if *work != Work::Reencrypt || t.blind.is_some() || t.distribution_column.is_some() {
+pub(super) fn plan(t: &Tracked) -> PqResult<Option<Plan>> {
+    if t.blind.is_some() || t.distribution_column.is_some() {
         return Ok(None);
     }
     let found = catalog::row(
@@ -98,9 +96,10 @@ pub(super) fn plan(t: &Tracked, work: &Work) -> PqResult<Option<Plan>> {
     })
 }
 
-/// One batch of a pass over blocks `from..end`: the first range with work
-/// in it (or the last of [`EMPTY_RANGES`] without). The rows done and the
-/// block the next batch starts at; None at the end of the pass.
+/// One batch of a pass over blocks `from..end`: the first range with
+/// work in it (ranges without go by in the same transaction). The rows
+/// done and the block the next batch starts at; None if nothing in the
+/// rest of the pass needed work (its end).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn step(
     t: &Tracked,
@@ -108,28 +107,26 @@ pub(super) fn step(
     sql: &TableSql<'_>,
     args: &BatchArgs,
     plan: &Plan,
+    work: &Work,
     batch_size: i32,
     tenant: Option<String>,
     from: u32,
     end: u32,
 ) -> PqResult<Option<(Worked, u32)>> {
-    if from >= end {
-        return Ok(None);
-    }
     let size = plan.range(batch_size);
-    let stop = end.min(from.saturating_add(size.saturating_mul(EMPTY_RANGES)));
     let mut from = from;
-    loop {
+    while from < end {
         let to = end.min(from.saturating_add(size));
-        let worked = range(t, tracked_id, sql, args, plan, tenant.as_deref(), from, to)?;
+        let worked = range(t, tracked_id, sql, args, plan, work, tenant.as_deref(), from, to)?;
         from = to;
-        if worked.claimed > 0 || from >= stop {
+        if worked.claimed > 0 {
             return Ok(Some((worked, from)));
         }
     }
+    Ok(None)
 }
 
-/// Re-encrypts the rows of blocks `from..to` that need it: in place, or
+/// Does the rows of blocks `from..to` that need it: in place, or
 /// the careful way if that fails (see the module's documentation).
 #[allow(clippy::too_many_arguments)]
 fn range(
@@ -138,13 +135,14 @@ fn range(
     sql: &TableSql<'_>,
     args: &BatchArgs,
     plan: &Plan,
+    work: &Work,
     tenant: Option<&str>,
     from: u32,
     to: u32,
 ) -> PqResult<Worked> {
     let timer = latency::start(Op::JobBatch);
     let in_place = catalog::attempt(|| {
-        match catalog::with_settings(&[(c"lock_timeout", LOCK_WAIT)], || rewrite(sql, tracked_id, args, plan, tenant, from, to)) {
+        match catalog::with_settings(&[(c"lock_timeout", LOCK_WAIT)], || rewrite(sql, tracked_id, args, plan, work, tenant, from, to)) {
             Ok(done) => done,
             // As a Rust panic, which the subtransaction catches and rolls
             // back (`raise` would jump past it to the worker's top).
@@ -167,13 +165,14 @@ fn range(
             // statement (as often as the application writes): said at
             // DEBUG1. What a value or a trigger refused: at LOG.
             let code = refused.code();
-            let said = format!("apg_pqcrypto: blocks {from}..{to} of {} are re-encrypted row by row ({code})", t.table);
+            let done = if *work == Work::Reencrypt { "re-encrypted" } else { "migrated" };
+            let said = format!("apg_pqcrypto: blocks {from}..{to} of {} are {done} row by row ({code})", t.table);
             if ["55P03", "40P01", "40001"].contains(&code.as_str()) {
                 debug1!("{said}");
             } else {
                 log!("{said}");
             }
-            work_rows(t, tracked_id, sql, args, Scope::Blocks(from, to), &Work::Reencrypt)
+            work_rows(t, tracked_id, sql, args, Scope::Blocks(from, to), work)
         }
     }
 }
@@ -181,16 +180,18 @@ fn range(
 /// The in-place UPDATE of blocks `from..to`, with the values re-encrypted
 /// by `pq_job_rewrite` under this batch's [`Rewrite`]. Refuses (so the
 /// caller rolls it back) unless every value re-encrypted was written.
+#[allow(clippy::too_many_arguments)]
 fn rewrite(
     sql: &TableSql<'_>,
     tracked_id: i32,
     args: &BatchArgs,
     plan: &Plan,
+    work: &Work,
     tenant: Option<&str>,
     from: u32,
     to: u32,
 ) -> PqResult<usize> {
-    let batch = Rewrite::enter(tenant);
+    let batch = Rewrite::enter(work, tenant)?;
     let written = sql.rewrite(tracked_id, args, &plan.function, from, to)?;
     let values = batch.values();
     if values != written {
@@ -206,9 +207,15 @@ fn rewrite(
     Ok(written)
 }
 
+/// What `pq_job_rewrite` does to each value.
+enum Each {
+    Reencrypt(BatchKeys),
+    Migrate(Box<dyn MigrateValue>),
+}
+
 /// The batch `pq_job_rewrite` serves, while its UPDATE runs.
 struct Rewrite {
-    keys: BatchKeys,
+    each: Each,
     /// The one tenant the job covers, if it covers one.
     tenant: Option<String>,
     /// The role the job's own key lookups are made for (the worker, or
@@ -227,9 +234,13 @@ thread_local! {
 struct Entered(Option<Rewrite>);
 
 impl Rewrite {
-    fn enter(tenant: Option<&str>) -> Entered {
-        let batch = Rewrite { keys: BatchKeys::default(), tenant: tenant.map(str::to_owned), caller: catalog::caller(), values: 0 };
-        Entered(ACTIVE.replace(Some(batch)))
+    fn enter(work: &Work, tenant: Option<&str>) -> PqResult<Entered> {
+        let each = match work {
+            Work::Reencrypt => Each::Reencrypt(BatchKeys::default()),
+            Work::Migrate { from_kind } => Each::Migrate(catalog::as_owner(|| (migrator()?.one_by_one)(from_kind.as_deref()))?),
+        };
+        let batch = Rewrite { each, tenant: tenant.map(str::to_owned), caller: catalog::caller(), values: 0 };
+        Ok(Entered(ACTIVE.replace(Some(batch))))
     }
 }
 
@@ -255,7 +266,7 @@ fn rewrite_value(value: &[u8], aad: &[u8], tenant: &str) -> PqResult<Vec<u8>> {
         let Some(batch) = active.as_mut() else {
             return Err(PqError::Sql {
                 code: b"42501",
-                message: "pq_job_rewrite serves the re-encryption jobs' own statements only".into(),
+                message: "pq_job_rewrite serves the re-encryption and migration jobs' own statements only".into(),
                 hint: Some("re-encrypt a value with pq.rewrap(envelope, aad)".into()),
             });
         };
@@ -263,18 +274,22 @@ fn rewrite_value(value: &[u8], aad: &[u8], tenant: &str) -> PqResult<Vec<u8>> {
             return Err(PqError::Sql { code: b"42501", message: "not a tenant of the running job".into(), hint: None });
         }
         let caller = batch.caller;
-        let new = catalog::acting_for(caller, || batch.keys.reencrypt(value, aad, tenant)).map_err(|why| PqError::Sql {
-            code: b"55000",
-            message: format!("a value cannot be re-encrypted in place: {why}"),
-            hint: None,
+        let new = catalog::acting_for(caller, || match &mut batch.each {
+            Each::Reencrypt(keys) => keys.reencrypt(value, aad, tenant).map_err(|why| PqError::Sql {
+                code: b"55000",
+                message: format!("a value cannot be re-encrypted in place: {why}"),
+                hint: None,
+            }),
+            Each::Migrate(each) => catalog::as_owner(|| each.migrate(value, aad, tenant)),
         })?;
         batch.values += 1;
         Ok(new)
     })
 }
 
-/// The job engine's re-encryption of one value inside an in-place batch's
-/// UPDATE (`lifecycle::in_place`); refuses (42501) anywhere else.
+/// The job engine's re-encryption or migration of one value inside an
+/// in-place batch's UPDATE (`lifecycle::in_place`); refuses (42501)
+/// anywhere else.
 #[pg_extern(volatile, parallel_unsafe)]
 fn pq_job_rewrite(value: Option<&[u8]>, aad: Option<&[u8]>, tenant: Option<&str>) -> Vec<u8> {
     rewrite_value(value.unwrap_or_default(), aad.unwrap_or_default(), tenant.unwrap_or_default()).or_raise()

@@ -1,7 +1,7 @@
 //! The batches of a job on a local table (not a Citus table's: those are
 //! `shard_jobs`), one per call of [`run_batch`] in the caller's
-//! transaction: a re-encryption of a plain table in place, a range of
-//! blocks at a time (`in_place`), every other job in key order
+//! transaction: a job on a plain table in place, a range of blocks at a
+//! time (`in_place`), every other job in key order
 //! (`batch::work_rows`); then the failures, counters and cursor in the
 //! job's row, and at the end of a pass the job's completion or its next
 //! pass. The worker runs it for every runnable job; `pq.migrate_column_now`
@@ -69,7 +69,7 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
     }
     let sql = TableSql::new(&t, only_tenant.is_some(), &work);
     let tenant = only_tenant.clone().or_else(|| t.tenant.clone());
-    let in_place = if by_blocks { in_place::plan(&t, &work)? } else { None };
+    let in_place = if by_blocks { in_place::plan(&t)? } else { None };
     let args = BatchArgs::new(&work, tenant.clone(), failed_keys(id)?, if in_place.is_some() { None } else { cursor })?;
     if state == "queued" {
         let total = sql.remaining(&args)?;
@@ -85,7 +85,7 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
         // A job queued (or queued again) starts a pass at the first block.
         Some(plan) => {
             let (from, end) = at_block.filter(|_| state != "queued").unwrap_or((0, plan.blocks));
-            in_place::step(&t, tracked_id, &sql, &args, plan, batch_size, tenant, from, end)?
+            in_place::step(&t, tracked_id, &sql, &args, plan, &work, batch_size, tenant, from, end)?
                 .map(|(worked, next)| (worked, Cursor::Blocks(next, end)))
         }
         None => {

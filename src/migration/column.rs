@@ -124,10 +124,36 @@ impl Batch {
     }
 }
 
+impl batch::MigrateValue for Batch {
+    /// With the value's first candidate key only: a refusal (pgcrypto
+    /// raises) or anything else unusual ends the in-place UPDATE, and the
+    /// careful way ([`Batch::migrate_all`]) does the range.
+    fn migrate(&mut self, value: &[u8], aad: &[u8], tenant: &str) -> PqResult<Vec<u8>> {
+        let not_here = |why: &str| PqError::Sql { code: b"55000", message: format!("not migrated in place: {why}"), hint: None };
+        if tenant.is_empty() {
+            return Err(not_here("the row names no tenant"));
+        }
+        if !self.keys.contains_key(tenant) {
+            self.keys.insert(tenant.to_owned(), TenantKeys::load(tenant, &self.pgcrypto)?);
+        }
+        let kind = readings(value, |kid| self.kids.contains(kid))
+            .into_iter()
+            .find_map(ClassicalKind::of)
+            .ok_or_else(|| not_here("not a classical value"))?;
+        if self.from_kind.is_some_and(|k| k != kind) {
+            return Err(not_here("another classical kind"));
+        }
+        let key = self.keys.get(tenant).and_then(|k| k.candidates(kind, value).next()).ok_or_else(|| not_here("no key"))?;
+        let plaintext = self.pgcrypto.decrypt_raising(key, value)?;
+        crate::migration::classical::encrypt_pq(tenant, &plaintext, aad)
+    }
+}
+
 /// What migration jobs do, for `lifecycle::batch` (registered from `_PG_init`).
 pub static MIGRATOR: batch::Migrator = batch::Migrator {
     migrate: |from_kind, rows| Batch::new(from_kind)?.migrate_all(rows),
     finished: state::job_finished,
+    one_by_one: |from_kind| Ok(Box::new(Batch::new(from_kind)?)),
 };
 
 /// The arguments of pq.migrate_column and pq.migrate_column_now.
