@@ -61,7 +61,9 @@ read -r job_sym job_pub job_raw <<<"$(echo $jobs)"
 check "status once queued: in_progress" "in_progress" "$(q "$port" -c "SELECT status FROM pq.migration_status('acme')")"
 check "dual-mode writes are post-quantum once it started" "pq_keyed" "$(q "$port" -c "SELECT pq.classify(pq.encrypt_dual_mode('acme', 'x'))")"
 wait_for "$port" "SELECT rows_done >= 10000 FROM pq.jobs WHERE id = $job_sym" || fail "the sym job started"
-check "progress is shown" "t" "$(q "$port" -c "SELECT rows_done > 0 AND rows_total = 100000 FROM pq.migration_progress WHERE job = $job_sym")"
+check "progress is shown, and the job runs in place (a block cursor)" "t|t" \
+  "$(q "$port" -c "SELECT rows_done > 0 AND rows_total = 100000, (SELECT cursor_block > 0 AND cursor_key IS NULL FROM pq.job_queue WHERE id = $job_sym)
+                     FROM pq.migration_progress WHERE job = $job_sym")"
 worker=$(q "$port" -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'apg_pqcrypto worker'")
 kill -9 "$worker" && ok "killed the worker in the middle of a migration" || fail "kill the worker"
 for _ in $(seq 1 60); do q "$port" -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done

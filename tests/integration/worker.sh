@@ -49,11 +49,12 @@ q "$port" -c "SELECT pq.create_tenant('jobt')" \
 job=$(q "$port" -c "SELECT pq.reencrypt('big', 'v', batch_size => 500)")
 wait_for "$port" "SELECT rows_done >= 10000 FROM pq.jobs WHERE id = $job" || fail "the job started"
 reinits() { grep -c "all server processes terminated; reinitializing" "$dir/server.log"; }
-state_before=$(q "$port" -c "SELECT state || '|' || (rows_done < 100000) FROM pq.jobs WHERE id = $job")
+state_before=$(q "$port" -c "SELECT j.state || '|' || (j.rows_done < 100000) || '|' || (q.cursor_block > 0 AND q.cursor_key IS NULL)
+                              FROM pq.jobs j JOIN pq.job_queue q USING (id) WHERE id = $job")
 done_before=$(q "$port" -c "SELECT rows_done FROM pq.jobs WHERE id = $job")
 pid=$(worker_pid)
 kill -9 "$pid" && ok "killed the worker (pid $pid) at $done_before rows" || fail "kill the worker"
-check "the job was running, not finished, when the worker died" "running|true" "$state_before"
+check "the job was running in place (a block cursor), not finished, when the worker died" "running|true|true" "$state_before"
 for _ in $(seq 1 60); do q "$port" -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
 check "the server went through crash recovery" "1" "$(reinits)"
 for _ in $(seq 1 240); do [ "$(q "$port" -c "SELECT state FROM pq.jobs WHERE id = $job")" = completed ] && break; sleep 0.5; done
