@@ -48,15 +48,6 @@ pub(super) struct Plan {
     rows_per_block: Option<f64>,
 }
 
-impl Plan {
-    /// Blocks in a range of about `batch_size` rows.
-    fn range(&self, batch_size: i32) -> u32 {
-        // 64 rows a block without statistics: 40-byte values.
-        let per_block = self.rows_per_block.filter(|r| *r >= 1.0).unwrap_or(64.0);
-        ((f64::from(batch_size.max(1)) / per_block).ceil() as u32).max(1)
-    }
-}
-
 /// How a job goes through `t` in place, or None if it cannot
 /// (see the module's documentation).
 pub(super) fn plan(t: &Tracked) -> PqResult<Option<Plan>> {
@@ -96,115 +87,102 @@ pub(super) fn plan(t: &Tracked) -> PqResult<Option<Plan>> {
     })
 }
 
-/// One batch of a pass over blocks `from..end`: the first range with
-/// work in it (ranges without go by in the same transaction). The rows
-/// done and the block the next batch starts at; None if nothing in the
-/// rest of the pass needed work (its end).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn step(
-    t: &Tracked,
-    tracked_id: i32,
-    sql: &TableSql<'_>,
-    args: &BatchArgs,
-    plan: &Plan,
-    work: &Work,
-    batch_size: i32,
-    tenant: Option<String>,
-    from: u32,
-    end: u32,
-) -> PqResult<Option<(Worked, u32)>> {
-    let size = plan.range(batch_size);
-    let mut from = from;
-    while from < end {
-        let to = end.min(from.saturating_add(size));
-        let worked = range(t, tracked_id, sql, args, plan, work, tenant.as_deref(), from, to)?;
-        from = to;
-        if worked.claimed > 0 {
-            return Ok(Some((worked, from)));
-        }
-    }
-    Ok(None)
+/// The job a pass belongs to, as its ranges need it.
+pub(super) struct Job<'a> {
+    pub(super) t: &'a Tracked,
+    pub(super) tracked_id: i32,
+    pub(super) sql: &'a TableSql<'a>,
+    pub(super) args: &'a BatchArgs,
+    pub(super) work: &'a Work,
+    /// The one tenant the job covers, if it covers one.
+    pub(super) tenant: Option<&'a str>,
 }
 
-/// Does the rows of blocks `from..to` that need it: in place, or
-/// the careful way if that fails (see the module's documentation).
-#[allow(clippy::too_many_arguments)]
-fn range(
-    t: &Tracked,
-    tracked_id: i32,
-    sql: &TableSql<'_>,
-    args: &BatchArgs,
-    plan: &Plan,
-    work: &Work,
-    tenant: Option<&str>,
-    from: u32,
-    to: u32,
-) -> PqResult<Worked> {
-    let timer = latency::start(Op::JobBatch);
-    let in_place = catalog::attempt(|| {
-        match catalog::with_settings(&[(c"lock_timeout", LOCK_WAIT)], || rewrite(sql, tracked_id, args, plan, work, tenant, from, to)) {
-            Ok(done) => done,
-            // As a Rust panic, which the subtransaction catches and rolls
-            // back (`raise` would jump past it to the worker's top).
-            Err(e) => pgrx::error!("{}", e.describe()),
-        }
-    });
-    match in_place {
-        Ok(done) => {
-            if done > 0 {
-                latency::finish(Op::JobBatch, &args.tenant, timer);
-            }
-            let done = done as i64;
-            Ok(Worked { claimed: done, done, failures: Vec::new(), last: None })
-        }
-        Err(refused) => {
-            // Said once per range: a job that slows down says why (the
-            // class of error only; a trigger's message may quote a value).
-            // A row held past the wait (skipped, and tried again in a later
-            // pass: it recurs while it is held) or changed under the
-            // statement (as often as the application writes): said at
-            // DEBUG1. What a value or a trigger refused: at LOG.
-            let code = refused.code();
-            let done = if *work == Work::Reencrypt { "re-encrypted" } else { "migrated" };
-            let said = format!("apg_pqcrypto: blocks {from}..{to} of {} are {done} row by row ({code})", t.table);
-            if ["55P03", "40P01", "40001"].contains(&code.as_str()) {
-                debug1!("{said}");
-            } else {
-                log!("{said}");
-            }
-            work_rows(t, tracked_id, sql, args, Scope::Blocks(from, to), work)
-        }
+impl Plan {
+    /// Blocks in a range of about `batch_size` rows.
+    fn blocks_per_range(&self, batch_size: i32) -> u32 {
+        // 64 rows a block without statistics: 40-byte values.
+        let per_block = self.rows_per_block.filter(|r| *r >= 1.0).unwrap_or(64.0);
+        ((f64::from(batch_size.max(1)) / per_block).ceil() as u32).max(1)
     }
-}
 
-/// The in-place UPDATE of blocks `from..to`, with the values re-encrypted
-/// by `pq_job_rewrite` under this batch's [`Rewrite`]. Refuses (so the
-/// caller rolls it back) unless every value re-encrypted was written.
-#[allow(clippy::too_many_arguments)]
-fn rewrite(
-    sql: &TableSql<'_>,
-    tracked_id: i32,
-    args: &BatchArgs,
-    plan: &Plan,
-    work: &Work,
-    tenant: Option<&str>,
-    from: u32,
-    to: u32,
-) -> PqResult<usize> {
-    let batch = Rewrite::enter(work, tenant)?;
-    let written = sql.rewrite(tracked_id, args, &plan.function, from, to)?;
-    let values = batch.values();
-    if values != written {
-        // A row changed under the statement (looked at again, or no
-        // longer in the range), or a BEFORE UPDATE trigger skipped a row
-        // (the careful way then says so).
-        return Err(PqError::Sql {
-            code: b"40001",
-            message: format!("an in-place batch re-encrypted {values} values and wrote {written} rows"),
-            hint: None,
+    /// One batch of `job`'s pass over blocks `from..end`: the first range
+    /// with work in it (ranges without go by in the same transaction). The
+    /// rows done and the block the next batch starts at; None if nothing in
+    /// the rest of the pass needed work (its end).
+    pub(super) fn step(&self, job: &Job<'_>, batch_size: i32, from: u32, end: u32) -> PqResult<Option<(Worked, u32)>> {
+        let size = self.blocks_per_range(batch_size);
+        let mut from = from;
+        while from < end {
+            let to = end.min(from.saturating_add(size));
+            let worked = self.range(job, from, to)?;
+            from = to;
+            if worked.claimed > 0 {
+                return Ok(Some((worked, from)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Does the rows of blocks `from..to` that need it: in place, or the
+    /// careful way if that fails (see the module's documentation).
+    fn range(&self, job: &Job<'_>, from: u32, to: u32) -> PqResult<Worked> {
+        let timer = latency::start(Op::JobBatch);
+        let in_place = catalog::attempt(|| {
+            match catalog::with_settings(&[(c"lock_timeout", LOCK_WAIT)], || self.rewrite(job, from, to)) {
+                Ok(done) => done,
+                // As a Rust panic, which the subtransaction catches and rolls
+                // back (`raise` would jump past it to the worker's top).
+                Err(e) => pgrx::error!("{}", e.describe()),
+            }
         });
+        match in_place {
+            Ok(done) => {
+                if done > 0 {
+                    latency::finish(Op::JobBatch, &job.args.tenant, timer);
+                }
+                let done = done as i64;
+                Ok(Worked { claimed: done, done, failures: Vec::new(), last: None })
+            }
+            Err(refused) => {
+                // Said once per range: a job that slows down says why (the
+                // class of error only; a trigger's message may quote a value).
+                // A row held past the wait (skipped, and tried again in a later
+                // pass: it recurs while it is held) or changed under the
+                // statement (as often as the application writes): said at
+                // DEBUG1. What a value or a trigger refused: at LOG.
+                let code = refused.code();
+                let done = if *job.work == Work::Reencrypt { "re-encrypted" } else { "migrated" };
+                let said = format!("apg_pqcrypto: blocks {from}..{to} of {} are {done} row by row ({code})", job.t.table);
+                if ["55P03", "40P01", "40001"].contains(&code.as_str()) {
+                    debug1!("{said}");
+                } else {
+                    log!("{said}");
+                }
+                work_rows(job.t, job.tracked_id, job.sql, job.args, Scope::Blocks(from, to), job.work)
+            }
+        }
     }
-    Ok(written)
+
+    /// The in-place UPDATE of blocks `from..to`, each value done by
+    /// `pq_job_rewrite` under this batch's [`Rewrite`]. Refuses (so the
+    /// caller rolls it back) unless every value done was written.
+    fn rewrite(&self, job: &Job<'_>, from: u32, to: u32) -> PqResult<usize> {
+        let batch = Rewrite::enter(job.work, job.tenant)?;
+        let written = job.sql.rewrite(job.tracked_id, job.args, &self.function, from, to)?;
+        let values = batch.values();
+        if values != written {
+            // A row changed under the statement (looked at again, or no
+            // longer in the range), or a BEFORE UPDATE trigger skipped a row
+            // (the careful way then says so).
+            return Err(PqError::Sql {
+                code: b"40001",
+                message: format!("an in-place batch changed {values} values and wrote {written} rows"),
+                hint: None,
+            });
+        }
+        Ok(written)
+    }
 }
 
 /// What `pq_job_rewrite` does to each value.

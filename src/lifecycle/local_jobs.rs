@@ -85,7 +85,8 @@ pub fn run_batch(id: i64, actor: &str) -> PqResult<Batch> {
         // A job queued (or queued again) starts a pass at the first block.
         Some(plan) => {
             let (from, end) = at_block.filter(|_| state != "queued").unwrap_or((0, plan.blocks));
-            in_place::step(&t, tracked_id, &sql, &args, plan, &work, batch_size, tenant, from, end)?
+            let job = in_place::Job { t: &t, tracked_id, sql: &sql, args: &args, work: &work, tenant: tenant.as_deref() };
+            plan.step(&job, batch_size, from, end)?
                 .map(|(worked, next)| (worked, Cursor::Blocks(next, end)))
         }
         None => {
